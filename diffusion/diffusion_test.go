@@ -1,0 +1,166 @@
+package diffusion
+
+import (
+	"math"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/internal/testutil"
+)
+
+func TestCosineSchedule(t *testing.T) {
+	s := Cosine(1000)
+	// ᾱ decreases from ≈1 to ≈0 and β never exceeds the 0.999 clip.
+	if s.AlphaBars[0] < 0.9999 || s.AlphaBars[0] >= 1 {
+		t.Errorf("ᾱ_0 = %v, want just below 1", s.AlphaBars[0])
+	}
+	if s.AlphaBars[999] > 1e-6 {
+		t.Errorf("ᾱ_999 = %v, want ≈ 0", s.AlphaBars[999])
+	}
+	for i := 1; i < 1000; i++ {
+		if s.AlphaBars[i] >= s.AlphaBars[i-1] || s.Betas[i] > 0.999 {
+			t.Fatalf("schedule not decreasing or β clip broken at %d", i)
+		}
+	}
+	// The midpoint of the continuous schedule: ᾱ(0.5) = cos²(0.508/1.008·π/2)/cos²(0.008/1.008·π/2).
+	want := math.Pow(math.Cos(0.508/1.008*math.Pi/2), 2) / math.Pow(math.Cos(0.008/1.008*math.Pi/2), 2)
+	if got := s.AlphaBars[499]; math.Abs(got-want) > 1e-9 {
+		t.Errorf("ᾱ_499 = %v, want %v", got, want)
+	}
+}
+
+func TestDPMSolverTimesteps(t *testing.T) {
+	p, err := Cosine(1000).DPMSolverPP(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// round(linspace(0, 999, 21)) reversed without the last: 999, 949, 899, …, 50.
+	if p[0].T != 999 || p[1].T != 949 || p[19].T != 50 {
+		t.Errorf("timesteps %d %d … %d, want 999 949 … 50", p[0].T, p[1].T, p[19].T)
+	}
+	if p[0].C != 0 || p[19].A != 0 || p[19].B != 1 {
+		t.Errorf("first step must be first order and last must return x̂₀: %+v %+v", p[0], p[19])
+	}
+	if _, err := Cosine(1000).DPMSolverPP(0); err == nil {
+		t.Error("0 steps accepted")
+	}
+}
+
+// gaussianDenoiser is the exact denoiser of x₀ ~ N(m, s²): for
+// x_t = α·x₀ + σ·ε, E[ε | x_t] = σ·(x_t − α·m)/(α²s² + σ²).
+func gaussianDenoiser(sched *Schedule, target Target, m, s float64) Denoiser {
+	return func(x, t *Node) *Node {
+		g := x.Graph()
+		ab := Gather(Const(g, sched.AlphaBars), Reshape(ConvertDType(t, dtypes.Int32), 1))
+		ab = ConvertDType(ab, x.DType())
+		alpha, sigma := Sqrt(ab), Sqrt(OneMinus(ab))
+		den := Add(MulScalar(ab, s*s), OneMinus(ab))
+		eps := Div(Mul(Sub(x, MulScalar(alpha, m)), sigma), den)
+		if target == Velocity {
+			x0 := Div(Sub(x, Mul(eps, sigma)), alpha)
+			return Sub(Mul(eps, alpha), Mul(x0, sigma))
+		}
+		return eps
+	}
+}
+
+// gaussianSamples draws n samples with plan. With loop set, each step is a
+// separate call of one compiled step graph (as long plans such as DDPM's
+// 1000 steps must run); otherwise the plan is unrolled in one graph.
+func gaussianSamples(t *testing.T, sched *Schedule, plan Plan, target Target, loop bool, n int, m, s float64) []float64 {
+	t.Helper()
+	b := testutil.Backend(t, "")
+	store := model.NewStore()
+	if err := store.SetRNGStateFromSeed(7); err != nil {
+		t.Fatal(err)
+	}
+	denoise := gaussianDenoiser(sched, target, m, s)
+	shape := shapes.Make(dtypes.Float32, n)
+	var out *tensors.Tensor
+	var err error
+	if !loop {
+		out, err = model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node {
+			x := scope.RandomNormal(g, shape)
+			return sched.Run(plan, x, target, denoise, func(int) *Node { return scope.RandomNormal(g, shape) })
+		})
+	} else {
+		var init *tensors.Tensor
+		if init, err = model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node { return scope.RandomNormal(g, shape) }); err != nil {
+			t.Fatal(err)
+		}
+		exec, err2 := model.NewExec(b, store, func(scope *model.Scope, x, prev, coeffs *Node) (*Node, *Node) {
+			return Update(x, prev, coeffs, target, denoise, scope.RandomNormal(x.Graph(), shape))
+		})
+		if err2 != nil {
+			t.Fatal(err2)
+		}
+		x, prev := init, tensors.FromShape(shape)
+		for _, st := range plan {
+			outs, err3 := exec.Call(x, prev, Tensor(sched.Coeffs(st), dtypes.Float32))
+			if err3 != nil {
+				t.Fatal(err3)
+			}
+			x, prev = outs[0], outs[1]
+		}
+		out = x
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := tensors.MustCopyFlatData[float32](out)
+	r := make([]float64, len(f))
+	for i, v := range f {
+		r[i] = float64(v)
+	}
+	return r
+}
+
+func meanStd(x []float64) (float64, float64) {
+	var m, v float64
+	for _, a := range x {
+		m += a
+	}
+	m /= float64(len(x))
+	for _, a := range x {
+		v += (a - m) * (a - m)
+	}
+	return m, math.Sqrt(v / float64(len(x)))
+}
+
+// TestSamplersRecoverGaussian: with the exact denoiser of Gaussian data,
+// DPM-Solver++ (20 steps) and DDPM (1000 steps) reproduce the mean and the
+// standard deviation of the data within 2%.
+func TestSamplersRecoverGaussian(t *testing.T) {
+	const m, s, n = 1.5, 0.5, 20000
+	sched := Cosine(1000)
+	dpm, err := sched.DPMSolverPP(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		plan   Plan
+		target Target
+		loop   bool
+	}{
+		{"dpmsolver++20_eps", dpm, Epsilon, false},
+		{"dpmsolver++20_v", dpm, Velocity, false},
+		{"dpmsolver++20_eps_loop", dpm, Epsilon, true},
+		{"ddpm1000_eps", sched.DDPM(), Epsilon, true},
+		{"ddpm1000_v", sched.DDPM(), Velocity, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			gotM, gotS := meanStd(gaussianSamples(t, sched, c.plan, c.target, c.loop, n, m, s))
+			t.Logf("mean %.4f (want %.2f), std %.4f (want %.2f)", gotM, m, gotS, s)
+			if math.Abs(gotM-m) > 0.02*m || math.Abs(gotS-s) > 0.02*s {
+				t.Errorf("mean %.4f std %.4f, want %.2f and %.2f within 2%%", gotM, gotS, m, s)
+			}
+		})
+	}
+}

@@ -1,0 +1,118 @@
+// Package lm is LatentLM itself (DESIGN.md §3–§7): one causal Transformer over
+// sequences that mix discrete tokens and continuous latent vectors, a softmax
+// head for the tokens and a next-token diffusion head for the latents.
+//
+// A sequence is a list of items. Item i is either a token id or a latent
+// vector; the hidden state at item i predicts item i+1, through the softmax
+// head if that item is a token and through the diffusion head if it is a
+// latent. Latent segments are delimited by <BOL> and <EOL>, so the model
+// itself says where a segment ends.
+package lm
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/nn"
+)
+
+// Config is the architecture, saved as JSON beside the weights.
+type Config struct {
+	Dim       int     `json:"dim"`
+	Depth     int     `json:"depth"`
+	Heads     int     `json:"heads"`
+	KVHeads   int     `json:"kv_heads"`
+	MLPRatio  float64 `json:"mlp_ratio"`
+	HeadDepth int     `json:"head_depth"` // adaLN blocks of the diffusion head
+	HeadDim   int     `json:"head_dim"`   // width of the diffusion head
+	Latent    int     `json:"latent_channels"`
+	MaxLen    int     `json:"max_len"`
+	Target    string  `json:"target"` // "eps" or "v"
+	Vocab     Vocab   `json:"vocab"`
+}
+
+// Vocab lays out the discrete ids: Classes class tokens 0…Classes−1, then
+// the null class (classifier-free guidance), <BOL>, <EOL>, and Extra further
+// tokens (text) from id Classes+3 on. The first Classes+1 rows are the public
+// code's y_embedder table.
+type Vocab struct {
+	Classes int `json:"classes"`
+	Extra   int `json:"extra"`
+}
+
+// Null is the null-class id.
+func (v Vocab) Null() int { return v.Classes }
+
+// BOL is the begin-of-latent id.
+func (v Vocab) BOL() int { return v.Classes + 1 }
+
+// EOL is the end-of-latent id.
+func (v Vocab) EOL() int { return v.Classes + 2 }
+
+// Size is the number of discrete ids.
+func (v Vocab) Size() int { return v.Classes + 3 + v.Extra }
+
+// DefaultConfig is the MNIST class-to-image model: 7×7 latents of 8 channels.
+func DefaultConfig() Config {
+	return Config{Dim: 192, Depth: 4, Heads: 6, KVHeads: 6, MLPRatio: 4, HeadDepth: 3, HeadDim: 192,
+		Latent: 8, MaxLen: 52, Target: "eps", Vocab: Vocab{Classes: 10}}
+}
+
+// Validate reports an inconsistent configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Dim <= 0 || c.Depth <= 0 || c.Heads <= 0 || c.HeadDepth <= 0 || c.HeadDim <= 0 || c.Latent <= 0:
+		return fmt.Errorf("lm config: sizes must be positive: %+v", c)
+	case c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:
+		return fmt.Errorf("lm config: dim %d must split into %d heads of even width", c.Dim, c.Heads)
+	case c.KVHeads <= 0 || c.Heads%c.KVHeads != 0:
+		return fmt.Errorf("lm config: kv_heads %d must divide heads %d", c.KVHeads, c.Heads)
+	case c.MaxLen < 2:
+		return fmt.Errorf("lm config: max_len %d too small", c.MaxLen)
+	}
+	_, err := diffusion.ParseTarget(c.Target)
+	return err
+}
+
+// JSON encodes the config.
+func (c Config) JSON() []byte {
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return b
+}
+
+func (c Config) block() nn.Block {
+	return nn.Block{Attn: nn.Attention{Dim: c.Dim, Heads: c.Heads, KVHeads: c.KVHeads}, Hidden: nn.SwiGLUHidden(c.Dim, c.MLPRatio)}
+}
+
+// Specs declares every weight with its public-code name (docs/WEIGHTS.md).
+func (c Config) Specs() []nn.Spec {
+	d, hw, std := c.Dim, c.HeadDim, nn.InitStd
+	specs := []nn.Spec{
+		{Name: "tok_embeddings.weight", Shape: []int{c.Vocab.Size(), d}, Std: std},
+		{Name: "x_embedder.weight", Shape: []int{d, c.Latent}, Std: std},
+	}
+	b := c.block()
+	for i := range c.Depth {
+		specs = append(specs, b.Specs(fmt.Sprintf("blocks.%d", i))...)
+	}
+	specs = append(specs,
+		nn.Spec{Name: "lm_head.weight", Shape: []int{c.Vocab.Size(), d}, Std: std},
+		nn.Spec{Name: "condition_layer.linear.weight", Shape: []int{hw, d}, Std: std},
+		nn.Spec{Name: "noisy_x_embedder.weight", Shape: []int{hw, c.Latent}, Std: std},
+		nn.Spec{Name: "t_embedder.mlp.0.weight", Shape: []int{hw, timestepFeatures}, Std: std},
+		nn.Spec{Name: "t_embedder.mlp.2.weight", Shape: []int{hw, hw}, Std: std},
+	)
+	headHidden := nn.SwiGLUHidden(hw, c.MLPRatio)
+	for j := range c.HeadDepth {
+		p := fmt.Sprintf("diffusion_blocks.%d", j)
+		specs = append(specs, nn.Spec{Name: p + ".adaLN_modulation.1.weight", Shape: []int{3 * hw, hw}})
+		specs = append(specs, nn.SwiGLUSpecs(p+".mlp", hw, headHidden)...)
+	}
+	return append(specs,
+		nn.Spec{Name: "final_layer.adaLN_modulation.1.weight", Shape: []int{2 * hw, hw}},
+		nn.Spec{Name: "final_layer.linear.weight", Shape: []int{c.Latent, hw}},
+	)
+}
+
+const timestepFeatures = 256

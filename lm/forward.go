@@ -1,0 +1,141 @@
+package lm
+
+import (
+	"fmt"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/nn"
+)
+
+// Items is a batch of mixed sequences as graph nodes: Ids [B, L] (int32,
+// ignored where latent), Latents [B, L, C] (ignored where not latent) and
+// IsLatent [B, L] (1 where the item is a latent vector, else 0).
+type Items struct {
+	Ids, Latents, IsLatent *Node
+}
+
+// Slice returns items [from, to) along the sequence axis.
+func (it Items) Slice(from, to int) Items {
+	return Items{
+		Ids:      SliceAxis(it.Ids, 1, AxisRange(from, to)),
+		Latents:  SliceAxis(it.Latents, 1, AxisRange(from, to)),
+		IsLatent: SliceAxis(it.IsLatent, 1, AxisRange(from, to)),
+	}
+}
+
+// Embed maps each item to the backbone width: tokens through the embedding
+// table, latents through x_embedder.
+func (c Config) Embed(w nn.Weights, it Items) *Node {
+	tok := nn.Embed(w.Get("tok_embeddings.weight"), it.Ids)
+	lat := nn.Linear(it.Latents, w.Get("x_embedder.weight"))
+	isLat := InsertAxes(it.IsLatent, -1)
+	return Add(Mul(lat, isLat), Mul(tok, OneMinus(isLat)))
+}
+
+// Backbone runs the causal Transformer over items at positions pos [T] and
+// returns the normalised hidden states RMSNorm(h) [B, T, d]. With caches (one
+// per layer) it decodes incrementally and returns the updated caches.
+func (c Config) Backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV) (*Node, []*nn.KV) {
+	x := c.Embed(w, it)
+	b := c.block()
+	var newCaches []*nn.KV
+	for i := range c.Depth {
+		var cache *nn.KV
+		if caches != nil {
+			cache = caches[i]
+		}
+		var nc *nn.KV
+		x, nc = b.Forward(w, fmt.Sprintf("blocks.%d", i), x, pos, true, cache)
+		newCaches = append(newCaches, nc)
+	}
+	if caches == nil {
+		newCaches = nil
+	}
+	return nn.RMSNorm(x), newCaches
+}
+
+// Logits is the softmax head over the discrete vocabulary.
+func (c Config) Logits(w nn.Weights, h *Node) *Node {
+	return nn.Linear(h, w.Get("lm_head.weight"))
+}
+
+// Condition is what the diffusion head is conditioned on: Linear(RMSNorm(h)).
+// h from Backbone is already normalised.
+func (c Config) Condition(w nn.Weights, h *Node) *Node {
+	return nn.Linear(h, w.Get("condition_layer.linear.weight"))
+}
+
+// Head is the diffusion head: it predicts ε (or v) for noisy latents xt [N, C]
+// at timesteps t [N] (float) given conditions cond [N, HeadDim].
+func (c Config) Head(w nn.Weights, xt, t, cond *Node) *Node {
+	temb := nn.TimestepEmbedding(t, timestepFeatures)
+	temb = nn.Linear(nn.SiLU(nn.Linear(temb, w.Get("t_embedder.mlp.0.weight"))), w.Get("t_embedder.mlp.2.weight"))
+	cvec := nn.SiLU(Add(cond, temb))
+	x := nn.Linear(xt, w.Get("noisy_x_embedder.weight"))
+	hw := c.HeadDim
+	for j := range c.HeadDepth {
+		p := fmt.Sprintf("diffusion_blocks.%d", j)
+		mod := nn.Linear(cvec, w.Get("%s.adaLN_modulation.1.weight", p))
+		shift, scale, gate := chunk(mod, hw, 0), chunk(mod, hw, 1), chunk(mod, hw, 2)
+		x = Add(x, Mul(gate, nn.SwiGLU(w, p+".mlp", nn.Modulate(nn.RMSNorm(x), shift, scale))))
+	}
+	mod := nn.Linear(cvec, w.Get("final_layer.adaLN_modulation.1.weight"))
+	x = nn.Modulate(nn.RMSNorm(x), chunk(mod, hw, 0), chunk(mod, hw, 1))
+	return nn.Linear(x, w.Get("final_layer.linear.weight"))
+}
+
+// chunk returns the i-th width-sized slice of the last axis.
+func chunk(x *Node, width, i int) *Node {
+	return nn.Take(x, x.Rank()-1, i*width, (i+1)*width)
+}
+
+// Positions returns the float positions from, …, from+n−1.
+func Positions(g *Graph, dtype dtypes.DType, from, n int) *Node {
+	return AddScalar(Iota(g, nn.Shape(dtype, n), 0), float64(from))
+}
+
+// Losses are the terms of the training objective.
+type Losses struct {
+	Total, CE, Diffusion *Node
+}
+
+// Loss is the teacher-forced objective over items [B, L] with valid [B, L]
+// (1 for real items, 0 for padding): cross-entropy where the next item is a
+// token, plus the diffusion loss where it is a latent, with batchMul noise
+// draws (t, ε) per latent item from the store's RNG.
+func (c Config) Loss(scope *model.Scope, w nn.Weights, it Items, valid *Node, sched *diffusion.Schedule, batchMul int) Losses {
+	g := valid.Graph()
+	dims := it.Ids.Shape().Dimensions
+	batch, length := dims[0], dims[1]
+	target, err := diffusion.ParseTarget(c.Target)
+	if err != nil {
+		panic(err)
+	}
+	h, _ := c.Backbone(w, it.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil)
+	next := it.Slice(1, length)
+	nextValid := SliceAxis(valid, 1, AxisRange(1, length))
+
+	tokenMask := Mul(OneMinus(next.IsLatent), nextValid)
+	ce := nn.CrossEntropy(c.Logits(w, h), next.Ids, tokenMask)
+
+	n := batch * (length - 1)
+	cond := Reshape(c.Condition(w, h), n, c.HeadDim)
+	x0 := Reshape(next.Latents, n, c.Latent)
+	latMask := Reshape(Mul(next.IsLatent, nextValid), n)
+	tile := func(x *Node) *Node { // [n, …] → [batchMul·n, …]
+		d := append([]int{batchMul}, x.Shape().Dimensions...)
+		return Reshape(BroadcastToDims(InsertAxes(x, 0), d...), append([]int{batchMul * n}, x.Shape().Dimensions[1:]...)...)
+	}
+	cond, x0, latMask = tile(cond), tile(x0), tile(latMask)
+	ts := scope.RandomIntN(g, sched.T, nn.Shape(dtypes.Int32, batchMul*n))
+	eps := scope.RandomNormal(g, nn.Shape(dtypes.Float32, batchMul*n, c.Latent))
+	xt, want := sched.AddNoise(x0, eps, ts, target)
+	pred := c.Head(w, xt, ConvertDType(ts, dtypes.Float32), cond)
+	perItem := ReduceMean(Square(Sub(pred, want)), -1)
+	diff := Div(ReduceAllSum(Mul(perItem, latMask)), MaxScalar(ReduceAllSum(latMask), 1))
+	return Losses{Total: Add(ce, diff), CE: ce, Diffusion: diff}
+}

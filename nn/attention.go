@@ -1,0 +1,154 @@
+package nn
+
+import (
+	"math"
+
+	"github.com/gomlx/gomlx/core/tensors"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+)
+
+// Attention describes a multi-head attention layer with grouped-query
+// attention: KVHeads ≤ Heads, and each group of Heads/KVHeads query heads
+// shares one key and value head.
+type Attention struct {
+	Dim, Heads, KVHeads int
+}
+
+// HeadDim is the width of one head.
+func (a Attention) HeadDim() int { return a.Dim / a.Heads }
+
+// Specs declares the fused qkv projection (rows: all q heads, then k heads,
+// then v heads, as in the public code) and the output projection.
+func (a Attention) Specs(prefix string) []Spec {
+	hd := a.HeadDim()
+	return []Spec{
+		{prefix + ".qkv.weight", []int{a.Dim + 2*a.KVHeads*hd, a.Dim}, InitStd},
+		{prefix + ".proj.weight", []int{a.Dim, a.Dim}, InitStd},
+	}
+}
+
+// KV is a fixed-length key/value cache of one layer, [B, MaxLen, KVHeads, HeadDim]
+// each. Its length never changes, so decoding compiles one graph; positions
+// not yet written are masked out by the causal mask.
+type KV struct{ K, V *Node }
+
+// Forward runs attention over x [B, T, Dim] whose items sit at absolute
+// positions pos [T] (float). With causal set, item t sees keys at positions
+// ≤ pos[t]. With cache non-nil, the new keys and values are written into the
+// cache at pos, attention runs over the whole cache, and the updated cache is
+// returned; otherwise keys are the T items themselves.
+func (a Attention) Forward(w Weights, prefix string, x, pos *Node, causal bool, cache *KV) (*Node, *KV) {
+	batch, seqLen := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	hd := a.HeadDim()
+	qkv := Linear(x, w.Get("%s.qkv.weight", prefix))
+	heads := Reshape(qkv, batch, seqLen, a.Heads+2*a.KVHeads, hd)
+	q := Take(heads, 2, 0, a.Heads)
+	k := Take(heads, 2, a.Heads, a.Heads+a.KVHeads)
+	v := Take(heads, 2, a.Heads+a.KVHeads, a.Heads+2*a.KVHeads)
+	q = RoPE(q, pos)
+	k = RoPE(k, pos)
+
+	keyPos := pos
+	var newCache *KV
+	if cache != nil {
+		maxLen := cache.K.Shape().Dimensions[1]
+		// write[t, s] = 1 where item t goes into slot s. A product with this
+		// one-hot matrix writes the cache without DynamicUpdateSlice, which
+		// neither CPU backend implements.
+		slots := Iota(x.Graph(), Shape(x.DType(), 1, maxLen), 1)
+		write := ConvertDType(Equal(InsertAxes(pos, -1), slots), x.DType()) // [T, S]
+		keep := OneMinus(ReduceSum(write, 0))                               // [S]
+		update := func(c, n *Node) *Node {
+			written := DotGeneral(write, []int{0}, nil, n, []int{1}, nil) // [S, B, KV, hd]
+			written = TransposeAllAxes(written, 1, 0, 2, 3)
+			return Add(Mul(c, Reshape(keep, 1, maxLen, 1, 1)), written)
+		}
+		newCache = &KV{K: update(cache.K, k), V: update(cache.V, v)}
+		k, v = newCache.K, newCache.V
+		keyPos = Iota(x.Graph(), Shape(x.DType(), maxLen), 0)
+	}
+	out := attend(q, k, v, pos, keyPos, causal || cache != nil)
+	out = Reshape(out, batch, seqLen, a.Dim)
+	return Linear(out, w.Get("%s.proj.weight", prefix)), newCache
+}
+
+// attend computes softmax(q·kᵀ/√hd)·v with q [B,T,H,hd], k and v [B,S,KV,hd].
+func attend(q, k, v, queryPos, keyPos *Node, causal bool) *Node {
+	dims := q.Shape().Dimensions
+	batch, seqLen, heads, hd := dims[0], dims[1], dims[2], dims[3]
+	kvLen, kvHeads := k.Shape().Dimensions[1], k.Shape().Dimensions[2]
+	if group := heads / kvHeads; group > 1 {
+		expand := func(x *Node) *Node {
+			x = BroadcastToDims(InsertAxes(x, 3), batch, kvLen, kvHeads, group, hd)
+			return Reshape(x, batch, kvLen, heads, hd)
+		}
+		k, v = expand(k), expand(v)
+	}
+	scores := DotGeneral(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, H, T, S]
+	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
+	if causal {
+		allowed := LessOrEqual(InsertAxes(keyPos, 0), InsertAxes(queryPos, -1)) // [T, S]
+		allowed = BroadcastToDims(Reshape(allowed, 1, 1, seqLen, kvLen), batch, heads, seqLen, kvLen)
+		scores = Where(allowed, scores, BroadcastToDims(Scalar(q.Graph(), q.DType(), -1e9), batch, heads, seqLen, kvLen))
+	}
+	probs := Softmax(scores, -1)
+	out := DotGeneral(probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, T, hd]
+	return TransposeAllAxes(out, 0, 2, 1, 3)
+}
+
+// RoPE rotates interleaved pairs (2j, 2j+1) of the last axis of x [B,T,H,hd]
+// by pos[t]·f_j with f_j = 10000^(−j/(hd/2−1)), the spacing of the public code.
+// It is written as x·cos + rot(x)·sin, rot(x₀, x₁) = (−x₁, x₀), with the pair
+// swap a product with a 2×2 matrix: slicing would need Pad in the gradient,
+// which ONNX Runtime lacks, and Reverse has no gradient in GoMLX.
+func RoPE(x, pos *Node) *Node {
+	dims := x.Shape().Dimensions
+	batch, seqLen, heads, hd := dims[0], dims[1], dims[2], dims[3]
+	half := hd / 2
+	freqs := make([]float64, hd)
+	for j := range half {
+		e := 0.0
+		if half > 1 {
+			e = float64(j) / float64(half-1)
+		}
+		freqs[2*j] = math.Pow(10000, -e)
+		freqs[2*j+1] = freqs[2*j]
+	}
+	g := x.Graph()
+	angles := Mul(InsertAxes(pos, -1), InsertAxes(Const(g, Tensor(freqs, x.DType(), hd)), 0)) // [T, hd]
+	cos := Reshape(Cos(angles), 1, seqLen, 1, hd)
+	sin := Reshape(Sin(angles), 1, seqLen, 1, hd)
+	pairs := Reshape(x, batch, seqLen, heads, half, 2)
+	swap := Const(g, Tensor([]float64{0, 1, -1, 0}, x.DType(), 2, 2)) // (x₀, x₁)·M = (−x₁, x₀)
+	rot := Reshape(DotGeneral(pairs, []int{4}, nil, swap, []int{0}, nil), batch, seqLen, heads, hd)
+	return Add(Mul(x, cos), Mul(rot, sin))
+}
+
+// Take returns x[..., from:to, ...] along axis. It gathers instead of
+// slicing because the gradient of a slice is a Pad, which ONNX Runtime does
+// not implement; a gather's gradient is a scatter-add, which it does.
+func Take(x *Node, axis, from, to int) *Node {
+	if axis < 0 {
+		axis += x.Rank()
+	}
+	perm := make([]int, x.Rank())
+	perm[0] = axis
+	for i, j := 0, 1; i < x.Rank(); i++ {
+		if i != axis {
+			perm[j] = i
+			j++
+		}
+	}
+	idx := make([]int64, to-from)
+	for i := range idx {
+		idx[i] = int64(from + i)
+	}
+	moved := TransposeAllAxes(x, perm...)
+	taken := Gather(moved, Const(x.Graph(), tensors.FromFlatDataAndDimensions(idx, len(idx), 1)))
+	inv := make([]int, len(perm))
+	for i, p := range perm {
+		inv[p] = i
+	}
+	return TransposeAllAxes(taken, inv...)
+}

@@ -1,0 +1,173 @@
+// Package vae is the image tokenizer (DESIGN.md §2): a small ViT encoder and
+// decoder between 28×28 images and a 7×7 grid of latent vectors.
+//
+// Three kinds share the architecture so that comparisons are fair:
+//
+//   - sigma (σ-VAE, the default): the encoder gives μ and the latent is
+//     z = μ + σ·ε with one σ per example, σ = |N(0,1)|·C_σ, never learned. The
+//     fixed, sampled variance keeps the latent space from collapsing, which the
+//     paper shows is what autoregressive generation needs.
+//   - vae: a learned log-variance and the usual KL term.
+//   - ae: deterministic, z = μ.
+//
+// There are no strided convolutions: ONNX Runtime cannot differentiate them,
+// so images are patchified by reshape (space-to-depth).
+package vae
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/nn"
+)
+
+// Kinds lists the tokenizer kinds.
+var Kinds = []string{"sigma", "vae", "ae"}
+
+// Config is the tokenizer's architecture and objective, saved beside its weights.
+type Config struct {
+	Kind      string  `json:"kind"`
+	ImageSize int     `json:"image_size"`
+	Patch     int     `json:"patch"`
+	Channels  int     `json:"latent_channels"`
+	Dim       int     `json:"dim"`
+	Depth     int     `json:"depth"` // blocks in each of encoder and decoder
+	Heads     int     `json:"heads"`
+	MLPRatio  float64 `json:"mlp_ratio"`
+	CSigma    float64 `json:"c_sigma"`   // σ-VAE noise scale C_σ
+	KLWeight  float64 `json:"kl_weight"` // weight of mean(μ²) (sigma, ae) or of the KL (vae)
+}
+
+// DefaultConfig is the σ-VAE of the MNIST demo.
+func DefaultConfig() Config {
+	return Config{Kind: "sigma", ImageSize: 28, Patch: 4, Channels: 8, Dim: 128, Depth: 2, Heads: 4,
+		MLPRatio: 3, CSigma: 0.9375, KLWeight: 0.01}
+}
+
+// Validate reports an inconsistent configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Kind != "sigma" && c.Kind != "vae" && c.Kind != "ae":
+		return fmt.Errorf("vae config: unknown kind %q: want sigma, vae or ae", c.Kind)
+	case c.Patch <= 0 || c.ImageSize%c.Patch != 0:
+		return fmt.Errorf("vae config: patch %d must divide image size %d", c.Patch, c.ImageSize)
+	case c.Channels <= 0 || c.Dim <= 0 || c.Depth <= 0 || c.Heads <= 0 || c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:
+		return fmt.Errorf("vae config: bad sizes %+v", c)
+	}
+	return nil
+}
+
+// JSON encodes the config.
+func (c Config) JSON() []byte {
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return b
+}
+
+// Grid is the side of the latent grid (7 for 28/4).
+func (c Config) Grid() int { return c.ImageSize / c.Patch }
+
+// Items is the number of latent vectors per image.
+func (c Config) Items() int { return c.Grid() * c.Grid() }
+
+func (c Config) block() nn.Block {
+	return nn.Block{Attn: nn.Attention{Dim: c.Dim, Heads: c.Heads, KVHeads: c.Heads}, Hidden: nn.SwiGLUHidden(c.Dim, c.MLPRatio)}
+}
+
+// Specs declares the weights.
+func (c Config) Specs() []nn.Spec {
+	pp, n, d := c.Patch*c.Patch, c.Items(), c.Dim
+	encOut := c.Channels
+	if c.Kind == "vae" {
+		encOut = 2 * c.Channels
+	}
+	specs := []nn.Spec{
+		{Name: "encoder.patch_embed.weight", Shape: []int{d, pp}, Std: nn.InitStd},
+		{Name: "encoder.pos_embed", Shape: []int{n, d}, Std: nn.InitStd},
+		{Name: "decoder.latent_embed.weight", Shape: []int{d, c.Channels}, Std: nn.InitStd},
+		{Name: "decoder.pos_embed", Shape: []int{n, d}, Std: nn.InitStd},
+	}
+	b := c.block()
+	for i := range c.Depth {
+		specs = append(specs, b.Specs(fmt.Sprintf("encoder.blocks.%d", i))...)
+		specs = append(specs, b.Specs(fmt.Sprintf("decoder.blocks.%d", i))...)
+	}
+	return append(specs,
+		nn.Spec{Name: "encoder.out.weight", Shape: []int{encOut, d}, Std: nn.InitStd},
+		nn.Spec{Name: "decoder.out.weight", Shape: []int{pp, d}, Std: nn.InitStd},
+	)
+}
+
+func (c Config) trunk(w nn.Weights, prefix string, x *Node) *Node {
+	x = Add(x, InsertAxes(w.Get("%s.pos_embed", prefix), 0))
+	pos := Iota(x.Graph(), nn.Shape(x.DType(), c.Items()), 0)
+	b := c.block()
+	for i := range c.Depth {
+		x, _ = b.Forward(w, fmt.Sprintf("%s.blocks.%d", prefix, i), x, pos, false, nil)
+	}
+	return nn.RMSNorm(x)
+}
+
+// Encode maps images [B, H, W] in [0, 1] to μ [B, N, C] and, for kind vae,
+// the log-variance (nil otherwise).
+func (c Config) Encode(w nn.Weights, images *Node) (mu, logvar *Node) {
+	b := images.Shape().Dimensions[0]
+	patches := Reshape(nn.SpaceToDepth(InsertAxes(images, -1), c.Patch), b, c.Items(), c.Patch*c.Patch)
+	h := c.trunk(w, "encoder", nn.Linear(AddScalar(patches, -0.5), w.Get("encoder.patch_embed.weight")))
+	out := nn.Linear(h, w.Get("encoder.out.weight"))
+	if c.Kind != "vae" {
+		return out, nil
+	}
+	return nn.Take(out, 2, 0, c.Channels), nn.Take(out, 2, c.Channels, 2*c.Channels)
+}
+
+// Decode maps latents [B, N, C] to images [B, H, W] in [0, 1].
+func (c Config) Decode(w nn.Weights, z *Node) *Node {
+	b := z.Shape().Dimensions[0]
+	h := c.trunk(w, "decoder", nn.Linear(z, w.Get("decoder.latent_embed.weight")))
+	patches := Sigmoid(nn.Linear(h, w.Get("decoder.out.weight")))
+	g := c.Grid()
+	img := nn.DepthToSpace(Reshape(patches, b, g, g, c.Patch*c.Patch), c.Patch)
+	return Reshape(img, b, c.ImageSize, c.ImageSize)
+}
+
+// Sample draws the latent of a kind from the encoder's outputs: μ + σ·ε with
+// σ_b = |N(0,1)|·C_σ per example (sigma), μ + exp(½·logvar)·ε (vae), or μ (ae).
+func (c Config) Sample(scope *model.Scope, mu, logvar *Node) *Node {
+	g := mu.Graph()
+	switch c.Kind {
+	case "sigma":
+		b := mu.Shape().Dimensions[0]
+		sigma := MulScalar(Abs(scope.RandomNormal(g, nn.Shape(mu.DType(), b, 1, 1))), c.CSigma)
+		return Add(mu, Mul(sigma, scope.RandomNormal(g, mu.Shape())))
+	case "vae":
+		return Add(mu, Mul(Exp(MulScalar(logvar, 0.5)), scope.RandomNormal(g, mu.Shape())))
+	}
+	return mu
+}
+
+// Losses are the terms of the tokenizer objective.
+type Losses struct {
+	Total, Recon, Reg *Node
+}
+
+// Loss is reconstruction MSE plus KLWeight times mean(μ²) (sigma, ae: with
+// the variance fixed the KL reduces to this pull on μ) or the mean KL to
+// N(0, I) (vae).
+func (c Config) Loss(scope *model.Scope, w nn.Weights, images *Node) Losses {
+	mu, logvar := c.Encode(w, images)
+	recon := ReduceAllMean(Square(Sub(c.Decode(w, c.Sample(scope, mu, logvar)), images)))
+	var reg *Node
+	if c.Kind == "vae" {
+		reg = MulScalar(ReduceAllMean(Sub(Add(Square(mu), Exp(logvar)), OnePlus(logvar))), 0.5)
+	} else {
+		reg = ReduceAllMean(Square(mu))
+	}
+	return Losses{Total: Add(recon, MulScalar(reg, c.KLWeight)), Recon: recon, Reg: reg}
+}
+
+// PSNR in dB of a mean squared error on [0, 1] images.
+func PSNR(mse float64) float64 { return 10 * math.Log10(1/mse) }
