@@ -131,7 +131,7 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, it Items, valid *Node, sc
 		return Reshape(BroadcastToDims(InsertAxes(x, 0), d...), append([]int{batchMul * n}, x.Shape().Dimensions[1:]...)...)
 	}
 	cond, x0, latMask = tile(cond), tile(x0), tile(latMask)
-	ts := scope.RandomIntN(g, sched.T, nn.Shape(dtypes.Int32, batchMul*n))
+	ts := scope.RandomIntN(g, int32(sched.T), nn.Shape(dtypes.Int32, batchMul*n))
 	eps := scope.RandomNormal(g, nn.Shape(dtypes.Float32, batchMul*n, c.Latent))
 	xt, want := sched.AddNoise(x0, eps, ts, target)
 	pred := c.Head(w, xt, ConvertDType(ts, dtypes.Float32), cond)
