@@ -116,3 +116,21 @@ func (c Config) Specs() []nn.Spec {
 }
 
 const timestepFeatures = 256
+
+// ForwardFLOPs counts the matmul FLOPs (2 per multiply-add) of one teacher-
+// forced forward pass over batch sequences of length items: the backbone
+// over every item (attention over the whole length, as computed), the
+// softmax head, and the diffusion head batchMul times per item.
+func (c Config) ForwardFLOPs(batch, length, batchMul int) float64 {
+	d, hw := float64(c.Dim), float64(c.HeadDim)
+	hd := d / float64(c.Heads)
+	kv := float64(c.KVHeads) * hd
+	h := float64(nn.SwiGLUHidden(c.Dim, c.MLPRatio))
+	hh := float64(nn.SwiGLUHidden(c.HeadDim, c.MLPRatio))
+	lat, v, T := float64(c.Latent), float64(c.Vocab.Size()), float64(length)
+	layer := 2*d*(d+2*kv) + 2*d*d + 2*3*d*h + 2*2*T*d
+	perItem := 2*lat*d + float64(c.Depth)*layer + 2*d*v + 2*d*hw
+	head := 2*lat*hw + 2*timestepFeatures*hw + 2*hw*hw +
+		float64(c.HeadDepth)*(2*hw*3*hw+2*3*hw*hh) + 2*hw*2*hw + 2*hw*lat
+	return float64(batch) * T * (perItem + float64(batchMul)*head)
+}
