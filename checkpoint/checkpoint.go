@@ -1,0 +1,269 @@
+// Package checkpoint saves and loads models and training state.
+//
+// A model checkpoint is a folder:
+//
+//	config.json              what the model is: kind, architecture, training info
+//	model.safetensors        the weights, under their PyTorch names
+//	train_state.safetensors  everything else a run needs to resume (optional)
+//
+// Weights use the safetensors format so that standard readers (and the
+// public PyTorch code, through docs/WEIGHTS.md) can open them. The training
+// state holds every variable of the store — weights, Adam moments, step
+// counters, learning rate, RNG state and EMA weights — so a resumed run
+// continues bit for bit. Every file is written atomically.
+package checkpoint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/safetensors"
+)
+
+// File names inside a checkpoint folder.
+const (
+	ConfigFile  = "config.json"
+	WeightsFile = "model.safetensors"
+	StateFile   = "train_state.safetensors"
+)
+
+// emaScope mirrors train.EMAScope (kept here to avoid an import cycle).
+const emaScope = "/ema"
+
+// Header is config.json.
+type Header struct {
+	Kind   string          `json:"kind"`
+	Config json.RawMessage `json:"config"`
+	Info   map[string]any  `json:"info,omitempty"`
+}
+
+// Model is an architecture config that declares its weights.
+type Model interface {
+	Specs() []nn.Spec
+	Validate() error
+}
+
+// Save writes dir/config.json and dir/model.safetensors. The weights are the
+// EMA copies when useEMA is set and the store has them (sampling uses the EMA
+// weights), else the live ones; extra tensors (such as latent statistics)
+// are stored beside them.
+func Save(dir, kind string, cfg Model, info map[string]any, store *model.Store, useEMA bool, extra []safetensors.Tensor) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating checkpoint folder: %w", err)
+	}
+	var ts []safetensors.Tensor
+	for _, s := range cfg.Specs() {
+		v := store.GetVariable(nn.WeightsScope + "/" + s.Name)
+		if useEMA {
+			if ev := store.GetVariable(emaScope + "/" + s.Name); ev != nil {
+				v = ev
+			}
+		}
+		if v == nil {
+			return fmt.Errorf("saving %s: weight %s missing from the model", dir, s.Name)
+		}
+		t, err := toSafetensor(s.Name, v)
+		if err != nil {
+			return err
+		}
+		ts = append(ts, t)
+	}
+	ts = append(ts, extra...)
+	if err := safetensors.Save(filepath.Join(dir, WeightsFile), ts, map[string]string{"format": "pt", "kind": kind}); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	hdr, err := json.MarshalIndent(Header{Kind: kind, Config: raw, Info: info}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(filepath.Join(dir, ConfigFile), append(hdr, '\n'))
+}
+
+// ReadHeader reads dir/config.json, checks its kind and decodes its config
+// into cfg.
+func ReadHeader(dir, kind string, cfg Model) (*Header, error) {
+	path := filepath.Join(dir, ConfigFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: not a checkpoint (no %s)", dir, ConfigFile)
+		}
+		return nil, err
+	}
+	var h Header
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("%s: invalid JSON: %v", path, err)
+	}
+	if h.Kind != kind {
+		return nil, fmt.Errorf("%s: checkpoint holds a %q model, want %q", dir, h.Kind, kind)
+	}
+	if err := json.Unmarshal(h.Config, cfg); err != nil {
+		return nil, fmt.Errorf("%s: invalid config: %v", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &h, nil
+}
+
+// Load reads a checkpoint into a new store, after checking every weight's
+// name, shape and dtype against the config (each mismatch is reported by
+// name). extra names further tensors the checkpoint must have; they are
+// returned, not put in the store.
+func Load(dir, kind string, cfg Model, extra map[string]safetensors.Spec) (*model.Store, *Header, map[string]safetensors.Tensor, error) {
+	h, err := ReadHeader(dir, kind, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	path := filepath.Join(dir, WeightsFile)
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	want := map[string]safetensors.Spec{}
+	for _, s := range cfg.Specs() {
+		want[s.Name] = safetensors.Spec{DType: safetensors.F32, Shape: s.Shape}
+	}
+	for k, v := range extra {
+		want[k] = v
+	}
+	if err := f.Check(want); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s does not match its config: %w", path, err)
+	}
+	store := model.NewStore()
+	extras := map[string]safetensors.Tensor{}
+	for _, t := range f.Tensors {
+		if _, ok := extra[t.Name]; ok {
+			extras[t.Name] = t
+			continue
+		}
+		val, err := fromSafetensor(t)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if _, err := store.CreateVariable(nn.WeightsScope+"/"+t.Name, val); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return store, h, extras, nil
+}
+
+// SaveState writes every variable of the store to path, named by its store
+// path, with metadata (for example the data seed) beside them.
+func SaveState(path string, store *model.Store, meta map[string]string) error {
+	var ts []safetensors.Tensor
+	for v := range store.IterVariables() {
+		t, err := toSafetensor(v.Path(), v)
+		if err != nil {
+			return err
+		}
+		ts = append(ts, t)
+	}
+	return safetensors.Save(path, ts, meta)
+}
+
+// LoadState restores the variables saved by SaveState into store: variables
+// the store already has must match in shape and dtype; the others (optimizer
+// moments, counters, EMA) are created. It returns the metadata.
+func LoadState(path string, store *model.Store) (map[string]string, error) {
+	f, err := safetensors.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, t := range f.Tensors {
+		val, err := fromSafetensor(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if v := store.GetVariable(t.Name); v != nil {
+			if !v.Shape().Equal(val.Shape()) {
+				errs = append(errs, fmt.Errorf("%s: shape %s in state, %s in model", t.Name, val.Shape(), v.Shape()))
+				continue
+			}
+			if err := v.SetValue(val); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", t.Name, err))
+			}
+			continue
+		}
+		v, err := store.CreateVariable(t.Name, val)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.Name, err))
+			continue
+		}
+		if t.Name != "/#rngState" && !isWeight(t.Name) {
+			v.SetTrainable(false)
+		}
+	}
+	if len(errs) > 0 {
+		sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+		return nil, fmt.Errorf("%s does not match the model: %w", path, errors.Join(errs...))
+	}
+	return f.Metadata, nil
+}
+
+func isWeight(path string) bool {
+	return len(path) > len(nn.WeightsScope)+1 && path[:len(nn.WeightsScope)+1] == nn.WeightsScope+"/"
+}
+
+var toST = map[dtypes.DType]safetensors.DType{
+	dtypes.Float32: safetensors.F32, dtypes.Float64: safetensors.F64,
+	dtypes.Int64: safetensors.I64, dtypes.Int32: safetensors.I32,
+	dtypes.Uint64: safetensors.U64, dtypes.Uint8: safetensors.U8,
+}
+
+func toSafetensor(name string, v *model.Variable) (safetensors.Tensor, error) {
+	val, err := v.Value()
+	if err != nil {
+		return safetensors.Tensor{}, fmt.Errorf("reading %s: %w", name, err)
+	}
+	dt, ok := toST[val.DType()]
+	if !ok {
+		return safetensors.Tensor{}, fmt.Errorf("%s: dtype %s cannot be saved", name, val.DType())
+	}
+	var data []byte
+	if err := val.ConstBytes(func(b []byte) { data = append([]byte(nil), b...) }); err != nil {
+		return safetensors.Tensor{}, fmt.Errorf("reading %s: %w", name, err)
+	}
+	return safetensors.Tensor{Name: name, DType: dt, Shape: append([]int{}, val.Shape().Dimensions...), Data: data}, nil
+}
+
+func fromSafetensor(t safetensors.Tensor) (*tensors.Tensor, error) {
+	var dt dtypes.DType = dtypes.InvalidDType
+	for k, v := range toST {
+		if v == t.DType {
+			dt = k
+		}
+	}
+	if dt == dtypes.InvalidDType {
+		return nil, fmt.Errorf("%s: dtype %s not supported", t.Name, t.DType)
+	}
+	val := tensors.FromShape(shapes.Make(dt, t.Shape...))
+	var err error
+	if e := val.MutableBytes(func(b []byte) {
+		if len(b) != len(t.Data) {
+			err = fmt.Errorf("%s: %d bytes for shape %v", t.Name, len(t.Data), t.Shape)
+			return
+		}
+		copy(b, t.Data)
+	}); e != nil {
+		return nil, e
+	}
+	return val, err
+}
