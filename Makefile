@@ -1,0 +1,25 @@
+# Everything runs through scripts/setup.sh (dependencies, build) and go test.
+export GOEXPERIMENT := simd
+
+.PHONY: setup build test demo bench check
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	go build -o bin/latentlm ./cmd/latentlm
+
+test: setup
+	go test -timeout 30m ./...
+
+demo: setup
+	./bin/latentlm demo
+
+bench: build
+	./bin/latentlm bench step --json
+	./bin/latentlm bench train --json
+	./bin/latentlm bench sample --json
+
+check:
+	gofmt -l . | tee /dev/stderr | (! read)
+	go vet ./...
