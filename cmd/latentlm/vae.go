@@ -1,0 +1,495 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/data"
+	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/metrics"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/safetensors"
+	"github.com/latentlm/latentlm/train"
+	"github.com/latentlm/latentlm/vae"
+)
+
+func init() {
+	register("vae", "train, evaluate and use the σ-VAE image tokenizer", runVAE)
+}
+
+func runVAE(args []string) error {
+	subs := map[string]func([]string) error{
+		"train": vaeTrain, "eval": vaeEval, "reconstruct": vaeReconstruct, "encode": vaeEncode, "decode": vaeDecode,
+	}
+	if len(args) == 0 || subs[args[0]] == nil {
+		fmt.Println("usage: latentlm vae train|eval|reconstruct|encode|decode [flags]\n\n" +
+			"  train        train a tokenizer (--kind sigma|vae|ae) on mnist or fashion\n" +
+			"  eval         PSNR, SSIM, latent statistics and noise robustness on the test set\n" +
+			"  reconstruct  write a PNG grid of test images beside their reconstructions\n" +
+			"  encode       PNG images → latent safetensors\n" +
+			"  decode       latent safetensors → PNG images")
+		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			return nil
+		}
+		return fmt.Errorf("unknown subcommand %q", args[0])
+	}
+	return subs[args[0]](args[1:])
+}
+
+// vaeFlags are the flags shared by the tokenizer commands that read a model.
+type vaeFlags struct {
+	backend, data, ckpt *string
+}
+
+func addVAEFlags(fs interface {
+	String(string, string, string) *string
+}) vaeFlags {
+	return vaeFlags{
+		backend: fs.String("backend", "", "compute backend: onnx, go or xla"),
+		data:    fs.String("data", "mnist", "data set: mnist or fashion"),
+		ckpt:    fs.String("vae", "", "tokenizer checkpoint folder (default: the shipped weights for --data)"),
+	}
+}
+
+func (f vaeFlags) load() (*vae.Model, error) {
+	if err := checkDataName(*f.data); err != nil {
+		return nil, err
+	}
+	b, _, err := openBackend(*f.backend)
+	if err != nil {
+		return nil, err
+	}
+	dir := *f.ckpt
+	if dir == "" {
+		if dir, err = weightsDir("vae-" + *f.data); err != nil {
+			return nil, err
+		}
+	}
+	return vae.Load(b, dir)
+}
+
+func vaeTrain(args []string) error {
+	fs := newFlags("vae train", "vae train [--data mnist|fashion] [--kind sigma|vae|ae] [--out DIR] [flags]")
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	dataName := fs.String("data", "mnist", "data set: mnist or fashion")
+	out := fs.String("out", "", "checkpoint folder (default runs/vae-<kind>-<data>)")
+	def := vae.DefaultConfig()
+	kind := fs.String("kind", def.Kind, "tokenizer kind: sigma, vae or ae")
+	channels := fs.Int("channels", def.Channels, "latent channels per 4×4 patch")
+	dim := fs.Int("dim", def.Dim, "transformer width")
+	depth := fs.Int("depth", def.Depth, "blocks in each of encoder and decoder")
+	csigma := fs.Float64("c-sigma", def.CSigma, "σ-VAE noise scale C_σ")
+	klw := fs.Float64("kl-weight", def.KLWeight, "weight of the KL (vae) or mean(μ²) (sigma, ae) term")
+	steps := fs.Int64("steps", 2000, "training steps")
+	batch := fs.Int("batch", 128, "batch size")
+	lr := fs.Float64("lr", 2e-3, "peak learning rate")
+	seed := fs.Uint64("seed", 1, "seed of initialisation, data order and noise")
+	limit := fs.Int("limit", 0, "use only the first N training images (0: all)")
+	resume := fs.Bool("resume", false, "continue the run saved in --out")
+	saveEvery := fs.Int64("save-every", 500, "checkpoint period in steps")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkDataName(*dataName); err != nil {
+		return err
+	}
+	cfg := def
+	cfg.Kind, cfg.Channels, cfg.Dim, cfg.Depth, cfg.CSigma, cfg.KLWeight = *kind, *channels, *dim, *depth, *csigma, *klw
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = filepath.Join("runs", fmt.Sprintf("vae-%s-%s", cfg.Kind, *dataName))
+	}
+	b, bname, err := openBackend(*backendName)
+	if err != nil {
+		return err
+	}
+	ds, err := data.Load(*dataName, "train")
+	if err != nil {
+		return err
+	}
+	if *limit > 0 && *limit < ds.N {
+		idx := make([]int, *limit)
+		for i := range idx {
+			idx[i] = i
+		}
+		ds = ds.Subset(idx)
+	}
+	store := model.NewStore()
+	tc := train.DefaultConfig()
+	tc.LR, tc.TotalSteps, tc.WarmupSteps, tc.MinLR = *lr, int(*steps), 100, *lr/20
+	var history []train.Point
+	statePath := filepath.Join(*out, checkpoint.StateFile)
+	if *resume {
+		var saved vae.Config
+		if _, err := checkpoint.ReadHeader(*out, vae.Kind, &saved); err != nil {
+			return err
+		}
+		cfg = saved
+		if err := nn.Init(store, cfg.Specs(), *seed, dtypes.Float32); err != nil {
+			return err
+		}
+		meta, err := checkpoint.LoadState(statePath, store)
+		if err != nil {
+			return err
+		}
+		if history, err = train.ParseHistory(meta["history"]); err != nil {
+			return fmt.Errorf("%s: %w", statePath, err)
+		}
+		if s, err := strconv.ParseUint(meta["seed"], 10, 64); err == nil {
+			*seed = s
+		}
+	} else {
+		if _, err := os.Stat(filepath.Join(*out, checkpoint.ConfigFile)); err == nil {
+			return fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it or choose another --out", *out)
+		}
+		if err := nn.Init(store, cfg.Specs(), *seed, dtypes.Float32); err != nil {
+			return err
+		}
+		if err := store.SetRNGStateFromSeed(int64(*seed)); err != nil {
+			return err
+		}
+	}
+	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+		l := cfg.Loss(scope, w, in[0])
+		return []*Node{l.Total, l.Recon, l.Reg}
+	})
+	if err != nil {
+		return err
+	}
+	px := ds.Height * ds.Width
+	started := time.Now()
+	save := func(step int64, h []train.Point) error {
+		m, err := vae.NewModel(b, cfg, store)
+		if err != nil {
+			return err
+		}
+		info := map[string]any{"data": *dataName, "steps": step, "backend": bname, "seed": *seed}
+		if err := m.Save(*out, info, false); err != nil {
+			return err
+		}
+		return checkpoint.SaveState(statePath, store, map[string]string{"history": train.HistoryJSON(h), "seed": fmt.Sprint(*seed)})
+	}
+	loop := &train.Loop{
+		Trainer: tr, Store: store, Steps: *steps, History: history, Every: *saveEvery, Hook: save,
+		Desc: fmt.Sprintf("vae %s/%s", cfg.Kind, *dataName), Quiet: *quiet, RecordEvery: 20,
+		Batch: func(step int64) ([]any, int, error) {
+			idx := data.BatchIndices(ds.N, *batch, step, *seed)
+			imgs, _ := ds.Batch(idx)
+			return []any{tensors.FromFlatDataAndDimensions(imgs, len(idx), ds.Height, ds.Width)}, len(idx) * px / (cfg.Patch * cfg.Patch), nil
+		},
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	if err := loop.Run(ctx); err != nil {
+		return err
+	}
+	// Latent statistics over the training set, for the language model.
+	m, err := vae.NewModel(b, cfg, store)
+	if err != nil {
+		return err
+	}
+	if err := m.ComputeStats(batches(ds, 500, 0)); err != nil {
+		return err
+	}
+	info := map[string]any{"data": *dataName, "steps": *steps, "backend": bname, "seed": *seed,
+		"train_seconds": time.Since(started).Seconds()}
+	if err := m.Save(*out, info, false); err != nil {
+		return err
+	}
+	if err := imageio.WritePlot(filepath.Join(*out, "loss.png"), "tokenizer training loss", "step", "loss",
+		[]imageio.Series{historySeries("loss", loop.History)}, true); err != nil {
+		return err
+	}
+	fmt.Printf("saved %s (%d steps in %s)\n", *out, *steps, time.Since(started).Round(time.Second))
+	return nil
+}
+
+func historySeries(name string, h []train.Point) imageio.Series {
+	s := imageio.Series{Name: name}
+	for _, p := range h {
+		s.X = append(s.X, float64(p.Step))
+		s.Y = append(s.Y, p.Loss)
+	}
+	return s
+}
+
+// vaeReport is the output of vae eval.
+type vaeReport struct {
+	Checkpoint  string             `json:"checkpoint"`
+	Kind        string             `json:"kind"`
+	Data        string             `json:"data"`
+	Images      int                `json:"images"`
+	PSNR        float64            `json:"psnr_db"`
+	SSIM        float64            `json:"ssim"`
+	MuStd       []float64          `json:"mu_std_per_channel"`
+	Collapsed   int                `json:"collapsed_channels"`
+	NoisyPSNR   map[string]float64 `json:"psnr_db_with_latent_noise"`
+	EvalSeconds float64            `json:"eval_seconds"`
+}
+
+func vaeEval(args []string) error {
+	fs := newFlags("vae eval", "vae eval [--data mnist|fashion] [--vae DIR] [--json]")
+	f := addVAEFlags(fs)
+	n := fs.Int("n", 10000, "test images to use")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	m, err := f.load()
+	if err != nil {
+		return err
+	}
+	test, err := data.Load(*f.data, "test")
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	rep, err := evaluateVAE(m, test, *n)
+	if err != nil {
+		return err
+	}
+	rep.Checkpoint, rep.Data, rep.EvalSeconds = *f.ckpt, *f.data, time.Since(t0).Seconds()
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Printf("tokenizer %s on %s test (%d images)\n", rep.Kind, rep.Data, rep.Images)
+	fmt.Printf("  PSNR %.2f dB  SSIM %.4f\n", rep.PSNR, rep.SSIM)
+	fmt.Printf("  std of μ per channel: %.3f (collapsed, std < 0.01: %d)\n", rep.MuStd, rep.Collapsed)
+	for _, k := range []string{"0.1", "0.2", "0.5"} {
+		fmt.Printf("  PSNR with latent noise %s·std: %.2f dB\n", k, rep.NoisyPSNR[k])
+	}
+	return nil
+}
+
+// evaluateVAE measures reconstruction from μ, the spread of μ, and the
+// decoder's tolerance of noise added to the (normalised) latents.
+func evaluateVAE(m *vae.Model, test *data.Dataset, n int) (*vaeReport, error) {
+	c := m.Config
+	rep := &vaeReport{Kind: c.Kind, NoisyPSNR: map[string]float64{}}
+	noise := []float64{0.1, 0.2, 0.5}
+	var mse float64
+	noisyMSE := make([]float64, len(noise))
+	var ssim float64
+	sum, sq := make([]float64, c.Channels), make([]float64, c.Channels)
+	count, items := 0, 0
+	rng := newNormal(1)
+	err := batches(test, 500, n)(func(imgs [][]float32) error {
+		zs, err := m.Encode(imgs, false)
+		if err != nil {
+			return err
+		}
+		rec, err := m.Decode(zs)
+		if err != nil {
+			return err
+		}
+		for i := range imgs {
+			mse += meanSq(imgs[i], rec[i])
+			ssim += metrics.SSIM(imgs[i], rec[i], c.ImageSize, c.ImageSize)
+			for k, v := range zs[i] {
+				// zs are normalised; μ in raw units is z·std + mean.
+				raw := float64(v)*float64(m.Std[k%c.Channels]) + float64(m.Mean[k%c.Channels])
+				sum[k%c.Channels] += raw
+				sq[k%c.Channels] += raw * raw
+			}
+			items += c.Items()
+		}
+		count += len(imgs)
+		for j, s := range noise {
+			noisy := make([][]float32, len(zs))
+			for i, z := range zs {
+				noisy[i] = make([]float32, len(z))
+				for k, v := range z {
+					// The latents are normalised, so the latent std is 1.
+					noisy[i][k] = v + float32(s*rng())
+				}
+			}
+			out, err := m.Decode(noisy)
+			if err != nil {
+				return err
+			}
+			for i := range imgs {
+				noisyMSE[j] += meanSq(imgs[i], out[i])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Images = count
+	rep.PSNR = psnrOfMeanMSE(mse / float64(count))
+	rep.SSIM = ssim / float64(count)
+	for k := range sum {
+		mean := sum[k] / float64(items)
+		sd := math.Sqrt(math.Max(sq[k]/float64(items)-mean*mean, 0))
+		rep.MuStd = append(rep.MuStd, sd)
+		if sd < 0.01 {
+			rep.Collapsed++
+		}
+	}
+	for j, s := range noise {
+		rep.NoisyPSNR[strconv.FormatFloat(s, 'f', -1, 64)] = psnrOfMeanMSE(noisyMSE[j] / float64(count))
+	}
+	return rep, nil
+}
+
+// psnrOfMeanMSE is the PSNR of the mean squared error over the set (the
+// data set's PSNR, not a mean of per-image PSNRs).
+func psnrOfMeanMSE(mse float64) float64 { return vae.PSNR(mse) }
+
+func meanSq(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		d := float64(a[i] - b[i])
+		s += d * d
+	}
+	return s / float64(len(a))
+}
+
+func vaeReconstruct(args []string) error {
+	fs := newFlags("vae reconstruct", "vae reconstruct --out grid.png [--data mnist|fashion] [--vae DIR] [--n 16]")
+	f := addVAEFlags(fs)
+	out := fs.String("out", "reconstruct.png", "output PNG")
+	n := fs.Int("n", 16, "test images")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	m, err := f.load()
+	if err != nil {
+		return err
+	}
+	test, err := data.Load(*f.data, "test")
+	if err != nil {
+		return err
+	}
+	var imgs [][]float32
+	_ = batches(test, *n, *n)(func(b [][]float32) error { imgs = b; return nil })
+	zs, err := m.Encode(imgs, false)
+	if err != nil {
+		return err
+	}
+	rec, err := m.Decode(zs)
+	if err != nil {
+		return err
+	}
+	// Originals on the odd rows... laid out as pairs: original, reconstruction.
+	var grid [][]float32
+	for i := range imgs {
+		grid = append(grid, imgs[i], rec[i])
+	}
+	cols := 8
+	if err := imageio.WriteGrid(*out, grid, m.Config.ImageSize, m.Config.ImageSize, cols); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: %d originals, each followed by its reconstruction\n", *out, len(imgs))
+	return nil
+}
+
+func vaeEncode(args []string) error {
+	fs := newFlags("vae encode", "vae encode --out latents.safetensors [--vae DIR] image.png...")
+	f := addVAEFlags(fs)
+	out := fs.String("out", "latents.safetensors", "output safetensors file")
+	sample := fs.Bool("sample", false, "draw z from the posterior instead of returning μ")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("no input images: give one or more PNG files")
+	}
+	m, err := f.load()
+	if err != nil {
+		return err
+	}
+	c := m.Config
+	var imgs [][]float32
+	for _, p := range fs.Args() {
+		img, err := imageio.ReadGray(p, c.ImageSize, c.ImageSize)
+		if err != nil {
+			return err
+		}
+		imgs = append(imgs, img)
+	}
+	zs, err := m.Encode(imgs, *sample)
+	if err != nil {
+		return err
+	}
+	var flat []float32
+	for _, z := range zs {
+		flat = append(flat, z...)
+	}
+	t := safetensors.FromFloat32("latents", []int{len(zs), c.Items(), c.Channels}, flat)
+	if err := safetensors.Save(*out, []safetensors.Tensor{t}, map[string]string{"normalised": "true", "kind": c.Kind}); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: latents [%d, %d, %d]\n", *out, len(zs), c.Items(), c.Channels)
+	return nil
+}
+
+func vaeDecode(args []string) error {
+	fs := newFlags("vae decode", "vae decode --out-dir DIR [--vae DIR] latents.safetensors")
+	f := addVAEFlags(fs)
+	outDir := fs.String("out-dir", "decoded", "folder for the PNG images")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("give exactly one latents.safetensors file")
+	}
+	m, err := f.load()
+	if err != nil {
+		return err
+	}
+	c := m.Config
+	path := fs.Arg(0)
+	file, err := safetensors.Load(path)
+	if err != nil {
+		return err
+	}
+	t, ok := file.Get("latents")
+	if !ok {
+		return fmt.Errorf("%s: no tensor named latents", path)
+	}
+	if t.DType != safetensors.F32 || len(t.Shape) != 3 || t.Shape[1] != c.Items() || t.Shape[2] != c.Channels {
+		return fmt.Errorf("%s: latents are %s %v, this tokenizer needs F32 [N, %d, %d]", path, t.DType, t.Shape, c.Items(), c.Channels)
+	}
+	flat, err := t.Float32()
+	if err != nil {
+		return err
+	}
+	per := c.Items() * c.Channels
+	zs := make([][]float32, t.Shape[0])
+	for i := range zs {
+		zs[i] = flat[i*per : (i+1)*per]
+	}
+	imgs, err := m.Decode(zs)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		return err
+	}
+	for i, img := range imgs {
+		if err := imageio.WriteGray(filepath.Join(*outDir, fmt.Sprintf("%04d.png", i)), img, c.ImageSize, c.ImageSize); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("wrote %d images to %s\n", len(imgs), *outDir)
+	return nil
+}

@@ -1,0 +1,112 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/internal/progress"
+)
+
+// Point is one entry of the loss history.
+type Point struct {
+	Step int64   `json:"step"`
+	Loss float64 `json:"loss"`
+}
+
+// Loop drives a Trainer for a number of steps with a progress bar, periodic
+// hooks (checkpoints, sample grids) and a loss history.
+type Loop struct {
+	Trainer *Trainer
+	Store   *model.Store
+	Steps   int64 // total steps of the run (a resumed run continues to this)
+	// Batch returns the inputs of 0-based step and how many items (for the
+	// items/s figure) they hold. It must depend only on step, so that a
+	// resumed run sees the same data.
+	Batch func(step int64) ([]any, int, error)
+	// Every is the period, in steps, of Hook; 0 disables it.
+	Every int64
+	Hook  func(step int64, history []Point) error
+	// History is the loss history so far (restored on resume).
+	History []Point
+	// RecordEvery thins the history to one averaged point per this many steps.
+	RecordEvery int64
+	Desc        string
+	Quiet       bool
+}
+
+// Run trains from the store's current step to Steps. When ctx is cancelled
+// (Ctrl-C) it stops after the current step, calls Hook so the work is saved,
+// and returns ctx.Err().
+func (l *Loop) Run(ctx context.Context) error {
+	start := StepCount(l.Store)
+	if l.RecordEvery <= 0 {
+		l.RecordEvery = 10
+	}
+	bar := progress.Quiet()
+	if !l.Quiet {
+		bar = progress.New(int(l.Steps-start), l.Desc)
+	}
+	var acc float64
+	var accN int64
+	itemsDone, t0 := 0, time.Now()
+	for step := start; step < l.Steps; step++ {
+		if err := ctx.Err(); err != nil {
+			bar.Finish()
+			if l.Hook != nil {
+				if herr := l.Hook(step, l.History); herr != nil {
+					return herr
+				}
+			}
+			return err
+		}
+		inputs, items, err := l.Batch(step)
+		if err != nil {
+			return err
+		}
+		res, err := l.Trainer.Step(inputs...)
+		if err != nil {
+			return err
+		}
+		if res.Loss != res.Loss {
+			return fmt.Errorf("loss is NaN at step %d", step+1)
+		}
+		acc += res.Loss
+		accN++
+		if (step+1)%l.RecordEvery == 0 {
+			l.History = append(l.History, Point{Step: step + 1, Loss: acc / float64(accN)})
+			acc, accN = 0, 0
+		}
+		itemsDone += items
+		rate := float64(itemsDone) / time.Since(t0).Seconds()
+		bar.Step(1, fmt.Sprintf("loss %.4f lr %.2e %.0f items/s", res.Loss, res.LR, rate))
+		if l.Hook != nil && l.Every > 0 && ((step+1)%l.Every == 0 || step+1 == l.Steps) {
+			if err := l.Hook(step+1, l.History); err != nil {
+				return err
+			}
+		}
+	}
+	bar.Finish()
+	return nil
+}
+
+// HistoryJSON encodes a loss history for the training-state metadata.
+func HistoryJSON(h []Point) string {
+	b, _ := json.Marshal(h)
+	return string(b)
+}
+
+// ParseHistory decodes HistoryJSON's output; an empty string is no history.
+func ParseHistory(s string) ([]Point, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var h []Point
+	if err := json.Unmarshal([]byte(s), &h); err != nil {
+		return nil, fmt.Errorf("loss history: %w", err)
+	}
+	return h, nil
+}

@@ -1,0 +1,198 @@
+package vae
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/safetensors"
+)
+
+// Kind is the checkpoint kind of a tokenizer.
+const Kind = "vae"
+
+// Names of the latent statistics stored beside the weights.
+const (
+	statMean = "latent_stats.mean"
+	statStd  = "latent_stats.std"
+)
+
+// Model is a trained tokenizer ready to encode and decode: weights plus the
+// per-channel latent statistics that normalise what the language model sees,
+// z' = (z − mean)/std.
+type Model struct {
+	Config    Config
+	Store     *model.Store
+	Mean, Std []float32
+	backend   compute.Backend
+	encode    *model.Exec
+	decode    *model.Exec
+}
+
+// NewModel wraps a store holding trained weights. Statistics default to the
+// identity until ComputeStats or Load sets them.
+func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error) {
+	m := &Model{Config: cfg, Store: store, backend: b, Mean: make([]float32, cfg.Channels), Std: make([]float32, cfg.Channels)}
+	for i := range m.Std {
+		m.Std[i] = 1
+	}
+	var err error
+	// encode returns normalised latents: μ (deterministic) or a draw of z.
+	m.encode, err = model.NewExec(b, store, func(scope *model.Scope, images, mean, std, sample *Node) *Node {
+		w := nn.WeightsOf(scope.Store(), images.Graph())
+		mu, logvar := cfg.Encode(w, images)
+		z := Where(GreaterThan(sample, ZerosLike(sample)), cfg.Sample(scope, mu, logvar), mu)
+		return Div(Sub(z, Reshape(mean, 1, 1, cfg.Channels)), Reshape(std, 1, 1, cfg.Channels))
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.decode, err = model.NewExec(b, store, func(scope *model.Scope, z, mean, std *Node) *Node {
+		w := nn.WeightsOf(scope.Store(), z.Graph())
+		z = Add(Mul(z, Reshape(std, 1, 1, cfg.Channels)), Reshape(mean, 1, 1, cfg.Channels))
+		return cfg.Decode(w, z)
+	})
+	return m, err
+}
+
+// Encode maps images (each ImageSize² values in [0, 1]) to normalised
+// latents (each Items·Channels values). With sample set, the latent is a
+// draw of the kind's posterior (seeded by the store's RNG); otherwise μ.
+func (m *Model) Encode(images [][]float32, sample bool) ([][]float32, error) {
+	c := m.Config
+	px := c.ImageSize * c.ImageSize
+	flat := make([]float32, 0, len(images)*px)
+	for i, img := range images {
+		if len(img) != px {
+			return nil, fmt.Errorf("image %d has %d pixels, want %d", i, len(img), px)
+		}
+		flat = append(flat, img...)
+	}
+	s := float32(0)
+	if sample {
+		s = 1
+	}
+	out, err := m.encode.Call(tensors.FromFlatDataAndDimensions(flat, len(images), c.ImageSize, c.ImageSize),
+		tensors.FromFlatDataAndDimensions(m.Mean, c.Channels), tensors.FromFlatDataAndDimensions(m.Std, c.Channels),
+		tensors.FromScalar(s))
+	if err != nil {
+		return nil, fmt.Errorf("encoding: %w", err)
+	}
+	return split(tensors.MustCopyFlatData[float32](out[0]), len(images)), nil
+}
+
+// Decode maps normalised latents back to images.
+func (m *Model) Decode(latents [][]float32) ([][]float32, error) {
+	c := m.Config
+	per := c.Items() * c.Channels
+	flat := make([]float32, 0, len(latents)*per)
+	for i, z := range latents {
+		if len(z) != per {
+			return nil, fmt.Errorf("latent %d has %d values, want %d (%d items × %d channels)", i, len(z), per, c.Items(), c.Channels)
+		}
+		flat = append(flat, z...)
+	}
+	out, err := m.decode.Call(tensors.FromFlatDataAndDimensions(flat, len(latents), c.Items(), c.Channels),
+		tensors.FromFlatDataAndDimensions(m.Mean, c.Channels), tensors.FromFlatDataAndDimensions(m.Std, c.Channels))
+	if err != nil {
+		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	return split(tensors.MustCopyFlatData[float32](out[0]), len(latents)), nil
+}
+
+func split(flat []float32, n int) [][]float32 {
+	per := len(flat) / n
+	out := make([][]float32, n)
+	for i := range out {
+		out[i] = flat[i*per : (i+1)*per : (i+1)*per]
+	}
+	return out
+}
+
+// ComputeStats sets the per-channel mean and std of the latents of images
+// (one posterior draw each, as the language model will see them).
+func (m *Model) ComputeStats(images func(yield func([][]float32) error) error) error {
+	c := m.Config
+	for i := range m.Mean {
+		m.Mean[i], m.Std[i] = 0, 1
+	}
+	sum, sq := make([]float64, c.Channels), make([]float64, c.Channels)
+	count := 0
+	err := images(func(batch [][]float32) error {
+		zs, err := m.Encode(batch, true)
+		if err != nil {
+			return err
+		}
+		for _, z := range zs {
+			for k, v := range z {
+				sum[k%c.Channels] += float64(v)
+				sq[k%c.Channels] += float64(v) * float64(v)
+			}
+			count += c.Items()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k := range sum {
+		mean := sum[k] / float64(count)
+		m.Mean[k] = float32(mean)
+		m.Std[k] = float32(math.Sqrt(math.Max(sq[k]/float64(count)-mean*mean, 1e-12)))
+	}
+	return nil
+}
+
+// Save writes the tokenizer checkpoint (weights, statistics, config).
+func (m *Model) Save(dir string, info map[string]any, useEMA bool) error {
+	extra := []safetensors.Tensor{
+		safetensors.FromFloat32(statMean, []int{m.Config.Channels}, m.Mean),
+		safetensors.FromFloat32(statStd, []int{m.Config.Channels}, m.Std),
+	}
+	return checkpoint.Save(dir, Kind, m.Config, info, m.Store, useEMA, extra)
+}
+
+// Load reads a tokenizer checkpoint; every mismatch with its config is an error.
+func Load(b compute.Backend, dir string) (*Model, error) {
+	var cfg Config
+	spec := safetensors.Spec{DType: safetensors.F32}
+	store, _, extra, err := checkpoint.Load(dir, Kind, &cfg, map[string]safetensors.Spec{
+		statMean: {DType: spec.DType, Shape: []int{cfgChannels(dir)}},
+		statStd:  {DType: spec.DType, Shape: []int{cfgChannels(dir)}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	m, err := NewModel(b, cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	if m.Mean, err = extra[statMean].Float32(); err != nil {
+		return nil, err
+	}
+	if m.Std, err = extra[statStd].Float32(); err != nil {
+		return nil, err
+	}
+	for k, s := range m.Std {
+		if !(s > 0) {
+			return nil, fmt.Errorf("%s: latent std of channel %d is %v", dir, k, s)
+		}
+	}
+	return m, nil
+}
+
+// cfgChannels peeks at the channel count so the statistics' shapes can be
+// checked with everything else; a bad config is reported by checkpoint.Load.
+func cfgChannels(dir string) int {
+	var cfg Config
+	if _, err := checkpoint.ReadHeader(dir, Kind, &cfg); err != nil {
+		return 0
+	}
+	return cfg.Channels
+}
