@@ -14,9 +14,12 @@
 package checkpoint
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -266,4 +269,35 @@ func fromSafetensor(t safetensors.Tensor) (*tensors.Tensor, error) {
 		return nil, e
 	}
 	return val, err
+}
+
+// DecodeInfo decodes the info entry key of a header into v.
+func DecodeInfo(h *Header, key string, v any) error {
+	raw, ok := h.Info[key]
+	if !ok {
+		return fmt.Errorf("config.json has no %q entry", key)
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("config.json entry %q: %v", key, err)
+	}
+	return nil
+}
+
+// FileSHA256 is the hex sha256 of a file, used to tie a model to the exact
+// tokenizer it was trained with.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

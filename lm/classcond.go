@@ -81,6 +81,11 @@ func NewSampler(backend compute.Backend, store *model.Store, cfg Config, items i
 	} else {
 		s.plan = s.sched.DDPM()
 	}
+	// Seeded once: successive calls continue the stream, so batches differ
+	// and a whole run is reproducible from the seed.
+	if err := store.SetRNGStateFromSeed(opts.Seed); err != nil {
+		return nil, err
+	}
 	s.exec, err = model.NewExec(backend, store, s.stepGraph)
 	if err != nil {
 		return nil, err
@@ -137,9 +142,6 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 		if l < 0 || l >= c.Vocab.Classes {
 			return nil, fmt.Errorf("class %d out of range 0…%d", l, c.Vocab.Classes-1)
 		}
-	}
-	if err := s.store.SetRNGStateFromSeed(s.opts.Seed); err != nil {
-		return nil, err
 	}
 	streams := 2 * n
 	hd := c.Dim / c.Heads

@@ -33,6 +33,7 @@ type Model struct {
 	backend   compute.Backend
 	encode    *model.Exec
 	decode    *model.Exec
+	logvar    *model.Exec
 }
 
 // NewModel wraps a store holding trained weights. Statistics default to the
@@ -196,3 +197,61 @@ func cfgChannels(dir string) int {
 	}
 	return cfg.Channels
 }
+
+// EncodeMoments encodes images to what the language model trains on: the
+// normalised mean of the latent and its per-element noise scale in
+// normalised units (σ-VAE: C_σ/std, still to be multiplied by one |N(0,1)|
+// draw per example; VAE: exp(½·logvar)/std; AE: 0). Training then re-draws
+// z = μ + scale·ε every step, as the paper does, from a μ computed once.
+func (m *Model) EncodeMoments(images [][]float32) (mu, scale [][]float32, err error) {
+	mu, err = m.Encode(images, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := m.Config
+	scale = make([][]float32, len(images))
+	switch c.Kind {
+	case "sigma":
+		for i := range scale {
+			scale[i] = make([]float32, c.Items()*c.Channels)
+			for k := range scale[i] {
+				scale[i][k] = float32(c.CSigma) / m.Std[k%c.Channels]
+			}
+		}
+	case "vae":
+		if m.logvar == nil {
+			m.logvar, err = model.NewExec(m.backend, m.Store, func(scope *model.Scope, images *Node) *Node {
+				_, lv := c.Encode(nn.WeightsOf(scope.Store(), images.Graph()), images)
+				return lv
+			})
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+		px := c.ImageSize * c.ImageSize
+		flat := make([]float32, 0, len(images)*px)
+		for _, img := range images {
+			flat = append(flat, img...)
+		}
+		out, err := m.logvar.Call(tensors.FromFlatDataAndDimensions(flat, len(images), c.ImageSize, c.ImageSize))
+		if err != nil {
+			return nil, nil, err
+		}
+		lv := split(tensors.MustCopyFlatData[float32](out[0]), len(images))
+		for i := range lv {
+			scale[i] = make([]float32, len(lv[i]))
+			for k, v := range lv[i] {
+				scale[i][k] = float32(math.Exp(0.5*float64(v))) / m.Std[k%c.Channels]
+			}
+		}
+	default:
+		for i := range scale {
+			scale[i] = make([]float32, c.Items()*c.Channels)
+		}
+	}
+	return mu, scale, nil
+}
+
+// PerExampleNoise says whether the noise scale of EncodeMoments still needs
+// the σ-VAE's per-example |N(0,1)| factor.
+func (c Config) PerExampleNoise() bool { return c.Kind == "sigma" }

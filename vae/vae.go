@@ -44,7 +44,7 @@ type Config struct {
 
 // DefaultConfig is the σ-VAE of the MNIST demo.
 func DefaultConfig() Config {
-	return Config{Kind: "sigma", ImageSize: 28, Patch: 4, Channels: 8, Dim: 128, Depth: 2, Heads: 4,
+	return Config{Kind: "sigma", ImageSize: 28, Patch: 4, Channels: 8, Dim: 64, Depth: 2, Heads: 4,
 		MLPRatio: 3, CSigma: 0.9375, KLWeight: 0.01}
 }
 

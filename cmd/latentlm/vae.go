@@ -92,8 +92,8 @@ func vaeTrain(args []string) error {
 	depth := fs.Int("depth", def.Depth, "blocks in each of encoder and decoder")
 	csigma := fs.Float64("c-sigma", def.CSigma, "σ-VAE noise scale C_σ")
 	klw := fs.Float64("kl-weight", def.KLWeight, "weight of the KL (vae) or mean(μ²) (sigma, ae) term")
-	steps := fs.Int64("steps", 2000, "training steps")
-	batch := fs.Int("batch", 128, "batch size")
+	steps := fs.Int64("steps", 1500, "training steps")
+	batch := fs.Int("batch", 64, "batch size")
 	lr := fs.Float64("lr", 2e-3, "peak learning rate")
 	seed := fs.Uint64("seed", 1, "seed of initialisation, data order and noise")
 	limit := fs.Int("limit", 0, "use only the first N training images (0: all)")
@@ -203,7 +203,7 @@ func vaeTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.ComputeStats(batches(ds, 500, 0)); err != nil {
+	if err := m.ComputeStats(batches(ds, 500, 20000)); err != nil {
 		return err
 	}
 	info := map[string]any{"data": *dataName, "steps": *steps, "backend": bname, "seed": *seed,

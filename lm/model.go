@@ -1,0 +1,46 @@
+package lm
+
+import (
+	"fmt"
+
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+)
+
+// Kind is the checkpoint kind of a LatentLM model.
+const Kind = "latentlm"
+
+// Tokenizer records which tokenizer produced the latents a model was trained
+// on, so that sampling refuses a tokenizer whose latents mean something else.
+type Tokenizer struct {
+	Path     string `json:"path"`
+	SHA256   string `json:"sha256"` // of the tokenizer's model.safetensors
+	Kind     string `json:"kind"`
+	Items    int    `json:"items"`
+	Channels int    `json:"channels"`
+	Data     string `json:"data"`
+}
+
+// Save writes a model checkpoint with the EMA weights (what sampling uses).
+func Save(dir string, cfg Config, store *model.Store, tok Tokenizer, info map[string]any) error {
+	if info == nil {
+		info = map[string]any{}
+	}
+	info["tokenizer"] = tok
+	return checkpoint.Save(dir, Kind, cfg, info, store, true, nil)
+}
+
+// Load reads a model checkpoint and the tokenizer record it was saved with.
+func Load(dir string) (Config, *model.Store, Tokenizer, error) {
+	var cfg Config
+	store, hdr, _, err := checkpoint.Load(dir, Kind, &cfg, nil)
+	if err != nil {
+		return cfg, nil, Tokenizer{}, err
+	}
+	var tok Tokenizer
+	if err := checkpoint.DecodeInfo(hdr, "tokenizer", &tok); err != nil {
+		return cfg, nil, Tokenizer{}, fmt.Errorf("%s: %w", dir, err)
+	}
+	return cfg, store, tok, nil
+}
