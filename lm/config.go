@@ -55,7 +55,7 @@ func (v Vocab) Size() int { return v.Classes + 3 + v.Extra }
 
 // DefaultConfig is the MNIST class-to-image model: 7×7 latents of 8 channels.
 func DefaultConfig() Config {
-	return Config{Dim: 192, Depth: 4, Heads: 6, KVHeads: 6, MLPRatio: 4, HeadDepth: 3, HeadDim: 192,
+	return Config{Dim: 128, Depth: 4, Heads: 4, KVHeads: 4, MLPRatio: 4, HeadDepth: 3, HeadDim: 128,
 		Latent: 8, MaxLen: 52, Target: "eps", Vocab: Vocab{Classes: 10}}
 }
 

@@ -79,18 +79,19 @@ func (c Config) Head(w nn.Weights, xt, t, cond *Node) *Node {
 	hw := c.HeadDim
 	for j := range c.HeadDepth {
 		p := fmt.Sprintf("diffusion_blocks.%d", j)
-		mod := nn.Linear(cvec, w.Get("%s.adaLN_modulation.1.weight", p))
-		shift, scale, gate := chunk(mod, hw, 0), chunk(mod, hw, 1), chunk(mod, hw, 2)
+		mod := w.Get("%s.adaLN_modulation.1.weight", p)
+		shift, scale, gate := chunk(cvec, mod, hw, 0), chunk(cvec, mod, hw, 1), chunk(cvec, mod, hw, 2)
 		x = Add(x, Mul(gate, nn.SwiGLU(w, p+".mlp", nn.Modulate(nn.RMSNorm(x), shift, scale))))
 	}
-	mod := nn.Linear(cvec, w.Get("final_layer.adaLN_modulation.1.weight"))
-	x = nn.Modulate(nn.RMSNorm(x), chunk(mod, hw, 0), chunk(mod, hw, 1))
+	mod := w.Get("final_layer.adaLN_modulation.1.weight")
+	x = nn.Modulate(nn.RMSNorm(x), chunk(cvec, mod, hw, 0), chunk(cvec, mod, hw, 1))
 	return nn.Linear(x, w.Get("final_layer.linear.weight"))
 }
 
-// chunk returns the i-th width-sized slice of the last axis.
-func chunk(x *Node, width, i int) *Node {
-	return nn.Take(x, x.Rank()-1, i*width, (i+1)*width)
+// chunk is the i-th width-sized part of Linear(x, w): the public code's
+// chunk of the adaLN output, computed from the matching rows of w.
+func chunk(x, w *Node, width, i int) *Node {
+	return nn.Linear(x, nn.Rows(w, i*width, (i+1)*width))
 }
 
 // Positions returns the float positions from, …, from+n−1.

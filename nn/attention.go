@@ -41,11 +41,14 @@ type KV struct{ K, V *Node }
 func (a Attention) Forward(w Weights, prefix string, x, pos *Node, causal bool, cache *KV) (*Node, *KV) {
 	batch, seqLen := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	hd := a.HeadDim()
-	qkv := Linear(x, w.Get("%s.qkv.weight", prefix))
-	heads := Reshape(qkv, batch, seqLen, a.Heads+2*a.KVHeads, hd)
-	q := Take(heads, 2, 0, a.Heads)
-	k := Take(heads, 2, a.Heads, a.Heads+a.KVHeads)
-	v := Take(heads, 2, a.Heads+a.KVHeads, a.Heads+2*a.KVHeads)
+	// The fused qkv weight is split by rows and applied as three products:
+	// splitting the weight is a cheap gather, splitting the activations
+	// would put a large scatter in the backward pass.
+	qkv := w.Get("%s.qkv.weight", prefix)
+	kvDim := a.KVHeads * hd
+	q := Reshape(Linear(x, Rows(qkv, 0, a.Dim)), batch, seqLen, a.Heads, hd)
+	k := Reshape(Linear(x, Rows(qkv, a.Dim, a.Dim+kvDim)), batch, seqLen, a.KVHeads, hd)
+	v := Reshape(Linear(x, Rows(qkv, a.Dim+kvDim, a.Dim+2*kvDim)), batch, seqLen, a.KVHeads, hd)
 	q = RoPE(q, pos)
 	k = RoPE(k, pos)
 
@@ -100,11 +103,11 @@ func attend(q, k, v, queryPos, keyPos *Node, causal bool) *Node {
 // RoPE rotates interleaved pairs (2j, 2j+1) of the last axis of x [B,T,H,hd]
 // by pos[t]·f_j with f_j = 10000^(−j/(hd/2−1)), the spacing of the public code.
 // It is written as x·cos + rot(x)·sin, rot(x₀, x₁) = (−x₁, x₀), with the pair
-// swap a product with a 2×2 matrix: slicing would need Pad in the gradient,
-// which ONNX Runtime lacks, and Reverse has no gradient in GoMLX.
+// swap a product with a constant matrix: slicing would need Pad in the
+// gradient, which ONNX Runtime lacks, and Reverse has no gradient in GoMLX.
 func RoPE(x, pos *Node) *Node {
 	dims := x.Shape().Dimensions
-	batch, seqLen, heads, hd := dims[0], dims[1], dims[2], dims[3]
+	seqLen, hd := dims[1], dims[3]
 	half := hd / 2
 	freqs := make([]float64, hd)
 	for j := range half {
@@ -119,11 +122,20 @@ func RoPE(x, pos *Node) *Node {
 	angles := Mul(InsertAxes(pos, -1), InsertAxes(Const(g, Tensor(freqs, x.DType(), hd)), 0)) // [T, hd]
 	cos := Reshape(Cos(angles), 1, seqLen, 1, hd)
 	sin := Reshape(Sin(angles), 1, seqLen, 1, hd)
-	pairs := Reshape(x, batch, seqLen, heads, half, 2)
-	swap := Const(g, Tensor([]float64{0, 1, -1, 0}, x.DType(), 2, 2)) // (x₀, x₁)·M = (−x₁, x₀)
-	rot := Reshape(DotGeneral(pairs, []int{4}, nil, swap, []int{0}, nil), batch, seqLen, heads, hd)
+	// rot(x) = x·P with P the [hd, hd] matrix taking each pair (x₀, x₁) to
+	// (−x₁, x₀): one small product, which backends run well.
+	perm := make([]float64, hd*hd)
+	for j := range half {
+		perm[(2*j+1)*hd+2*j] = -1 // out[2j] = −x[2j+1]
+		perm[(2*j)*hd+2*j+1] = 1  // out[2j+1] = x[2j]
+	}
+	rot := DotGeneral(x, []int{3}, nil, Const(g, Tensor(perm, x.DType(), hd, hd)), []int{0}, nil)
 	return Add(Mul(x, cos), Mul(rot, sin))
 }
+
+// Rows returns rows [from, to) of a weight matrix w [out, in], for applying a
+// fused weight (qkv, adaLN) piece by piece.
+func Rows(w *Node, from, to int) *Node { return Take(w, 0, from, to) }
 
 // Take returns x[..., from:to, ...] along axis. It gathers instead of
 // slicing because the gradient of a slice is a Pad, which ONNX Runtime does

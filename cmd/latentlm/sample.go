@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/vae"
+)
+
+func init() {
+	register("sample", "generate images of a class with a trained model", runSample)
+	register("demo", "generate a grid of digits with the shipped weights (--train: retrain everything first)", runDemo)
+}
+
+// loadedModel is a LatentLM checkpoint with the tokenizer it was trained on.
+type loadedModel struct {
+	cfg       lm.Config
+	store     *model.Store
+	tokenizer *vae.Model
+}
+
+// loadModel reads --model (default: the shipped demo weights) and its
+// tokenizer (--vae, default: the one recorded in the model), refusing a
+// tokenizer other than the one the model was trained with.
+func loadModel(b compute.Backend, modelDir, vaeDir string) (*loadedModel, error) {
+	var err error
+	if modelDir == "" {
+		if modelDir, err = weightsDir("latentlm-mnist"); err != nil {
+			return nil, err
+		}
+	}
+	cfg, store, tok, err := lm.Load(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	if vaeDir == "" {
+		// The recorded path, else the shipped tokenizer of that name: the
+		// checksum below decides which one is really the model's.
+		vaeDir = tok.Path
+		if _, err := os.Stat(vaeDir); err != nil {
+			if alt, err := weightsDir(filepath.Base(vaeDir)); err == nil {
+				vaeDir = alt
+			}
+		}
+	}
+	sum, err := checkpoint.FileSHA256(filepath.Join(vaeDir, checkpoint.WeightsFile))
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer of %s: %w", modelDir, err)
+	}
+	if sum != tok.SHA256 {
+		return nil, fmt.Errorf("tokenizer %s is not the one %s was trained with (sha256 %.12s…, want %.12s…)", vaeDir, modelDir, sum, tok.SHA256)
+	}
+	tokenizer, err := vae.Load(b, vaeDir)
+	if err != nil {
+		return nil, err
+	}
+	if tokenizer.Config.Channels != cfg.Latent || tokenizer.Config.Items()+3 > cfg.MaxLen {
+		return nil, fmt.Errorf("tokenizer %s (%d channels, %d items) does not fit model %s (%d channels)", vaeDir, tokenizer.Config.Channels, tokenizer.Config.Items(), modelDir, cfg.Latent)
+	}
+	return &loadedModel{cfg: cfg, store: store, tokenizer: tokenizer}, nil
+}
+
+// parseClasses reads --class: a class number or "all".
+func parseClasses(s string, classes int) ([]int, error) {
+	if s == "all" {
+		all := make([]int, classes)
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
+	}
+	c, err := strconv.Atoi(s)
+	if err != nil || c < 0 || c >= classes {
+		return nil, fmt.Errorf("--class %q: want a class 0…%d or all", s, classes-1)
+	}
+	return []int{c}, nil
+}
+
+func runSample(args []string) error {
+	fs := newFlags("sample", "sample --class 3|all --n 16 --steps 20 --cfg 4 --seed 1 --out samples.png")
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	modelDir := fs.String("model", "", "model checkpoint (default: the shipped demo weights)")
+	vaeDir := fs.String("vae", "", "tokenizer checkpoint (default: the one the model was trained with)")
+	class := fs.String("class", "all", "class to draw, or all for a 10×n grid")
+	n := fs.Int("n", 8, "images per class")
+	steps := fs.Int("steps", 20, "DPM-Solver++ steps (0: DDPM over all 1000 steps)")
+	cfgScale := fs.Float64("cfg", 4, "classifier-free guidance scale")
+	temperature := fs.Float64("temperature", 1, "scale of the initial noise")
+	seed := fs.Int64("seed", 1, "random seed")
+	batch := fs.Int("batch", 64, "images generated at once")
+	out := fs.String("out", "samples.png", "output PNG grid")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 {
+		return errors.New("--n must be at least 1")
+	}
+	if *steps < 0 {
+		return errors.New("--steps must be ≥ 0")
+	}
+	b, _, err := openBackend(*backendName)
+	if err != nil {
+		return err
+	}
+	m, err := loadModel(b, *modelDir, *vaeDir)
+	if err != nil {
+		return err
+	}
+	classes, err := parseClasses(*class, m.cfg.Vocab.Classes)
+	if err != nil {
+		return err
+	}
+	return sampleGrid(b, m, classes, *n, lm.SampleOptions{Steps: *steps, CFG: *cfgScale, Temperature: *temperature, Seed: *seed}, *batch, *out)
+}
+
+func sampleGrid(b compute.Backend, m *loadedModel, classes []int, n int, opts lm.SampleOptions, batch int, out string) error {
+	var labels []int
+	for _, c := range classes {
+		for range n {
+			labels = append(labels, c)
+		}
+	}
+	t0 := time.Now()
+	imgs, err := generate(b, m.cfg, m.store, m.tokenizer, labels, opts, batch)
+	if err != nil {
+		return err
+	}
+	size := m.tokenizer.Config.ImageSize
+	rowLabels := make([]string, len(classes))
+	for i, c := range classes {
+		rowLabels[i] = strconv.Itoa(c)
+	}
+	if err := imageio.WriteGridOpts(out, imgs, size, size, n, imageio.GridOptions{Scale: 2, Labels: rowLabels}); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: %d images (%d per class, %d solver steps, CFG %g) in %s\n", out, len(imgs), n, opts.Steps, opts.CFG, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+func runDemo(args []string) error {
+	fs := newFlags("demo", "demo [--train] [--out demo.png]")
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	retrain := fs.Bool("train", false, "retrain the whole pipeline (σ-VAE, then LatentLM) from scratch on defaults first")
+	out := fs.String("out", "demo.png", "output PNG grid")
+	runDir := fs.String("dir", filepath.Join("runs", "demo-"+time.Now().Format("20060102-150405")), "where --train writes its checkpoints")
+	quiet := fs.Bool("quiet", false, "no progress bars")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, _, err := openBackend(*backendName)
+	if err != nil {
+		return err
+	}
+	modelDir := ""
+	if *retrain {
+		ctx, cancel := signalContext()
+		defer cancel()
+		if modelDir, err = demoTrain(ctx, *backendName, *runDir, *quiet); err != nil {
+			return err
+		}
+	}
+	m, err := loadModel(b, modelDir, "")
+	if err != nil {
+		return err
+	}
+	all, _ := parseClasses("all", m.cfg.Vocab.Classes)
+	return sampleGrid(b, m, all, 8, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}, 80, *out)
+}
+
+// demoTrain retrains the tokenizer and the model on defaults.
+func demoTrain(ctx context.Context, backendName, dir string, quiet bool) (string, error) {
+	vaeDir := filepath.Join(dir, "vae-mnist")
+	args := []string{"--out", vaeDir, "--data", "mnist"}
+	if backendName != "" {
+		args = append(args, "--backend", backendName)
+	}
+	if quiet {
+		args = append(args, "--quiet")
+	}
+	if err := vaeTrain(args); err != nil {
+		return "", fmt.Errorf("training the tokenizer: %w", err)
+	}
+	o := defaultLMTrainOptions()
+	o.backend, o.vaeDir, o.out, o.quiet = backendName, vaeDir, filepath.Join(dir, "latentlm-mnist"), quiet
+	return trainLM(ctx, o)
+}
