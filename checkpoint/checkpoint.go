@@ -180,9 +180,10 @@ func SaveState(path string, store *model.Store, meta map[string]string) error {
 	return safetensors.Save(path, ts, meta)
 }
 
-// LoadState restores the variables saved by SaveState into store: variables
-// the store already has must match in shape and dtype; the others (optimizer
-// moments, counters, EMA) are created. It returns the metadata.
+// LoadState restores the variables saved by SaveState into store, whose
+// weights must already exist (created from the config): those must match in
+// shape and dtype; the others (optimizer moments, counters, RNG, EMA) are
+// created, not trainable. It returns the metadata.
 func LoadState(path string, store *model.Store) (map[string]string, error) {
 	f, err := safetensors.Load(path)
 	if err != nil {
@@ -210,19 +211,15 @@ func LoadState(path string, store *model.Store) (map[string]string, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", t.Name, err))
 			continue
 		}
-		if t.Name != "/#rngState" && !isWeight(t.Name) {
-			v.SetTrainable(false)
-		}
+		// Weights exist already (created from the config); whatever the
+		// state adds is optimizer or bookkeeping state, never trained.
+		v.SetTrainable(false)
 	}
 	if len(errs) > 0 {
 		sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 		return nil, fmt.Errorf("%s does not match the model: %w", path, errors.Join(errs...))
 	}
 	return f.Metadata, nil
-}
-
-func isWeight(path string) bool {
-	return len(path) > len(nn.WeightsScope)+1 && path[:len(nn.WeightsScope)+1] == nn.WeightsScope+"/"
 }
 
 var toST = map[dtypes.DType]safetensors.DType{
