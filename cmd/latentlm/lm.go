@@ -40,7 +40,7 @@ type lmTrainOptions struct {
 }
 
 func defaultLMTrainOptions() lmTrainOptions {
-	return lmTrainOptions{data: "mnist", cfg: lm.DefaultConfig(), steps: 1500, saveEvery: 250, sampleEvery: 500,
+	return lmTrainOptions{data: "mnist", cfg: lm.DefaultConfig(), steps: 600, saveEvery: 100, sampleEvery: 300,
 		batch: defaultTrainBatch, batchMul: 4, lr: 1e-3, labelDropout: 0.1, ema: 0.999, seed: 1}
 }
 

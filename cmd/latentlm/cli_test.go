@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var binary_ string
+
+// TestMain builds the command once; the tests run it as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "latentlm-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary_ = filepath.Join(dir, "latentlm")
+	build := exec.Command("go", "build", "-o", binary_, ".")
+	build.Env = append(os.Environ(), "GOEXPERIMENT=simd")
+	if out, err := build.CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cli runs the binary in dir and returns its exit code, stdout and stderr.
+func cli(t *testing.T, dir string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binary_, args...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+// repoRoot is where the shipped weights and .deps live.
+func repoRoot(t *testing.T) string {
+	wd, _ := os.Getwd()
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+// expectOneLineError checks the contract for bad input: exit status 1, one
+// line on stderr naming what is wrong, no panic trace.
+func expectOneLineError(t *testing.T, code int, stderr, want string) {
+	t.Helper()
+	if code != 1 {
+		t.Errorf("exit status %d, want 1 (stderr %q)", code, stderr)
+	}
+	if strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("error is not one line:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "goroutine") || strings.Contains(stderr, "panic") {
+		t.Errorf("panic trace in output:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, want) {
+		t.Errorf("stderr %q lacks %q", stderr, want)
+	}
+}
+
+func safetensorsFile(header string, data int) []byte {
+	b := make([]byte, 8)
+	binary.LittleEndian.PutUint64(b, uint64(len(header)))
+	return append(append(b, header...), make([]byte, data)...)
+}
+
+// TestBadCheckpointFiles feeds each kind of broken safetensors file to
+// `vae decode` and to a model checkpoint, and checks one-line errors, exit
+// status 1 and that no output is left behind.
+func TestBadCheckpointFiles(t *testing.T) {
+	root := repoRoot(t)
+	vaeDir := filepath.Join(root, "weights", "vae-mnist")
+	if _, err := os.Stat(vaeDir); err != nil {
+		t.Skip("shipped tokenizer not present")
+	}
+	valid := safetensorsFile(`{"latents":{"dtype":"F32","shape":[1,49,8],"data_offsets":[0,1568]}}`, 1568)
+	past := append([]byte(nil), valid...)
+	binary.LittleEndian.PutUint64(past, 1<<20)
+	cases := map[string]struct {
+		content []byte
+		want    string
+	}{
+		"truncated":       {valid[:6], "truncated"},
+		"header_past_eof": {past, "past the end"},
+		"invalid_json":    {safetensorsFile(`{"latents":{"dtype":`, 0), "invalid JSON"},
+		"overlap":         {safetensorsFile(`{"latents":{"dtype":"F32","shape":[1,49,8],"data_offsets":[0,1568]},"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, 1568), "overlap"},
+		"out_of_range":    {safetensorsFile(`{"latents":{"dtype":"F32","shape":[1,49,8],"data_offsets":[8,1576]}}`, 1568), "out of range"},
+		"size_mismatch":   {safetensorsFile(`{"latents":{"dtype":"F32","shape":[2,49,8],"data_offsets":[0,1568]}}`, 1568), "do not match shape"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			in := filepath.Join(dir, "in.safetensors")
+			os.WriteFile(in, c.content, 0o644)
+			out := filepath.Join(dir, "out")
+			code, _, stderr := cli(t, root, "vae", "decode", "--vae", vaeDir, "--out-dir", out, in)
+			expectOneLineError(t, code, stderr, c.want)
+			if !strings.Contains(stderr, in) {
+				t.Errorf("error does not name the file %s: %q", in, stderr)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("output folder %s created despite the error", out)
+			}
+
+			// The same file as a model's weights: sample must fail the same way
+			// and not create its output.
+			model := filepath.Join(dir, "model")
+			os.MkdirAll(model, 0o755)
+			os.WriteFile(filepath.Join(model, "config.json"), []byte(`{"kind":"latentlm","config":{"dim":32,"depth":1,"heads":2,"kv_heads":2,"mlp_ratio":2,"head_depth":1,"head_dim":32,"latent_channels":8,"max_len":52,"target":"eps","vocab":{"classes":10,"extra":0}},"info":{"tokenizer":{}}}`), 0o644)
+			os.WriteFile(filepath.Join(model, "model.safetensors"), c.content, 0o644)
+			png := filepath.Join(dir, "samples.png")
+			code, _, stderr = cli(t, root, "sample", "--model", model, "--out", png)
+			expectOneLineError(t, code, stderr, c.want)
+			if _, err := os.Stat(png); err == nil {
+				t.Errorf("%s created despite the error", png)
+			}
+		})
+	}
+}
+
+func TestBadInputs(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	txt := filepath.Join(dir, "notes.png")
+	os.WriteFile(txt, []byte("not an image"), 0o644)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"info", "--backend", "tpu"}, `unknown backend "tpu"`},
+		{[]string{"vae", "encode", "--out", filepath.Join(dir, "z.safetensors"), txt}, txt},
+		{[]string{"vae", "train", "--data", "cifar"}, `unknown data set "cifar"`},
+		{[]string{"sample", "--class", "12", "--out", filepath.Join(dir, "s.png")}, "--class"},
+		{[]string{"sample", "--model", dir, "--out", filepath.Join(dir, "s.png")}, "not a checkpoint"},
+	}
+	for _, c := range cases {
+		code, _, stderr := cli(t, root, c.args...)
+		if c.args[0] == "info" {
+			expectOneLineError(t, code, stderr, c.want)
+			continue
+		}
+		expectOneLineError(t, code, stderr, c.want)
+	}
+	for _, f := range []string{"z.safetensors", "s.png"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("%s created despite the error", f)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	code, stdout, _ := cli(t, repoRoot(t), "help")
+	if code != 0 {
+		t.Fatalf("help exit status %d", code)
+	}
+	for _, cmd := range []string{"info", "bench", "vae", "train", "sample", "demo"} {
+		if !strings.Contains(stdout, "  "+cmd+" ") {
+			t.Errorf("help does not list %s", cmd)
+		}
+	}
+}
