@@ -1,7 +1,7 @@
 # Everything runs through scripts/setup.sh (dependencies, build) and go test.
 export GOEXPERIMENT := simd
 
-.PHONY: setup build test demo bench check
+.PHONY: setup build build-xla test demo bench check
 
 setup:
 	bash scripts/setup.sh
@@ -23,3 +23,7 @@ bench: build
 check:
 	gofmt -l . | tee /dev/stderr | (! read)
 	go vet ./...
+
+# The xla backend needs cgo and a PJRT plugin at run time (GPU machines).
+build-xla:
+	go build -tags xla -o bin/latentlm-xla ./cmd/latentlm
