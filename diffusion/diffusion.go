@@ -103,22 +103,39 @@ type Step struct {
 // Plan is a whole sampler: its steps in order.
 type Plan []Step
 
-// DPMSolverPP returns DPM-Solver++ 2M with n steps as the public code runs it
-// (diffusers' "midpoint" solver): timesteps round(linspace(0, T−1, n+1)),
-// reversed, last dropped; first order at the first step and at the final step,
-// which goes to sigma zero and so returns the last x̂₀.
-func (s *Schedule) DPMSolverPP(n int) (Plan, error) {
+// LambdaMinClipped is the default floor on the log-SNR λ = log(α/σ) where
+// DPM-Solver++ starts. Under the cosine schedule ᾱ_999 ≈ 2e-9, so the first
+// data prediction x̂₀ = (x − σ·ε̂)/α divides the denoiser's error by α ≈ 5e-5
+// and one step ruins the sample; diffusers' lambda_min_clipped = −5.1 (its
+// recommendation for cosine schedules) starts instead at the largest t with
+// λ_t ≥ −5.1 (t = 995 here).
+const LambdaMinClipped = -5.1
+
+// DPMSolverPP returns DPM-Solver++ 2M with n steps as diffusers runs it
+// ("midpoint" solver, timestep_spacing "linspace"): timesteps
+// round(linspace(0, last−1, n+1)), reversed, last dropped, where last is T
+// minus the number of timesteps whose λ is below lambdaMin (use
+// LambdaMinClipped; −Inf keeps all); first order at the first step and at
+// the final step, which goes to sigma zero and so returns the last x̂₀.
+func (s *Schedule) DPMSolverPP(n int, lambdaMin float64) (Plan, error) {
 	if n < 1 || n > s.T {
 		return nil, fmt.Errorf("solver steps %d out of range 1…%d", n, s.T)
-	}
-	ts := make([]int, n)
-	for i := range n {
-		// linspace(0, T−1, n+1) reversed: element n−i.
-		ts[i] = int(math.Round(float64(s.T-1) * float64(n-i) / float64(n)))
 	}
 	lambda := func(t int) float64 {
 		a, sg := s.alphaSigma(t)
 		return math.Log(a) - math.Log(sg)
+	}
+	last := s.T
+	for t := s.T - 1; t >= 0 && lambda(t) < lambdaMin; t-- {
+		last--
+	}
+	if last < 1 {
+		return nil, fmt.Errorf("lambda floor %v leaves no timesteps", lambdaMin)
+	}
+	ts := make([]int, n)
+	for i := range n {
+		// linspace(0, last−1, n+1) reversed: element n−i.
+		ts[i] = int(math.Round(float64(last-1) * float64(n-i) / float64(n)))
 	}
 	plan := make(Plan, n)
 	for i, t := range ts {

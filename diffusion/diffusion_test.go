@@ -35,7 +35,7 @@ func TestCosineSchedule(t *testing.T) {
 }
 
 func TestDPMSolverTimesteps(t *testing.T) {
-	p, err := Cosine(1000).DPMSolverPP(20)
+	p, err := Cosine(1000).DPMSolverPP(20, math.Inf(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,20 @@ func TestDPMSolverTimesteps(t *testing.T) {
 	if p[0].T != 999 || p[1].T != 949 || p[19].T != 50 {
 		t.Errorf("timesteps %d %d … %d, want 999 949 … 50", p[0].T, p[1].T, p[19].T)
 	}
+	// With the λ floor, the start is the last t with λ_t ≥ −5.1.
+	s := Cosine(1000)
+	c, err := s.DPMSolverPP(20, LambdaMinClipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lam := func(t int) float64 { return 0.5 * math.Log(s.AlphaBars[t]/(1-s.AlphaBars[t])) }
+	if lam(c[0].T) < LambdaMinClipped || lam(c[0].T+1) >= LambdaMinClipped {
+		t.Errorf("clipped start t=%d has λ %.3f, next λ %.3f", c[0].T, lam(c[0].T), lam(c[0].T+1))
+	}
 	if p[0].C != 0 || p[19].A != 0 || p[19].B != 1 {
 		t.Errorf("first step must be first order and last must return x̂₀: %+v %+v", p[0], p[19])
 	}
-	if _, err := Cosine(1000).DPMSolverPP(0); err == nil {
+	if _, err := Cosine(1000).DPMSolverPP(0, LambdaMinClipped); err == nil {
 		t.Error("0 steps accepted")
 	}
 }
@@ -138,7 +148,7 @@ func meanStd(x []float64) (float64, float64) {
 func TestSamplersRecoverGaussian(t *testing.T) {
 	const m, s, n = 1.5, 0.5, 20000
 	sched := Cosine(1000)
-	dpm, err := sched.DPMSolverPP(20)
+	dpm, err := sched.DPMSolverPP(20, LambdaMinClipped)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func NewSampler(backend compute.Backend, store *model.Store, cfg Config, items i
 		return nil, err
 	}
 	if opts.Steps > 0 {
-		if s.plan, err = s.sched.DPMSolverPP(opts.Steps); err != nil {
+		if s.plan, err = s.sched.DPMSolverPP(opts.Steps, diffusion.LambdaMinClipped); err != nil {
 			return nil, err
 		}
 	} else {

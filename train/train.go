@@ -110,9 +110,14 @@ func New(backend compute.Backend, store *model.Store, cfg Config, loss LossFn) (
 		optimizer.LearningRateVar(weights, dtypes.Float32, cfg.LR).SetNodeValue(lr)
 		opt.UpdateGraphWithGradients(weights, grads, outs[0].DType())
 		if cfg.EMADecay > 0 {
+			// Warm-up of the decay, min(decay, (1+t)/(10+t)) as in diffusers'
+			// EMAModel: a short run's EMA must not stay anchored to the
+			// initial weights (0.999^600 still weighs them by 55%).
+			fstep := ConvertDType(step, dtypes.Float32)
+			decay := Min(Scalar(g, dtypes.Float32, cfg.EMADecay), Div(OnePlus(fstep), AddScalar(fstep, 10)))
 			for _, v := range nn.Trainable(store) {
 				ev := store.GetVariable(EMAScope + "/" + nn.WeightName(v))
-				ema := Add(MulScalar(ev.NodeValue(g), cfg.EMADecay), MulScalar(v.NodeValue(g), 1-cfg.EMADecay))
+				ema := Add(Mul(ev.NodeValue(g), decay), Mul(v.NodeValue(g), OneMinus(decay)))
 				ev.SetNodeValue(ema)
 			}
 		}
