@@ -245,7 +245,7 @@ func toSafetensor(name string, v *model.Variable) (safetensors.Tensor, error) {
 }
 
 func fromSafetensor(t safetensors.Tensor) (*tensors.Tensor, error) {
-	var dt dtypes.DType = dtypes.InvalidDType
+	dt := dtypes.InvalidDType
 	for k, v := range toST {
 		if v == t.DType {
 			dt = k

@@ -5,7 +5,7 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 
-	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	. "github.com/gomlx/gomlx/core/graph"
 )
 
 // Attention describes a multi-head attention layer with grouped-query

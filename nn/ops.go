@@ -2,7 +2,7 @@ package nn
 
 import (
 	"github.com/gomlx/compute/dtypes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	. "github.com/gomlx/gomlx/core/graph"
 )
 
 // Block is one pre-norm Transformer block of DESIGN.md §3:
