@@ -2,9 +2,10 @@
 // Fashion-MNIST — from the idx files that setup installs, with seeded
 // shuffling and batching.
 //
-// Every file is validated (magic number, dimensions, length, label range),
-// and every failure names the file, because a corrupt download should be
-// fixed by re-running setup, not debugged.
+// Every file is validated (gzip stream, magic number, dimensions, exact
+// length, label range), and every failure is an error that names the file,
+// never a panic: a corrupt or partial download should lead the user to re-run
+// setup, not to a debugger.
 package data
 
 import (
@@ -13,46 +14,53 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/latentlm/latentlm/internal/deps"
 )
 
-// Names lists the data sets.
+// Names lists the data sets, for validating flags.
 var Names = []string{"mnist", "fashion"}
 
-// FashionClasses names the Fashion-MNIST labels.
+// Classes is the number of labels of both data sets.
+const Classes = 10
+
+// FashionClasses names the Fashion-MNIST labels, for captions and reports.
 var FashionClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
-// Dataset is a set of 8-bit grayscale images with labels 0…9.
+// Dataset holds a whole split in memory as bytes: 47 MB for the largest, a
+// quarter of what float32 would take; batches are scaled when gathered.
 type Dataset struct {
 	Name          string
 	Split         string
 	N             int
 	Height, Width int
 	Images        []uint8 // N×Height×Width, row-major
-	Labels        []uint8
+	Labels        []uint8 // 0…Classes−1
 }
 
-// Classes is the number of labels.
-const Classes = 10
-
-// Image returns the pixels of image i.
+// Image returns the pixels of image i, sharing the data set's memory.
 func (d *Dataset) Image(i int) []uint8 {
 	s := d.Height * d.Width
 	return d.Images[i*s : (i+1)*s]
 }
 
-// Float32 writes image i scaled to [0, 1] into dst (length Height·Width).
+// Float32 writes image i into dst (length Height·Width) scaled to [0, 1],
+// the range the models are trained on.
 func (d *Dataset) Float32(i int, dst []float32) {
-	for k, p := range d.Image(i) {
+	img := d.Image(i)
+	dst = dst[:len(img)]
+	for k, p := range img {
 		dst[k] = float32(p) / 255
 	}
 }
 
-// Batch gathers the images (scaled to [0, 1]) and labels of indices.
+// Batch gathers the images (scaled to [0, 1]) and labels of indices into
+// fresh flat slices, the layout tensors are built from.
 func (d *Dataset) Batch(indices []int) (images []float32, labels []int32) {
 	s := d.Height * d.Width
 	images = make([]float32, len(indices)*s)
@@ -64,7 +72,8 @@ func (d *Dataset) Batch(indices []int) (images []float32, labels []int32) {
 	return images, labels
 }
 
-// Subset returns a data set of the given images (sharing nothing).
+// Subset copies the given images into a new data set, so that a small
+// subset does not keep the whole split alive.
 func (d *Dataset) Subset(indices []int) *Dataset {
 	s := d.Height * d.Width
 	out := &Dataset{Name: d.Name, Split: d.Split, N: len(indices), Height: d.Height, Width: d.Width,
@@ -76,38 +85,68 @@ func (d *Dataset) Subset(indices []int) *Dataset {
 	return out
 }
 
-// Permutation is a seeded permutation of 0…n−1: the same seed gives the
-// same order on every machine.
+// Permutation is a seeded permutation of 0…n−1. It uses its own PCG
+// generator, a fixed algorithm, so that a seed gives the same order on every
+// machine and in every run (a test pins it against Go changes).
 func Permutation(n int, seed uint64) []int {
 	return rand.New(rand.NewPCG(seed, 0x6d6e697374)).Perm(n)
 }
 
-// BatchIndices returns the indices of batch number step (0-based) of size
-// batch, over epochs of a fresh permutation each (seeded by seed and the
-// epoch). It depends only on its arguments, so a resumed run sees exactly
-// the batches it would have seen.
+// epochSeed derives an epoch's seed with a large odd step, not +epoch, so
+// that epoch 1 of seed s is not epoch 0 of seed s+1.
+func epochSeed(seed uint64, epoch int64) uint64 {
+	return seed + uint64(epoch)*0x9e3779b97f4a7c15
+}
+
+// BatchIndices returns the indices of training batch number step (0-based):
+// each epoch is a fresh permutation, cut into n/batch batches, the remainder
+// dropped so that every step has the same shape. It depends only on its
+// arguments, so a resumed run sees exactly the batches it would have seen.
+// It panics if batch is not in 1…n, as slicing would.
 func BatchIndices(n, batch int, step int64, seed uint64) []int {
-	perEpoch := n / batch
-	epoch := step / int64(perEpoch)
-	pos := int(step%int64(perEpoch)) * batch
-	perm := Permutation(n, seed+uint64(epoch)*0x9e3779b97f4a7c15)
-	return perm[pos : pos+batch]
+	if batch < 1 || batch > n {
+		panic(fmt.Sprintf("data.BatchIndices: batch size %d for %d items", batch, n))
+	}
+	perEpoch := int64(n / batch)
+	epoch := step / perEpoch
+	pos := int(step%perEpoch) * batch
+	return Permutation(n, epochSeed(seed, epoch))[pos : pos+batch]
 }
 
-var files = map[string]map[string][2]string{
-	"mnist": {
-		"train": {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
-		"test":  {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"},
-	},
+// Batches yields one epoch of 0…n−1 in seeded order, size at a time: every
+// index exactly once, the last batch short unless dropLast (then, as with
+// BatchIndices, the short batch is skipped). With dropLast it yields the
+// same batches as BatchIndices steps 0…n/size−1.
+func Batches(n, size int, seed uint64, dropLast bool) iter.Seq[[]int] {
+	if size < 1 {
+		panic(fmt.Sprintf("data.Batches: batch size %d", size))
+	}
+	return func(yield func([]int) bool) {
+		perm := Permutation(n, epochSeed(seed, 0))
+		for start := 0; start < n; start += size {
+			end := min(start+size, n)
+			if dropLast && end-start < size {
+				return
+			}
+			if !yield(perm[start:end:end]) {
+				return
+			}
+		}
+	}
 }
 
-func init() { files["fashion"] = files["mnist"] }
+// files maps a split to its images and labels files, the names that MNIST
+// has always been distributed under; setup gives Fashion-MNIST the same.
+var files = map[string][2]string{
+	"train": {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
+	"test":  {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"},
+}
 
 // Folder is the .deps sub-folder of each data set.
 var Folder = map[string]string{"mnist": "mnist", "fashion": "fashion-mnist"}
 
-// Load reads a split ("train" or "test") of a data set ("mnist" or
-// "fashion") from the folder setup installed.
+// Load reads a split ("train": 60000 images, "test": 10000) of a data set
+// ("mnist" or "fashion") from the folder setup installed.
 func Load(name, split string) (*Dataset, error) {
 	folder, ok := Folder[name]
 	if !ok {
@@ -115,14 +154,15 @@ func Load(name, split string) (*Dataset, error) {
 	}
 	dir, err := deps.Dir()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}
 	return LoadDir(filepath.Join(dir, folder), name, split)
 }
 
-// LoadDir reads a split from the idx files in dir.
+// LoadDir is Load from any folder holding the four idx files, so that tests
+// can use small or broken ones.
 func LoadDir(dir, name, split string) (*Dataset, error) {
-	f, ok := files[name][split]
+	f, ok := files[split]
 	if !ok {
 		return nil, fmt.Errorf("unknown split %q of %s: want train or test", split, name)
 	}
@@ -140,54 +180,73 @@ func LoadDir(dir, name, split string) (*Dataset, error) {
 	}
 	for i, l := range labels {
 		if l >= Classes {
-			return nil, fmt.Errorf("%s: label %d of item %d out of range 0…9", lblPath, l, i)
+			return nil, fmt.Errorf("%s: label %d of item %d out of range 0…%d", lblPath, l, i, Classes-1)
 		}
 	}
 	return &Dataset{Name: name, Split: split, N: dims[0], Height: dims[1], Width: dims[2], Images: images, Labels: labels}, nil
 }
 
-// readIdx reads a gzipped idx file with the given magic and rank.
+// maxElements bounds what a header may claim (the largest real file has 47
+// million), so that a corrupt one cannot ask for absurd amounts of memory.
+const maxElements = 1 << 30
+
+// readIdx reads a gzipped idx file of unsigned bytes with the given magic
+// number and rank, and insists that the data end exactly where the header
+// says, so that truncation and stray bytes are both caught.
 func readIdx(path string, magic uint32, rank int) ([]uint8, []int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fmt.Errorf("%s: missing (run `make setup`)", path)
+			return nil, nil, fmt.Errorf("%s: missing: run `make setup` (or scripts/setup.sh)", path)
 		}
-		return nil, nil, err
+		return nil, nil, err // *PathError names the file
 	}
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: not a gzip file: %v", path, err)
 	}
-	var hdr [4]byte
-	if _, err := io.ReadFull(zr, hdr[:]); err != nil {
+	hdr := make([]byte, 4*(1+rank))
+	if _, err := io.ReadFull(zr, hdr); err != nil {
 		return nil, nil, fmt.Errorf("%s: truncated header: %v", path, err)
 	}
-	if got := binary.BigEndian.Uint32(hdr[:]); got != magic {
-		return nil, nil, fmt.Errorf("%s: bad magic number 0x%x, want 0x%x", path, got, magic)
+	if got := binary.BigEndian.Uint32(hdr); got != magic {
+		return nil, nil, fmt.Errorf("%s: bad magic number 0x%08x, want 0x%08x", path, got, magic)
 	}
 	dims := make([]int, rank)
 	size := 1
 	for i := range dims {
-		if _, err := io.ReadFull(zr, hdr[:]); err != nil {
-			return nil, nil, fmt.Errorf("%s: truncated header: %v", path, err)
-		}
-		dims[i] = int(binary.BigEndian.Uint32(hdr[:]))
-		if dims[i] <= 0 || dims[i] > 1<<24 {
-			return nil, nil, fmt.Errorf("%s: implausible dimension %d", path, dims[i])
+		dims[i] = int(binary.BigEndian.Uint32(hdr[4+4*i:]))
+		if dims[i] == 0 || dims[i] > maxElements/size {
+			return nil, nil, fmt.Errorf("%s: implausible dimensions %v", path, dims[:i+1])
 		}
 		size *= dims[i]
 	}
-	if size > 1<<30 {
-		return nil, nil, fmt.Errorf("%s: %v elements is too many", path, dims)
+	buf, err := readN(zr, size)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: truncated or corrupt: %d of %d bytes of data: %v", path, len(buf), size, err)
 	}
-	buf := make([]uint8, size)
-	if _, err := io.ReadFull(zr, buf); err != nil {
-		return nil, nil, fmt.Errorf("%s: truncated: expected %d bytes of data: %v", path, size, err)
-	}
-	if n, _ := io.Copy(io.Discard, zr); n > 0 {
-		return nil, nil, fmt.Errorf("%s: %d bytes of trailing data", path, n)
+	if n, err := io.Copy(io.Discard, zr); err != nil {
+		return nil, nil, fmt.Errorf("%s: truncated or corrupt at the end: %v", path, err)
+	} else if n > 0 {
+		return nil, nil, fmt.Errorf("%s: %d bytes after the %d the header announces", path, n, size)
 	}
 	return buf, dims, nil
+}
+
+// readN reads exactly n bytes, growing the buffer as data arrive rather than
+// trusting n up front beyond 64 MiB.
+func readN(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, 64<<20))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), len(buf)))
+		}
+		k, err := io.ReadFull(r, buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }

@@ -40,8 +40,8 @@ type lmTrainOptions struct {
 }
 
 func defaultLMTrainOptions() lmTrainOptions {
-	return lmTrainOptions{data: "mnist", cfg: lm.DefaultConfig(), steps: 600, saveEvery: 100, sampleEvery: 300,
-		batch: defaultTrainBatch, batchMul: 4, lr: 1e-3, labelDropout: 0.1, ema: 0.999, seed: 1}
+	return lmTrainOptions{data: "mnist", cfg: lm.DefaultConfig(), steps: 2400, saveEvery: 400, sampleEvery: 1200,
+		batch: defaultTrainBatch, batchMul: 4, lr: 2e-3, labelDropout: 0.1, ema: 0.999, seed: 1}
 }
 
 func runTrain(args []string) error {

@@ -88,14 +88,22 @@ func run(args []string) (code int) {
 	return 2
 }
 
-// firstLine keeps error output to one line: GoMLX errors can carry stack
-// traces after the message.
+// firstLine keeps error output to one line. Errors that list several
+// problems (a checkpoint's mismatched tensors) have their lines joined with
+// "; "; GoMLX errors can carry stack traces after the message, which are
+// dropped from the first indented or file:line line on.
 func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
+	var kept []string
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "\t") || strings.HasPrefix(line, " ") || strings.Contains(line, ".go:") || strings.HasPrefix(line, "goroutine ") {
+			break
+		}
+		kept = append(kept, strings.TrimSpace(line))
 	}
-	return s
+	return strings.Join(kept, "; ")
 }
 
 // newFlags makes a flag set whose usage names the command and its purpose.

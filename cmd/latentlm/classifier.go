@@ -1,0 +1,258 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/classifier"
+	"github.com/latentlm/latentlm/data"
+	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/metrics"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/train"
+)
+
+func init() {
+	register("classifier", "train and evaluate the CNN that the evaluation scores images with", runClassifier)
+}
+
+func runClassifier(args []string) error {
+	subs := map[string]func([]string) error{"train": classifierTrain, "eval": classifierEval}
+	if len(args) == 0 || subs[args[0]] == nil {
+		fmt.Println("usage: latentlm classifier train|eval [flags]\n\n" +
+			"  train  train the evaluation classifier on mnist or fashion; prints its test accuracy\n" +
+			"  eval   test accuracy of a classifier checkpoint")
+		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			return nil
+		}
+		return fmt.Errorf("unknown subcommand %q", args[0])
+	}
+	return subs[args[0]](args[1:])
+}
+
+// loadClassifier reads dir, or the shipped classifier of the data set.
+func loadClassifier(b compute.Backend, dir, dataName string) (*classifier.Model, string, error) {
+	if dir == "" {
+		var err error
+		if dir, err = weightsDir("classifier-" + dataName); err != nil {
+			return nil, "", err
+		}
+	}
+	m, err := classifier.Load(b, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	if d, ok := m.Info["data"].(string); ok && d != dataName {
+		return nil, "", fmt.Errorf("classifier %s was trained on %s, not %s", dir, d, dataName)
+	}
+	return m, dir, nil
+}
+
+// testAccuracy is the classifier's accuracy on the whole test split.
+func testAccuracy(m *classifier.Model, dataName string) (float64, error) {
+	test, err := data.Load(dataName, "test")
+	if err != nil {
+		return 0, err
+	}
+	imgs, labels := datasetImages(test)
+	probs, _, err := m.Predict(imgs)
+	if err != nil {
+		return 0, err
+	}
+	return metrics.AccuracyToClass(probs, labels)
+}
+
+// datasetImages returns every image of d scaled to [0, 1], with its label.
+func datasetImages(d *data.Dataset) ([][]float32, []int) {
+	px := d.Height * d.Width
+	flat := make([]float32, d.N*px)
+	imgs := make([][]float32, d.N)
+	labels := make([]int, d.N)
+	for i := range imgs {
+		imgs[i] = flat[i*px : (i+1)*px : (i+1)*px]
+		d.Float32(i, imgs[i])
+		labels[i] = int(d.Labels[i])
+	}
+	return imgs, labels
+}
+
+func classifierTrain(args []string) error {
+	fs := newFlags("classifier train", "classifier train --data mnist|fashion [--out DIR] [--steps N] [--resume]")
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	dataName := fs.String("data", "mnist", "data set: mnist or fashion")
+	out := fs.String("out", "", "checkpoint folder (default runs/classifier-<data>)")
+	def := classifier.DefaultConfig()
+	w1 := fs.Int("width1", def.Widths[0], "channels of the first convolution")
+	w2 := fs.Int("width2", def.Widths[1], "channels of the second convolution")
+	features := fs.Int("features", def.Features, "width of the feature (penultimate) layer")
+	steps := fs.Int64("steps", 1200, "training steps")
+	batch := fs.Int("batch", 128, "batch size")
+	lr := fs.Float64("lr", 2e-3, "peak learning rate")
+	seed := fs.Uint64("seed", 1, "seed of initialisation and data order")
+	limit := fs.Int("limit", 0, "use only the first N training images (0: all)")
+	resume := fs.Bool("resume", false, "continue the run saved in --out")
+	saveEvery := fs.Int64("save-every", 500, "checkpoint period in steps")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkDataName(*dataName); err != nil {
+		return err
+	}
+	cfg := def
+	cfg.Widths, cfg.Features = []int{*w1, *w2}, *features
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if *steps < 1 || *batch < 1 {
+		return fmt.Errorf("--steps and --batch must be at least 1")
+	}
+	if *out == "" {
+		*out = filepath.Join("runs", "classifier-"+*dataName)
+	}
+	b, bname, err := openBackend(*backendName)
+	if err != nil {
+		return err
+	}
+	ds, err := data.Load(*dataName, "train")
+	if err != nil {
+		return err
+	}
+	if *limit > 0 && *limit < ds.N {
+		idx := make([]int, *limit)
+		for i := range idx {
+			idx[i] = i
+		}
+		ds = ds.Subset(idx)
+	}
+	if *batch > ds.N {
+		return fmt.Errorf("--batch %d is larger than the %d training images", *batch, ds.N)
+	}
+	store := model.NewStore()
+	tc := train.DefaultConfig()
+	tc.LR, tc.TotalSteps, tc.WarmupSteps, tc.MinLR = *lr, int(*steps), min(100, int(*steps)/10), *lr/50
+	var history []train.Point
+	statePath := filepath.Join(*out, checkpoint.StateFile)
+	if *resume {
+		var saved classifier.Config
+		if _, err := checkpoint.ReadHeader(*out, classifier.Kind, &saved); err != nil {
+			return err
+		}
+		cfg = saved
+		if err := nn.Init(store, cfg.Specs(), *seed, dtypes.Float32); err != nil {
+			return err
+		}
+		meta, err := checkpoint.LoadState(statePath, store)
+		if err != nil {
+			return err
+		}
+		if history, err = train.ParseHistory(meta["history"]); err != nil {
+			return fmt.Errorf("%s: %w", statePath, err)
+		}
+		if s, err := strconv.ParseUint(meta["seed"], 10, 64); err == nil {
+			*seed = s
+		}
+	} else {
+		if _, err := os.Stat(filepath.Join(*out, checkpoint.ConfigFile)); err == nil {
+			return fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it or choose another --out", *out)
+		}
+		if err := nn.Init(store, cfg.Specs(), *seed, dtypes.Float32); err != nil {
+			return err
+		}
+	}
+	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+		loss, acc := cfg.Loss(scope, w, in[0], in[1])
+		return []*Node{loss, acc}
+	})
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	info := func(step int64) map[string]any {
+		return map[string]any{"data": *dataName, "steps": step, "batch": *batch, "backend": bname, "seed": *seed}
+	}
+	save := func(step int64, h []train.Point) error {
+		if err := checkpoint.Save(*out, classifier.Kind, cfg, info(step), store, true, nil); err != nil {
+			return err
+		}
+		return checkpoint.SaveState(statePath, store, map[string]string{"history": train.HistoryJSON(h), "seed": fmt.Sprint(*seed)})
+	}
+	loop := &train.Loop{
+		Trainer: tr, Store: store, Steps: *steps, History: history, Every: *saveEvery, Hook: save,
+		Desc: "classifier " + *dataName, Quiet: *quiet, RecordEvery: 10,
+		Batch: func(step int64) ([]any, int, error) {
+			idx := data.BatchIndices(ds.N, *batch, step, *seed)
+			imgs, labels := ds.Batch(idx)
+			return []any{tensors.FromFlatDataAndDimensions(imgs, len(idx), ds.Height, ds.Width),
+				tensors.FromFlatDataAndDimensions(labels, len(idx))}, len(idx), nil
+		},
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	if err := loop.Run(ctx); err != nil {
+		return err
+	}
+	trainSeconds := time.Since(started).Seconds()
+	if err := save(*steps, loop.History); err != nil {
+		return err
+	}
+	// Score exactly what was saved (the EMA weights), then record it.
+	m, err := classifier.Load(b, *out)
+	if err != nil {
+		return err
+	}
+	acc, err := testAccuracy(m, *dataName)
+	if err != nil {
+		return err
+	}
+	inf := info(*steps)
+	inf["test_accuracy"] = acc
+	inf["train_seconds"] = trainSeconds
+	if err := m.Save(*out, inf, false); err != nil {
+		return err
+	}
+	if err := imageio.WritePlot(filepath.Join(*out, "loss.png"), "classifier training loss", "step", "cross-entropy",
+		[]imageio.Series{historySeries("loss", loop.History)}, true); err != nil {
+		return err
+	}
+	fmt.Printf("saved %s (%d steps in %s): test accuracy %.2f%%\n", *out, *steps, time.Since(started).Round(time.Second), 100*acc)
+	return nil
+}
+
+func classifierEval(args []string) error {
+	fs := newFlags("classifier eval", "classifier eval --data mnist|fashion [--classifier DIR]")
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	dataName := fs.String("data", "mnist", "data set: mnist or fashion")
+	dir := fs.String("classifier", "", "classifier checkpoint (default: the shipped weights/classifier-<data>)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkDataName(*dataName); err != nil {
+		return err
+	}
+	b, _, err := openBackend(*backendName)
+	if err != nil {
+		return err
+	}
+	m, path, err := loadClassifier(b, *dir, *dataName)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	acc, err := testAccuracy(m, *dataName)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("classifier %s on %s test: accuracy %.2f%% (%s)\n", path, *dataName, 100*acc, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
