@@ -16,7 +16,6 @@ import (
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/classifier"
 	"github.com/latentlm/latentlm/data"
-	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/metrics"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/train"
@@ -221,8 +220,7 @@ func classifierTrain(args []string) error {
 	if err := m.Save(*out, inf, false); err != nil {
 		return err
 	}
-	if err := imageio.WritePlot(filepath.Join(*out, "loss.png"), "classifier training loss", "step", "cross-entropy",
-		[]imageio.Series{historySeries("loss", loop.History)}, true); err != nil {
+	if err := writeLossPlot(filepath.Join(*out, "loss.png"), "classifier training loss", loop.History); err != nil {
 		return err
 	}
 	fmt.Printf("saved %s (%d steps in %s): test accuracy %.2f%%\n", *out, *steps, time.Since(started).Round(time.Second), 100*acc)

@@ -7,9 +7,16 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/train"
 
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/data"
@@ -81,4 +88,54 @@ func batches(d *data.Dataset, n int, limit int) func(yield func([][]float32) err
 func newNormal(seed uint64) func() float64 {
 	r := rand.New(rand.NewPCG(seed, 0x6e6f697365))
 	return r.NormFloat64
+}
+
+// runState is what a training command starts from: a store with the weights
+// (fresh, or with everything a saved run had), its loss history and seed.
+type runState struct {
+	store   *model.Store
+	history []train.Point
+	seed    uint64
+}
+
+// startRun prepares the store of a training run writing to dir. A fresh run
+// refuses a dir that already holds a checkpoint; with resume, the config saved
+// in dir is decoded into cfg (a pointer) and the training state is loaded, so
+// the run continues exactly where it stopped.
+func startRun(dir, kind string, cfg checkpoint.Model, seed uint64, resume bool) (*runState, error) {
+	rs := &runState{store: model.NewStore(), seed: seed}
+	if resume {
+		if _, err := checkpoint.ReadHeader(dir, kind, cfg); err != nil {
+			return nil, err
+		}
+	} else if _, err := os.Stat(filepath.Join(dir, checkpoint.ConfigFile)); err == nil {
+		return nil, fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it or choose another --out", dir)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := nn.Init(rs.store, cfg.Specs(), seed, dtypes.Float32); err != nil {
+		return nil, err
+	}
+	if !resume {
+		return rs, rs.store.SetRNGStateFromSeed(int64(seed))
+	}
+	statePath := filepath.Join(dir, checkpoint.StateFile)
+	meta, err := checkpoint.LoadState(statePath, rs.store)
+	if err != nil {
+		return nil, err
+	}
+	if rs.history, err = train.ParseHistory(meta["history"]); err != nil {
+		return nil, fmt.Errorf("%s: %w", statePath, err)
+	}
+	if s, err := strconv.ParseUint(meta["seed"], 10, 64); err == nil {
+		rs.seed = s
+	}
+	return rs, nil
+}
+
+// saveState writes the training state of a run beside its checkpoint.
+func saveState(dir string, store *model.Store, history []train.Point, seed uint64) error {
+	return checkpoint.SaveState(filepath.Join(dir, checkpoint.StateFile), store,
+		map[string]string{"history": train.HistoryJSON(history), "seed": fmt.Sprint(seed)})
 }

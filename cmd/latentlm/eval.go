@@ -41,9 +41,13 @@ shipped weights/classifier-<data>):
              those of the whole test split (lower is better)
   is         exp E[KL(p(y|x) ‖ p(y))] of its predictions (10 at best)
   precision  fraction of images inside the k-NN manifold (k = 3) of n
-             class-balanced test images (realism)
+             class-balanced test images (realism). Real outliers have large
+             balls that can hold junk: noise scores high here.
   recall     fraction of those test images inside the images' manifold
-             (coverage)
+  density    mean number of those test images' balls holding each image,
+             over k (about 1 for real images; Naeem et al. 2020)
+  coverage   fraction of those test images whose own ball holds an image
+             (Naeem et al. 2020; unlike recall, immune to outlying images)
 
 Sources:
   (default)       n samples of --model, spread evenly over the classes
@@ -76,6 +80,8 @@ type evalRow struct {
 	IS              float64  `json:"is"`
 	Precision       float64  `json:"precision"`
 	Recall          float64  `json:"recall"`
+	Density         float64  `json:"density"`
+	Coverage        float64  `json:"coverage"`
 	K               int      `json:"k"`
 	GenerateSeconds float64  `json:"generate_seconds,omitempty"`
 	Seconds         float64  `json:"seconds"`
@@ -179,9 +185,11 @@ func (e *evalContext) score(row *evalRow, images [][]float32, labels []int) erro
 		return err
 	}
 	row.IS = metrics.InceptionScore(probs)
-	if row.Precision, row.Recall, err = metrics.PrecisionRecall(e.realFeats, feats, prK); err != nil {
+	knn, err := metrics.KNN(e.realFeats, feats, prK)
+	if err != nil {
 		return err
 	}
+	row.Precision, row.Recall, row.Density, row.Coverage = knn.Precision, knn.Recall, knn.Density, knn.Coverage
 	row.K = prK
 	if labels != nil {
 		acc, err := metrics.AccuracyToClass(probs, labels)
@@ -301,15 +309,15 @@ func runEval(args []string) error {
 		}
 		return enc.Encode(rows)
 	}
-	fmt.Printf("%s: %s, classifier %s; FD against the %d test images, precision/recall (k=%d) against %d of them (setup %s)\n",
+	fmt.Printf("%s: %s, classifier %s; FD against the %d test images, k-NN scores (k=%d) against %d of them (setup %s)\n",
 		*dataName, plural(len(rows), "row"), ec.clfPath, ec.test.N, prK, len(ec.realFeats), setup.Round(time.Millisecond))
-	fmt.Printf("  %-16s %6s %9s %9s %7s %9s %7s %9s\n", "source", "n", "accuracy", "FD", "IS", "precision", "recall", "seconds")
+	fmt.Printf("  %-16s %6s %9s %9s %7s %9s %7s %8s %8s %8s\n", "source", "n", "accuracy", "FD", "IS", "precision", "recall", "density", "coverage", "seconds")
 	for _, r := range rows {
 		acc := "—"
 		if r.Accuracy != nil {
 			acc = fmt.Sprintf("%.2f%%", 100**r.Accuracy)
 		}
-		fmt.Printf("  %-16s %6d %9s %9.3f %7.3f %9.3f %7.3f %9.1f\n", r.Source, r.N, acc, r.FD, r.IS, r.Precision, r.Recall, r.Seconds)
+		fmt.Printf("  %-16s %6d %9s %9.3f %7.3f %9.3f %7.3f %8.3f %8.3f %8.1f\n", r.Source, r.N, acc, r.FD, r.IS, r.Precision, r.Recall, r.Density, r.Coverage, r.Seconds)
 	}
 	if *imagesDir != "" && imageLabels == nil {
 		fmt.Println("  (no accuracy: not every file is named <class>_<anything>.png)")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -99,43 +98,14 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	statePath := filepath.Join(o.out, checkpoint.StateFile)
-	store := model.NewStore()
-	var history []train.Point
-	if o.resume {
-		var saved lm.Config
-		if _, err := checkpoint.ReadHeader(o.out, lm.Kind, &saved); err != nil {
-			return "", err
-		}
-		o.cfg = saved
-	}
 	o.cfg.Latent = tokenizer.Config.Channels
 	o.cfg.MaxLen = tokenizer.Config.Items() + 3
-	if err := o.cfg.Validate(); err != nil {
+	rs, err := startRun(o.out, lm.Kind, &o.cfg, o.seed, o.resume)
+	if err != nil {
 		return "", err
 	}
-	if err := nn.Init(store, o.cfg.Specs(), o.seed, dtypes.Float32); err != nil {
-		return "", err
-	}
-	if o.resume {
-		meta, err := checkpoint.LoadState(statePath, store)
-		if err != nil {
-			return "", err
-		}
-		if history, err = train.ParseHistory(meta["history"]); err != nil {
-			return "", fmt.Errorf("%s: %w", statePath, err)
-		}
-		if s, err := strconv.ParseUint(meta["seed"], 10, 64); err == nil {
-			o.seed = s
-		}
-	} else {
-		if _, err := os.Stat(filepath.Join(o.out, checkpoint.ConfigFile)); err == nil {
-			return "", fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it or choose another --out", o.out)
-		}
-		if err := store.SetRNGStateFromSeed(int64(o.seed)); err != nil {
-			return "", err
-		}
-	}
+	store, history := rs.store, rs.history
+	o.seed = rs.seed
 	tokSum, err := checkpoint.FileSHA256(filepath.Join(o.vaeDir, checkpoint.WeightsFile))
 	if err != nil {
 		return "", err
@@ -197,7 +167,7 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 		if err := lm.Save(o.out, cfg, store, tok, info); err != nil {
 			return err
 		}
-		if err := checkpoint.SaveState(statePath, store, map[string]string{"history": train.HistoryJSON(h), "seed": fmt.Sprint(o.seed)}); err != nil {
+		if err := saveState(o.out, store, h, o.seed); err != nil {
 			return err
 		}
 		if o.sampleEvery > 0 && (step%o.sampleEvery == 0 || step == o.steps) {
@@ -224,8 +194,7 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	if err := loop.Run(ctx); err != nil {
 		return "", err
 	}
-	if err := imageio.WritePlot(filepath.Join(o.out, "loss.png"), "LatentLM training loss ("+o.data+")", "step", "loss",
-		[]imageio.Series{historySeries("loss", loop.History)}, true); err != nil {
+	if err := writeLossPlot(filepath.Join(o.out, "loss.png"), "LatentLM training loss ("+o.data+")", loop.History); err != nil {
 		return "", err
 	}
 	if !o.quiet {

@@ -10,12 +10,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/metrics"
@@ -129,41 +127,14 @@ func vaeTrain(args []string) error {
 		}
 		ds = ds.Subset(idx)
 	}
-	store := model.NewStore()
+	rs, err := startRun(*out, vae.Kind, &cfg, *seed, *resume)
+	if err != nil {
+		return err
+	}
+	store, history := rs.store, rs.history
+	*seed = rs.seed
 	tc := train.DefaultConfig()
 	tc.LR, tc.TotalSteps, tc.WarmupSteps, tc.MinLR = *lr, int(*steps), 100, *lr/20
-	var history []train.Point
-	statePath := filepath.Join(*out, checkpoint.StateFile)
-	if *resume {
-		var saved vae.Config
-		if _, err := checkpoint.ReadHeader(*out, vae.Kind, &saved); err != nil {
-			return err
-		}
-		cfg = saved
-		if err := nn.Init(store, cfg.Specs(), *seed, dtypes.Float32); err != nil {
-			return err
-		}
-		meta, err := checkpoint.LoadState(statePath, store)
-		if err != nil {
-			return err
-		}
-		if history, err = train.ParseHistory(meta["history"]); err != nil {
-			return fmt.Errorf("%s: %w", statePath, err)
-		}
-		if s, err := strconv.ParseUint(meta["seed"], 10, 64); err == nil {
-			*seed = s
-		}
-	} else {
-		if _, err := os.Stat(filepath.Join(*out, checkpoint.ConfigFile)); err == nil {
-			return fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it or choose another --out", *out)
-		}
-		if err := nn.Init(store, cfg.Specs(), *seed, dtypes.Float32); err != nil {
-			return err
-		}
-		if err := store.SetRNGStateFromSeed(int64(*seed)); err != nil {
-			return err
-		}
-	}
 	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		l := cfg.Loss(scope, w, in[0])
 		return []*Node{l.Total, l.Recon, l.Reg}
@@ -182,7 +153,7 @@ func vaeTrain(args []string) error {
 		if err := m.Save(*out, info, false); err != nil {
 			return err
 		}
-		return checkpoint.SaveState(statePath, store, map[string]string{"history": train.HistoryJSON(h), "seed": fmt.Sprint(*seed)})
+		return saveState(*out, store, h, *seed)
 	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: *steps, History: history, Every: *saveEvery, Hook: save,
@@ -211,21 +182,25 @@ func vaeTrain(args []string) error {
 	if err := m.Save(*out, info, false); err != nil {
 		return err
 	}
-	if err := imageio.WritePlot(filepath.Join(*out, "loss.png"), "tokenizer training loss", "step", "loss",
-		[]imageio.Series{historySeries("loss", loop.History)}, true); err != nil {
+	if err := writeLossPlot(filepath.Join(*out, "loss.png"), "tokenizer training loss", loop.History); err != nil {
 		return err
 	}
 	fmt.Printf("saved %s (%d steps in %s)\n", *out, *steps, time.Since(started).Round(time.Second))
 	return nil
 }
 
-func historySeries(name string, h []train.Point) imageio.Series {
-	s := imageio.Series{Name: name}
+// writeLossPlot draws a run's loss history; a run too short to have one
+// gets no plot rather than an error after its training is done.
+func writeLossPlot(path, title string, h []train.Point) error {
+	if len(h) == 0 {
+		return nil
+	}
+	s := imageio.Series{Name: "loss"}
 	for _, p := range h {
 		s.X = append(s.X, float64(p.Step))
 		s.Y = append(s.Y, p.Loss)
 	}
-	return s
+	return imageio.WritePlot(path, title, "step", "loss", []imageio.Series{s}, true)
 }
 
 // vaeReport is the output of vae eval.
