@@ -144,6 +144,8 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"vae", "train", "--data", "cifar"}, `unknown data set "cifar"`},
 		{[]string{"sample", "--class", "12", "--out", filepath.Join(dir, "s.png")}, "--class"},
 		{[]string{"sample", "--model", dir, "--out", filepath.Join(dir, "s.png")}, "not a checkpoint"},
+		// A model with a tokenizer it was not trained with.
+		{[]string{"sample", "--model", filepath.Join(root, "weights", "latentlm-mnist"), "--vae", filepath.Join(root, "weights", "vae-fashion"), "--out", filepath.Join(dir, "s.png")}, "is not the one"},
 	}
 	for _, c := range cases {
 		code, _, stderr := cli(t, root, c.args...)
