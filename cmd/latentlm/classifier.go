@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -123,52 +120,21 @@ func classifierTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	ds, err := data.Load(*dataName, "train")
+	ds, err := loadTrainingSet(*dataName, *limit)
 	if err != nil {
 		return err
-	}
-	if *limit > 0 && *limit < ds.N {
-		idx := make([]int, *limit)
-		for i := range idx {
-			idx[i] = i
-		}
-		ds = ds.Subset(idx)
 	}
 	if *batch > ds.N {
 		return fmt.Errorf("--batch %d is larger than the %d training images", *batch, ds.N)
 	}
-	store := model.NewStore()
+	rs, err := startRun(*out, classifier.Kind, &cfg, *seed, *resume)
+	if err != nil {
+		return err
+	}
+	store, history := rs.store, rs.history
+	*seed = rs.seed
 	tc := train.DefaultConfig()
 	tc.LR, tc.TotalSteps, tc.WarmupSteps, tc.MinLR = *lr, int(*steps), min(100, int(*steps)/10), *lr/50
-	var history []train.Point
-	statePath := filepath.Join(*out, checkpoint.StateFile)
-	if *resume {
-		var saved classifier.Config
-		if _, err := checkpoint.ReadHeader(*out, classifier.Kind, &saved); err != nil {
-			return err
-		}
-		cfg = saved
-		if err := nn.Init(store, cfg.Specs(), *seed, dtypes.Float32); err != nil {
-			return err
-		}
-		meta, err := checkpoint.LoadState(statePath, store)
-		if err != nil {
-			return err
-		}
-		if history, err = train.ParseHistory(meta["history"]); err != nil {
-			return fmt.Errorf("%s: %w", statePath, err)
-		}
-		if s, err := strconv.ParseUint(meta["seed"], 10, 64); err == nil {
-			*seed = s
-		}
-	} else {
-		if _, err := os.Stat(filepath.Join(*out, checkpoint.ConfigFile)); err == nil {
-			return fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it or choose another --out", *out)
-		}
-		if err := nn.Init(store, cfg.Specs(), *seed, dtypes.Float32); err != nil {
-			return err
-		}
-	}
 	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		loss, acc := cfg.Loss(scope, w, in[0], in[1])
 		return []*Node{loss, acc}
@@ -184,7 +150,7 @@ func classifierTrain(args []string) error {
 		if err := checkpoint.Save(*out, classifier.Kind, cfg, info(step), store, true, nil); err != nil {
 			return err
 		}
-		return checkpoint.SaveState(statePath, store, map[string]string{"history": train.HistoryJSON(h), "seed": fmt.Sprint(*seed)})
+		return saveState(*out, store, h, *seed)
 	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: *steps, History: history, Every: *saveEvery, Hook: save,

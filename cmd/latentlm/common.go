@@ -139,3 +139,17 @@ func saveState(dir string, store *model.Store, history []train.Point, seed uint6
 	return checkpoint.SaveState(filepath.Join(dir, checkpoint.StateFile), store,
 		map[string]string{"history": train.HistoryJSON(history), "seed": fmt.Sprint(seed)})
 }
+
+// loadTrainingSet loads the training split, or its first limit images when
+// limit > 0 (for quick runs).
+func loadTrainingSet(name string, limit int) (*data.Dataset, error) {
+	ds, err := data.Load(name, "train")
+	if err != nil || limit <= 0 || limit >= ds.N {
+		return ds, err
+	}
+	idx := make([]int, limit)
+	for i := range idx {
+		idx[i] = i
+	}
+	return ds.Subset(idx), nil
+}

@@ -116,16 +116,9 @@ func vaeTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	ds, err := data.Load(*dataName, "train")
+	ds, err := loadTrainingSet(*dataName, *limit)
 	if err != nil {
 		return err
-	}
-	if *limit > 0 && *limit < ds.N {
-		idx := make([]int, *limit)
-		for i := range idx {
-			idx[i] = i
-		}
-		ds = ds.Subset(idx)
 	}
 	rs, err := startRun(*out, vae.Kind, &cfg, *seed, *resume)
 	if err != nil {
