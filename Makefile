@@ -1,5 +1,6 @@
 # Everything runs through scripts/setup.sh (dependencies, build) and go test.
 export GOEXPERIMENT := simd
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: setup build build-xla test demo bench check
 
@@ -7,7 +8,7 @@ setup:
 	bash scripts/setup.sh
 
 build:
-	go build -o bin/latentlm ./cmd/latentlm
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/latentlm ./cmd/latentlm
 
 test: setup
 	go test -timeout 30m ./...
@@ -26,4 +27,4 @@ check:
 
 # The xla backend needs cgo and a PJRT plugin at run time (GPU machines).
 build-xla:
-	go build -tags xla -o bin/latentlm-xla ./cmd/latentlm
+	go build -tags xla -ldflags "-X main.version=$(VERSION)" -o bin/latentlm-xla ./cmd/latentlm

@@ -134,7 +134,8 @@ item fashion-mnist fetch_fashion "${IDX[@]/#/fashion-mnist/}"
 # so compare contents to say which.
 bin="$root/bin/latentlm"
 before="$(sha256sum "$bin" 2>/dev/null || true)"
-(cd "$root" && go build -o bin/latentlm ./cmd/latentlm)
+version="$(git -C "$root" describe --always --dirty 2>/dev/null || echo dev)"
+(cd "$root" && go build -ldflags "-X main.version=$version" -o bin/latentlm ./cmd/latentlm)
 if [[ $before == "$(sha256sum "$bin")" ]]; then
   printf '%-14s ok (up to date)\n' "latentlm:"
 else
