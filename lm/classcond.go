@@ -60,8 +60,15 @@ type Sampler struct {
 	plan    diffusion.Plan
 	target  diffusion.Target
 	exec    *model.Exec
+	head    *model.Exec // one solver step, for looped plans
+	looped  bool
 	items   int // latent items per image
 }
+
+// maxUnrolledSteps bounds the solver steps unrolled into the decoding graph:
+// longer plans (DDPM) would make a graph too large to compile quickly, so
+// they run as a host loop of one compiled solver step instead.
+const maxUnrolledSteps = 64
 
 // NewSampler prepares generation of images of `items` latent vectors from
 // the weights in store (load the EMA weights into it first).
@@ -84,6 +91,10 @@ func NewSampler(backend compute.Backend, store *model.Store, cfg Config, items i
 	// Seeded once: successive calls continue the stream, so batches differ
 	// and a whole run is reproducible from the seed.
 	if err := store.SetRNGStateFromSeed(opts.Seed); err != nil {
+		return nil, err
+	}
+	s.looped = len(s.plan) > maxUnrolledSteps
+	if s.head, err = model.NewExec(backend, store, s.headStep); err != nil {
 		return nil, err
 	}
 	s.exec, err = model.NewExec(backend, store, s.stepGraph)
@@ -111,24 +122,43 @@ func (s *Sampler) stepGraph(scope *model.Scope, in []*Node) []*Node {
 	seqLen := h.Shape().Dimensions[1]
 	last := Squeeze(SliceAxis(h, 1, AxisElem(seqLen-1)), 1) // [2n, d]
 	cond := c.Condition(w, last)
-	streams := cond.Shape().Dimensions[0]
-	n := streams / 2
+	n := cond.Shape().Dimensions[0] / 2
 	shape := nn.Shape(dtypes.Float32, n, c.Latent)
 	x := MulScalar(scope.RandomNormal(g, shape), s.opts.Temperature)
-	denoise := func(x, t *Node) *Node {
-		both := Concatenate([]*Node{x, x}, 0)
-		tt := BroadcastToDims(t, streams)
-		pred := c.Head(w, both, tt, cond)
-		pc := SliceAxis(pred, 0, AxisRange(0, n))
-		pu := SliceAxis(pred, 0, AxisRange(n, streams))
-		return Add(pu, MulScalar(Sub(pc, pu), s.opts.CFG))
+	var out []*Node
+	if s.looped {
+		// Long plans (DDPM's 1000 steps) run as a host loop of headExec.
+		out = []*Node{cond, x}
+	} else {
+		z := s.sched.Run(s.plan, x, s.target, s.guided(w, cond), func(int) *Node { return scope.RandomNormal(g, shape) })
+		out = []*Node{z}
 	}
-	z := s.sched.Run(s.plan, x, s.target, denoise, func(int) *Node { return scope.RandomNormal(g, shape) })
-	out := []*Node{z}
 	for _, kv := range newCaches {
 		out = append(out, kv.K, kv.V)
 	}
 	return out
+}
+
+// guided is the classifier-free-guided denoiser over cond [2n, HeadDim]
+// (conditional streams first): both streams see the same x and t, and
+// ε = ε_u + s·(ε_c − ε_u).
+func (s *Sampler) guided(w nn.Weights, cond *Node) diffusion.Denoiser {
+	streams := cond.Shape().Dimensions[0]
+	n := streams / 2
+	return func(x, t *Node) *Node {
+		both := Concatenate([]*Node{x, x}, 0)
+		pred := s.cfg.Head(w, both, BroadcastToDims(t, streams), cond)
+		pc := SliceAxis(pred, 0, AxisRange(0, n))
+		pu := SliceAxis(pred, 0, AxisRange(n, streams))
+		return Add(pu, MulScalar(Sub(pc, pu), s.opts.CFG))
+	}
+}
+
+// headStep is one solver step of the looped mode: x, the previous x̂₀, the
+// step's packed coefficients and the conditions in; next x and x̂₀ out.
+func (s *Sampler) headStep(scope *model.Scope, x, prev, coeffs, cond *Node) (*Node, *Node) {
+	w := nn.WeightsOf(scope.Store(), x.Graph())
+	return diffusion.Update(x, prev, coeffs, s.target, s.guided(w, cond), scope.RandomNormal(x.Graph(), x.Shape()))
 }
 
 // Sample generates one image's latents per label: [len(labels)][items·C].
@@ -171,10 +201,26 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sampling step: %w", err)
 		}
-		for i := range caches {
-			caches[i] = outs[1+i]
+		first := 1
+		if s.looped {
+			first = 2
 		}
-		return tensors.MustCopyFlatData[float32](outs[0]), nil
+		for i := range caches {
+			caches[i] = outs[first+i]
+		}
+		if !s.looped {
+			return tensors.MustCopyFlatData[float32](outs[0]), nil
+		}
+		cond, x := outs[0], outs[1]
+		prev := tensors.FromShape(x.Shape())
+		for _, st := range s.plan {
+			out, err := s.head.Call(x, prev, diffusion.Tensor(s.sched.Coeffs(st), dtypes.Float32), cond)
+			if err != nil {
+				return nil, fmt.Errorf("sampling step: %w", err)
+			}
+			x, prev = out[0], out[1]
+		}
+		return tensors.MustCopyFlatData[float32](x), nil
 	}
 	z, err := step(ids, make([]float32, streams*2*c.Latent), 0, []float32{0, 1})
 	if err != nil {
