@@ -126,9 +126,10 @@ func ReadHeader(dir, kind string, cfg Model) (*Header, error) {
 
 // Load reads a checkpoint into a new store, after checking every weight's
 // name, shape and dtype against the config (each mismatch is reported by
-// name). extra names further tensors the checkpoint must have; they are
+// name). extra, called once the config is decoded (their shapes may depend on
+// it), names further tensors the checkpoint must have; they are
 // returned, not put in the store.
-func Load(dir, kind string, cfg Model, extra map[string]safetensors.Spec) (*model.Store, *Header, map[string]safetensors.Tensor, error) {
+func Load(dir, kind string, cfg Model, extra func() map[string]safetensors.Spec) (*model.Store, *Header, map[string]safetensors.Tensor, error) {
 	h, err := ReadHeader(dir, kind, cfg)
 	if err != nil {
 		return nil, nil, nil, err
@@ -142,7 +143,11 @@ func Load(dir, kind string, cfg Model, extra map[string]safetensors.Spec) (*mode
 	for _, s := range cfg.Specs() {
 		want[s.Name] = safetensors.Spec{DType: safetensors.F32, Shape: s.Shape}
 	}
-	for k, v := range extra {
+	var extraSpecs map[string]safetensors.Spec
+	if extra != nil {
+		extraSpecs = extra()
+	}
+	for k, v := range extraSpecs {
 		want[k] = v
 	}
 	if err := f.Check(want); err != nil {
@@ -151,7 +156,7 @@ func Load(dir, kind string, cfg Model, extra map[string]safetensors.Spec) (*mode
 	store := model.NewStore()
 	extras := map[string]safetensors.Tensor{}
 	for _, t := range f.Tensors {
-		if _, ok := extra[t.Name]; ok {
+		if _, ok := extraSpecs[t.Name]; ok {
 			extras[t.Name] = t
 			continue
 		}

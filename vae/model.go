@@ -162,11 +162,11 @@ func (m *Model) Save(dir string, info map[string]any, useEMA bool) error {
 // Load reads a tokenizer checkpoint; every mismatch with its config is an error.
 func Load(b compute.Backend, dir string) (*Model, error) {
 	var cfg Config
-	spec := safetensors.Spec{DType: safetensors.F32}
-	store, _, extra, err := checkpoint.Load(dir, Kind, &cfg, map[string]safetensors.Spec{
-		statMean: {DType: spec.DType, Shape: []int{cfgChannels(dir)}},
-		statStd:  {DType: spec.DType, Shape: []int{cfgChannels(dir)}},
-	})
+	stats := func() map[string]safetensors.Spec {
+		shape := []int{cfg.Channels}
+		return map[string]safetensors.Spec{statMean: {DType: safetensors.F32, Shape: shape}, statStd: {DType: safetensors.F32, Shape: shape}}
+	}
+	store, _, extra, err := checkpoint.Load(dir, Kind, &cfg, stats)
 	if err != nil {
 		return nil, err
 	}
@@ -186,16 +186,6 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 		}
 	}
 	return m, nil
-}
-
-// cfgChannels peeks at the channel count so the statistics' shapes can be
-// checked with everything else; a bad config is reported by checkpoint.Load.
-func cfgChannels(dir string) int {
-	var cfg Config
-	if _, err := checkpoint.ReadHeader(dir, Kind, &cfg); err != nil {
-		return 0
-	}
-	return cfg.Channels
 }
 
 // EncodeMoments encodes images to what the language model trains on: the
