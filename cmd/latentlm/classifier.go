@@ -84,21 +84,13 @@ func datasetImages(d *data.Dataset) ([][]float32, []int) {
 
 func classifierTrain(args []string) error {
 	fs := newFlags("classifier train", "classifier train --data mnist|fashion [--out DIR] [--steps N] [--resume]")
-	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	dataName := fs.String("data", "mnist", "data set: mnist or fashion")
-	out := fs.String("out", "", "checkpoint folder (default runs/classifier-<data>)")
+	tf := addTrainFlags(fs, "checkpoint folder (default runs/classifier-<data>)", 1200, 128, 2e-3)
+	backendName, dataName, out, steps, batch, lr := tf.backend, tf.data, tf.out, tf.steps, tf.batch, tf.lr
+	seed, limit, resume, saveEvery, quiet := tf.seed, tf.limit, tf.resume, tf.saveEvery, tf.quiet
 	def := classifier.DefaultConfig()
 	w1 := fs.Int("width1", def.Widths[0], "channels of the first convolution")
 	w2 := fs.Int("width2", def.Widths[1], "channels of the second convolution")
 	features := fs.Int("features", def.Features, "width of the feature (penultimate) layer")
-	steps := fs.Int64("steps", 1200, "training steps")
-	batch := fs.Int("batch", 128, "batch size")
-	lr := fs.Float64("lr", 2e-3, "peak learning rate")
-	seed := fs.Uint64("seed", 1, "seed of initialisation and data order")
-	limit := fs.Int("limit", 0, "use only the first N training images (0: all)")
-	resume := fs.Bool("resume", false, "continue the run saved in --out")
-	saveEvery := fs.Int64("save-every", 500, "checkpoint period in steps")
-	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

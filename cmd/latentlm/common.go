@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/internal/deps"
+	"github.com/latentlm/latentlm/lm"
 )
 
 // openBackend opens the backend named by the flag or the environment.
@@ -152,4 +154,58 @@ func loadTrainingSet(name string, limit int) (*data.Dataset, error) {
 		idx[i] = i
 	}
 	return ds.Subset(idx), nil
+}
+
+// trainFlags are the flags every training command shares.
+type trainFlags struct {
+	backend, data, out *string
+	steps, saveEvery   *int64
+	batch, limit       *int
+	lr                 *float64
+	seed               *uint64
+	resume, quiet      *bool
+}
+
+// addTrainFlags declares the shared training flags with a command's defaults.
+func addTrainFlags(fs *flag.FlagSet, outHelp string, steps int64, batch int, lr float64) trainFlags {
+	return trainFlags{
+		backend:   fs.String("backend", "", "compute backend: onnx, go or xla"),
+		data:      fs.String("data", "mnist", "data set: mnist or fashion"),
+		out:       fs.String("out", "", outHelp),
+		steps:     fs.Int64("steps", steps, "training steps"),
+		batch:     fs.Int("batch", batch, "batch size"),
+		lr:        fs.Float64("lr", lr, "peak learning rate"),
+		seed:      fs.Uint64("seed", 1, "seed of initialisation, data order and noise"),
+		limit:     fs.Int("limit", 0, "use only the first N training images (0: all)"),
+		resume:    fs.Bool("resume", false, "continue the run saved in --out"),
+		saveEvery: fs.Int64("save-every", 500, "checkpoint period in steps"),
+		quiet:     fs.Bool("quiet", false, "no progress bar"),
+	}
+}
+
+// sampleFlags are the generation flags shared by sample and eval.
+type sampleFlags struct {
+	model, vae       *string
+	steps, batch     *int
+	cfg, temperature *float64
+	seed             *int64
+}
+
+// addSampleFlags declares the generation flags; modelHelp and vaeHelp say
+// what the command falls back on.
+func addSampleFlags(fs *flag.FlagSet, modelHelp, vaeHelp string, batch int) sampleFlags {
+	return sampleFlags{
+		model:       fs.String("model", "", modelHelp),
+		vae:         fs.String("vae", "", vaeHelp),
+		steps:       fs.Int("steps", 20, "DPM-Solver++ steps (0: DDPM over all 1000 steps)"),
+		cfg:         fs.Float64("cfg", 4, "classifier-free guidance scale"),
+		temperature: fs.Float64("temperature", 1, "scale of the initial noise"),
+		seed:        fs.Int64("seed", 1, "random seed"),
+		batch:       fs.Int("batch", batch, "images generated at once"),
+	}
+}
+
+// options are the sampler options the flags select.
+func (f sampleFlags) options() lm.SampleOptions {
+	return lm.SampleOptions{Steps: *f.steps, CFG: *f.cfg, Temperature: *f.temperature, Seed: *f.seed}
 }

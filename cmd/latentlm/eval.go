@@ -206,15 +206,10 @@ func runEval(args []string) error {
 	fs := newFlags("eval", evalSynopsis)
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	dataName := fs.String("data", "mnist", "data set: mnist or fashion")
-	modelDir := fs.String("model", "", "model checkpoint (default: the shipped weights/latentlm-<data>)")
-	vaeDir := fs.String("vae", "", "tokenizer (default: the model's own; for --reference recon the shipped vae-<data>)")
+	sf := addSampleFlags(fs, "model checkpoint (default: the shipped weights/latentlm-<data>)", "tokenizer (default: the model's own; for --reference recon the shipped vae-<data>)", 100)
+	modelDir, vaeDir, steps, seed, batch := sf.model, sf.vae, sf.steps, sf.seed, sf.batch
 	clfDir := fs.String("classifier", "", "classifier checkpoint (default: the shipped weights/classifier-<data>)")
 	n := fs.Int("n", 1000, "images to generate and score")
-	steps := fs.Int("steps", 20, "DPM-Solver++ steps (0: DDPM over all 1000 steps)")
-	cfgScale := fs.Float64("cfg", 4, "classifier-free guidance scale")
-	temperature := fs.Float64("temperature", 1, "scale of the initial noise")
-	seed := fs.Int64("seed", 1, "random seed (sampling, and the noise reference)")
-	batch := fs.Int("batch", 100, "images generated at once")
 	imagesDir := fs.String("images", "", "score the PNGs of this folder instead of generating")
 	reference := fs.String("reference", "", "reference rows instead: test, train, recon, noise (comma-separated) or all")
 	saveDir := fs.String("save", "", "also write the generated images here as <class>_<index>.png")
@@ -295,7 +290,7 @@ func runEval(args []string) error {
 			rows = append(rows, *row)
 		}
 	default:
-		row, err := ec.generated(b, *modelDir, *vaeDir, lm.SampleOptions{Steps: *steps, CFG: *cfgScale, Temperature: *temperature, Seed: *seed}, *batch, *saveDir)
+		row, err := ec.generated(b, *modelDir, *vaeDir, sf.options(), *batch, *saveDir)
 		if err != nil {
 			return err
 		}

@@ -90,15 +90,9 @@ func parseClasses(s string, classes int) ([]int, error) {
 func runSample(args []string) error {
 	fs := newFlags("sample", "sample --class 3|all --n 16 --steps 20 --cfg 4 --seed 1 --out samples.png")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	modelDir := fs.String("model", "", "model checkpoint (default: the shipped demo weights)")
-	vaeDir := fs.String("vae", "", "tokenizer checkpoint (default: the one the model was trained with)")
+	sf := addSampleFlags(fs, "model checkpoint (default: the shipped demo weights)", "tokenizer checkpoint (default: the one the model was trained with)", 64)
 	class := fs.String("class", "all", "class to draw, or all for a 10×n grid")
 	n := fs.Int("n", 8, "images per class")
-	steps := fs.Int("steps", 20, "DPM-Solver++ steps (0: DDPM over all 1000 steps)")
-	cfgScale := fs.Float64("cfg", 4, "classifier-free guidance scale")
-	temperature := fs.Float64("temperature", 1, "scale of the initial noise")
-	seed := fs.Int64("seed", 1, "random seed")
-	batch := fs.Int("batch", 64, "images generated at once")
 	out := fs.String("out", "samples.png", "output PNG grid")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,14 +100,14 @@ func runSample(args []string) error {
 	if *n < 1 {
 		return errors.New("--n must be at least 1")
 	}
-	if *steps < 0 {
+	if *sf.steps < 0 {
 		return errors.New("--steps must be ≥ 0")
 	}
 	b, _, err := openBackend(*backendName)
 	if err != nil {
 		return err
 	}
-	m, err := loadModel(b, *modelDir, *vaeDir)
+	m, err := loadModel(b, *sf.model, *sf.vae)
 	if err != nil {
 		return err
 	}
@@ -121,7 +115,7 @@ func runSample(args []string) error {
 	if err != nil {
 		return err
 	}
-	return sampleGrid(b, m, classes, *n, lm.SampleOptions{Steps: *steps, CFG: *cfgScale, Temperature: *temperature, Seed: *seed}, *batch, *out)
+	return sampleGrid(b, m, classes, *n, sf.options(), *sf.batch, *out)
 }
 
 func sampleGrid(b compute.Backend, m *loadedModel, classes []int, n int, opts lm.SampleOptions, batch int, out string) error {

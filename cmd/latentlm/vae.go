@@ -80,9 +80,9 @@ func (f vaeFlags) load() (*vae.Model, error) {
 
 func vaeTrain(args []string) error {
 	fs := newFlags("vae train", "vae train [--data mnist|fashion] [--kind sigma|vae|ae] [--out DIR] [flags]")
-	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	dataName := fs.String("data", "mnist", "data set: mnist or fashion")
-	out := fs.String("out", "", "checkpoint folder (default runs/vae-<kind>-<data>)")
+	tf := addTrainFlags(fs, "checkpoint folder (default runs/vae-<kind>-<data>)", 1500, 64, 2e-3)
+	backendName, dataName, out, steps, batch, lr := tf.backend, tf.data, tf.out, tf.steps, tf.batch, tf.lr
+	seed, limit, resume, saveEvery, quiet := tf.seed, tf.limit, tf.resume, tf.saveEvery, tf.quiet
 	def := vae.DefaultConfig()
 	kind := fs.String("kind", def.Kind, "tokenizer kind: sigma, vae or ae")
 	channels := fs.Int("channels", def.Channels, "latent channels per 4×4 patch")
@@ -90,14 +90,6 @@ func vaeTrain(args []string) error {
 	depth := fs.Int("depth", def.Depth, "blocks in each of encoder and decoder")
 	csigma := fs.Float64("c-sigma", def.CSigma, "σ-VAE noise scale C_σ")
 	klw := fs.Float64("kl-weight", def.KLWeight, "weight of the KL (vae) or mean(μ²) (sigma, ae) term")
-	steps := fs.Int64("steps", 1500, "training steps")
-	batch := fs.Int("batch", 64, "batch size")
-	lr := fs.Float64("lr", 2e-3, "peak learning rate")
-	seed := fs.Uint64("seed", 1, "seed of initialisation, data order and noise")
-	limit := fs.Int("limit", 0, "use only the first N training images (0: all)")
-	resume := fs.Bool("resume", false, "continue the run saved in --out")
-	saveEvery := fs.Int64("save-every", 500, "checkpoint period in steps")
-	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
