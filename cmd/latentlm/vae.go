@@ -120,6 +120,9 @@ func vaeTrain(args []string) error {
 	*seed = rs.seed
 	tc := train.DefaultConfig()
 	tc.LR, tc.TotalSteps, tc.WarmupSteps, tc.MinLR = *lr, int(*steps), 100, *lr/20
+	// The tokenizer ships its live weights, so an EMA would be updated every
+	// step for nothing.
+	tc.EMADecay = 0
 	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		l := cfg.Loss(scope, w, in[0])
 		return []*Node{l.Total, l.Recon, l.Reg}
