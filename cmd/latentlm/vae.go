@@ -78,6 +78,16 @@ func (f vaeFlags) load() (*vae.Model, error) {
 	return vae.Load(b, dir)
 }
 
+// loadWithTest loads the tokenizer and the test split it is judged on.
+func (f vaeFlags) loadWithTest() (*vae.Model, *data.Dataset, error) {
+	m, err := f.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	test, err := data.Load(*f.data, "test")
+	return m, test, err
+}
+
 func vaeTrain(args []string) error {
 	fs := newFlags("vae train", "vae train [--data mnist|fashion] [--kind sigma|vae|ae] [--out DIR] [flags]")
 	tf := addTrainFlags(fs, "checkpoint folder (default runs/vae-<kind>-<data>)", 1500, 64, 2e-3)
@@ -213,11 +223,7 @@ func vaeEval(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	m, err := f.load()
-	if err != nil {
-		return err
-	}
-	test, err := data.Load(*f.data, "test")
+	m, test, err := f.loadWithTest()
 	if err != nil {
 		return err
 	}
@@ -334,11 +340,7 @@ func vaeReconstruct(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	m, err := f.load()
-	if err != nil {
-		return err
-	}
-	test, err := data.Load(*f.data, "test")
+	m, test, err := f.loadWithTest()
 	if err != nil {
 		return err
 	}
