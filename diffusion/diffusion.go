@@ -20,6 +20,8 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/latentlm/latentlm/nn"
 )
 
 // Target is what the denoiser predicts.
@@ -193,6 +195,13 @@ func (s *Schedule) Coeffs(st Step) []float64 {
 	return []float64{float64(st.T), alpha, sigma, st.A, st.B, st.C, st.NoiseStd}
 }
 
+// CoeffsTensor is Coeffs as a host tensor of dtype, the input of a looped
+// solver step.
+func (s *Schedule) CoeffsTensor(st Step, dtype dtypes.DType) *tensors.Tensor {
+	c := s.Coeffs(st)
+	return nn.Tensor(c, dtype, len(c))
+}
+
 // Update applies one step whose packed coefficients (see Coeffs) are the
 // node coeffs [7]: it predicts x̂₀ from x and returns the next x and x̂₀.
 // prev is the previous step's x̂₀ (any value on the first step, where C = 0)
@@ -222,19 +231,7 @@ func (s *Schedule) Run(plan Plan, x *Node, target Target, denoise Denoiser, nois
 		if st.NoiseStd != 0 {
 			z = noise(i)
 		}
-		x, prev = Update(x, prev, Const(g, Tensor(s.Coeffs(st), x.DType())), target, denoise, z)
+		x, prev = Update(x, prev, Const(g, s.CoeffsTensor(st, x.DType())), target, denoise, z)
 	}
 	return x
-}
-
-// Tensor converts coefficients to a host tensor of the graph's float dtype.
-func Tensor(v []float64, dtype dtypes.DType) *tensors.Tensor {
-	if dtype == dtypes.Float64 {
-		return tensors.FromFlatDataAndDimensions(append([]float64(nil), v...), len(v))
-	}
-	f := make([]float32, len(v))
-	for i, x := range v {
-		f[i] = float32(x)
-	}
-	return tensors.FromFlatDataAndDimensions(f, len(f))
 }

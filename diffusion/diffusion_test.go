@@ -111,7 +111,7 @@ func gaussianSamples(t *testing.T, sched *Schedule, plan Plan, target Target, lo
 		}
 		x, prev := init, tensors.FromShape(shape)
 		for _, st := range plan {
-			outs, err3 := exec.Call(x, prev, Tensor(sched.Coeffs(st), dtypes.Float32))
+			outs, err3 := exec.Call(x, prev, sched.CoeffsTensor(st, dtypes.Float32))
 			if err3 != nil {
 				t.Fatal(err3)
 			}

@@ -214,7 +214,7 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 		cond, x := outs[0], outs[1]
 		prev := tensors.FromShape(x.Shape())
 		for _, st := range s.plan {
-			out, err := s.head.Call(x, prev, diffusion.Tensor(s.sched.Coeffs(st), dtypes.Float32), cond)
+			out, err := s.head.Call(x, prev, s.sched.CoeffsTensor(st, dtypes.Float32), cond)
 			if err != nil {
 				return nil, fmt.Errorf("sampling step: %w", err)
 			}
