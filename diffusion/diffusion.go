@@ -219,6 +219,11 @@ func Update(x, prev, coeffs *Node, target Target, denoise Denoiser, noise *Node)
 	return next, x0
 }
 
+// MaxUnrolledSteps bounds the steps a sampler unrolls into one graph:
+// longer plans (DDPM) would make a graph too large to compile quickly, so
+// samplers run them as a host loop of one compiled step instead.
+const MaxUnrolledSteps = 64
+
 // Run executes plan inside the current graph from the initial noise x,
 // unrolled. noise(i) must return fresh standard normal noise shaped like x
 // for steps with NoiseStd > 0.

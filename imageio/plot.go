@@ -59,7 +59,14 @@ type Series struct {
 // diverged run still plots what it has. It is an error if no series has any
 // plottable point, if there are no series, or if a series has len(X) ≠ len(Y).
 func WritePlot(path string, title, xlabel, ylabel string, series []Series, logY bool) error {
-	img, err := plotImage(title, xlabel, ylabel, series, logY)
+	return WritePlotAxes(path, title, xlabel, ylabel, series, false, logY)
+}
+
+// WritePlotAxes is WritePlot with a choice of logarithmic X axis too (for
+// sweeps over quantities spanning decades, such as solver steps); X ≤ 0 is
+// skipped on it as Y ≤ 0 is on a log Y axis.
+func WritePlotAxes(path string, title, xlabel, ylabel string, series []Series, logX, logY bool) error {
+	img, err := plotImage(title, xlabel, ylabel, series, logX, logY)
 	if err != nil {
 		return fmt.Errorf("imageio: plotting %s: %w", path, err)
 	}
@@ -68,18 +75,24 @@ func WritePlot(path string, title, xlabel, ylabel string, series []Series, logY 
 
 // plotImage renders the plot; it is separate from WritePlot so that every
 // argument error is found before anything is written.
-func plotImage(title, xlabel, ylabel string, series []Series, logY bool) (*image.RGBA, error) {
+func plotImage(title, xlabel, ylabel string, series []Series, logX, logY bool) (*image.RGBA, error) {
 	if len(series) == 0 {
 		return nil, errors.New("no series")
 	}
 	ok := func(x, y float64) bool {
-		return isFinite(x) && isFinite(y) && (!logY || y > 0)
+		return isFinite(x) && isFinite(y) && (!logY || y > 0) && (!logX || x > 0)
 	}
 	ty := func(y float64) float64 {
 		if logY {
 			return math.Log10(y)
 		}
 		return y
+	}
+	tx := func(x float64) float64 {
+		if logX {
+			return math.Log10(x)
+		}
+		return x
 	}
 	x0, x1 := math.Inf(1), math.Inf(-1)
 	y0, y1 := math.Inf(1), math.Inf(-1)
@@ -89,14 +102,15 @@ func plotImage(title, xlabel, ylabel string, series []Series, logY bool) (*image
 		}
 		for j := range s.X {
 			if ok(s.X[j], s.Y[j]) {
-				x0, x1 = min(x0, s.X[j]), max(x1, s.X[j])
+				x := tx(s.X[j])
+				x0, x1 = min(x0, x), max(x1, x)
 				y := ty(s.Y[j])
 				y0, y1 = min(y0, y), max(y1, y)
 			}
 		}
 	}
 	if x0 > x1 {
-		if logY {
+		if logX || logY {
 			return nil, errors.New("no finite positive points to plot on a log scale")
 		}
 		return nil, errors.New("no finite points to plot")
@@ -117,7 +131,11 @@ func plotImage(title, xlabel, ylabel string, series []Series, logY bool) (*image
 	py := func(y float64) float64 { return float64(a.Max.Y-1) - (y-y0)/(y1-y0)*float64(a.Dy()-1) }
 
 	// Grid lines and tick labels.
-	for _, t := range linearTicks(x0, x1, 8) {
+	xt := linearTicks(x0, x1, 8)
+	if logX {
+		xt = logTicks(x0, x1)
+	}
+	for _, t := range xt {
 		x := int(math.Round(px(t.v)))
 		vline(img, x, a.Min.Y, a.Max.Y, plotGrid)
 		vline(img, x, a.Max.Y, a.Max.Y+4, plotInk)
@@ -148,7 +166,7 @@ func plotImage(title, xlabel, ylabel string, series []Series, logY bool) (*image
 				havePrev = false
 				continue
 			}
-			cx, cy := px(s.X[j]), py(ty(s.Y[j]))
+			cx, cy := px(tx(s.X[j])), py(ty(s.Y[j]))
 			if havePrev {
 				thickLine(clip, qx, qy, cx, cy, c)
 			} else if j+1 >= len(s.X) || !ok(s.X[j+1], s.Y[j+1]) {

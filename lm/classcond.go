@@ -65,11 +65,6 @@ type Sampler struct {
 	items   int // latent items per image
 }
 
-// maxUnrolledSteps bounds the solver steps unrolled into the decoding graph:
-// longer plans (DDPM) would make a graph too large to compile quickly, so
-// they run as a host loop of one compiled solver step instead.
-const maxUnrolledSteps = 64
-
 // NewSampler prepares generation of images of `items` latent vectors from
 // the weights in store (load the EMA weights into it first).
 func NewSampler(backend compute.Backend, store *model.Store, cfg Config, items int, opts SampleOptions) (*Sampler, error) {
@@ -93,7 +88,7 @@ func NewSampler(backend compute.Backend, store *model.Store, cfg Config, items i
 	if err := store.SetRNGStateFromSeed(opts.Seed); err != nil {
 		return nil, err
 	}
-	s.looped = len(s.plan) > maxUnrolledSteps
+	s.looped = len(s.plan) > diffusion.MaxUnrolledSteps
 	if s.head, err = model.NewExec(backend, store, s.headStep); err != nil {
 		return nil, err
 	}

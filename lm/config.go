@@ -122,15 +122,35 @@ const timestepFeatures = 256
 // over every item (attention over the whole length, as computed), the
 // softmax head, and the diffusion head batchMul times per item.
 func (c Config) ForwardFLOPs(batch, length, batchMul int) float64 {
+	d, v := float64(c.Dim), float64(c.Vocab.Size())
+	perItem := c.backboneItemFLOPs(length) + 2*d*v
+	return float64(batch) * float64(length) * (perItem + float64(batchMul)*c.headFLOPs())
+}
+
+// SampleFLOPs counts the matmul FLOPs of generating one image of `items`
+// latents with `steps` solver steps under guidance (two streams): per
+// stream, one backbone step per item with the KV cache (attention over the
+// whole fixed-length cache, as computed) and the head at every solver step
+// of every latent. The backbone's share is independent of steps; a DiT
+// pays its full network at every step instead.
+func (c Config) SampleFLOPs(items, steps int) float64 {
+	return 2 * (float64(items+1)*c.backboneItemFLOPs(c.MaxLen) + float64(items*steps)*c.headFLOPs())
+}
+
+// backboneItemFLOPs is the backbone's work for one item attending over
+// `keys` items, including its input embedding and the head's condition.
+func (c Config) backboneItemFLOPs(keys int) float64 {
 	d, hw := float64(c.Dim), float64(c.HeadDim)
-	hd := d / float64(c.Heads)
-	kv := float64(c.KVHeads) * hd
+	kv := float64(c.KVHeads) * d / float64(c.Heads)
 	h := float64(nn.SwiGLUHidden(c.Dim, c.MLPRatio))
+	layer := 2*d*(d+2*kv) + 2*d*d + 2*3*d*h + 2*2*float64(keys)*d
+	return 2*float64(c.Latent)*d + float64(c.Depth)*layer + 2*d*hw
+}
+
+// headFLOPs is one diffusion-head evaluation for one latent.
+func (c Config) headFLOPs() float64 {
+	hw, lat := float64(c.HeadDim), float64(c.Latent)
 	hh := float64(nn.SwiGLUHidden(c.HeadDim, c.MLPRatio))
-	lat, v, T := float64(c.Latent), float64(c.Vocab.Size()), float64(length)
-	layer := 2*d*(d+2*kv) + 2*d*d + 2*3*d*h + 2*2*T*d
-	perItem := 2*lat*d + float64(c.Depth)*layer + 2*d*v + 2*d*hw
-	head := 2*lat*hw + 2*timestepFeatures*hw + 2*hw*hw +
+	return 2*lat*hw + 2*timestepFeatures*hw + 2*hw*hw +
 		float64(c.HeadDepth)*(2*hw*3*hw+2*3*hw*hh) + 2*hw*2*hw + 2*hw*lat
-	return float64(batch) * T * (perItem + float64(batchMul)*head)
 }

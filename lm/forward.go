@@ -80,18 +80,12 @@ func (c Config) Head(w nn.Weights, xt, t, cond *Node) *Node {
 	for j := range c.HeadDepth {
 		p := fmt.Sprintf("diffusion_blocks.%d", j)
 		mod := w.Get("%s.adaLN_modulation.1.weight", p)
-		shift, scale, gate := chunk(cvec, mod, hw, 0), chunk(cvec, mod, hw, 1), chunk(cvec, mod, hw, 2)
+		shift, scale, gate := nn.Chunk(cvec, mod, hw, 0), nn.Chunk(cvec, mod, hw, 1), nn.Chunk(cvec, mod, hw, 2)
 		x = Add(x, Mul(gate, nn.SwiGLU(w, p+".mlp", nn.Modulate(nn.RMSNorm(x), shift, scale))))
 	}
 	mod := w.Get("final_layer.adaLN_modulation.1.weight")
-	x = nn.Modulate(nn.RMSNorm(x), chunk(cvec, mod, hw, 0), chunk(cvec, mod, hw, 1))
+	x = nn.Modulate(nn.RMSNorm(x), nn.Chunk(cvec, mod, hw, 0), nn.Chunk(cvec, mod, hw, 1))
 	return nn.Linear(x, w.Get("final_layer.linear.weight"))
-}
-
-// chunk is the i-th width-sized part of Linear(x, w): the public code's
-// chunk of the adaLN output, computed from the matching rows of w.
-func chunk(x, w *Node, width, i int) *Node {
-	return nn.Linear(x, nn.Rows(w, i*width, (i+1)*width))
 }
 
 // Positions returns the float positions from, …, from+n−1.

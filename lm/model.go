@@ -24,23 +24,36 @@ type Tokenizer struct {
 
 // Save writes a model checkpoint with the EMA weights (what sampling uses).
 func Save(dir string, cfg Config, store *model.Store, tok Tokenizer, info map[string]any) error {
-	if info == nil {
-		info = map[string]any{}
-	}
-	info["tokenizer"] = tok
-	return checkpoint.Save(dir, Kind, cfg, info, store, true, nil)
+	return SaveKind(dir, Kind, cfg, store, tok, info)
 }
 
 // Load reads a model checkpoint and the tokenizer record it was saved with.
 func Load(dir string) (Config, *model.Store, Tokenizer, error) {
 	var cfg Config
-	store, hdr, _, err := checkpoint.Load(dir, Kind, &cfg, nil)
+	store, tok, err := LoadKind(dir, Kind, &cfg)
+	return cfg, store, tok, err
+}
+
+// SaveKind writes the checkpoint of any latent generator (this model, or a
+// baseline of another kind) with its EMA weights and tokenizer record.
+func SaveKind(dir, kind string, cfg checkpoint.Model, store *model.Store, tok Tokenizer, info map[string]any) error {
+	if info == nil {
+		info = map[string]any{}
+	}
+	info["tokenizer"] = tok
+	return checkpoint.Save(dir, kind, cfg, info, store, true, nil)
+}
+
+// LoadKind reads a checkpoint written by SaveKind, decoding its config into
+// cfg (a pointer).
+func LoadKind(dir, kind string, cfg checkpoint.Model) (*model.Store, Tokenizer, error) {
+	store, hdr, _, err := checkpoint.Load(dir, kind, cfg, nil)
 	if err != nil {
-		return cfg, nil, Tokenizer{}, err
+		return nil, Tokenizer{}, err
 	}
 	var tok Tokenizer
 	if err := checkpoint.DecodeInfo(hdr, "tokenizer", &tok); err != nil {
-		return cfg, nil, Tokenizer{}, fmt.Errorf("%s: %w", dir, err)
+		return nil, Tokenizer{}, fmt.Errorf("%s: %w", dir, err)
 	}
-	return cfg, store, tok, nil
+	return store, tok, nil
 }

@@ -34,8 +34,10 @@ func (a Attention) Specs(prefix string) []Spec {
 type KV struct{ K, V *Node }
 
 // Forward runs attention over x [B, T, Dim] whose items sit at absolute
-// positions pos [T] (float). With causal set, item t sees keys at positions
-// ≤ pos[t]. With cache non-nil, the new keys and values are written into the
+// positions pos [T] (float), encoded by rotary embeddings. A nil pos means
+// the positions are already in x (DiT's fixed embeddings): no rotation, and
+// neither causal masking nor a cache. With causal set, item t sees keys at
+// positions ≤ pos[t]. With cache non-nil, the new keys and values are written into the
 // cache at pos, attention runs over the whole cache, and the updated cache is
 // returned; otherwise keys are the T items themselves.
 func (a Attention) Forward(w Weights, prefix string, x, pos *Node, causal bool, cache *KV) (*Node, *KV) {
@@ -49,6 +51,13 @@ func (a Attention) Forward(w Weights, prefix string, x, pos *Node, causal bool, 
 	q := Reshape(Linear(x, Rows(qkv, 0, a.Dim)), batch, seqLen, a.Heads, hd)
 	k := Reshape(Linear(x, Rows(qkv, a.Dim, a.Dim+kvDim)), batch, seqLen, a.KVHeads, hd)
 	v := Reshape(Linear(x, Rows(qkv, a.Dim+kvDim, a.Dim+2*kvDim)), batch, seqLen, a.KVHeads, hd)
+	if pos == nil {
+		if causal || cache != nil {
+			panic("nn.Attention: causal attention and caches need positions")
+		}
+		out := Reshape(attend(q, k, v, nil, nil, false), batch, seqLen, a.Dim)
+		return Linear(out, w.Get("%s.proj.weight", prefix)), nil
+	}
 	q = RoPE(q, pos)
 	k = RoPE(k, pos)
 

@@ -181,6 +181,12 @@ func Modulate(x, shift, scale *Node) *Node {
 	return Add(Mul(x, OnePlus(scale)), shift)
 }
 
+// Chunk is the i-th width-sized part of Linear(x, w): the public code's
+// chunk of an adaLN output, computed from the matching rows of w.
+func Chunk(x, w *Node, width, i int) *Node {
+	return Linear(x, Rows(w, i*width, (i+1)*width))
+}
+
 // TimestepEmbedding is the 256-dim sinusoid [cos(t·f_k), sin(t·f_k)],
 // f_k = exp(−ln(10⁴)·k/128), of DESIGN.md §4, for t of shape [N].
 func TimestepEmbedding(t *Node, dim int) *Node {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -16,7 +19,9 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/backend"
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/dit"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/train"
@@ -25,6 +30,7 @@ import (
 // benchResult is one measured configuration, as printed by --json.
 type benchResult struct {
 	Name       string  `json:"name"`
+	Arch       string  `json:"arch"`
 	Backend    string  `json:"backend"`
 	Batch      int     `json:"batch"`
 	SeqLen     int     `json:"seq_len,omitempty"`
@@ -35,16 +41,20 @@ type benchResult struct {
 	MinS       float64 `json:"min_s"`
 	ItemsPerS  float64 `json:"items_per_s"`
 	GFLOPs     float64 `json:"gflop_per_s,omitempty"`
-	CPUs       int     `json:"cpus"`
-	Date       string  `json:"date"`
+	// Sampling: solver steps and counted matmul GFLOP per image.
+	SolverSteps   int     `json:"solver_steps,omitempty"`
+	GFLOPPerImage float64 `json:"gflop_per_image,omitempty"`
+	CPUs          int     `json:"cpus"`
+	Date          string  `json:"date"`
 }
 
 func runBench(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Println("usage: latentlm bench step|train|sample [flags]\n\n" +
 			"  step    one transformer training step of the PLATFORM.md shape (B16·T64·d256·4 layers)\n" +
-			"  train   one LatentLM training step of the default MNIST model\n" +
-			"  sample  images/s of class-conditional sampling (20 solver steps, CFG on)")
+			"  train   one training step of the default MNIST model (--arch latentlm or dit)\n" +
+			"  sample  images/s of class-conditional sampling (20 solver steps, CFG on;\n" +
+			"          --arch latentlm, dit or both, --batches 1,4,16,64,256)")
 		return nil
 	}
 	sub, args := args[0], args[1:]
@@ -53,7 +63,28 @@ func runBench(args []string) error {
 	steps := fs.Int("steps", 10, "timed repetitions (after one warm-up call)")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	batch := fs.Int("batch", 0, "batch size (0: the benchmark's default)")
+	arch := fs.String("arch", lm.Kind, "architecture: latentlm or dit (sample: also both)")
+	batchList := fs.String("batches", "1,16,64", "sample: comma-separated batch sizes")
+	solverList := fs.String("solver-steps", "20", "sample: comma-separated DPM-Solver++ steps (0: DDPM over 1000 steps)")
+	dim := fs.Int("dim", 0, "width of the model (0: the default model's)")
+	depth := fs.Int("depth", 0, "depth of the model (0: the default model's)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	archs := []string{*arch}
+	switch *arch {
+	case lm.Kind, dit.Kind:
+	case "both":
+		if sub != "sample" {
+			return errors.New("--arch both is for bench sample")
+		}
+		archs = []string{lm.Kind, dit.Kind}
+	default:
+		return fmt.Errorf("unknown --arch %q: want latentlm, dit or both", *arch)
+	}
+	base := lm.DefaultConfig()
+	base.Dim, base.Depth = pick(*dim, base.Dim), pick(*depth, base.Depth)
+	if err := base.Validate(); err != nil {
 		return err
 	}
 	name := backend.Resolve(*backendName)
@@ -74,31 +105,53 @@ func runBench(args []string) error {
 		r.Name = "transformer_step_b16_t64_d256_l4"
 		results = append(results, r)
 	case "train":
-		cfg := lm.DefaultConfig()
 		bs := pick(*batch, defaultTrainBatch)
-		r, err := benchTrain(b, cfg, bs, 49, *steps)
+		var r benchResult
+		if *arch == dit.Kind {
+			r, err = benchTrainDiT(b, dit.FromLM(base, 7), bs, *steps)
+		} else {
+			r, err = benchTrain(b, base, bs, 49, *steps)
+		}
 		if err != nil {
 			return err
 		}
-		r.Name = "latentlm_mnist_train_step"
+		r.Name = *arch + "_mnist_train_step"
 		results = append(results, r)
 	case "sample":
-		sizes := []int{1, 16, 64}
+		sizes, err := parseInts(*batchList)
+		if err != nil {
+			return fmt.Errorf("--batches: %w", err)
+		}
 		if *batch > 0 {
 			sizes = []int{*batch}
 		}
-		for _, n := range sizes {
-			r, err := benchSample(b, lm.DefaultConfig(), n, *steps)
-			if err != nil {
-				return err
+		var solverSteps []int
+		for _, f := range strings.Split(*solverList, ",") {
+			v, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || v < 0 {
+				return fmt.Errorf("--solver-steps: %q is not a step count", f)
 			}
-			results = append(results, r)
+			solverSteps = append(solverSteps, v)
+		}
+		for _, a := range archs {
+			for _, st := range solverSteps {
+				for _, n := range sizes {
+					r, err := benchSample(b, a, base, n, st, *steps)
+					if err != nil {
+						return err
+					}
+					results = append(results, r)
+				}
+			}
 		}
 	default:
 		return fmt.Errorf("unknown benchmark %q: want step, train or sample", sub)
 	}
 	for i := range results {
 		results[i].Backend = name
+		if results[i].Arch == "" {
+			results[i].Arch = *arch
+		}
 		results[i].CPUs = runtime.NumCPU()
 		results[i].Date = time.Now().UTC().Format("2006-01-02")
 	}
@@ -146,12 +199,8 @@ func timeCalls(steps int, fn func() error) (first float64, times []float64, err 
 // latents of `items` items per sequence.
 func benchTrain(b compute.Backend, cfg lm.Config, batch, items, steps int) (benchResult, error) {
 	cfg.MaxLen = max(cfg.MaxLen, items+3)
-	store := model.NewStore()
-	specs := cfg.Specs()
-	if err := nn.Init(store, specs, 1, dtypes.Float32); err != nil {
-		return benchResult{}, err
-	}
-	if err := store.SetRNGStateFromSeed(1); err != nil {
+	store, specs, err := benchStore(cfg)
+	if err != nil {
 		return benchResult{}, err
 	}
 	sched := diffusion.Cosine(1000)
@@ -163,15 +212,7 @@ func benchTrain(b compute.Backend, cfg lm.Config, batch, items, steps int) (benc
 	if err != nil {
 		return benchResult{}, err
 	}
-	rng := rand.New(rand.NewPCG(1, 1))
-	labels := make([]int32, batch)
-	lat := make([]float32, batch*items*cfg.Latent)
-	for i := range labels {
-		labels[i] = int32(rng.IntN(cfg.Vocab.Classes))
-	}
-	for i := range lat {
-		lat[i] = float32(rng.NormFloat64())
-	}
+	labels, lat := randomBatch(batch, items, cfg.Latent, cfg.Vocab.Classes)
 	first, times, err := timeCalls(steps, func() error {
 		_, err := tr.Step(tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, items, cfg.Latent))
 		return err
@@ -185,17 +226,91 @@ func benchTrain(b compute.Backend, cfg lm.Config, batch, items, steps int) (benc
 		MedianS: med, MinS: times[0], ItemsPerS: float64(batch*items) / med, GFLOPs: flops / med / 1e9}, nil
 }
 
-// benchSample times generation of n images (49 latents each) with 20
-// DPM-Solver++ steps and CFG 4.
-func benchSample(b compute.Backend, cfg lm.Config, n, steps int) (benchResult, error) {
+// benchTrainDiT times DiT training steps on random grids.
+func benchTrainDiT(b compute.Backend, cfg dit.Config, batch, steps int) (benchResult, error) {
+	store, specs, err := benchStore(cfg)
+	if err != nil {
+		return benchResult{}, err
+	}
+	sched := diffusion.Cosine(1000)
+	tr, err := train.New(b, store, train.DefaultConfig(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+		return []*Node{cfg.ClassLoss(scope, w, in[0], in[1], sched, 1, 0.1)}
+	})
+	if err != nil {
+		return benchResult{}, err
+	}
+	labels, lat := randomBatch(batch, cfg.Items(), cfg.Latent, cfg.Classes)
+	first, times, err := timeCalls(steps, func() error {
+		_, err := tr.Step(tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, cfg.Items(), cfg.Latent))
+		return err
+	})
+	if err != nil {
+		return benchResult{}, err
+	}
+	med := times[len(times)/2]
+	return benchResult{Batch: batch, SeqLen: cfg.Items(), Params: nn.CountParams(specs), Steps: steps, FirstCallS: first,
+		MedianS: med, MinS: times[0], ItemsPerS: float64(batch*cfg.Items()) / med, GFLOPs: 3 * cfg.ForwardFLOPs(batch) / med / 1e9}, nil
+}
+
+// benchStore is a store with cfg's weights initialised and its RNG seeded.
+func benchStore(cfg checkpoint.Model) (*model.Store, []nn.Spec, error) {
 	store := model.NewStore()
 	specs := cfg.Specs()
 	if err := nn.Init(store, specs, 1, dtypes.Float32); err != nil {
-		return benchResult{}, err
+		return nil, nil, err
 	}
-	s, err := lm.NewSampler(b, store, cfg, 49, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1})
-	if err != nil {
-		return benchResult{}, err
+	return store, specs, store.SetRNGStateFromSeed(1)
+}
+
+// randomBatch is a batch of random labels and standard-normal latents.
+func randomBatch(batch, items, channels, classes int) ([]int32, []float32) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	labels := make([]int32, batch)
+	lat := make([]float32, batch*items*channels)
+	for i := range labels {
+		labels[i] = int32(rng.IntN(classes))
+	}
+	for i := range lat {
+		lat[i] = float32(rng.NormFloat64())
+	}
+	return labels, lat
+}
+
+// benchSample times generation of n images (a 7×7 grid of latents each)
+// with solverSteps DPM-Solver++ steps (0: DDPM) and CFG 4, by LatentLM or by
+// the DiT of the same width and depth.
+func benchSample(b compute.Backend, arch string, cfg lm.Config, n, solverSteps, steps int) (benchResult, error) {
+	const grid = 7
+	items := grid * grid
+	opts := lm.SampleOptions{Steps: solverSteps, CFG: 4, Temperature: 1, Seed: 1}
+	evals := solverSteps // network evaluations per item
+	if solverSteps == 0 {
+		evals = 1000
+	}
+	var (
+		s        latentSampler
+		specs    []nn.Spec
+		perImage float64
+	)
+	if arch == dit.Kind {
+		dc := dit.FromLM(cfg, grid)
+		store, sp, err := benchStore(dc)
+		if err != nil {
+			return benchResult{}, err
+		}
+		specs, perImage = sp, dc.SampleFLOPs(evals)
+		if s, err = dit.NewSampler(b, store, dc, opts); err != nil {
+			return benchResult{}, err
+		}
+	} else {
+		store, sp, err := benchStore(cfg)
+		if err != nil {
+			return benchResult{}, err
+		}
+		specs, perImage = sp, cfg.SampleFLOPs(items, evals)
+		if s, err = lm.NewSampler(b, store, cfg, items, opts); err != nil {
+			return benchResult{}, err
+		}
 	}
 	labels := make([]int, n)
 	for i := range labels {
@@ -210,6 +325,21 @@ func benchSample(b compute.Backend, cfg lm.Config, n, steps int) (benchResult, e
 		return benchResult{}, err
 	}
 	med := times[len(times)/2]
-	return benchResult{Name: fmt.Sprintf("latentlm_sample_b%d_steps20_cfg", n), Batch: n, Params: nn.CountParams(specs),
-		Steps: reps, FirstCallS: first, MedianS: med, MinS: times[0], ItemsPerS: float64(n) / med}, nil
+	return benchResult{Name: fmt.Sprintf("%s_sample_b%d_steps%d_cfg", arch, n, evals), Arch: arch, Batch: n,
+		Params: nn.CountParams(specs), Steps: reps, FirstCallS: first, MedianS: med, MinS: times[0],
+		ItemsPerS: float64(n) / med, SolverSteps: evals, GFLOPPerImage: perImage / 1e9,
+		GFLOPs: perImage * float64(n) / med / 1e9}, nil
+}
+
+// parseInts reads a comma-separated list of positive integers.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

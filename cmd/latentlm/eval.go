@@ -340,14 +340,14 @@ func (e *evalContext) generated(b compute.Backend, modelDir, vaeDir string, opts
 	if err != nil {
 		return nil, err
 	}
-	if m.cfg.Vocab.Classes != e.clf.Config.Classes {
-		return nil, fmt.Errorf("model %s has %d classes, classifier %s %d", modelDir, m.cfg.Vocab.Classes, e.clfPath, e.clf.Config.Classes)
+	if m.classes != e.clf.Config.Classes {
+		return nil, fmt.Errorf("model %s has %d classes, classifier %s %d", modelDir, m.classes, e.clfPath, e.clf.Config.Classes)
 	}
 	if s := m.tokenizer.Config.ImageSize; s != e.clf.Config.ImageSize {
 		return nil, fmt.Errorf("model %s makes %d×%d images, classifier %s takes %d×%d", modelDir, s, s, e.clfPath, e.clf.Config.ImageSize, e.clf.Config.ImageSize)
 	}
-	labels := classLabels(e.n, m.cfg.Vocab.Classes)
-	imgs, err := generate(b, m.cfg, m.store, m.tokenizer, labels, opts, batch)
+	labels := classLabels(e.n, m.classes)
+	imgs, err := m.generate(b, labels, opts, batch)
 	if err != nil {
 		return nil, err
 	}

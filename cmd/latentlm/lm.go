@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/dit"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
@@ -24,52 +26,57 @@ import (
 )
 
 func init() {
-	register("train", "train LatentLM on tokenizer latents of mnist or fashion (class → image)", runTrain)
+	register("train", "train LatentLM (or the DiT baseline) on tokenizer latents of mnist or fashion (class → image)", runTrain)
 }
 
 // lmTrainOptions are the flags of `train`, also set by `demo --train`.
 type lmTrainOptions struct {
-	backend, data, vaeDir, out    string
-	cfg                           lm.Config
-	steps, saveEvery, sampleEvery int64
-	batch, batchMul               int
-	lr, labelDropout, ema         float64
-	seed                          uint64
-	resume, quiet                 bool
+	arch, backend, data, vaeDir, out             string
+	cfg                                          lm.Config
+	steps, saveEvery, sampleEvery, snapshotEvery int64
+	batch, batchMul                              int
+	lr, labelDropout, ema                        float64
+	seed                                         uint64
+	resume, quiet                                bool
 }
 
 func defaultLMTrainOptions() lmTrainOptions {
-	return lmTrainOptions{data: "mnist", cfg: lm.DefaultConfig(), steps: 2400, saveEvery: 400, sampleEvery: 1200,
+	return lmTrainOptions{arch: lm.Kind, data: "mnist", cfg: lm.DefaultConfig(), steps: 2400, saveEvery: 400, sampleEvery: 1200,
 		batch: defaultTrainBatch, batchMul: 4, lr: 2e-3, labelDropout: 0.1, ema: 0.999, seed: 1}
 }
 
 func runTrain(args []string) error {
 	o := defaultLMTrainOptions()
-	fs := newFlags("train", "train [--data mnist|fashion] [--vae DIR] [--out DIR] [--steps N] [--resume] [flags]")
+	fs := newFlags("train", "train [--arch latentlm|dit] [--data mnist|fashion] [--vae DIR] [--out DIR] [--steps N] [--resume] [flags]")
+	fs.StringVar(&o.arch, "arch", o.arch, "latentlm, or dit: the DiT baseline (bidirectional, whole grid per step) of the same --dim, --depth, --heads")
 	fs.StringVar(&o.backend, "backend", "", "compute backend: onnx, go or xla")
 	fs.StringVar(&o.data, "data", o.data, "data set: mnist or fashion")
 	fs.StringVar(&o.vaeDir, "vae", "", "tokenizer checkpoint (default: the shipped one for --data)")
 	fs.StringVar(&o.out, "out", "", "checkpoint folder (default runs/latentlm-<data>)")
 	fs.Int64Var(&o.steps, "steps", o.steps, "training steps")
 	fs.IntVar(&o.batch, "batch", o.batch, "sequences per step")
-	fs.IntVar(&o.batchMul, "batch-mul", o.batchMul, "noise draws per latent item (batch_mul)")
+	fs.IntVar(&o.batchMul, "batch-mul", o.batchMul, "noise draws per latent item (batch_mul; for dit, per image, default 1)")
 	fs.Float64Var(&o.lr, "lr", o.lr, "peak learning rate (cosine schedule with warm-up)")
 	fs.Float64Var(&o.labelDropout, "label-dropout", o.labelDropout, "probability of replacing the class by the null class")
 	fs.Float64Var(&o.ema, "ema", o.ema, "EMA decay of the weights (sampling uses the EMA)")
 	fs.Uint64Var(&o.seed, "seed", o.seed, "seed of initialisation, data order and noise")
 	fs.Int64Var(&o.saveEvery, "save-every", o.saveEvery, "checkpoint period in steps")
 	fs.Int64Var(&o.sampleEvery, "sample-every", o.sampleEvery, "sample-grid period in steps (0: never)")
+	fs.Int64Var(&o.snapshotEvery, "snapshot-every", 0, "also keep the weights every N steps in --out/step-NNNNNN (for latentlm sweep --over train)")
 	fs.BoolVar(&o.resume, "resume", false, "continue the run saved in --out exactly where it stopped")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.IntVar(&o.cfg.Dim, "dim", o.cfg.Dim, "backbone width")
 	fs.IntVar(&o.cfg.Depth, "depth", o.cfg.Depth, "backbone blocks")
 	fs.IntVar(&o.cfg.Heads, "heads", o.cfg.Heads, "attention heads")
-	fs.IntVar(&o.cfg.KVHeads, "kv-heads", o.cfg.KVHeads, "key/value heads (grouped-query attention)")
-	fs.IntVar(&o.cfg.HeadDim, "head-dim", o.cfg.HeadDim, "diffusion head width")
-	fs.IntVar(&o.cfg.HeadDepth, "head-depth", o.cfg.HeadDepth, "diffusion head blocks")
+	fs.IntVar(&o.cfg.KVHeads, "kv-heads", o.cfg.KVHeads, "key/value heads (grouped-query attention; latentlm only)")
+	fs.IntVar(&o.cfg.HeadDim, "head-dim", o.cfg.HeadDim, "diffusion head width (latentlm only)")
+	fs.IntVar(&o.cfg.HeadDepth, "head-depth", o.cfg.HeadDepth, "diffusion head blocks (latentlm only)")
 	fs.StringVar(&o.cfg.Target, "target", o.cfg.Target, "diffusion target: eps or v")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.arch == dit.Kind && !flagSet(fs, "batch-mul") {
+		o.batchMul = 1
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
@@ -82,8 +89,14 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	if err := checkDataName(o.data); err != nil {
 		return "", err
 	}
+	if o.arch != lm.Kind && o.arch != dit.Kind {
+		return "", fmt.Errorf("unknown --arch %q: want %s or %s", o.arch, lm.Kind, dit.Kind)
+	}
+	if o.batch < 1 || o.batchMul < 1 {
+		return "", errors.New("--batch and --batch-mul must be at least 1")
+	}
 	if o.out == "" {
-		o.out = filepath.Join("runs", "latentlm-"+o.data)
+		o.out = filepath.Join("runs", o.arch+"-"+o.data)
 	}
 	b, bname, err := openBackend(o.backend)
 	if err != nil {
@@ -98,9 +111,33 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	o.cfg.Latent = tokenizer.Config.Channels
-	o.cfg.MaxLen = tokenizer.Config.Items() + 3
-	rs, err := startRun(o.out, lm.Kind, &o.cfg, o.seed, o.resume)
+	tc := tokenizer.Config
+	o.cfg.Latent = tc.Channels
+	o.cfg.MaxLen = tc.Items() + 3
+	sched := diffusion.Cosine(1000)
+	// The architecture: its config (a pointer, so a resumed run reads the
+	// saved one), its loss and its forward FLOPs per step.
+	lmCfg, ditCfg := o.cfg, dit.FromLM(o.cfg, tc.Grid())
+	var (
+		cfg       checkpoint.Model
+		lossFn    func(scope *model.Scope, w nn.Weights, labels, latents *Node) []*Node
+		stepFLOPs func() float64
+	)
+	if o.arch == dit.Kind {
+		cfg = &ditCfg
+		lossFn = func(scope *model.Scope, w nn.Weights, labels, latents *Node) []*Node {
+			return []*Node{ditCfg.ClassLoss(scope, w, labels, latents, sched, o.batchMul, o.labelDropout)}
+		}
+		stepFLOPs = func() float64 { return 3 * ditCfg.ForwardFLOPs(o.batch*o.batchMul) }
+	} else {
+		cfg = &lmCfg
+		lossFn = func(scope *model.Scope, w nn.Weights, labels, latents *Node) []*Node {
+			l := lmCfg.ClassLoss(scope, w, labels, latents, sched, o.batchMul, o.labelDropout)
+			return []*Node{l.Total, l.CE, l.Diffusion}
+		}
+		stepFLOPs = func() float64 { return 3 * lmCfg.ForwardFLOPs(o.batch, tc.Items()+2, o.batchMul) }
+	}
+	rs, err := startRun(o.out, o.arch, cfg, o.seed, o.resume)
 	if err != nil {
 		return "", err
 	}
@@ -110,8 +147,7 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tok := lm.Tokenizer{Path: o.vaeDir, SHA256: tokSum, Kind: tokenizer.Config.Kind, Items: tokenizer.Config.Items(),
-		Channels: tokenizer.Config.Channels, Data: o.data}
+	tok := lm.Tokenizer{Path: o.vaeDir, SHA256: tokSum, Kind: tc.Kind, Items: tc.Items(), Channels: tc.Channels, Data: o.data}
 
 	// μ is computed once; σ·ε is re-drawn every step in the graph.
 	ds, err := data.Load(o.data, "train")
@@ -135,20 +171,17 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	}); err != nil {
 		return "", err
 	}
-	perExample := tokenizer.Config.PerExampleNoise()
-	sched := diffusion.Cosine(1000)
-	tc := train.DefaultConfig()
-	tc.LR, tc.MinLR, tc.TotalSteps, tc.WarmupSteps, tc.EMADecay = o.lr, o.lr/20, int(o.steps), 100, o.ema
-	cfg := o.cfg
-	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+	perExample := tc.PerExampleNoise()
+	trc := train.DefaultConfig()
+	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.lr, o.lr/20, int(o.steps), 100, o.ema
+	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		labels, mu, scale := in[0], in[1], in[2]
 		g := mu.Graph()
 		noise := Mul(scale, scope.RandomNormal(g, mu.Shape()))
 		if perExample {
 			noise = Mul(noise, Abs(scope.RandomNormal(g, nn.Shape(dtypes.Float32, mu.Shape().Dimensions[0], 1, 1))))
 		}
-		l := cfg.ClassLoss(scope, w, labels, Add(mu, noise), sched, o.batchMul, o.labelDropout)
-		return []*Node{l.Total, l.CE, l.Diffusion}
+		return lossFn(scope, w, labels, Add(mu, noise))
 	})
 	if err != nil {
 		return "", err
@@ -163,9 +196,15 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	}
 	save := func(step int64, h []train.Point) error {
 		info := map[string]any{"data": o.data, "steps": step, "backend": bname, "seed": o.seed,
-			"train_seconds": time.Since(started).Seconds(), "batch": o.batch, "batch_mul": o.batchMul}
-		if err := lm.Save(o.out, cfg, store, tok, info); err != nil {
+			"train_seconds": time.Since(started).Seconds(), "batch": o.batch, "batch_mul": o.batchMul,
+			"train_gflop": stepFLOPs() * float64(step) / 1e9}
+		if err := lm.SaveKind(o.out, o.arch, cfg, store, tok, info); err != nil {
 			return err
+		}
+		if o.snapshotEvery > 0 && step%o.snapshotEvery == 0 {
+			if err := lm.SaveKind(filepath.Join(o.out, fmt.Sprintf("step-%06d", step)), o.arch, cfg, store, tok, info); err != nil {
+				return err
+			}
 		}
 		if err := saveState(o.out, store, h, o.seed); err != nil {
 			return err
@@ -175,9 +214,13 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 		}
 		return nil
 	}
+	every := o.saveEvery
+	if o.snapshotEvery > 0 {
+		every = gcd(every, o.snapshotEvery)
+	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.steps, History: history, Every: o.saveEvery, Hook: save,
-		Desc: "latentlm " + o.data, Quiet: o.quiet, RecordEvery: 10,
+		Trainer: tr, Store: store, Steps: o.steps, History: history, Every: every, Hook: save,
+		Desc: o.arch + " " + o.data, Quiet: o.quiet, RecordEvery: 10,
 		Batch: func(step int64) ([]any, int, error) {
 			idx := data.BatchIndices(ds.N, o.batch, step, o.seed)
 			labels := make([]int32, len(idx))
@@ -194,7 +237,8 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	if err := loop.Run(ctx); err != nil {
 		return "", err
 	}
-	if err := writeLossPlot(filepath.Join(o.out, "loss.png"), "LatentLM training loss ("+o.data+")", loop.History); err != nil {
+	title := map[string]string{lm.Kind: "LatentLM", dit.Kind: "DiT"}[o.arch] + " training loss (" + o.data + ")"
+	if err := writeLossPlot(filepath.Join(o.out, "loss.png"), title, loop.History); err != nil {
 		return "", err
 	}
 	if !o.quiet {
@@ -203,44 +247,30 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	return o.out, nil
 }
 
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
 // writeClassGrid samples perClass images of every class from the checkpoint
 // in dir and writes them as a grid, one row per class.
 func writeClassGrid(b compute.Backend, dir string, tokenizer *vae.Model, out string, perClass int) error {
-	cfg, store, _, err := lm.Load(dir)
+	gen, err := loadGenerator(dir)
 	if err != nil {
 		return err
 	}
 	var labels []int
-	for c := range cfg.Vocab.Classes {
+	for c := range gen.classes {
 		for range perClass {
 			labels = append(labels, c)
 		}
 	}
-	imgs, err := generate(b, cfg, store, tokenizer, labels, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}, 64)
+	m := &loadedModel{generator: gen, tokenizer: tokenizer}
+	imgs, err := m.generate(b, labels, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}, 64)
 	if err != nil {
 		return err
 	}
 	return imageio.WriteGrid(out, imgs, tokenizer.Config.ImageSize, tokenizer.Config.ImageSize, perClass)
-}
-
-// generate samples images for labels in batches of at most batch.
-func generate(b compute.Backend, cfg lm.Config, store *model.Store, tokenizer *vae.Model, labels []int, opts lm.SampleOptions, batch int) ([][]float32, error) {
-	s, err := lm.NewSampler(b, store, cfg, tokenizer.Config.Items(), opts)
-	if err != nil {
-		return nil, err
-	}
-	var imgs [][]float32
-	for start := 0; start < len(labels); start += batch {
-		end := min(start+batch, len(labels))
-		lat, err := s.Sample(labels[start:end])
-		if err != nil {
-			return nil, err
-		}
-		dec, err := tokenizer.Decode(lat)
-		if err != nil {
-			return nil, err
-		}
-		imgs = append(imgs, dec...)
-	}
-	return imgs, nil
 }

@@ -115,3 +115,10 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// flagSet reports whether the command line set the named flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -4,71 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/lm"
-	"github.com/latentlm/latentlm/vae"
 )
 
 func init() {
 	register("sample", "generate images of a class with a trained model", runSample)
 	register("demo", "generate a grid of digits with the shipped weights (--train: retrain everything first)", runDemo)
-}
-
-// loadedModel is a LatentLM checkpoint with the tokenizer it was trained on.
-type loadedModel struct {
-	cfg       lm.Config
-	store     *model.Store
-	tokenizer *vae.Model
-}
-
-// loadModel reads --model (default: the shipped demo weights) and its
-// tokenizer (--vae, default: the one recorded in the model), refusing a
-// tokenizer other than the one the model was trained with.
-func loadModel(b compute.Backend, modelDir, vaeDir string) (*loadedModel, error) {
-	var err error
-	if modelDir == "" {
-		if modelDir, err = weightsDir("latentlm-mnist"); err != nil {
-			return nil, err
-		}
-	}
-	cfg, store, tok, err := lm.Load(modelDir)
-	if err != nil {
-		return nil, err
-	}
-	if vaeDir == "" {
-		// The recorded path, else the shipped tokenizer of that name: the
-		// checksum below decides which one is really the model's.
-		vaeDir = tok.Path
-		if _, err := os.Stat(vaeDir); err != nil {
-			if alt, err := weightsDir(filepath.Base(vaeDir)); err == nil {
-				vaeDir = alt
-			}
-		}
-	}
-	sum, err := checkpoint.FileSHA256(filepath.Join(vaeDir, checkpoint.WeightsFile))
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer of %s: %w", modelDir, err)
-	}
-	if sum != tok.SHA256 {
-		return nil, fmt.Errorf("tokenizer %s is not the one %s was trained with (sha256 %.12s…, want %.12s…)", vaeDir, modelDir, sum, tok.SHA256)
-	}
-	tokenizer, err := vae.Load(b, vaeDir)
-	if err != nil {
-		return nil, err
-	}
-	if tokenizer.Config.Channels != cfg.Latent || tokenizer.Config.Items()+3 > cfg.MaxLen {
-		return nil, fmt.Errorf("tokenizer %s (%d channels, %d items) does not fit model %s (%d channels)", vaeDir, tokenizer.Config.Channels, tokenizer.Config.Items(), modelDir, cfg.Latent)
-	}
-	return &loadedModel{cfg: cfg, store: store, tokenizer: tokenizer}, nil
 }
 
 // parseClasses reads --class: a class number or "all".
@@ -111,7 +59,7 @@ func runSample(args []string) error {
 	if err != nil {
 		return err
 	}
-	classes, err := parseClasses(*class, m.cfg.Vocab.Classes)
+	classes, err := parseClasses(*class, m.classes)
 	if err != nil {
 		return err
 	}
@@ -126,7 +74,7 @@ func sampleGrid(b compute.Backend, m *loadedModel, classes []int, n int, opts lm
 		}
 	}
 	t0 := time.Now()
-	imgs, err := generate(b, m.cfg, m.store, m.tokenizer, labels, opts, batch)
+	imgs, err := m.generate(b, labels, opts, batch)
 	if err != nil {
 		return err
 	}
@@ -168,7 +116,7 @@ func runDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	all, _ := parseClasses("all", m.cfg.Vocab.Classes)
+	all, _ := parseClasses("all", m.classes)
 	return sampleGrid(b, m, all, 8, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}, 80, *out)
 }
 
