@@ -3,6 +3,7 @@ package dit
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -317,5 +318,31 @@ func TestSamplerUnrolledMatchesLooped(t *testing.T) {
 	}
 	if _, err := s.Sample([]int{cfg.Classes}); err == nil {
 		t.Error("out-of-range class accepted")
+	}
+}
+
+// TestForwardFLOPs recounts the matmul FLOPs from the weight shapes: every
+// weight applied per item (embedding, attention, MLP, final projection),
+// the conditioning ones once per image (the class table is a lookup), plus
+// the two attention products over all item pairs.
+func TestForwardFLOPs(t *testing.T) {
+	cfg := Config{Dim: 64, Depth: 3, Heads: 4, MLPRatio: 4, Latent: 8, Grid: 7, Classes: 10, Target: "eps"}
+	n := float64(cfg.Items())
+	var want float64
+	for _, s := range cfg.Specs() {
+		switch {
+		case s.Name == "y_embedder.embedding_table.weight":
+		case strings.HasPrefix(s.Name, "t_embedder") || strings.Contains(s.Name, "adaLN"):
+			want += 2 * float64(s.Size())
+		default:
+			want += 2 * float64(s.Size()) * n
+		}
+	}
+	want += float64(cfg.Depth) * 2 * 2 * n * n * float64(cfg.Dim)
+	if got := cfg.ForwardFLOPs(3); math.Abs(got-3*want) > 1e-9*want {
+		t.Errorf("ForwardFLOPs(3) = %.6g, recount %.6g", got, 3*want)
+	}
+	if got := cfg.SampleFLOPs(20); got != 40*cfg.ForwardFLOPs(1) {
+		t.Errorf("SampleFLOPs(20) = %.6g, want 40 forward passes", got)
 	}
 }

@@ -499,6 +499,16 @@ func TestWritePlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	plotCheck(t, path, 1)
+
+	// Log X (solver steps), with x ≤ 0 skipped; nothing plottable is an error.
+	steps := Series{Name: "fd", X: []float64{0, 5, 10, 20, 50, 250, 1000}, Y: []float64{9, 80, 60, 50, 48, 47, 46}}
+	if err := WritePlotAxes(path, "FD", "steps", "fd", []Series{steps}, true, true); err != nil {
+		t.Fatal(err)
+	}
+	plotCheck(t, path, 1)
+	if err := WritePlotAxes(path, "FD", "steps", "fd", []Series{{X: []float64{0, -1}, Y: []float64{1, 2}}}, true, false); err == nil {
+		t.Error("a log X axis with no positive X plotted")
+	}
 	if names := dirNames(t, dir); len(names) != 1 {
 		t.Errorf("folder holds %v, want only loss.png", names)
 	}

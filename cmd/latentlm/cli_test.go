@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,6 +145,13 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"vae", "train", "--data", "cifar"}, `unknown data set "cifar"`},
 		{[]string{"sample", "--class", "12", "--out", filepath.Join(dir, "s.png")}, "--class"},
 		{[]string{"sample", "--model", dir, "--out", filepath.Join(dir, "s.png")}, "not a checkpoint"},
+		{[]string{"sample", "--model", filepath.Join(root, "weights", "vae-mnist"), "--out", filepath.Join(dir, "s.png")}, `holds a "vae" model`},
+		{[]string{"train", "--arch", "transformer", "--out", filepath.Join(dir, "t")}, `unknown --arch "transformer"`},
+		{[]string{"bench", "sample", "--arch", "rnn"}, `unknown --arch "rnn"`},
+		{[]string{"sweep", "--over", "speed", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png"), "a=b"}, `--over "speed"`},
+		{[]string{"sweep", "--over", "cfg", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png")}, "NAME=MODEL"},
+		{[]string{"sweep", "--over", "train", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png"), "run=" + dir}, "no step-NNNNNN snapshots"},
+		{[]string{"sweep", "--from", txt, "--out", filepath.Join(dir, "s.png")}, "invalid sweep JSON"},
 		// A model with a tokenizer it was not trained with.
 		{[]string{"sample", "--model", filepath.Join(root, "weights", "latentlm-mnist"), "--vae", filepath.Join(root, "weights", "vae-fashion"), "--out", filepath.Join(dir, "s.png")}, "is not the one"},
 	}
@@ -155,7 +163,7 @@ func TestBadInputs(t *testing.T) {
 		}
 		expectOneLineError(t, code, stderr, c.want)
 	}
-	for _, f := range []string{"z.safetensors", "s.png"} {
+	for _, f := range []string{"z.safetensors", "s.png", "s.json", "t"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			t.Errorf("%s created despite the error", f)
 		}
@@ -171,5 +179,48 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(stdout, "  "+cmd+" ") {
 			t.Errorf("help does not list %s", cmd)
 		}
+	}
+}
+
+// TestDiTEndToEnd trains the DiT baseline for two steps with a snapshot at
+// each, samples from a snapshot and scores it with a tiny sweep.
+func TestDiTEndToEnd(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	run := filepath.Join(dir, "dit")
+	if code, _, stderr := cli(t, root, "train", "--arch", "dit", "--dim", "32", "--depth", "1", "--heads", "2",
+		"--steps", "2", "--batch", "4", "--snapshot-every", "1", "--sample-every", "0", "--quiet", "--out", run); code != 0 {
+		t.Fatalf("train --arch dit: exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"config.json", "step-000001/model.safetensors", "step-000002/config.json"} {
+		if _, err := os.Stat(filepath.Join(run, f)); err != nil {
+			t.Errorf("training left no %s: %v", f, err)
+		}
+	}
+	png := filepath.Join(dir, "s.png")
+	if code, stdout, stderr := cli(t, root, "sample", "--model", filepath.Join(run, "step-000001"), "--class", "2", "--n", "2", "--steps", "3", "--out", png); code != 0 {
+		t.Fatalf("sample: exit %d: %s %s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(png); err != nil {
+		t.Error(err)
+	}
+	js := filepath.Join(dir, "sweep.json")
+	if code, _, stderr := cli(t, root, "sweep", "--over", "train", "--n", "10", "--steps", "2", "--json", js, "--out", filepath.Join(dir, "sweep.png"), "dit="+run); code != 0 {
+		t.Fatalf("sweep: exit %d: %s", code, stderr)
+	}
+	raw, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		Series     string  `json:"series"`
+		TrainSteps float64 `json:"train_steps"`
+		FD         float64 `json:"fd"`
+	}
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].TrainSteps != 1 || rows[1].TrainSteps != 2 || !(rows[0].FD > 0) {
+		t.Errorf("sweep rows %+v, want steps 1 and 2 with a positive FD", rows)
 	}
 }
