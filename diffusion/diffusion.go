@@ -161,6 +161,15 @@ func (s *Schedule) DPMSolverPP(n int, lambdaMin float64) (Plan, error) {
 	return plan, nil
 }
 
+// PlanFor is the sampler a step count selects: DPM-Solver++ 2M with that
+// many steps (from λ ≥ LambdaMinClipped), or with 0 the DDPM reference.
+func (s *Schedule) PlanFor(steps int) (Plan, error) {
+	if steps > 0 {
+		return s.DPMSolverPP(steps, LambdaMinClipped)
+	}
+	return s.DDPM(), nil
+}
+
 // DDPM returns ancestral sampling over all T steps, the reference sampler:
 // x_{t−1} = coef₁·x̂₀ + coef₂·x_t + √(β̃_t)·z with the posterior variance β̃_t.
 func (s *Schedule) DDPM() Plan {

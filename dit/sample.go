@@ -42,12 +42,8 @@ func newSampler(backend compute.Backend, store *model.Store, cfg Config, opts lm
 	if s.target, err = diffusion.ParseTarget(cfg.Target); err != nil {
 		return nil, err
 	}
-	if opts.Steps > 0 {
-		if s.plan, err = s.sched.DPMSolverPP(opts.Steps, diffusion.LambdaMinClipped); err != nil {
-			return nil, err
-		}
-	} else {
-		s.plan = s.sched.DDPM()
+	if s.plan, err = s.sched.PlanFor(opts.Steps); err != nil {
+		return nil, err
 	}
 	if err := store.SetRNGStateFromSeed(opts.Seed); err != nil {
 		return nil, err

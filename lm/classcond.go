@@ -76,12 +76,8 @@ func NewSampler(backend compute.Backend, store *model.Store, cfg Config, items i
 	if s.target, err = diffusion.ParseTarget(cfg.Target); err != nil {
 		return nil, err
 	}
-	if opts.Steps > 0 {
-		if s.plan, err = s.sched.DPMSolverPP(opts.Steps, diffusion.LambdaMinClipped); err != nil {
-			return nil, err
-		}
-	} else {
-		s.plan = s.sched.DDPM()
+	if s.plan, err = s.sched.PlanFor(opts.Steps); err != nil {
+		return nil, err
 	}
 	// Seeded once: successive calls continue the stream, so batches differ
 	// and a whole run is reproducible from the seed.

@@ -237,62 +237,10 @@ func TestGradientFiniteDifference(t *testing.T) {
 		tensors.FromFlatDataAndDimensions(isLat, batch, length),
 		tensors.FromFlatDataAndDimensions(xt, batch, length, cfg.Latent),
 	}
-	vars := nn.Trainable(store)
-	gradExec, err := model.NewExec(b, store, func(scope *model.Scope, in []*Node) []*Node {
-		loss := lossFn(scope, in[0], in[1], in[2], in[3])
-		nodes := make([]*Node, len(vars))
-		for i, v := range vars {
-			nodes[i] = v.NodeValue(loss.Graph())
-		}
-		return Gradient(loss, nodes...)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lossExec, err := model.NewExec(b, store, func(scope *model.Scope, in []*Node) *Node {
+	checked := testutil.CheckGradients(t, b, store, func(scope *model.Scope, in []*Node) *Node {
 		return lossFn(scope, in[0], in[1], in[2], in[3])
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	grads, err := gradExec.Call(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loss := func() float64 {
-		out, err := lossExec.Call(args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tensors.ToScalar[float64](out[0])
-	}
-	const eps = 1e-6
-	checked := 0
-	for vi, v := range vars {
-		g := tensors.MustCopyFlatData[float64](grads[vi])
-		orig := tensors.MustCopyFlatData[float64](v.MustValue())
-		for k := 0; k < 2; k++ {
-			idx := rng.IntN(len(orig))
-			set := func(x float64) {
-				vals := append([]float64(nil), orig...)
-				vals[idx] = x
-				if err := v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			set(orig[idx] + eps)
-			up := loss()
-			set(orig[idx] - eps)
-			down := loss()
-			set(orig[idx])
-			num := (up - down) / (2 * eps)
-			if d := math.Abs(num - g[idx]); d > 1e-6*math.Max(1, math.Abs(num)) {
-				t.Errorf("%s[%d]: analytic %.9g, numeric %.9g", nn.WeightName(v), idx, g[idx], num)
-			}
-			checked++
-		}
-	}
-	t.Logf("checked %d gradient entries over %d weights", checked, len(vars))
+	}, args, 2, rng)
+	t.Logf("checked %d gradient entries", checked)
 }
 
 // TestTrainingReducesLoss trains a tiny class-conditional model on latents

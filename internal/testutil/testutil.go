@@ -4,12 +4,17 @@ package testutil
 
 import (
 	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
 
 	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/backend"
+	"github.com/latentlm/latentlm/nn"
 )
 
 var (
@@ -50,4 +55,66 @@ func RelErr(a, b []float64) float64 {
 		return diff
 	}
 	return diff / scale
+}
+
+// CheckGradients compares the analytic gradient of a scalar float64 loss with
+// central differences at perWeight random entries of every trainable weight
+// of store, failing the test where they differ by more than 1e-6 relative.
+// It returns how many entries it checked.
+func CheckGradients(t *testing.T, b compute.Backend, store *model.Store, loss func(scope *model.Scope, in []*Node) *Node, args []any, perWeight int, rng *rand.Rand) int {
+	t.Helper()
+	vars := nn.Trainable(store)
+	gradExec, err := model.NewExec(b, store, func(scope *model.Scope, in []*Node) []*Node {
+		l := loss(scope, in)
+		nodes := make([]*Node, len(vars))
+		for i, v := range vars {
+			nodes[i] = v.NodeValue(l.Graph())
+		}
+		return Gradient(l, nodes...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossExec, err := model.NewExec(b, store, func(scope *model.Scope, in []*Node) *Node { return loss(scope, in) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	grads, err := gradExec.Call(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func() float64 {
+		out, err := lossExec.Call(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.ToScalar[float64](out[0])
+	}
+	const eps = 1e-6
+	checked := 0
+	for vi, v := range vars {
+		g := tensors.MustCopyFlatData[float64](grads[vi])
+		orig := tensors.MustCopyFlatData[float64](v.MustValue())
+		for range perWeight {
+			idx := rng.IntN(len(orig))
+			set := func(x float64) {
+				vals := append([]float64(nil), orig...)
+				vals[idx] = x
+				if err := v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			set(orig[idx] + eps)
+			up := value()
+			set(orig[idx] - eps)
+			down := value()
+			set(orig[idx])
+			num := (up - down) / (2 * eps)
+			if d := math.Abs(num - g[idx]); d > 1e-6*math.Max(1, math.Abs(num)) {
+				t.Errorf("%s[%d]: analytic %.9g, numeric %.9g", nn.WeightName(v), idx, g[idx], num)
+			}
+			checked++
+		}
+	}
+	return checked
 }
