@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,9 @@ type sweepRow struct {
 	TrainGFLOP      float64 `json:"train_gflop,omitempty"`
 	SecondsPerImage float64 `json:"seconds_per_image"`
 }
+
+// sweepMetrics are the values --y can plot.
+var sweepMetrics = []string{"fd", "accuracy", "is", "precision", "recall", "seconds_per_image"}
 
 // metric reads a --y metric of a row.
 func (r sweepRow) metric(name string) (float64, error) {
@@ -103,8 +107,8 @@ func runSweep(args []string) error {
 	if *plotOut == "" {
 		return errors.New("--out PLOT.png is required")
 	}
-	if _, err := (sweepRow{}).metric(*yName); err != nil && *yName != "accuracy" {
-		return err
+	if !slices.Contains(sweepMetrics, *yName) {
+		return fmt.Errorf("--y %q: want one of %s", *yName, strings.Join(sweepMetrics, ", "))
 	}
 	if *xName != "step" && *xName != "gflop" {
 		return fmt.Errorf("--x %q: want step or gflop", *xName)
