@@ -22,6 +22,7 @@ import (
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/dit"
+	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/train"
@@ -62,6 +63,7 @@ func runBench(args []string) error {
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	steps := fs.Int("steps", 10, "timed repetitions (after one warm-up call)")
 	asJSON := fs.Bool("json", false, "print results as JSON")
+	plotOut := fs.String("plot", "", "sample: also plot images/s against batch size (log-log) into this PNG")
 	batch := fs.Int("batch", 0, "batch size (0: the benchmark's default)")
 	arch := fs.String("arch", lm.Kind, "architecture: latentlm or dit (sample: also both)")
 	batchList := fs.String("batches", "1,16,64", "sample: comma-separated batch sizes")
@@ -154,6 +156,14 @@ func runBench(args []string) error {
 		}
 		results[i].CPUs = runtime.NumCPU()
 		results[i].Date = time.Now().UTC().Format("2006-01-02")
+	}
+	if *plotOut != "" {
+		if sub != "sample" {
+			return errors.New("--plot is for bench sample")
+		}
+		if err := plotThroughput(*plotOut, results); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -342,4 +352,24 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// plotThroughput draws images/s against batch size, one line per
+// architecture and step count.
+func plotThroughput(out string, results []benchResult) error {
+	var series []imageio.Series
+	index := map[string]int{}
+	for _, r := range results {
+		name := fmt.Sprintf("%s (%.2fM params), %d steps", r.Arch, float64(r.Params)/1e6, r.SolverSteps)
+		i, ok := index[name]
+		if !ok {
+			i = len(series)
+			index[name] = i
+			series = append(series, imageio.Series{Name: name})
+		}
+		series[i].X = append(series[i].X, float64(r.Batch))
+		series[i].Y = append(series[i].Y, r.ItemsPerS)
+	}
+	title := fmt.Sprintf("sampling throughput with CFG (%s backend, %d CPUs)", results[0].Backend, results[0].CPUs)
+	return imageio.WritePlotAxes(out, title, "batch size (log scale)", "images/s", series, true, true)
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -90,7 +92,7 @@ func runSweep(args []string) error {
 	fs := newFlags("sweep", sweepSynopsis)
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	dataName := fs.String("data", "mnist", "data set: mnist or fashion")
-	sf := addSampleFlags(fs, "(unused: give NAME=MODEL arguments)", "tokenizer (default: each model's own)", 100)
+	sf := addSampleFlags(fs, "not used: give NAME=MODEL arguments", "tokenizer (default: each model's own)", 100)
 	clfDir := fs.String("classifier", "", "classifier checkpoint (default: the shipped weights/classifier-<data>)")
 	over := fs.String("over", "", "cfg, steps or train")
 	values := fs.String("values", "", "comma-separated values (defaults: cfg 1,2,3,4,6; steps 5,10,20,50,250,0)")
@@ -136,34 +138,43 @@ func runSweep(args []string) error {
 	if *n <= prK || *sf.batch < 1 {
 		return fmt.Errorf("--n must exceed %d and --batch be ≥ 1", prK)
 	}
-	if fs.NArg() == 0 {
-		return errors.New("give at least one NAME=MODEL")
+	if fs.NArg() == 0 || flagSet(fs, "model") {
+		return errors.New("give the models as NAME=MODEL arguments (at least one)")
 	}
 	points, err := sweepPoints(*over, *values, fs.Args(), *sf.steps, *sf.cfg, *xName)
 	if err != nil {
 		return err
 	}
-	b, _, err := openBackend(*backendName)
+	self, err := os.Executable()
 	if err != nil {
-		return err
-	}
-	ec, err := newEvalContext(b, *clfDir, *dataName)
-	if err != nil {
-		return err
-	}
-	if err := ec.prepare(*n); err != nil {
 		return err
 	}
 	var rows []sweepRow
 	for i, p := range points {
-		opts := sf.options()
-		opts.Steps, opts.CFG = p.steps, p.cfg
 		fmt.Fprintf(os.Stderr, "[%d/%d] %s x=%g (%s, %d steps, CFG %g)...", i+1, len(points), p.series, p.x, p.model, p.steps, p.cfg)
-		row, err := ec.generated(b, p.model, *sf.vae, opts, *sf.batch, "")
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.model, err)
+		// Each point is a child `eval`: ONNX Runtime keeps compiled graphs
+		// and arenas in C memory that Go's collector does not see, and a
+		// long sweep in one process grew until the machine swapped.
+		args := []string{"eval", "--json", "--model", p.model, "--data", *dataName, "--n", strconv.Itoa(*n),
+			"--steps", strconv.Itoa(p.steps), "--cfg", fmt.Sprint(p.cfg), "--seed", fmt.Sprint(*sf.seed),
+			"--temperature", fmt.Sprint(*sf.temperature), "--batch", strconv.Itoa(*sf.batch)}
+		for flag, v := range map[string]string{"--backend": *backendName, "--vae": *sf.vae, "--classifier": *clfDir} {
+			if v != "" {
+				args = append(args, flag, v)
+			}
 		}
-		r := sweepRow{evalRow: *row, Series: p.series, Over: *over, X: p.x, TrainSteps: p.trainSteps, TrainGFLOP: p.trainGFLOP,
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(self, args...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr)
+			return fmt.Errorf("%s: %s", p.model, strings.TrimSpace(lastLine(stderr.String(), err.Error())))
+		}
+		var row evalRow
+		if err := json.Unmarshal(stdout.Bytes(), &row); err != nil {
+			return fmt.Errorf("%s: reading the eval report: %v", p.model, err)
+		}
+		r := sweepRow{evalRow: row, Series: p.series, Over: *over, X: p.x, TrainSteps: p.trainSteps, TrainGFLOP: p.trainGFLOP,
 			SecondsPerImage: row.GenerateSeconds / float64(row.N)}
 		fmt.Fprintf(os.Stderr, " FD %.2f, %.4f s/image\n", r.FD, r.SecondsPerImage)
 		rows = append(rows, r)
@@ -173,6 +184,15 @@ func runSweep(args []string) error {
 		}
 	}
 	return plotSweep(*plotOut, *title, rows, *yName, *xName)
+}
+
+// lastLine is the last non-empty line of s, or fallback.
+func lastLine(s, fallback string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if l := lines[len(lines)-1]; l != "" {
+		return l
+	}
+	return fallback
 }
 
 // sweepPoints expands the models and values into evaluations.
