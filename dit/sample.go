@@ -101,6 +101,7 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 		streams[i], streams[n+i] = int32(l), int32(s.cfg.Null())
 	}
 	lt := tensors.FromFlatDataAndDimensions(streams, 2*n)
+	defer nn.Release(lt)
 	var z *tensors.Tensor
 	if s.run != nil {
 		out, err := s.run.Call(lt)
@@ -116,14 +117,19 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 		x := out[0]
 		prev := tensors.FromShape(x.Shape())
 		for _, st := range s.plan {
-			out, err := s.step.Call(x, prev, s.sched.CoeffsTensor(st, dtypes.Float32), lt)
+			coeffs := s.sched.CoeffsTensor(st, dtypes.Float32)
+			out, err := s.step.Call(x, prev, coeffs, lt)
+			// Spent inputs are freed at once: see nn.Release.
+			nn.Release(x, prev, coeffs)
 			if err != nil {
 				return nil, fmt.Errorf("sampling step: %w", err)
 			}
 			x, prev = out[0], out[1]
 		}
+		nn.Release(prev)
 		z = x
 	}
+	defer nn.Release(z)
 	flat := tensors.MustCopyFlatData[float32](z)
 	per := s.cfg.Items() * s.cfg.Latent
 	result := make([][]float32, n)

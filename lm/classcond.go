@@ -189,6 +189,7 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 			tensors.FromFlatDataAndDimensions(pos, t),
 		}, caches...)
 		outs, err := s.exec.Call(args...)
+		nn.Release(args...) // the inputs, old caches included, are spent
 		if err != nil {
 			return nil, fmt.Errorf("sampling step: %w", err)
 		}
@@ -200,17 +201,22 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 			caches[i] = outs[first+i]
 		}
 		if !s.looped {
+			defer nn.Release(outs[0])
 			return tensors.MustCopyFlatData[float32](outs[0]), nil
 		}
 		cond, x := outs[0], outs[1]
 		prev := tensors.FromShape(x.Shape())
 		for _, st := range s.plan {
-			out, err := s.head.Call(x, prev, s.sched.CoeffsTensor(st, dtypes.Float32), cond)
+			coeffs := s.sched.CoeffsTensor(st, dtypes.Float32)
+			out, err := s.head.Call(x, prev, coeffs, cond)
+			nn.Release(x, prev, coeffs)
 			if err != nil {
+				nn.Release(cond)
 				return nil, fmt.Errorf("sampling step: %w", err)
 			}
 			x, prev = out[0], out[1]
 		}
+		defer nn.Release(cond, x, prev)
 		return tensors.MustCopyFlatData[float32](x), nil
 	}
 	z, err := step(ids, make([]float32, streams*2*c.Latent), 0, []float32{0, 1})
@@ -235,5 +241,6 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 			return nil, err
 		}
 	}
+	nn.Release(caches...)
 	return result, nil
 }

@@ -200,3 +200,16 @@ func TimestepEmbedding(t *Node, dim int) *Node {
 	args := Mul(InsertAxes(t, -1), InsertAxes(f, 0))
 	return Concatenate([]*Node{Cos(args), Sin(args)}, -1)
 }
+
+// Release frees the memory of the tensors among xs now, on the host and on
+// the backend. Backends such as ONNX Runtime hold a tensor's buffer in C
+// memory that Go's collector does not see, so a loop making thousands of
+// calls (a sampler) must free what it is done with, or memory grows by
+// gigabytes before a collection runs.
+func Release(xs ...any) {
+	for _, x := range xs {
+		if t, ok := x.(*tensors.Tensor); ok && t != nil {
+			_ = t.FinalizeAll()
+		}
+	}
+}
