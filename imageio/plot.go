@@ -117,9 +117,11 @@ func plotImage(title, xlabel, ylabel string, series []Series, logX, logY bool) (
 	}
 	x0, x1 = widen(x0, x1)
 	y0, y1 = widen(y0, y1)
-	// A margin above and below keeps lines off the frame.
+	// A margin on every side keeps lines and lone points off the frame.
 	m := 0.04 * (y1 - y0)
 	y0, y1 = y0-m, y1+m
+	m = 0.02 * (x1 - x0)
+	x0, x1 = x0-m, x1+m
 	if !isFinite(x1-x0) || !isFinite(y1-y0) {
 		return nil, errors.New("data range too large to plot")
 	}
@@ -342,9 +344,13 @@ func thickLine(img *image.RGBA, x0, y0, x1, y1 float64, c color.RGBA) {
 }
 
 func dot(img *image.RGBA, x, y float64, c color.RGBA) {
-	ix, iy := int(math.Floor(x)), int(math.Floor(y))
-	img.SetRGBA(ix, iy, c)
-	img.SetRGBA(ix+1, iy, c)
-	img.SetRGBA(ix, iy+1, c)
-	img.SetRGBA(ix+1, iy+1, c)
+	// A filled disc of radius 4: a lone point must be findable at a glance.
+	ix, iy := int(math.Round(x)), int(math.Round(y))
+	for dy := -4; dy <= 4; dy++ {
+		for dx := -4; dx <= 4; dx++ {
+			if dx*dx+dy*dy <= 16 {
+				img.SetRGBA(ix+dx, iy+dy, c)
+			}
+		}
+	}
 }
