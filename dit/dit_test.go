@@ -200,8 +200,7 @@ func TestTrainingReducesLoss(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(2, 2))
 	per := cfg.Items() * cfg.Latent
-	var first, last float64
-	for step := range 60 {
+	testutil.ExpectLossFalls(t, 60, 5, 0.7, func(int) float64 {
 		labels := make([]int32, batch)
 		lat := make([]float32, batch*per)
 		for i := range labels {
@@ -214,17 +213,8 @@ func TestTrainingReducesLoss(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if step < 5 {
-			first += res.Loss / 5
-		}
-		if step >= 55 {
-			last += res.Loss / 5
-		}
-	}
-	t.Logf("loss %.4f → %.4f", first, last)
-	if !(last < 0.7*first) {
-		t.Errorf("loss did not fall by 30%%: %.4f → %.4f", first, last)
-	}
+		return res.Loss
+	})
 }
 
 // TestSamplerUnrolledMatchesLooped: DPM-Solver++ adds no noise after the

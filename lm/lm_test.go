@@ -279,24 +279,14 @@ func TestTrainingReducesLoss(t *testing.T) {
 		}
 		return tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, items, cfg.Latent)
 	}
-	var first, last float64
-	for step := range 60 {
+	testutil.ExpectLossFalls(t, 60, 5, 0.7, func(int) float64 {
 		l, z := batchData()
 		res, err := tr.Step(l, z)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if step < 5 {
-			first += res.Loss / 5
-		}
-		if step >= 55 {
-			last += res.Loss / 5
-		}
-	}
-	t.Logf("loss %.4f → %.4f", first, last)
-	if !(last < 0.7*first) {
-		t.Errorf("loss did not fall by 30%%: %.4f → %.4f", first, last)
-	}
+		return res.Loss
+	})
 }
 
 // TestSamplerModes: the unrolled solver (DPM-Solver++) and the looped one

@@ -189,24 +189,14 @@ func TestTrainingReducesLoss(t *testing.T) {
 	for _, im := range imgs {
 		flat = append(flat, im...)
 	}
-	var first, last float64
-	for step := range 40 {
+	testutil.ExpectLossFalls(t, 40, 4, 0.6, func(step int) float64 {
 		b := (step % 8) * 32
 		res, err := tr.Step(tensors.FromFlatDataAndDimensions(flat[b*784:(b+32)*784], 32, 28, 28))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if step < 4 {
-			first += res.Loss / 4
-		}
-		if step >= 36 {
-			last += res.Loss / 4
-		}
-	}
-	t.Logf("loss %.4f → %.4f", first, last)
-	if !(last < 0.6*first) {
-		t.Errorf("loss did not fall by 40%%: %.4f → %.4f", first, last)
-	}
+		return res.Loss
+	})
 }
 
 func TestBadInputs(t *testing.T) {

@@ -118,3 +118,24 @@ func CheckGradients(t *testing.T, b compute.Backend, store *model.Store, loss fu
 	}
 	return checked
 }
+
+// ExpectLossFalls runs step(0…steps−1), each returning a training loss, and
+// fails the test unless the mean of the last `window` losses is below factor
+// times the mean of the first `window`.
+func ExpectLossFalls(t *testing.T, steps, window int, factor float64, step func(i int) float64) {
+	t.Helper()
+	var first, last float64
+	for i := range steps {
+		loss := step(i)
+		if i < window {
+			first += loss / float64(window)
+		}
+		if i >= steps-window {
+			last += loss / float64(window)
+		}
+	}
+	t.Logf("loss %.4f → %.4f", first, last)
+	if !(last < factor*first) {
+		t.Errorf("loss did not fall by %.0f%%: %.4f → %.4f", 100*(1-factor), first, last)
+	}
+}
