@@ -44,14 +44,24 @@ claim1() {
 
 # Claim 2: the same LatentLM recipe on σ-VAE and on plain-VAE latents
 # (scripts/vae_compare.sh trains both tokenizers on one budget), FD against
-# the guidance scale.
+# the guidance scale; then both again with 4 latent channels instead of 8,
+# since the 8-channel VAE collapses half its channels and so compares a
+# 4-channel latent against an 8-channel one.
 claim2() {
   [[ -d runs/compare/sigma-mnist && -d runs/compare/vae-mnist ]] || bash scripts/vae_compare.sh
-  train $R/c2-sigma --vae runs/compare/sigma-mnist --steps 2400 --sample-every 0
-  train $R/c2-vae   --vae runs/compare/vae-mnist   --steps 2400 --sample-every 0
+  local kind
+  for kind in sigma vae; do
+    if [[ ! -f runs/compare/${kind}4-mnist/model.safetensors ]]; then
+      "$L" vae train --kind $kind --channels 4 --out runs/compare/${kind}4-mnist --quiet
+    fi
+  done
+  train $R/c2-sigma  --vae runs/compare/sigma-mnist  --steps 2400 --sample-every 0
+  train $R/c2-vae    --vae runs/compare/vae-mnist    --steps 2400 --sample-every 0
+  train $R/c2-sigma4 --vae runs/compare/sigma4-mnist --steps 2400 --sample-every 0
+  train $R/c2-vae4   --vae runs/compare/vae4-mnist   --steps 2400 --sample-every 0
   "$L" sweep --over cfg --values 1,2,3,4,6 --n 300 --json $D/claim2.json --out $D/claim2-fd.png \
     --title "FD vs guidance scale: LatentLM on sigma-VAE vs VAE latents (MNIST, n = 300)" \
-    "sigma-VAE"=$R/c2-sigma "VAE"=$R/c2-vae
+    "sigma-VAE"=$R/c2-sigma "VAE"=$R/c2-vae "sigma-VAE 4ch"=$R/c2-sigma4 "VAE 4ch"=$R/c2-vae4
   "$L" sweep --from $D/claim2.json --y accuracy --out $D/claim2-accuracy.png --title "Accuracy-to-class vs guidance scale (MNIST, n = 300)"
 }
 
