@@ -3,6 +3,7 @@ package imageio
 import (
 	"image"
 	"image/color"
+	"image/draw"
 	"image/jpeg"
 	"image/png"
 	"math"
@@ -539,5 +540,36 @@ func TestWritePlotDegenerate(t *testing.T) {
 				t.Errorf("%s: size %v", name, got)
 			}
 		}
+	}
+}
+
+// The legend goes to the corner that hides the least data: top right when
+// all corners are free, elsewhere when a curve runs through the top right.
+func TestLegendAvoidsData(t *testing.T) {
+	blank := func() *image.RGBA {
+		img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
+		draw.Draw(img, img.Bounds(), image.NewUniform(plotBG), image.Point{}, draw.Src)
+		return img
+	}
+	const w, h = 120, 40
+	img := blank()
+	if r := legendRect(img, w, h); r.Max.X != plotArea.Max.X-10 || r.Min.Y != plotArea.Min.Y+10 {
+		t.Errorf("free plot: legend at %v, want the top right corner", r)
+	}
+	draw.Draw(img, image.Rect(plotArea.Max.X-60, plotArea.Min.Y, plotArea.Max.X, plotArea.Min.Y+60), image.NewUniform(seriesColors[0]), image.Point{}, draw.Src)
+	if r := legendRect(img, w, h); r.Min.X != plotArea.Min.X+10 || r.Min.Y != plotArea.Min.Y+10 {
+		t.Errorf("data in the top right: legend at %v, want the top left corner", r)
+	}
+
+	// End to end: a rising line ends in the top right corner, so the
+	// legend's frame is drawn in the top left one.
+	rise := Series{Name: "a long series name", X: []float64{0, 1}, Y: []float64{0, 1}}
+	path := filepath.Join(t.TempDir(), "rise.png")
+	if err := WritePlot(path, "rise", "x", "y", []Series{rise}, false); err != nil {
+		t.Fatal(err)
+	}
+	corner := decodePNG(t, path).At(plotArea.Min.X+10, plotArea.Min.Y+10)
+	if color.RGBAModel.Convert(corner) != color.Color(plotFrame) {
+		t.Errorf("pixel at the top left legend corner is %v, want the legend frame %v", corner, plotFrame)
 	}
 }

@@ -271,7 +271,7 @@ func legend(img *image.RGBA, series []Series) {
 	}
 	w := 8 + lineLen + 6 + longest + 8
 	h := 6 + rowH*len(series) + 2
-	r := image.Rect(plotArea.Max.X-10-w, plotArea.Min.Y+10, plotArea.Max.X-10, plotArea.Min.Y+10+h)
+	r := legendRect(img, w, h)
 	draw.Draw(img, r, image.NewUniform(plotBG), image.Point{}, draw.Src)
 	frame(img, r, plotFrame)
 	for i, name := range names {
@@ -280,6 +280,35 @@ func legend(img *image.RGBA, series []Series) {
 		thickLine(img, float64(r.Min.X+8), float64(y), float64(r.Min.X+8+lineLen), float64(y), c)
 		drawText(img, name, r.Min.X+8+lineLen+6, y+4, plotInk)
 	}
+}
+
+// legendRect picks the corner of the plot area where a w×h legend hides the
+// fewest data pixels, preferring top right, then top left, bottom right and
+// bottom left on ties, so that a legend never sits on a curve that a free
+// corner would have left visible.
+func legendRect(img *image.RGBA, w, h int) image.Rectangle {
+	a := plotArea.Inset(10)
+	corners := []image.Rectangle{
+		image.Rect(a.Max.X-w, a.Min.Y, a.Max.X, a.Min.Y+h),
+		image.Rect(a.Min.X, a.Min.Y, a.Min.X+w, a.Min.Y+h),
+		image.Rect(a.Max.X-w, a.Max.Y-h, a.Max.X, a.Max.Y),
+		image.Rect(a.Min.X, a.Max.Y-h, a.Min.X+w, a.Max.Y),
+	}
+	best, bestHidden := corners[0], -1
+	for _, r := range corners {
+		hidden := 0
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				if c := img.RGBAAt(x, y); c != plotBG && c != plotGrid {
+					hidden++
+				}
+			}
+		}
+		if bestHidden < 0 || hidden < bestHidden {
+			best, bestHidden = r, hidden
+		}
+	}
+	return best
 }
 
 func textWidth(s string) int {
