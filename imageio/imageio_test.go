@@ -546,13 +546,9 @@ func TestWritePlotDegenerate(t *testing.T) {
 // The legend goes to the corner that hides the least data: top right when
 // all corners are free, elsewhere when a curve runs through the top right.
 func TestLegendAvoidsData(t *testing.T) {
-	blank := func() *image.RGBA {
-		img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
-		draw.Draw(img, img.Bounds(), image.NewUniform(plotBG), image.Point{}, draw.Src)
-		return img
-	}
 	const w, h = 120, 40
-	img := blank()
+	img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
+	draw.Draw(img, img.Bounds(), image.NewUniform(plotBG), image.Point{}, draw.Src)
 	if r := legendRect(img, w, h); r.Max.X != plotArea.Max.X-10 || r.Min.Y != plotArea.Min.Y+10 {
 		t.Errorf("free plot: legend at %v, want the top right corner", r)
 	}

@@ -13,15 +13,18 @@ mkdir -p "$R" "$D"
 
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/times.txt"; }
 
-# train DIR ARGS...: one training run, skipped when DIR already finished.
-train() {
+# once DIR COMMAND ARGS...: one training run (`train` or `vae train`) into
+# DIR, skipped when DIR already finished (both write loss.png last).
+once() {
   local dir=$1; shift
   if [[ -f $dir/loss.png ]]; then log "skip $dir (done)"; return; fi
   rm -rf "$dir"
   local t0=$(date +%s)
-  "$L" train --out "$dir" --quiet "$@"
+  "$L" "$@" --out "$dir" --quiet
   log "trained $dir in $(( $(date +%s) - t0 )) s: $*"
 }
+train() { local dir=$1; shift; once "$dir" train "$@"; }
+tokenizer() { local dir=$1; shift; once "$dir" vae train "$@"; }
 
 # Claim 1: LatentLM vs DiT at two sizes and equal training FLOPs per step
 # (the DiT batch is chosen so: its images are ~4× cheaper at d128, ~1.6× at
@@ -49,12 +52,8 @@ claim1() {
 # 4-channel latent against an 8-channel one.
 claim2() {
   [[ -d runs/compare/sigma-mnist && -d runs/compare/vae-mnist ]] || bash scripts/vae_compare.sh
-  local kind
-  for kind in sigma vae; do
-    if [[ ! -f runs/compare/${kind}4-mnist/model.safetensors ]]; then
-      "$L" vae train --kind $kind --channels 4 --out runs/compare/${kind}4-mnist --quiet
-    fi
-  done
+  tokenizer runs/compare/sigma4-mnist --kind sigma --channels 4
+  tokenizer runs/compare/vae4-mnist   --kind vae   --channels 4
   train $R/c2-sigma  --vae runs/compare/sigma-mnist  --steps 2400 --sample-every 0
   train $R/c2-vae    --vae runs/compare/vae-mnist    --steps 2400 --sample-every 0
   train $R/c2-sigma4 --vae runs/compare/sigma4-mnist --steps 2400 --sample-every 0
@@ -85,11 +84,7 @@ claim4() {
 # `latentlm demo --train` does for MNIST: a 4-channel σ-VAE, then LatentLM),
 # then evaluated.
 fashion() {
-  if [[ ! -f $R/fashion/vae/model.safetensors ]]; then
-    local t0=$(date +%s)
-    "$L" vae train --data fashion --channels 4 --out $R/fashion/vae --quiet
-    log "trained $R/fashion/vae in $(( $(date +%s) - t0 )) s"
-  fi
+  tokenizer $R/fashion/vae --data fashion --channels 4
   train $R/fashion/latentlm --data fashion --vae $R/fashion/vae --sample-every 0
   "$L" eval --data fashion --model $R/fashion/latentlm --n 1000 --json > $D/fashion-cpu-defaults.json
 }
