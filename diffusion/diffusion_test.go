@@ -2,6 +2,7 @@ package diffusion
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -172,5 +173,41 @@ func TestSamplersRecoverGaussian(t *testing.T) {
 				t.Errorf("mean %.4f std %.4f, want %.2f and %.2f within 2%%", gotM, gotS, m, s)
 			}
 		})
+	}
+}
+
+// TestTargetsInvert: the sampler inverts the training target. Fed the exact
+// target that AddNoise produced, Update's x̂₀ is the x₀ that was noised, for
+// ε and v across the schedule; a sign or factor slip in either formula,
+// for either target, fails it.
+func TestTargetsInvert(t *testing.T) {
+	b := testutil.Backend(t, "")
+	sched := Cosine(1000)
+	const n, c = 8, 4
+	r := rand.New(rand.NewPCG(1, 2))
+	x0, eps := make([]float64, n*c), make([]float64, n*c)
+	for i := range x0 {
+		x0[i], eps[i] = r.NormFloat64(), r.NormFloat64()
+	}
+	for _, target := range []Target{Epsilon, Velocity} {
+		for _, step := range []int{0, 250, 500, 750, 995} {
+			ts := make([]int32, n)
+			for i := range ts {
+				ts[i] = int32(step)
+			}
+			out, err := model.CallOnce(b, model.NewStore(), func(scope *model.Scope, x0N, epsN, tN, coeffs *Node) *Node {
+				xt, want := sched.AddNoise(x0N, epsN, tN, target)
+				exact := func(*Node, *Node) *Node { return want }
+				_, got := Update(xt, ZerosLike(xt), coeffs, target, exact, ZerosLike(xt))
+				return got
+			}, tensors.FromFlatDataAndDimensions(x0, n, c), tensors.FromFlatDataAndDimensions(eps, n, c),
+				tensors.FromFlatDataAndDimensions(ts, n), sched.CoeffsTensor(Step{T: step, B: 1}, dtypes.Float64))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := testutil.RelErr(tensors.MustCopyFlatData[float64](out), x0); e > 1e-9 {
+				t.Errorf("%v at t=%d: x̂₀ differs from x₀ by %.3g relative", target, step, e)
+			}
+		}
 	}
 }

@@ -9,7 +9,7 @@ export LD_LIBRARY_PATH="$(ls -d "$site"/nvidia/*/lib | tr '\n' ':')${LD_LIBRARY_
 export GOPJRT_CUDA_CHECKS=0 GOPJR_CUDA_CHECKS=0
 out=${OUT:-/tmp}
 run() { # name batch steps lr
-  ./bin/latentlm-xla train --backend "xla:$plugin" --batch "$2" --steps "$3" --lr "$4" \
+  ./bin/latentlm-xla train --backend "xla:$plugin" --target eps --batch "$2" --steps "$3" --lr "$4" \
     --save-every "$3" --sample-every "$3" --out "runs/$1" --quiet 2>&1 | grep -v "^W11" | tail -2
   cp "runs/$1/samples-$(printf %06d "$3").png" "$out/$1.png"
 }

@@ -11,7 +11,7 @@ out=${OUT:-/tmp}
 b="xla:$plugin"
 time ./bin/latentlm-xla vae train --backend "$b" --data fashion --steps 3000 --out runs/vae-fashion --quiet || exit 1
 time ./bin/latentlm-xla vae eval --backend "$b" --data fashion --vae runs/vae-fashion | tee "$out/vae-eval.txt"
-time ./bin/latentlm-xla train --backend "$b" --data fashion --vae runs/vae-fashion --steps "${STEPS:-8000}" --batch 128 \
+time ./bin/latentlm-xla train --backend "$b" --data fashion --vae runs/vae-fashion --target eps --steps "${STEPS:-8000}" --batch 128 \
   --save-every 4000 --sample-every 8000 --out runs/latentlm-fashion --quiet
 mkdir -p "$out/vae" "$out/lm"
 cp runs/vae-fashion/{config.json,model.safetensors,loss.png} "$out/vae/"

@@ -9,7 +9,7 @@ export LD_LIBRARY_PATH="$(ls -d "$site"/nvidia/*/lib | tr '\n' ':')${LD_LIBRARY_
 export GOPJRT_CUDA_CHECKS=0 GOPJR_CUDA_CHECKS=0
 out=${OUT:-/tmp}
 steps=${STEPS:-12000}
-time ./bin/latentlm-xla train --backend "xla:$plugin" --data mnist --steps "$steps" --batch 128 \
+time ./bin/latentlm-xla train --backend "xla:$plugin" --data mnist --target eps --steps "$steps" --batch 128 \
   --save-every 3000 --sample-every 6000 --out runs/gpu-latentlm-mnist --quiet
 cp runs/gpu-latentlm-mnist/{config.json,model.safetensors,loss.png} "$out/" 2>/dev/null
 cp runs/gpu-latentlm-mnist/samples-*.png "$out/" 2>/dev/null
