@@ -91,7 +91,7 @@ func sampleGrid(b compute.Backend, m *loadedModel, classes []int, n int, opts lm
 }
 
 func runDemo(args []string) error {
-	fs := newFlags("demo", "demo [--train] [--out demo.png]")
+	fs := newFlags("demo", "demo [--train [--seed N]] [--out demo.png]")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	retrain := fs.Bool("train", false, "retrain the whole pipeline from scratch first: a 4-channel σ-VAE, then LatentLM on defaults (≈15 min on 2 cores)")
 	out := fs.String("out", "demo.png", "output PNG grid")
