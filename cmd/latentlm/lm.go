@@ -46,7 +46,7 @@ func defaultLMTrainOptions() lmTrainOptions {
 	// studies, rather than the public code's ε: in the 15-minute CPU
 	// pipeline of demo --train the ε-trained model followed the class on
 	// some seeds only (93.5% and 55.2%), the v-trained one on every seed
-	// tried (95–99%), learning it twice as early (docs/BENCHMARKS.md,
+	// tried (95.4–99.1% on four seeds), learning it twice as early (docs/BENCHMARKS.md,
 	// "demo budget").
 	cfg.Target = "v"
 	return lmTrainOptions{arch: lm.Kind, data: "mnist", cfg: cfg, steps: 2400, saveEvery: 400, sampleEvery: 1200,
