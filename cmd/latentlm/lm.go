@@ -45,9 +45,9 @@ func defaultLMTrainOptions() lmTrainOptions {
 	// The v target, which the paper uses for speech and its tokenizer
 	// studies, rather than the public code's ε: in the 15-minute CPU
 	// pipeline of demo --train the ε-trained model followed the class on
-	// some seeds only (93.5% and 55.2%), the v-trained one on every seed
-	// tried (95.4–99.1% on four seeds), learning it twice as early (docs/BENCHMARKS.md,
-	// "demo budget").
+	// some seeds only (93.5% and 55.2%), the v-trained one on all four
+	// seeds tried (95.4–99.1%), learning it about twice as early
+	// (docs/BENCHMARKS.md, "demo budget").
 	cfg.Target = "v"
 	return lmTrainOptions{arch: lm.Kind, data: "mnist", cfg: cfg, steps: 2400, saveEvery: 400, sampleEvery: 1200,
 		batch: defaultTrainBatch, batchMul: 4, lr: 2e-3, labelDropout: 0.1, ema: 0.999, seed: 1}
