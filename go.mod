@@ -12,6 +12,7 @@ require (
 	golang.org/x/image v0.48.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.40.0
+	gonum.org/v1/gonum v0.17.0
 )
 
 require (

@@ -1,5 +1,6 @@
 // Package backend chooses and opens the compute backend that runs every graph
-// of the program, so that the rest of the code never names one.
+// of the program, so that the rest of the code never names one. The backends'
+// measured speeds and limits are in docs/DESIGN.md §10.
 //
 // Three backends are supported:
 //
@@ -56,7 +57,7 @@ func Config(name string) (string, error) {
 		return "onnx:" + opts, nil
 	case "go":
 		// ops_sequential is not optional: the default parallel scheduler
-		// deadlocks (PLATFORM.md), so add it whatever else was asked.
+		// deadlocks (docs/DESIGN.md §10), so add it whatever else was asked.
 		if opts == "" {
 			return "go:ops_sequential", nil
 		}

@@ -10,7 +10,8 @@
 // public PyTorch code, through docs/WEIGHTS.md) can open them. The training
 // state holds every variable of the store — weights, Adam moments, step
 // counters, learning rate, RNG state and EMA weights — so a resumed run
-// continues bit for bit. Every file is written atomically.
+// continues bit for bit. The files of a save are written as one unit
+// (WriteSet), so a kill or a full disk never leaves a mix of two saves.
 package checkpoint
 
 import (
@@ -30,6 +31,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/safetensors"
 )
@@ -62,9 +64,10 @@ type Model interface {
 // weights), else the live ones; extra tensors (such as latent statistics)
 // are stored beside them.
 func Save(dir, kind string, cfg Model, info map[string]any, store *model.Store, useEMA bool, extra []safetensors.Tensor) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating checkpoint folder: %w", err)
-	}
+	return WriteSet(dir, func(staging string) error { return save(staging, kind, cfg, info, store, useEMA, extra) })
+}
+
+func save(dir, kind string, cfg Model, info map[string]any, store *model.Store, useEMA bool, extra []safetensors.Tensor) error {
 	var ts []safetensors.Tensor
 	for _, s := range cfg.Specs() {
 		v := store.GetVariable(nn.WeightsScope + "/" + s.Name)
@@ -100,8 +103,11 @@ func Save(dir, kind string, cfg Model, info map[string]any, store *model.Store, 
 // ReadHeader reads dir/config.json, checks its kind and decodes its config
 // into cfg.
 func ReadHeader(dir, kind string, cfg Model) (*Header, error) {
+	if err := Recover(dir); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, ConfigFile)
-	b, err := os.ReadFile(path)
+	b, err := readConfig(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s: not a checkpoint (no %s)", dir, ConfigFile)
@@ -302,4 +308,32 @@ func FileSHA256(path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// MaxConfigBytes bounds config.json: a real one is about 1 KB (its loss
+// history lives in the training state), so anything near this is not one.
+const MaxConfigBytes = 1 << 20
+
+// readConfig reads a config.json: a regular file of at most MaxConfigBytes.
+func readConfig(path string) ([]byte, error) { return guard.ReadFile(path, MaxConfigBytes) }
+
+// ReadKind reads which kind of model dir holds, from its config.json, so
+// that a loader can pick the architecture before decoding the config.
+func ReadKind(dir string) (string, error) {
+	if err := Recover(dir); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, ConfigFile)
+	raw, err := readConfig(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("%s: not a checkpoint (no %s)", dir, ConfigFile)
+		}
+		return "", err
+	}
+	var h Header
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return "", fmt.Errorf("%s: invalid JSON: %v", path, err)
+	}
+	return h.Kind, nil
 }

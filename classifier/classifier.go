@@ -1,12 +1,15 @@
 // Package classifier is the small convolutional network that the evaluation
-// harness scores images with: its class probabilities give accuracy-to-class
-// and an Inception-Score-like figure, and its penultimate features give the
-// Fréchet distance and the precision/recall of k-NN manifolds (package
-// metrics).
+// harness scores images with (docs/DESIGN.md §9): its class probabilities
+// give accuracy-to-class and an Inception-Score-like figure, and its
+// penultimate features give the Fréchet distance and the precision/recall of
+// k-NN manifolds (package metrics). It stands in for the Inception network
+// of FID (https://arxiv.org/abs/1706.08500), which neither exists offline nor
+// suits 28×28 images.
 //
-// The network is built from what every backend can differentiate (PLATFORM.md):
-// stride-1, same-padded 3×3 convolutions, ReLU, and 2×2 max pooling written
-// as a reshape and a ReduceMax — no strided windows anywhere.
+// The network is built from what every backend can differentiate
+// (docs/DESIGN.md §10): stride-1, same-padded 3×3 convolutions, ReLU, and
+// 2×2 max pooling written as a reshape and a ReduceMax — no strided windows
+// anywhere.
 //
 //	x [B, 28, 28] → (x−0.5)/0.5
 //	→ per stage s: conv3×3 (Widths[s]) + bias, ReLU, max pool 2×2
@@ -46,7 +49,7 @@ func DefaultConfig() Config {
 // Validate reports an inconsistent configuration.
 func (c Config) Validate() error {
 	switch {
-	case c.ImageSize <= 0:
+	case c.ImageSize <= 0 || c.ImageSize > 4096 || len(c.Widths) > 16 || c.Features > nn.MaxWidth || c.Classes > nn.MaxWidth:
 		return fmt.Errorf("classifier config: image size %d", c.ImageSize)
 	case len(c.Widths) == 0:
 		return fmt.Errorf("classifier config: no convolution stages")

@@ -190,48 +190,140 @@ func LoadDir(dir, name, split string) (*Dataset, error) {
 // million), so that a corrupt one cannot ask for absurd amounts of memory.
 const maxElements = 1 << 30
 
+// maxInflate is the most bytes deflate can expand one compressed byte to
+// (a 258-byte match in two bits is 1032): a header that announces more data
+// than the file could hold is rejected before any buffer is sized for it.
+const maxInflate = 1032
+
+// maxFileSize is the largest compressed file that may hold n bytes of idx
+// data. Incompressible data costs at most 9 bits a byte with fixed Huffman
+// codes (5 bytes per 64 KiB when stored), gzip framing a few dozen bytes;
+// the quarter and the 64 KiB of slack on top cover block headers, a long
+// file name or comment in the gzip header and extra members. Real files are
+// far smaller (MNIST's largest is 21% of its data); a larger one holds
+// something other than what its header announces, such as a long run of
+// empty deflate blocks, which would be read at length only to be refused at
+// the end.
+func maxFileSize(n int64) int64 {
+	return n + n/4 + 64<<10
+}
+
+// maxTrailing bounds how much data after the announced end is read just to
+// report its size.
+const maxTrailing = 1 << 20
+
 // readIdx reads a gzipped idx file of unsigned bytes with the given magic
 // number and rank, and insists that the data end exactly where the header
 // says, so that truncation and stray bytes are both caught.
+//
+// Only a regular file (after following symbolic links) is opened, as opening
+// a named pipe blocks and a device can be read without end, and only one no
+// larger than its header's dimensions call for (maxFileSize), checked before
+// the data are read; the file is also read through a limit, in case it grows
+// meanwhile or misreports its size.
 func readIdx(path string, magic uint32, rank int) ([]uint8, []int, error) {
-	f, err := os.Open(path)
+	st, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil, fmt.Errorf("%s: missing: run `make setup` (or scripts/setup.sh)", path)
 		}
 		return nil, nil, err // *PathError names the file
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
+	if !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: not a regular file (%s)", path, fileKind(st.Mode()))
+	}
+	hdrLen := int64(4 * (1 + rank))
+	if limit := maxFileSize(hdrLen + maxElements); st.Size() > limit {
+		return nil, nil, fmt.Errorf("%s: file of %d bytes exceeds the %d-byte limit", path, st.Size(), limit)
+	}
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: not a gzip file: %v", path, err)
+		return nil, nil, err
+	}
+	defer f.Close()
+	buf, dims, err := parseIdx(io.LimitReader(f, st.Size()+1), st.Size(), magic, rank)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return buf, dims, nil
+}
+
+// parseIdx decodes the gzipped idx data read from r, whose size in bytes
+// is fileSize (the limit it must keep to); readIdx adds the path to its
+// errors.
+func parseIdx(r io.Reader, fileSize int64, magic uint32, rank int) ([]uint8, []int, error) {
+	cr := &countingReader{r: r}
+	zr, err := gzip.NewReader(cr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not a gzip file: %v", err)
 	}
 	hdr := make([]byte, 4*(1+rank))
 	if _, err := io.ReadFull(zr, hdr); err != nil {
-		return nil, nil, fmt.Errorf("%s: truncated header: %v", path, err)
+		return nil, nil, fmt.Errorf("truncated header: %v", err)
 	}
 	if got := binary.BigEndian.Uint32(hdr); got != magic {
-		return nil, nil, fmt.Errorf("%s: bad magic number 0x%08x, want 0x%08x", path, got, magic)
+		return nil, nil, fmt.Errorf("bad magic number 0x%08x, want 0x%08x", got, magic)
 	}
 	dims := make([]int, rank)
 	size := 1
 	for i := range dims {
 		dims[i] = int(binary.BigEndian.Uint32(hdr[4+4*i:]))
 		if dims[i] == 0 || dims[i] > maxElements/size {
-			return nil, nil, fmt.Errorf("%s: implausible dimensions %v", path, dims[:i+1])
+			return nil, nil, fmt.Errorf("implausible dimensions %v", dims[:i+1])
 		}
 		size *= dims[i]
 	}
+	total := int64(len(hdr) + size)
+	if limit := maxFileSize(total); fileSize > limit {
+		return nil, nil, fmt.Errorf("file of %d bytes exceeds the %d-byte limit for the %d bytes of data its header announces", fileSize, limit, total)
+	}
+	if total > maxInflate*fileSize {
+		return nil, nil, fmt.Errorf("truncated: the header announces %d bytes of data, more than a gzip file of %d bytes can hold", total, fileSize)
+	}
 	buf, err := readN(zr, size)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: truncated or corrupt: %d of %d bytes of data: %v", path, len(buf), size, err)
+		return nil, nil, fmt.Errorf("truncated or corrupt: %d of %d bytes of data: %v", len(buf), size, err)
 	}
-	if n, err := io.Copy(io.Discard, zr); err != nil {
-		return nil, nil, fmt.Errorf("%s: truncated or corrupt at the end: %v", path, err)
+	if n, err := io.Copy(io.Discard, io.LimitReader(zr, maxTrailing)); err != nil {
+		return nil, nil, fmt.Errorf("truncated or corrupt at the end: %v", err)
+	} else if n == maxTrailing {
+		return nil, nil, fmt.Errorf("%d bytes or more after the %d the header announces", n, size)
 	} else if n > 0 {
-		return nil, nil, fmt.Errorf("%s: %d bytes after the %d the header announces", path, n, size)
+		return nil, nil, fmt.Errorf("%d bytes after the %d the header announces", n, size)
+	}
+	if cr.n > fileSize {
+		return nil, nil, fmt.Errorf("file grew past its %d bytes while being read", fileSize)
 	}
 	return buf, dims, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// fileKind names what a non-regular file is, for error messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "mode " + m.String()
 }
 
 // readN reads exactly n bytes, growing the buffer as data arrive rather than

@@ -1,6 +1,11 @@
 // Package diffusion is the denoising-diffusion process of next-token
-// diffusion (DESIGN.md §5 and §7): the cosine schedule, the training
-// targets, and the samplers.
+// diffusion (docs/DESIGN.md §5 and §7): the cosine schedule of Improved DDPM
+// (https://arxiv.org/abs/2102.09672), the ε and v training targets, and the
+// samplers, DDPM ancestral sampling (https://arxiv.org/abs/2006.11239) and
+// DPM-Solver++ 2M (https://arxiv.org/abs/2211.01095) as diffusers runs it.
+// LatentLM (https://arxiv.org/abs/2412.08635, §2.1) runs this process on
+// each latent item in its diffusion head; the DiT baseline runs it on the
+// whole latent grid.
 //
 // Every sampler here is a plan of linear steps
 //
@@ -8,8 +13,8 @@
 //
 // with coefficients computed on the host in float64. DDPM ancestral sampling
 // and DPM-Solver++ 2M are both of this form, so one graph routine runs both,
-// unrolled inside the caller's graph (PLATFORM.md: one graph for the whole
-// solver is far cheaper than one call per step).
+// unrolled inside the caller's graph (docs/DESIGN.md §10: one graph for the
+// whole solver is far cheaper than one call per step).
 package diffusion
 
 import (

@@ -1,6 +1,8 @@
-// Package dit is the baseline LatentLM is measured against: a Diffusion
-// Transformer (Peebles & Xie, 2023) that denoises the whole latent grid at
-// once with a bidirectional Transformer, patch size 1, conditioned on
+// Package dit is the baseline LatentLM is measured against (docs/DESIGN.md
+// §8), as in the image-generation comparison of the LatentLM paper
+// (https://arxiv.org/abs/2412.08635): a Diffusion Transformer (Peebles &
+// Xie, 2023, https://arxiv.org/abs/2212.09748) that denoises the whole latent
+// grid at once with a bidirectional Transformer, patch size 1, conditioned on
 // timestep plus class through adaLN-Zero, with fixed 2-D sin-cos position
 // embeddings.
 //
@@ -55,7 +57,14 @@ func (c Config) Null() int { return c.Classes }
 
 // Validate reports an inconsistent configuration.
 func (c Config) Validate() error {
+	if err := nn.CheckSizes("dit config", nn.Size{Name: "dim", Value: c.Dim}, nn.Size{Name: "depth", Value: c.Depth, Depth: true},
+		nn.Size{Name: "heads", Value: c.Heads}, nn.Size{Name: "latent_channels", Value: c.Latent}, nn.Size{Name: "grid", Value: c.Grid},
+		nn.Size{Name: "classes", Value: c.Classes}); err != nil {
+		return err
+	}
 	switch {
+	case !(c.MLPRatio <= 64):
+		return fmt.Errorf("dit config: mlp_ratio %g out of range (0, 64]", c.MLPRatio)
 	case c.Dim <= 0 || c.Depth <= 0 || c.Heads <= 0 || c.Latent <= 0 || c.Grid <= 0 || c.Classes <= 0 || c.MLPRatio <= 0:
 		return fmt.Errorf("dit config: sizes must be positive: %+v", c)
 	case c.Dim%c.Heads != 0:

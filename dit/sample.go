@@ -1,6 +1,7 @@
 package dit
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/gomlx/compute"
@@ -87,11 +88,26 @@ func (s *Sampler) guided(w nn.Weights, labels *Node) diffusion.Denoiser {
 	}
 }
 
+// Close releases the sampler's compiled graphs (the store and its weights
+// stay with the caller). It is safe to call more than once; Sample fails
+// after it.
+func (s *Sampler) Close() {
+	for _, e := range []**model.Exec{&s.run, &s.noise, &s.step} {
+		if *e != nil {
+			(*e).Finalize()
+			*e = nil
+		}
+	}
+}
+
 // Sample generates one latent grid per label: [len(labels)][Items·C].
 func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 	n := len(labels)
 	if n == 0 {
 		return nil, nil
+	}
+	if s.run == nil && s.step == nil {
+		return nil, errors.New("dit: sampler used after Close")
 	}
 	streams := make([]int32, 2*n)
 	for i, l := range labels {

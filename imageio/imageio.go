@@ -23,6 +23,7 @@ import (
 	"image/draw"
 	"image/png"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -197,6 +198,11 @@ func writePNG(path string, img image.Image) error {
 // merely stores gray. Any pixel with differing channels (a colour image) or
 // with transparency is rejected rather than silently converted, since
 // either means the file is not the kind of data the models expect.
+//
+// Only a regular file (after following symbolic links) of at most
+// MaxPNGSize bytes is read, and h·w may not exceed 2^28 pixels: a device
+// such as /dev/zero would otherwise be read without end, and opening a named
+// pipe would block. The type and size are checked before the file is opened.
 func ReadGray(path string, h, w int) ([]float32, error) {
 	v, err := readGray(path, h, w)
 	if err != nil {
@@ -205,14 +211,98 @@ func ReadGray(path string, h, w int) ([]float32, error) {
 	return v, nil
 }
 
+// MaxPNGSize bounds the PNG files ReadGray reads, whole, into memory. The
+// images of this project are a few hundred bytes; even an uncompressed 16-bit
+// RGBA picture of 2048×2048 pixels fits.
+const MaxPNGSize = 64 << 20
+
 func readGray(path string, h, w int) ([]float32, error) {
-	if h <= 0 || w <= 0 {
+	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
 		return nil, fmt.Errorf("invalid image size %dx%d", h, w)
 	}
-	data, err := os.ReadFile(path)
+	data, err := readFile(path, MaxPNGSize)
 	if err != nil {
 		return nil, err
 	}
+	return decodeGray(data, h, w)
+}
+
+// readFile reads the regular file at path, of at most limit bytes. The
+// checks come before the file is opened, since opening a named pipe blocks
+// until a writer appears, and a device such as /dev/zero never ends; the
+// errors leave naming the path to the caller.
+func readFile(path string, limit int64) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fileKind(st.Mode()))
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("file of %d bytes exceeds the %d-byte limit", st.Size(), limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	defer f.Close()
+	// Read through a limit as well, for a file that grows after the check
+	// or misreports its size. One byte of room past the stat size lets the
+	// read see EOF without growing the buffer; reading one byte past the
+	// limit shows a file that grew.
+	lr := &io.LimitedReader{R: f, N: limit + 1}
+	b := make([]byte, 0, st.Size()+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, unwrapPath(err)
+		}
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("file grew past the %d-byte limit while being read", limit)
+	}
+	return b, nil
+}
+
+// unwrapPath drops the path from a *PathError, which ReadGray's caller
+// already names, but keeps it matching errors.Is(err, os.ErrNotExist).
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// fileKind names what a non-regular file is, for error messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m.IsRegular():
+		return "a regular file"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "mode " + m.String()
+}
+
+// decodeGray is readGray on the contents of a file.
+func decodeGray(data []byte, h, w int) ([]float32, error) {
 	if !bytes.HasPrefix(data, pngSignature) {
 		return nil, fmt.Errorf("not a PNG file (content looks like %s)", sniff(data))
 	}
@@ -283,7 +373,19 @@ func sniff(data []byte) string {
 // other file is an error naming it, because a stray file in a dataset folder
 // usually means the folder is not what the caller thinks it is. A folder with
 // no PNG files is an error.
+//
+// dir must be a directory (after following symbolic links), checked before
+// it is opened, since opening a named pipe blocks; each file is read as by
+// ReadGray, so a .png that is not a regular file, or is larger than
+// MaxPNGSize, is an error naming it.
 func ReadDir(dir string, h, w int) ([][]float32, []string, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("imageio: reading folder %s: %w", dir, unwrapPath(err))
+	}
+	if !st.IsDir() {
+		return nil, nil, fmt.Errorf("imageio: reading folder %s: not a directory (%s)", dir, fileKind(st.Mode()))
+	}
 	entries, err := os.ReadDir(dir) // sorted by file name
 	if err != nil {
 		return nil, nil, fmt.Errorf("imageio: reading folder %s: %w", dir, err)

@@ -1,6 +1,7 @@
 package lm
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/gomlx/compute"
@@ -152,12 +153,27 @@ func (s *Sampler) headStep(scope *model.Scope, x, prev, coeffs, cond *Node) (*No
 	return diffusion.Update(x, prev, coeffs, s.target, s.guided(w, cond), scope.RandomNormal(x.Graph(), x.Shape()))
 }
 
+// Close releases the sampler's compiled graphs (the store and its weights
+// stay with the caller). It is safe to call more than once; Sample fails
+// after it.
+func (s *Sampler) Close() {
+	for _, e := range []**model.Exec{&s.exec, &s.head} {
+		if *e != nil {
+			(*e).Finalize()
+			*e = nil
+		}
+	}
+}
+
 // Sample generates one image's latents per label: [len(labels)][items·C].
 func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 	c := s.cfg
 	n := len(labels)
 	if n == 0 {
 		return nil, nil
+	}
+	if s.exec == nil {
+		return nil, errors.New("lm: sampler used after Close")
 	}
 	for _, l := range labels {
 		if l < 0 || l >= c.Vocab.Classes {

@@ -1,12 +1,21 @@
-// Package lm is LatentLM itself (DESIGN.md §3–§7): one causal Transformer over
-// sequences that mix discrete tokens and continuous latent vectors, a softmax
-// head for the tokens and a next-token diffusion head for the latents.
+// Package lm is LatentLM itself, the model of "Multimodal Latent Language
+// Modeling with Next-Token Diffusion" (Sun et al., 2024,
+// https://arxiv.org/abs/2412.08635): one causal Transformer over sequences
+// that mix discrete tokens and continuous latent vectors, a softmax head for
+// the tokens and a next-token diffusion head (the paper's §2.1) for the
+// latents. docs/DESIGN.md §1 and §3–§7 describe it.
 //
 // A sequence is a list of items. Item i is either a token id or a latent
 // vector; the hidden state at item i predicts item i+1, through the softmax
 // head if that item is a token and through the diffusion head if it is a
 // latent. Latent segments are delimited by <BOL> and <EOL>, so the model
 // itself says where a segment ends.
+//
+// The objective (Config.Loss, docs/DESIGN.md §5.3) is cross-entropy where the
+// next item is a token plus the diffusion loss where it is a latent, with
+// batch_mul noise draws per latent. Sampler decodes class-conditional images
+// with a KV cache, DPM-Solver++ (https://arxiv.org/abs/2211.01095) and
+// classifier-free guidance (docs/DESIGN.md §7).
 package lm
 
 import (
@@ -61,7 +70,15 @@ func DefaultConfig() Config {
 
 // Validate reports an inconsistent configuration.
 func (c Config) Validate() error {
+	if err := nn.CheckSizes("lm config", nn.Size{Name: "dim", Value: c.Dim}, nn.Size{Name: "depth", Value: c.Depth, Depth: true},
+		nn.Size{Name: "heads", Value: c.Heads}, nn.Size{Name: "kv_heads", Value: c.KVHeads}, nn.Size{Name: "head_depth", Value: c.HeadDepth, Depth: true},
+		nn.Size{Name: "head_dim", Value: c.HeadDim}, nn.Size{Name: "latent_channels", Value: c.Latent}, nn.Size{Name: "max_len", Value: c.MaxLen},
+		nn.Size{Name: "vocab classes", Value: c.Vocab.Classes}, nn.Size{Name: "vocab extra", Value: c.Vocab.Extra + 1}); err != nil {
+		return err
+	}
 	switch {
+	case !(c.MLPRatio > 0 && c.MLPRatio <= 64):
+		return fmt.Errorf("lm config: mlp_ratio %g out of range (0, 64]", c.MLPRatio)
 	case c.Dim <= 0 || c.Depth <= 0 || c.Heads <= 0 || c.HeadDepth <= 0 || c.HeadDim <= 0 || c.Latent <= 0:
 		return fmt.Errorf("lm config: sizes must be positive: %+v", c)
 	case c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:

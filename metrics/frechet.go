@@ -1,69 +1,69 @@
+// Fréchet distance (FID-style) between feature sets.
+//
+// The linear algebra comes from gonum (gonum.org/v1/gonum): stat for the
+// means and the covariance, and mat.EigenSym — a port of LAPACK's dsyev
+// symmetric eigensolver, in pure Go, well kept and tested upstream — for the
+// matrix square roots, instead of maintaining our own eigensolver here.
+
 package metrics
 
 import (
 	"errors"
 	"fmt"
 	"math"
+
+	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
 )
 
 // MeanCov returns the mean and the sample covariance (denominator N−1, as
-// numpy.cov and pytorch-fid) of feature vectors, in float64.
+// numpy.cov and pytorch-fid) of feature vectors, in float64 (gonum's
+// stat.Mean and stat.CovarianceMatrix).
 func MeanCov(feats [][]float32) (mu []float64, cov [][]float64, err error) {
 	n := len(feats)
 	if n < 2 {
 		return nil, nil, fmt.Errorf("metrics: covariance needs at least 2 vectors, got %d", n)
 	}
 	d := len(feats[0])
-	mu = make([]float64, d)
+	if d == 0 {
+		return nil, nil, errors.New("metrics: covariance of empty vectors")
+	}
+	// One row per feature dimension, so that each dimension's values are
+	// contiguous for stat.Mean; x is its transpose, one row per vector.
+	xt := mat.NewDense(d, n, nil)
 	for i, f := range feats {
 		if len(f) != d {
 			return nil, nil, fmt.Errorf("metrics: vector %d has %d values, want %d", i, len(f), d)
 		}
 		for k, v := range f {
-			mu[k] += float64(v)
+			xt.Set(k, i, float64(v))
 		}
 	}
+	mu = make([]float64, d)
 	for k := range mu {
-		mu[k] /= float64(n)
+		mu[k] = stat.Mean(xt.RawRowView(k), nil)
 	}
-	// Accumulate the upper triangle of Σ (x−μ)(x−μ)ᵀ, then mirror it.
-	acc := make([]float64, d*d)
-	c := make([]float64, d)
-	for _, f := range feats {
-		for k, v := range f {
-			c[k] = float64(v) - mu[k]
-		}
-		for a := range d {
-			ca := c[a]
-			if ca == 0 {
-				continue
-			}
-			row := acc[a*d : (a+1)*d]
-			for b := a; b < d; b++ {
-				row[b] += ca * c[b]
-			}
-		}
-	}
-	cov = newMatrix(d)
-	for a := range d {
-		for b := a; b < d; b++ {
-			v := acc[a*d+b] / float64(n-1)
-			cov[a][b], cov[b][a] = v, v
-		}
-	}
-	return mu, cov, nil
+	var c mat.SymDense
+	stat.CovarianceMatrix(&c, xt.T(), nil)
+	return mu, fromSym(&c), nil
 }
 
 // FrechetDistance is the squared Fréchet (2-Wasserstein) distance between
-// the Gaussians N(mu1, cov1) and N(mu2, cov2):
+// the Gaussians N(mu1, cov1) and N(mu2, cov2), the distance of FID (Heusel
+// et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a
+// Local Nash Equilibrium", arXiv:1706.08500):
 //
-//	‖μ1−μ2‖² + tr C1 + tr C2 − 2·tr (C1^½ C2 C1^½)^½.
+//	d² = ‖μ1−μ2‖² + Tr(Σ1 + Σ2 − 2·(Σ1^½ Σ2 Σ1^½)^½).
 //
-// Both square roots come from symmetric eigendecompositions (C1^½ first,
-// then the eigenvalues of the symmetric C1^½ C2 C1^½), with eigenvalues that
-// rounding made slightly negative, or that are within rounding of zero,
-// clamped to zero. Unlike the usual
-// scipy.linalg.sqrtm of the non-symmetric product C1·C2, this never produces
+// The paper writes the last term as 2·Tr (Σ1Σ2)^½; Σ1·Σ2 = Σ1^½·(Σ1^½Σ2) and
+// Σ1^½ Σ2 Σ1^½ = (Σ1^½Σ2)·Σ1^½ have the same eigenvalues, so both traces
+// agree, and the symmetric form is the one computed here.
+//
+// Both square roots come from symmetric eigendecompositions (gonum's
+// mat.EigenSym: Σ1^½ first, then the eigenvalues of the symmetric
+// Σ1^½ Σ2 Σ1^½), with eigenvalues that rounding made slightly negative, or
+// that are within rounding of zero, clamped to zero. Unlike the usual
+// scipy.linalg.sqrtm of the non-symmetric product Σ1·Σ2, this never produces
 // complex parts, and it is exact for singular covariances (fewer samples
 // than dimensions).
 func FrechetDistance(mu1 []float64, cov1 [][]float64, mu2 []float64, cov2 [][]float64) (float64, error) {
@@ -79,21 +79,29 @@ func FrechetDistance(mu1 []float64, cov1 [][]float64, mu2 []float64, cov2 [][]fl
 		diff := mu1[k] - mu2[k]
 		dist += diff * diff
 	}
-	s1, err := SqrtSym(cov1)
+	c1, err := toSym(cov1)
 	if err != nil {
 		return 0, err
 	}
-	m := matMul(matMul(s1, cov2), s1)
-	symmetrize(m)
-	vals, _, err := SymEigen(m)
+	c2, err := toSym(cov2)
 	if err != nil {
 		return 0, err
+	}
+	s1, err := sqrtSym(c1)
+	if err != nil {
+		return 0, err
+	}
+	var p mat.Dense
+	p.Product(s1, c2, s1)
+	var eig mat.EigenSym
+	if !eig.Factorize(symPart(&p), false) {
+		return 0, fmt.Errorf("metrics: eigendecomposition of a %d×%d matrix failed", d, d)
 	}
 	var trSqrt float64
-	for _, v := range clampEigen(vals) {
+	for _, v := range clampEigen(eig.RawValues()) {
 		trSqrt += math.Sqrt(v)
 	}
-	return dist + trace(cov1) + trace(cov2) - 2*trSqrt, nil
+	return dist + mat.Trace(c1) + mat.Trace(c2) - 2*trSqrt, nil
 }
 
 // clampEigen sets to zero the eigenvalues of a positive semi-definite
@@ -117,123 +125,114 @@ func clampEigen(vals []float64) []float64 {
 // SqrtSym is the principal square root of a symmetric positive
 // semi-definite matrix, V·diag(√λ)·Vᵀ, with λ clamped as in clampEigen.
 func SqrtSym(a [][]float64) ([][]float64, error) {
-	vals, vecs, err := SymEigen(a)
+	if len(a) == 0 {
+		return [][]float64{}, nil
+	}
+	s, err := toSym(a)
 	if err != nil {
 		return nil, err
 	}
-	n := len(a)
-	out := newMatrix(n)
-	for k, l := range clampEigen(vals) {
-		s := math.Sqrt(l)
-		if s == 0 {
-			continue
-		}
+	r, err := sqrtSym(s)
+	if err != nil {
+		return nil, err
+	}
+	return fromSym(r), nil
+}
+
+// sqrtSym is SqrtSym on gonum matrices. It forms the root as W·Wᵀ with
+// W = V·diag(λ^¼), so the result is symmetric by construction.
+func sqrtSym(a *mat.SymDense) (*mat.SymDense, error) {
+	n := a.SymmetricDim()
+	var eig mat.EigenSym
+	if !eig.Factorize(a, true) {
+		return nil, fmt.Errorf("metrics: eigendecomposition of a %d×%d matrix failed", n, n)
+	}
+	var w mat.Dense
+	eig.VectorsTo(&w)
+	for k, l := range clampEigen(eig.RawValues()) {
+		q := math.Sqrt(math.Sqrt(l))
 		for i := range n {
-			vik := vecs[i][k] * s
-			if vik == 0 {
-				continue
-			}
-			row := out[i]
-			for j := range n {
-				row[j] += vik * vecs[j][k]
-			}
+			w.Set(i, k, w.At(i, k)*q)
 		}
 	}
-	symmetrize(out)
+	out := mat.NewSymDense(n, nil)
+	out.SymOuterK(1, &w)
 	return out, nil
 }
 
-// SymEigen diagonalises the symmetric matrix a (which it does not modify) by
-// the cyclic Jacobi method: a = V·diag(vals)·Vᵀ with V orthogonal, the
-// eigenvector of vals[k] in column k of vecs. Eigenvalues are in no
-// particular order. Jacobi is slower than QR-based methods but simple and
-// accurate to a few ulps of ‖a‖ — plenty for 128×128 covariances.
+// SymEigen diagonalises the symmetric matrix a (which it does not modify;
+// only its symmetric part ½(a+aᵀ) counts) with gonum's mat.EigenSym:
+// a = V·diag(vals)·Vᵀ with V orthogonal, the eigenvector of vals[k] in
+// column k of vecs. Eigenvalues are in ascending order.
 func SymEigen(a [][]float64) (vals []float64, vecs [][]float64, err error) {
-	n := len(a)
-	if !isSquare(a, n) {
-		return nil, nil, errors.New("metrics: eigendecomposition of a non-square matrix")
+	if len(a) == 0 {
+		return []float64{}, [][]float64{}, nil
 	}
-	m := newMatrix(n)
-	var norm2 float64
+	s, err := toSym(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := len(a)
+	var eig mat.EigenSym
+	if !eig.Factorize(s, true) {
+		return nil, nil, fmt.Errorf("metrics: eigendecomposition of a %d×%d matrix failed", n, n)
+	}
+	var v mat.Dense
+	eig.VectorsTo(&v)
+	vecs = newMatrix(n)
+	for i := range n {
+		mat.Row(vecs[i], i, &v)
+	}
+	return eig.Values(nil), vecs, nil
+}
+
+// toSym checks that a is square, non-empty and finite and returns its
+// symmetric part, so that rounding asymmetry cannot matter.
+func toSym(a [][]float64) (*mat.SymDense, error) {
+	n := len(a)
+	if n == 0 {
+		return nil, errors.New("metrics: eigendecomposition of an empty matrix")
+	}
+	if !isSquare(a, n) {
+		return nil, errors.New("metrics: eigendecomposition of a non-square matrix")
+	}
+	s := mat.NewSymDense(n, nil)
 	for i := range n {
 		for j := range n {
 			if math.IsNaN(a[i][j]) || math.IsInf(a[i][j], 0) {
-				return nil, nil, fmt.Errorf("metrics: eigendecomposition of a matrix with %v at (%d, %d)", a[i][j], i, j)
+				return nil, fmt.Errorf("metrics: eigendecomposition of a matrix with %v at (%d, %d)", a[i][j], i, j)
 			}
-			// Use the symmetric part, so rounding asymmetry cannot matter.
-			m[i][j] = 0.5 * (a[i][j] + a[j][i])
-			norm2 += m[i][j] * m[i][j]
+			if j >= i {
+				s.SetSym(i, j, 0.5*(a[i][j]+a[j][i]))
+			}
 		}
 	}
-	v := newMatrix(n)
+	return s, nil
+}
+
+// symPart is ½(a+aᵀ) of the square matrix a.
+func symPart(a *mat.Dense) *mat.SymDense {
+	n, _ := a.Dims()
+	s := mat.NewSymDense(n, nil)
 	for i := range n {
-		v[i][i] = 1
-	}
-	// Rotations of entries below this are rounding noise of ‖a‖.
-	skip := 1e-18 * math.Sqrt(norm2)
-	const maxSweeps = 100
-	converged := false
-	for sweep := 0; sweep < maxSweeps; sweep++ {
-		var off float64
-		for p := range n {
-			for q := p + 1; q < n; q++ {
-				off += m[p][q] * m[p][q]
-			}
-		}
-		if off <= 1e-30*norm2 || norm2 == 0 {
-			converged = true
-			break
-		}
-		rotated := false
-		for p := 0; p < n-1; p++ {
-			for q := p + 1; q < n; q++ {
-				apq := m[p][q]
-				if math.Abs(apq) <= skip {
-					continue
-				}
-				rotated = true
-				// Choose t = tan φ so that the rotation zeroes (p, q):
-				// θ = (a_qq − a_pp)/(2 a_pq), t = sign(θ)/(|θ| + √(θ²+1)).
-				theta := (m[q][q] - m[p][p]) / (2 * apq)
-				t := 1 / (math.Abs(theta) + math.Sqrt(theta*theta+1))
-				if theta < 0 {
-					t = -t
-				}
-				c := 1 / math.Sqrt(t*t+1)
-				s := t * c
-				// A ← Jᵀ A J with J the rotation in the (p, q) plane.
-				for k := range n {
-					akp, akq := m[k][p], m[k][q]
-					m[k][p] = c*akp - s*akq
-					m[k][q] = s*akp + c*akq
-				}
-				rp, rq := m[p], m[q]
-				for k := range n {
-					apk, aqk := rp[k], rq[k]
-					rp[k] = c*apk - s*aqk
-					rq[k] = s*apk + c*aqk
-				}
-				m[p][q], m[q][p] = 0, 0
-				for k := range n {
-					vkp, vkq := v[k][p], v[k][q]
-					v[k][p] = c*vkp - s*vkq
-					v[k][q] = s*vkp + c*vkq
-				}
-			}
-		}
-		if !rotated {
-			converged = true
-			break
+		for j := i; j < n; j++ {
+			s.SetSym(i, j, 0.5*(a.At(i, j)+a.At(j, i)))
 		}
 	}
-	if !converged {
-		return nil, nil, fmt.Errorf("metrics: Jacobi eigendecomposition of a %d×%d matrix did not converge in %d sweeps", n, n, maxSweeps)
-	}
-	vals = make([]float64, n)
+	return s
+}
+
+// fromSym copies a symmetric matrix into rows.
+func fromSym(s mat.Symmetric) [][]float64 {
+	n := s.SymmetricDim()
+	m := newMatrix(n)
 	for i := range n {
-		vals[i] = m[i][i]
+		for j := i; j < n; j++ {
+			v := s.At(i, j)
+			m[i][j], m[j][i] = v, v
+		}
 	}
-	return vals, v, nil
+	return m
 }
 
 func newMatrix(n int) [][]float64 {
@@ -255,38 +254,4 @@ func isSquare(a [][]float64, n int) bool {
 		}
 	}
 	return true
-}
-
-func matMul(a, b [][]float64) [][]float64 {
-	n := len(a)
-	out := newMatrix(n)
-	for i := range n {
-		row := out[i]
-		for k, aik := range a[i] {
-			if aik == 0 {
-				continue
-			}
-			for j, bkj := range b[k] {
-				row[j] += aik * bkj
-			}
-		}
-	}
-	return out
-}
-
-func symmetrize(a [][]float64) {
-	for i := range a {
-		for j := i + 1; j < len(a); j++ {
-			v := 0.5 * (a[i][j] + a[j][i])
-			a[i][j], a[j][i] = v, v
-		}
-	}
-}
-
-func trace(a [][]float64) float64 {
-	var t float64
-	for i := range a {
-		t += a[i][i]
-	}
-	return t
 }

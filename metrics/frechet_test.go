@@ -74,6 +74,36 @@ func transpose(a [][]float64) [][]float64 {
 	return out
 }
 
+func matMul(a, b [][]float64) [][]float64 {
+	n := len(a)
+	out := newMatrix(n)
+	for i := range n {
+		for k, aik := range a[i] {
+			for j, bkj := range b[k] {
+				out[i][j] += aik * bkj
+			}
+		}
+	}
+	return out
+}
+
+func symmetrize(a [][]float64) {
+	for i := range a {
+		for j := i + 1; j < len(a); j++ {
+			v := 0.5 * (a[i][j] + a[j][i])
+			a[i][j], a[j][i] = v, v
+		}
+	}
+}
+
+func trace(a [][]float64) float64 {
+	var t float64
+	for i := range a {
+		t += a[i][i]
+	}
+	return t
+}
+
 func maxAbsDiff(a, b [][]float64) float64 {
 	var m float64
 	for i := range a {

@@ -1,5 +1,10 @@
 // Package metrics holds the image and distribution measures used to judge
-// models: SSIM here, and the classifier-based scores of the evaluation.
+// models (docs/DESIGN.md §9): SSIM here, and the classifier-based scores of
+// the evaluation — the Fréchet distance of FID
+// (https://arxiv.org/abs/1706.08500), an Inception-Score-like figure
+// (https://arxiv.org/abs/1606.03498), k-NN precision/recall
+// (https://arxiv.org/abs/1904.06991) and density/coverage
+// (https://arxiv.org/abs/2002.09797).
 package metrics
 
 import "math"

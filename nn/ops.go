@@ -5,7 +5,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 )
 
-// Block is one pre-norm Transformer block of DESIGN.md §3:
+// Block is one pre-norm Transformer block of docs/DESIGN.md §3:
 // x += Attn(RMSNorm(x)); x += SwiGLU(RMSNorm(x)).
 type Block struct {
 	Attn   Attention
@@ -46,7 +46,7 @@ func CrossEntropy(logits, labels, mask *Node) *Node {
 
 // Conv2D is a stride-1, same-padded convolution of x [B, H, W, Cin] with
 // kernel [k, k, Cin, Cout]. Only stride 1: ONNX Runtime cannot differentiate
-// strided convolutions (PLATFORM.md), so resolution changes go through
+// strided convolutions (docs/DESIGN.md §10), so resolution changes go through
 // SpaceToDepth and Upsample instead.
 func Conv2D(x, kernel *Node) *Node {
 	return Convolve(x, kernel).PadSame().Done()

@@ -1,8 +1,11 @@
 // Package nn holds the building blocks shared by every model of the project:
-// parameter declaration and initialisation, and the layers of DESIGN.md
-// (linear maps in PyTorch layout, gain-free RMSNorm, SwiGLU, interleaved
-// rotary embeddings, grouped-query attention, adaLN modulation, timestep
-// embeddings) written directly on GoMLX graph ops.
+// parameter declaration and initialisation, and the layers of docs/DESIGN.md
+// §3–§4 (linear maps in PyTorch layout, gain-free RMSNorm, SwiGLU,
+// interleaved rotary embeddings, grouped-query attention, adaLN modulation
+// as in DiT (https://arxiv.org/abs/2212.09748), timestep embeddings) written
+// directly on GoMLX graph ops. They follow the public code of LatentLM
+// (https://arxiv.org/abs/2412.08635) and use only ops that every backend can
+// differentiate (docs/DESIGN.md §10).
 //
 // Parameters are declared up front as Specs and initialised on the host from a
 // seeded generator. That keeps initialisation identical on every backend (the
@@ -134,7 +137,7 @@ func WeightName(v *model.Variable) string { return strings.TrimPrefix(v.Path(), 
 func Shape(dtype dtypes.DType, dims ...int) shapes.Shape { return shapes.Make(dtype, dims...) }
 
 // Linear applies y = x·Wᵀ with w in PyTorch layout [out, in], over the last
-// axis of x. No biases anywhere in this project (DESIGN.md §3).
+// axis of x. No biases anywhere in this project (docs/DESIGN.md §3).
 func Linear(x, w *Node) *Node {
 	return DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
 }
@@ -188,7 +191,7 @@ func Chunk(x, w *Node, width, i int) *Node {
 }
 
 // TimestepEmbedding is the 256-dim sinusoid [cos(t·f_k), sin(t·f_k)],
-// f_k = exp(−ln(10⁴)·k/128), of DESIGN.md §4, for t of shape [N].
+// f_k = exp(−ln(10⁴)·k/128), of docs/DESIGN.md §4, for t of shape [N].
 func TimestepEmbedding(t *Node, dim int) *Node {
 	g := t.Graph()
 	half := dim / 2

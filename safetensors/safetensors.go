@@ -5,11 +5,12 @@
 //
 // The reader is strict and never panics: a checkpoint is untrusted input, and
 // a bad one must end in an error that says which tensor is wrong and how,
-// rather than in a crash or in silently wrong weights. It keeps the reference
-// implementation's rules (a UTF-8 header of at most 100 MB, tensors that tile
-// the data section exactly) and adds two against ambiguity: duplicate JSON
-// keys and unknown entry fields are errors too, since a file that could be
-// read two ways is a bug whichever way is chosen.
+// rather than in a crash or in silently wrong weights. It keeps the rules of
+// the reference implementation (https://github.com/huggingface/safetensors):
+// a UTF-8 header of at most 100 MB, tensors that tile the data section
+// exactly. It adds two against ambiguity: duplicate JSON keys and unknown
+// entry fields are errors too, since a file that could be read two ways is a
+// bug whichever way is chosen.
 package safetensors
 
 import (
@@ -312,17 +313,87 @@ func Save(path string, tensors []Tensor, metadata map[string]string) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return Encode(w, tensors, metadata) })
 }
 
-// Load reads and parses a file; errors name the path.
+// MaxFileSize bounds the files Load reads: it holds the whole file in
+// memory, and the checkpoints of this project are a few megabytes (the
+// training state a few times the weights), so a larger file is far more
+// likely a wrong path than a model.
+const MaxFileSize = 1 << 30
+
+// Load reads and parses a file; errors name the path. Only a regular file
+// (after following symbolic links) of at most MaxFileSize bytes is read: a
+// device such as /dev/zero would otherwise be read without end, and opening
+// a named pipe would block.
 func Load(path string) (*File, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path, MaxFileSize)
 	if err != nil {
-		return nil, err // already names the path
+		return nil, err // names the path
 	}
 	f, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
+}
+
+// readFile reads the regular file at path, of at most limit bytes. The
+// checks come before the file is opened, since opening a named pipe blocks
+// until a writer appears.
+func readFile(path string, limit int64) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err // a *PathError names the path
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fileKind(st.Mode()))
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: file of %d bytes exceeds the %d-byte limit", path, st.Size(), limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Read through a limit as well, for a file that grows after the check
+	// or misreports its size. One byte of room past the stat size lets the
+	// read see EOF without growing the buffer; reading one byte past the
+	// limit shows a file that grew.
+	lr := &io.LimitedReader{R: f, N: limit + 1}
+	b := make([]byte, 0, st.Size()+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: file grew past the %d-byte limit while being read", path, limit)
+	}
+	return b, nil
+}
+
+// fileKind names what a non-regular file is, for error messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "mode " + m.String()
 }
 
 // Parse decodes a whole file held in memory. The tensors' Data alias b (with

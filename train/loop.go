@@ -27,7 +27,9 @@ type Loop struct {
 	// items/s figure) they hold. It must depend only on step, so that a
 	// resumed run sees the same data.
 	Batch func(step int64) ([]any, int, error)
-	// Every is the period, in steps, of Hook; 0 disables it.
+	// Every is the period, in steps, of Hook; 0 calls it only at the end.
+	// Hook is always called when the run ends (finished or cancelled), so
+	// every run saves its last step.
 	Every int64
 	Hook  func(step int64, history []Point) error
 	// History is the loss history so far (restored on resume).
@@ -53,6 +55,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	var acc float64
 	var accN int64
 	itemsDone, t0 := 0, time.Now()
+	hooked := int64(-1)
 	for step := start; step < l.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			bar.Finish()
@@ -87,9 +90,13 @@ func (l *Loop) Run(ctx context.Context) error {
 			if err := l.Hook(step+1, l.History); err != nil {
 				return err
 			}
+			hooked = step + 1
 		}
 	}
 	bar.Finish()
+	if end := max(start, l.Steps); l.Hook != nil && hooked != end {
+		return l.Hook(end, l.History)
+	}
 	return nil
 }
 

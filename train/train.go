@@ -1,13 +1,17 @@
-// Package train runs optimisation steps for any model of the project: AdamW
-// with β = (0.9, 0.98), a cosine learning rate with linear warm-up,
-// gradient clipping by global norm, and an exponential moving average of the
-// weights, all inside one compiled graph per step.
+// Package train runs optimisation steps for any model of the project, with
+// the training recipe of LatentLM's public code
+// (https://arxiv.org/abs/2412.08635; docs/DESIGN.md §6): AdamW
+// (https://arxiv.org/abs/1711.05101) with β = (0.9, 0.98), a cosine learning
+// rate with linear warm-up, gradient clipping by global norm, and an
+// exponential moving average of the weights, all inside one compiled graph
+// per step.
 //
 // GoMLX provides the Adam update; it lacks global-norm clipping, weight EMA
 // and a warm-up cosine schedule as used by the paper, so those are here.
 // Every piece of training state (weights, moments, step counters, learning
 // rate, RNG state, EMA) is a variable of the one model.Store, which is what
-// makes a resumed run continue bit for bit: see SaveState and LoadState.
+// makes a resumed run continue bit for bit: see checkpoint.SaveState and
+// checkpoint.LoadState.
 package train
 
 import (
@@ -30,7 +34,7 @@ const EMAScope = "/ema"
 // stepPath counts optimisation steps; it drives the learning-rate schedule.
 const stepPath = "/train/step"
 
-// Config holds the optimiser hyperparameters (DESIGN.md §6).
+// Config holds the optimiser hyperparameters (docs/DESIGN.md §6).
 type Config struct {
 	LR          float64 // peak learning rate
 	MinLR       float64 // learning rate at the end of the cosine

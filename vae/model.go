@@ -1,6 +1,7 @@
 package vae
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -79,12 +80,18 @@ func (m *Model) Encode(images [][]float32, sample bool) ([][]float32, error) {
 	if sample {
 		s = 1
 	}
-	out, err := m.encode.Call(tensors.FromFlatDataAndDimensions(flat, len(images), c.ImageSize, c.ImageSize),
+	if m.encode == nil {
+		return nil, errClosed
+	}
+	args := []any{tensors.FromFlatDataAndDimensions(flat, len(images), c.ImageSize, c.ImageSize),
 		tensors.FromFlatDataAndDimensions(m.Mean, c.Channels), tensors.FromFlatDataAndDimensions(m.Std, c.Channels),
-		tensors.FromScalar(s))
+		tensors.FromScalar(s)}
+	out, err := m.encode.Call(args...)
+	nn.Release(args...)
 	if err != nil {
 		return nil, fmt.Errorf("encoding: %w", err)
 	}
+	defer nn.Release(out[0])
 	return split(tensors.MustCopyFlatData[float32](out[0]), len(images)), nil
 }
 
@@ -99,12 +106,32 @@ func (m *Model) Decode(latents [][]float32) ([][]float32, error) {
 		}
 		flat = append(flat, z...)
 	}
-	out, err := m.decode.Call(tensors.FromFlatDataAndDimensions(flat, len(latents), c.Items(), c.Channels),
-		tensors.FromFlatDataAndDimensions(m.Mean, c.Channels), tensors.FromFlatDataAndDimensions(m.Std, c.Channels))
+	if m.decode == nil {
+		return nil, errClosed
+	}
+	args := []any{tensors.FromFlatDataAndDimensions(flat, len(latents), c.Items(), c.Channels),
+		tensors.FromFlatDataAndDimensions(m.Mean, c.Channels), tensors.FromFlatDataAndDimensions(m.Std, c.Channels)}
+	out, err := m.decode.Call(args...)
+	nn.Release(args...)
 	if err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
+	defer nn.Release(out[0])
 	return split(tensors.MustCopyFlatData[float32](out[0]), len(latents)), nil
+}
+
+var errClosed = errors.New("vae: model used after Close")
+
+// Close releases the compiled encoder and decoder graphs. The weights in
+// Store are left alone (release them with Store.Finalize once nothing uses
+// them). It is safe to call more than once; Encode and Decode fail after it.
+func (m *Model) Close() {
+	for _, e := range []**model.Exec{&m.encode, &m.decode, &m.logvar} {
+		if *e != nil {
+			(*e).Finalize()
+			*e = nil
+		}
+	}
 }
 
 func split(flat []float32, n int) [][]float32 {

@@ -1,4 +1,5 @@
-// Package vae is the image tokenizer (DESIGN.md §2): a small ViT encoder and
+// Package vae is the image tokenizer (docs/DESIGN.md §2): the σ-VAE of
+// LatentLM's §2.3 (https://arxiv.org/abs/2412.08635), a small ViT encoder and
 // decoder between 28×28 images and a 7×7 grid of latent vectors.
 //
 // Three kinds share the architecture so that comparisons are fair:
@@ -10,8 +11,8 @@
 //   - vae: a learned log-variance and the usual KL term.
 //   - ae: deterministic, z = μ.
 //
-// There are no strided convolutions: ONNX Runtime cannot differentiate them,
-// so images are patchified by reshape (space-to-depth).
+// There are no strided convolutions: ONNX Runtime cannot differentiate them
+// (docs/DESIGN.md §10), so images are patchified by reshape (space-to-depth).
 package vae
 
 import (
@@ -50,7 +51,18 @@ func DefaultConfig() Config {
 
 // Validate reports an inconsistent configuration.
 func (c Config) Validate() error {
+	if err := nn.CheckSizes("vae config", nn.Size{Name: "image_size", Value: c.ImageSize}, nn.Size{Name: "patch", Value: c.Patch},
+		nn.Size{Name: "channels", Value: c.Channels}, nn.Size{Name: "dim", Value: c.Dim}, nn.Size{Name: "depth", Value: c.Depth, Depth: true},
+		nn.Size{Name: "heads", Value: c.Heads}); err != nil {
+		return err
+	}
 	switch {
+	case !(c.MLPRatio > 0 && c.MLPRatio <= 64):
+		return fmt.Errorf("vae config: mlp_ratio %g out of range (0, 64]", c.MLPRatio)
+	case !(c.CSigma >= 0 && c.CSigma <= 100) || !(c.KLWeight >= 0 && c.KLWeight <= 1e6):
+		return fmt.Errorf("vae config: c_sigma %g and kl_weight %g must be finite and ≥ 0", c.CSigma, c.KLWeight)
+	case c.ImageSize > 4096:
+		return fmt.Errorf("vae config: image_size %d out of range (1…4096)", c.ImageSize)
 	case c.Kind != "sigma" && c.Kind != "vae" && c.Kind != "ae":
 		return fmt.Errorf("vae config: unknown kind %q: want sigma, vae or ae", c.Kind)
 	case c.Patch <= 0 || c.ImageSize%c.Patch != 0:

@@ -23,6 +23,7 @@ import (
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/dit"
 	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/train"
@@ -50,15 +51,18 @@ type benchResult struct {
 }
 
 func runBench(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Println("usage: latentlm bench step|train|sample [flags]\n\n" +
-			"  step    one transformer training step of the PLATFORM.md shape (B16·T64·d256·4 layers)\n" +
-			"  train   one training step of the default MNIST model (--arch latentlm or dit)\n" +
-			"  sample  images/s of class-conditional sampling (20 solver steps, CFG on;\n" +
-			"          --arch latentlm, dit or both, --batches 1,4,16,64,256)")
-		return nil
+	bench := func(sub string) func([]string) error {
+		return func(args []string) error { return runBenchSub(sub, args) }
 	}
-	sub, args := args[0], args[1:]
+	return dispatch("bench", "usage: latentlm bench step|train|sample [flags]\n\n"+
+		"  step    one transformer training step of the reference shape (B16·T64·d256·4 layers, docs/DESIGN.md §10)\n"+
+		"  train   one training step of the default MNIST model (--arch latentlm or dit)\n"+
+		"  sample  images/s of class-conditional sampling (20 solver steps, CFG on;\n"+
+		"          --arch latentlm, dit or both, --batches 1,4,16,64,256)",
+		map[string]func([]string) error{"step": bench("step"), "train": bench("train"), "sample": bench("sample")}, args)
+}
+
+func runBenchSub(sub string, args []string) error {
 	fs := newFlags("bench "+sub, "bench "+sub+" [--backend B] [--steps N] [--json]")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	steps := fs.Int("steps", 10, "timed repetitions (after one warm-up call)")
@@ -70,6 +74,11 @@ func runBench(args []string) error {
 	solverList := fs.String("solver-steps", "20", "sample: comma-separated DPM-Solver++ steps (0: DDPM over 1000 steps)")
 	dim := fs.Int("dim", 0, "width of the model (0: the default model's)")
 	depth := fs.Int("depth", 0, "depth of the model (0: the default model's)")
+	// 0 selects the benchmark's default for these.
+	fs.bound("batch", 0, 1<<20, false)
+	fs.bound("dim", 0, nn.MaxWidth, false)
+	fs.bound("depth", 0, nn.MaxDepth, false)
+	fs.bound("steps", 1, 1e6, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -100,6 +109,9 @@ func runBench(args []string) error {
 		cfg := lm.Config{Dim: 256, Depth: 4, Heads: 4, KVHeads: 4, MLPRatio: 4, HeadDepth: 3, HeadDim: 256,
 			Latent: 16, MaxLen: 64, Target: "eps", Vocab: lm.Vocab{Classes: 10}}
 		bs := pick(*batch, 16)
+		if err := fs.checkMemory("bench step", lmTrainBytes(cfg, bs, 62, 4)); err != nil {
+			return err
+		}
 		r, err := benchTrain(b, cfg, bs, 61, *steps)
 		if err != nil {
 			return err
@@ -108,6 +120,14 @@ func runBench(args []string) error {
 		results = append(results, r)
 	case "train":
 		bs := pick(*batch, defaultTrainBatch)
+		est := lmTrainBytes(base, bs, 51, 4)
+		if *arch == dit.Kind {
+			dc := dit.FromLM(base, 7)
+			est = nn.MemoryEstimate(dc.Specs(), ditActivations(dc, bs, true), true)
+		}
+		if err := fs.checkMemory("bench train", est); err != nil {
+			return err
+		}
 		var r benchResult
 		if *arch == dit.Kind {
 			r, err = benchTrainDiT(b, dit.FromLM(base, 7), bs, *steps)
@@ -130,10 +150,29 @@ func runBench(args []string) error {
 		var solverSteps []int
 		for _, f := range strings.Split(*solverList, ",") {
 			v, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || v < 0 {
-				return fmt.Errorf("--solver-steps: %q is not a step count", f)
+			if err != nil || v < 0 || v > 1000 {
+				return fmt.Errorf("--solver-steps: %q is not a step count (0…1000)", f)
 			}
 			solverSteps = append(solverSteps, v)
+		}
+		for _, a := range archs {
+			for _, n := range sizes {
+				sc := base
+				sc.MaxLen = 52
+				est := nn.MemoryEstimate(sc.Specs(), lmActivations(sc, n, 52, 1, false), false)
+				if a == dit.Kind {
+					dc := dit.FromLM(base, 7)
+					est = nn.MemoryEstimate(dc.Specs(), ditActivations(dc, n, false), false)
+				}
+				if err := fs.checkMemory(fmt.Sprintf("bench sample (%s, batch %d)", a, n), est+imageBytes(n, 28*28)); err != nil {
+					return err
+				}
+			}
+		}
+		if *plotOut != "" {
+			if err := guard.CheckOutput(*plotOut); err != nil {
+				return err
+			}
 		}
 		for _, a := range archs {
 			for _, st := range solverSteps {

@@ -23,17 +23,10 @@ func init() {
 }
 
 func runClassifier(args []string) error {
-	subs := map[string]func([]string) error{"train": classifierTrain, "eval": classifierEval}
-	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Println("usage: latentlm classifier train|eval [flags]\n\n" +
-			"  train  train the evaluation classifier on mnist or fashion; prints its test accuracy\n" +
-			"  eval   test accuracy of a classifier checkpoint")
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			return nil
-		}
-		return fmt.Errorf("unknown subcommand %q", args[0])
-	}
-	return subs[args[0]](args[1:])
+	return dispatch("classifier", "usage: latentlm classifier train|eval [flags]\n\n"+
+		"  train  train the evaluation classifier on mnist or fashion; prints its test accuracy\n"+
+		"  eval   test accuracy of a classifier checkpoint",
+		map[string]func([]string) error{"train": classifierTrain, "eval": classifierEval}, args)
 }
 
 // loadClassifier reads dir, or the shipped classifier of the data set.
@@ -119,10 +112,14 @@ func classifierTrain(args []string) error {
 	if *batch > ds.N {
 		return fmt.Errorf("--batch %d is larger than the %d training images", *batch, ds.N)
 	}
-	rs, err := startRun(*out, classifier.Kind, &cfg, *seed, *resume)
+	rs, err := startRun(*out, classifier.Kind, &cfg, *seed, *resume, fs, func() float64 {
+		px := float64(ds.Height * ds.Width)
+		return nn.MemoryEstimate(cfg.Specs(), 4*float64(*batch)*px*float64(cfg.Widths[0]+cfg.Features), true)
+	})
 	if err != nil {
 		return err
 	}
+	defer rs.finish()
 	store, history := rs.store, rs.history
 	*seed = rs.seed
 	tc := train.DefaultConfig()
@@ -139,10 +136,9 @@ func classifierTrain(args []string) error {
 		return map[string]any{"data": *dataName, "steps": step, "batch": *batch, "backend": bname, "seed": *seed}
 	}
 	save := func(step int64, h []train.Point) error {
-		if err := checkpoint.Save(*out, classifier.Kind, cfg, info(step), store, true, nil); err != nil {
-			return err
-		}
-		return saveState(*out, store, h, *seed)
+		return rs.save(func(dir string) error {
+			return checkpoint.Save(dir, classifier.Kind, cfg, info(step), store, true, nil)
+		}, h, step)
 	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: *steps, History: history, Every: *saveEvery, Hook: save,
@@ -157,12 +153,9 @@ func classifierTrain(args []string) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 	if err := loop.Run(ctx); err != nil {
-		return err
+		return interrupted(err, *out, append([]string{"classifier", "train"}, args...))
 	}
 	trainSeconds := time.Since(started).Seconds()
-	if err := save(*steps, loop.History); err != nil {
-		return err
-	}
 	// Score exactly what was saved (the EMA weights), then record it.
 	m, err := classifier.Load(b, *out)
 	if err != nil {

@@ -2,13 +2,15 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/gomlx/compute"
@@ -22,6 +24,7 @@ import (
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/internal/deps"
+	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
 )
 
@@ -65,6 +68,9 @@ func checkDataName(name string) error {
 // batches yields the images of d, n at a time, scaled to [0, 1].
 func batches(d *data.Dataset, n int, limit int) func(yield func([][]float32) error) error {
 	return func(yield func([][]float32) error) error {
+		if n < 1 {
+			return fmt.Errorf("batch size %d: want at least 1", n)
+		}
 		total := d.N
 		if limit > 0 && limit < total {
 			total = limit
@@ -98,22 +104,48 @@ type runState struct {
 	store   *model.Store
 	history []train.Point
 	seed    uint64
+	dir     string
+	lock    *guard.Lock
 }
 
-// startRun prepares the store of a training run writing to dir. A fresh run
-// refuses a dir that already holds a checkpoint; with resume, the config saved
-// in dir is decoded into cfg (a pointer) and the training state is loaded, so
-// the run continues exactly where it stopped.
-func startRun(dir, kind string, cfg checkpoint.Model, seed uint64, resume bool) (*runState, error) {
-	rs := &runState{store: model.NewStore(), seed: seed}
+// startRun prepares the store of a training run writing to dir, holding
+// the folder's lock (another run on it is refused) and cleaning what a
+// killed run left half-written. A fresh run refuses a dir that already
+// holds a checkpoint; with resume, the config saved in dir is decoded into
+// cfg (a pointer) and the training state is loaded, so the run continues
+// exactly where it stopped. estimate, given the decoded config, is the
+// run's memory estimate, checked before anything is allocated. The caller
+// must call finish.
+func startRun(dir, kind string, cfg checkpoint.Model, seed uint64, resume bool, fs *flags, estimate func() float64) (rs *runState, err error) {
+	rs = &runState{store: model.NewStore(), seed: seed, dir: dir}
 	if resume {
-		if _, err := checkpoint.ReadHeader(dir, kind, cfg); err != nil {
-			return nil, err
+		if _, err := os.Stat(filepath.Join(dir, checkpoint.ConfigFile)); err != nil {
+			return nil, fmt.Errorf("%s: no checkpoint to resume (no %s)", dir, checkpoint.ConfigFile)
 		}
 	} else if _, err := os.Stat(filepath.Join(dir, checkpoint.ConfigFile)); err == nil {
 		return nil, fmt.Errorf("%s already holds a checkpoint: pass --resume to continue it or choose another --out", dir)
 	}
+	if rs.lock, err = guard.LockDir(dir); err != nil {
+		return nil, err
+	}
+	started := rs
+	defer func() {
+		if err != nil {
+			started.finish()
+		}
+	}()
+	if err := checkpoint.Clean(dir); err != nil {
+		return nil, err
+	}
+	if resume {
+		if _, err := checkpoint.ReadHeader(dir, kind, cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := fs.checkMemory("training", estimate()); err != nil {
 		return nil, err
 	}
 	if err := nn.Init(rs.store, cfg.Specs(), seed, dtypes.Float32); err != nil {
@@ -133,13 +165,56 @@ func startRun(dir, kind string, cfg checkpoint.Model, seed uint64, resume bool) 
 	if s, err := strconv.ParseUint(meta["seed"], 10, 64); err == nil {
 		rs.seed = s
 	}
+	// The files of a save are one unit (checkpoint.WriteSet); the step
+	// recorded in the state ties it to the weights it was saved with.
+	if s, ok := meta["step"]; ok && s != fmt.Sprint(train.StepCount(rs.store)) {
+		return nil, fmt.Errorf("%s: training state says step %s but holds step %d", statePath, s, train.StepCount(rs.store))
+	}
 	return rs, nil
 }
 
-// saveState writes the training state of a run beside its checkpoint.
-func saveState(dir string, store *model.Store, history []train.Point, seed uint64) error {
-	return checkpoint.SaveState(filepath.Join(dir, checkpoint.StateFile), store,
-		map[string]string{"history": train.HistoryJSON(history), "seed": fmt.Sprint(seed)})
+// finish releases the run's folder; a fresh folder that never received a
+// checkpoint is removed, so a run refused early leaves nothing behind.
+func (rs *runState) finish() {
+	rs.lock.Unlock(func() bool {
+		_, err := os.Stat(filepath.Join(rs.dir, checkpoint.ConfigFile))
+		return err == nil
+	})
+}
+
+// save writes the run's checkpoint as one unit: the weights and config that
+// writeModel puts in the staging folder, and the training state.
+func (rs *runState) save(writeModel func(dir string) error, history []train.Point, step int64) error {
+	return checkpoint.WriteSet(rs.dir, func(staging string) error {
+		if err := writeModel(staging); err != nil {
+			return err
+		}
+		return checkpoint.SaveState(filepath.Join(staging, checkpoint.StateFile), rs.store,
+			map[string]string{"history": train.HistoryJSON(history), "seed": fmt.Sprint(rs.seed), "step": fmt.Sprint(step)})
+	})
+}
+
+// interrupted turns a cancelled run's error into the message a user needs:
+// what was saved and the exact command that resumes it.
+func interrupted(err error, dir string, args []string) error {
+	if !errors.Is(err, context.Canceled) {
+		return err
+	}
+	resume := []string{"latentlm"}
+	hasResume := false
+	for _, a := range args {
+		hasResume = hasResume || a == "--resume" || a == "-resume"
+	}
+	resume = append(resume, args...)
+	if !hasResume {
+		resume = append(resume, "--resume")
+	}
+	if !slices.ContainsFunc(args, func(a string) bool {
+		return a == "--out" || a == "-out" || strings.HasPrefix(a, "--out=") || strings.HasPrefix(a, "-out=")
+	}) {
+		resume = append(resume, "--out", dir)
+	}
+	return fmt.Errorf("interrupted: checkpoint saved in %s; resume with: %s", dir, strings.Join(resume, " "))
 }
 
 // loadTrainingSet loads the training split, or its first limit images when
@@ -167,7 +242,7 @@ type trainFlags struct {
 }
 
 // addTrainFlags declares the shared training flags with a command's defaults.
-func addTrainFlags(fs *flag.FlagSet, outHelp string, steps int64, batch int, lr float64) trainFlags {
+func addTrainFlags(fs *flags, outHelp string, steps int64, batch int, lr float64) trainFlags {
 	return trainFlags{
 		backend:   fs.String("backend", "", "compute backend: onnx, go or xla"),
 		data:      fs.String("data", "mnist", "data set: mnist or fashion"),
@@ -193,11 +268,12 @@ type sampleFlags struct {
 
 // addSampleFlags declares the generation flags; modelHelp and vaeHelp say
 // what the command falls back on.
-func addSampleFlags(fs *flag.FlagSet, modelHelp, vaeHelp string, batch int) sampleFlags {
+func addSampleFlags(fs *flags, modelHelp, vaeHelp string, batch int) sampleFlags {
+	fs.bound("steps", 0, 1000, false) // the schedule has 1000 steps
 	return sampleFlags{
 		model:       fs.String("model", "", modelHelp),
 		vae:         fs.String("vae", "", vaeHelp),
-		steps:       fs.Int("steps", 20, "DPM-Solver++ steps (0: DDPM over all 1000 steps)"),
+		steps:       fs.Int("steps", 20, "DPM-Solver++ steps, at most 1000 (0: DDPM over all 1000 steps)"),
 		cfg:         fs.Float64("cfg", 4, "classifier-free guidance scale"),
 		temperature: fs.Float64("temperature", 1, "scale of the initial noise"),
 		seed:        fs.Int64("seed", 1, "random seed"),

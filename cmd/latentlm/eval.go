@@ -17,6 +17,8 @@ import (
 	"github.com/latentlm/latentlm/classifier"
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/metrics"
 	"github.com/latentlm/latentlm/vae"
@@ -266,6 +268,16 @@ func runEval(args []string) error {
 		}
 		*n = len(images)
 	}
+	// The images, their classifier features and the k-NN distances.
+	px := ec.clf.Config.ImageSize * ec.clf.Config.ImageSize
+	if err := fs.checkMemory(fmt.Sprintf("scoring %d images", *n), imageBytes(*n, px)+float64(*n)*float64(ec.clf.Config.Features)*16); err != nil {
+		return err
+	}
+	if *saveDir != "" {
+		if err := guard.CheckOutputDir(*saveDir); err != nil {
+			return err
+		}
+	}
 	// Precision/recall compare with as many real images as are scored.
 	if err := ec.prepare(*n); err != nil {
 		return err
@@ -340,6 +352,11 @@ func (e *evalContext) generated(b compute.Backend, modelDir, vaeDir string, opts
 	if err != nil {
 		return nil, err
 	}
+	if saveDir != "" {
+		if err := guard.CheckOutputDir(saveDir, m.dir, m.tokenDir); err != nil {
+			return nil, err
+		}
+	}
 	if m.classes != e.clf.Config.Classes {
 		return nil, fmt.Errorf("model %s has %d classes, classifier %s %d", modelDir, m.classes, e.clfPath, e.clf.Config.Classes)
 	}
@@ -353,14 +370,16 @@ func (e *evalContext) generated(b compute.Backend, modelDir, vaeDir string, opts
 	}
 	genSeconds := time.Since(t).Seconds()
 	if saveDir != "" {
-		if err := os.MkdirAll(saveDir, 0o755); err != nil {
-			return nil, err
-		}
 		size := e.clf.Config.ImageSize
-		for i, img := range imgs {
-			if err := imageio.WriteGray(filepath.Join(saveDir, fmt.Sprintf("%d_%05d.png", labels[i], i)), img, size, size); err != nil {
-				return nil, err
+		if err := atomicfile.WriteDir(saveDir, func(dir string) error {
+			for i, img := range imgs {
+				if err := imageio.WriteGray(filepath.Join(dir, fmt.Sprintf("%d_%05d.png", labels[i], i)), img, size, size); err != nil {
+					return err
+				}
 			}
+			return nil
+		}); err != nil {
+			return nil, err
 		}
 	}
 	row := &evalRow{Source: "model", Path: modelDir, Steps: &opts.Steps, CFG: &opts.CFG, Seed: &opts.Seed, GenerateSeconds: genSeconds}

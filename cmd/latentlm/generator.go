@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -11,6 +11,7 @@ import (
 
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/dit"
+	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/vae"
@@ -34,21 +35,17 @@ type generator struct {
 	store    *model.Store
 	// sampler prepares generation of images of items latents.
 	sampler func(b compute.Backend, items int, opts lm.SampleOptions) (latentSampler, error)
+	// sampleBytes estimates the memory of sampling batch images at once.
+	sampleBytes func(batch int) float64
 }
 
 // loadGenerator reads the checkpoint in dir, whichever its kind.
 func loadGenerator(dir string) (*generator, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
+	kind, err := checkpoint.ReadKind(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a checkpoint: %w", dir, err)
+		return nil, err
 	}
-	var hdr struct {
-		Kind string `json:"kind"`
-	}
-	if err := json.Unmarshal(raw, &hdr); err != nil {
-		return nil, fmt.Errorf("%s: invalid JSON: %v", filepath.Join(dir, checkpoint.ConfigFile), err)
-	}
-	switch hdr.Kind {
+	switch kind {
 	case lm.Kind:
 		cfg, store, tok, err := lm.Load(dir)
 		if err != nil {
@@ -56,6 +53,9 @@ func loadGenerator(dir string) (*generator, error) {
 		}
 		return &generator{kind: lm.Kind, classes: cfg.Vocab.Classes, channels: cfg.Latent, maxItems: cfg.MaxLen - 3,
 			params: nn.CountParams(cfg.Specs()), tok: tok, store: store,
+			sampleBytes: func(batch int) float64 {
+				return nn.MemoryEstimate(cfg.Specs(), lmActivations(cfg, batch, cfg.MaxLen, 1, false), false)
+			},
 			sampler: func(b compute.Backend, items int, opts lm.SampleOptions) (latentSampler, error) {
 				return lm.NewSampler(b, store, cfg, items, opts)
 			}}, nil
@@ -66,6 +66,9 @@ func loadGenerator(dir string) (*generator, error) {
 		}
 		return &generator{kind: dit.Kind, classes: cfg.Classes, channels: cfg.Latent, maxItems: cfg.Items(),
 			params: nn.CountParams(cfg.Specs()), tok: tok, store: store,
+			sampleBytes: func(batch int) float64 {
+				return nn.MemoryEstimate(cfg.Specs(), ditActivations(cfg, batch, false), false)
+			},
 			sampler: func(b compute.Backend, items int, opts lm.SampleOptions) (latentSampler, error) {
 				if items != cfg.Items() {
 					return nil, fmt.Errorf("DiT %s makes grids of %d items, not %d", dir, cfg.Items(), items)
@@ -73,13 +76,28 @@ func loadGenerator(dir string) (*generator, error) {
 				return dit.NewSampler(b, store, cfg, opts)
 			}}, nil
 	}
-	return nil, fmt.Errorf("%s: checkpoint holds a %q model, want %q or %q", dir, hdr.Kind, lm.Kind, dit.Kind)
+	return nil, fmt.Errorf("%s: checkpoint holds a %q model, want %q or %q", dir, kind, lm.Kind, dit.Kind)
 }
 
 // loadedModel is a generator with the tokenizer it was trained on.
 type loadedModel struct {
 	*generator
-	tokenizer *vae.Model
+	tokenizer     *vae.Model
+	dir, tokenDir string // the folders read: an output must not land in them
+}
+
+// checkSampling refuses, before any work, a generation of n images in
+// batches of batch that would not fit the memory limit, or whose output
+// would overwrite the model's own files.
+func (m *loadedModel) checkSampling(fs *flags, n, batch int, out string) error {
+	px := m.tokenizer.Config.ImageSize * m.tokenizer.Config.ImageSize
+	if err := fs.checkMemory(fmt.Sprintf("generating %d images in batches of %d", n, batch), m.sampleBytes(min(batch, n))+imageBytes(n, px)); err != nil {
+		return err
+	}
+	if out == "" {
+		return nil
+	}
+	return guard.CheckOutput(out, m.dir, m.tokenDir)
 }
 
 // loadModel reads --model (default: the shipped demo weights) and its
@@ -121,7 +139,7 @@ func loadModel(b compute.Backend, modelDir, vaeDir string) (*loadedModel, error)
 		return nil, fmt.Errorf("tokenizer %s (%d channels, %d items) does not fit model %s (%d channels, at most %d items)",
 			vaeDir, tokenizer.Config.Channels, tokenizer.Config.Items(), modelDir, gen.channels, gen.maxItems)
 	}
-	return &loadedModel{generator: gen, tokenizer: tokenizer}, nil
+	return &loadedModel{generator: gen, tokenizer: tokenizer, dir: modelDir, tokenDir: vaeDir}, nil
 }
 
 // generate samples images for labels in batches of at most batch.
@@ -140,6 +158,13 @@ func (m *loadedModel) generate(b compute.Backend, labels []int, opts lm.SampleOp
 		dec, err := m.tokenizer.Decode(lat)
 		if err != nil {
 			return nil, err
+		}
+		for _, img := range dec {
+			for _, v := range img {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return nil, fmt.Errorf("model %s produced non-finite pixel values: its weights or the sampling options are broken", m.dir)
+				}
+			}
 		}
 		imgs = append(imgs, dec...)
 	}

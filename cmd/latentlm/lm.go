@@ -19,6 +19,7 @@ import (
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/dit"
 	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/train"
@@ -38,6 +39,8 @@ type lmTrainOptions struct {
 	lr, labelDropout, ema                        float64
 	seed                                         uint64
 	resume, quiet                                bool
+	flags                                        *flags   // the command's flags, for the memory limit
+	command                                      []string // the command line, for the resume hint
 }
 
 func defaultLMTrainOptions() lmTrainOptions {
@@ -83,9 +86,10 @@ func runTrain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.arch == dit.Kind && !flagSet(fs, "batch-mul") {
+	if o.arch == dit.Kind && !fs.isSet("batch-mul") {
 		o.batchMul = 1
 	}
+	o.flags, o.command = fs, append([]string{"train"}, args...)
 	ctx, cancel := signalContext()
 	defer cancel()
 	_, err := trainLM(ctx, o)
@@ -145,10 +149,21 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 		}
 		stepFLOPs = func() float64 { return 3 * lmCfg.ForwardFLOPs(o.batch, tc.Items()+2, o.batchMul) }
 	}
-	rs, err := startRun(o.out, o.arch, cfg, o.seed, o.resume)
+	ds, err := data.Load(o.data, "train")
 	if err != nil {
 		return "", err
 	}
+	rs, err := startRun(o.out, o.arch, cfg, o.seed, o.resume, o.flags, func() float64 {
+		dataset := float64(ds.N) * float64(tc.Items()*tc.Channels) * 8 // μ and σ of every image
+		if o.arch == dit.Kind {
+			return dataset + nn.MemoryEstimate(ditCfg.Specs(), ditActivations(ditCfg, o.batch*o.batchMul, true), true)
+		}
+		return dataset + lmTrainBytes(lmCfg, o.batch, tc.Items()+2, o.batchMul)
+	})
+	if err != nil {
+		return "", err
+	}
+	defer rs.finish()
 	store, history := rs.store, rs.history
 	o.seed = rs.seed
 	tokSum, err := checkpoint.FileSHA256(filepath.Join(o.vaeDir, checkpoint.WeightsFile))
@@ -158,10 +173,6 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	tok := lm.Tokenizer{Path: o.vaeDir, SHA256: tokSum, Kind: tc.Kind, Items: tc.Items(), Channels: tc.Channels, Data: o.data}
 
 	// μ is computed once; σ·ε is re-drawn every step in the graph.
-	ds, err := data.Load(o.data, "train")
-	if err != nil {
-		return "", err
-	}
 	if !o.quiet {
 		fmt.Fprintf(os.Stderr, "encoding %d training images with the tokenizer...\n", ds.N)
 	}
@@ -206,16 +217,19 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 		info := map[string]any{"data": o.data, "steps": step, "backend": bname, "seed": o.seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.batch, "batch_mul": o.batchMul,
 			"train_gflop": stepFLOPs() * float64(step) / 1e9}
-		if err := lm.SaveKind(o.out, o.arch, cfg, store, tok, info); err != nil {
+		if err := rs.save(func(dir string) error { return lm.SaveKind(dir, o.arch, cfg, store, tok, info) }, h, step); err != nil {
 			return err
 		}
 		if o.snapshotEvery > 0 && step%o.snapshotEvery == 0 {
-			if err := lm.SaveKind(filepath.Join(o.out, fmt.Sprintf("step-%06d", step)), o.arch, cfg, store, tok, info); err != nil {
+			// A snapshot folder appears whole or not at all; one left by a
+			// run that was killed before its next save is replaced.
+			snap := filepath.Join(o.out, fmt.Sprintf("step-%06d", step))
+			if err := os.RemoveAll(snap); err != nil {
 				return err
 			}
-		}
-		if err := saveState(o.out, store, h, o.seed); err != nil {
-			return err
+			if err := atomicfile.WriteDir(snap, func(dir string) error { return lm.SaveKind(dir, o.arch, cfg, store, tok, info) }); err != nil {
+				return err
+			}
 		}
 		if o.sampleEvery > 0 && (step%o.sampleEvery == 0 || step == o.steps) {
 			return writeClassGrid(b, o.out, tokenizer, filepath.Join(o.out, fmt.Sprintf("samples-%06d.png", step)), 4)
@@ -243,7 +257,7 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 		},
 	}
 	if err := loop.Run(ctx); err != nil {
-		return "", err
+		return "", interrupted(err, o.out, o.command)
 	}
 	title := map[string]string{lm.Kind: "LatentLM", dit.Kind: "DiT"}[o.arch] + " training loss (" + o.data + ")"
 	if err := writeLossPlot(filepath.Join(o.out, "loss.png"), title, loop.History); err != nil {

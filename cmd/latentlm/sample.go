@@ -63,6 +63,9 @@ func runSample(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := m.checkSampling(fs, *n*len(classes), *sf.batch, *out); err != nil {
+		return err
+	}
 	return sampleGrid(b, m, classes, *n, sf.options(), *sf.batch, *out)
 }
 
@@ -109,7 +112,7 @@ func runDemo(args []string) error {
 	if *retrain {
 		ctx, cancel := signalContext()
 		defer cancel()
-		if modelDir, err = demoTrain(ctx, *backendName, *runDir, *seed, *quiet); err != nil {
+		if modelDir, err = demoTrain(ctx, fs, *backendName, *runDir, *seed, *quiet); err != nil {
 			return err
 		}
 	}
@@ -118,6 +121,9 @@ func runDemo(args []string) error {
 		return err
 	}
 	all, _ := parseClasses("all", m.classes)
+	if err := m.checkSampling(fs, 8*len(all), 80, *out); err != nil {
+		return err
+	}
 	return sampleGrid(b, m, all, 8, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}, 80, *out)
 }
 
@@ -126,7 +132,7 @@ func runDemo(args []string) error {
 const demoChannels = "4"
 
 // demoTrain retrains the tokenizer and the model on defaults.
-func demoTrain(ctx context.Context, backendName, dir string, seed uint64, quiet bool) (string, error) {
+func demoTrain(ctx context.Context, fs *flags, backendName, dir string, seed uint64, quiet bool) (string, error) {
 	vaeDir := filepath.Join(dir, "vae-mnist")
 	// With the ε target LatentLM learned 4-channel latents far better than
 	// 8-channel ones in 20 CPU minutes (94% accuracy-to-class against 67%);
@@ -141,10 +147,14 @@ func demoTrain(ctx context.Context, backendName, dir string, seed uint64, quiet 
 	if quiet {
 		args = append(args, "--quiet")
 	}
+	if fs.isSet("max-memory") {
+		args = append(args, "--max-memory", *fs.maxMemory)
+	}
 	if err := vaeTrain(args); err != nil {
 		return "", fmt.Errorf("training the tokenizer: %w", err)
 	}
 	o := defaultLMTrainOptions()
 	o.backend, o.vaeDir, o.out, o.quiet, o.seed = backendName, vaeDir, filepath.Join(dir, "latentlm-mnist"), quiet, seed
+	o.flags, o.command = fs, []string{"train", "--vae", vaeDir, "--out", o.out, "--seed", fmt.Sprint(seed)}
 	return trainLM(ctx, o)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/internal/guard"
 )
 
 func init() {
@@ -89,7 +90,7 @@ type sweepPoint struct {
 }
 
 func runSweep(args []string) error {
-	fs := newFlags("sweep", sweepSynopsis)
+	fs := newFlags("sweep", sweepSynopsis).takesArgs()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	dataName := fs.String("data", "mnist", "data set: mnist or fashion")
 	sf := addSampleFlags(fs, "not used: give NAME=MODEL arguments", "tokenizer (default: each model's own)", 100)
@@ -115,8 +116,11 @@ func runSweep(args []string) error {
 	if *xName != "step" && *xName != "gflop" {
 		return fmt.Errorf("--x %q: want step or gflop", *xName)
 	}
+	if err := guard.CheckOutput(*plotOut, *from, *jsonOut); err != nil {
+		return err
+	}
 	if *from != "" {
-		raw, err := os.ReadFile(*from)
+		raw, err := guard.ReadFile(*from, 64<<20)
 		if err != nil {
 			return err
 		}
@@ -138,8 +142,11 @@ func runSweep(args []string) error {
 	if *n <= prK || *sf.batch < 1 {
 		return fmt.Errorf("--n must exceed %d and --batch be ≥ 1", prK)
 	}
-	if fs.NArg() == 0 || flagSet(fs, "model") {
+	if fs.NArg() == 0 || fs.isSet("model") {
 		return errors.New("give the models as NAME=MODEL arguments (at least one)")
+	}
+	if err := guard.CheckOutput(*jsonOut, *plotOut); err != nil {
+		return err
 	}
 	points, err := sweepPoints(*over, *values, fs.Args(), *sf.steps, *sf.cfg, *xName)
 	if err != nil {
@@ -275,7 +282,7 @@ func snapshotInfo(dir string) (trainInfo, error) {
 		Info trainInfo `json:"info"`
 	}
 	path := filepath.Join(dir, checkpoint.ConfigFile)
-	raw, err := os.ReadFile(path)
+	raw, err := guard.ReadFile(path, checkpoint.MaxConfigBytes)
 	if err != nil {
 		return trainInfo{}, err
 	}

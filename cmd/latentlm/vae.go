@@ -16,6 +16,8 @@ import (
 
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/metrics"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/safetensors"
@@ -31,19 +33,12 @@ func runVAE(args []string) error {
 	subs := map[string]func([]string) error{
 		"train": vaeTrain, "eval": vaeEval, "reconstruct": vaeReconstruct, "encode": vaeEncode, "decode": vaeDecode,
 	}
-	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Println("usage: latentlm vae train|eval|reconstruct|encode|decode [flags]\n\n" +
-			"  train        train a tokenizer (--kind sigma|vae|ae) on mnist or fashion\n" +
-			"  eval         PSNR, SSIM, latent statistics and noise robustness on the test set\n" +
-			"  reconstruct  write a PNG grid of test images beside their reconstructions\n" +
-			"  encode       PNG images → latent safetensors\n" +
-			"  decode       latent safetensors → PNG images")
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			return nil
-		}
-		return fmt.Errorf("unknown subcommand %q", args[0])
-	}
-	return subs[args[0]](args[1:])
+	return dispatch("vae", "usage: latentlm vae train|eval|reconstruct|encode|decode [flags]\n\n"+
+		"  train        train a tokenizer (--kind sigma|vae|ae) on mnist or fashion\n"+
+		"  eval         PSNR, SSIM, latent statistics and noise robustness on the test set\n"+
+		"  reconstruct  write a PNG grid of test images beside their reconstructions\n"+
+		"  encode       PNG images → latent safetensors\n"+
+		"  decode       latent safetensors → PNG images", subs, args)
 }
 
 // vaeFlags are the flags shared by the tokenizer commands that read a model.
@@ -69,13 +64,12 @@ func (f vaeFlags) load() (*vae.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := *f.ckpt
-	if dir == "" {
-		if dir, err = weightsDir("vae-" + *f.data); err != nil {
+	if *f.ckpt == "" {
+		if *f.ckpt, err = weightsDir("vae-" + *f.data); err != nil {
 			return nil, err
 		}
 	}
-	return vae.Load(b, dir)
+	return vae.Load(b, *f.ckpt)
 }
 
 // loadWithTest loads the tokenizer and the test split it is judged on.
@@ -122,10 +116,16 @@ func vaeTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	rs, err := startRun(*out, vae.Kind, &cfg, *seed, *resume)
+	px := ds.Height * ds.Width
+	rs, err := startRun(*out, vae.Kind, &cfg, *seed, *resume, fs, func() float64 {
+		tokens := float64(*batch) * float64(cfg.Items()) * 2 // encoder and decoder
+		act := 2 * tokens * float64(cfg.Dim) * float64(cfg.Depth) * (12 + 4*cfg.MLPRatio)
+		return nn.MemoryEstimate(cfg.Specs(), act+float64(*batch*px*16), true)
+	})
 	if err != nil {
 		return err
 	}
+	defer rs.finish()
 	store, history := rs.store, rs.history
 	*seed = rs.seed
 	tc := train.DefaultConfig()
@@ -140,7 +140,6 @@ func vaeTrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	px := ds.Height * ds.Width
 	started := time.Now()
 	save := func(step int64, h []train.Point) error {
 		m, err := vae.NewModel(b, cfg, store)
@@ -148,10 +147,7 @@ func vaeTrain(args []string) error {
 			return err
 		}
 		info := map[string]any{"data": *dataName, "steps": step, "backend": bname, "seed": *seed}
-		if err := m.Save(*out, info, false); err != nil {
-			return err
-		}
-		return saveState(*out, store, h, *seed)
+		return rs.save(func(dir string) error { return m.Save(dir, info, false) }, h, step)
 	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: *steps, History: history, Every: *saveEvery, Hook: save,
@@ -165,7 +161,7 @@ func vaeTrain(args []string) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 	if err := loop.Run(ctx); err != nil {
-		return err
+		return interrupted(err, *out, append([]string{"vae", "train"}, args...))
 	}
 	// Latent statistics over the training set, for the language model.
 	m, err := vae.NewModel(b, cfg, store)
@@ -344,8 +340,16 @@ func vaeReconstruct(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := guard.CheckOutput(*out, *f.ckpt); err != nil {
+		return err
+	}
+	if *n > test.N {
+		return fmt.Errorf("--n %d: the %s test split has %d images", *n, *f.data, test.N)
+	}
 	var imgs [][]float32
-	_ = batches(test, *n, *n)(func(b [][]float32) error { imgs = b; return nil })
+	if err := batches(test, *n, *n)(func(b [][]float32) error { imgs = b; return nil }); err != nil {
+		return err
+	}
 	zs, err := m.Encode(imgs, false)
 	if err != nil {
 		return err
@@ -368,7 +372,7 @@ func vaeReconstruct(args []string) error {
 }
 
 func vaeEncode(args []string) error {
-	fs := newFlags("vae encode", "vae encode --out latents.safetensors [--vae DIR] image.png...")
+	fs := newFlags("vae encode", "vae encode --out latents.safetensors [--vae DIR] image.png...").takesArgs()
 	f := addVAEFlags(fs)
 	out := fs.String("out", "latents.safetensors", "output safetensors file")
 	sample := fs.Bool("sample", false, "draw z from the posterior instead of returning μ")
@@ -382,7 +386,13 @@ func vaeEncode(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := guard.CheckOutput(*out, append([]string{*f.ckpt}, fs.Args()...)...); err != nil {
+		return err
+	}
 	c := m.Config
+	if err := fs.checkMemory("encoding", imageBytes(fs.NArg(), c.ImageSize*c.ImageSize)); err != nil {
+		return err
+	}
 	var imgs [][]float32
 	for _, p := range fs.Args() {
 		img, err := imageio.ReadGray(p, c.ImageSize, c.ImageSize)
@@ -408,7 +418,7 @@ func vaeEncode(args []string) error {
 }
 
 func vaeDecode(args []string) error {
-	fs := newFlags("vae decode", "vae decode --out-dir DIR [--vae DIR] latents.safetensors")
+	fs := newFlags("vae decode", "vae decode --out-dir DIR [--vae DIR] latents.safetensors").takesArgs()
 	f := addVAEFlags(fs)
 	outDir := fs.String("out-dir", "decoded", "folder for the PNG images")
 	if err := fs.Parse(args); err != nil {
@@ -423,6 +433,9 @@ func vaeDecode(args []string) error {
 	}
 	c := m.Config
 	path := fs.Arg(0)
+	if err := guard.CheckOutputDir(*outDir, *f.ckpt, path); err != nil {
+		return err
+	}
 	file, err := safetensors.Load(path)
 	if err != nil {
 		return err
@@ -438,6 +451,15 @@ func vaeDecode(args []string) error {
 	if err != nil {
 		return err
 	}
+	for i, v := range flat {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			per := c.Items() * c.Channels
+			return fmt.Errorf("%s: latents of image %d hold a non-finite value (%v at item %d, channel %d)", path, i/per, v, i%per/c.Channels, i%c.Channels)
+		}
+	}
+	if err := fs.checkMemory("decoding", imageBytes(t.Shape[0], c.ImageSize*c.ImageSize)); err != nil {
+		return err
+	}
 	per := c.Items() * c.Channels
 	zs := make([][]float32, t.Shape[0])
 	for i := range zs {
@@ -447,13 +469,16 @@ func vaeDecode(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*outDir, 0o755); err != nil {
-		return err
-	}
-	for i, img := range imgs {
-		if err := imageio.WriteGray(filepath.Join(*outDir, fmt.Sprintf("%04d.png", i)), img, c.ImageSize, c.ImageSize); err != nil {
-			return err
+	// All the images appear at once, or none (a full disk leaves nothing).
+	if err := atomicfile.WriteDir(*outDir, func(dir string) error {
+		for i, img := range imgs {
+			if err := imageio.WriteGray(filepath.Join(dir, fmt.Sprintf("%04d.png", i)), img, c.ImageSize, c.ImageSize); err != nil {
+				return err
+			}
 		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	fmt.Printf("wrote %d images to %s\n", len(imgs), *outDir)
 	return nil

@@ -5,10 +5,13 @@ package atomicfile
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 )
 
 // Write creates path by calling fill on a buffered writer over a temporary
@@ -54,4 +57,74 @@ func WriteBytes(path string, data []byte) error {
 		_, err := w.Write(data)
 		return err
 	})
+}
+
+// WriteDir creates the folder dst with everything fill writes into a
+// temporary sibling folder, renamed into place only when fill succeeds, so
+// that a multi-file output (decoded images, saved samples) appears complete
+// or not at all. dst must not exist, or be an empty folder.
+func WriteDir(dst string, fill func(dir string) error) (err error) {
+	if entries, err := os.ReadDir(dst); err == nil {
+		if len(entries) > 0 {
+			return fmt.Errorf("%s already exists and is not empty: choose another folder", dst)
+		}
+	} else if !os.IsNotExist(err) {
+		return fmt.Errorf("%s: %w", dst, err)
+	}
+	parent := filepath.Dir(filepath.Clean(dst))
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dst)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	if err = fill(tmp); err != nil {
+		return err
+	}
+	if err = os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	// An empty dst is replaced; a non-empty one was refused above.
+	_ = os.Remove(dst)
+	if err = os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	return SyncDir(parent)
+}
+
+// SyncDir flushes a folder's entries (renames into it) to disk.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// RemoveStale deletes the temporary files and folders that Write and
+// WriteDir leave behind when a process is killed mid-write. Call it only
+// where no other writer can be active (under the folder's lock).
+func RemoveStale(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
+			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,171 @@
+//go:build unix
+
+package imageio
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// callWithin runs call and fails the test if it has not returned within a
+// few seconds (opening a named pipe for reading blocks until a writer
+// comes); it then unblocks the call by opening fifo for writing.
+func callWithin(t *testing.T, fifo string, call func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		<-done
+		t.Fatalf("reading %s blocked", fifo)
+		return nil
+	}
+}
+
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Skipf("cannot make a named pipe: %v", err)
+	}
+}
+
+func symlinkDevZero(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skipf("no /dev/zero: %v", err)
+	}
+	if err := os.Symlink("/dev/zero", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantErr checks that err is one line naming path and saying each of frags.
+func wantErr(t *testing.T, err error, path string, frags ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: no error, want one with %q", path, frags)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, path) || strings.Contains(msg, "\n") {
+		t.Errorf("error %q does not name %s on one line", msg, path)
+	}
+	for _, f := range frags {
+		if !strings.Contains(msg, f) {
+			t.Errorf("error %q does not say %q", msg, f)
+		}
+	}
+}
+
+func TestReadGrayRefusesNonRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.png")
+	mkfifo(t, fifo)
+	err := callWithin(t, fifo, func() error { _, err := ReadGray(fifo, 28, 28); return err })
+	wantErr(t, err, fifo, "not a regular file", "named pipe")
+
+	zero := filepath.Join(dir, "zero.png")
+	symlinkDevZero(t, zero)
+	_, err = ReadGray(zero, 28, 28)
+	wantErr(t, err, zero, "not a regular file", "character device")
+
+	sub := filepath.Join(dir, "folder.png")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadGray(sub, 28, 28)
+	wantErr(t, err, sub, "not a regular file", "directory")
+}
+
+func TestReadGrayRefusesLargeFiles(t *testing.T) {
+	dir := t.TempDir()
+	// A sparse file: a PNG signature, then MaxPNGSize bytes of nothing.
+	big := filepath.Join(dir, "big.png")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(pngSignature); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(MaxPNGSize + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = ReadGray(big, 28, 28)
+	wantErr(t, err, big, strconv.Itoa(MaxPNGSize+1), strconv.Itoa(MaxPNGSize)+"-byte limit")
+
+	// A size the caller asks for is bounded too.
+	if _, err := ReadGray(big, 1<<15, 1<<15); err == nil || !strings.Contains(err.Error(), "invalid image size") {
+		t.Errorf("2^30 pixels: error %v", err)
+	}
+}
+
+// A regular file that reports a size of 0 but has content (as in /proc) is
+// read no further than the limit.
+func TestReadFileLimitsTheRead(t *testing.T) {
+	const path = "/proc/self/status"
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() || st.Size() != 0 {
+		t.Skipf("%s is not an empty-looking regular file here", path)
+	}
+	_, err := readFile(path, 10)
+	if err == nil || !strings.Contains(err.Error(), "grew past the 10-byte limit") {
+		t.Errorf("error %v, want one about the limit", err)
+	}
+	b, err := readFile(path, 1<<20)
+	if err != nil || !strings.Contains(string(b), "Name:") {
+		t.Errorf("reading %s within the limit: %v, %q", path, err, b)
+	}
+}
+
+func TestReadDirRefusesNonRegularFiles(t *testing.T) {
+	good := make([]float32, 28*28)
+	newDir := func() string {
+		d := t.TempDir()
+		for _, n := range []string{"0.png", "9.png"} {
+			if err := WriteGray(filepath.Join(d, n), good, 28, 28); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	d := newDir()
+	fifo := filepath.Join(d, "5.png")
+	mkfifo(t, fifo)
+	err := callWithin(t, fifo, func() error { _, _, err := ReadDir(d, 28, 28); return err })
+	wantErr(t, err, fifo, "not a regular file")
+
+	d = newDir()
+	zero := filepath.Join(d, "5.png")
+	symlinkDevZero(t, zero)
+	_, _, err = ReadDir(d, 28, 28)
+	wantErr(t, err, zero, "not a regular file")
+
+	// The folder itself: a named pipe, or a link to a device.
+	pipeDir := filepath.Join(t.TempDir(), "pipe")
+	mkfifo(t, pipeDir)
+	err = callWithin(t, pipeDir, func() error { _, _, err := ReadDir(pipeDir, 28, 28); return err })
+	wantErr(t, err, pipeDir, "not a directory", "named pipe")
+	zeroDir := filepath.Join(t.TempDir(), "zero")
+	symlinkDevZero(t, zeroDir)
+	_, _, err = ReadDir(zeroDir, 28, 28)
+	wantErr(t, err, zeroDir, "not a directory")
+
+	// A link to a folder of images is followed.
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(newDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	if imgs, _, err := ReadDir(link, 28, 28); err != nil || len(imgs) != 2 {
+		t.Errorf("folder behind a symbolic link: %d images, %v", len(imgs), err)
+	}
+}

@@ -1,0 +1,248 @@
+// Package guard holds the checks that keep a command from losing the
+// user's data or the machine's memory: a bound on the memory a command may
+// plan to use, a refusal to write an output over one of its own inputs,
+// and an advisory lock on a training folder.
+//
+// Every check runs before the work starts, so a refused command has
+// created nothing (docs/RELIABILITY.md lists the promises and their tests).
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// MemoryEnv overrides the default memory limit, like --max-memory.
+const MemoryEnv = "LATENTLM_MAX_MEMORY"
+
+// DefaultMemoryFraction is the share of physical memory a command may plan
+// to use when neither --max-memory nor $LATENTLM_MAX_MEMORY says otherwise:
+// enough for every shipped recipe (the largest, demo --train, peaks at
+// 2.9 GB on a 24 GiB machine), and far from swapping the machine.
+const DefaultMemoryFraction = 0.5
+
+// PhysicalMemory is the machine's RAM in bytes (0 if unknown).
+func PhysicalMemory() float64 {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return float64(si.Totalram) * float64(si.Unit)
+}
+
+// ParseBytes reads a size such as 12GiB, 500MB, 2G or 1048576.
+func ParseBytes(s string) (float64, error) {
+	t := strings.TrimSpace(strings.ToLower(s))
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+		{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 || v != v || v > 1e18 {
+		return 0, fmt.Errorf("memory size %q: want a positive size such as 12GiB or 800MB", s)
+	}
+	return v * mult, nil
+}
+
+// MemoryLimit is the limit named by flag (if not empty), else by
+// $LATENTLM_MAX_MEMORY, else DefaultMemoryFraction of physical memory.
+func MemoryLimit(flag string) (float64, error) {
+	if flag != "" {
+		return ParseBytes(flag)
+	}
+	if env := os.Getenv(MemoryEnv); env != "" {
+		v, err := ParseBytes(env)
+		if err != nil {
+			return 0, fmt.Errorf("$%s: %w", MemoryEnv, err)
+		}
+		return v, nil
+	}
+	if p := PhysicalMemory(); p > 0 {
+		return DefaultMemoryFraction * p, nil
+	}
+	return 8 << 30, nil
+}
+
+// Bytes formats a size for messages.
+func Bytes(b float64) string {
+	switch {
+	case b >= 1<<40:
+		return fmt.Sprintf("%.3g TiB", b/(1<<40))
+	case b >= 1<<30:
+		return fmt.Sprintf("%.3g GiB", b/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.3g MiB", b/(1<<20))
+	}
+	return fmt.Sprintf("%.3g KiB", b/(1<<10))
+}
+
+// CheckMemory refuses work whose estimated memory exceeds limit, naming
+// both and the way to raise the limit.
+func CheckMemory(what string, estimate, limit float64) error {
+	if estimate > limit || estimate != estimate {
+		return fmt.Errorf("%s needs about %s of memory, more than the limit of %s (raise it with --max-memory or $%s)",
+			what, Bytes(estimate), Bytes(limit), MemoryEnv)
+	}
+	return nil
+}
+
+// CheckOutput refuses an output path that is, or lies inside, one of the
+// command's inputs (files or checkpoint folders, compared by identity with
+// os.SameFile, so links and other spellings are caught too), and one whose
+// folder is missing or not writable. Call it before the work starts.
+func CheckOutput(out string, inputs ...string) error {
+	if out == "" {
+		return errors.New("empty output path")
+	}
+	parent := filepath.Dir(filepath.Clean(out))
+	if st, err := os.Stat(parent); err != nil {
+		return fmt.Errorf("output %s: folder %s does not exist", out, parent)
+	} else if !st.IsDir() {
+		return fmt.Errorf("output %s: %s is not a folder", out, parent)
+	}
+	if err := unix.Access(parent, unix.W_OK); err != nil {
+		return fmt.Errorf("output %s: folder %s is not writable", out, parent)
+	}
+	for _, in := range inputs {
+		if in == "" {
+			continue
+		}
+		inSt, err := os.Stat(in)
+		if err != nil {
+			continue
+		}
+		if outSt, err := os.Stat(out); err == nil && os.SameFile(inSt, outSt) {
+			return fmt.Errorf("output %s is the input %s: choose another output", out, in)
+		}
+		if inSt.IsDir() && within(parent, inSt) {
+			return fmt.Errorf("output %s lies inside the input folder %s: choose another output", out, in)
+		}
+	}
+	return nil
+}
+
+// within reports whether dir is the folder dirSt or lies below it.
+func within(dir string, dirSt os.FileInfo) bool {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	for {
+		if st, err := os.Stat(d); err == nil && os.SameFile(st, dirSt) {
+			return true
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return false
+		}
+		d = up
+	}
+}
+
+// LockFile is the advisory lock a training run holds in its folder.
+const LockFile = ".lock"
+
+// Lock is a held advisory lock on a training folder.
+type Lock struct {
+	f       *os.File
+	dir     string
+	created bool
+}
+
+// LockDir creates dir if needed and takes its advisory lock (flock, which
+// the kernel drops when the holder dies, so a killed run never keeps it).
+// A second run on the same folder gets an error naming the folder.
+func LockDir(dir string) (*Lock, error) {
+	created := false
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", dir, err)
+		}
+		created = true
+	}
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s is in use by another training run (it holds %s); wait for it or choose another --out", dir, filepath.Join(dir, LockFile))
+		}
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return &Lock{f: f, dir: dir, created: created}, nil
+}
+
+// Unlock releases the lock. If LockDir created the folder and keep reports
+// that nothing worth keeping was written to it, the folder is removed, so
+// that a run refused before its first save leaves nothing behind.
+func (l *Lock) Unlock(keep func() bool) {
+	if l == nil || l.f == nil {
+		return
+	}
+	if l.created && !keep() {
+		_ = os.RemoveAll(l.dir)
+	}
+	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	_ = l.f.Close()
+	l.f = nil
+}
+
+// CheckOutputDir is CheckOutput for an output folder, which must also be
+// missing or empty: a multi-file output replaces nothing of the user's.
+func CheckOutputDir(dir string, inputs ...string) error {
+	if err := CheckOutput(dir, inputs...); err != nil {
+		return err
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("output folder %s already exists and is not empty: choose another", dir)
+	} else if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("output folder %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ReadFile reads a whole input file of at most limit bytes. It refuses what
+// is not a regular file before opening it (a FIFO would block, /dev/zero
+// never end), and reads through a limit in case the file grows meanwhile.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d this kind of file may have", path, st.Size(), limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: more than the %d bytes this kind of file may have", path, limit)
+	}
+	return b, nil
+}
