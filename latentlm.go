@@ -2,9 +2,9 @@ package latentlm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -86,6 +86,8 @@ type Generator struct {
 	tok     *vae.Model
 	// newSampler compiles a sampler for the tokenizer's latent grid.
 	newSampler func(opts lm.SampleOptions) (sampler, error)
+	// samplerBytes estimates the memory of sampling batch images at once.
+	samplerBytes func(batch int) float64
 	// The sampler of the latest options, kept so that repeated calls do not
 	// recompile; replaced (and closed) when the options change.
 	cached    sampler
@@ -143,17 +145,11 @@ func Load(dir string, opts ...Option) (g *Generator, err error) {
 // readModel reads the checkpoint of either kind into g and returns the
 // tokenizer record it was saved with.
 func (g *Generator) readModel(dir string) (lm.Tokenizer, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, checkpoint.ConfigFile))
+	kind, err := checkpoint.ReadKind(dir)
 	if err != nil {
-		return lm.Tokenizer{}, fmt.Errorf("latentlm: %s: not a checkpoint: %w", dir, err)
+		return lm.Tokenizer{}, fmt.Errorf("latentlm: %w", err)
 	}
-	var hdr struct {
-		Kind string `json:"kind"`
-	}
-	if err := json.Unmarshal(raw, &hdr); err != nil {
-		return lm.Tokenizer{}, fmt.Errorf("latentlm: %s: invalid JSON: %v", filepath.Join(dir, checkpoint.ConfigFile), err)
-	}
-	switch hdr.Kind {
+	switch kind {
 	case lm.Kind:
 		cfg, store, tok, err := lm.Load(dir)
 		if err != nil {
@@ -162,6 +158,9 @@ func (g *Generator) readModel(dir string) (lm.Tokenizer, error) {
 		g.kind, g.store = lm.Kind, store
 		g.classes, g.channels, g.maxItems = cfg.Vocab.Classes, cfg.Latent, cfg.MaxLen-3
 		g.params = nn.CountParams(cfg.Specs())
+		g.samplerBytes = func(batch int) float64 {
+			return nn.MemoryEstimate(cfg.Specs(), cfg.Activations(batch, cfg.MaxLen, 1, false), false)
+		}
 		g.newSampler = func(opts lm.SampleOptions) (sampler, error) {
 			return lm.NewSampler(g.backend, store, cfg, g.tok.Config.Items(), opts)
 		}
@@ -174,6 +173,9 @@ func (g *Generator) readModel(dir string) (lm.Tokenizer, error) {
 		g.kind, g.store = dit.Kind, store
 		g.classes, g.channels, g.maxItems = cfg.Classes, cfg.Latent, cfg.Items()
 		g.params = nn.CountParams(cfg.Specs())
+		g.samplerBytes = func(batch int) float64 {
+			return nn.MemoryEstimate(cfg.Specs(), cfg.Activations(batch, false), false)
+		}
 		g.newSampler = func(opts lm.SampleOptions) (sampler, error) {
 			if items := g.tok.Config.Items(); items != cfg.Items() {
 				return nil, fmt.Errorf("DiT %s makes grids of %d items, not %d", dir, cfg.Items(), items)
@@ -182,7 +184,7 @@ func (g *Generator) readModel(dir string) (lm.Tokenizer, error) {
 		}
 		return tok, nil
 	}
-	return lm.Tokenizer{}, fmt.Errorf("latentlm: %s: checkpoint holds a %q model, want %q or %q", dir, hdr.Kind, lm.Kind, dit.Kind)
+	return lm.Tokenizer{}, fmt.Errorf("latentlm: %s: checkpoint holds a %q model, want %q or %q", dir, kind, lm.Kind, dit.Kind)
 }
 
 // findTokenizer returns the tokenizer folder of the model in dir: explicit
@@ -211,6 +213,15 @@ func findTokenizer(dir, explicit string, rec lm.Tokenizer) (string, error) {
 		return "", fmt.Errorf("latentlm: tokenizer %s is not the one %s was trained with (sha256 %.12s…, want %.12s…)", tokDir, dir, sum, rec.SHA256)
 	}
 	return tokDir, nil
+}
+
+// MemoryEstimate is a generous estimate, in bytes, of the memory that
+// generating n images takes: the sampler at the batch size of WithBatch and
+// the n images. Compare it with the memory you can spare before a large
+// Generate (the command line refuses work over its --max-memory this way).
+func (g *Generator) MemoryEstimate(n int) float64 {
+	px := float64(g.imageSize * g.imageSize)
+	return g.samplerBytes(max(1, min(g.batch, n))) + float64(n)*px*4*8
 }
 
 // Kind is the model's architecture: KindLatentLM or KindDiT.
@@ -284,6 +295,11 @@ func (g *Generator) Generate(ctx context.Context, req Request, opts SampleOption
 			return nil, fmt.Errorf("latentlm: %w", err)
 		}
 		for i, px := range dec {
+			for _, v := range px {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return nil, fmt.Errorf("latentlm: model %s produced non-finite pixel values: its weights or the sampling options are broken", g.dir)
+				}
+			}
 			imgs = append(imgs, Image{Class: labels[start+i], Size: g.imageSize, Pixels: px})
 		}
 	}

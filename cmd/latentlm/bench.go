@@ -123,7 +123,7 @@ func runBenchSub(sub string, args []string) error {
 		est := lmTrainBytes(base, bs, 51, 4)
 		if *arch == dit.Kind {
 			dc := dit.FromLM(base, 7)
-			est = nn.MemoryEstimate(dc.Specs(), ditActivations(dc, bs, true), true)
+			est = nn.MemoryEstimate(dc.Specs(), dc.Activations(bs, true), true)
 		}
 		if err := fs.checkMemory("bench train", est); err != nil {
 			return err
@@ -159,10 +159,10 @@ func runBenchSub(sub string, args []string) error {
 			for _, n := range sizes {
 				sc := base
 				sc.MaxLen = 52
-				est := nn.MemoryEstimate(sc.Specs(), lmActivations(sc, n, 52, 1, false), false)
+				est := nn.MemoryEstimate(sc.Specs(), sc.Activations(n, 52, 1, false), false)
 				if a == dit.Kind {
 					dc := dit.FromLM(base, 7)
-					est = nn.MemoryEstimate(dc.Specs(), ditActivations(dc, n, false), false)
+					est = nn.MemoryEstimate(dc.Specs(), dc.Activations(n, false), false)
 				}
 				if err := fs.checkMemory(fmt.Sprintf("bench sample (%s, batch %d)", a, n), est+imageBytes(n, 28*28)); err != nil {
 					return err

@@ -302,7 +302,7 @@ func runEval(args []string) error {
 			rows = append(rows, *row)
 		}
 	default:
-		row, err := ec.generated(b, *modelDir, *vaeDir, sf.options(), *batch, *saveDir)
+		row, err := ec.generated(*backendName, *modelDir, *vaeDir, sf.options(), *batch, *saveDir)
 		if err != nil {
 			return err
 		}
@@ -340,7 +340,7 @@ func plural(n int, s string) string {
 }
 
 // generated samples n images of the model, class i%classes for the i-th.
-func (e *evalContext) generated(b compute.Backend, modelDir, vaeDir string, opts lm.SampleOptions, batch int, saveDir string) (*evalRow, error) {
+func (e *evalContext) generated(backendName, modelDir, vaeDir string, opts lm.SampleOptions, batch int, saveDir string) (*evalRow, error) {
 	t := time.Now()
 	var err error
 	if modelDir == "" {
@@ -348,23 +348,24 @@ func (e *evalContext) generated(b compute.Backend, modelDir, vaeDir string, opts
 			return nil, err
 		}
 	}
-	m, err := loadModel(b, modelDir, vaeDir)
+	m, err := loadModel(backendName, modelDir, vaeDir, batch)
 	if err != nil {
 		return nil, err
 	}
+	defer m.Close()
 	if saveDir != "" {
-		if err := guard.CheckOutputDir(saveDir, m.dir, m.tokenDir); err != nil {
+		if err := guard.CheckOutputDir(saveDir, m.Dir(), m.TokenizerDir()); err != nil {
 			return nil, err
 		}
 	}
-	if m.classes != e.clf.Config.Classes {
-		return nil, fmt.Errorf("model %s has %d classes, classifier %s %d", modelDir, m.classes, e.clfPath, e.clf.Config.Classes)
+	if m.Classes() != e.clf.Config.Classes {
+		return nil, fmt.Errorf("model %s has %d classes, classifier %s %d", modelDir, m.Classes(), e.clfPath, e.clf.Config.Classes)
 	}
-	if s := m.tokenizer.Config.ImageSize; s != e.clf.Config.ImageSize {
+	if s := m.ImageSize(); s != e.clf.Config.ImageSize {
 		return nil, fmt.Errorf("model %s makes %d×%d images, classifier %s takes %d×%d", modelDir, s, s, e.clfPath, e.clf.Config.ImageSize, e.clf.Config.ImageSize)
 	}
-	labels := classLabels(e.n, m.classes)
-	imgs, err := m.generate(b, labels, opts, batch)
+	labels := classLabels(e.n, m.Classes())
+	imgs, err := generate(m, labels, opts)
 	if err != nil {
 		return nil, err
 	}

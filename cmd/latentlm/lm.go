@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -156,7 +155,7 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 	rs, err := startRun(o.out, o.arch, cfg, o.seed, o.resume, o.flags, func() float64 {
 		dataset := float64(ds.N) * float64(tc.Items()*tc.Channels) * 8 // μ and σ of every image
 		if o.arch == dit.Kind {
-			return dataset + nn.MemoryEstimate(ditCfg.Specs(), ditActivations(ditCfg, o.batch*o.batchMul, true), true)
+			return dataset + nn.MemoryEstimate(ditCfg.Specs(), ditCfg.Activations(o.batch*o.batchMul, true), true)
 		}
 		return dataset + lmTrainBytes(lmCfg, o.batch, tc.Items()+2, o.batchMul)
 	})
@@ -232,7 +231,7 @@ func trainLM(ctx context.Context, o lmTrainOptions) (string, error) {
 			}
 		}
 		if o.sampleEvery > 0 && (step%o.sampleEvery == 0 || step == o.steps) {
-			return writeClassGrid(b, o.out, tokenizer, filepath.Join(o.out, fmt.Sprintf("samples-%06d.png", step)), 4)
+			return writeClassGrid(o.backend, o.out, o.vaeDir, filepath.Join(o.out, fmt.Sprintf("samples-%06d.png", step)), 4)
 		}
 		return nil
 	}
@@ -278,21 +277,21 @@ func gcd(a, b int64) int64 {
 
 // writeClassGrid samples perClass images of every class from the checkpoint
 // in dir and writes them as a grid, one row per class.
-func writeClassGrid(b compute.Backend, dir string, tokenizer *vae.Model, out string, perClass int) error {
-	gen, err := loadGenerator(dir)
+func writeClassGrid(backendName, dir, tokenizerDir, out string, perClass int) error {
+	g, err := loadModel(backendName, dir, tokenizerDir, 64)
 	if err != nil {
 		return err
 	}
+	defer g.Close()
 	var labels []int
-	for c := range gen.classes {
+	for c := range g.Classes() {
 		for range perClass {
 			labels = append(labels, c)
 		}
 	}
-	m := &loadedModel{generator: gen, tokenizer: tokenizer}
-	imgs, err := m.generate(b, labels, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}, 64)
+	imgs, err := generate(g, labels, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1})
 	if err != nil {
 		return err
 	}
-	return imageio.WriteGrid(out, imgs, tokenizer.Config.ImageSize, tokenizer.Config.ImageSize, perClass)
+	return imageio.WriteGrid(out, imgs, g.ImageSize(), g.ImageSize(), perClass)
 }

@@ -85,7 +85,10 @@ func run(args []string) (code int) {
 				return 0
 			}
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "latentlm %s: %s\n", c.name, firstLine(err.Error()))
+				// Errors of the public package carry its name; the
+				// command's own prefix says the same.
+				msg := strings.TrimPrefix(firstLine(err.Error()), "latentlm: ")
+				fmt.Fprintf(os.Stderr, "latentlm %s: %s\n", c.name, msg)
 				return 1
 			}
 			return 0

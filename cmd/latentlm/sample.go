@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gomlx/compute"
 
+	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/lm"
 )
@@ -51,25 +51,22 @@ func runSample(args []string) error {
 	if *sf.steps < 0 {
 		return errors.New("--steps must be ≥ 0")
 	}
-	b, _, err := openBackend(*backendName)
+	m, err := loadModel(*backendName, *sf.model, *sf.vae, *sf.batch)
 	if err != nil {
 		return err
 	}
-	m, err := loadModel(b, *sf.model, *sf.vae)
+	defer m.Close()
+	classes, err := parseClasses(*class, m.Classes())
 	if err != nil {
 		return err
 	}
-	classes, err := parseClasses(*class, m.classes)
-	if err != nil {
+	if err := checkSampling(fs, m, *n*len(classes), *out); err != nil {
 		return err
 	}
-	if err := m.checkSampling(fs, *n*len(classes), *sf.batch, *out); err != nil {
-		return err
-	}
-	return sampleGrid(b, m, classes, *n, sf.options(), *sf.batch, *out)
+	return sampleGrid(m, classes, *n, sf.options(), *out)
 }
 
-func sampleGrid(b compute.Backend, m *loadedModel, classes []int, n int, opts lm.SampleOptions, batch int, out string) error {
+func sampleGrid(m *latentlm.Generator, classes []int, n int, opts lm.SampleOptions, out string) error {
 	var labels []int
 	for _, c := range classes {
 		for range n {
@@ -77,11 +74,11 @@ func sampleGrid(b compute.Backend, m *loadedModel, classes []int, n int, opts lm
 		}
 	}
 	t0 := time.Now()
-	imgs, err := m.generate(b, labels, opts, batch)
+	imgs, err := generate(m, labels, opts)
 	if err != nil {
 		return err
 	}
-	size := m.tokenizer.Config.ImageSize
+	size := m.ImageSize()
 	rowLabels := make([]string, len(classes))
 	for i, c := range classes {
 		rowLabels[i] = strconv.Itoa(c)
@@ -104,11 +101,8 @@ func runDemo(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b, _, err := openBackend(*backendName)
-	if err != nil {
-		return err
-	}
 	modelDir := ""
+	var err error
 	if *retrain {
 		ctx, cancel := signalContext()
 		defer cancel()
@@ -116,15 +110,16 @@ func runDemo(args []string) error {
 			return err
 		}
 	}
-	m, err := loadModel(b, modelDir, "")
+	m, err := loadModel(*backendName, modelDir, "", 80)
 	if err != nil {
 		return err
 	}
-	all, _ := parseClasses("all", m.classes)
-	if err := m.checkSampling(fs, 8*len(all), 80, *out); err != nil {
+	defer m.Close()
+	all, _ := parseClasses("all", m.Classes())
+	if err := checkSampling(fs, m, 8*len(all), *out); err != nil {
 		return err
 	}
-	return sampleGrid(b, m, all, 8, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}, 80, *out)
+	return sampleGrid(m, all, 8, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}, *out)
 }
 
 // demoChannels is the latent width of the tokenizer that `demo --train`
