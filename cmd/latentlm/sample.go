@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-
 	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/lm"
