@@ -366,6 +366,28 @@ func TestReadFile(t *testing.T) {
 	}
 }
 
+// lockWithin runs guard.LockDir in a goroutine so that a lock that blocks
+// instead of failing fails the test instead of hanging it.
+func lockWithin(t *testing.T, dir string) (*guard.Lock, error) {
+	t.Helper()
+	type result struct {
+		l   *guard.Lock
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		l, err := guard.LockDir(dir)
+		done <- result{l, err}
+	}()
+	select {
+	case r := <-done:
+		return r.l, r.err
+	case <-time.After(5 * time.Second):
+		t.Fatalf("LockDir(%s) still waiting after 5 s: it must fail at once when the folder is in use", dir)
+		return nil, nil
+	}
+}
+
 func TestLockDirExclusive(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	l1, err := guard.LockDir(dir)
@@ -375,7 +397,7 @@ func TestLockDirExclusive(t *testing.T) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		t.Fatalf("LockDir did not create %s: %v", dir, err)
 	}
-	l2, err := guard.LockDir(dir)
+	l2, err := lockWithin(t, dir)
 	if err == nil {
 		l2.Unlock(func() bool { return true })
 		t.Fatal("second LockDir on a held folder succeeded")
@@ -490,7 +512,7 @@ func TestLockReleasedWhenHolderDies(t *testing.T) {
 	}
 
 	// While the other process lives, the folder is in use.
-	if l, err := guard.LockDir(dir); err == nil {
+	if l, err := lockWithin(t, dir); err == nil {
 		l.Unlock(func() bool { return true })
 		t.Fatal("LockDir succeeded while another process holds the lock")
 	} else if !strings.Contains(err.Error(), "in use") {
@@ -503,7 +525,7 @@ func TestLockReleasedWhenHolderDies(t *testing.T) {
 	_ = cmd.Wait()
 	killed = true
 
-	l, err := guard.LockDir(dir)
+	l, err := lockWithin(t, dir)
 	if err != nil {
 		t.Fatalf("LockDir after the holder was killed: %v", err)
 	}
