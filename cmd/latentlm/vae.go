@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/internal/atomicfile"
