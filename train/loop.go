@@ -59,7 +59,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	for step := start; step < l.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			bar.Finish()
-			if l.Hook != nil {
+			if l.Hook != nil && hooked != step {
 				if herr := l.Hook(step, l.History); herr != nil {
 					return herr
 				}

@@ -10,7 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
+	"regexp"
 	"syscall"
 )
 
@@ -108,6 +108,10 @@ func SyncDir(dir string) error {
 	return nil
 }
 
+// stalePattern matches the names os.CreateTemp and os.MkdirTemp give the
+// temporaries of Write and WriteDir: ".<name>.<digits>.tmp".
+var stalePattern = regexp.MustCompile(`^\..+\.[0-9]+\.tmp$`)
+
 // RemoveStale deletes the temporary files and folders that Write and
 // WriteDir leave behind when a process is killed mid-write. Call it only
 // where no other writer can be active (under the folder's lock).
@@ -120,8 +124,8 @@ func RemoveStale(dir string) error {
 		return err
 	}
 	for _, e := range entries {
-		if n := e.Name(); strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
-			if err := os.RemoveAll(filepath.Join(dir, n)); err != nil {
+		if stalePattern.MatchString(e.Name()) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}
 		}

@@ -109,7 +109,18 @@ func CheckOutput(out string, inputs ...string) error {
 	if out == "" {
 		return errors.New("empty output path")
 	}
-	parent := filepath.Dir(filepath.Clean(out))
+	// The folder as the kernel will resolve it: a link followed by ".."
+	// leads elsewhere than the text suggests, so the parent is resolved
+	// before it is cleaned.
+	parent := "."
+	if i := strings.LastIndex(out, string(filepath.Separator)); i >= 0 {
+		parent = out[:i+1]
+	}
+	if real, err := filepath.EvalSymlinks(parent); err == nil {
+		parent = real
+	} else {
+		parent = filepath.Clean(parent)
+	}
 	if st, err := os.Stat(parent); err != nil {
 		return fmt.Errorf("output %s: folder %s does not exist", out, parent)
 	} else if !st.IsDir() {
