@@ -43,9 +43,6 @@ func checkSampling(fs *flags, g *latentlm.Generator, n int, out string) error {
 	if err := fs.checkMemory(fmt.Sprintf("generating %d images", n), g.MemoryEstimate(n)); err != nil {
 		return err
 	}
-	if out == "" {
-		return nil
-	}
 	return guard.CheckOutput(out, g.Dir(), g.TokenizerDir())
 }
 

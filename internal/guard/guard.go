@@ -106,6 +106,13 @@ func CheckMemory(what string, estimate, limit float64) error {
 // os.SameFile, so links and other spellings are caught too), and one whose
 // folder is missing or not writable. Call it before the work starts.
 func CheckOutput(out string, inputs ...string) error {
+	if st, err := os.Stat(out); err == nil && st.IsDir() {
+		return fmt.Errorf("output %s is a folder: give a file name", out)
+	}
+	return checkOutput(out, inputs)
+}
+
+func checkOutput(out string, inputs []string) error {
 	if out == "" {
 		return errors.New("empty output path")
 	}
@@ -129,6 +136,12 @@ func CheckOutput(out string, inputs ...string) error {
 	if err := unix.Access(parent, unix.W_OK); err != nil {
 		return fmt.Errorf("output %s: folder %s is not writable", out, parent)
 	}
+	// An existing output that is a link points somewhere too: that place
+	// must not be inside an input either.
+	folders := []string{parent}
+	if target, err := filepath.EvalSymlinks(out); err == nil {
+		folders = append(folders, filepath.Dir(target))
+	}
 	for _, in := range inputs {
 		if in == "" {
 			continue
@@ -140,8 +153,10 @@ func CheckOutput(out string, inputs ...string) error {
 		if outSt, err := os.Stat(out); err == nil && os.SameFile(inSt, outSt) {
 			return fmt.Errorf("output %s is the input %s: choose another output", out, in)
 		}
-		if inSt.IsDir() && within(parent, inSt) {
-			return fmt.Errorf("output %s lies inside the input folder %s: choose another output", out, in)
+		for _, f := range folders {
+			if inSt.IsDir() && within(f, inSt) {
+				return fmt.Errorf("output %s lies inside the input folder %s: choose another output", out, in)
+			}
 		}
 	}
 	return nil
@@ -218,7 +233,7 @@ func (l *Lock) Unlock(keep func() bool) {
 // CheckOutputDir is CheckOutput for an output folder, which must also be
 // missing or empty: a multi-file output replaces nothing of the user's.
 func CheckOutputDir(dir string, inputs ...string) error {
-	if err := CheckOutput(dir, inputs...); err != nil {
+	if err := checkOutput(dir, inputs); err != nil {
 		return err
 	}
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
