@@ -3,11 +3,9 @@ package main
 import (
 	"fmt"
 	"runtime"
-	"strings"
-
-	"golang.org/x/sys/cpu"
 
 	"github.com/latentlm/latentlm/backend"
+	"github.com/latentlm/latentlm/benchmark"
 	"github.com/latentlm/latentlm/internal/deps"
 )
 
@@ -34,7 +32,7 @@ func runInfo(args []string) error {
 	} else {
 		fmt.Printf("onnxruntime: missing (%v)\n", err)
 	}
-	fmt.Printf("cpu:       %d cores; %s\n", runtime.NumCPU(), cpuFeatures())
+	fmt.Printf("cpu:       %d cores; %s\n", runtime.NumCPU(), benchmark.CPUFeatures())
 	fmt.Printf("simd build: %v (GOEXPERIMENT=simd)\n", simdBuild)
 	fmt.Println("data:")
 	for _, it := range deps.Status() {
@@ -49,25 +47,4 @@ func runInfo(args []string) error {
 		fmt.Println(line)
 	}
 	return nil
-}
-
-func cpuFeatures() string {
-	var f []string
-	add := func(ok bool, name string) {
-		if ok {
-			f = append(f, name)
-		}
-	}
-	add(cpu.X86.HasAVX, "avx")
-	add(cpu.X86.HasAVX2, "avx2")
-	add(cpu.X86.HasFMA, "fma")
-	add(cpu.X86.HasAVX512F, "avx512f")
-	add(cpu.X86.HasAVX512BW, "avx512bw")
-	add(cpu.X86.HasAVX512VNNI, "avx512vnni")
-	add(cpu.X86.HasAVX512BF16, "avx512bf16")
-	add(cpu.ARM64.HasASIMD, "asimd")
-	if len(f) == 0 {
-		return "no SIMD extensions detected"
-	}
-	return strings.Join(f, " ")
 }
