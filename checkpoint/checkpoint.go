@@ -31,6 +31,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/internal/boundedio"
 	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/safetensors"
@@ -298,9 +299,9 @@ func DecodeInfo(h *Header, key string, v any) error {
 // FileSHA256 is the hex sha256 of a file, used to tie a model to the exact
 // tokenizer it was trained with.
 func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+	f, _, _, err := boundedio.Open(path, safetensors.MaxFileSize)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	defer f.Close()
 	h := sha256.New()

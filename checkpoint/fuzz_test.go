@@ -69,9 +69,11 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add([]byte(`{"kind":`), uint8(2))
 	f.Add([]byte("\xff\xfe"), uint8(3))
 	f.Add([]byte{}, uint8(0))
+	// One folder, its config.json rewritten by each execution: they run one
+	// at a time in a process.
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, raw []byte, kind uint8) {
 		k := fuzzKinds[int(kind)%len(fuzzKinds)]
-		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, checkpoint.ConfigFile), raw, 0o644); err != nil {
 			t.Fatal(err)
 		}

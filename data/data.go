@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/latentlm/latentlm/internal/boundedio"
 	"github.com/latentlm/latentlm/internal/deps"
 )
 
@@ -222,26 +223,16 @@ const maxTrailing = 1 << 20
 // the data are read; the file is also read through a limit, in case it grows
 // meanwhile or misreports its size.
 func readIdx(path string, magic uint32, rank int) ([]uint8, []int, error) {
-	st, err := os.Stat(path)
+	hdrLen := int64(4 * (1 + rank))
+	f, r, st, err := boundedio.Open(path, maxFileSize(hdrLen+maxElements))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil, fmt.Errorf("%s: missing: run `make setup` (or scripts/setup.sh)", path)
 		}
-		return nil, nil, err // *PathError names the file
-	}
-	if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s: not a regular file (%s)", path, fileKind(st.Mode()))
-	}
-	hdrLen := int64(4 * (1 + rank))
-	if limit := maxFileSize(hdrLen + maxElements); st.Size() > limit {
-		return nil, nil, fmt.Errorf("%s: file of %d bytes exceeds the %d-byte limit", path, st.Size(), limit)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer f.Close()
-	buf, dims, err := parseIdx(io.LimitReader(f, st.Size()+1), st.Size(), magic, rank)
+	buf, dims, err := parseIdx(r, st.Size(), magic, rank)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -307,23 +298,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// fileKind names what a non-regular file is, for error messages.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a block device"
-	}
-	return "mode " + m.String()
 }
 
 // readN reads exactly n bytes, growing the buffer as data arrive rather than

@@ -110,11 +110,13 @@ func FuzzLoadDir(f *testing.F) {
 	f.Add(tinyLabels, tinyImages, true)                              // swapped
 	f.Add([]byte("hello"), gz(tinyLabels), false)                    // not gzip
 	f.Add(tinyImages[:10], tinyLabels, true)                         // short header
+	// One folder, its files rewritten by each execution: they run one at a
+	// time in a process.
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, images, labels []byte, compress bool) {
 		if compress {
 			images, labels = gz(images), gz(labels)
 		}
-		dir := t.TempDir()
 		for name, b := range map[string][]byte{imagesFile: images, labelsFile: labels} {
 			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 				t.Fatal(err)

@@ -201,8 +201,18 @@ func FuzzReadDir(f *testing.F) {
 	f.Add(s["gray"], s["gray"], uint8(3<<2)) // b.jpg
 	f.Add(s["jpeg"], s["gray"], uint8(3<<4)) // 3×4 asked, 4×3 given
 	f.Add(s["truncated"], s["empty"], uint8(0))
+	// One folder, emptied after each execution: they run one at a time in
+	// a process.
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, a, b []byte, layout uint8) {
-		dir := t.TempDir()
+		defer func() {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}()
 		nameA, nameB := dirNamesA[layout&3], dirNamesB[layout>>2&3]
 		size := dirSizes[layout>>4&3]
 		if err := os.WriteFile(filepath.Join(dir, nameA), a, 0o644); err != nil {

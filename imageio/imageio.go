@@ -23,7 +23,6 @@ import (
 	"image/draw"
 	"image/png"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -34,6 +33,7 @@ import (
 	"golang.org/x/image/math/fixed"
 
 	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/internal/boundedio"
 )
 
 // gridPad is the padding, in output pixels, around and between grid cells.
@@ -220,85 +220,11 @@ func readGray(path string, h, w int) ([]float32, error) {
 	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
 		return nil, fmt.Errorf("invalid image size %dx%d", h, w)
 	}
-	data, err := readFile(path, MaxPNGSize)
+	data, err := boundedio.ReadFile(path, MaxPNGSize)
 	if err != nil {
 		return nil, err
 	}
 	return decodeGray(data, h, w)
-}
-
-// readFile reads the regular file at path, of at most limit bytes. The
-// checks come before the file is opened, since opening a named pipe blocks
-// until a writer appears, and a device such as /dev/zero never ends; the
-// errors leave naming the path to the caller.
-func readFile(path string, limit int64) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, unwrapPath(err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fileKind(st.Mode()))
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("file of %d bytes exceeds the %d-byte limit", st.Size(), limit)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, unwrapPath(err)
-	}
-	defer f.Close()
-	// Read through a limit as well, for a file that grows after the check
-	// or misreports its size. One byte of room past the stat size lets the
-	// read see EOF without growing the buffer; reading one byte past the
-	// limit shows a file that grew.
-	lr := &io.LimitedReader{R: f, N: limit + 1}
-	b := make([]byte, 0, st.Size()+1)
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := lr.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, unwrapPath(err)
-		}
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("file grew past the %d-byte limit while being read", limit)
-	}
-	return b, nil
-}
-
-// unwrapPath drops the path from a *PathError, which ReadGray's caller
-// already names, but keeps it matching errors.Is(err, os.ErrNotExist).
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
-	}
-	return err
-}
-
-// fileKind names what a non-regular file is, for error messages.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m.IsRegular():
-		return "a regular file"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a block device"
-	}
-	return "mode " + m.String()
 }
 
 // decodeGray is readGray on the contents of a file.
@@ -381,10 +307,10 @@ func sniff(data []byte) string {
 func ReadDir(dir string, h, w int) ([][]float32, []string, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("imageio: reading folder %s: %w", dir, unwrapPath(err))
+		return nil, nil, fmt.Errorf("imageio: reading folder %s: %w", dir, err)
 	}
 	if !st.IsDir() {
-		return nil, nil, fmt.Errorf("imageio: reading folder %s: not a directory (%s)", dir, fileKind(st.Mode()))
+		return nil, nil, fmt.Errorf("imageio: reading folder %s: not a directory (%s)", dir, boundedio.FileKind(st.Mode()))
 	}
 	entries, err := os.ReadDir(dir) // sorted by file name
 	if err != nil {

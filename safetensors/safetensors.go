@@ -22,13 +22,13 @@ import (
 	"io"
 	"math"
 	"math/bits"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/internal/boundedio"
 )
 
 // DType is a safetensors element type, spelled as in the header.
@@ -324,76 +324,15 @@ const MaxFileSize = 1 << 30
 // device such as /dev/zero would otherwise be read without end, and opening
 // a named pipe would block.
 func Load(path string) (*File, error) {
-	b, err := readFile(path, MaxFileSize)
+	b, err := boundedio.ReadFile(path, MaxFileSize)
 	if err != nil {
-		return nil, err // names the path
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	f, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
-}
-
-// readFile reads the regular file at path, of at most limit bytes. The
-// checks come before the file is opened, since opening a named pipe blocks
-// until a writer appears.
-func readFile(path string, limit int64) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err // a *PathError names the path
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fileKind(st.Mode()))
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: file of %d bytes exceeds the %d-byte limit", path, st.Size(), limit)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	// Read through a limit as well, for a file that grows after the check
-	// or misreports its size. One byte of room past the stat size lets the
-	// read see EOF without growing the buffer; reading one byte past the
-	// limit shows a file that grew.
-	lr := &io.LimitedReader{R: f, N: limit + 1}
-	b := make([]byte, 0, st.Size()+1)
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := lr.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: file grew past the %d-byte limit while being read", path, limit)
-	}
-	return b, nil
-}
-
-// fileKind names what a non-regular file is, for error messages.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeCharDevice != 0:
-		return "a character device"
-	case m&os.ModeDevice != 0:
-		return "a block device"
-	}
-	return "mode " + m.String()
 }
 
 // Parse decodes a whole file held in memory. The tensors' Data alias b (with

@@ -10,12 +10,12 @@ package guard
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/latentlm/latentlm/internal/boundedio"
 	"golang.org/x/sys/unix"
 )
 
@@ -244,31 +244,13 @@ func CheckOutputDir(dir string, inputs ...string) error {
 	return nil
 }
 
-// ReadFile reads a whole input file of at most limit bytes. It refuses what
-// is not a regular file before opening it (a FIFO would block, /dev/zero
-// never end), and reads through a limit in case the file grows meanwhile.
+// ReadFile reads a whole input file of at most limit bytes through
+// boundedio (regular files only, size checked before and while reading),
+// with errors that name the path.
 func ReadFile(path string, limit int64) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d this kind of file may have", path, st.Size(), limit)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	b, err := boundedio.ReadFile(path, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: more than the %d bytes this kind of file may have", path, limit)
 	}
 	return b, nil
 }
