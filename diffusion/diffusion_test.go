@@ -1,6 +1,7 @@
 package diffusion
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -63,15 +64,16 @@ func TestDPMSolverTimesteps(t *testing.T) {
 }
 
 // gaussianDenoiser is the exact denoiser of x₀ ~ N(m, s²): for
-// x_t = α·x₀ + σ·ε, E[ε | x_t] = σ·(x_t − α·m)/(α²s² + σ²).
-func gaussianDenoiser(sched *Schedule, target Target, m, s float64) Denoiser {
+// x_t = α·x₀ + σ·ε, E[ε | x_t] = σ·(x_t − α·m)/(α²s² + σ²). m is a scalar
+// node (a condition of the solver).
+func gaussianDenoiser(sched *Schedule, target Target, m *Node, s float64) Denoiser {
 	return func(x, t *Node) *Node {
 		g := x.Graph()
 		ab := Gather(Const(g, sched.AlphaBars), Reshape(ConvertDType(t, dtypes.Int32), 1))
 		ab = ConvertDType(ab, x.DType())
 		alpha, sigma := Sqrt(ab), Sqrt(OneMinus(ab))
 		den := Add(MulScalar(ab, s*s), OneMinus(ab))
-		eps := Div(Mul(Sub(x, MulScalar(alpha, m)), sigma), den)
+		eps := Div(Mul(Sub(x, Mul(alpha, m)), sigma), den)
 		if target == Velocity {
 			x0 := Div(Sub(x, Mul(eps, sigma)), alpha)
 			return Sub(Mul(eps, alpha), Mul(x0, sigma))
@@ -80,9 +82,10 @@ func gaussianDenoiser(sched *Schedule, target Target, m, s float64) Denoiser {
 	}
 }
 
-// gaussianSamples draws n samples with plan. With loop set, each step is a
-// separate call of one compiled step graph (as long plans such as DDPM's
-// 1000 steps must run); otherwise the plan is unrolled in one graph.
+// gaussianSamples draws n samples with plan through a Solver, the mean m
+// passed as the solver's input and condition. With loop set the plan runs
+// as a host loop of one compiled step (as long plans such as DDPM's 1000
+// steps must), otherwise unrolled in one graph.
 func gaussianSamples(t *testing.T, sched *Schedule, plan Plan, target Target, loop bool, n int, m, s float64) []float64 {
 	t.Helper()
 	b := testutil.Backend(t, "")
@@ -90,36 +93,24 @@ func gaussianSamples(t *testing.T, sched *Schedule, plan Plan, target Target, lo
 	if err := store.SetRNGStateFromSeed(7); err != nil {
 		t.Fatal(err)
 	}
-	denoise := gaussianDenoiser(sched, target, m, s)
-	shape := shapes.Make(dtypes.Float32, n)
-	var out *tensors.Tensor
-	var err error
-	if !loop {
-		out, err = model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node {
-			x := scope.RandomNormal(g, shape)
-			return sched.Run(plan, x, target, denoise, func(int) *Node { return scope.RandomNormal(g, shape) })
-		})
-	} else {
-		var init *tensors.Tensor
-		if init, err = model.CallOnce(b, store, func(scope *model.Scope, g *Graph) *Node { return scope.RandomNormal(g, shape) }); err != nil {
-			t.Fatal(err)
-		}
-		exec, err2 := model.NewExec(b, store, func(scope *model.Scope, x, prev, coeffs *Node) (*Node, *Node) {
-			return Update(x, prev, coeffs, target, denoise, scope.RandomNormal(x.Graph(), shape))
-		})
-		if err2 != nil {
-			t.Fatal(err2)
-		}
-		x, prev := init, tensors.FromShape(shape)
-		for _, st := range plan {
-			outs, err3 := exec.Call(x, prev, sched.CoeffsTensor(st, dtypes.Float32))
-			if err3 != nil {
-				t.Fatal(err3)
-			}
-			x, prev = outs[0], outs[1]
-		}
-		out = x
+	solver, err := NewSolver(b, store, sched, plan, target, SolverGraphs{
+		Loop: loop,
+		Noise: func(scope *model.Scope, in []*Node) *Node {
+			return scope.RandomNormal(in[0].Graph(), shapes.Make(dtypes.Float32, n))
+		},
+		Denoiser: func(_ *model.Scope, conds []*Node) Denoiser {
+			return gaussianDenoiser(sched, target, conds[0], s)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer solver.Close()
+	if solver.Looped() != (loop || len(plan) > MaxUnrolledSteps) {
+		t.Fatalf("loop %v, %d steps: solver looped %v", loop, len(plan), solver.Looped())
+	}
+	mean := tensors.FromScalar(float32(m))
+	out, err := solver.Solve(mean)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,5 +200,63 @@ func TestTargetsInvert(t *testing.T) {
 				t.Errorf("%v at t=%d: x̂₀ differs from x₀ by %.3g relative", target, step, e)
 			}
 		}
+	}
+}
+
+// TestGuide: classifier-free guidance is uncond + scale·(cond − uncond),
+// and Guided feeds both streams the same x and t, conditional rows first.
+func TestGuide(t *testing.T) {
+	b := testutil.Backend(t, "")
+	x := []float64{1, -2, 0.5, 3, -1, 2} // n = 3 items of 2 values
+	const scale, tStep = 2.5, 417
+	out, err := model.CallOnce(b, model.NewStore(), func(scope *model.Scope, xN *Node) *Node {
+		g := xN.Graph()
+		// The conditional streams predict 3·x + t, the unconditional x − t.
+		twoStreams := func(x2, t2 *Node) *Node {
+			if d := x2.Shape().Dimensions; d[0] != 6 || d[1] != 2 || t2.Shape().Dimensions[0] != 6 {
+				panic(fmt.Sprintf("Guided passed x %v, t %v", x2.Shape(), t2.Shape()))
+			}
+			sign := Const(g, tensors.FromFlatDataAndDimensions([]float64{1, 1, 1, -1, -1, -1}, 6, 1))
+			k := Const(g, tensors.FromFlatDataAndDimensions([]float64{3, 3, 3, 1, 1, 1}, 6, 1))
+			return Add(Mul(x2, k), Mul(sign, InsertAxes(t2, -1)))
+		}
+		return Guided(twoStreams, scale)(xN, Scalar(g, dtypes.Float64, tStep))
+	}, tensors.FromFlatDataAndDimensions(x, 3, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tensors.MustCopyFlatData[float64](out)
+	for i, v := range x {
+		cond, uncond := 3*v+tStep, v-tStep
+		if want := uncond + scale*(cond-uncond); math.Abs(got[i]-want) > 1e-9*math.Abs(want) {
+			t.Errorf("value %d: guided %v, want %v", i, got[i], want)
+		}
+	}
+}
+
+// TestSolverClose: Solve fails after Close, in both modes.
+func TestSolverClose(t *testing.T) {
+	sched := Cosine(1000)
+	plan, err := sched.PlanFor(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, loop := range []bool{false, true} {
+		s, err := NewSolver(testutil.Backend(t, ""), model.NewStore(), sched, plan, Epsilon, SolverGraphs{
+			Loop:     loop,
+			Noise:    func(_ *model.Scope, in []*Node) *Node { return in[0] },
+			Denoiser: func(*model.Scope, []*Node) Denoiser { return func(x, _ *Node) *Node { return x } },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s.Close()
+		if _, err := s.Solve(tensors.FromScalar(float32(1))); err == nil || !s.Closed() {
+			t.Errorf("loop %v: Solve after Close: %v", loop, err)
+		}
+	}
+	if _, err := NewSolver(nil, nil, sched, plan, Epsilon, SolverGraphs{}); err == nil {
+		t.Error("a solver without graphs accepted")
 	}
 }

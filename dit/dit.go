@@ -154,7 +154,7 @@ func (c Config) Forward(w nn.Weights, xt, t, labels *Node) *Node {
 	for i := range c.Depth {
 		p := fmt.Sprintf("blocks.%d", i)
 		mod := w.Get("%s.adaLN_modulation.1.weight", p)
-		h, _ := attn.Forward(w, p+".attn", nn.Modulate(nn.RMSNorm(x), part(mod, 0), part(mod, 1)), nil, false, nil)
+		h, _ := attn.Forward(w, p+".attn", nn.Modulate(nn.RMSNorm(x), part(mod, 0), part(mod, 1)), nn.AttentionOptions{})
 		x = Add(x, Mul(part(mod, 2), h))
 		h = nn.SwiGLU(w, p+".mlp", nn.Modulate(nn.RMSNorm(x), part(mod, 3), part(mod, 4)))
 		x = Add(x, Mul(part(mod, 5), h))

@@ -20,12 +20,7 @@ import (
 type Sampler struct {
 	cfg    Config
 	opts   lm.SampleOptions
-	sched  *diffusion.Schedule
-	plan   diffusion.Plan
-	target diffusion.Target
-	run    *model.Exec // the whole unrolled plan
-	noise  *model.Exec // initial noise, for looped plans
-	step   *model.Exec // one solver step, for looped plans
+	solver *diffusion.Solver
 }
 
 // NewSampler prepares generation from the weights in store (load the EMA
@@ -38,33 +33,37 @@ func NewSampler(backend compute.Backend, store *model.Store, cfg Config, opts lm
 // newSampler unrolls the plan into one graph when unroll is set and the plan
 // is short enough, else it loops over one compiled solver step.
 func newSampler(backend compute.Backend, store *model.Store, cfg Config, opts lm.SampleOptions, unroll bool) (*Sampler, error) {
-	s := &Sampler{cfg: cfg, opts: opts, sched: diffusion.Cosine(1000)}
-	var err error
-	if s.target, err = diffusion.ParseTarget(cfg.Target); err != nil {
+	s := &Sampler{cfg: cfg, opts: opts}
+	sched := diffusion.Cosine(1000)
+	target, err := diffusion.ParseTarget(cfg.Target)
+	if err != nil {
 		return nil, err
 	}
-	if s.plan, err = s.sched.PlanFor(opts.Steps); err != nil {
+	plan, err := sched.PlanFor(opts.Steps)
+	if err != nil {
 		return nil, err
 	}
 	if err := store.SetRNGStateFromSeed(opts.Seed); err != nil {
 		return nil, err
 	}
-	if unroll && len(s.plan) <= diffusion.MaxUnrolledSteps {
-		s.run, err = model.NewExec(backend, store, func(scope *model.Scope, labels *Node) *Node {
-			x := s.initial(scope, labels)
-			w := nn.WeightsOf(scope.Store(), labels.Graph())
-			return s.sched.Run(s.plan, x, s.target, s.guided(w, labels), func(int) *Node { return scope.RandomNormal(labels.Graph(), x.Shape()) })
-		})
-		return s, err
-	}
-	if s.noise, err = model.NewExec(backend, store, s.initial); err != nil {
+	if s.solver, err = diffusion.NewSolver(backend, store, sched, plan, target, s.graphs(!unroll)); err != nil {
 		return nil, err
 	}
-	s.step, err = model.NewExec(backend, store, func(scope *model.Scope, x, prev, coeffs, labels *Node) (*Node, *Node) {
-		w := nn.WeightsOf(scope.Store(), x.Graph())
-		return diffusion.Update(x, prev, coeffs, s.target, s.guided(w, labels), scope.RandomNormal(x.Graph(), x.Shape()))
-	})
-	return s, err
+	return s, nil
+}
+
+// graphs is the model as the solver runs it: the inputs are the 2n stream
+// labels (conditional first, then Null), which are also the conditions.
+func (s *Sampler) graphs(loop bool) diffusion.SolverGraphs {
+	return diffusion.SolverGraphs{
+		Loop:  loop,
+		Noise: func(scope *model.Scope, in []*Node) *Node { return s.initial(scope, in[0]) },
+		Denoiser: func(scope *model.Scope, conds []*Node) diffusion.Denoiser {
+			labels := conds[0]
+			w := nn.WeightsOf(scope.Store(), labels.Graph())
+			return diffusion.Guided(func(x, t *Node) *Node { return s.cfg.Forward(w, x, t, labels) }, s.opts.CFG)
+		},
+	}
 }
 
 // initial is the starting noise [n, N, C] for the 2n stream labels.
@@ -74,31 +73,10 @@ func (s *Sampler) initial(scope *model.Scope, labels *Node) *Node {
 	return MulScalar(x, s.opts.Temperature)
 }
 
-// guided is the classifier-free-guided denoiser: both streams (conditional
-// labels first, then Null) see the same x and t, and
-// ε = ε_u + s·(ε_c − ε_u).
-func (s *Sampler) guided(w nn.Weights, labels *Node) diffusion.Denoiser {
-	streams := labels.Shape().Dimensions[0]
-	n := streams / 2
-	return func(x, t *Node) *Node {
-		pred := s.cfg.Forward(w, Concatenate([]*Node{x, x}, 0), BroadcastToDims(t, streams), labels)
-		pc := SliceAxis(pred, 0, AxisRange(0, n))
-		pu := SliceAxis(pred, 0, AxisRange(n, streams))
-		return Add(pu, MulScalar(Sub(pc, pu), s.opts.CFG))
-	}
-}
-
 // Close releases the sampler's compiled graphs (the store and its weights
 // stay with the caller). It is safe to call more than once; Sample fails
 // after it.
-func (s *Sampler) Close() {
-	for _, e := range []**model.Exec{&s.run, &s.noise, &s.step} {
-		if *e != nil {
-			(*e).Finalize()
-			*e = nil
-		}
-	}
-}
+func (s *Sampler) Close() { s.solver.Close() }
 
 // Sample generates one latent grid per label: [len(labels)][Items·C].
 func (s *Sampler) Sample(labels []int) ([][]float32, error) {
@@ -106,7 +84,7 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	if s.run == nil && s.step == nil {
+	if s.solver.Closed() {
 		return nil, errors.New("dit: sampler used after Close")
 	}
 	streams := make([]int32, 2*n)
@@ -118,32 +96,9 @@ func (s *Sampler) Sample(labels []int) ([][]float32, error) {
 	}
 	lt := tensors.FromFlatDataAndDimensions(streams, 2*n)
 	defer nn.Release(lt)
-	var z *tensors.Tensor
-	if s.run != nil {
-		out, err := s.run.Call(lt)
-		if err != nil {
-			return nil, fmt.Errorf("sampling: %w", err)
-		}
-		z = out[0]
-	} else {
-		out, err := s.noise.Call(lt)
-		if err != nil {
-			return nil, fmt.Errorf("sampling: %w", err)
-		}
-		x := out[0]
-		prev := tensors.FromShape(x.Shape())
-		for _, st := range s.plan {
-			coeffs := s.sched.CoeffsTensor(st, dtypes.Float32)
-			out, err := s.step.Call(x, prev, coeffs, lt)
-			// Spent inputs are freed at once: see nn.Release.
-			nn.Release(x, prev, coeffs)
-			if err != nil {
-				return nil, fmt.Errorf("sampling step: %w", err)
-			}
-			x, prev = out[0], out[1]
-		}
-		nn.Release(prev)
-		z = x
+	z, err := s.solver.Solve(lt)
+	if err != nil {
+		return nil, fmt.Errorf("sampling: %w", err)
 	}
 	defer nn.Release(z)
 	flat := tensors.MustCopyFlatData[float32](z)

@@ -9,13 +9,19 @@
 // vector; the hidden state at item i predicts item i+1, through the softmax
 // head if that item is a token and through the diffusion head if it is a
 // latent. Latent segments are delimited by <BOL> and <EOL>, so the model
-// itself says where a segment ends.
+// itself can say where a segment ends (Segment.StopAtEOL, given a softmax
+// head trained to).
 //
 // The objective (Config.Loss, docs/DESIGN.md §5.3) is cross-entropy where the
 // next item is a token plus the diffusion loss where it is a latent, with
-// batch_mul noise draws per latent. Sampler decodes class-conditional images
-// with a KV cache, DPM-Solver++ (https://arxiv.org/abs/2211.01095) and
-// classifier-free guidance (docs/DESIGN.md §7).
+// batch_mul noise draws per latent.
+//
+// Engine generates any mix of tokens and latents with a KV cache: prefill of
+// a prefix, a decoding step per new item, a latent solve with the diffusion
+// head (DPM-Solver++, https://arxiv.org/abs/2211.01095, or DDPM) under
+// classifier-free guidance by a second stream, and latent segments of fixed
+// length or ended by the softmax head's <EOL> (docs/DESIGN.md §7). Sampler
+// decodes class-conditional images on it.
 package lm
 
 import (
@@ -149,7 +155,9 @@ func (c Config) ForwardFLOPs(batch, length, batchMul int) float64 {
 // stream, one backbone step per item with the KV cache (attention over the
 // whole fixed-length cache, as computed) and the head at every solver step
 // of every latent. The backbone's share is independent of steps; a DiT
-// pays its full network at every step instead.
+// pays its full network at every step instead. The condition layer is
+// charged to every backbone item, one more per stream than the sampler
+// computes (the class token's hidden state conditions no latent).
 func (c Config) SampleFLOPs(items, steps int) float64 {
 	return 2 * (float64(items+1)*c.backboneItemFLOPs(c.MaxLen) + float64(items*steps)*c.headFLOPs())
 }

@@ -289,9 +289,11 @@ func TestTrainingReducesLoss(t *testing.T) {
 	})
 }
 
-// TestSamplerModes: the unrolled solver (DPM-Solver++) and the looped one
-// (DDPM, 1000 steps as a host loop) both produce finite latents of the
-// right shape, and the unrolled sampler is reproducible from its seed.
+// TestSamplerModes: the sampler produces finite latents of the right shape,
+// reproducibly from its seed, and refuses images longer than max_len. What
+// the looped solver (DDPM, 1000 steps as a host loop) and the unrolled one
+// draw is checked against a known distribution by
+// TestSamplersRecoverGaussian.
 func TestSamplerModes(t *testing.T) {
 	cfg := tinyConfig()
 	b := testutil.Backend(t, "")
@@ -322,7 +324,6 @@ func TestSamplerModes(t *testing.T) {
 			t.Fatal("same seed gave different samples")
 		}
 	}
-	run(0) // DDPM
 	if _, err := NewSampler(b, store, cfg, cfg.MaxLen, SampleOptions{Steps: 5}); err == nil {
 		t.Error("more items than max_len accepted")
 	}

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"errors"
 	"math"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -33,14 +34,33 @@ func (a Attention) Specs(prefix string) []Spec {
 // not yet written are masked out by the causal mask.
 type KV struct{ K, V *Node }
 
-// Forward runs attention over x [B, T, Dim] whose items sit at absolute
-// positions pos [T] (float), encoded by rotary embeddings. A nil pos means
-// the positions are already in x (DiT's fixed embeddings): no rotation, and
-// neither causal masking nor a cache. With causal set, item t sees keys at
-// positions ≤ pos[t]. With cache non-nil, the new keys and values are written into the
-// cache at pos, attention runs over the whole cache, and the updated cache is
-// returned; otherwise keys are the T items themselves.
-func (a Attention) Forward(w Weights, prefix string, x, pos *Node, causal bool, cache *KV) (*Node, *KV) {
+// AttentionOptions says how Attention.Forward relates the items of x to
+// each other. The zero value is plain bidirectional attention over the T
+// items of x, for inputs that already carry their positions (DiT's fixed
+// embeddings).
+type AttentionOptions struct {
+	// Pos holds the absolute positions [T] (float) of the items of x. RoPE,
+	// Causal and Cache need it.
+	Pos *Node
+	// RoPE rotates queries and keys by Pos (rotary position embeddings).
+	RoPE bool
+	// Causal lets item t see only keys at positions ≤ Pos[t].
+	Causal bool
+	// Cache, when set, is the layer's fixed-length key/value cache: the
+	// new keys and values are written into it at Pos, attention runs over
+	// the whole cache (slots after Pos masked out, as if Causal), and
+	// Forward returns the updated cache.
+	Cache *KV
+}
+
+// Forward runs attention over x [B, T, Dim] as opts says. It returns the
+// output [B, T, Dim] and, with opts.Cache, the updated cache (else nil).
+func (a Attention) Forward(w Weights, prefix string, x *Node, opts AttentionOptions) (*Node, *KV) {
+	if opts.Pos == nil && (opts.RoPE || opts.Causal || opts.Cache != nil) {
+		// An error, not a string: GoMLX turns only error panics of a graph
+		// function into an error of the call.
+		panic(errors.New("nn.Attention: rotary embeddings, causal attention and caches need positions (AttentionOptions.Pos)"))
+	}
 	batch, seqLen := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	hd := a.HeadDim()
 	// The fused qkv weight is split by rows and applied as three products:
@@ -51,15 +71,11 @@ func (a Attention) Forward(w Weights, prefix string, x, pos *Node, causal bool, 
 	q := Reshape(Linear(x, Rows(qkv, 0, a.Dim)), batch, seqLen, a.Heads, hd)
 	k := Reshape(Linear(x, Rows(qkv, a.Dim, a.Dim+kvDim)), batch, seqLen, a.KVHeads, hd)
 	v := Reshape(Linear(x, Rows(qkv, a.Dim+kvDim, a.Dim+2*kvDim)), batch, seqLen, a.KVHeads, hd)
-	if pos == nil {
-		if causal || cache != nil {
-			panic("nn.Attention: causal attention and caches need positions")
-		}
-		out := Reshape(attend(q, k, v, nil, nil, false), batch, seqLen, a.Dim)
-		return Linear(out, w.Get("%s.proj.weight", prefix)), nil
+	pos, cache := opts.Pos, opts.Cache
+	if opts.RoPE {
+		q = RoPE(q, pos)
+		k = RoPE(k, pos)
 	}
-	q = RoPE(q, pos)
-	k = RoPE(k, pos)
 
 	keyPos := pos
 	var newCache *KV
@@ -80,7 +96,7 @@ func (a Attention) Forward(w Weights, prefix string, x, pos *Node, causal bool, 
 		k, v = newCache.K, newCache.V
 		keyPos = Iota(x.Graph(), Shape(x.DType(), maxLen), 0)
 	}
-	out := attend(q, k, v, pos, keyPos, causal || cache != nil)
+	out := attend(q, k, v, pos, keyPos, opts.Causal || cache != nil)
 	out = Reshape(out, batch, seqLen, a.Dim)
 	return Linear(out, w.Get("%s.proj.weight", prefix)), newCache
 }

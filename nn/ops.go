@@ -17,9 +17,11 @@ func (b Block) Specs(prefix string) []Spec {
 	return append(b.Attn.Specs(prefix+".attn"), SwiGLUSpecs(prefix+".mlp", b.Attn.Dim, b.Hidden)...)
 }
 
-// Forward applies the block; see Attention.Forward for pos, causal and cache.
+// Forward applies the block with attention as AttentionOptions describes:
+// items at positions pos (rotary embeddings; nil for none), causal or not,
+// with an optional cache.
 func (b Block) Forward(w Weights, prefix string, x, pos *Node, causal bool, cache *KV) (*Node, *KV) {
-	h, newCache := b.Attn.Forward(w, prefix+".attn", RMSNorm(x), pos, causal, cache)
+	h, newCache := b.Attn.Forward(w, prefix+".attn", RMSNorm(x), AttentionOptions{Pos: pos, RoPE: pos != nil, Causal: causal, Cache: cache})
 	x = Add(x, h)
 	x = Add(x, SwiGLU(w, prefix+".mlp", RMSNorm(x)))
 	return x, newCache

@@ -150,7 +150,7 @@ func parityCases() []parityCase {
 			specs:  scaled(attn.Specs("attn"), 10),
 			inputs: func(r *rand.Rand) []input { return []input{randInput(r, batch, seq, d)} },
 			fn: func(w nn.Weights, in []*Node) *Node {
-				out, _ := attn.Forward(w, "attn", in[0], pos(in), true, nil)
+				out, _ := attn.Forward(w, "attn", in[0], nn.AttentionOptions{Pos: pos(in), RoPE: true, Causal: true})
 				return out
 			},
 		},
