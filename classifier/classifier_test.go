@@ -51,7 +51,7 @@ func mnistSubset(t *testing.T, split string, n int) *data.Dataset {
 	t.Helper()
 	ds, err := data.Load("mnist", split)
 	if err != nil {
-		t.Skipf("MNIST not installed: %v", err)
+		t.Fatalf("MNIST not installed (run make setup): %v", err)
 	}
 	idx := make([]int, n)
 	for i := range idx {
@@ -187,7 +187,7 @@ func TestSaveLoadPredict(t *testing.T) {
 func TestShippedAccuracy(t *testing.T) {
 	dir := filepath.Join("..", "weights", "classifier-mnist")
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
-		t.Skipf("no shipped classifier at %s", dir)
+		t.Fatalf("no shipped classifier at %s", dir)
 	}
 	b := testutil.Backend(t, "")
 	m, err := Load(b, dir)
@@ -196,7 +196,7 @@ func TestShippedAccuracy(t *testing.T) {
 	}
 	test, err := data.Load("mnist", "test")
 	if err != nil {
-		t.Skipf("MNIST not installed: %v", err)
+		t.Fatalf("MNIST not installed (run make setup): %v", err)
 	}
 	imgs := make([][]float32, test.N)
 	labels := make([]int, test.N)

@@ -110,7 +110,7 @@ func (w Weights) Get(format string, args ...any) *Node {
 	name := fmt.Sprintf(format, args...)
 	v := w.store.GetVariable(path(name))
 	if v == nil {
-		panic(fmt.Sprintf("nn: parameter %q not declared", name))
+		panic(fmt.Errorf("nn: parameter %q not declared", name)) // an error: GoMLX hangs on string panics inside graph functions
 	}
 	return v.NodeValue(w.g)
 }

@@ -84,7 +84,7 @@ func TestBadCheckpointFiles(t *testing.T) {
 	root := repoRoot(t)
 	vaeDir := filepath.Join(root, "weights", "vae-mnist")
 	if _, err := os.Stat(vaeDir); err != nil {
-		t.Skip("shipped tokenizer not present")
+		t.Fatal("shipped tokenizer not present (run make setup)")
 	}
 	valid := safetensorsFile(`{"latents":{"dtype":"F32","shape":[1,49,8],"data_offsets":[0,1568]}}`, 1568)
 	past := append([]byte(nil), valid...)
