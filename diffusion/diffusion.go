@@ -115,12 +115,14 @@ type Plan []Step
 // data prediction x̂₀ = (x − σ·ε̂)/α divides the denoiser's error by α ≈ 5e-5
 // and one step ruins the sample; diffusers' lambda_min_clipped = −5.1 (its
 // recommendation for cosine schedules) starts instead at the largest t with
-// λ_t ≥ −5.1 (t = 995 here).
+// λ_t ≥ −5.1 (t = 995 here). The public LatentLM sampling script
+// (sample_hf.py) leaves λ unclipped (−Inf, starting at t = 999); pass
+// math.Inf(-1) to DPMSolverPP for that.
 const LambdaMinClipped = -5.1
 
 // DPMSolverPP returns DPM-Solver++ 2M with n steps as diffusers runs it
 // ("midpoint" solver, timestep_spacing "linspace"): timesteps
-// round(linspace(0, last−1, n+1)), reversed, last dropped, where last is T
+// round_half_even(linspace(0, last−1, n+1)), reversed, last dropped, where last is T
 // minus the number of timesteps whose λ is below lambdaMin (use
 // LambdaMinClipped; −Inf keeps all); first order at the first step and at
 // the final step, which goes to sigma zero and so returns the last x̂₀.
@@ -140,9 +142,14 @@ func (s *Schedule) DPMSolverPP(n int, lambdaMin float64) (Plan, error) {
 		return nil, fmt.Errorf("lambda floor %v leaves no timesteps", lambdaMin)
 	}
 	ts := make([]int, n)
+	step := float64(last-1) / float64(n)
 	for i := range n {
-		// linspace(0, last−1, n+1) reversed: element n−i.
-		ts[i] = int(math.Round(float64(last-1) * float64(n-i) / float64(n)))
+		// linspace(0, last−1, n+1) reversed, element n−i, computed as numpy
+		// does (k·step, not k·(last−1)/n: at n = 50 they differ in the last
+		// bit, and that decides two roundings) and rounded half to even as
+		// numpy's round does. math.Round (half away from zero) gave 697 and
+		// 299 where diffusers has 696 and 298 at 20 steps.
+		ts[i] = int(math.RoundToEven(float64(n-i) * step))
 	}
 	plan := make(Plan, n)
 	for i, t := range ts {
