@@ -7,8 +7,7 @@ import (
 	"github.com/gomlx/compute"
 
 	"github.com/latentlm/latentlm/classifier"
-	"github.com/latentlm/latentlm/data"
-	"github.com/latentlm/latentlm/metrics"
+	"github.com/latentlm/latentlm/evaluate"
 )
 
 func init() {
@@ -30,42 +29,12 @@ func loadClassifier(b compute.Backend, dir, dataName string) (*classifier.Model,
 			return nil, "", err
 		}
 	}
-	m, err := classifier.Load(b, dir)
-	if err != nil {
-		return nil, "", err
-	}
-	if d, ok := m.Info["data"].(string); ok && d != dataName {
-		return nil, "", fmt.Errorf("classifier %s was trained on %s, not %s", dir, d, dataName)
-	}
-	return m, dir, nil
+	return evaluate.LoadClassifier(b, dir, dataName)
 }
 
 // testAccuracy is the classifier's accuracy on the whole test split.
 func testAccuracy(m *classifier.Model, dataName string) (float64, error) {
-	test, err := data.Load(dataName, "test")
-	if err != nil {
-		return 0, err
-	}
-	imgs, labels := datasetImages(test)
-	probs, _, err := m.Predict(imgs)
-	if err != nil {
-		return 0, err
-	}
-	return metrics.AccuracyToClass(probs, labels)
-}
-
-// datasetImages returns every image of d scaled to [0, 1], with its label.
-func datasetImages(d *data.Dataset) ([][]float32, []int) {
-	px := d.Height * d.Width
-	flat := make([]float32, d.N*px)
-	imgs := make([][]float32, d.N)
-	labels := make([]int, d.N)
-	for i := range imgs {
-		imgs[i] = flat[i*px : (i+1)*px : (i+1)*px]
-		d.Float32(i, imgs[i])
-		labels[i] = int(d.Labels[i])
-	}
-	return imgs, labels
+	return evaluate.TestAccuracy(m, dataName)
 }
 
 func classifierEval(args []string) error {

@@ -148,7 +148,6 @@ func demoTrain(ctx context.Context, fs *flags, backendName, dir string, seed uin
 		return "", fmt.Errorf("training the tokenizer: %w", err)
 	}
 	o := defaultLMTrainOptions()
-	o.backend, o.vaeDir, o.out, o.quiet, o.seed = backendName, vaeDir, filepath.Join(dir, "latentlm-mnist"), quiet, seed
-	o.flags, o.command = fs, []string{"train", "--vae", vaeDir, "--out", o.out, "--seed", fmt.Sprint(seed)}
-	return trainLM(ctx, o)
+	o.Backend, o.Tokenizer, o.Out, o.Quiet, o.Seed = backendName, vaeDir, filepath.Join(dir, "latentlm-mnist"), quiet, seed
+	return trainLM(ctx, fs, o, []string{"train", "--vae", vaeDir, "--out", o.Out, "--seed", fmt.Sprint(seed)})
 }

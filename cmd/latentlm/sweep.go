@@ -1,22 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/latentlm/latentlm/checkpoint"
-	"github.com/latentlm/latentlm/imageio"
-	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/guard"
 )
 
@@ -43,52 +37,6 @@ what it measured. --from replots a saved sweep (another --y, say) without
 generating anything. Metrics for --y: fd, accuracy, is, precision, recall,
 seconds_per_image.`
 
-// sweepRow is one evaluated point.
-type sweepRow struct {
-	evalRow
-	Series          string  `json:"series"`
-	Over            string  `json:"over"`
-	X               float64 `json:"x"`
-	TrainSteps      float64 `json:"train_steps,omitempty"`
-	TrainGFLOP      float64 `json:"train_gflop,omitempty"`
-	SecondsPerImage float64 `json:"seconds_per_image"`
-}
-
-// sweepMetrics are the values --y can plot.
-var sweepMetrics = []string{"fd", "accuracy", "is", "precision", "recall", "seconds_per_image"}
-
-// metric reads a --y metric of a row.
-func (r sweepRow) metric(name string) (float64, error) {
-	switch name {
-	case "fd":
-		return r.FD, nil
-	case "accuracy":
-		if r.Accuracy == nil {
-			return 0, errors.New("row has no accuracy")
-		}
-		return *r.Accuracy, nil
-	case "is":
-		return r.IS, nil
-	case "precision":
-		return r.Precision, nil
-	case "recall":
-		return r.Recall, nil
-	case "seconds_per_image":
-		return r.SecondsPerImage, nil
-	}
-	return 0, fmt.Errorf("unknown metric %q: want fd, accuracy, is, precision, recall or seconds_per_image", name)
-}
-
-// sweepPoint is one evaluation to run.
-type sweepPoint struct {
-	series, model string
-	x             float64
-	steps         int
-	cfg           float64
-	trainSteps    float64
-	trainGFLOP    float64
-}
-
 func runSweep(args []string) error {
 	fs := newFlags("sweep", sweepSynopsis).takesArgs()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
@@ -110,8 +58,8 @@ func runSweep(args []string) error {
 	if *plotOut == "" {
 		return errors.New("--out PLOT.png is required")
 	}
-	if !slices.Contains(sweepMetrics, *yName) {
-		return fmt.Errorf("--y %q: want one of %s", *yName, strings.Join(sweepMetrics, ", "))
+	if !slices.Contains(evaluate.SweepMetrics, *yName) {
+		return fmt.Errorf("--y %q: want one of %s", *yName, strings.Join(evaluate.SweepMetrics, ", "))
 	}
 	if *xName != "step" && *xName != "gflop" {
 		return fmt.Errorf("--x %q: want step or gflop", *xName)
@@ -120,16 +68,9 @@ func runSweep(args []string) error {
 		return err
 	}
 	if *from != "" {
-		raw, err := guard.ReadFile(*from, 64<<20)
+		rows, err := evaluate.ReadSweep(*from)
 		if err != nil {
 			return err
-		}
-		var rows []sweepRow
-		if err := json.Unmarshal(raw, &rows); err != nil {
-			return fmt.Errorf("%s: invalid sweep JSON: %v", *from, err)
-		}
-		if len(rows) == 0 {
-			return fmt.Errorf("%s: no rows", *from)
 		}
 		return plotSweep(*plotOut, *title, rows, *yName, *xName)
 	}
@@ -152,69 +93,55 @@ func runSweep(args []string) error {
 	if err != nil {
 		return err
 	}
-	self, err := os.Executable()
+	// Every point runs in this process: each model is closed (its compiled
+	// graphs and ONNX Runtime buffers freed) before the next is loaded, and
+	// the test statistics are computed once for the whole sweep.
+	b, _, err := openBackend(*backendName)
 	if err != nil {
 		return err
 	}
-	var rows []sweepRow
+	ec, err := newEvalContext(b, *clfDir, *dataName)
+	if err != nil {
+		return err
+	}
+	if err := fs.checkMemory(fmt.Sprintf("scoring %d images", *n), ec.MemoryEstimate(*n)); err != nil {
+		return err
+	}
+	if err := ec.Prepare(*n); err != nil {
+		return err
+	}
+	m := evalModel(*backendName, sf)
+	var rows []evaluate.SweepRow
 	for i, p := range points {
-		fmt.Fprintf(os.Stderr, "[%d/%d] %s x=%g (%s, %d steps, CFG %g)...", i+1, len(points), p.series, p.x, p.model, p.steps, p.cfg)
-		// Each point is a child `eval`: ONNX Runtime keeps compiled graphs
-		// and arenas in C memory that Go's collector does not see, and a
-		// long sweep in one process grew until the machine swapped.
-		args := []string{"eval", "--json", "--model", p.model, "--data", *dataName, "--n", strconv.Itoa(*n),
-			"--steps", strconv.Itoa(p.steps), "--cfg", fmt.Sprint(p.cfg), "--seed", fmt.Sprint(*sf.seed),
-			"--temperature", fmt.Sprint(*sf.temperature), "--batch", strconv.Itoa(*sf.batch)}
-		for flag, v := range map[string]string{"--backend": *backendName, "--vae": *sf.vae, "--classifier": *clfDir} {
-			if v != "" {
-				args = append(args, flag, v)
-			}
-		}
-		var stdout, stderr bytes.Buffer
-		cmd := exec.Command(self, args...)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "[%d/%d] %s x=%g (%s, %d steps, CFG %g)...", i+1, len(points), p.Series, p.X, p.Model, p.Steps, p.CFG)
+		r, err := ec.SweepPoint(context.Background(), p, m)
+		if err != nil {
 			fmt.Fprintln(os.Stderr)
-			return fmt.Errorf("%s: %s", p.model, strings.TrimSpace(lastLine(stderr.String(), err.Error())))
+			// As eval would say it, after the model it concerns.
+			return fmt.Errorf("%s: %s", p.Model, strings.TrimPrefix(err.Error(), "latentlm: "))
 		}
-		var row evalRow
-		if err := json.Unmarshal(stdout.Bytes(), &row); err != nil {
-			return fmt.Errorf("%s: reading the eval report: %v", p.model, err)
-		}
-		r := sweepRow{evalRow: row, Series: p.series, Over: *over, X: p.x, TrainSteps: p.trainSteps, TrainGFLOP: p.trainGFLOP,
-			SecondsPerImage: row.GenerateSeconds / float64(row.N)}
 		fmt.Fprintf(os.Stderr, " FD %.2f, %.4f s/image\n", r.FD, r.SecondsPerImage)
-		rows = append(rows, r)
-		raw, _ := json.MarshalIndent(rows, "", "  ")
-		if err := atomicfile.WriteBytes(*jsonOut, append(raw, '\n')); err != nil {
+		rows = append(rows, *r)
+		if err := evaluate.WriteSweep(*jsonOut, rows); err != nil {
 			return err
 		}
 	}
 	return plotSweep(*plotOut, *title, rows, *yName, *xName)
 }
 
-// lastLine is the last non-empty line of s, or fallback.
-func lastLine(s, fallback string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if l := lines[len(lines)-1]; l != "" {
-		return l
-	}
-	return fallback
-}
-
 // sweepPoints expands the models and values into evaluations.
-func sweepPoints(over, values string, models []string, steps int, cfg float64, xName string) ([]sweepPoint, error) {
-	var vals []float64
+func sweepPoints(over, values string, models []string, steps int, cfg float64, xName string) ([]evaluate.Point, error) {
+	sw := evaluate.Sweep{Over: over, Steps: steps, CFG: cfg, ByGFLOP: xName == "gflop"}
 	switch over {
-	case "cfg":
+	case evaluate.OverCFG:
 		if values == "" {
 			values = "1,2,3,4,6"
 		}
-	case "steps":
+	case evaluate.OverSteps:
 		if values == "" {
 			values = "5,10,20,50,250,0"
 		}
-	case "train":
+	case evaluate.OverTrain:
 		if values != "" {
 			return nil, errors.New("--over train takes no --values: it uses every snapshot of the run")
 		}
@@ -224,109 +151,31 @@ func sweepPoints(over, values string, models []string, steps int, cfg float64, x
 	if values != "" {
 		for _, f := range strings.Split(values, ",") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-			if err != nil || v < 0 || (over == "steps" && v != float64(int(v))) {
+			// Both bounds are those of eval's --cfg and --steps.
+			if err != nil || v < 0 || v > 1000 || (over == evaluate.OverSteps && v != float64(int(v))) {
 				return nil, fmt.Errorf("--values: %q is not a valid %s value", f, over)
 			}
-			vals = append(vals, v)
+			sw.Values = append(sw.Values, v)
 		}
 	}
-	var points []sweepPoint
+	var points []evaluate.Point
 	for _, arg := range models {
 		name, dir, ok := strings.Cut(arg, "=")
 		if !ok || name == "" || dir == "" {
 			return nil, fmt.Errorf("argument %q: want NAME=MODEL", arg)
 		}
-		switch over {
-		case "cfg":
-			for _, v := range vals {
-				points = append(points, sweepPoint{series: name, model: dir, x: v, steps: steps, cfg: v})
-			}
-		case "steps":
-			for _, v := range vals {
-				p := sweepPoint{series: name, model: dir, x: v, steps: int(v), cfg: cfg}
-				if v == 0 {
-					p.series, p.x = name+" DDPM", 1000
-				}
-				points = append(points, p)
-			}
-		case "train":
-			snaps, err := filepath.Glob(filepath.Join(dir, "step-*"))
-			if err != nil || len(snaps) == 0 {
-				return nil, fmt.Errorf("%s: no step-NNNNNN snapshots (train with --snapshot-every)", dir)
-			}
-			sort.Strings(snaps)
-			for _, s := range snaps {
-				info, err := snapshotInfo(s)
-				if err != nil {
-					return nil, err
-				}
-				p := sweepPoint{series: name, model: s, x: info.Steps, steps: steps, cfg: cfg, trainSteps: info.Steps, trainGFLOP: info.GFLOP}
-				if xName == "gflop" {
-					p.x = info.GFLOP
-				}
-				points = append(points, p)
-			}
+		ps, err := sw.Points(name, dir)
+		if err != nil {
+			return nil, err
 		}
+		points = append(points, ps...)
 	}
 	return points, nil
 }
 
-type trainInfo struct {
-	Steps float64 `json:"steps"`
-	GFLOP float64 `json:"train_gflop"`
-}
-
-// snapshotInfo reads the training progress recorded in a checkpoint.
-func snapshotInfo(dir string) (trainInfo, error) {
-	var hdr struct {
-		Info trainInfo `json:"info"`
-	}
-	path := filepath.Join(dir, checkpoint.ConfigFile)
-	raw, err := guard.ReadFile(path, checkpoint.MaxConfigBytes)
-	if err != nil {
-		return trainInfo{}, err
-	}
-	if err := json.Unmarshal(raw, &hdr); err != nil {
-		return trainInfo{}, fmt.Errorf("%s: invalid JSON: %v", path, err)
-	}
-	return hdr.Info, nil
-}
-
-// plotSweep draws one line per series of rows.
-func plotSweep(out, title string, rows []sweepRow, yName, xName string) error {
-	var series []imageio.Series
-	index := map[string]int{}
-	for _, r := range rows {
-		y, err := r.metric(yName)
-		if err != nil {
-			return err
-		}
-		i, ok := index[r.Series]
-		if !ok {
-			i = len(series)
-			index[r.Series] = i
-			series = append(series, imageio.Series{Name: r.Series})
-		}
-		x := r.X
-		if r.Over == "train" {
-			x = r.TrainSteps
-			if xName == "gflop" {
-				x = r.TrainGFLOP
-			}
-		}
-		series[i].X = append(series[i].X, x)
-		series[i].Y = append(series[i].Y, y)
-	}
-	over := rows[0].Over
-	xlabel := map[string]string{"cfg": "guidance scale", "steps": "solver steps (log scale)", "train": "training steps"}[over]
-	if over == "train" && xName == "gflop" {
-		xlabel = "training GFLOP"
-	}
-	if title == "" {
-		title = fmt.Sprintf("%s over %s (%s, n = %d)", yName, over, rows[0].Data, rows[0].N)
-	}
-	logY := yName == "fd" || yName == "seconds_per_image"
-	if err := imageio.WritePlotAxes(out, title, xlabel, yName, series, over == "steps", logY); err != nil {
+// plotSweep draws one line per series of rows and says so.
+func plotSweep(out, title string, rows []evaluate.SweepRow, yName, xName string) error {
+	if err := evaluate.PlotSweep(out, title, rows, yName, xName == "gflop"); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d rows) at %s\n", out, len(rows), time.Now().Format(time.TimeOnly))

@@ -7,14 +7,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
-	"time"
 
 	"github.com/latentlm/latentlm/data"
+	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/internal/guard"
-	"github.com/latentlm/latentlm/metrics"
 	"github.com/latentlm/latentlm/safetensors"
 	"github.com/latentlm/latentlm/vae"
 )
@@ -76,20 +74,6 @@ func (f vaeFlags) loadWithTest() (*vae.Model, *data.Dataset, error) {
 	return m, test, err
 }
 
-// vaeReport is the output of vae eval.
-type vaeReport struct {
-	Checkpoint  string             `json:"checkpoint"`
-	Kind        string             `json:"kind"`
-	Data        string             `json:"data"`
-	Images      int                `json:"images"`
-	PSNR        float64            `json:"psnr_db"`
-	SSIM        float64            `json:"ssim"`
-	MuStd       []float64          `json:"mu_std_per_channel"`
-	Collapsed   int                `json:"collapsed_channels"`
-	NoisyPSNR   map[string]float64 `json:"psnr_db_with_latent_noise"`
-	EvalSeconds float64            `json:"eval_seconds"`
-}
-
 func vaeEval(args []string) error {
 	fs := newFlags("vae eval", "vae eval [--data mnist|fashion] [--vae DIR] [--json]")
 	f := addVAEFlags(fs)
@@ -102,12 +86,11 @@ func vaeEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	rep, err := evaluateVAE(m, test, *n)
+	rep, err := evaluate.Tokenizer(m, test, *n)
 	if err != nil {
 		return err
 	}
-	rep.Checkpoint, rep.Data, rep.EvalSeconds = *f.ckpt, *f.data, time.Since(t0).Seconds()
+	rep.Checkpoint, rep.Data = *f.ckpt, *f.data
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -120,91 +103,6 @@ func vaeEval(args []string) error {
 		fmt.Printf("  PSNR with latent noise %s·std: %.2f dB\n", k, rep.NoisyPSNR[k])
 	}
 	return nil
-}
-
-// evaluateVAE measures reconstruction from μ, the spread of μ, and the
-// decoder's tolerance of noise added to the (normalised) latents.
-func evaluateVAE(m *vae.Model, test *data.Dataset, n int) (*vaeReport, error) {
-	c := m.Config
-	rep := &vaeReport{Kind: c.Kind, NoisyPSNR: map[string]float64{}}
-	noise := []float64{0.1, 0.2, 0.5}
-	var mse float64
-	noisyMSE := make([]float64, len(noise))
-	var ssim float64
-	sum, sq := make([]float64, c.Channels), make([]float64, c.Channels)
-	count, items := 0, 0
-	rng := newNormal(1)
-	err := batches(test, 500, n)(func(imgs [][]float32) error {
-		zs, err := m.Encode(imgs, false)
-		if err != nil {
-			return err
-		}
-		rec, err := m.Decode(zs)
-		if err != nil {
-			return err
-		}
-		for i := range imgs {
-			mse += meanSq(imgs[i], rec[i])
-			ssim += metrics.SSIM(imgs[i], rec[i], c.ImageSize, c.ImageSize)
-			for k, v := range zs[i] {
-				// zs are normalised; μ in raw units is z·std + mean.
-				raw := float64(v)*float64(m.Std[k%c.Channels]) + float64(m.Mean[k%c.Channels])
-				sum[k%c.Channels] += raw
-				sq[k%c.Channels] += raw * raw
-			}
-			items += c.Items()
-		}
-		count += len(imgs)
-		for j, s := range noise {
-			noisy := make([][]float32, len(zs))
-			for i, z := range zs {
-				noisy[i] = make([]float32, len(z))
-				for k, v := range z {
-					// The latents are normalised, so the latent std is 1.
-					noisy[i][k] = v + float32(s*rng())
-				}
-			}
-			out, err := m.Decode(noisy)
-			if err != nil {
-				return err
-			}
-			for i := range imgs {
-				noisyMSE[j] += meanSq(imgs[i], out[i])
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	rep.Images = count
-	rep.PSNR = psnrOfMeanMSE(mse / float64(count))
-	rep.SSIM = ssim / float64(count)
-	for k := range sum {
-		mean := sum[k] / float64(items)
-		sd := math.Sqrt(math.Max(sq[k]/float64(items)-mean*mean, 0))
-		rep.MuStd = append(rep.MuStd, sd)
-		if sd < 0.01 {
-			rep.Collapsed++
-		}
-	}
-	for j, s := range noise {
-		rep.NoisyPSNR[strconv.FormatFloat(s, 'f', -1, 64)] = psnrOfMeanMSE(noisyMSE[j] / float64(count))
-	}
-	return rep, nil
-}
-
-// psnrOfMeanMSE is the PSNR of the mean squared error over the set (the
-// data set's PSNR, not a mean of per-image PSNRs).
-func psnrOfMeanMSE(mse float64) float64 { return vae.PSNR(mse) }
-
-func meanSq(a, b []float32) float64 {
-	var s float64
-	for i := range a {
-		d := float64(a[i] - b[i])
-		s += d * d
-	}
-	return s / float64(len(a))
 }
 
 func vaeReconstruct(args []string) error {

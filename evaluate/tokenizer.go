@@ -1,0 +1,137 @@
+package evaluate
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/latentlm/latentlm/data"
+	"github.com/latentlm/latentlm/metrics"
+	"github.com/latentlm/latentlm/vae"
+)
+
+// TokenizerReport is the measure of a σ-VAE tokenizer on a test split (the
+// output of `latentlm vae eval`). Its JSON names are read by the scripts
+// and documents of the project: keep them.
+type TokenizerReport struct {
+	// Checkpoint is the tokenizer's folder, left to the caller to fill in.
+	Checkpoint string `json:"checkpoint"`
+	// Kind is the tokenizer's kind: sigma, vae or ae.
+	Kind string `json:"kind"`
+	// Data is the data set and Images the number of test images measured.
+	Data   string `json:"data"`
+	Images int    `json:"images"`
+	// PSNR is that of the mean squared error of the reconstructions from μ
+	// over the set (not a mean of per-image PSNRs), in dB; SSIM the mean
+	// structural similarity.
+	PSNR float64 `json:"psnr_db"`
+	SSIM float64 `json:"ssim"`
+	// MuStd is the standard deviation of the posterior mean μ per latent
+	// channel; Collapsed counts the channels with MuStd < 0.01.
+	MuStd     []float64 `json:"mu_std_per_channel"`
+	Collapsed int       `json:"collapsed_channels"`
+	// NoisyPSNR is the PSNR when Gaussian noise of std 0.1, 0.2 and 0.5 (the
+	// keys) is added to the normalised latents before decoding.
+	NoisyPSNR   map[string]float64 `json:"psnr_db_with_latent_noise"`
+	EvalSeconds float64            `json:"eval_seconds"`
+}
+
+// tokenizerBatch is the number of images encoded at once.
+const tokenizerBatch = 500
+
+// Tokenizer measures m on the first n images of test (all of them when
+// n ≤ 0 or n exceeds the split): reconstruction from μ, the spread of μ,
+// and the decoder's tolerance of noise added to the (normalised) latents.
+// The noise is seeded, so that the report of a tokenizer is reproducible.
+func Tokenizer(m *vae.Model, test *data.Dataset, n int) (*TokenizerReport, error) {
+	t0 := time.Now()
+	c := m.Config
+	rep := &TokenizerReport{Kind: c.Kind, Data: test.Name, NoisyPSNR: map[string]float64{}}
+	noise := []float64{0.1, 0.2, 0.5}
+	var mse float64
+	noisyMSE := make([]float64, len(noise))
+	var ssim float64
+	sum, sq := make([]float64, c.Channels), make([]float64, c.Channels)
+	count, items := 0, 0
+	rng := rand.New(rand.NewPCG(1, 0x6e6f697365)).NormFloat64
+	total := test.N
+	if n > 0 && n < total {
+		total = n
+	}
+	px := test.Height * test.Width
+	for start := 0; start < total; start += tokenizerBatch {
+		imgs := make([][]float32, min(start+tokenizerBatch, total)-start)
+		for i := range imgs {
+			imgs[i] = make([]float32, px)
+			test.Float32(start+i, imgs[i])
+		}
+		zs, err := m.Encode(imgs, false)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := m.Decode(zs)
+		if err != nil {
+			return nil, err
+		}
+		for i := range imgs {
+			mse += meanSq(imgs[i], rec[i])
+			ssim += metrics.SSIM(imgs[i], rec[i], c.ImageSize, c.ImageSize)
+			for k, v := range zs[i] {
+				// zs are normalised; μ in raw units is z·std + mean.
+				raw := float64(v)*float64(m.Std[k%c.Channels]) + float64(m.Mean[k%c.Channels])
+				sum[k%c.Channels] += raw
+				sq[k%c.Channels] += raw * raw
+			}
+			items += c.Items()
+		}
+		count += len(imgs)
+		for j, s := range noise {
+			noisy := make([][]float32, len(zs))
+			for i, z := range zs {
+				noisy[i] = make([]float32, len(z))
+				for k, v := range z {
+					// The latents are normalised, so the latent std is 1.
+					noisy[i][k] = v + float32(s*rng())
+				}
+			}
+			out, err := m.Decode(noisy)
+			if err != nil {
+				return nil, err
+			}
+			for i := range imgs {
+				noisyMSE[j] += meanSq(imgs[i], out[i])
+			}
+		}
+	}
+	rep.Images = count
+	rep.PSNR = psnrOfMeanMSE(mse / float64(count))
+	rep.SSIM = ssim / float64(count)
+	for k := range sum {
+		mean := sum[k] / float64(items)
+		sd := math.Sqrt(math.Max(sq[k]/float64(items)-mean*mean, 0))
+		rep.MuStd = append(rep.MuStd, sd)
+		if sd < 0.01 {
+			rep.Collapsed++
+		}
+	}
+	for j, s := range noise {
+		rep.NoisyPSNR[strconv.FormatFloat(s, 'f', -1, 64)] = psnrOfMeanMSE(noisyMSE[j] / float64(count))
+	}
+	rep.EvalSeconds = time.Since(t0).Seconds()
+	return rep, nil
+}
+
+// psnrOfMeanMSE is the PSNR of the mean squared error over the set (the
+// data set's PSNR, not a mean of per-image PSNRs).
+func psnrOfMeanMSE(mse float64) float64 { return vae.PSNR(mse) }
+
+// meanSq is the mean squared difference of a and b.
+func meanSq(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		d := float64(a[i] - b[i])
+		s += d * d
+	}
+	return s / float64(len(a))
+}

@@ -1,0 +1,181 @@
+// Package recipe holds the training recipes of the project, the work behind
+// `latentlm train`, `latentlm vae train` and `latentlm classifier train`,
+// for Go programs to run without the command: LatentLM trains LatentLM (or
+// the DiT baseline) on the latents of a tokenizer, Tokenizer trains the
+// σ-VAE (or a plain VAE or autoencoder), and Classifier trains the CNN that
+// the evaluation scores images with.
+//
+// Each recipe writes a checkpoint folder as its command does, saving every
+// SaveEvery steps and at the end, and continues a saved run exactly with
+// Resume. Cancelling the context (Ctrl-C in the command) saves the last
+// step and returns a *train.InterruptedError. The options mirror the
+// command's flags, and their defaults are the command's.
+package recipe
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/gomlx/compute"
+
+	"github.com/latentlm/latentlm/backend"
+	"github.com/latentlm/latentlm/data"
+	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/internal/deps"
+	"github.com/latentlm/latentlm/train"
+)
+
+// Options are the settings every recipe shares.
+type Options struct {
+	// Backend names the compute backend: "onnx", "go" or "xla" ("": the
+	// one $LATENTLM_BACKEND names, else onnx).
+	Backend string
+	// Data is the data set: "mnist" or "fashion".
+	Data string
+	// Out is the checkpoint folder ("": a folder under runs/ named after
+	// the recipe and the data set).
+	Out string
+	// Steps is the length of the run; a resumed run continues to it.
+	Steps int64
+	// SaveEvery is the checkpoint period in steps; 0 saves only at the end.
+	SaveEvery int64
+	// Batch is the number of training items per step.
+	Batch int
+	// LR is the peak learning rate of the cosine schedule.
+	LR float64
+	// Seed seeds the initialisation, the data order and the noise. A
+	// resumed run keeps the seed it was started with.
+	Seed uint64
+	// Resume continues the run saved in Out; without it a folder that
+	// already holds a checkpoint is refused (train.ErrCheckpointExists).
+	Resume bool
+	// Quiet hides the progress bar, which is drawn on stderr.
+	Quiet bool
+	// MemoryLimit is the memory in bytes the run may plan to use; a run
+	// estimated to need more is refused before it starts. 0: the default
+	// of guard.MemoryLimit ($LATENTLM_MAX_MEMORY, else half of the RAM).
+	MemoryLimit float64
+	// Log receives the recipe's messages (what it is doing, what it
+	// saved); nil: none.
+	Log io.Writer
+}
+
+// Result is what a finished recipe produced.
+type Result struct {
+	Dir     string        // the checkpoint folder
+	History []train.Point // the loss history of the whole run
+	// TestAccuracy is the classifier's accuracy on the test split
+	// (Classifier only).
+	TestAccuracy float64
+}
+
+// OptionError is an option whose value the recipe can only refuse once it
+// has read its data, such as a batch larger than the training set.
+type OptionError struct {
+	Option  string // the option, spelt as the command's flag: "batch"
+	Problem string // what is wrong with its value
+}
+
+func (e *OptionError) Error() string { return e.Option + " " + e.Problem }
+
+// CheckData validates a data-set name.
+func CheckData(name string) error {
+	for _, n := range data.Names {
+		if n == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown data set %q: want mnist or fashion", name)
+}
+
+// LoadTrainingSet loads the training split of the named data set, or its
+// first limit images when limit > 0 (for quick runs).
+func LoadTrainingSet(name string, limit int) (*data.Dataset, error) {
+	ds, err := data.Load(name, "train")
+	if err != nil || limit <= 0 || limit >= ds.N {
+		return ds, err
+	}
+	idx := make([]int, limit)
+	for i := range idx {
+		idx[i] = i
+	}
+	return ds.Subset(idx), nil
+}
+
+// Batches yields the images of d in order, n at a time (the last batch may
+// be smaller), scaled to [0, 1]; only the first limit images when limit > 0.
+func Batches(d *data.Dataset, n int, limit int) func(yield func([][]float32) error) error {
+	return func(yield func([][]float32) error) error {
+		if n < 1 {
+			return fmt.Errorf("batch size %d: want at least 1", n)
+		}
+		total := d.N
+		if limit > 0 && limit < total {
+			total = limit
+		}
+		px := d.Height * d.Width
+		for start := 0; start < total; start += n {
+			end := min(start+n, total)
+			batch := make([][]float32, end-start)
+			for i := range batch {
+				batch[i] = make([]float32, px)
+				d.Float32(start+i, batch[i])
+			}
+			if err := yield(batch); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// openBackend opens the named backend and returns it with its resolved name.
+func openBackend(name string) (compute.Backend, string, error) {
+	name = backend.Resolve(name)
+	b, err := backend.Open(name)
+	return b, name, err
+}
+
+// shippedWeights is the folder of the weights shipped under weights/<name>
+// in the repository (found like .deps).
+func shippedWeights(name string) (string, error) {
+	d, err := deps.Dir()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(filepath.Dir(d), "weights", name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("shipped weights %s not found: %w", p, err)
+	}
+	return p, nil
+}
+
+// logf writes a message to w, if any.
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format, args...)
+	}
+}
+
+// writeLossPlot draws a run's loss history; a run too short to have one
+// gets no plot rather than an error after its training is done.
+func writeLossPlot(path, title string, h []train.Point) error {
+	if len(h) == 0 {
+		return nil
+	}
+	s := imageio.Series{Name: "loss"}
+	for _, p := range h {
+		s.X = append(s.X, float64(p.Step))
+		s.Y = append(s.Y, p.Loss)
+	}
+	return imageio.WritePlot(path, title, "step", "loss", []imageio.Series{s}, true)
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
