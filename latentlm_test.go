@@ -18,6 +18,7 @@ import (
 	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/classifier"
+	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/dit"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/lm"
@@ -357,7 +358,7 @@ func TestDiT(t *testing.T) {
 		t.Fatal(err)
 	}
 	save := func(grid int) string {
-		cfg := dit.Config{Dim: 16, Depth: 1, Heads: 2, MLPRatio: 2, Latent: 8, Grid: grid, Classes: 10, Target: "eps"}
+		cfg := dit.Config{Dim: 16, Depth: 1, Heads: 2, MLPRatio: 2, Latent: 8, Grid: grid, Classes: 10, Target: diffusion.Epsilon}
 		store := model.NewStore()
 		if err := nn.Init(store, cfg.Specs(), 1, dtypes.Float32); err != nil {
 			t.Fatal(err)

@@ -108,7 +108,7 @@ const (
 // width 256 and depth 3, 16 latent channels, 10 classes.
 func StepConfig() lm.Config {
 	return lm.Config{Dim: 256, Depth: 4, Heads: 4, KVHeads: 4, MLPRatio: 4, HeadDepth: 3, HeadDim: 256,
-		Latent: 16, MaxLen: 64, Target: "eps", Vocab: lm.Vocab{Classes: 10}}
+		Latent: 16, MaxLen: 64, Target: diffusion.Epsilon, Vocab: lm.Vocab{Classes: 10}}
 }
 
 // Step times the reference training step (StepConfig, StepItems latents

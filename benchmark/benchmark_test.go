@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/dit"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/lm"
@@ -16,7 +17,7 @@ import (
 // grouped-query attention so that the FLOP count covers it.
 func tiny() lm.Config {
 	return lm.Config{Dim: 32, Depth: 2, Heads: 2, KVHeads: 1, MLPRatio: 2, HeadDepth: 1, HeadDim: 32,
-		Latent: 4, MaxLen: 52, Target: "eps", Vocab: lm.Vocab{Classes: 10}}
+		Latent: 4, MaxLen: 52, Target: diffusion.Epsilon, Vocab: lm.Vocab{Classes: 10}}
 }
 
 func BenchmarkTrainStep(b *testing.B) {

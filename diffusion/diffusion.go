@@ -57,6 +57,35 @@ func (t Target) String() string {
 	return "eps"
 }
 
+// MarshalText writes "eps" or "v", the names config.json files use.
+func (t Target) MarshalText() ([]byte, error) {
+	if t != Epsilon && t != Velocity {
+		return nil, fmt.Errorf("invalid diffusion target %d", int(t))
+	}
+	return []byte(t.String()), nil
+}
+
+// UnmarshalText reads "eps" or "v" (also "epsilon", "velocity").
+func (t *Target) UnmarshalText(b []byte) error {
+	v, err := ParseTarget(string(b))
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}
+
+// Set makes a Target a command-line flag (flag.Value).
+func (t *Target) Set(s string) error { return t.UnmarshalText([]byte(s)) }
+
+// Valid reports whether t is one of the targets.
+func (t Target) Valid() error {
+	if t != Epsilon && t != Velocity {
+		return fmt.Errorf("invalid diffusion target %d: want eps or v", int(t))
+	}
+	return nil
+}
+
 // Schedule is the discrete cosine schedule with T steps: ᾱ(s) = cos²((s+0.008)/1.008·π/2),
 // β_i = min(1 − ᾱ((i+1)/T)/ᾱ(i/T), 0.999), and ᾱ_t = Π_{i≤t}(1 − β_i).
 type Schedule struct {

@@ -32,14 +32,14 @@ const Kind = "dit"
 
 // Config is the architecture, saved as JSON beside the weights.
 type Config struct {
-	Dim      int     `json:"dim"`
-	Depth    int     `json:"depth"`
-	Heads    int     `json:"heads"`
-	MLPRatio float64 `json:"mlp_ratio"`
-	Latent   int     `json:"latent_channels"`
-	Grid     int     `json:"grid"` // the latent grid is Grid×Grid items
-	Classes  int     `json:"classes"`
-	Target   string  `json:"target"` // "eps" or "v"
+	Dim      int              `json:"dim"`
+	Depth    int              `json:"depth"`
+	Heads    int              `json:"heads"`
+	MLPRatio float64          `json:"mlp_ratio"`
+	Latent   int              `json:"latent_channels"`
+	Grid     int              `json:"grid"` // the latent grid is Grid×Grid items
+	Classes  int              `json:"classes"`
+	Target   diffusion.Target `json:"target"` // "eps" or "v" in config.json
 }
 
 // FromLM is the DiT of the same width, depth, heads, MLP ratio and target as
@@ -72,8 +72,7 @@ func (c Config) Validate() error {
 	case c.Dim%4 != 0:
 		return fmt.Errorf("dit config: dim %d must be a multiple of 4 (2-D sin-cos embeddings)", c.Dim)
 	}
-	_, err := diffusion.ParseTarget(c.Target)
-	return err
+	return c.Target.Valid()
 }
 
 // JSON encodes the config.
@@ -169,10 +168,7 @@ func (c Config) Forward(w nn.Weights, xt, t, labels *Node) *Node {
 // timestep and noise, and labels become Null with probability labelDropout.
 func (c Config) ClassLoss(scope *model.Scope, w nn.Weights, labels, latents *Node, sched *diffusion.Schedule, batchMul int, labelDropout float64) *Node {
 	g := labels.Graph()
-	target, err := diffusion.ParseTarget(c.Target)
-	if err != nil {
-		panic(err)
-	}
+	target := c.Target
 	if batchMul > 1 {
 		tile := func(x *Node) *Node {
 			d := x.Shape().Dimensions

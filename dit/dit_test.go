@@ -21,7 +21,7 @@ import (
 )
 
 func tinyConfig() Config {
-	return Config{Dim: 32, Depth: 2, Heads: 4, MLPRatio: 2, Latent: 4, Grid: 3, Classes: 3, Target: "eps"}
+	return Config{Dim: 32, Depth: 2, Heads: 4, MLPRatio: 2, Latent: 4, Grid: 3, Classes: 3, Target: diffusion.Epsilon}
 }
 
 // randomStore initialises every weight, the zero-initialised ones included,
@@ -266,7 +266,7 @@ func TestSamplerUnrolledMatchesLooped(t *testing.T) {
 // the conditioning ones once per image (the class table is a lookup), plus
 // the two attention products over all item pairs.
 func TestForwardFLOPs(t *testing.T) {
-	cfg := Config{Dim: 64, Depth: 3, Heads: 4, MLPRatio: 4, Latent: 8, Grid: 7, Classes: 10, Target: "eps"}
+	cfg := Config{Dim: 64, Depth: 3, Heads: 4, MLPRatio: 4, Latent: 8, Grid: 7, Classes: 10, Target: diffusion.Epsilon}
 	n := float64(cfg.Items())
 	var want float64
 	for _, s := range cfg.Specs() {
@@ -288,7 +288,7 @@ func TestForwardFLOPs(t *testing.T) {
 // samples one grid — the unrolled solver with guidance — and compares
 // SampleFLOPs with it.
 func TestSampleFLOPs(t *testing.T) {
-	cfg := Config{Dim: 32, Depth: 2, Heads: 4, MLPRatio: 3, Latent: 6, Grid: 3, Classes: 4, Target: "eps"}
+	cfg := Config{Dim: 32, Depth: 2, Heads: 4, MLPRatio: 3, Latent: 6, Grid: 3, Classes: 4, Target: diffusion.Epsilon}
 	b := testutil.Backend(t, "")
 	store := randomStore(t, cfg, 0.05, dtypes.Float32)
 	for _, steps := range []int{1, 7} {
@@ -327,7 +327,7 @@ func TestSampleFLOPs(t *testing.T) {
 // draw N(0, 1) grids.
 func TestSamplersRecoverGaussian(t *testing.T) {
 	cfg := tinyConfig()
-	cfg.Target, cfg.Latent = "v", 16
+	cfg.Target, cfg.Latent = diffusion.Velocity, 16
 	b := testutil.Backend(t, "")
 	store := model.NewStore()
 	if err := nn.Init(store, cfg.Specs(), 1, dtypes.Float32); err != nil {
@@ -382,7 +382,7 @@ func meanStd(x []float64) (float64, float64) {
 // or a guidance that mixed up classes, streams or timesteps fails.
 func TestTrainedSamplesFitData(t *testing.T) {
 	cfg := tinyConfig()
-	cfg.Target = "v"
+	cfg.Target = diffusion.Velocity
 	const batch = 32
 	b := testutil.Backend(t, "")
 	store := model.NewStore()

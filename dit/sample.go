@@ -35,8 +35,8 @@ func NewSampler(backend compute.Backend, store *model.Store, cfg Config, opts lm
 func newSampler(backend compute.Backend, store *model.Store, cfg Config, opts lm.SampleOptions, unroll bool) (*Sampler, error) {
 	s := &Sampler{cfg: cfg, opts: opts}
 	sched := diffusion.Cosine(1000)
-	target, err := diffusion.ParseTarget(cfg.Target)
-	if err != nil {
+	target := cfg.Target
+	if err := target.Valid(); err != nil {
 		return nil, err
 	}
 	plan, err := sched.PlanFor(opts.Steps)

@@ -34,17 +34,17 @@ import (
 
 // Config is the architecture, saved as JSON beside the weights.
 type Config struct {
-	Dim       int     `json:"dim"`
-	Depth     int     `json:"depth"`
-	Heads     int     `json:"heads"`
-	KVHeads   int     `json:"kv_heads"`
-	MLPRatio  float64 `json:"mlp_ratio"`
-	HeadDepth int     `json:"head_depth"` // adaLN blocks of the diffusion head
-	HeadDim   int     `json:"head_dim"`   // width of the diffusion head
-	Latent    int     `json:"latent_channels"`
-	MaxLen    int     `json:"max_len"`
-	Target    string  `json:"target"` // "eps" or "v"
-	Vocab     Vocab   `json:"vocab"`
+	Dim       int              `json:"dim"`
+	Depth     int              `json:"depth"`
+	Heads     int              `json:"heads"`
+	KVHeads   int              `json:"kv_heads"`
+	MLPRatio  float64          `json:"mlp_ratio"`
+	HeadDepth int              `json:"head_depth"` // adaLN blocks of the diffusion head
+	HeadDim   int              `json:"head_dim"`   // width of the diffusion head
+	Latent    int              `json:"latent_channels"`
+	MaxLen    int              `json:"max_len"`
+	Target    diffusion.Target `json:"target"` // "eps" or "v" in config.json
+	Vocab     Vocab            `json:"vocab"`
 }
 
 // Vocab lays out the discrete ids: Classes class tokens 0…Classes−1, then
@@ -71,7 +71,7 @@ func (v Vocab) Size() int { return v.Classes + 3 + v.Extra }
 // DefaultConfig is the MNIST class-to-image model: 7×7 latents of 8 channels.
 func DefaultConfig() Config {
 	return Config{Dim: 128, Depth: 4, Heads: 4, KVHeads: 4, MLPRatio: 4, HeadDepth: 3, HeadDim: 128,
-		Latent: 8, MaxLen: 52, Target: "eps", Vocab: Vocab{Classes: 10}}
+		Latent: 8, MaxLen: 52, Target: diffusion.Epsilon, Vocab: Vocab{Classes: 10}}
 }
 
 // Validate reports an inconsistent configuration.
@@ -94,8 +94,7 @@ func (c Config) Validate() error {
 	case c.MaxLen < 2:
 		return fmt.Errorf("lm config: max_len %d too small", c.MaxLen)
 	}
-	_, err := diffusion.ParseTarget(c.Target)
-	return err
+	return c.Target.Valid()
 }
 
 // JSON encodes the config.

@@ -67,7 +67,8 @@ func NewEngine(backend compute.Backend, store *model.Store, cfg Config, opts Sam
 func newEngine(backend compute.Backend, store *model.Store, cfg Config, opts SampleOptions, loop bool) (*Engine, error) {
 	e := &Engine{cfg: cfg, backend: backend, store: store, opts: opts, sched: diffusion.Cosine(1000)}
 	var err error
-	if e.target, err = diffusion.ParseTarget(cfg.Target); err != nil {
+	e.target = cfg.Target
+	if err = e.target.Valid(); err != nil {
 		return nil, err
 	}
 	if e.plan, err = e.sched.PlanFor(opts.Steps); err != nil {

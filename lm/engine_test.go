@@ -11,6 +11,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/internal/flopcount"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/nn"
@@ -243,7 +244,7 @@ func TestGuidanceBySameStream(t *testing.T) {
 func forcedEOLModel(t *testing.T, stops []float64) (Config, *model.Store) {
 	t.Helper()
 	cfg := Config{Dim: 8, Depth: 1, Heads: 1, KVHeads: 1, MLPRatio: 2, HeadDepth: 1, HeadDim: 8,
-		Latent: 4, MaxLen: 16, Target: "eps", Vocab: Vocab{Classes: len(stops)}}
+		Latent: 4, MaxLen: 16, Target: diffusion.Epsilon, Vocab: Vocab{Classes: len(stops)}}
 	d := float64(cfg.Dim)
 	rms := func(a float64) float64 { return a / math.Sqrt(a*a/d+1e-6) } // RMSNorm of a·e_i, along e_i
 	// m: the MLP's constant output, silu(r)·r for r = RMSNorm(a) ≈ √d.
@@ -408,7 +409,7 @@ func standardNormalHead(t *testing.T, cfg Config, store *model.Store) {
 // latents from a model whose head is the exact denoiser of N(0, 1).
 func TestSamplersRecoverGaussian(t *testing.T) {
 	cfg := tinyConfig()
-	cfg.Target, cfg.Latent = "v", 16
+	cfg.Target, cfg.Latent = diffusion.Velocity, 16
 	b := testutil.Backend(t, "")
 	store := randomStore(t, cfg, 0.1, dtypes.Float32)
 	standardNormalHead(t, cfg, store)
@@ -484,7 +485,7 @@ func TestSamplerLoopedMatchesUnrolled(t *testing.T) {
 // than the graphs.
 func TestSampleFLOPs(t *testing.T) {
 	cfg := Config{Dim: 32, Depth: 2, Heads: 4, KVHeads: 2, MLPRatio: 3, HeadDepth: 2, HeadDim: 48,
-		Latent: 6, MaxLen: 12, Target: "eps", Vocab: Vocab{Classes: 4}}
+		Latent: 6, MaxLen: 12, Target: diffusion.Epsilon, Vocab: Vocab{Classes: 4}}
 	b := testutil.Backend(t, "")
 	store := randomStore(t, cfg, 0.05, dtypes.Float32)
 	const items, steps = 5, 7

@@ -106,10 +106,7 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, it Items, valid *Node, sc
 	g := valid.Graph()
 	dims := it.Ids.Shape().Dimensions
 	batch, length := dims[0], dims[1]
-	target, err := diffusion.ParseTarget(c.Target)
-	if err != nil {
-		panic(err)
-	}
+	target := c.Target
 	h, _ := c.Backbone(w, it.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil)
 	next := it.Slice(1, length)
 	nextValid := SliceAxis(valid, 1, AxisRange(1, length))

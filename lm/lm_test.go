@@ -19,7 +19,7 @@ import (
 
 func tinyConfig() Config {
 	return Config{Dim: 32, Depth: 2, Heads: 4, KVHeads: 2, MLPRatio: 2, HeadDepth: 2, HeadDim: 24,
-		Latent: 4, MaxLen: 10, Target: "eps", Vocab: Vocab{Classes: 3}}
+		Latent: 4, MaxLen: 10, Target: diffusion.Epsilon, Vocab: Vocab{Classes: 3}}
 }
 
 // randomStore initialises every weight, the zero-initialised ones included,

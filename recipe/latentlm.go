@@ -73,7 +73,7 @@ func DefaultLatentLMOptions() LatentLMOptions {
 	// some seeds only (93.5% and 55.2%), the v-trained one on all four
 	// seeds tried (95.4–99.1%), learning it about twice as early
 	// (docs/BENCHMARKS.md, "demo budget").
-	cfg.Target = "v"
+	cfg.Target = diffusion.Velocity
 	return LatentLMOptions{
 		Options: Options{Data: "mnist", Steps: 2400, SaveEvery: 400, Batch: DefaultLatentLMBatch, LR: 2e-3, Seed: 1},
 		Arch:    lm.Kind, Model: cfg, BatchMul: 4, LabelDropout: 0.1, EMA: 0.999, SampleEvery: 1200,

@@ -45,7 +45,7 @@ func runTrain(args []string) error {
 	fs.IntVar(&o.Model.KVHeads, "kv-heads", o.Model.KVHeads, "key/value heads (grouped-query attention; latentlm only)")
 	fs.IntVar(&o.Model.HeadDim, "head-dim", o.Model.HeadDim, "diffusion head width (latentlm only)")
 	fs.IntVar(&o.Model.HeadDepth, "head-depth", o.Model.HeadDepth, "diffusion head blocks (latentlm only)")
-	fs.StringVar(&o.Model.Target, "target", o.Model.Target, "diffusion target: eps or v")
+	fs.Var(&o.Model.Target, "target", "diffusion target: eps or v (default v)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
