@@ -4,16 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
-	"path/filepath"
 
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/evaluate"
-	"github.com/latentlm/latentlm/imageio"
-	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/internal/guard"
-	"github.com/latentlm/latentlm/safetensors"
 	"github.com/latentlm/latentlm/vae"
 )
 
@@ -127,21 +122,7 @@ func vaeReconstruct(args []string) error {
 	if err := batches(test, *n, *n)(func(b [][]float32) error { imgs = b; return nil }); err != nil {
 		return err
 	}
-	zs, err := m.Encode(imgs, false)
-	if err != nil {
-		return err
-	}
-	rec, err := m.Decode(zs)
-	if err != nil {
-		return err
-	}
-	// Originals on the odd rows... laid out as pairs: original, reconstruction.
-	var grid [][]float32
-	for i := range imgs {
-		grid = append(grid, imgs[i], rec[i])
-	}
-	cols := 8
-	if err := imageio.WriteGrid(*out, grid, m.Config.ImageSize, m.Config.ImageSize, cols); err != nil {
+	if err := m.WriteReconstructionGrid(imgs, *out, 8); err != nil {
 		return err
 	}
 	fmt.Printf("wrote %s: %d originals, each followed by its reconstruction\n", *out, len(imgs))
@@ -170,24 +151,11 @@ func vaeEncode(args []string) error {
 	if err := fs.checkMemory("encoding", imageBytes(fs.NArg(), c.ImageSize*c.ImageSize)); err != nil {
 		return err
 	}
-	var imgs [][]float32
-	for _, p := range fs.Args() {
-		img, err := imageio.ReadGray(p, c.ImageSize, c.ImageSize)
-		if err != nil {
-			return err
-		}
-		imgs = append(imgs, img)
-	}
-	zs, err := m.Encode(imgs, *sample)
+	zs, err := m.EncodePNGs(fs.Args(), *sample)
 	if err != nil {
 		return err
 	}
-	var flat []float32
-	for _, z := range zs {
-		flat = append(flat, z...)
-	}
-	t := safetensors.FromFloat32("latents", []int{len(zs), c.Items(), c.Channels}, flat)
-	if err := safetensors.Save(*out, []safetensors.Tensor{t}, map[string]string{"normalised": "true", "kind": c.Kind}); err != nil {
+	if err := m.WriteLatents(*out, zs); err != nil {
 		return err
 	}
 	fmt.Printf("wrote %s: latents [%d, %d, %d]\n", *out, len(zs), c.Items(), c.Channels)
@@ -213,50 +181,17 @@ func vaeDecode(args []string) error {
 	if err := guard.CheckOutputDir(*outDir, *f.ckpt, path); err != nil {
 		return err
 	}
-	file, err := safetensors.Load(path)
+	zs, err := m.ReadLatents(path)
 	if err != nil {
 		return err
 	}
-	t, ok := file.Get("latents")
-	if !ok {
-		return fmt.Errorf("%s: no tensor named latents", path)
-	}
-	if t.DType != safetensors.F32 || len(t.Shape) != 3 || t.Shape[1] != c.Items() || t.Shape[2] != c.Channels {
-		return fmt.Errorf("%s: latents are %s %v, this tokenizer needs F32 [N, %d, %d]", path, t.DType, t.Shape, c.Items(), c.Channels)
-	}
-	flat, err := t.Float32()
-	if err != nil {
-		return err
-	}
-	for i, v := range flat {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			per := c.Items() * c.Channels
-			return fmt.Errorf("%s: latents of image %d hold a non-finite value (%v at item %d, channel %d)", path, i/per, v, i%per/c.Channels, i%c.Channels)
-		}
-	}
-	if err := fs.checkMemory("decoding", imageBytes(t.Shape[0], c.ImageSize*c.ImageSize)); err != nil {
-		return err
-	}
-	per := c.Items() * c.Channels
-	zs := make([][]float32, t.Shape[0])
-	for i := range zs {
-		zs[i] = flat[i*per : (i+1)*per]
-	}
-	imgs, err := m.Decode(zs)
-	if err != nil {
+	if err := fs.checkMemory("decoding", imageBytes(len(zs), c.ImageSize*c.ImageSize)); err != nil {
 		return err
 	}
 	// All the images appear at once, or none (a full disk leaves nothing).
-	if err := atomicfile.WriteDir(*outDir, func(dir string) error {
-		for i, img := range imgs {
-			if err := imageio.WriteGray(filepath.Join(dir, fmt.Sprintf("%04d.png", i)), img, c.ImageSize, c.ImageSize); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+	if err := m.DecodeToFolder(zs, *outDir); err != nil {
 		return err
 	}
-	fmt.Printf("wrote %d images to %s\n", len(imgs), *outDir)
+	fmt.Printf("wrote %d images to %s\n", len(zs), *outDir)
 	return nil
 }
