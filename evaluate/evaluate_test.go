@@ -271,7 +271,7 @@ func TestTokenizer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", rep)
-	if rep.Images != 100 || rep.Data != "mnist" || rep.Kind != m.Config.Kind || len(rep.MuStd) != m.Config.Channels || len(rep.NoisyPSNR) != 3 {
+	if rep.Images != 100 || rep.Data != "mnist" || rep.Kind != m.Config.Kind.String() || len(rep.MuStd) != m.Config.Channels || len(rep.NoisyPSNR) != 3 {
 		t.Errorf("report %+v", rep)
 	}
 	if rep.PSNR < 20 || rep.SSIM < 0.9 || !(rep.NoisyPSNR["0.5"] < rep.NoisyPSNR["0.1"]) {

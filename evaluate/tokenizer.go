@@ -47,7 +47,7 @@ const tokenizerBatch = 500
 func Tokenizer(m *vae.Model, test *data.Dataset, n int) (*TokenizerReport, error) {
 	t0 := time.Now()
 	c := m.Config
-	rep := &TokenizerReport{Kind: c.Kind, Data: test.Name, NoisyPSNR: map[string]float64{}}
+	rep := &TokenizerReport{Kind: c.Kind.String(), Data: test.Name, NoisyPSNR: map[string]float64{}}
 	noise := []float64{0.1, 0.2, 0.5}
 	var mse float64
 	noisyMSE := make([]float64, len(noise))

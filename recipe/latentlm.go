@@ -158,7 +158,7 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok := lm.Tokenizer{Path: o.Tokenizer, SHA256: tokSum, Kind: tc.Kind, Items: tc.Items(), Channels: tc.Channels, Data: o.Data}
+	tok := lm.Tokenizer{Path: o.Tokenizer, SHA256: tokSum, Kind: tc.Kind.String(), Items: tc.Items(), Channels: tc.Channels, Data: o.Data}
 
 	// μ is computed once; σ·ε is re-drawn every step in the graph.
 	logf(o.Log, "encoding %d training images with the tokenizer...\n", ds.N)

@@ -53,7 +53,7 @@ func (m *Model) WriteLatents(path string, zs [][]float32) error {
 		flat = append(flat, z...)
 	}
 	t := safetensors.FromFloat32(LatentsTensor, []int{len(zs), c.Items(), c.Channels}, flat)
-	return safetensors.Save(path, []safetensors.Tensor{t}, map[string]string{"normalised": "true", "kind": c.Kind})
+	return safetensors.Save(path, []safetensors.Tensor{t}, map[string]string{"normalised": "true", "kind": c.Kind.String()})
 }
 
 // ReadLatents reads a latents file (see WriteLatents) for this tokenizer:

@@ -93,7 +93,7 @@ func TestFilesRoundTrip(t *testing.T) {
 	}
 	if len(f.Tensors) != 1 || f.Tensors[0].Name != LatentsTensor || f.Tensors[0].DType != safetensors.F32 ||
 		!slices.Equal(f.Tensors[0].Shape, []int{len(imgs), c.Items(), c.Channels}) ||
-		len(f.Metadata) != 2 || f.Metadata["normalised"] != "true" || f.Metadata["kind"] != c.Kind {
+		len(f.Metadata) != 2 || f.Metadata["normalised"] != "true" || f.Metadata["kind"] != c.Kind.String() {
 		t.Fatalf("latents file: tensors %+v, metadata %v", f.Tensors[0].Shape, f.Metadata)
 	}
 	back, err := m.ReadLatents(lat)

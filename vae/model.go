@@ -228,14 +228,14 @@ func (m *Model) EncodeMoments(images [][]float32) (mu, scale [][]float32, err er
 	c := m.Config
 	scale = make([][]float32, len(images))
 	switch c.Kind {
-	case "sigma":
+	case Sigma:
 		for i := range scale {
 			scale[i] = make([]float32, c.Items()*c.Channels)
 			for k := range scale[i] {
 				scale[i][k] = float32(c.CSigma) / m.Std[k%c.Channels]
 			}
 		}
-	case "vae":
+	case VAE:
 		if m.logvar == nil {
 			m.logvar, err = model.NewExec(m.backend, m.Store, func(scope *model.Scope, images *Node) *Node {
 				_, lv := c.Encode(nn.WeightsOf(scope.Store(), images.Graph()), images)
@@ -271,4 +271,4 @@ func (m *Model) EncodeMoments(images [][]float32) (mu, scale [][]float32, err er
 
 // PerExampleNoise says whether the noise scale of EncodeMoments still needs
 // the σ-VAE's per-example |N(0,1)| factor.
-func (c Config) PerExampleNoise() bool { return c.Kind == "sigma" }
+func (c Config) PerExampleNoise() bool { return c.Kind == Sigma }

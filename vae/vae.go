@@ -26,12 +26,53 @@ import (
 	"github.com/latentlm/latentlm/nn"
 )
 
-// Kinds lists the tokenizer kinds.
-var Kinds = []string{"sigma", "vae", "ae"}
+// Variant is how a tokenizer treats its latents (docs/DESIGN.md §2): the
+// σ-VAE of the paper (§2.3, z = μ + σ·ε with σ = |N(0,1)|·C_σ drawn per
+// example), a plain VAE (a learned variance and a KL to N(0, I)), or a
+// deterministic autoencoder. config.json spells them "sigma", "vae", "ae".
+type Variant int
+
+// The tokenizer variants.
+const (
+	Sigma Variant = iota // σ-VAE: fixed-scale noise, the paper's tokenizer
+	VAE                  // VAE: learned variance, KL regulariser
+	AE                   // autoencoder: no noise
+)
+
+var variantNames = [...]string{Sigma: "sigma", VAE: "vae", AE: "ae"}
+
+func (v Variant) String() string {
+	if v < 0 || int(v) >= len(variantNames) {
+		return fmt.Sprintf("Variant(%d)", int(v))
+	}
+	return variantNames[v]
+}
+
+// MarshalText writes the config.json name.
+func (v Variant) MarshalText() ([]byte, error) {
+	if v < 0 || int(v) >= len(variantNames) {
+		return nil, fmt.Errorf("invalid tokenizer kind %d", int(v))
+	}
+	return []byte(variantNames[v]), nil
+}
+
+// UnmarshalText reads "sigma", "vae" or "ae".
+func (v *Variant) UnmarshalText(b []byte) error {
+	for i, n := range variantNames {
+		if string(b) == n {
+			*v = Variant(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown tokenizer kind %q: want sigma, vae or ae", b)
+}
+
+// Set makes a Variant a command-line flag (flag.Value).
+func (v *Variant) Set(s string) error { return v.UnmarshalText([]byte(s)) }
 
 // Config is the tokenizer's architecture and objective, saved beside its weights.
 type Config struct {
-	Kind      string  `json:"kind"`
+	Kind      Variant `json:"kind"`
 	ImageSize int     `json:"image_size"`
 	Patch     int     `json:"patch"`
 	Channels  int     `json:"latent_channels"`
@@ -45,7 +86,7 @@ type Config struct {
 
 // DefaultConfig is the σ-VAE of the MNIST demo.
 func DefaultConfig() Config {
-	return Config{Kind: "sigma", ImageSize: 28, Patch: 4, Channels: 8, Dim: 64, Depth: 2, Heads: 4,
+	return Config{Kind: Sigma, ImageSize: 28, Patch: 4, Channels: 8, Dim: 64, Depth: 2, Heads: 4,
 		MLPRatio: 3, CSigma: 0.9375, KLWeight: 0.01}
 }
 
@@ -63,8 +104,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("vae config: c_sigma %g and kl_weight %g must be finite and ≥ 0", c.CSigma, c.KLWeight)
 	case c.ImageSize > 4096:
 		return fmt.Errorf("vae config: image_size %d out of range (1…4096)", c.ImageSize)
-	case c.Kind != "sigma" && c.Kind != "vae" && c.Kind != "ae":
-		return fmt.Errorf("vae config: unknown kind %q: want sigma, vae or ae", c.Kind)
+	case c.Kind < Sigma || c.Kind > AE:
+		return fmt.Errorf("vae config: unknown kind %v: want sigma, vae or ae", c.Kind)
 	case c.Patch <= 0 || c.ImageSize%c.Patch != 0:
 		return fmt.Errorf("vae config: patch %d must divide image size %d", c.Patch, c.ImageSize)
 	case c.Channels <= 0 || c.Dim <= 0 || c.Depth <= 0 || c.Heads <= 0 || c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:
@@ -93,7 +134,7 @@ func (c Config) block() nn.Block {
 func (c Config) Specs() []nn.Spec {
 	pp, n, d := c.Patch*c.Patch, c.Items(), c.Dim
 	encOut := c.Channels
-	if c.Kind == "vae" {
+	if c.Kind == VAE {
 		encOut = 2 * c.Channels
 	}
 	specs := []nn.Spec{
@@ -130,7 +171,7 @@ func (c Config) Encode(w nn.Weights, images *Node) (mu, logvar *Node) {
 	patches := Reshape(nn.SpaceToDepth(InsertAxes(images, -1), c.Patch), b, c.Items(), c.Patch*c.Patch)
 	h := c.trunk(w, "encoder", nn.Linear(AddScalar(patches, -0.5), w.Get("encoder.patch_embed.weight")))
 	out := nn.Linear(h, w.Get("encoder.out.weight"))
-	if c.Kind != "vae" {
+	if c.Kind != VAE {
 		return out, nil
 	}
 	return nn.Take(out, 2, 0, c.Channels), nn.Take(out, 2, c.Channels, 2*c.Channels)
@@ -151,11 +192,11 @@ func (c Config) Decode(w nn.Weights, z *Node) *Node {
 func (c Config) Sample(scope *model.Scope, mu, logvar *Node) *Node {
 	g := mu.Graph()
 	switch c.Kind {
-	case "sigma":
+	case Sigma:
 		b := mu.Shape().Dimensions[0]
 		sigma := MulScalar(Abs(scope.RandomNormal(g, nn.Shape(mu.DType(), b, 1, 1))), c.CSigma)
 		return Add(mu, Mul(sigma, scope.RandomNormal(g, mu.Shape())))
-	case "vae":
+	case VAE:
 		return Add(mu, Mul(Exp(MulScalar(logvar, 0.5)), scope.RandomNormal(g, mu.Shape())))
 	}
 	return mu
@@ -173,7 +214,7 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, images *Node) Losses {
 	mu, logvar := c.Encode(w, images)
 	recon := ReduceAllMean(Square(Sub(c.Decode(w, c.Sample(scope, mu, logvar)), images)))
 	var reg *Node
-	if c.Kind == "vae" {
+	if c.Kind == VAE {
 		reg = MulScalar(ReduceAllMean(Sub(Add(Square(mu), Exp(logvar)), OnePlus(logvar))), 0.5)
 	} else {
 		reg = ReduceAllMean(Square(mu))

@@ -19,7 +19,10 @@ import (
 
 func tinyConfig(kind string) Config {
 	c := DefaultConfig()
-	c.Kind, c.Dim, c.Depth, c.Heads = kind, 32, 1, 2
+	if err := c.Kind.Set(kind); err != nil {
+		panic(err)
+	}
+	c.Dim, c.Depth, c.Heads = 32, 1, 2
 	return c
 }
 
@@ -55,7 +58,7 @@ func newModel(t *testing.T, cfg Config) *Model {
 
 // TestRoundTripShapes: 28×28 images → 49 latents of C channels → 28×28.
 func TestRoundTripShapes(t *testing.T) {
-	for _, kind := range Kinds {
+	for _, kind := range []string{"sigma", "vae", "ae"} {
 		m := newModel(t, tinyConfig(kind))
 		z, err := m.Encode(mnistImages(t, 3), true)
 		if err != nil {
@@ -210,8 +213,20 @@ func TestBadInputs(t *testing.T) {
 	if _, err := Load(testutil.Backend(t, ""), t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a checkpoint") {
 		t.Errorf("empty folder: %v", err)
 	}
-	bad := tinyConfig("vqvae")
+	bad := tinyConfig("sigma")
+	bad.Kind = AE + 1
 	if err := bad.Validate(); err == nil {
 		t.Error("unknown kind accepted")
+	}
+	var v Variant
+	if err := v.UnmarshalText([]byte("vqvae")); err == nil || !strings.Contains(err.Error(), "want sigma, vae or ae") {
+		t.Errorf("kind vqvae: %v", err)
+	}
+	for _, k := range []Variant{Sigma, VAE, AE} {
+		var back Variant
+		text, err := k.MarshalText()
+		if err != nil || back.UnmarshalText(text) != nil || back != k {
+			t.Errorf("%v does not survive its text form %q (%v)", k, text, err)
+		}
 	}
 }

@@ -10,7 +10,7 @@ func vaeTrain(args []string) error {
 	o := recipe.DefaultTokenizerOptions()
 	fs := newFlags("vae train", "vae train [--data mnist|fashion] [--kind sigma|vae|ae] [--out DIR] [flags]")
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/vae-<kind>-<data>)")
-	fs.StringVar(&o.Model.Kind, "kind", o.Model.Kind, "tokenizer kind: sigma, vae or ae")
+	fs.Var(&o.Model.Kind, "kind", "tokenizer kind: sigma, vae or ae (default sigma)")
 	fs.IntVar(&o.Model.Channels, "channels", o.Model.Channels, "latent channels per 4×4 patch")
 	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "transformer width")
 	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "blocks in each of encoder and decoder")
