@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/plot"
 )
 
 // ThroughputSeries is the data of the sampling-throughput plot: images/s
@@ -12,7 +12,7 @@ import (
 // step count, in the order they first appear in results, with the plot's
 // title, which names the backend, CPU count and CPU features of the first
 // result.
-func ThroughputSeries(results []Result) (title string, series []imageio.Series) {
+func ThroughputSeries(results []Result) (title string, series []plot.Series) {
 	index := map[string]int{}
 	for _, r := range results {
 		name := fmt.Sprintf("%s (%.2fM params), %d steps", r.Arch, float64(r.Params)/1e6, r.SolverSteps)
@@ -20,7 +20,7 @@ func ThroughputSeries(results []Result) (title string, series []imageio.Series) 
 		if !ok {
 			i = len(series)
 			index[name] = i
-			series = append(series, imageio.Series{Name: name})
+			series = append(series, plot.Series{Name: name})
 		}
 		series[i].X = append(series[i].X, float64(r.Batch))
 		series[i].Y = append(series[i].Y, r.ItemsPerS)
@@ -39,5 +39,5 @@ func PlotThroughput(out string, results []Result) error {
 		return errors.New("benchmark: no results to plot")
 	}
 	title, series := ThroughputSeries(results)
-	return imageio.WritePlotAxes(out, title, "batch size (log scale)", "images/s", series, true, true)
+	return plot.Write(out, title, "batch size (log scale)", "images/s", series, plot.Axes{LogX: true, LogY: true})
 }

@@ -9,9 +9,9 @@ import (
 	"sort"
 
 	"github.com/latentlm/latentlm/checkpoint"
-	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/plot"
 )
 
 // What a sweep varies (Sweep.Over).
@@ -206,7 +206,7 @@ func PlotSweep(path, title string, rows []SweepRow, y string, byGFLOP bool) erro
 	if len(rows) == 0 {
 		return errors.New("no sweep rows to plot")
 	}
-	var series []imageio.Series
+	var series []plot.Series
 	index := map[string]int{}
 	for _, r := range rows {
 		v, err := r.Metric(y)
@@ -217,7 +217,7 @@ func PlotSweep(path, title string, rows []SweepRow, y string, byGFLOP bool) erro
 		if !ok {
 			i = len(series)
 			index[r.Series] = i
-			series = append(series, imageio.Series{Name: r.Series})
+			series = append(series, plot.Series{Name: r.Series})
 		}
 		x := r.X
 		if r.Over == OverTrain {
@@ -238,5 +238,5 @@ func PlotSweep(path, title string, rows []SweepRow, y string, byGFLOP bool) erro
 		title = fmt.Sprintf("%s over %s (%s, n = %d)", y, over, rows[0].Data, rows[0].N)
 	}
 	logY := y == "fd" || y == "seconds_per_image"
-	return imageio.WritePlotAxes(path, title, xlabel, y, series, over == OverSteps, logY)
+	return plot.Write(path, title, xlabel, y, series, plot.Axes{LogX: over == OverSteps, LogY: logY})
 }

@@ -1,7 +1,7 @@
 // Package imageio reads and writes the small grayscale PNG images the models
 // in this project train on and generate (MNIST-style h×w digits, values in
-// [0,1]), lays samples out in grids for inspection, and draws simple line
-// plots of training curves.
+// [0,1]) and lays samples out in grids for inspection. Line plots of
+// training curves live in package plot.
 //
 // Every write goes through internal/atomicfile, so an interrupted or failed
 // write never leaves a truncated PNG where a later run would read it.

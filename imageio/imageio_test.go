@@ -3,7 +3,6 @@ package imageio
 import (
 	"image"
 	"image/color"
-	"image/draw"
 	"image/jpeg"
 	"image/png"
 	"math"
@@ -197,17 +196,6 @@ func TestInvalidWritesCreateNothing(t *testing.T) {
 		},
 		"gray size mismatch": func() error { return WriteGray(target, img, 28, 27) },
 		"gray zero size":     func() error { return WriteGray(target, nil, 0, 0) },
-		"plot no series":     func() error { return WritePlot(target, "t", "x", "y", nil, false) },
-		"plot X/Y lengths": func() error {
-			return WritePlot(target, "t", "x", "y", []Series{{Name: "a", X: []float64{1, 2}, Y: []float64{1}}}, false)
-		},
-		"plot no finite points": func() error {
-			nan, inf := math.NaN(), math.Inf(1)
-			return WritePlot(target, "t", "x", "y", []Series{{X: []float64{1, nan, 3}, Y: []float64{nan, 2, inf}}, {}}, false)
-		},
-		"log plot no positive points": func() error {
-			return WritePlot(target, "t", "x", "y", []Series{{X: []float64{1, 2}, Y: []float64{0, -3}}}, true)
-		},
 	}
 	for name, call := range cases {
 		err := call()
@@ -241,7 +229,6 @@ func TestWriteIntoMissingFolderFails(t *testing.T) {
 	for name, err := range map[string]error{
 		"WriteGray": WriteGray(target, img, 28, 28),
 		"WriteGrid": WriteGrid(target, [][]float32{img}, 28, 28, 1),
-		"WritePlot": WritePlot(target, "t", "x", "y", []Series{{X: []float64{1, 2}, Y: []float64{1, 2}}}, false),
 	} {
 		if err == nil || !strings.Contains(err.Error(), target) {
 			t.Errorf("%s: error %v, want one naming %s", name, err, target)
@@ -437,135 +424,5 @@ func TestReadDirErrors(t *testing.T) {
 		if _, _, err := ReadDir(d, 28, 28); err == nil || !strings.Contains(err.Error(), dst) || !strings.Contains(err.Error(), frag) {
 			t.Errorf("bad %s in folder: error %v, want one naming %s and %q", filepath.Base(path), err, dst, frag)
 		}
-	}
-}
-
-// plotCheck decodes a plot and checks its size and that the series colours
-// were drawn inside the plot area.
-func plotCheck(t *testing.T, path string, nSeries int) {
-	t.Helper()
-	img := decodePNG(t, path)
-	if got := img.Bounds().Size(); got != image.Pt(800, 500) {
-		t.Fatalf("plot size %v, want 800x500", got)
-	}
-	inner := plotArea.Inset(2)
-	nonBG := 0
-	seen := map[color.RGBA]bool{}
-	for y := inner.Min.Y; y < inner.Max.Y; y++ {
-		for x := inner.Min.X; x < inner.Max.X; x++ {
-			c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
-			if c != plotBG && c != plotGrid {
-				nonBG++
-			}
-			seen[c] = true
-		}
-	}
-	if nonBG < 500 {
-		t.Errorf("only %d non-background pixels in the plot area", nonBG)
-	}
-	for i := range nSeries {
-		if !seen[seriesColors[i]] {
-			t.Errorf("series %d colour %v not drawn", i, seriesColors[i])
-		}
-	}
-}
-
-func TestWritePlot(t *testing.T) {
-	dir := t.TempDir()
-	var loss, acc Series
-	loss.Name, acc.Name = "train loss", "val loss"
-	for i := range 200 {
-		x := float64(i * 50)
-		loss.X = append(loss.X, x)
-		loss.Y = append(loss.Y, 2*math.Exp(-float64(i)/40)+0.1)
-		acc.X = append(acc.X, x)
-		acc.Y = append(acc.Y, 2.2*math.Exp(-float64(i)/50)+0.15)
-	}
-	loss.Y[10], loss.Y[11] = math.NaN(), math.Inf(1) // skipped
-	acc.X[50] = math.Inf(-1)
-	path := filepath.Join(dir, "loss.png")
-	if err := WritePlot(path, "Loss", "step", "loss", []Series{loss, acc}, false); err != nil {
-		t.Fatal(err)
-	}
-	plotCheck(t, path, 2)
-
-	// Log scale across several decades, with non-positive values skipped.
-	logS := Series{Name: "kl"}
-	for i := range 100 {
-		logS.X = append(logS.X, float64(i))
-		logS.Y = append(logS.Y, math.Pow(10, 2-float64(i)/20))
-	}
-	logS.Y[5], logS.Y[6] = 0, -1
-	if err := WritePlot(path, "KL", "epoch", "nats", []Series{logS}, true); err != nil {
-		t.Fatal(err)
-	}
-	plotCheck(t, path, 1)
-
-	// Log X (solver steps), with x ≤ 0 skipped; nothing plottable is an error.
-	steps := Series{Name: "fd", X: []float64{0, 5, 10, 20, 50, 250, 1000}, Y: []float64{9, 80, 60, 50, 48, 47, 46}}
-	if err := WritePlotAxes(path, "FD", "steps", "fd", []Series{steps}, true, true); err != nil {
-		t.Fatal(err)
-	}
-	plotCheck(t, path, 1)
-	if err := WritePlotAxes(path, "FD", "steps", "fd", []Series{{X: []float64{0, -1}, Y: []float64{1, 2}}}, true, false); err == nil {
-		t.Error("a log X axis with no positive X plotted")
-	}
-	if names := dirNames(t, dir); len(names) != 1 {
-		t.Errorf("folder holds %v, want only loss.png", names)
-	}
-}
-
-// Degenerate but valid inputs must still plot (and not panic or hang).
-func TestWritePlotDegenerate(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "p.png")
-	cases := map[string][]Series{
-		"single point":      {{X: []float64{3}, Y: []float64{7}}},
-		"constant":          {{X: []float64{0, 1, 2}, Y: []float64{5, 5, 5}}},
-		"tiny range":        {{X: []float64{1e17, 1e17 + 16}, Y: []float64{1, 1 + 1e-15}}},
-		"narrow log range":  {{X: []float64{0, 1, 2}, Y: []float64{2, 3, 4}}},
-		"many series":       make([]Series, 12),
-		"one empty, one ok": {{}, {X: []float64{0, 1}, Y: []float64{0, 1}}},
-	}
-	for i := range cases["many series"] {
-		cases["many series"][i] = Series{X: []float64{0, 1}, Y: []float64{float64(i), float64(i + 1)}}
-	}
-	for name, s := range cases {
-		for _, logY := range []bool{false, true} {
-			if err := WritePlot(path, name, "x", "y", s, logY); err != nil {
-				t.Errorf("%s (log %v): %v", name, logY, err)
-				continue
-			}
-			if got := decodePNG(t, path).Bounds().Size(); got != image.Pt(800, 500) {
-				t.Errorf("%s: size %v", name, got)
-			}
-		}
-	}
-}
-
-// The legend goes to the corner that hides the least data: top right when
-// all corners are free, elsewhere when a curve runs through the top right.
-func TestLegendAvoidsData(t *testing.T) {
-	const w, h = 120, 40
-	img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
-	draw.Draw(img, img.Bounds(), image.NewUniform(plotBG), image.Point{}, draw.Src)
-	if r := legendRect(img, w, h); r.Max.X != plotArea.Max.X-10 || r.Min.Y != plotArea.Min.Y+10 {
-		t.Errorf("free plot: legend at %v, want the top right corner", r)
-	}
-	draw.Draw(img, image.Rect(plotArea.Max.X-60, plotArea.Min.Y, plotArea.Max.X, plotArea.Min.Y+60), image.NewUniform(seriesColors[0]), image.Point{}, draw.Src)
-	if r := legendRect(img, w, h); r.Min.X != plotArea.Min.X+10 || r.Min.Y != plotArea.Min.Y+10 {
-		t.Errorf("data in the top right: legend at %v, want the top left corner", r)
-	}
-
-	// End to end: a rising line ends in the top right corner, so the
-	// legend's frame is drawn in the top left one.
-	rise := Series{Name: "a long series name", X: []float64{0, 1}, Y: []float64{0, 1}}
-	path := filepath.Join(t.TempDir(), "rise.png")
-	if err := WritePlot(path, "rise", "x", "y", []Series{rise}, false); err != nil {
-		t.Fatal(err)
-	}
-	corner := decodePNG(t, path).At(plotArea.Min.X+10, plotArea.Min.Y+10)
-	if color.RGBAModel.Convert(corner) != color.Color(plotFrame) {
-		t.Errorf("pixel at the top left legend corner is %v, want the legend frame %v", corner, plotFrame)
 	}
 }

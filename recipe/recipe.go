@@ -22,8 +22,8 @@ import (
 
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/data"
-	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/internal/deps"
+	"github.com/latentlm/latentlm/plot"
 	"github.com/latentlm/latentlm/train"
 )
 
@@ -165,12 +165,12 @@ func writeLossPlot(path, title string, h []train.Point) error {
 	if len(h) == 0 {
 		return nil
 	}
-	s := imageio.Series{Name: "loss"}
+	s := plot.Series{Name: "loss"}
 	for _, p := range h {
 		s.X = append(s.X, float64(p.Step))
 		s.Y = append(s.Y, p.Loss)
 	}
-	return imageio.WritePlot(path, title, "step", "loss", []imageio.Series{s}, true)
+	return plot.Write(path, title, "step", "loss", []plot.Series{s}, plot.Axes{LogY: true})
 }
 
 func gcd(a, b int64) int64 {

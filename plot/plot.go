@@ -1,4 +1,4 @@
-package imageio
+package plot
 
 import (
 	"errors"
@@ -6,12 +6,16 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"image/png"
+	"io"
 	"math"
 	"strconv"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
+
+	"github.com/latentlm/latentlm/internal/atomicfile"
 )
 
 // Plot image size and the plot area inside it (the rest holds the title,
@@ -50,32 +54,36 @@ type Series struct {
 	X, Y []float64
 }
 
-// WritePlot writes an 800×500 PNG line plot of series with a title, axis
-// labels, tick labels, a legend and one distinct colour per series; it is
-// meant for quick looks at training curves, not publication.
+// Axes chooses the scale of each axis: linear, or logarithmic (base 10) for
+// quantities spanning decades such as losses, solver steps or batch sizes.
+type Axes struct {
+	LogX, LogY bool
+}
+
+// Write writes an 800×500 PNG line plot of series to path with a title,
+// axis labels, tick labels, a legend and one distinct colour per series.
 //
 // Points whose X or Y is NaN or ±Inf are skipped and break the line there,
-// as do points with Y ≤ 0 when logY is set (they have no logarithm), so a
-// diverged run still plots what it has. It is an error if no series has any
-// plottable point, if there are no series, or if a series has len(X) ≠ len(Y).
-func WritePlot(path string, title, xlabel, ylabel string, series []Series, logY bool) error {
-	return WritePlotAxes(path, title, xlabel, ylabel, series, false, logY)
-}
-
-// WritePlotAxes is WritePlot with a choice of logarithmic X axis too (for
-// sweeps over quantities spanning decades, such as solver steps); X ≤ 0 is
-// skipped on it as Y ≤ 0 is on a log Y axis.
-func WritePlotAxes(path string, title, xlabel, ylabel string, series []Series, logX, logY bool) error {
-	img, err := plotImage(title, xlabel, ylabel, series, logX, logY)
+// as are points with X ≤ 0 on a log X axis or Y ≤ 0 on a log Y axis (they
+// have no logarithm), so a diverged run still plots what it has. It is an
+// error if there are no series, if a series has len(X) ≠ len(Y), or if no
+// series has any plottable point; then nothing is written.
+func Write(path, title, xlabel, ylabel string, series []Series, axes Axes) error {
+	img, err := Render(title, xlabel, ylabel, series, axes)
 	if err != nil {
-		return fmt.Errorf("imageio: plotting %s: %w", path, err)
+		return fmt.Errorf("plot: %s: %w", path, err)
 	}
-	return writePNG(path, img)
+	if err := atomicfile.Write(path, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	return nil
 }
 
-// plotImage renders the plot; it is separate from WritePlot so that every
-// argument error is found before anything is written.
-func plotImage(title, xlabel, ylabel string, series []Series, logX, logY bool) (*image.RGBA, error) {
+// Render draws the plot that Write would write and returns it as an image,
+// for callers that embed it elsewhere or encode it themselves; its errors
+// are Write's, without the path.
+func Render(title, xlabel, ylabel string, series []Series, axes Axes) (*image.RGBA, error) {
+	logX, logY := axes.LogX, axes.LogY
 	if len(series) == 0 {
 		return nil, errors.New("no series")
 	}
@@ -118,9 +126,13 @@ func plotImage(title, xlabel, ylabel string, series []Series, logX, logY bool) (
 	x0, x1 = widen(x0, x1)
 	y0, y1 = widen(y0, y1)
 	// A margin on every side keeps lines and lone points off the frame.
-	m := 0.04 * (y1 - y0)
+	// Here and below, float64(a*b) around a product that is then added
+	// rounds it, which stops the compiler from fusing the two into one
+	// multiply-add (as it may on arm64, ppc64le, s390x or GOAMD64=v3), so
+	// that this code's arithmetic does not make the pixels machine-dependent.
+	m := float64(0.04 * (y1 - y0))
 	y0, y1 = y0-m, y1+m
-	m = 0.02 * (x1 - x0)
+	m = float64(0.02 * (x1 - x0))
 	x0, x1 = x0-m, x1+m
 	if !isFinite(x1-x0) || !isFinite(y1-y0) {
 		return nil, errors.New("data range too large to plot")
@@ -129,8 +141,8 @@ func plotImage(title, xlabel, ylabel string, series []Series, logX, logY bool) (
 	img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
 	draw.Draw(img, img.Bounds(), image.NewUniform(plotBG), image.Point{}, draw.Src)
 	a := plotArea
-	px := func(x float64) float64 { return float64(a.Min.X) + (x-x0)/(x1-x0)*float64(a.Dx()-1) }
-	py := func(y float64) float64 { return float64(a.Max.Y-1) - (y-y0)/(y1-y0)*float64(a.Dy()-1) }
+	px := func(x float64) float64 { return float64(a.Min.X) + float64((x-x0)/(x1-x0)*float64(a.Dx()-1)) }
+	py := func(y float64) float64 { return float64(a.Max.Y-1) - float64((y-y0)/(y1-y0)*float64(a.Dy()-1)) }
 
 	// Grid lines and tick labels.
 	xt := linearTicks(x0, x1, 8)
@@ -196,7 +208,7 @@ func widen(lo, hi float64) (float64, float64) {
 	}
 	d := 0.5
 	if lo != 0 {
-		d = math.Abs(lo) * 0.1
+		d = float64(math.Abs(lo) * 0.1)
 	}
 	return lo - d, hi + d
 }
@@ -213,7 +225,7 @@ func linearTicks(lo, hi float64, n int) []tick {
 	var ts []tick
 	// The iteration cap guards against ranges so narrow relative to their
 	// magnitude that k++ stops changing k.
-	for k, i := math.Ceil(lo/step), 0; k*step <= hi+step*1e-9 && i < 4*n; k, i = k+1, i+1 {
+	for k, i := math.Ceil(lo/step), 0; k*step <= hi+float64(step*1e-9) && i < 4*n; k, i = k+1, i+1 {
 		v := k * step
 		if math.Abs(v) < step*1e-9 {
 			v = 0
@@ -368,7 +380,7 @@ func thickLine(img *image.RGBA, x0, y0, x1, y1 float64, c color.RGBA) {
 		if n > 0 {
 			t = float64(i) / float64(n)
 		}
-		dot(img, x0+t*(x1-x0), y0+t*(y1-y0), c)
+		dot(img, x0+float64(t*(x1-x0)), y0+float64(t*(y1-y0)), c)
 	}
 }
 
