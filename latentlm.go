@@ -39,13 +39,12 @@ func ShippedWeights(name string) (string, error) {
 	if name == "" || name != filepath.Base(name) || name == "." || name == ".." {
 		return "", fmt.Errorf("latentlm: shipped weights name %q: want a plain name such as latentlm-mnist", name)
 	}
-	d, err := deps.Dir()
+	p, err := deps.Weights(name)
 	if err != nil {
-		return "", fmt.Errorf("latentlm: shipped weights %s: %w", name, err)
+		return "", fmt.Errorf("latentlm: %w", err)
 	}
-	p := filepath.Join(filepath.Dir(d), "weights", name)
 	if _, err := os.Stat(filepath.Join(p, checkpoint.ConfigFile)); err != nil {
-		return "", fmt.Errorf("latentlm: shipped weights %s not found: %w", p, err)
+		return "", fmt.Errorf("latentlm: shipped weights %s hold no checkpoint: %w", p, err)
 	}
 	return p, nil
 }

@@ -15,8 +15,6 @@ package recipe
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/gomlx/compute"
 
@@ -140,17 +138,7 @@ func openBackend(name string) (compute.Backend, string, error) {
 
 // shippedWeights is the folder of the weights shipped under weights/<name>
 // in the repository (found like .deps).
-func shippedWeights(name string) (string, error) {
-	d, err := deps.Dir()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(filepath.Dir(d), "weights", name)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("shipped weights %s not found: %w", p, err)
-	}
-	return p, nil
-}
+func shippedWeights(name string) (string, error) { return deps.Weights(name) }
 
 // logf writes a message to w, if any.
 func logf(w io.Writer, format string, args ...any) {

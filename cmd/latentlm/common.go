@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -36,17 +35,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 // weightsDir is where the shipped weights live: weights/<name> in the
 // repository (found like .deps, from the working directory or the binary).
-func weightsDir(name string) (string, error) {
-	d, err := deps.Dir()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(filepath.Dir(d), "weights", name)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("shipped weights %s not found: %w", p, err)
-	}
-	return p, nil
-}
+func weightsDir(name string) (string, error) { return deps.Weights(name) }
 
 // checkDataName validates a --data flag.
 func checkDataName(name string) error { return recipe.CheckData(name) }

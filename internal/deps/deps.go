@@ -132,3 +132,17 @@ func Status() []Item {
 	}
 	return items
 }
+
+// Weights returns the folder of the weights shipped under weights/<name> in
+// the repository, which sits beside .deps.
+func Weights(name string) (string, error) {
+	d, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(filepath.Dir(d), "weights", name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("shipped weights %s not found: %w", p, err)
+	}
+	return p, nil
+}
