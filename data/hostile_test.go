@@ -11,45 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/latentlm/latentlm/internal/hostiletest"
 )
-
-// callWithin runs call and fails the test if it has not returned within a
-// few seconds (opening a named pipe for reading blocks until a writer
-// comes); it then unblocks the call by opening fifo for writing.
-func callWithin(t *testing.T, fifo string, call func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- call() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(5 * time.Second):
-		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
-		}
-		<-done
-		t.Fatalf("reading %s blocked", fifo)
-		return nil
-	}
-}
-
-// wantErr checks that err is one line naming path and saying each of frags.
-func wantErr(t *testing.T, err error, path string, frags ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s: no error, want one with %q", path, frags)
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, path) || strings.Contains(msg, "\n") {
-		t.Errorf("error %q does not name %s on one line", msg, path)
-	}
-	for _, f := range frags {
-		if !strings.Contains(msg, f) {
-			t.Errorf("error %q does not say %q", msg, f)
-		}
-	}
-}
 
 func TestRefusesNonRegularFiles(t *testing.T) {
 	if _, err := os.Stat("/dev/zero"); err != nil {
@@ -64,22 +28,22 @@ func TestRefusesNonRegularFiles(t *testing.T) {
 			if err := syscall.Mkfifo(path, 0o644); err != nil {
 				t.Skipf("cannot make a named pipe: %v", err)
 			}
-			err := callWithin(t, path, func() error { _, err := LoadDir(dir, "mnist", "test"); return err })
-			wantErr(t, err, path, "not a regular file", "named pipe")
+			err := hostiletest.CallWithin(t, path, func() error { _, err := LoadDir(dir, "mnist", "test"); return err })
+			hostiletest.WantErr(t, err, path, false, "not a regular file", "named pipe")
 
 			os.Remove(path)
 			if err := os.Symlink("/dev/zero", path); err != nil {
 				t.Fatal(err)
 			}
 			_, err = LoadDir(dir, "mnist", "test")
-			wantErr(t, err, path, "not a regular file", "character device")
+			hostiletest.WantErr(t, err, path, false, "not a regular file", "character device")
 
 			os.Remove(path)
 			if err := os.Mkdir(path, 0o755); err != nil {
 				t.Fatal(err)
 			}
 			_, err = LoadDir(dir, "mnist", "test")
-			wantErr(t, err, path, "not a regular file", "directory")
+			hostiletest.WantErr(t, err, path, false, "not a regular file", "directory")
 		})
 	}
 	// A link to a good file is followed.
@@ -145,7 +109,7 @@ func TestFileSizeLimits(t *testing.T) {
 				}
 				return
 			}
-			wantErr(t, err, path, c.want...)
+			hostiletest.WantErr(t, err, path, false, c.want...)
 		})
 	}
 
@@ -158,7 +122,7 @@ func TestFileSizeLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := LoadDir(dir, "mnist", "test")
-	wantErr(t, err, path, strconv.FormatInt(maxFileSize(16+maxElements)+1, 10)+" bytes", "-byte limit")
+	hostiletest.WantErr(t, err, path, false, strconv.FormatInt(maxFileSize(16+maxElements)+1, 10)+" bytes", "-byte limit")
 
 	// The read itself stops at the size the file had when checked.
 	b := gz(tinyImages)

@@ -9,28 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
-)
 
-// callWithin runs call and fails the test if it has not returned within a
-// few seconds (opening a named pipe for reading blocks until a writer
-// comes); it then unblocks the call by opening fifo for writing.
-func callWithin(t *testing.T, fifo string, call func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- call() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(5 * time.Second):
-		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
-		}
-		<-done
-		t.Fatalf("reading %s blocked", fifo)
-		return nil
-	}
-}
+	"github.com/latentlm/latentlm/internal/hostiletest"
+)
 
 func mkfifo(t *testing.T, path string) {
 	t.Helper()
@@ -49,41 +30,24 @@ func symlinkDevZero(t *testing.T, path string) {
 	}
 }
 
-// wantErr checks that err is one line naming path and saying each of frags.
-func wantErr(t *testing.T, err error, path string, frags ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s: no error, want one with %q", path, frags)
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, path) || strings.Contains(msg, "\n") {
-		t.Errorf("error %q does not name %s on one line", msg, path)
-	}
-	for _, f := range frags {
-		if !strings.Contains(msg, f) {
-			t.Errorf("error %q does not say %q", msg, f)
-		}
-	}
-}
-
 func TestReadGrayRefusesNonRegularFiles(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "pipe.png")
 	mkfifo(t, fifo)
-	err := callWithin(t, fifo, func() error { _, err := ReadGray(fifo, 28, 28); return err })
-	wantErr(t, err, fifo, "not a regular file", "named pipe")
+	err := hostiletest.CallWithin(t, fifo, func() error { _, err := ReadGray(fifo, 28, 28); return err })
+	hostiletest.WantErr(t, err, fifo, false, "not a regular file", "named pipe")
 
 	zero := filepath.Join(dir, "zero.png")
 	symlinkDevZero(t, zero)
 	_, err = ReadGray(zero, 28, 28)
-	wantErr(t, err, zero, "not a regular file", "character device")
+	hostiletest.WantErr(t, err, zero, false, "not a regular file", "character device")
 
 	sub := filepath.Join(dir, "folder.png")
 	if err := os.Mkdir(sub, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	_, err = ReadGray(sub, 28, 28)
-	wantErr(t, err, sub, "not a regular file", "directory")
+	hostiletest.WantErr(t, err, sub, false, "not a regular file", "directory")
 }
 
 func TestReadGrayRefusesLargeFiles(t *testing.T) {
@@ -102,7 +66,7 @@ func TestReadGrayRefusesLargeFiles(t *testing.T) {
 	}
 	f.Close()
 	_, err = ReadGray(big, 28, 28)
-	wantErr(t, err, big, strconv.Itoa(MaxPNGSize+1), strconv.Itoa(MaxPNGSize)+"-byte limit")
+	hostiletest.WantErr(t, err, big, false, strconv.Itoa(MaxPNGSize+1), strconv.Itoa(MaxPNGSize)+"-byte limit")
 
 	// A size the caller asks for is bounded too.
 	if _, err := ReadGray(big, 1<<15, 1<<15); err == nil || !strings.Contains(err.Error(), "invalid image size") {
@@ -124,24 +88,24 @@ func TestReadDirRefusesNonRegularFiles(t *testing.T) {
 	d := newDir()
 	fifo := filepath.Join(d, "5.png")
 	mkfifo(t, fifo)
-	err := callWithin(t, fifo, func() error { _, _, err := ReadDir(d, 28, 28); return err })
-	wantErr(t, err, fifo, "not a regular file")
+	err := hostiletest.CallWithin(t, fifo, func() error { _, _, err := ReadDir(d, 28, 28); return err })
+	hostiletest.WantErr(t, err, fifo, false, "not a regular file")
 
 	d = newDir()
 	zero := filepath.Join(d, "5.png")
 	symlinkDevZero(t, zero)
 	_, _, err = ReadDir(d, 28, 28)
-	wantErr(t, err, zero, "not a regular file")
+	hostiletest.WantErr(t, err, zero, false, "not a regular file")
 
 	// The folder itself: a named pipe, or a link to a device.
 	pipeDir := filepath.Join(t.TempDir(), "pipe")
 	mkfifo(t, pipeDir)
-	err = callWithin(t, pipeDir, func() error { _, _, err := ReadDir(pipeDir, 28, 28); return err })
-	wantErr(t, err, pipeDir, "not a directory", "named pipe")
+	err = hostiletest.CallWithin(t, pipeDir, func() error { _, _, err := ReadDir(pipeDir, 28, 28); return err })
+	hostiletest.WantErr(t, err, pipeDir, false, "not a directory", "named pipe")
 	zeroDir := filepath.Join(t.TempDir(), "zero")
 	symlinkDevZero(t, zeroDir)
 	_, _, err = ReadDir(zeroDir, 28, 28)
-	wantErr(t, err, zeroDir, "not a directory")
+	hostiletest.WantErr(t, err, zeroDir, false, "not a directory")
 
 	// A link to a folder of images is followed.
 	link := filepath.Join(t.TempDir(), "link")
