@@ -9,13 +9,6 @@ import (
 	"github.com/latentlm/latentlm/lm"
 )
 
-// latentSampler generates one latent image (items·channels values) per
-// class label; the benchmarks drive the samplers of both architectures
-// through it.
-type latentSampler interface {
-	Sample(labels []int) ([][]float32, error)
-}
-
 // loadModel opens --model (default: the shipped demo weights) and its
 // tokenizer (--vae, default: the one recorded in the model) through the
 // public API, which refuses a tokenizer other than the model's own.
