@@ -44,8 +44,6 @@ const (
 	StateFile   = "train_state.safetensors"
 )
 
-// emaScope mirrors train.EMAScope (kept here to avoid an import cycle).
-const emaScope = "/ema"
 
 // Header is config.json.
 type Header struct {
@@ -73,7 +71,7 @@ func save(dir, kind string, cfg Model, info map[string]any, store *model.Store, 
 	for _, s := range cfg.Specs() {
 		v := store.GetVariable(nn.WeightsScope + "/" + s.Name)
 		if useEMA {
-			if ev := store.GetVariable(emaScope + "/" + s.Name); ev != nil {
+			if ev := store.GetVariable(nn.EMAScope + "/" + s.Name); ev != nil {
 				v = ev
 			}
 		}

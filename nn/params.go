@@ -30,6 +30,10 @@ import (
 // variable names below it are the PyTorch parameter names.
 const WeightsScope = "/model"
 
+// EMAScope holds the moving average of each weight, under the weight's
+// name: training keeps it, checkpoints save it as the weights to sample with.
+const EMAScope = "/ema"
+
 // InitStd is the standard deviation of the default normal initialisation.
 const InitStd = 0.02
 

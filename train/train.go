@@ -29,7 +29,7 @@ import (
 )
 
 // EMAScope holds the moving average of each weight, under the weight's name.
-const EMAScope = "/ema"
+const EMAScope = nn.EMAScope
 
 // stepPath counts optimisation steps; it drives the learning-rate schedule.
 const stepPath = "/train/step"
