@@ -155,7 +155,7 @@ func (g *Generator) readModel(dir string) (lm.Tokenizer, error) {
 			return tok, fmt.Errorf("latentlm: %w", err)
 		}
 		g.kind, g.store = lm.Kind, store
-		g.classes, g.channels, g.maxItems = cfg.Vocab.Classes, cfg.Latent, cfg.MaxLen-3
+		g.classes, g.channels, g.maxItems = cfg.Vocab.Classes, cfg.Latent, cfg.MaxLen-cfg.Layout.Overhead()
 		g.params = nn.CountParams(cfg.Specs())
 		g.samplerBytes = func(batch int) float64 {
 			return nn.MemoryEstimate(cfg.Specs(), cfg.Activations(batch, cfg.MaxLen, 1, false), false)
@@ -188,9 +188,15 @@ func (g *Generator) readModel(dir string) (lm.Tokenizer, error) {
 
 // findTokenizer returns the tokenizer folder of the model in dir: explicit
 // if set, else the recorded path, else the shipped tokenizer of that name;
-// its weights must have the recorded checksum.
+// its weights must have the recorded checksum. A model that records no
+// tokenizer (one imported from the public PyTorch weights without one,
+// docs/WEIGHTS.md) takes the explicit one, whose channels and grid must
+// still fit.
 func findTokenizer(dir, explicit string, rec lm.Tokenizer) (string, error) {
 	tokDir := explicit
+	if explicit != "" && rec.Path == "" && rec.SHA256 == "" {
+		return explicit, nil
+	}
 	if tokDir == "" {
 		if rec.Path == "" {
 			return "", fmt.Errorf("latentlm: %s records no tokenizer: pass WithTokenizer", dir)

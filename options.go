@@ -43,7 +43,9 @@ func WithBackend(name string) Option {
 // recorded in the model's config.json, or the shipped tokenizer of that name
 // when the recorded path does not exist. Either way the tokenizer must be the
 // very one the model was trained with: its weights' SHA-256 must match the
-// model's record, and its latent channels and grid must fit the model.
+// model's record, and its latent channels and grid must fit the model. A
+// model that records no tokenizer (imported from the public PyTorch weights,
+// docs/WEIGHTS.md) needs this option, and takes any tokenizer that fits.
 func WithTokenizer(dir string) Option {
 	return func(c *loadConfig) {
 		if dir == "" {

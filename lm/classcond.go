@@ -13,13 +13,25 @@ import (
 	"github.com/latentlm/latentlm/nn"
 )
 
-// ClassItems lays out class-conditional image sequences
-// [class] <BOL> z₀ … z_{N−1} <EOL> for labels [B] (int32) and latents
-// [B, N, C]; every item is valid.
+// ClassItems lays out class-conditional image sequences for labels [B]
+// (int32) and latents [B, N, C] in the config's layout: [class] <BOL>
+// z₀ … z_{N−1} <EOL> (LayoutBOL), or [class] z₀ … z_{N−2} (LayoutPublic,
+// whose last latent is only a target); every item is valid.
 func (c Config) ClassItems(labels, latents *Node) Items {
 	g := labels.Graph()
 	dims := latents.Shape().Dimensions
 	batch, n := dims[0], dims[1]
+	if c.Layout == LayoutPublic {
+		ids := InsertAxes(labels, -1)
+		lat := Zeros(g, nn.Shape(latents.DType(), batch, 1, c.Latent))
+		isLat := Zeros(g, nn.Shape(latents.DType(), batch, 1))
+		if n > 1 {
+			ids = Concatenate([]*Node{ids, Zeros(g, nn.Shape(dtypes.Int32, batch, n-1))}, 1)
+			lat = Concatenate([]*Node{lat, SliceAxis(latents, 1, AxisRange(0, n-1))}, 1)
+			isLat = Concatenate([]*Node{isLat, Ones(g, nn.Shape(latents.DType(), batch, n-1))}, 1)
+		}
+		return Items{Ids: ids, Latents: lat, IsLatent: isLat}
+	}
 	col := func(id int) *Node { return BroadcastToDims(Scalar(g, dtypes.Int32, id), batch, 1) }
 	ids := Concatenate([]*Node{InsertAxes(labels, -1), col(c.Vocab.BOL()), Zeros(g, nn.Shape(dtypes.Int32, batch, n)), col(c.Vocab.EOL())}, 1)
 	zero := Zeros(g, nn.Shape(latents.DType(), batch, 2, c.Latent))
@@ -30,6 +42,9 @@ func (c Config) ClassItems(labels, latents *Node) Items {
 
 // ClassLoss is the class-conditional objective: labels are replaced by the
 // null class with probability labelDropout (for classifier-free guidance).
+// In LayoutPublic it is the public code's: the diffusion loss of z_k
+// conditioned on the hidden state at position k, with no cross-entropy
+// term (Losses.CE is 0).
 func (c Config) ClassLoss(scope *model.Scope, w nn.Weights, labels, latents *Node, sched *diffusion.Schedule, batchMul int, labelDropout float64) Losses {
 	g := labels.Graph()
 	if labelDropout > 0 {
@@ -37,6 +52,12 @@ func (c Config) ClassLoss(scope *model.Scope, w nn.Weights, labels, latents *Nod
 		labels = Where(drop, BroadcastToDims(Scalar(g, dtypes.Int32, c.Vocab.Null()), labels.Shape().Dimensions...), labels)
 	}
 	it := c.ClassItems(labels, latents)
+	if c.Layout == LayoutPublic {
+		dims := latents.Shape().Dimensions
+		h, _ := c.Backbone(w, it, Positions(g, dtypes.Float32, 0, dims[1]), nil)
+		diff := c.diffusionLoss(scope, w, h, latents, Ones(g, nn.Shape(latents.DType(), dims[0], dims[1])), sched, batchMul)
+		return Losses{Total: diff, CE: ScalarZero(g, diff.DType()), Diffusion: diff}
+	}
 	valid := OnesLike(it.IsLatent)
 	return c.Loss(scope, w, it, valid, sched, batchMul)
 }
@@ -50,9 +71,9 @@ type SampleOptions struct {
 }
 
 // Sampler generates latent grids class by class on an Engine: the prefix
-// [class] <BOL> (and [null] <BOL> for the guidance stream), then a segment
-// of exactly `items` latents, one backbone step and one solver run per
-// latent.
+// [class] <BOL> (and [null] <BOL> for the guidance stream), or [class] (and
+// [null]) in LayoutPublic, then a segment of exactly `items` latents, one
+// backbone step and one solver run per latent.
 type Sampler struct {
 	engine *Engine
 	items  int // latent items per image
@@ -65,8 +86,8 @@ func NewSampler(backend compute.Backend, store *model.Store, cfg Config, items i
 }
 
 func newSampler(backend compute.Backend, store *model.Store, cfg Config, items int, opts SampleOptions, loop bool) (*Sampler, error) {
-	if items+3 > cfg.MaxLen {
-		return nil, fmt.Errorf("%d latent items need max_len ≥ %d, model has %d", items, items+3, cfg.MaxLen)
+	if need := items + cfg.Layout.Overhead(); need > cfg.MaxLen {
+		return nil, fmt.Errorf("%d latent items need max_len ≥ %d, model has %d", items, need, cfg.MaxLen)
 	}
 	if items < 1 {
 		return nil, fmt.Errorf("%d latent items: want at least 1", items)
@@ -87,7 +108,8 @@ func (s *Sampler) Engine() *Engine { return s.engine }
 func (s *Sampler) Close() { s.engine.Close() }
 
 // Prefill starts a guided session for one image per label: each sequence
-// holds [label] <BOL>, its guidance stream [null] <BOL>.
+// holds [label] <BOL>, its guidance stream [null] <BOL> (in LayoutPublic
+// [label] and [null]).
 func (s *Sampler) Prefill(labels []int) (*Session, error) {
 	c := s.engine.cfg
 	prefix := make([][]Item, len(labels))
@@ -96,8 +118,12 @@ func (s *Sampler) Prefill(labels []int) (*Session, error) {
 		if l < 0 || l >= c.Vocab.Classes {
 			return nil, fmt.Errorf("class %d out of range 0…%d", l, c.Vocab.Classes-1)
 		}
-		prefix[i] = []Item{TokenItem(l), TokenItem(c.Vocab.BOL())}
-		guide[i] = []Item{TokenItem(c.Vocab.Null()), TokenItem(c.Vocab.BOL())}
+		prefix[i] = []Item{TokenItem(l)}
+		guide[i] = []Item{TokenItem(c.Vocab.Null())}
+		if c.Layout == LayoutBOL {
+			prefix[i] = append(prefix[i], TokenItem(c.Vocab.BOL()))
+			guide[i] = append(guide[i], TokenItem(c.Vocab.BOL()))
+		}
 	}
 	return s.engine.Prefill(prefix, guide)
 }

@@ -10,7 +10,10 @@
 // head if that item is a token and through the diffusion head if it is a
 // latent. Latent segments are delimited by <BOL> and <EOL>, so the model
 // itself can say where a segment ends (Segment.StopAtEOL, given a softmax
-// head trained to).
+// head trained to). Class-conditional images are laid out as
+// [class] <BOL> z₀ … <EOL> or, as the public PyTorch code does, [class] z₀ …
+// (Config.Layout, docs/WEIGHTS.md); ToPyTorch and FromPyTorch exchange the
+// weights of the latter with that code.
 //
 // The objective (Config.Loss, docs/DESIGN.md §5.3) is cross-entropy where the
 // next item is a token plus the diffusion loss where it is a latent, with
@@ -45,6 +48,10 @@ type Config struct {
 	MaxLen    int              `json:"max_len"`
 	Target    diffusion.Target `json:"target"` // "eps" or "v" in config.json
 	Vocab     Vocab            `json:"vocab"`
+	// Layout is the class-conditional sequence layout, "bol" or "public"
+	// in config.json; a config without it is "bol" (every checkpoint
+	// written before the field existed).
+	Layout Layout `json:"layout"`
 }
 
 // Vocab lays out the discrete ids: Classes class tokens 0…Classes−1, then
@@ -94,7 +101,24 @@ func (c Config) Validate() error {
 	case c.MaxLen < 2:
 		return fmt.Errorf("lm config: max_len %d too small", c.MaxLen)
 	}
+	if err := c.Layout.Valid(); err != nil {
+		return fmt.Errorf("lm config: %w", err)
+	}
 	return c.Target.Valid()
+}
+
+// UnmarshalJSON decodes a config; a missing "layout" is "bol" even when
+// decoding over a config that has another (a resumed run reads its saved
+// config over the defaults of new runs).
+func (c *Config) UnmarshalJSON(b []byte) error {
+	type plain Config
+	p := plain(*c)
+	p.Layout = LayoutBOL
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*c = Config(p)
+	return nil
 }
 
 // JSON encodes the config.
@@ -142,10 +166,14 @@ const timestepFeatures = 256
 // ForwardFLOPs counts the matmul FLOPs (2 per multiply-add) of one teacher-
 // forced forward pass over batch sequences of length items: the backbone
 // over every item (attention over the whole length, as computed), the
-// softmax head, and the diffusion head batchMul times per item.
+// softmax head (not in LayoutPublic), and the diffusion head batchMul times
+// per item.
 func (c Config) ForwardFLOPs(batch, length, batchMul int) float64 {
 	d, v := float64(c.Dim), float64(c.Vocab.Size())
-	perItem := c.backboneItemFLOPs(length) + 2*d*v
+	perItem := c.backboneItemFLOPs(length)
+	if c.Layout == LayoutBOL { // the public layout's loss has no softmax head
+		perItem += 2 * d * v
+	}
 	return float64(batch) * float64(length) * (perItem + float64(batchMul)*c.headFLOPs())
 }
 
@@ -156,9 +184,14 @@ func (c Config) ForwardFLOPs(batch, length, batchMul int) float64 {
 // of every latent. The backbone's share is independent of steps; a DiT
 // pays its full network at every step instead. The condition layer is
 // charged to every backbone item, one more per stream than the sampler
-// computes (the class token's hidden state conditions no latent).
+// computes in LayoutBOL (the class token's hidden state conditions no
+// latent there; in LayoutPublic it conditions z₀).
 func (c Config) SampleFLOPs(items, steps int) float64 {
-	return 2 * (float64(items+1)*c.backboneItemFLOPs(c.MaxLen) + float64(items*steps)*c.headFLOPs())
+	steps1 := items + 1 // [class] <BOL> z₀ … z_{N−2}
+	if c.Layout == LayoutPublic {
+		steps1 = items // [class] z₀ … z_{N−2}
+	}
+	return 2 * (float64(steps1)*c.backboneItemFLOPs(c.MaxLen) + float64(items*steps)*c.headFLOPs())
 }
 
 // backboneItemFLOPs is the backbone's work for one item attending over

@@ -104,9 +104,7 @@ type Losses struct {
 // draws (t, ε) per latent item from the store's RNG.
 func (c Config) Loss(scope *model.Scope, w nn.Weights, it Items, valid *Node, sched *diffusion.Schedule, batchMul int) Losses {
 	g := valid.Graph()
-	dims := it.Ids.Shape().Dimensions
-	batch, length := dims[0], dims[1]
-	target := c.Target
+	length := it.Ids.Shape().Dimensions[1]
 	h, _ := c.Backbone(w, it.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil)
 	next := it.Slice(1, length)
 	nextValid := SliceAxis(valid, 1, AxisRange(1, length))
@@ -114,10 +112,21 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, it Items, valid *Node, sc
 	tokenMask := Mul(OneMinus(next.IsLatent), nextValid)
 	ce := nn.CrossEntropy(c.Logits(w, h), next.Ids, tokenMask)
 
-	n := batch * (length - 1)
+	diff := c.diffusionLoss(scope, w, h, next.Latents, Mul(next.IsLatent, nextValid), sched, batchMul)
+	return Losses{Total: Add(ce, diff), CE: ce, Diffusion: diff}
+}
+
+// diffusionLoss is the diffusion term of the objective: the hidden states h
+// [B, T, d] condition the clean latents x0 [B, T, C] where mask [B, T] is 1,
+// with batchMul noise draws (t, ε) per item from the store's RNG; it is the
+// mean over the masked draws of the squared error of the head's target.
+func (c Config) diffusionLoss(scope *model.Scope, w nn.Weights, h, x0, mask *Node, sched *diffusion.Schedule, batchMul int) *Node {
+	g := h.Graph()
+	dims := h.Shape().Dimensions
+	n := dims[0] * dims[1]
 	cond := Reshape(c.Condition(w, h), n, c.HeadDim)
-	x0 := Reshape(next.Latents, n, c.Latent)
-	latMask := Reshape(Mul(next.IsLatent, nextValid), n)
+	x0 = Reshape(x0, n, c.Latent)
+	latMask := Reshape(mask, n)
 	tile := func(x *Node) *Node { // [n, …] → [batchMul·n, …]
 		d := append([]int{batchMul}, x.Shape().Dimensions...)
 		return Reshape(BroadcastToDims(InsertAxes(x, 0), d...), append([]int{batchMul * n}, x.Shape().Dimensions[1:]...)...)
@@ -125,9 +134,8 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, it Items, valid *Node, sc
 	cond, x0, latMask = tile(cond), tile(x0), tile(latMask)
 	ts := scope.RandomIntN(g, int32(sched.T), nn.Shape(dtypes.Int32, batchMul*n))
 	eps := scope.RandomNormal(g, nn.Shape(dtypes.Float32, batchMul*n, c.Latent))
-	xt, want := sched.AddNoise(x0, eps, ts, target)
+	xt, want := sched.AddNoise(x0, eps, ts, c.Target)
 	pred := c.Head(w, xt, ConvertDType(ts, dtypes.Float32), cond)
 	perItem := ReduceMean(Square(Sub(pred, want)), -1)
-	diff := Div(ReduceAllSum(Mul(perItem, latMask)), MaxScalar(ReduceAllSum(latMask), 1))
-	return Losses{Total: Add(ce, diff), CE: ce, Diffusion: diff}
+	return Div(ReduceAllSum(Mul(perItem, latMask)), MaxScalar(ReduceAllSum(latMask), 1))
 }

@@ -74,6 +74,13 @@ func DefaultLatentLMOptions() LatentLMOptions {
 	// seeds tried (95.4–99.1%), learning it about twice as early
 	// (docs/BENCHMARKS.md, "demo budget").
 	cfg.Target = diffusion.Velocity
+	// The public code's sequence layout, [class] z₀ … z_{N−2} with z_k
+	// conditioned at position k, so that a model trained with the defaults
+	// (and --target eps, the public code's) exports exactly
+	// (`latentlm export --format pytorch`, docs/WEIGHTS.md). A run resumed
+	// from a checkpoint without a layout keeps "bol", that of the shipped
+	// weights.
+	cfg.Layout = lm.LayoutPublic
 	return LatentLMOptions{
 		Options: Options{Data: "mnist", Steps: 2400, SaveEvery: 400, Batch: DefaultLatentLMBatch, LR: 2e-3, Seed: 1},
 		Arch:    lm.Kind, Model: cfg, BatchMul: 4, LabelDropout: 0.1, EMA: 0.999, SampleEvery: 1200,
@@ -113,7 +120,7 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 	}
 	tc := tokenizer.Config
 	o.Model.Latent = tc.Channels
-	o.Model.MaxLen = tc.Items() + 3
+	o.Model.MaxLen = tc.Items() + o.Model.Layout.Overhead()
 	sched := diffusion.Cosine(1000)
 	// The architecture: its config (a pointer, so a resumed run reads the
 	// saved one), its loss and its forward FLOPs per step.
@@ -135,7 +142,9 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 			l := lmCfg.ClassLoss(scope, w, labels, latents, sched, o.BatchMul, o.LabelDropout)
 			return []*Node{l.Total, l.CE, l.Diffusion}
 		}
-		stepFLOPs = func() float64 { return 3 * lmCfg.ForwardFLOPs(o.Batch, tc.Items()+2, o.BatchMul) }
+		stepFLOPs = func() float64 {
+			return 3 * lmCfg.ForwardFLOPs(o.Batch, lmCfg.Layout.TrainLength(tc.Items()), o.BatchMul)
+		}
 	}
 	ds, err := data.Load(o.Data, "train")
 	if err != nil {
@@ -146,7 +155,7 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 		if o.Arch == dit.Kind {
 			return dataset + nn.MemoryEstimate(ditCfg.Specs(), ditCfg.Activations(o.Batch*o.BatchMul, true), true)
 		}
-		return dataset + nn.MemoryEstimate(lmCfg.Specs(), lmCfg.Activations(o.Batch, tc.Items()+2, o.BatchMul, true), true)
+		return dataset + nn.MemoryEstimate(lmCfg.Specs(), lmCfg.Activations(o.Batch, lmCfg.Layout.TrainLength(tc.Items()), o.BatchMul, true), true)
 	})
 	if err != nil {
 		return nil, err

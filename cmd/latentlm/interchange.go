@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/vae"
+)
+
+func init() {
+	register("export", "write a model's weights for the public PyTorch LatentLM (--format pytorch)", runExport)
+	register("import", "make a checkpoint from the public PyTorch LatentLM's weights (--format pytorch)", runImport)
+}
+
+// checkFormat accepts the only interchange format there is.
+func checkFormat(format string) error {
+	if format != "pytorch" {
+		return fmt.Errorf("--format %q: want pytorch", format)
+	}
+	return nil
+}
+
+func runExport(args []string) error {
+	fs := newFlags("export", "export --format pytorch --model DIR --out FILE.safetensors")
+	format := fs.String("format", "pytorch", "interchange format: pytorch (the state dict of microsoft/unilm LatentLM/models/Transformer.py)")
+	modelDir := fs.String("model", "", "LatentLM checkpoint to export (layout public, head_dim = dim, target eps)")
+	out := fs.String("out", "", "output safetensors file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	if *modelDir == "" || *out == "" {
+		return errors.New("--model and --out are required")
+	}
+	if err := guard.CheckOutput(*out, *modelDir); err != nil {
+		return err
+	}
+	if err := lm.ExportPyTorch(*modelDir, *out); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: the public PyTorch weights of %s\n", *out, *modelDir)
+	return nil
+}
+
+func runImport(args []string) error {
+	fs := newFlags("import", "import --format pytorch FILE.safetensors --config CONFIG.json --out DIR [--vae DIR]").takesArgs()
+	format := fs.String("format", "pytorch", "interchange format: pytorch (the state dict of microsoft/unilm LatentLM/models/Transformer.py)")
+	cfgPath := fs.String("config", "", "the architecture: a checkpoint's config.json, or its \"config\" object alone (layout public)")
+	out := fs.String("out", "", "checkpoint folder to create (missing or empty)")
+	vaeDir := fs.String("vae", "", "tokenizer to record in the checkpoint (default: none; sampling then needs --vae)")
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	if len(files) != 1 {
+		return fmt.Errorf("want one safetensors file of public weights, got %d", len(files))
+	}
+	src := files[0]
+	if *cfgPath == "" || *out == "" {
+		return errors.New("--config and --out are required")
+	}
+	cfg, err := readImportConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if err := cfg.PyTorchCompatible(); err != nil {
+		return fmt.Errorf("%s: %w", *cfgPath, err)
+	}
+	inputs := []string{src, *cfgPath}
+	if *vaeDir != "" {
+		inputs = append(inputs, *vaeDir)
+	}
+	if err := guard.CheckOutputDir(*out, inputs...); err != nil {
+		return err
+	}
+	var tok lm.Tokenizer
+	if *vaeDir != "" {
+		if tok, err = tokenizerRecord(*vaeDir, cfg); err != nil {
+			return err
+		}
+	}
+	sum, err := checkpoint.FileSHA256(src)
+	if err != nil {
+		return err
+	}
+	info := map[string]any{"imported_from": map[string]any{"format": "pytorch", "file": filepath.Base(src), "sha256": sum}}
+	if err := lm.ImportPyTorch(src, cfg, tok, info, *out); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s from %s\n", *out, src)
+	return nil
+}
+
+// parseInterspersed parses flags before and after the command's file
+// arguments (`import --format pytorch FILE --config C --out D`), which the
+// flag package alone stops at, and returns the arguments.
+func parseInterspersed(fs *flags, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// readImportConfig reads --config: a checkpoint's config.json (kind
+// latentlm) or the config object alone.
+func readImportConfig(path string) (lm.Config, error) {
+	var cfg lm.Config
+	b, err := guard.ReadFile(path, checkpoint.MaxConfigBytes)
+	if err != nil {
+		return cfg, err
+	}
+	var hdr checkpoint.Header
+	if err := json.Unmarshal(b, &hdr); err != nil {
+		return cfg, fmt.Errorf("%s: invalid JSON: %v", path, err)
+	}
+	if hdr.Config != nil {
+		if hdr.Kind != lm.Kind {
+			return cfg, fmt.Errorf("%s describes a %q model, want %q", path, hdr.Kind, lm.Kind)
+		}
+		b = hdr.Config
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: invalid config: %v", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// tokenizerRecord is the record of the tokenizer in dir, which must fit the
+// model: its latent channels, and its grid within max_len.
+func tokenizerRecord(dir string, cfg lm.Config) (lm.Tokenizer, error) {
+	var vc vae.Config
+	h, err := checkpoint.ReadHeader(dir, vae.Kind, &vc)
+	if err != nil {
+		return lm.Tokenizer{}, err
+	}
+	if vc.Channels != cfg.Latent || vc.Items()+cfg.Layout.Overhead() > cfg.MaxLen {
+		return lm.Tokenizer{}, fmt.Errorf("tokenizer %s (%d channels, %d items) does not fit the model (%d channels, at most %d items)",
+			dir, vc.Channels, vc.Items(), cfg.Latent, cfg.MaxLen-cfg.Layout.Overhead())
+	}
+	sum, err := checkpoint.FileSHA256(filepath.Join(dir, checkpoint.WeightsFile))
+	if err != nil {
+		return lm.Tokenizer{}, err
+	}
+	data, _ := h.Info["data"].(string)
+	return lm.Tokenizer{Path: dir, SHA256: sum, Kind: vc.Kind.String(), Items: vc.Items(), Channels: vc.Channels, Data: data}, nil
+}
