@@ -261,7 +261,7 @@ func (g *Generator) Generate(ctx context.Context, req Request, opts SampleOption
 		ctx = context.Background()
 	}
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("latentlm: %w", err)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -319,7 +319,7 @@ func (g *Generator) samplerFor(opts SampleOptions) (sampler, error) {
 		return g.cached, nil
 	}
 	g.dropSampler()
-	s, err := g.newSampler(lm.SampleOptions{Steps: opts.Steps, CFG: opts.CFG, Temperature: opts.Temperature, Seed: opts.Seed})
+	s, err := g.newSampler(opts)
 	if err != nil {
 		return nil, fmt.Errorf("latentlm: preparing the sampler: %w", err)
 	}

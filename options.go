@@ -2,7 +2,8 @@ package latentlm
 
 import (
 	"fmt"
-	"math"
+
+	"github.com/latentlm/latentlm/lm"
 )
 
 // Option configures Load.
@@ -70,47 +71,16 @@ func WithBatch(n int) Option {
 
 // MaxSteps is the largest SampleOptions.Steps: the diffusion schedule has
 // 1000 timesteps.
-const MaxSteps = 1000
+const MaxSteps = lm.MaxSteps
 
-// SampleOptions controls generation. Start from DefaultSampleOptions and
-// change what you need: the zero SampleOptions is invalid (its Temperature
-// is 0, which Generate rejects rather than silently drawing all-zero noise).
-type SampleOptions struct {
-	// Steps is the number of DPM-Solver++ (2M) steps per latent, 1…MaxSteps;
-	// 0 selects ancestral DDPM sampling over all 1000 timesteps, the
-	// reference sampler, which is much slower.
-	Steps int
-	// CFG is the classifier-free guidance scale, finite and ≥ 0: the
-	// prediction is ε_u + CFG·(ε_c − ε_u), so 0 ignores the class, 1 is the
-	// plain conditional model and larger values sharpen class fidelity at
-	// the cost of diversity.
-	CFG float64
-	// Temperature scales the initial noise of every latent; finite and > 0.
-	// Values below 1 trade diversity for cleaner images.
-	Temperature float64
-	// Seed makes generation reproducible: with the same seed, request,
-	// options, batch size and backend, Generate returns the same images.
-	Seed int64
-}
+// SampleOptions controls generation (lm.SampleOptions: one type for the
+// library, the command line and the samplers). Start from
+// DefaultSampleOptions: the zero value is invalid.
+type SampleOptions = lm.SampleOptions
 
 // DefaultSampleOptions returns the settings of the paper's demo: 20
 // DPM-Solver++ steps, guidance scale 4, temperature 1, seed 1.
-func DefaultSampleOptions() SampleOptions {
-	return SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}
-}
-
-// Validate reports the first option out of range.
-func (o SampleOptions) Validate() error {
-	switch {
-	case o.Steps < 0 || o.Steps > MaxSteps:
-		return fmt.Errorf("latentlm: SampleOptions.Steps %d out of range 0…%d", o.Steps, MaxSteps)
-	case math.IsNaN(o.CFG) || math.IsInf(o.CFG, 0) || o.CFG < 0:
-		return fmt.Errorf("latentlm: SampleOptions.CFG %v: want a finite scale ≥ 0", o.CFG)
-	case math.IsNaN(o.Temperature) || math.IsInf(o.Temperature, 0) || o.Temperature <= 0:
-		return fmt.Errorf("latentlm: SampleOptions.Temperature %v: want a finite value > 0 (start from DefaultSampleOptions)", o.Temperature)
-	}
-	return nil
-}
+func DefaultSampleOptions() SampleOptions { return lm.DefaultSampleOptions() }
 
 // MaxImages bounds the number of images of one Request (the size of the
 // MNIST test set, what evaluation generates).

@@ -62,14 +62,6 @@ func (c Config) ClassLoss(scope *model.Scope, w nn.Weights, labels, latents *Nod
 	return c.Loss(scope, w, it, valid, sched, batchMul)
 }
 
-// SampleOptions controls class-conditional generation.
-type SampleOptions struct {
-	Steps       int     // DPM-Solver++ steps; 0 means DDPM over all T steps
-	CFG         float64 // guidance scale; 1 disables the unconditional stream's effect
-	Temperature float64 // scale of the initial noise
-	Seed        int64
-}
-
 // Sampler generates latent grids class by class on an Engine: the prefix
 // [class] <BOL> (and [null] <BOL> for the guidance stream), or [class] (and
 // [null]) in LayoutPublic, then a segment of exactly `items` latents, one

@@ -267,7 +267,7 @@ func writeClassGrid(backendName, dir, tokenizerDir, out string, perClass int) er
 			labels = append(labels, c)
 		}
 	}
-	so := latentlm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}
+	so := latentlm.DefaultSampleOptions()
 	var imgs [][]float32
 	for start := 0; start < len(labels); start += latentlm.MaxImages {
 		gen, err := g.Generate(context.Background(), latentlm.Request{Classes: labels[start:min(start+latentlm.MaxImages, len(labels))]}, so)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/gomlx/compute"
 
-	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/guard"
 )
@@ -76,7 +75,7 @@ func newEvalContext(b compute.Backend, clfDir, dataName string) (*evaluate.Conte
 func evalModel(backendName string, sf sampleFlags) evaluate.Model {
 	o := sf.options()
 	return evaluate.Model{Dir: *sf.model, Tokenizer: *sf.vae, Backend: backendName, Batch: *sf.batch,
-		Options: latentlm.SampleOptions{Steps: o.Steps, CFG: o.CFG, Temperature: o.Temperature, Seed: o.Seed}}
+		Options: o}
 }
 
 func runEval(args []string) error {

@@ -42,7 +42,7 @@ func checkSampling(fs *flags, g *latentlm.Generator, n int, out string) error {
 // generate draws one image per label, in requests of at most
 // latentlm.MaxImages.
 func generate(g *latentlm.Generator, labels []int, opts lm.SampleOptions) ([][]float32, error) {
-	so := latentlm.SampleOptions{Steps: opts.Steps, CFG: opts.CFG, Temperature: opts.Temperature, Seed: opts.Seed}
+	so := opts
 	var out [][]float32
 	for start := 0; start < len(labels); start += latentlm.MaxImages {
 		imgs, err := g.Generate(context.Background(), latentlm.Request{Classes: labels[start:min(start+latentlm.MaxImages, len(labels))]}, so)

@@ -118,7 +118,7 @@ func runDemo(args []string) error {
 	if err := checkSampling(fs, m, 8*len(all), *out); err != nil {
 		return err
 	}
-	return sampleGrid(m, all, 8, lm.SampleOptions{Steps: 20, CFG: 4, Temperature: 1, Seed: 1}, *out)
+	return sampleGrid(m, all, 8, lm.DefaultSampleOptions(), *out)
 }
 
 // demoChannels is the latent width of the tokenizer that `demo --train`
