@@ -84,6 +84,39 @@ latentlm_reference.json: the same settings in words, the load report, and the
 as diffusers), for both clip settings, beside what round-half-away-from-zero (Go's
 math.Round) gives for the same formula.
 
+Public-layout mode (--public FILE --config JSON)
+------------------------------------------------
+    /usr/bin/python3 scripts/pytorch/latentlm_reference.py \
+        --public testdata/pytorch/public_tiny.safetensors \
+        --config testdata/pytorch/public_tiny_config.json --out testdata/pytorch
+
+FILE is a state dict in the public names (what `latentlm export --format pytorch`
+writes); JSON is a config.json (or its "config" object) of layout public, whose
+hyper-parameters size the public Transformer. The load is strict: every public
+parameter present with its shape, nothing else. The mode writes:
+
+  public_init.safetensors   the state dict (public names, metadata format=pt) of a
+      Transformer of the same hyper-parameters, freshly initialised: torch.manual_seed(0)
+      (PUBLIC_INIT_SEED), then the modules built in __init__ order, each with torch's own
+      default initialisation (nn.Linear: kaiming-uniform; nn.Embedding: N(0, 1)). It
+      stands for a checkpoint produced by the public code's module structure (the public
+      initialize_weights is not restated: any values of the right names and shapes are
+      a valid public checkpoint).
+  public_tiny_reference.safetensors, public_tiny_reference.json: for both FILE
+      (prefix "tiny.") and public_init.safetensors read back from disk (prefix "init."),
+      in the PUBLIC layout (Transformer.forward_parallel, positions 0 ... K-1 hold
+      [class] z0 ... z_{K-2}; position i conditions z_i):
+        public.labels        I32 [2]        (3, 7)
+        public.latents       F32 [2, K, C]  z0 ... z_{K-1}, K = PUBLIC_ITEMS (4)
+        public.head_xt       F32 [4, C]
+        public.head_t        F32 [4]        (999, 500, 37, 0)
+        <p>.hidden_normed    F32 [2, K, d]  RMSNorm(last block output)
+        <p>.conditions       F32 [2, K, d]  condition_layer(h) = forward_parallel's output
+        <p>.head_cond        F32 [4, d]     <p>.conditions rows (0,0), (0,K-1), (1,0), (1,K-1)
+        <p>.head_out         F32 [4, C]     forward_diffusion(head_xt, head_t, head_cond)
+      with torch.Generator().manual_seed(0) drawing, in order, public.latents and
+      public.head_xt.
+
 Solver precision: the schedule and the step coefficients are computed in float64 (as our
 diffusion package does on the host); every coefficient is rounded to float32 when it
 multiplies a float32 tensor. diffusers instead computes them in float32 (alphas_cumprod,
@@ -115,6 +148,9 @@ CFG_SCALE = 4.0
 OURS_LAMBDA_MIN = -5.1             # diffusion.LambdaMinClipped
 TIMESTEP_STEP_COUNTS = [5, 10, 20, 25, 50, 250]
 T_TRAIN = 1000
+
+PUBLIC_ITEMS = 4                   # public-layout check: [class] z0 z1 z2 conditions z0 ... z3
+PUBLIC_INIT_SEED = 0               # torch.manual_seed of public_init.safetensors
 
 
 # ---------------------------------------------------------------------------------------
@@ -586,6 +622,131 @@ def load_model(weights_dir):
     return model, cfg, extra_rows, report, sha
 
 
+def read_public_config(path):
+    """The "config" object of a config.json (or the object itself)."""
+    with open(path) as f:
+        d = json.load(f)
+    cfg = d.get("config", d)
+    if cfg.get("layout") != "public":
+        sys.exit("%s: layout %r: the public code reads [class] z0 ... (want layout public)" % (path, cfg.get("layout")))
+    if cfg["head_dim"] != cfg["dim"]:
+        sys.exit("%s: head_dim %d != dim %d: the public Transformer ties the head width to hidden_size"
+                 % (path, cfg["head_dim"], cfg["dim"]))
+    if cfg["vocab"].get("extra", 0):
+        sys.exit("%s: extra tokens: the public class-conditional model has only its class table" % path)
+    return cfg
+
+
+def public_model(cfg):
+    return Transformer(cfg["dim"], cfg["depth"], cfg["heads"], cfg["kv_heads"], cfg["mlp_ratio"],
+                       cfg["head_depth"], cfg["latent_channels"], cfg["vocab"]["classes"])
+
+
+def load_public_strict(path, cfg):
+    """Loads a state dict in the public names into the restatement, strictly: the same key
+    set and every shape equal. Returns (model, report, sha256, metadata)."""
+    model = public_model(cfg)
+    sd, meta = read_safetensors(path)
+    want = model.state_dict()
+    report = {
+        "missing_keys": sorted(set(want) - set(sd)),
+        "unexpected_keys": sorted(set(sd) - set(want)),
+        "shape_mismatches": sorted(k for k in sd if k in want and tuple(want[k].shape) != tuple(sd[k].shape)),
+        "dtypes": sorted({str(v.dtype) for v in sd.values()}),
+        "public_parameters": len(want),
+        "metadata": meta,
+    }
+    if report["missing_keys"] or report["unexpected_keys"] or report["shape_mismatches"]:
+        sys.exit("%s does not load strictly into the public model: %s" % (path, json.dumps(report, indent=1)))
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    with open(path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    return model, report, sha, meta
+
+
+def public_outputs(model, labels, latents, head_xt, head_t):
+    """The public layout's forward pass and head: conditions of z0 ... z_{K-1} from
+    forward_parallel over [class] z0 ... z_{K-2}, and forward_diffusion on four of them."""
+    with torch.no_grad():
+        x = torch.cat((model.y_embedder(labels)[:, None], model.x_embedder(latents)[:, :-1]), dim=1)
+        h = model.run_blocks(x)
+        hidden = model.condition_layer.norm_final(h)
+        conds = model.condition_layer(h)
+        same = float((conds - model.forward_parallel(latents, labels)).abs().max())
+        assert same == 0.0, "forward_parallel differs from its own steps by %g" % same
+        k = latents.shape[1] - 1
+        head_cond = torch.stack([conds[0, 0], conds[0, k], conds[1, 0], conds[1, k]]).clone()
+        head_out = model.forward_diffusion(head_xt, head_t, head_cond)
+    return {"hidden_normed": hidden, "conditions": conds, "head_cond": head_cond, "head_out": head_out}
+
+
+def main_public(args):
+    cfg = read_public_config(args.config)
+    classes, C = cfg["vocab"]["classes"], cfg["latent_channels"]
+
+    # (1) a freshly initialised public model, saved under the public names
+    torch.manual_seed(PUBLIC_INIT_SEED)
+    fresh = public_model(cfg)
+    init_path = os.path.join(args.out, "public_init.safetensors")
+    os.makedirs(args.out, exist_ok=True)
+    write_safetensors(init_path, {k: v.detach().clone() for k, v in fresh.state_dict().items()},
+                      {"format": "pt", "generator": "scripts/pytorch/latentlm_reference.py --public",
+                       "init": "torch.manual_seed(%d); torch default module initialisation" % PUBLIC_INIT_SEED})
+
+    # (2) fixed inputs
+    gen = torch.Generator().manual_seed(0)
+    latents = torch.randn(len(LABELS), PUBLIC_ITEMS, C, generator=gen)
+    head_xt = torch.randn(4, C, generator=gen)
+    labels = torch.tensor(LABELS)
+    head_t = torch.tensor(HEAD_T)
+
+    tensors = {"public.labels": labels.to(torch.int32), "public.latents": latents,
+               "public.head_xt": head_xt, "public.head_t": head_t}
+    loads = {}
+    for prefix, path in (("tiny", args.public), ("init", init_path)):
+        model, report, sha, _ = load_public_strict(path, cfg)
+        outs = public_outputs(model, labels, latents, head_xt, head_t)
+        for name, t in outs.items():
+            tensors["%s.%s" % (prefix, name)] = t
+        loads[prefix] = {"file": os.path.relpath(path), "sha256": sha, "load_report": report,
+                         "max_abs": {n: float(t.abs().max()) for n, t in outs.items()}}
+
+    st_path = os.path.join(args.out, "public_tiny_reference.safetensors")
+    write_safetensors(st_path, tensors, {"generator": "scripts/pytorch/latentlm_reference.py --public",
+                                         "tiny_sha256": loads["tiny"]["sha256"],
+                                         "init_sha256": loads["init"]["sha256"],
+                                         "public_code": "microsoft/unilm LatentLM/ @ " + PUBLIC_COMMIT})
+    doc = {
+        "generator": "scripts/pytorch/latentlm_reference.py --public %s --config %s"
+                     % (os.path.relpath(args.public), os.path.relpath(args.config)),
+        "public_code": {"repository": "microsoft/unilm", "folder": "LatentLM/", "commit": PUBLIC_COMMIT},
+        "config": cfg,
+        "torch": torch.__version__, "numpy": np.__version__,
+        "checkpoints": loads,
+        "public_init": "torch.manual_seed(%d), then the modules in __init__ order with torch's default "
+                       "initialisation (nn.Linear kaiming-uniform, nn.Embedding N(0,1))" % PUBLIC_INIT_SEED,
+        "inputs": {
+            "labels": LABELS, "null_class": classes,
+            "generator": "torch.Generator().manual_seed(0); torch.randn draws in order: public.latents [2,%d,%d], "
+                         "public.head_xt [4,%d]" % (PUBLIC_ITEMS, C, C),
+            "layout": "public (Transformer.forward_parallel): positions 0..%d hold [class] z0..z%d; the output at "
+                      "position i is the condition of z_i" % (PUBLIC_ITEMS - 1, PUBLIC_ITEMS - 2),
+            "head": "<p>.head_cond = <p>.conditions rows (0,0), (0,%d), (1,0), (1,%d); head_t = %s"
+                    % (PUBLIC_ITEMS - 1, PUBLIC_ITEMS - 1, HEAD_T),
+        },
+    }
+    js_path = os.path.join(args.out, "public_tiny_reference.json")
+    with open(js_path, "w") as f:
+        f.write(compact_json(doc) + "\n")
+    for prefix, l in loads.items():
+        print("%s: %s (sha256 %s...): %d public parameters loaded strictly; max|cond| %.4g, max|head| %.4g"
+              % (prefix, l["file"], l["sha256"][:12], l["load_report"]["public_parameters"],
+                 l["max_abs"]["conditions"], l["max_abs"]["head_out"]))
+    for p in (init_path, st_path, js_path):
+        print("wrote %s (%d bytes)" % (p, os.path.getsize(p)))
+
+
 def compact_json(v, indent=0):
     """json with sorted keys, one key per line, and lists of scalars on one line."""
     pad = " " * indent
@@ -603,9 +764,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weights", default="weights/latentlm-mnist")
     ap.add_argument("--out", default="testdata/pytorch")
+    ap.add_argument("--public", help="public-layout mode: a state dict in the public names "
+                    "(latentlm export --format pytorch); needs --config")
+    ap.add_argument("--config", help="with --public: the config.json (layout public) that sizes the model")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
+    if args.public or args.config:
+        if not (args.public and args.config):
+            sys.exit("--public and --config go together")
+        main_public(args)
+        return
 
     model, cfg, extra_rows, report, sha = load_model(args.weights)
     classes, C = cfg["vocab"]["classes"], cfg["latent_channels"]
