@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -257,58 +256,7 @@ func (g *Generator) TokenizerDir() string { return g.tokDir }
 // options (seed included), the batch size and the backend, not on earlier
 // calls.
 func (g *Generator) Generate(ctx context.Context, req Request, opts SampleOptions) ([]Image, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := opts.Validate(); err != nil {
-		return nil, fmt.Errorf("latentlm: %w", err)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return nil, ErrClosed
-	}
-	labels, err := req.labels(g.classes)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("latentlm: generation cancelled: %w", err)
-	}
-	s, err := g.samplerFor(opts)
-	if err != nil {
-		return nil, err
-	}
-	// Every call starts from its own seed; the batches of one call continue
-	// the random stream, so that they differ.
-	if err := g.store.SetRNGStateFromSeed(opts.Seed); err != nil {
-		return nil, fmt.Errorf("latentlm: seeding: %w", err)
-	}
-	imgs := make([]Image, 0, len(labels))
-	for start := 0; start < len(labels); start += g.batch {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("latentlm: generation cancelled after %d of %d images: %w", start, len(labels), err)
-		}
-		end := min(start+g.batch, len(labels))
-		lat, err := s.Sample(labels[start:end])
-		if err != nil {
-			g.dropSampler()
-			return nil, fmt.Errorf("latentlm: %w", err)
-		}
-		dec, err := g.tok.Decode(lat)
-		if err != nil {
-			return nil, fmt.Errorf("latentlm: %w", err)
-		}
-		for i, px := range dec {
-			for _, v := range px {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return nil, fmt.Errorf("latentlm: model %s produced non-finite pixel values: its weights or the sampling options are broken", g.dir)
-				}
-			}
-			imgs = append(imgs, Image{Class: labels[start+i], Size: g.imageSize, Pixels: px})
-		}
-	}
-	return imgs, nil
+	return g.GenerateStream(ctx, req, opts, nil)
 }
 
 // samplerFor returns the compiled sampler for opts, reusing the cached one

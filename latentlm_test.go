@@ -274,8 +274,10 @@ func TestCancellation(t *testing.T) {
 	if _, err := g.Generate(ctx, latentlm.Request{Class: 1, N: 4}, latentlm.DefaultSampleOptions()); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: error %v, want context.Canceled", err)
 	}
-	// Two batches; cancelled once the first is done.
-	ctx2 := &countdown{Context: context.Background(), left: 2}
+	// Two batches; cancelled once the first is done. Generate checks ctx
+	// once on entry, once per batch and once per latent (49 per image), so
+	// the 52nd check is the second batch's.
+	ctx2 := &countdown{Context: context.Background(), left: 1 + 1 + 49}
 	_, err := g.Generate(ctx2, latentlm.Request{Class: 1, N: 2 * sharedBatch}, latentlm.DefaultSampleOptions())
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "after 16 of 32") {
 		t.Errorf("cancelled between batches: error %v, want context.Canceled after 16 of 32 images", err)

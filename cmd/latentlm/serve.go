@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/latentlm/latentlm"
+	"github.com/latentlm/latentlm/server"
+)
+
+func init() {
+	register("serve", "serve an HTTP API and a web page that stream generation as it happens", runServe)
+}
+
+func runServe(args []string) error {
+	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] [--models weights/] [--concurrency 1] [--queue 8] [--timeout 5m]")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (loopback by default; 0.0.0.0:8080 exposes the server to the network)")
+	modelsDir := fs.String("models", "", "folder of LatentLM/DiT checkpoints, each served under its folder name, or one checkpoint folder (default: the shipped weights/)")
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	concurrency := fs.Int("concurrency", 1, "requests generating at once")
+	queue := fs.Int("queue", 8, "requests that may wait for a slot before the server answers 429")
+	timeout := fs.Duration("timeout", 5*time.Minute, "limit of one request, queueing included")
+	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish")
+	fs.bound("concurrency", 1, 64, false)
+	fs.bound("queue", 0, 10000, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *timeout <= 0 || *shutdown < 0 {
+		return errors.New("--timeout must be > 0 and --shutdown-timeout ≥ 0")
+	}
+	dir := *modelsDir
+	if dir == "" {
+		mnist, err := weightsDir("latentlm-mnist")
+		if err != nil {
+			return err
+		}
+		dir = filepath.Dir(mnist)
+	}
+	var opts []latentlm.Option
+	opts = append(opts, latentlm.WithBatch(server.MaxImages))
+	if *backendName != "" {
+		opts = append(opts, latentlm.WithBackend(*backendName))
+	}
+	models, err := server.LoadModels(dir, opts...)
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "server: "))
+	}
+	defer func() {
+		for _, m := range models {
+			m.Gen.Close()
+		}
+	}()
+	var need float64
+	for _, m := range models {
+		need += m.Gen.MemoryEstimate(server.MaxImages)
+	}
+	if err := fs.checkMemory(fmt.Sprintf("serving %d models at up to %d images a request", len(models), server.MaxImages), need); err != nil {
+		return err
+	}
+	logger := log.New(os.Stderr, "latentlm serve: ", log.LstdFlags)
+	q := *queue
+	if q == 0 {
+		q = -1 // server.Config's 0 is its default
+	}
+	srv, err := server.New(models, server.Config{Concurrency: *concurrency, Queue: q, Timeout: *timeout, Log: logger})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("--addr %s: %w", *addr, err)
+	}
+	// Requests run under base, cancelled when the shutdown deadline passes.
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, BaseContext: func(net.Listener) context.Context { return base }}
+	for _, m := range models {
+		fmt.Printf("serving %s (%s, %d classes) on %s\n", m.Name, m.Gen.Kind(), m.Gen.Classes(), m.Gen.Backend())
+	}
+	fmt.Printf("listening on http://%s/ (Ctrl-C to stop)\n", ln.Addr())
+	ctx, stop := signalContext()
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	fmt.Println("shutting down: waiting for requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdown)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		cancelBase() // stop the generations still running at their next latent
+		hs.Close()
+		return fmt.Errorf("shutdown: requests still running after --shutdown-timeout %s were cancelled", *shutdown)
+	}
+	return err
+}

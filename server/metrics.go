@@ -1,0 +1,123 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// latencyBuckets are the upper bounds, in seconds, of the request latency
+// histogram.
+var latencyBuckets = []float64{0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// metrics are the server's counters, exposed at /metrics in the
+// Prometheus text format.
+type metrics struct {
+	mu       sync.Mutex
+	requests map[[2]string]int64 // endpoint, status → count
+	hist     map[string]*histogram
+	images   counterVec
+	// latents counts the latents drawn for streamed requests (one per
+	// image per latent position).
+	latents   atomic.Int64
+	cancelled atomic.Int64
+}
+
+type histogram struct {
+	counts []int64 // per bucket, not cumulative; the last is +Inf
+	sum    float64
+	count  int64
+}
+
+type counterVec struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (c *counterVec) Add(label string, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int64{}
+	}
+	c.m[label] += n
+}
+
+func newMetrics() *metrics {
+	return &metrics{requests: map[[2]string]int64{}, hist: map[string]*histogram{}}
+}
+
+func (m *metrics) observe(endpoint string, status int, d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests[[2]string{endpoint, fmt.Sprint(status)}]++
+	h := m.hist[endpoint]
+	if h == nil {
+		h = &histogram{counts: make([]int64, len(latencyBuckets)+1)}
+		m.hist[endpoint] = h
+	}
+	sec := d.Seconds()
+	i := sort.SearchFloat64s(latencyBuckets, sec) // first bound ≥ sec
+	h.counts[i]++
+	h.sum += sec
+	h.count++
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	var b strings.Builder
+	m := s.metrics
+	m.mu.Lock()
+	b.WriteString("# HELP latentlm_http_requests_total HTTP requests answered, by endpoint and status code.\n# TYPE latentlm_http_requests_total counter\n")
+	keys := make([][2]string, 0, len(m.requests))
+	for k := range m.requests {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return keys[i][0] < keys[j][0]
+		}
+		return keys[i][1] < keys[j][1]
+	})
+	for _, k := range keys {
+		fmt.Fprintf(&b, "latentlm_http_requests_total{endpoint=%q,code=%q} %d\n", k[0], k[1], m.requests[k])
+	}
+	b.WriteString("# HELP latentlm_http_request_duration_seconds Latency of HTTP requests, by endpoint.\n# TYPE latentlm_http_request_duration_seconds histogram\n")
+	eps := make([]string, 0, len(m.hist))
+	for e := range m.hist {
+		eps = append(eps, e)
+	}
+	sort.Strings(eps)
+	for _, e := range eps {
+		h := m.hist[e]
+		var cum int64
+		for i, le := range latencyBuckets {
+			cum += h.counts[i]
+			fmt.Fprintf(&b, "latentlm_http_request_duration_seconds_bucket{endpoint=%q,le=\"%g\"} %d\n", e, le, cum)
+		}
+		fmt.Fprintf(&b, "latentlm_http_request_duration_seconds_bucket{endpoint=%q,le=\"+Inf\"} %d\n", e, h.count)
+		fmt.Fprintf(&b, "latentlm_http_request_duration_seconds_sum{endpoint=%q} %g\n", e, h.sum)
+		fmt.Fprintf(&b, "latentlm_http_request_duration_seconds_count{endpoint=%q} %d\n", e, h.count)
+	}
+	m.mu.Unlock()
+	b.WriteString("# HELP latentlm_images_generated_total Images generated, by model.\n# TYPE latentlm_images_generated_total counter\n")
+	m.images.mu.Lock()
+	for _, name := range s.names {
+		fmt.Fprintf(&b, "latentlm_images_generated_total{model=%q} %d\n", name, m.images.m[name])
+	}
+	m.images.mu.Unlock()
+	fmt.Fprintf(&b, "# HELP latentlm_streamed_latents_total Latents drawn for streamed requests (per image).\n# TYPE latentlm_streamed_latents_total counter\nlatentlm_streamed_latents_total %d\n", m.latents.Load())
+	fmt.Fprintf(&b, "# HELP latentlm_requests_cancelled_total Generations stopped because the client went away.\n# TYPE latentlm_requests_cancelled_total counter\nlatentlm_requests_cancelled_total %d\n", m.cancelled.Load())
+	fmt.Fprintf(&b, "# HELP latentlm_queue_length Requests waiting for a generation slot.\n# TYPE latentlm_queue_length gauge\nlatentlm_queue_length %d\n", s.waiting.Load())
+	fmt.Fprintf(&b, "# HELP latentlm_requests_running Requests generating now.\n# TYPE latentlm_requests_running gauge\nlatentlm_requests_running %d\n", s.running.Load())
+	fmt.Fprintf(&b, "# HELP latentlm_queue_capacity Requests that may wait for a slot.\n# TYPE latentlm_queue_capacity gauge\nlatentlm_queue_capacity %d\n", s.cfg.Queue)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Write([]byte(b.String()))
+}

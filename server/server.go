@@ -1,0 +1,516 @@
+// Package server is the HTTP API of `latentlm serve`: JSON endpoints that
+// generate images with loaded LatentLM (or DiT) models, optionally
+// streaming every latent as Server-Sent Events, Prometheus metrics, and a
+// web page that watches generation as it happens. docs/API.md describes the
+// endpoints.
+//
+// Only the standard library's net/http is used. Requests pass a bounded
+// queue: at most Config.Concurrency generate at once, Config.Queue more
+// wait, and the rest are answered 429 with Retry-After.
+package server
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/png"
+	"io/fs"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/latentlm/latentlm"
+	"github.com/latentlm/latentlm/checkpoint"
+)
+
+// Limits of one request.
+const (
+	MaxImages    = 64       // n
+	MaxSteps     = 250      // steps
+	MaxCFG       = 100      // cfg
+	MaxBodyBytes = 64 << 10 // request body
+	// MaxSeed is the largest seed: 2^53−1, the largest integer a
+	// JavaScript number holds exactly.
+	MaxSeed = 1<<53 - 1
+	// MaxTemperature bounds temperature (which must be > 0).
+	MaxTemperature = 100
+)
+
+// Defaults of a request, those of `latentlm sample`.
+const (
+	DefaultN           = 1
+	DefaultSteps       = 20
+	DefaultCFG         = 4.0
+	DefaultSeed        = 1
+	DefaultTemperature = 1.0
+)
+
+// Config tunes a Server; the zero value takes the defaults.
+type Config struct {
+	// Concurrency is how many requests generate at once (default 1; a
+	// model's generations run one at a time whatever this says).
+	Concurrency int
+	// Queue is how many more requests may wait for a slot (default 8);
+	// beyond them the server answers 429. Negative means none.
+	Queue int
+	// Timeout bounds one request's generation, queueing included
+	// (default 5 minutes).
+	Timeout time.Duration
+	// Log receives one line per request; nil logs nothing.
+	Log *log.Logger
+}
+
+// Model is a loaded generator served under Name.
+type Model struct {
+	Name string
+	Gen  *latentlm.Generator
+}
+
+// Server serves the API over a fixed set of models. Create it with New;
+// it is an http.Handler.
+type Server struct {
+	cfg    Config
+	models map[string]*latentlm.Generator
+	names  []string
+	mux    *http.ServeMux
+	slots  chan struct{}
+	// admitted counts the requests holding or waiting for a slot.
+	admitted atomic.Int64
+	waiting  atomic.Int64
+	running  atomic.Int64
+	metrics  *metrics
+	// beforeGenerate, when set (by tests), runs once a request holds its
+	// slot.
+	beforeGenerate func()
+}
+
+//go:embed web
+var webFS embed.FS
+
+// New serves models (at least one, names unique and non-empty) with cfg.
+// The models stay the caller's to close.
+func New(models []Model, cfg Config) (*Server, error) {
+	if len(models) == 0 {
+		return nil, errors.New("server: no models to serve")
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
+	if cfg.Queue == 0 {
+		cfg.Queue = 8
+	}
+	if cfg.Queue < 0 {
+		cfg.Queue = 0
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Minute
+	}
+	s := &Server{cfg: cfg, models: map[string]*latentlm.Generator{}, slots: make(chan struct{}, cfg.Concurrency), metrics: newMetrics()}
+	for _, m := range models {
+		if m.Name == "" || m.Gen == nil {
+			return nil, fmt.Errorf("server: model %q: want a name and a generator", m.Name)
+		}
+		if s.models[m.Name] != nil {
+			return nil, fmt.Errorf("server: two models named %q", m.Name)
+		}
+		s.models[m.Name] = m.Gen
+		s.names = append(s.names, m.Name)
+	}
+	sort.Strings(s.names)
+	web, err := fs.Sub(webFS, "web")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/images", s.instrument("/v1/images", s.handleImages))
+	mux.HandleFunc("/v1/models", s.instrument("/v1/models", s.handleModels))
+	mux.HandleFunc("/healthz", s.instrument("/healthz", s.handleHealth))
+	mux.HandleFunc("/metrics", s.instrument("/metrics", s.handleMetrics))
+	files := http.FileServerFS(web)
+	mux.HandleFunc("/", s.instrument("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, "GET, HEAD")
+			return
+		}
+		if r.URL.Path != "/" && r.URL.Path != "/index.html" && r.URL.Path != "/app.js" && r.URL.Path != "/style.css" {
+			writeError(w, http.StatusNotFound, "path", "no such endpoint: "+r.URL.Path+" (see docs/API.md)")
+			return
+		}
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	}))
+	s.mux = mux
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// LoadModels loads every LatentLM or DiT checkpoint in dir: dir itself if
+// it is one, else each subfolder whose config.json is of kind latentlm or
+// dit, named after the folder (other kinds — tokenizers, classifiers — are
+// skipped). opts go to latentlm.Load. On error nothing stays loaded.
+func LoadModels(dir string, opts ...latentlm.Option) ([]Model, error) {
+	servable := func(d string) bool {
+		kind, err := checkpoint.ReadKind(d)
+		return err == nil && (kind == latentlm.KindLatentLM || kind == latentlm.KindDiT)
+	}
+	var dirs []string
+	if servable(dir) {
+		dirs = []string{dir}
+	} else {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("server: models folder: %w", err)
+		}
+		for _, e := range entries {
+			if d := filepath.Join(dir, e.Name()); e.IsDir() && servable(d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		return nil, fmt.Errorf("server: %s holds no LatentLM or DiT checkpoint (a folder with a config.json of kind latentlm or dit)", dir)
+	}
+	var models []Model
+	for _, d := range dirs {
+		g, err := latentlm.Load(d, opts...)
+		if err != nil {
+			for _, m := range models {
+				m.Gen.Close()
+			}
+			return nil, fmt.Errorf("server: loading %s: %w", d, err)
+		}
+		models = append(models, Model{Name: filepath.Base(filepath.Clean(d)), Gen: g})
+	}
+	return models, nil
+}
+
+// ModelInfo describes a served model in GET /v1/models.
+type ModelInfo struct {
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	Classes   int    `json:"classes"`
+	ImageSize int    `json:"image_size"`
+	Params    int    `json:"params"`
+	Backend   string `json:"backend"`
+}
+
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	out := struct {
+		Models   []ModelInfo `json:"models"`
+		Defaults Defaults    `json:"defaults"`
+		Limits   Limits      `json:"limits"`
+	}{Defaults: Defaults{N: DefaultN, Steps: DefaultSteps, CFG: DefaultCFG, Seed: DefaultSeed, Temperature: DefaultTemperature},
+		Limits: Limits{N: MaxImages, Steps: MaxSteps, CFG: MaxCFG, Seed: MaxSeed, Temperature: MaxTemperature, BodyBytes: MaxBodyBytes}}
+	for _, n := range s.names {
+		g := s.models[n]
+		out.Models = append(out.Models, ModelInfo{Name: n, Kind: g.Kind(), Classes: g.Classes(), ImageSize: g.ImageSize(), Params: g.Params(), Backend: g.Backend()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Defaults are the values of the fields a request leaves out.
+type Defaults struct {
+	N           int     `json:"n"`
+	Steps       int     `json:"steps"`
+	CFG         float64 `json:"cfg"`
+	Seed        int64   `json:"seed"`
+	Temperature float64 `json:"temperature"`
+}
+
+// Limits are the largest values a request may ask for.
+type Limits struct {
+	N           int     `json:"n"`
+	Steps       int     `json:"steps"`
+	CFG         float64 `json:"cfg"`
+	Seed        int64   `json:"seed"`
+	Temperature float64 `json:"temperature"`
+	BodyBytes   int     `json:"body_bytes"`
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, "GET, HEAD")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "models": len(s.names),
+		"running": s.running.Load(), "waiting": s.waiting.Load()})
+}
+
+// Timings are the phases of one request, in milliseconds.
+type Timings struct {
+	QueueMS       float64 `json:"queue_ms"`        // waiting for a slot
+	FirstLatentMS float64 `json:"first_latent_ms"` // from the start of generation to the first latent (streamed requests)
+	GenerateMS    float64 `json:"generate_ms"`     // generation, decoding included
+	EncodeMS      float64 `json:"encode_ms"`       // PNG encoding of the final images
+	TotalMS       float64 `json:"total_ms"`        // from arrival to the answer
+}
+
+// ImagesResponse is the answer of POST /v1/images (and the data of the
+// final "done" event of a streamed one).
+type ImagesResponse struct {
+	Model   string   `json:"model"`
+	Class   int      `json:"class"`
+	Seed    int64    `json:"seed"`
+	Images  []string `json:"images"` // base64 PNGs
+	Timings Timings  `json:"timings"`
+}
+
+// LatentEvent is the data of a streamed "latent" event: the latent just
+// drawn and the partial images of the batch it belongs to.
+type LatentEvent struct {
+	Index   int      `json:"index"`
+	Row     int      `json:"row"`
+	Col     int      `json:"col"`
+	Latents int      `json:"latents"`
+	Grid    int      `json:"grid"`
+	Offset  int      `json:"offset"` // index of the first image of Images in the request
+	Images  []string `json:"images"` // base64 PNGs
+}
+
+func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
+	t0 := time.Now()
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, "POST")
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "none"
+	}
+	req, ferr := decodeRequest(http.MaxBytesReader(w, r.Body, MaxBodyBytes), ct)
+	if ferr == nil {
+		ferr = s.check(&req)
+	}
+	if ferr != nil {
+		writeError(w, ferr.Status, ferr.Field, ferr.Message)
+		return
+	}
+	// The queue: a slot, or a place among the waiting, or 429.
+	if s.admitted.Add(1) > int64(s.cfg.Concurrency+s.cfg.Queue) {
+		s.admitted.Add(-1)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "", fmt.Sprintf("server busy: %d requests generating and %d waiting; retry later", s.cfg.Concurrency, s.cfg.Queue))
+		return
+	}
+	defer s.admitted.Add(-1)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	defer cancel()
+	s.waiting.Add(1)
+	select {
+	case s.slots <- struct{}{}:
+		s.waiting.Add(-1)
+	case <-ctx.Done():
+		s.waiting.Add(-1)
+		s.failed(w, ctx, ctx.Err(), false)
+		return
+	}
+	defer func() { <-s.slots }()
+	s.running.Add(1)
+	defer s.running.Add(-1)
+	if s.beforeGenerate != nil {
+		s.beforeGenerate()
+	}
+	tm := Timings{QueueMS: ms(time.Since(t0))}
+	g := s.models[req.Model]
+	lreq := latentlm.Request{Class: req.Class, N: req.N}
+	opts := latentlm.SampleOptions{Steps: req.Steps, CFG: req.CFG, Temperature: req.Temperature, Seed: req.Seed}
+	tg := time.Now()
+	var imgs []latentlm.Image
+	var err error
+	if !req.Stream {
+		imgs, err = g.Generate(ctx, lreq, opts)
+		if err != nil {
+			s.failed(w, ctx, err, false)
+			return
+		}
+	} else {
+		rc := http.NewResponseController(w)
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		imgs, err = g.GenerateStream(ctx, lreq, opts, func(p latentlm.Progress) error {
+			if p.Offset == 0 && p.Index == 0 {
+				tm.FirstLatentMS = ms(time.Since(tg))
+			}
+			s.metrics.latents.Add(int64(p.Count))
+			partial, err := p.Partial()
+			if err != nil {
+				return err
+			}
+			enc, err := encodeAll(partial)
+			if err != nil {
+				return err
+			}
+			ev := LatentEvent{Index: p.Index, Row: p.Row, Col: p.Col, Latents: p.Latents, Grid: p.Grid, Offset: p.Offset, Images: enc}
+			if err := writeEvent(w, "latent", ev); err != nil {
+				return err
+			}
+			return rc.Flush()
+		})
+		if err != nil {
+			s.failed(w, ctx, err, true)
+			return
+		}
+	}
+	tm.GenerateMS = ms(time.Since(tg))
+	s.metrics.images.Add(req.Model, int64(len(imgs)))
+	te := time.Now()
+	enc, err := encodeAll(imgs)
+	if err != nil {
+		s.failed(w, ctx, err, req.Stream)
+		return
+	}
+	tm.EncodeMS = ms(time.Since(te))
+	tm.TotalMS = ms(time.Since(t0))
+	resp := ImagesResponse{Model: req.Model, Class: req.Class, Seed: req.Seed, Images: enc, Timings: tm}
+	if s.cfg.Log != nil {
+		s.cfg.Log.Printf("%s: %d images of class %d, %d steps, cfg %g, seed %d, stream %v: %.0f ms", req.Model, req.N, req.Class, req.Steps, req.CFG, req.Seed, req.Stream, tm.TotalMS)
+	}
+	if req.Stream {
+		if writeEvent(w, "done", resp) == nil {
+			http.NewResponseController(w).Flush()
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// failed answers a generation that did not finish: timed out (503),
+// cancelled by the client (nothing to answer), or broken (500). In a
+// stream, whose status is already sent, the answer is an "error" event.
+func (s *Server) failed(w http.ResponseWriter, ctx context.Context, err error, streaming bool) {
+	status, msg := http.StatusInternalServerError, err.Error()
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		status, msg = http.StatusServiceUnavailable, fmt.Sprintf("generation timed out after %s", s.cfg.Timeout)
+	case ctx.Err() != nil:
+		s.metrics.cancelled.Add(1)
+		if !streaming { // the client is gone: recorded as nginx's 499
+			writeError(w, 499, "", "client closed the request")
+		}
+		return
+	}
+	if s.cfg.Log != nil {
+		s.cfg.Log.Printf("request failed: %s", msg)
+	}
+	if streaming {
+		writeEvent(w, "error", errorBody{Error: errorDetail{Message: msg, Status: status}})
+		http.NewResponseController(w).Flush()
+		return
+	}
+	writeError(w, status, "", msg)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// encodeAll encodes images as base64 PNGs.
+func encodeAll(imgs []latentlm.Image) ([]string, error) {
+	out := make([]string, len(imgs))
+	var buf bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	for i, im := range imgs {
+		buf.Reset()
+		if err := enc.Encode(&buf, im); err != nil {
+			return nil, fmt.Errorf("encoding PNG: %w", err)
+		}
+		out[i] = base64.StdEncoding.EncodeToString(buf.Bytes())
+	}
+	return out, nil
+}
+
+// writeEvent writes one Server-Sent Event whose data is v as JSON.
+func writeEvent(w http.ResponseWriter, event string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
+	return err
+}
+
+type errorDetail struct {
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+	Status  int    `json:"status"`
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"encoding the answer failed","status":500}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, field, msg string) {
+	writeJSON(w, status, errorBody{Error: errorDetail{Field: field, Message: msg, Status: status}})
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, "method", "method not allowed: use "+allow)
+}
+
+// statusWriter records the status code of an answer for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (Flush).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument counts a handler's requests by status and times them.
+func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.metrics.observe(endpoint, sw.status, time.Since(t0))
+	}
+}
