@@ -182,23 +182,10 @@ func TestGradientFiniteDifference(t *testing.T) {
 func TestTrainingReducesLoss(t *testing.T) {
 	cfg := tinyConfig()
 	const batch = 16
-	b := testutil.Backend(t, "")
-	store := model.NewStore()
-	if err := nn.Init(store, cfg.Specs(), 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.SetRNGStateFromSeed(1); err != nil {
-		t.Fatal(err)
-	}
 	sched := diffusion.Cosine(1000)
-	tc := train.DefaultConfig()
-	tc.LR, tc.WarmupSteps, tc.TotalSteps = 3e-3, 5, 60
-	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+	_, tr := testutil.TinyTrainer(t, cfg.Specs(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		return []*Node{cfg.ClassLoss(scope, w, in[0], in[1], sched, 2, 0.1)}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(2, 2))
 	per := cfg.Items() * cfg.Latent
 	testutil.ExpectLossFalls(t, 60, 5, 0.7, func(int) float64 {

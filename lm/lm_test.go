@@ -14,7 +14,6 @@ import (
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/nn"
-	"github.com/latentlm/latentlm/train"
 )
 
 func tinyConfig() Config {
@@ -249,24 +248,11 @@ func TestTrainingReducesLoss(t *testing.T) {
 	cfg := tinyConfig()
 	cfg.MaxLen = 8
 	const items, batch = 5, 16
-	b := testutil.Backend(t, "")
-	store := model.NewStore()
-	if err := nn.Init(store, cfg.Specs(), 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.SetRNGStateFromSeed(1); err != nil {
-		t.Fatal(err)
-	}
 	sched := diffusion.Cosine(1000)
-	tc := train.DefaultConfig()
-	tc.LR, tc.WarmupSteps, tc.TotalSteps = 3e-3, 5, 60
-	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+	_, tr := testutil.TinyTrainer(t, cfg.Specs(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		l := cfg.ClassLoss(scope, w, in[0], in[1], sched, 4, 0.1)
 		return []*Node{l.Total, l.CE, l.Diffusion}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rng := rand.New(rand.NewPCG(2, 2))
 	batchData := func() (*tensors.Tensor, *tensors.Tensor) {
 		labels := make([]int32, batch)

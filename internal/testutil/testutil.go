@@ -9,12 +9,14 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/train"
 )
 
 var (
@@ -138,4 +140,25 @@ func ExpectLossFalls(t *testing.T, steps, window int, factor float64, step func(
 	if !(last < factor*first) {
 		t.Errorf("loss did not fall by %.0f%%: %.4f → %.4f", 100*(1-factor), first, last)
 	}
+}
+
+// TinyTrainer is the setup of the tiny training tests: a store with specs
+// initialised from seed 1, its RNG seeded, and an AdamW trainer of lr 3e-3
+// with 5 warm-up steps over 60, on the default backend.
+func TinyTrainer(t *testing.T, specs []nn.Spec, loss train.LossFn) (*model.Store, *train.Trainer) {
+	t.Helper()
+	store := model.NewStore()
+	if err := nn.Init(store, specs, 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetRNGStateFromSeed(1); err != nil {
+		t.Fatal(err)
+	}
+	tc := train.DefaultConfig()
+	tc.LR, tc.WarmupSteps, tc.TotalSteps = 3e-3, 5, 60
+	tr, err := train.New(Backend(t, ""), store, tc, loss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, tr
 }
