@@ -44,7 +44,6 @@ const (
 	StateFile   = "train_state.safetensors"
 )
 
-
 // Header is config.json.
 type Header struct {
 	Kind   string          `json:"kind"`
