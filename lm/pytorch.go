@@ -1,6 +1,7 @@
 package lm
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/safetensors"
 )
@@ -179,4 +181,32 @@ func ImportPyTorch(path string, cfg Config, tok Tokenizer, info map[string]any, 
 		}
 	}
 	return Save(dir, cfg, store, tok, info)
+}
+
+// ReadConfigFile reads a LatentLM config from path: a checkpoint's
+// config.json (kind latentlm) or the config object alone, as `latentlm
+// import --config` takes it.
+func ReadConfigFile(path string) (Config, error) {
+	var cfg Config
+	b, err := guard.ReadFile(path, checkpoint.MaxConfigBytes)
+	if err != nil {
+		return cfg, err
+	}
+	var hdr checkpoint.Header
+	if err := json.Unmarshal(b, &hdr); err != nil {
+		return cfg, fmt.Errorf("%s: invalid JSON: %v", path, err)
+	}
+	if hdr.Config != nil {
+		if hdr.Kind != Kind {
+			return cfg, fmt.Errorf("%s describes a %q model, want %q", path, hdr.Kind, Kind)
+		}
+		b = hdr.Config
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: invalid config: %v", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
 }

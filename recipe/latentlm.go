@@ -280,3 +280,24 @@ func writeClassGrid(backendName, dir, tokenizerDir, out string, perClass int) er
 	}
 	return imageio.WriteGrid(out, imgs, g.ImageSize(), g.ImageSize(), perClass)
 }
+
+// TokenizerRecord is the record (path, checksum, shape) a model keeps of
+// the tokenizer in dir, which must fit the
+// model: its latent channels, and its grid within max_len.
+func TokenizerRecord(dir string, cfg lm.Config) (lm.Tokenizer, error) {
+	var vc vae.Config
+	h, err := checkpoint.ReadHeader(dir, vae.Kind, &vc)
+	if err != nil {
+		return lm.Tokenizer{}, err
+	}
+	if vc.Channels != cfg.Latent || vc.Items()+cfg.Layout.Overhead() > cfg.MaxLen {
+		return lm.Tokenizer{}, fmt.Errorf("tokenizer %s (%d channels, %d items) does not fit the model (%d channels, at most %d items)",
+			dir, vc.Channels, vc.Items(), cfg.Latent, cfg.MaxLen-cfg.Layout.Overhead())
+	}
+	sum, err := checkpoint.FileSHA256(filepath.Join(dir, checkpoint.WeightsFile))
+	if err != nil {
+		return lm.Tokenizer{}, err
+	}
+	data, _ := h.Info["data"].(string)
+	return lm.Tokenizer{Path: dir, SHA256: sum, Kind: vc.Kind.String(), Items: vc.Items(), Channels: vc.Channels, Data: data}, nil
+}

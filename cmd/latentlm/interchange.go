@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -9,7 +8,7 @@ import (
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
-	"github.com/latentlm/latentlm/vae"
+	"github.com/latentlm/latentlm/recipe"
 )
 
 func init() {
@@ -69,7 +68,7 @@ func runImport(args []string) error {
 	if *cfgPath == "" || *out == "" {
 		return errors.New("--config and --out are required")
 	}
-	cfg, err := readImportConfig(*cfgPath)
+	cfg, err := lm.ReadConfigFile(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -85,7 +84,7 @@ func runImport(args []string) error {
 	}
 	var tok lm.Tokenizer
 	if *vaeDir != "" {
-		if tok, err = tokenizerRecord(*vaeDir, cfg); err != nil {
+		if tok, err = recipe.TokenizerRecord(*vaeDir, cfg); err != nil {
 			return err
 		}
 	}
@@ -116,51 +115,4 @@ func parseInterspersed(fs *flags, args []string) ([]string, error) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-}
-
-// readImportConfig reads --config: a checkpoint's config.json (kind
-// latentlm) or the config object alone.
-func readImportConfig(path string) (lm.Config, error) {
-	var cfg lm.Config
-	b, err := guard.ReadFile(path, checkpoint.MaxConfigBytes)
-	if err != nil {
-		return cfg, err
-	}
-	var hdr checkpoint.Header
-	if err := json.Unmarshal(b, &hdr); err != nil {
-		return cfg, fmt.Errorf("%s: invalid JSON: %v", path, err)
-	}
-	if hdr.Config != nil {
-		if hdr.Kind != lm.Kind {
-			return cfg, fmt.Errorf("%s describes a %q model, want %q", path, hdr.Kind, lm.Kind)
-		}
-		b = hdr.Config
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return cfg, fmt.Errorf("%s: invalid config: %v", path, err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
-}
-
-// tokenizerRecord is the record of the tokenizer in dir, which must fit the
-// model: its latent channels, and its grid within max_len.
-func tokenizerRecord(dir string, cfg lm.Config) (lm.Tokenizer, error) {
-	var vc vae.Config
-	h, err := checkpoint.ReadHeader(dir, vae.Kind, &vc)
-	if err != nil {
-		return lm.Tokenizer{}, err
-	}
-	if vc.Channels != cfg.Latent || vc.Items()+cfg.Layout.Overhead() > cfg.MaxLen {
-		return lm.Tokenizer{}, fmt.Errorf("tokenizer %s (%d channels, %d items) does not fit the model (%d channels, at most %d items)",
-			dir, vc.Channels, vc.Items(), cfg.Latent, cfg.MaxLen-cfg.Layout.Overhead())
-	}
-	sum, err := checkpoint.FileSHA256(filepath.Join(dir, checkpoint.WeightsFile))
-	if err != nil {
-		return lm.Tokenizer{}, err
-	}
-	data, _ := h.Info["data"].(string)
-	return lm.Tokenizer{Path: dir, SHA256: sum, Kind: vc.Kind.String(), Items: vc.Items(), Channels: vc.Channels, Data: data}, nil
 }
