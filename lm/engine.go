@@ -53,6 +53,10 @@ type Engine struct {
 	logits  *model.Exec
 	guided  *diffusion.Solver // the head over 2n streams, with guidance
 	plain   *diffusion.Solver // the head over n streams
+	// The same heads starting from noise the caller supplies
+	// (Session.SolveWithNoise), prepared on first use.
+	guidedNoise, plainNoise *diffusion.Solver
+	loop                    bool
 }
 
 // NewEngine prepares generation from the weights in store (load the EMA
@@ -65,7 +69,7 @@ func NewEngine(backend compute.Backend, store *model.Store, cfg Config, opts Sam
 
 // newEngine runs even short solver plans as a host loop when loop is set.
 func newEngine(backend compute.Backend, store *model.Store, cfg Config, opts SampleOptions, loop bool) (*Engine, error) {
-	e := &Engine{cfg: cfg, backend: backend, store: store, opts: opts, sched: diffusion.Cosine(1000)}
+	e := &Engine{cfg: cfg, backend: backend, store: store, opts: opts, sched: diffusion.Cosine(1000), loop: loop}
 	var err error
 	e.target = cfg.Target
 	if err = e.target.Valid(); err != nil {
@@ -123,7 +127,7 @@ func (e *Engine) Close() {
 			*x = nil
 		}
 	}
-	for _, s := range []**diffusion.Solver{&e.guided, &e.plain} {
+	for _, s := range []**diffusion.Solver{&e.guided, &e.plain, &e.guidedNoise, &e.plainNoise} {
 		if *s != nil {
 			(*s).Close()
 			*s = nil
@@ -163,6 +167,9 @@ func (e *Engine) headGraphs(guided, loop bool) diffusion.SolverGraphs {
 			return []*Node{c.Condition(nn.WeightsOf(scope.Store(), in[0].Graph()), in[0])}
 		},
 		Noise: func(scope *model.Scope, in []*Node) *Node {
+			if len(in) > 1 { // noise [n, C] supplied by the caller
+				return MulScalar(in[1], e.opts.Temperature)
+			}
 			n := in[0].Shape().Dimensions[0]
 			if guided {
 				n /= 2
@@ -399,6 +406,50 @@ func (s *Session) Solve() ([][]float32, error) {
 	}
 	defer nn.Release(z)
 	return rowsOf(tensors.MustCopyFlatData[float32](z), s.n, s.e.cfg.Latent), nil
+}
+
+// SolveWithNoise is Solve starting from the given noise instead of the
+// store's random generator: noise[i] is sequence i's standard normal draw of
+// C values, which the engine scales by its temperature. Since the solver
+// plans of DPM-Solver++ (Steps ≥ 1) add no noise on the way, a sequence's
+// latent then depends only on its own stream and noise, not on the other
+// sequences of the batch nor on the generator's state, which it leaves
+// untouched. DDPM plans (Steps 0) still draw their per-step noise from the
+// store. It does not append the latents: Step does.
+func (s *Session) SolveWithNoise(noise [][]float32) ([][]float32, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	e, c := s.e, s.e.cfg
+	if len(noise) != s.n {
+		return nil, fmt.Errorf("lm: noise for %d sequences, session has %d", len(noise), s.n)
+	}
+	flat := make([]float32, 0, s.n*c.Latent)
+	for i, r := range noise {
+		if len(r) != c.Latent {
+			return nil, fmt.Errorf("lm: noise %d of %d values, model has %d channels", i, len(r), c.Latent)
+		}
+		flat = append(flat, r...)
+	}
+	slot := &e.plainNoise
+	if s.guided {
+		slot = &e.guidedNoise
+	}
+	if *slot == nil {
+		solver, err := diffusion.NewSolver(e.backend, e.store, e.sched, e.plan, e.target, e.headGraphs(s.guided, e.loop))
+		if err != nil {
+			return nil, fmt.Errorf("lm: latent: %w", err)
+		}
+		*slot = solver
+	}
+	x := tensors.FromFlatDataAndDimensions(flat, s.n, c.Latent)
+	defer nn.Release(x)
+	z, err := (*slot).Solve(s.hidden, x)
+	if err != nil {
+		return nil, fmt.Errorf("lm: latent: %w", err)
+	}
+	defer nn.Release(z)
+	return rowsOf(tensors.MustCopyFlatData[float32](z), s.n, c.Latent), nil
 }
 
 func rowsOf(flat []float32, n, width int) [][]float32 {

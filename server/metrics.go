@@ -25,6 +25,24 @@ type metrics struct {
 	// image per latent position).
 	latents   atomic.Int64
 	cancelled atomic.Int64
+	// batchRows is the histogram of the images per decoded batch
+	// (Config.BatchRows), batchRowBuckets its bounds.
+	batchRows histogram
+}
+
+// batchRowBuckets are the upper bounds of the batch size histogram.
+var batchRowBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+
+func (m *metrics) observeBatch(rows int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := &m.batchRows
+	if h.counts == nil {
+		h.counts = make([]int64, len(batchRowBuckets)+1)
+	}
+	h.counts[sort.SearchFloat64s(batchRowBuckets, float64(rows))]++
+	h.sum += float64(rows)
+	h.count++
 }
 
 type histogram struct {
@@ -105,6 +123,18 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "latentlm_http_request_duration_seconds_bucket{endpoint=%q,le=\"+Inf\"} %d\n", e, h.count)
 		fmt.Fprintf(&b, "latentlm_http_request_duration_seconds_sum{endpoint=%q} %g\n", e, h.sum)
 		fmt.Fprintf(&b, "latentlm_http_request_duration_seconds_count{endpoint=%q} %d\n", e, h.count)
+	}
+	if s.batchers != nil {
+		b.WriteString("# HELP latentlm_batch_rows Images per decoded batch (requests decoded together).\n# TYPE latentlm_batch_rows histogram\n")
+		h := &m.batchRows
+		var cum int64
+		for i, le := range batchRowBuckets {
+			if h.counts != nil {
+				cum += h.counts[i]
+			}
+			fmt.Fprintf(&b, "latentlm_batch_rows_bucket{le=\"%g\"} %d\n", le, cum)
+		}
+		fmt.Fprintf(&b, "latentlm_batch_rows_bucket{le=\"+Inf\"} %d\nlatentlm_batch_rows_sum %g\nlatentlm_batch_rows_count %d\n", h.count, h.sum, h.count)
 	}
 	m.mu.Unlock()
 	b.WriteString("# HELP latentlm_images_generated_total Images generated, by model.\n# TYPE latentlm_images_generated_total counter\n")

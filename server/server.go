@@ -7,6 +7,8 @@
 // Only the standard library's net/http is used. Requests pass a bounded
 // queue: at most Config.Concurrency generate at once, Config.Queue more
 // wait, and the rest are answered 429 with Retry-After.
+// With Config.BatchRows, the waiting requests of a LatentLM model are
+// decoded together, batch by batch (see Config.BatchRows).
 package server
 
 import (
@@ -25,6 +27,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +70,23 @@ type Config struct {
 	Timeout time.Duration
 	// Log receives one line per request; nil logs nothing.
 	Log *log.Logger
+	// BatchRows, when > 0, decodes the requests of a LatentLM model
+	// together: at every batch start, the oldest waiting request and every
+	// other waiting one of the same steps, cfg and temperature, up to
+	// BatchRows images in all (at most latentlm.MaxBatch), form one batch.
+	// Each image's noise then comes from its request's seed and its index
+	// in the request (latentlm.Generator.GenerateBatch), so a request gets
+	// the same images alone or batched — not Generate's for that seed.
+	// Concurrency does not apply to batched models; Concurrency+Queue still
+	// bounds the requests admitted. 0 runs each request on its own
+	// through Generate, Concurrency at a time.
+	BatchRows int
+	// BatchSettle is how long, at most, a model's worker waits after a
+	// batch of several requests before taking the next, so that the
+	// clients just answered can join it: it stops waiting as soon as as
+	// many images wait as the batch held (default 50 ms; negative: no
+	// wait). It never waits after a batch of one request.
+	BatchSettle time.Duration
 }
 
 // Model is a loaded generator served under Name.
@@ -88,6 +108,9 @@ type Server struct {
 	waiting  atomic.Int64
 	running  atomic.Int64
 	metrics  *metrics
+	// batchers decode each batched model's requests (Config.BatchRows).
+	batchers  map[string]*batcher
+	closeOnce sync.Once
 	// beforeGenerate, when set (by tests), runs once a request holds its
 	// slot.
 	beforeGenerate func()
@@ -125,6 +148,22 @@ func New(models []Model, cfg Config) (*Server, error) {
 		s.models[m.Name] = m.Gen
 		s.names = append(s.names, m.Name)
 	}
+	if cfg.BatchRows > latentlm.MaxBatch {
+		cfg.BatchRows = latentlm.MaxBatch
+		s.cfg.BatchRows = cfg.BatchRows
+	}
+	if cfg.BatchRows > 0 {
+		settle := cfg.BatchSettle
+		if settle == 0 {
+			settle = 50 * time.Millisecond
+		}
+		s.batchers = map[string]*batcher{}
+		for _, m := range models {
+			if m.Gen.SupportsBatch() {
+				s.batchers[m.Name] = newBatcher(s, m.Name, m.Gen, cfg.BatchRows, settle)
+			}
+		}
+	}
 	sort.Strings(s.names)
 	web, err := fs.Sub(webFS, "web")
 	if err != nil {
@@ -151,6 +190,17 @@ func New(models []Model, cfg Config) (*Server, error) {
 	}))
 	s.mux = mux
 	return s, nil
+}
+
+// Close stops the batch workers (Config.BatchRows): requests still waiting
+// fail. It does not close the models. Call it once the HTTP server has
+// stopped; it is safe to call more than once.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		for _, b := range s.batchers {
+			close(b.stop)
+		}
+	})
 }
 
 // ServeHTTP implements http.Handler.
@@ -311,6 +361,16 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	defer s.admitted.Add(-1)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
+	if b := s.batchers[req.Model]; b != nil {
+		var tm Timings
+		imgs, streaming, err := s.generateBatched(ctx, w, b, req, &tm, t0)
+		if err != nil {
+			s.failed(w, ctx, err, streaming)
+			return
+		}
+		s.answer(w, ctx, req, imgs, tm, t0)
+		return
+	}
 	s.waiting.Add(1)
 	select {
 	case s.slots <- struct{}{}:
@@ -374,6 +434,12 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	tm.GenerateMS = ms(time.Since(tg))
+	s.answer(w, ctx, req, imgs, tm, t0)
+}
+
+// answer encodes a finished request's images and sends them: as JSON, or
+// as the final "done" event of a stream.
+func (s *Server) answer(w http.ResponseWriter, ctx context.Context, req ImagesRequest, imgs []latentlm.Image, tm Timings, t0 time.Time) {
 	s.metrics.images.Add(req.Model, int64(len(imgs)))
 	te := time.Now()
 	enc, err := encodeAll(imgs)

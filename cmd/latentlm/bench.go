@@ -8,24 +8,28 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/benchmark"
 	"github.com/latentlm/latentlm/dit"
 	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/server"
 )
 
 func runBench(args []string) error {
 	bench := func(sub string) func([]string) error {
 		return func(args []string) error { return runBenchSub(sub, args) }
 	}
-	return dispatch("bench", "usage: latentlm bench step|train|sample [flags]\n\n"+
+	return dispatch("bench", "usage: latentlm bench step|train|sample|serve [flags]\n\n"+
 		"  step    one transformer training step of the reference shape (B16·T64·d256·4 layers, docs/DESIGN.md §10)\n"+
 		"  train   one training step of the default MNIST model (--arch latentlm or dit)\n"+
 		"  sample  images/s of class-conditional sampling (20 solver steps, CFG on;\n"+
-		"          --arch latentlm, dit or both, --batches 1,4,16,64,256)",
-		map[string]func([]string) error{"step": bench("step"), "train": bench("train"), "sample": bench("sample")}, args)
+		"          --arch latentlm, dit or both, --batches 1,4,16,64,256)\n"+
+		"  serve   `latentlm serve` in process with the shipped MNIST model: --clients C × --requests R\n"+
+		"          concurrent requests (batched), then the same one at a time",
+		map[string]func([]string) error{"step": bench("step"), "train": bench("train"), "sample": bench("sample"), "serve": runBenchServe}, args)
 }
 
 // runBenchSub parses the flags of one benchmark, checks the memory it will
@@ -199,4 +203,67 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// runBenchServe measures `latentlm serve` with request batching: C
+// concurrent clients × R requests against the same requests one at a time.
+func runBenchServe(args []string) error {
+	fs := newFlags("bench serve", "bench serve [--clients 16] [--requests 4] [--n 1] [--steps 20] [--cfg 4] [--batch-rows 64] [--backend B] [--json]")
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	clients := fs.Int("clients", 16, "concurrent clients")
+	requests := fs.Int("requests", 4, "requests per client")
+	n := fs.Int("n", 1, "images per request")
+	steps := fs.Int("steps", 20, "DPM-Solver++ steps")
+	cfg := fs.Float64("cfg", 4, "guidance scale")
+	batchRows := fs.Int("batch-rows", 64, "most images per decoded batch")
+	asJSON := fs.Bool("json", false, "print results as JSON")
+	fs.bound("clients", 1, 1024, false)
+	fs.bound("requests", 1, 10000, false)
+	fs.bound("n", 1, server.MaxImages, false)
+	fs.bound("steps", 1, server.MaxSteps, false)
+	fs.bound("batch-rows", 1, latentlm.MaxBatch, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cfg < 0 || *cfg > server.MaxCFG {
+		return fmt.Errorf("--cfg %g out of range 0…%d", *cfg, server.MaxCFG)
+	}
+	dir, err := weightsDir("latentlm-mnist")
+	if err != nil {
+		return err
+	}
+	opts := []latentlm.Option{latentlm.WithBatch(server.MaxImages)}
+	if *backendName != "" {
+		opts = append(opts, latentlm.WithBackend(*backendName))
+	}
+	g, err := latentlm.Load(dir, opts...)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if err := fs.checkMemory("bench serve", g.MemoryEstimate(*batchRows)); err != nil {
+		return err
+	}
+	r, err := server.Bench(g, server.BenchOptions{Clients: *clients, Requests: *requests, N: *n, Steps: *steps, CFG: *cfg, BatchRows: *batchRows})
+	if err != nil {
+		return err
+	}
+	r.CPUFeatures = benchmark.CPUFeatures()
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	o := r.Options
+	fmt.Printf("bench serve: %s backend, %d clients × %d requests, n %d, %d steps, cfg %g, batches of up to %d images (warm-up %.1fs)\n",
+		r.Backend, o.Clients, o.Requests, o.N, o.Steps, o.CFG, o.BatchRows, r.WarmupS)
+	for _, p := range []struct {
+		name string
+		ph   server.BenchPhase
+	}{{"concurrent", r.Concurrent}, {"sequential", r.Sequential}} {
+		fmt.Printf("  %-10s requests=%d lost=%d wall=%.2fs p50=%.0fms p99=%.0fms images/s=%.2f batches=%d mean_batch=%.1f\n",
+			p.name, p.ph.Requests, p.ph.Lost, p.ph.Seconds, p.ph.P50MS, p.ph.P99MS, p.ph.ImagesPerS, p.ph.BatchesSeen, p.ph.MeanBatch)
+	}
+	fmt.Printf("  throughput ratio (concurrent/sequential) = %.2f×\n  peak RSS = %.0f MiB\n  cpu_features=%q\n", r.Ratio, r.PeakRSSMiB, r.CPUFeatures)
+	return nil
 }

@@ -21,16 +21,18 @@ func init() {
 }
 
 func runServe(args []string) error {
-	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] [--models weights/] [--concurrency 1] [--queue 8] [--timeout 5m]")
+	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] [--models weights/] [--concurrency 1] [--queue 8] [--batch-rows 64] [--timeout 5m]")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (loopback by default; 0.0.0.0:8080 exposes the server to the network)")
 	modelsDir := fs.String("models", "", "folder of LatentLM/DiT checkpoints, each served under its folder name, or one checkpoint folder (default: the shipped weights/)")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	concurrency := fs.Int("concurrency", 1, "requests generating at once")
 	queue := fs.Int("queue", 8, "requests that may wait for a slot before the server answers 429")
+	batchRows := fs.Int("batch-rows", 64, "decode waiting requests of a LatentLM model with the same steps, cfg and temperature together, up to this many images a batch (0: each request alone, as Generate)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "limit of one request, queueing included")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish")
 	fs.bound("concurrency", 1, 64, false)
 	fs.bound("queue", 0, 10000, false)
+	fs.bound("batch-rows", 0, latentlm.MaxBatch, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,10 +73,11 @@ func runServe(args []string) error {
 	if q == 0 {
 		q = -1 // server.Config's 0 is its default
 	}
-	srv, err := server.New(models, server.Config{Concurrency: *concurrency, Queue: q, Timeout: *timeout, Log: logger})
+	srv, err := server.New(models, server.Config{Concurrency: *concurrency, Queue: q, Timeout: *timeout, Log: logger, BatchRows: *batchRows})
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("--addr %s: %w", *addr, err)

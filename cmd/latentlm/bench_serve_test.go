@@ -1,0 +1,34 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestBenchServe: `latentlm bench serve` at a small size loses no request
+// and reports both phases.
+func TestBenchServe(t *testing.T) {
+	code, stdout, stderr := cli(t, repoRoot(t), "bench", "serve", "--clients", "3", "--requests", "1", "--steps", "2", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r struct {
+		Concurrent, Sequential struct {
+			Requests, Lost int
+			ImagesPerS     float64 `json:"images_per_s"`
+		}
+		Ratio       float64 `json:"throughput_ratio"`
+		PeakRSSMiB  float64 `json:"peak_rss_mib"`
+		CPUFeatures string  `json:"cpu_features"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	if r.Concurrent.Requests != 3 || r.Concurrent.Lost != 0 || r.Sequential.Lost != 0 || r.Ratio <= 0 || r.Concurrent.ImagesPerS <= 0 || r.CPUFeatures == "" {
+		t.Errorf("%+v", r)
+	}
+	if code, _, stderr := cli(t, repoRoot(t), "bench", "serve", "--clients", "0"); code == 0 || !strings.Contains(stderr, "clients") {
+		t.Errorf("--clients 0: exit %d: %s", code, stderr)
+	}
+}
