@@ -130,6 +130,45 @@ item onnxruntime fetch_onnxruntime onnxruntime/libonnxruntime.so.1
 item mnist fetch_mnist "${IDX[@]/#/mnist/}"
 item fashion-mnist fetch_fashion "${IDX[@]/#/fashion-mnist/}"
 
+# Debian's chromium, for the browser test of the server's page
+# (server/browser_test.go). It is optional: where it cannot be installed (no
+# apt-get, not root and no sudo without a password, or the install fails),
+# setup goes on with a warning and that test skips, saying why.
+install_chromium() {
+  local exe=/usr/bin/chromium log="$tmp/chromium.log" sudo=()
+  if [[ -x $exe ]]; then
+    printf '%-14s installed\n' "chromium:"
+    return
+  fi
+  skip() { echo "setup: warning: chromium: $*; the browser test will be skipped" >&2; }
+  if ! command -v apt-get >/dev/null; then
+    skip "no $exe and no apt-get to install Debian's chromium"
+    return
+  fi
+  if ((EUID != 0)); then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      skip "no $exe, and installing it needs root (or sudo without a password)"
+      return
+    fi
+  fi
+  echo "chromium: installing Debian's chromium for the browser test"
+  apt() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "$@" >>"$log" 2>&1; }
+  # A fresh container may hold no package lists: update them and try again.
+  if apt install -y -q chromium || { apt update -q && apt install -y -q chromium; }; then
+    if [[ -x $exe ]]; then
+      printf '%-14s installed %s\n' "chromium:" "$exe"
+      return
+    fi
+    skip "apt-get installed chromium but there is no $exe"
+  else
+    tail -n 5 "$log" >&2
+    skip "apt-get install chromium failed"
+  fi
+}
+install_chromium
+
 # The program itself. go build rewrites the file even when nothing changed,
 # so compare contents to say which.
 bin="$root/bin/latentlm"

@@ -1,6 +1,10 @@
 // The page of `latentlm serve`: posts to /v1/images with "stream": true and
 // reads the Server-Sent Events with a stream reader, replacing the images
 // after every latent. Standard JavaScript only.
+//
+// #images carries what has been drawn, for tests and scripts: data-latents
+// counts the latent events drawn so far and data-state is "running", "done",
+// "error" or "stopped".
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -92,7 +96,10 @@ async function generate(ev) {
   controller = new AbortController();
   $("go").disabled = true;
   $("stop").disabled = false;
-  $("images").textContent = "";
+  const box = $("images");
+  box.textContent = "";
+  box.dataset.latents = "0";
+  box.dataset.state = "running";
   setStatus("Waiting for the server…");
   const t0 = performance.now();
   try {
@@ -105,6 +112,7 @@ async function generate(ev) {
     if (!r.ok) {
       const body = await r.json().catch(() => ({}));
       const e = body.error || {};
+      box.dataset.state = "error";
       setStatus(`Error ${r.status}${e.field ? " in " + e.field : ""}: ${e.message || r.statusText}`);
       return;
     }
@@ -121,17 +129,21 @@ async function generate(ev) {
         const d = JSON.parse(e.data);
         if (e.name === "latent") {
           show(d.images, d.offset);
+          box.dataset.latents = String(Number(box.dataset.latents) + 1);
           setStatus(`Latent ${d.index + 1} of ${d.latents} (row ${d.row + 1}, column ${d.col + 1})`);
         } else if (e.name === "done") {
           show(d.images, 0);
+          box.dataset.state = "done";
           const secs = ((performance.now() - t0) / 1000).toFixed(2);
           setStatus(`Done: ${d.images.length} image(s) in ${secs} s (first latent after ${d.timings.first_latent_ms.toFixed(0)} ms of generation).`);
         } else if (e.name === "error") {
+          box.dataset.state = "error";
           setStatus("Error: " + d.error.message);
         }
       }
     }
   } catch (e) {
+    box.dataset.state = e.name === "AbortError" ? "stopped" : "error";
     setStatus(e.name === "AbortError" ? "Stopped." : "Error: " + e);
   } finally {
     controller = null;
