@@ -208,20 +208,7 @@ func (s *Server) generateBatched(ctx context.Context, w http.ResponseWriter, b *
 			if p.Index == 0 {
 				tm.FirstLatentMS = ms(time.Since(start))
 			}
-			s.metrics.latents.Add(int64(p.Count))
-			partial, err := p.Partial()
-			if err != nil {
-				return err
-			}
-			enc, err := encodeAll(partial)
-			if err != nil {
-				return err
-			}
-			ev := LatentEvent{Index: p.Index, Row: p.Row, Col: p.Col, Latents: p.Latents, Grid: p.Grid, Offset: p.Offset, Images: enc}
-			if err := writeEvent(w, "latent", ev); err != nil {
-				return err
-			}
-			return rc.Flush()
+			return s.sendLatent(w, rc, p)
 		}
 	}
 	b.enqueue(j)

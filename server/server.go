@@ -413,20 +413,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 			if p.Offset == 0 && p.Index == 0 {
 				tm.FirstLatentMS = ms(time.Since(tg))
 			}
-			s.metrics.latents.Add(int64(p.Count))
-			partial, err := p.Partial()
-			if err != nil {
-				return err
-			}
-			enc, err := encodeAll(partial)
-			if err != nil {
-				return err
-			}
-			ev := LatentEvent{Index: p.Index, Row: p.Row, Col: p.Col, Latents: p.Latents, Grid: p.Grid, Offset: p.Offset, Images: enc}
-			if err := writeEvent(w, "latent", ev); err != nil {
-				return err
-			}
-			return rc.Flush()
+			return s.sendLatent(w, rc, p)
 		})
 		if err != nil {
 			s.failed(w, ctx, err, true)
@@ -579,4 +566,23 @@ func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFun
 		}
 		s.metrics.observe(endpoint, sw.status, time.Since(t0))
 	}
+}
+
+// sendLatent streams one latent event: the partial images of the batch in
+// progress, decoded with the latents drawn so far.
+func (s *Server) sendLatent(w http.ResponseWriter, rc *http.ResponseController, p latentlm.Progress) error {
+	s.metrics.latents.Add(int64(p.Count))
+	partial, err := p.Partial()
+	if err != nil {
+		return err
+	}
+	enc, err := encodeAll(partial)
+	if err != nil {
+		return err
+	}
+	ev := LatentEvent{Index: p.Index, Row: p.Row, Col: p.Col, Latents: p.Latents, Grid: p.Grid, Offset: p.Offset, Images: enc}
+	if err := writeEvent(w, "latent", ev); err != nil {
+		return err
+	}
+	return rc.Flush()
 }
