@@ -3,7 +3,6 @@ package latentlm_test
 import (
 	"context"
 	"errors"
-	"image/png"
 	"math"
 	"os"
 	"os/exec"
@@ -401,15 +400,7 @@ func TestWriteGrid(t *testing.T) {
 	if err := latentlm.WriteGrid(path, imgs, 2, 3); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testutil.DecodePNG(t, path)
 	// Two 6×6 cells (scale 3) with 2 pixels of padding around each.
 	if b := img.Bounds(); b.Dx() != 2*6+3*2 || b.Dy() != 6+2*2 {
 		t.Errorf("grid is %v", b)
@@ -442,15 +433,7 @@ func TestExampleProgram(t *testing.T) {
 	if msg, err := run.CombinedOutput(); err != nil {
 		t.Fatalf("running the example: %v\n%s", err, msg)
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testutil.DecodePNG(t, out)
 	if b := img.Bounds(); b.Dx() < 28*10 || b.Dy() < 28 {
 		t.Errorf("grid of %v is too small for ten digits a row", b)
 	}

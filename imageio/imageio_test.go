@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/latentlm/latentlm/internal/testutil"
 )
 
 const tol = 0.5/255 + 1e-6 // 8-bit rounding error
@@ -30,20 +32,6 @@ func randImage(r *rand.Rand, n int) []float32 {
 	return v
 }
 
-func decodePNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("decoding %s: %v", path, err)
-	}
-	return img
-}
-
 func savePNG(t *testing.T, path string, img image.Image) {
 	t.Helper()
 	f, err := os.Create(path)
@@ -56,21 +44,6 @@ func savePNG(t *testing.T, path string, img image.Image) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// dirNames lists dir, so tests can assert that no target or temporary file
-// was left behind.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 func TestWriteReadGrayRoundTrip(t *testing.T) {
@@ -92,7 +65,7 @@ func TestWriteReadGrayRoundTrip(t *testing.T) {
 			t.Fatalf("pixel %d: got %v, want %v (clamped %v)", i, got[i], want[i], clamp01(want[i]))
 		}
 	}
-	if names := dirNames(t, dir); len(names) != 1 {
+	if names := testutil.DirNames(t, dir); len(names) != 1 {
 		t.Errorf("folder holds %v, want only one.png", names)
 	}
 }
@@ -109,7 +82,7 @@ func TestWriteGridLayoutAndRoundTrip(t *testing.T) {
 	if err := WriteGrid(path, imgs, h, w, 3); err != nil {
 		t.Fatal(err)
 	}
-	g := decodePNG(t, path)
+	g := testutil.DecodePNG(t, path)
 	// 3 columns, 2 rows, 2 px padding around and between cells.
 	if got, want := g.Bounds().Size(), image.Pt(3*w+4*2, 2*h+3*2); got != want {
 		t.Fatalf("grid size %v, want %v", got, want)
@@ -136,7 +109,7 @@ func TestWriteGridLayoutAndRoundTrip(t *testing.T) {
 	if err := WriteGrid(path, imgs[:2], h, w, 8); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := decodePNG(t, path).Bounds().Size(), image.Pt(2*w+3*2, h+2*2); got != want {
+	if got, want := testutil.DecodePNG(t, path).Bounds().Size(), image.Pt(2*w+3*2, h+2*2); got != want {
 		t.Errorf("2 images in 8 columns: size %v, want %v", got, want)
 	}
 }
@@ -154,7 +127,7 @@ func TestWriteGridOptsScaleAndLabels(t *testing.T) {
 	if err := WriteGridOpts(path, imgs, h, w, 2, GridOptions{Scale: s, Labels: labels}); err != nil {
 		t.Fatal(err)
 	}
-	g := decodePNG(t, path)
+	g := testutil.DecodePNG(t, path)
 	labelW := len("step 10000")*7 + 2*2
 	if got, want := g.Bounds().Size(), image.Pt(labelW+2*w*s+3*2, 2*h*s+3*2); got != want {
 		t.Fatalf("grid size %v, want %v", got, want)
@@ -204,7 +177,7 @@ func TestInvalidWritesCreateNothing(t *testing.T) {
 		} else if !strings.Contains(err.Error(), target) {
 			t.Errorf("%s: error %q does not name %s", name, err, target)
 		}
-		if names := dirNames(t, dir); len(names) != 0 {
+		if names := testutil.DirNames(t, dir); len(names) != 0 {
 			t.Fatalf("%s: left %v behind", name, names)
 		}
 	}
@@ -234,7 +207,7 @@ func TestWriteIntoMissingFolderFails(t *testing.T) {
 			t.Errorf("%s: error %v, want one naming %s", name, err, target)
 		}
 	}
-	if names := dirNames(t, dir); len(names) != 0 {
+	if names := testutil.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("left %v behind", names)
 	}
 }

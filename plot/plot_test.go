@@ -14,36 +14,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/latentlm/latentlm/internal/testutil"
 )
-
-func decodePNG(t *testing.T, path string) image.Image {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("decoding %s: %v", path, err)
-	}
-	return img
-}
-
-// dirNames lists dir, so tests can assert that no target or temporary file
-// was left behind.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
 
 // lossSeries are two decaying curves with NaN, +Inf and -Inf points.
 func lossSeries() []Series {
@@ -93,7 +66,7 @@ func TestInvalidWritesCreateNothing(t *testing.T) {
 		} else if !strings.Contains(err.Error(), target) {
 			t.Errorf("%s: error %q does not name %s", name, err, target)
 		}
-		if names := dirNames(t, dir); len(names) != 0 {
+		if names := testutil.DirNames(t, dir); len(names) != 0 {
 			t.Fatalf("%s: left %v behind", name, names)
 		}
 	}
@@ -118,7 +91,7 @@ func TestWriteIntoMissingFolderFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), target) {
 		t.Errorf("error %v, want one naming %s", err, target)
 	}
-	if names := dirNames(t, dir); len(names) != 0 {
+	if names := testutil.DirNames(t, dir); len(names) != 0 {
 		t.Errorf("left %v behind", names)
 	}
 }
@@ -127,7 +100,7 @@ func TestWriteIntoMissingFolderFails(t *testing.T) {
 // were drawn inside the plot area.
 func plotCheck(t *testing.T, path string, nSeries int) {
 	t.Helper()
-	img := decodePNG(t, path)
+	img := testutil.DecodePNG(t, path)
 	if got := img.Bounds().Size(); got != image.Pt(800, 500) {
 		t.Fatalf("plot size %v, want 800x500", got)
 	}
@@ -178,7 +151,7 @@ func TestWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	plotCheck(t, path, 1)
-	if names := dirNames(t, dir); len(names) != 1 {
+	if names := testutil.DirNames(t, dir); len(names) != 1 {
 		t.Errorf("folder holds %v, want only loss.png", names)
 	}
 }
@@ -204,7 +177,7 @@ func TestWriteDegenerate(t *testing.T) {
 				t.Errorf("%s (log %v): %v", name, logY, err)
 				continue
 			}
-			if got := decodePNG(t, path).Bounds().Size(); got != image.Pt(800, 500) {
+			if got := testutil.DecodePNG(t, path).Bounds().Size(); got != image.Pt(800, 500) {
 				t.Errorf("%s: size %v", name, got)
 			}
 		}
@@ -232,7 +205,7 @@ func TestLegendAvoidsData(t *testing.T) {
 	if err := Write(path, "rise", "x", "y", []Series{rise}, Axes{}); err != nil {
 		t.Fatal(err)
 	}
-	corner := decodePNG(t, path).At(plotArea.Min.X+10, plotArea.Min.Y+10)
+	corner := testutil.DecodePNG(t, path).At(plotArea.Min.X+10, plotArea.Min.Y+10)
 	if color.RGBAModel.Convert(corner) != color.Color(plotFrame) {
 		t.Errorf("pixel at the top left legend corner is %v, want the legend frame %v", corner, plotFrame)
 	}

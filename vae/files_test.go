@@ -2,7 +2,6 @@ package vae
 
 import (
 	"fmt"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -38,20 +37,6 @@ func psnr(a, b [][]float32) float64 {
 		}
 	}
 	return PSNR(se / float64(n))
-}
-
-// entries lists a folder's names, sorted.
-func entries(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // TestFilesRoundTrip: MNIST test images as PNG → EncodePNGs → WriteLatents
@@ -108,7 +93,7 @@ func TestFilesRoundTrip(t *testing.T) {
 	if err := m.DecodeToFolder(back, out); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := entries(t, out), []string{"0000.png", "0001.png", "0002.png"}; !slices.Equal(got, want) {
+	if got, want := testutil.DirNames(t, out), []string{"0000.png", "0001.png", "0002.png"}; !slices.Equal(got, want) {
 		t.Fatalf("decoded folder holds %v, want %v", got, want)
 	}
 	var dec [][]float32
@@ -137,7 +122,7 @@ func TestFilesRoundTrip(t *testing.T) {
 		}
 	}
 	// Only D and the inputs: no temporary folder left beside D.
-	if got := entries(t, dir); len(got) != len(imgs)+2 {
+	if got := testutil.DirNames(t, dir); len(got) != len(imgs)+2 {
 		t.Errorf("the folder holds %v", got)
 	}
 }
@@ -152,15 +137,7 @@ func TestFilesReconstructionGrid(t *testing.T) {
 	if err := m.WriteReconstructionGrid(imgs, p, 4); err != nil {
 		t.Fatal(err)
 	}
-	r, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	g, err := png.Decode(r)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := testutil.DecodePNG(t, p)
 	// 6 tiles in 4 columns: 2 rows, 2 pixels of padding around each.
 	const pad = 2
 	if b := g.Bounds(); b.Dx() != 4*s+5*pad || b.Dy() != 2*s+3*pad {
@@ -323,7 +300,7 @@ func TestFilesDecodeToFolder(t *testing.T) {
 	if err := m.DecodeToFolder(zs, out); err != nil {
 		t.Fatal(err)
 	}
-	got := entries(t, out)
+	got := testutil.DirNames(t, out)
 	if len(got) != len(zs) || got[0] != "0000.png" || got[len(got)-1] != "0011.png" {
 		t.Fatalf("folder holds %v", got)
 	}
@@ -337,8 +314,8 @@ func TestFilesDecodeToFolder(t *testing.T) {
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.DecodeToFolder(zs[:1], empty); err != nil || !slices.Equal(entries(t, empty), []string{"0000.png"}) {
-		t.Errorf("empty folder: %v, holds %v", err, entries(t, empty))
+	if err := m.DecodeToFolder(zs[:1], empty); err != nil || !slices.Equal(testutil.DirNames(t, empty), []string{"0000.png"}) {
+		t.Errorf("empty folder: %v, holds %v", err, testutil.DirNames(t, empty))
 	}
 
 	// Refusals leave everything as it was.
@@ -350,10 +327,10 @@ func TestFilesDecodeToFolder(t *testing.T) {
 	if err := m.DecodeToFolder(zs[:2], out); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("folder in use: got %v", err)
 	}
-	if got := entries(t, out); len(got) != len(zs) {
+	if got := testutil.DirNames(t, out); len(got) != len(zs) {
 		t.Errorf("the refused folder now holds %v", got)
 	}
-	if got := entries(t, parent); !slices.Equal(got, []string{"D", "E"}) {
+	if got := testutil.DirNames(t, parent); !slices.Equal(got, []string{"D", "E"}) {
 		t.Errorf("after the refusals the parent holds %v, want D and E only", got)
 	}
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"image/png"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -196,15 +194,7 @@ func TestPyTorchPublicCheckpointSamples(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("sample of the imported %s: exit %d: %s %s", c.file, code, stdout, stderr)
 		}
-		f, err := os.Open(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", out, err)
-		}
+		img := testutil.DecodePNG(t, out)
 		t.Logf("%s: imported and sampled, %v image", c.file, img.Bounds().Size())
 	}
 }

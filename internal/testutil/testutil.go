@@ -3,8 +3,11 @@
 package testutil
 
 import (
+	"image"
+	"image/png"
 	"math"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 
@@ -161,4 +164,34 @@ func TinyTrainer(t *testing.T, specs []nn.Spec, loss train.LossFn) (*model.Store
 		t.Fatal(err)
 	}
 	return store, tr
+}
+
+// DecodePNG reads and decodes the PNG at path, failing the test otherwise.
+func DecodePNG(t testing.TB, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+	return img
+}
+
+// DirNames lists dir's entries, sorted, so tests can assert that no target
+// or temporary file was left behind.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
 }
