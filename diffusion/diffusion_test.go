@@ -122,18 +122,6 @@ func gaussianSamples(t *testing.T, sched *Schedule, plan Plan, target Target, lo
 	return r
 }
 
-func meanStd(x []float64) (float64, float64) {
-	var m, v float64
-	for _, a := range x {
-		m += a
-	}
-	m /= float64(len(x))
-	for _, a := range x {
-		v += (a - m) * (a - m)
-	}
-	return m, math.Sqrt(v / float64(len(x)))
-}
-
 // TestSamplersRecoverGaussian: with the exact denoiser of Gaussian data,
 // DPM-Solver++ (20 steps) and DDPM (1000 steps) reproduce the mean and the
 // standard deviation of the data within 2%.
@@ -158,7 +146,7 @@ func TestSamplersRecoverGaussian(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			gotM, gotS := meanStd(gaussianSamples(t, sched, c.plan, c.target, c.loop, n, m, s))
+			gotM, gotS := testutil.MeanStd(gaussianSamples(t, sched, c.plan, c.target, c.loop, n, m, s))
 			t.Logf("mean %.4f (want %.2f), std %.4f (want %.2f)", gotM, m, gotS, s)
 			if math.Abs(gotM-m) > 0.02*m || math.Abs(gotS-s) > 0.02*s {
 				t.Errorf("mean %.4f std %.4f, want %.2f and %.2f within 2%%", gotM, gotS, m, s)

@@ -341,25 +341,13 @@ func TestSamplersRecoverGaussian(t *testing.T) {
 			}
 			vals = append(vals, f64(row)...)
 		}
-		mean, std := meanStd(vals)
+		mean, std := testutil.MeanStd(vals)
 		// 4608 draws: the standard errors are 0.015 (mean) and 0.010 (std).
 		t.Logf("steps %d: mean %.4f std %.4f over %d values", steps, mean, std, len(vals))
 		if math.Abs(mean) > 0.06 || math.Abs(std-1) > 0.045 {
 			t.Errorf("steps %d: mean %.4f std %.4f, want N(0, 1) within 4 standard errors", steps, mean, std)
 		}
 	}
-}
-
-func meanStd(x []float64) (float64, float64) {
-	var m, v float64
-	for _, a := range x {
-		m += a
-	}
-	m /= float64(len(x))
-	for _, a := range x {
-		v += (a - m) * (a - m)
-	}
-	return m, math.Sqrt(v / float64(len(x)))
 }
 
 // TestTrainedSamplesFitData trains a tiny DiT end to end on grids whose
@@ -430,7 +418,7 @@ func TestTrainedSamplesFitData(t *testing.T) {
 	count := float64(len(z) * per)
 	t.Logf("mean squared distance to the class value: samples %.4f, noise %.4f", sampleErr/count, noiseErr/count)
 	for c, vals := range byClass {
-		m, sd := meanStd(vals)
+		m, sd := testutil.MeanStd(vals)
 		t.Logf("class %d: mean %.3f (data %d), std %.3f (data 0.1)", c, m, c-1, sd)
 		if math.Abs(m-float64(c-1)) > 0.2 || sd > 0.4 {
 			t.Errorf("class %d: samples have mean %.3f and std %.3f, the data %d and 0.1", c, m, sd, c-1)

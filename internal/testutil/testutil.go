@@ -195,3 +195,16 @@ func DirNames(t testing.TB, dir string) []string {
 	}
 	return names
 }
+
+// MeanStd is the mean and the (population) standard deviation of x.
+func MeanStd(x []float64) (float64, float64) {
+	var m, v float64
+	for _, a := range x {
+		m += a
+	}
+	m /= float64(len(x))
+	for _, a := range x {
+		v += (a - m) * (a - m)
+	}
+	return m, math.Sqrt(v / float64(len(x)))
+}
