@@ -55,6 +55,9 @@ type BatchResult struct {
 // store's generator).
 func (g *Generator) SupportsBatch() bool { return g.kind == KindLatentLM }
 
+// errAllGone stops a batch whose items were all cancelled.
+var errAllGone = errors.New("latentlm: every item of the batch is gone")
+
 // GenerateBatch decodes the images of every item as one batch, one row per
 // image, with opts' steps, guidance scale and temperature (opts.Seed is
 // ignored: each item has its own). Each row's initial noise comes from its
@@ -147,10 +150,6 @@ func (g *Generator) GenerateBatch(opts SampleOptions, items []BatchItem) []Batch
 		return fail(fmt.Errorf("latentlm: %w", err))
 	}
 	defer sess.Close()
-	out := make([][]float32, len(labels))
-	for r := range out {
-		out[r] = make([]float32, 0, nItems*c)
-	}
 	// drop ends an item's part in the batch.
 	drop := func(i int, err error) {
 		if live[i] {
@@ -170,52 +169,51 @@ func (g *Generator) GenerateBatch(opts SampleOptions, items []BatchItem) []Batch
 	for r := len(rows) - 1; r >= 0; r-- {
 		first[rows[r].item] = r
 	}
-	for k := 0; k < nItems; k++ {
-		for i, it := range items {
-			if live[i] && it.Ctx.Err() != nil {
-				drop(i, fmt.Errorf("latentlm: generation cancelled: %w", it.Ctx.Err()))
+	out, err := sess.Latents(lm.Segment{Max: nItems,
+		// Before each latent: drop cancelled items, stop once none is
+		// left, and draw every row's noise from its own item's generator.
+		BeforeLatent: func(int) ([][]float32, error) {
+			for i, it := range items {
+				if live[i] && it.Ctx.Err() != nil {
+					drop(i, fmt.Errorf("latentlm: generation cancelled: %w", it.Ctx.Err()))
+				}
 			}
-		}
-		if !anyLive() {
-			return res
-		}
-		noise := make([][]float32, len(labels))
-		for r := range noise {
-			noise[r] = make([]float32, c)
-			if r >= nrows {
-				continue
+			if !anyLive() {
+				return nil, errAllGone
 			}
-			for j := range noise[r] {
-				noise[r][j] = float32(rngs[r].NormFloat64())
+			noise := make([][]float32, len(labels))
+			for r := range noise {
+				noise[r] = make([]float32, c)
+				if r >= nrows {
+					continue
+				}
+				for j := range noise[r] {
+					noise[r][j] = float32(rngs[r].NormFloat64())
+				}
 			}
-		}
-		z, err := sess.SolveWithNoise(noise)
-		if err != nil {
-			g.dropSampler()
-			return fail(fmt.Errorf("latentlm: %w", err))
-		}
-		step := make([]lm.Item, len(z))
-		for r := range z {
-			out[r] = append(out[r], z[r]...)
-			step[r] = lm.LatentItem(z[r])
-		}
-		for i, it := range items {
-			if !live[i] || it.OnLatent == nil {
-				continue
+			return noise, nil
+		},
+		// After each latent: report each live item's own rows.
+		AfterLatent: func(k int, sofar [][]float32) error {
+			for i, it := range items {
+				if !live[i] || it.OnLatent == nil {
+					continue
+				}
+				n := len(itemLabels[i])
+				p := Progress{Offset: 0, Count: n, Index: k, Row: k / grid, Col: k % grid, Latents: nItems, Grid: grid,
+					g: g, labels: itemLabels[i], latents: sofar[first[i] : first[i]+n], items: nItems}
+				if err := it.OnLatent(p); err != nil {
+					drop(i, fmt.Errorf("latentlm: generation stopped: %w", err))
+				}
 			}
-			n := len(itemLabels[i])
-			p := Progress{Offset: 0, Count: n, Index: k, Row: k / grid, Col: k % grid, Latents: nItems, Grid: grid,
-				g: g, labels: itemLabels[i], latents: out[first[i] : first[i]+n], items: nItems}
-			if err := it.OnLatent(p); err != nil {
-				drop(i, fmt.Errorf("latentlm: generation stopped: %w", err))
-			}
-		}
-		if k < nItems-1 {
-			if err := sess.Step(step); err != nil {
-				g.dropSampler()
-				return fail(fmt.Errorf("latentlm: %w", err))
-			}
-		}
+			return nil
+		}})
+	if errors.Is(err, errAllGone) {
+		return res
+	}
+	if err != nil {
+		g.dropSampler()
+		return fail(fmt.Errorf("latentlm: %w", err))
 	}
 	for i := range items {
 		if !live[i] {

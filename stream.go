@@ -146,10 +146,10 @@ type callbackError struct{ err error }
 func (e *callbackError) Error() string { return e.err.Error() }
 func (e *callbackError) Unwrap() error { return e.err }
 
-// streamBatch draws one batch's latents on the sampler's engine the way
-// Sampler.Sample does — Prefill, then Solve and Step per latent, the last
-// latent not stepped in — reporting each latent. A failure of the engine
-// drops the cached sampler, as Generate does.
+// streamBatch draws one batch's latents on the sampler's engine as
+// Sampler.Sample does (Prefill, then a fixed-length segment), reporting
+// each latent. A failure of the engine drops the cached sampler, as
+// Generate does.
 func (g *Generator) streamBatch(ctx context.Context, s *lm.Sampler, p Progress, onLatent func(Progress) error) (out [][]float32, err error) {
 	defer func() {
 		if err != nil {
@@ -163,33 +163,13 @@ func (g *Generator) streamBatch(ctx context.Context, s *lm.Sampler, p Progress, 
 		return nil, err
 	}
 	defer sess.Close()
-	c := g.channels
-	out = make([][]float32, len(p.labels))
-	for i := range out {
-		out[i] = make([]float32, 0, p.items*c)
-	}
-	for k := 0; k < p.items; k++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		z, err := sess.Solve()
-		if err != nil {
-			return nil, err
-		}
-		items := make([]lm.Item, len(z))
-		for i := range z {
-			out[i] = append(out[i], z[i]...)
-			items[i] = lm.LatentItem(z[i])
-		}
-		p.Index, p.Row, p.Col, p.latents = k, k/p.Grid, k%p.Grid, out
-		if err := onLatent(p); err != nil {
-			return nil, &callbackError{err}
-		}
-		if k < p.items-1 {
-			if err := sess.Step(items); err != nil {
-				return nil, err
+	return sess.Latents(lm.Segment{Max: p.items,
+		BeforeLatent: func(int) ([][]float32, error) { return nil, ctx.Err() },
+		AfterLatent: func(k int, sofar [][]float32) error {
+			p.Index, p.Row, p.Col, p.latents = k, k/p.Grid, k%p.Grid, sofar
+			if err := onLatent(p); err != nil {
+				return &callbackError{err}
 			}
-		}
-	}
-	return out, nil
+			return nil
+		}})
 }

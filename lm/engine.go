@@ -476,6 +476,14 @@ type Segment struct {
 	// <EOL> after every latent and stops after the first.
 	StopAtEOL        bool
 	TokenTemperature float64
+	// BeforeLatent, when set, is called before latent k is drawn. It
+	// returns each sequence's initial noise (SolveWithNoise), or nil for
+	// the store's generator (Solve), or an error that stops the segment.
+	BeforeLatent func(k int) (noise [][]float32, err error)
+	// AfterLatent, when set, is called once latent k of every sequence is
+	// drawn, with each sequence's latents so far (valid during the call);
+	// an error stops the segment. Streaming reports progress through it.
+	AfterLatent func(k int, latents [][]float32) error
 }
 
 // Latents generates a latent segment for every sequence: Solve, then (while
@@ -505,13 +513,31 @@ func (s *Session) Latents(seg Segment) ([][]float32, error) {
 	done := make([]bool, s.n)
 	active := s.n
 	for k := 0; ; k++ {
-		z, err := s.Solve()
+		var noise [][]float32
+		if seg.BeforeLatent != nil {
+			var err error
+			if noise, err = seg.BeforeLatent(k); err != nil {
+				return nil, err
+			}
+		}
+		var z [][]float32
+		var err error
+		if noise != nil {
+			z, err = s.SolveWithNoise(noise)
+		} else {
+			z, err = s.Solve()
+		}
 		if err != nil {
 			return nil, err
 		}
 		for i := range s.n {
 			if !done[i] {
 				out[i] = append(out[i], z[i]...)
+			}
+		}
+		if seg.AfterLatent != nil {
+			if err := seg.AfterLatent(k, out); err != nil {
+				return nil, err
 			}
 		}
 		items := make([]Item, s.n)
