@@ -1,5 +1,7 @@
 package lm
 
+import "github.com/latentlm/latentlm/nn"
+
 // Activations counts, generously, the float32 values live at once in a
 // step on batch sequences of seq items: training keeps every block's
 // activations for the backward pass (and the diffusion head's, batchMul
@@ -15,4 +17,11 @@ func (c Config) Activations(batch, seq, batchMul int, training bool) float64 {
 	}
 	kv := 2 * 2 * float64(c.Depth) * b * float64(c.MaxLen) * d
 	return kv + b*d*(8+4*c.MLPRatio) + 2*b*float64(c.HeadDim)*16
+}
+
+// TrainBytes estimates the memory of training c on batch sequences of seq
+// items with batchMul noise draws per latent (nn.MemoryEstimate: weights,
+// gradients, Adam moments, EMA and activations).
+func (c Config) TrainBytes(batch, seq, batchMul int) float64 {
+	return nn.MemoryEstimate(c.Specs(), c.Activations(batch, seq, batchMul, true), true)
 }

@@ -155,7 +155,7 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 		if o.Arch == dit.Kind {
 			return dataset + nn.MemoryEstimate(ditCfg.Specs(), ditCfg.Activations(o.Batch*o.BatchMul, true), true)
 		}
-		return dataset + nn.MemoryEstimate(lmCfg.Specs(), lmCfg.Activations(o.Batch, lmCfg.Layout.TrainLength(tc.Items()), o.BatchMul, true), true)
+		return dataset + lmCfg.TrainBytes(o.Batch, lmCfg.Layout.TrainLength(tc.Items()), o.BatchMul)
 	})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/recipe"
 	"github.com/latentlm/latentlm/server"
 )
 
@@ -79,7 +80,7 @@ func runBenchSub(sub string, args []string) error {
 	switch sub {
 	case "step":
 		bs := pick(*batch, benchmark.StepBatch)
-		if err := fs.checkMemory("bench step", lmTrainBytes(benchmark.StepConfig(), bs, benchmark.StepItems+1, benchmark.BatchMul)); err != nil {
+		if err := fs.checkMemory("bench step", benchmark.StepConfig().TrainBytes(bs, benchmark.StepItems+1, benchmark.BatchMul)); err != nil {
 			return err
 		}
 		r, err := benchmark.Step(b, bs, *steps)
@@ -88,9 +89,9 @@ func runBenchSub(sub string, args []string) error {
 		}
 		results = append(results, r)
 	case "train":
-		bs := pick(*batch, defaultTrainBatch)
+		bs := pick(*batch, recipe.DefaultLatentLMBatch)
 		items := benchmark.Grid * benchmark.Grid
-		est := lmTrainBytes(base, bs, items+2, benchmark.BatchMul)
+		est := base.TrainBytes(bs, items+2, benchmark.BatchMul)
 		if *arch == dit.Kind {
 			dc := dit.FromLM(base, benchmark.Grid)
 			est = nn.MemoryEstimate(dc.Specs(), dc.Activations(bs, true), true)
