@@ -17,6 +17,7 @@ import (
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/dit"
+	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/lm"
@@ -267,16 +268,9 @@ func writeClassGrid(backendName, dir, tokenizerDir, out string, perClass int) er
 			labels = append(labels, c)
 		}
 	}
-	so := latentlm.DefaultSampleOptions()
-	var imgs [][]float32
-	for start := 0; start < len(labels); start += latentlm.MaxImages {
-		gen, err := g.Generate(context.Background(), latentlm.Request{Classes: labels[start:min(start+latentlm.MaxImages, len(labels))]}, so)
-		if err != nil {
-			return err
-		}
-		for _, im := range gen {
-			imgs = append(imgs, im.Pixels)
-		}
+	imgs, err := evaluate.Generate(context.Background(), g, labels, latentlm.DefaultSampleOptions())
+	if err != nil {
+		return err
 	}
 	return imageio.WriteGrid(out, imgs, g.ImageSize(), g.ImageSize(), perClass)
 }

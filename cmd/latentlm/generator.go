@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/latentlm/latentlm"
+	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
 )
@@ -39,19 +40,8 @@ func checkSampling(fs *flags, g *latentlm.Generator, n int, out string) error {
 	return guard.CheckOutput(out, g.Dir(), g.TokenizerDir())
 }
 
-// generate draws one image per label, in requests of at most
-// latentlm.MaxImages.
+// generate draws one image per label (evaluate.Generate, which splits a
+// long list into requests of at most latentlm.MaxImages).
 func generate(g *latentlm.Generator, labels []int, opts lm.SampleOptions) ([][]float32, error) {
-	so := opts
-	var out [][]float32
-	for start := 0; start < len(labels); start += latentlm.MaxImages {
-		imgs, err := g.Generate(context.Background(), latentlm.Request{Classes: labels[start:min(start+latentlm.MaxImages, len(labels))]}, so)
-		if err != nil {
-			return nil, err
-		}
-		for _, im := range imgs {
-			out = append(out, im.Pixels)
-		}
-	}
-	return out, nil
+	return evaluate.Generate(context.Background(), g, labels, opts)
 }
