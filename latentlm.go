@@ -122,8 +122,8 @@ func Load(dir string, opts ...Option) (g *Generator, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if g.tokDir, err = findTokenizer(dir, cfg.tokenizer, tokRec); err != nil {
-		return nil, err
+	if g.tokDir, err = tokRec.Find(dir, cfg.tokenizer); err != nil {
+		return nil, fmt.Errorf("latentlm: %w", err)
 	}
 	if g.backend, err = backend.Open(g.backendName); err != nil {
 		return nil, fmt.Errorf("latentlm: %w", err)
@@ -183,40 +183,6 @@ func (g *Generator) readModel(dir string) (lm.Tokenizer, error) {
 		return tok, nil
 	}
 	return lm.Tokenizer{}, fmt.Errorf("latentlm: %s: checkpoint holds a %q model, want %q or %q", dir, kind, lm.Kind, dit.Kind)
-}
-
-// findTokenizer returns the tokenizer folder of the model in dir: explicit
-// if set, else the recorded path, else the shipped tokenizer of that name;
-// its weights must have the recorded checksum. A model that records no
-// tokenizer (one imported from the public PyTorch weights without one,
-// docs/WEIGHTS.md) takes the explicit one, whose channels and grid must
-// still fit.
-func findTokenizer(dir, explicit string, rec lm.Tokenizer) (string, error) {
-	tokDir := explicit
-	if explicit != "" && rec.Path == "" && rec.SHA256 == "" {
-		return explicit, nil
-	}
-	if tokDir == "" {
-		if rec.Path == "" {
-			return "", fmt.Errorf("latentlm: %s records no tokenizer: pass WithTokenizer", dir)
-		}
-		// The recorded path, else the shipped tokenizer of that name: the
-		// checksum below decides which one is really the model's.
-		tokDir = rec.Path
-		if _, err := os.Stat(tokDir); err != nil {
-			if alt, err := ShippedWeights(filepath.Base(tokDir)); err == nil {
-				tokDir = alt
-			}
-		}
-	}
-	sum, err := checkpoint.FileSHA256(filepath.Join(tokDir, checkpoint.WeightsFile))
-	if err != nil {
-		return "", fmt.Errorf("latentlm: tokenizer of %s: %w", dir, err)
-	}
-	if sum != rec.SHA256 {
-		return "", fmt.Errorf("latentlm: tokenizer %s is not the one %s was trained with (sha256 %.12s…, want %.12s…)", tokDir, dir, sum, rec.SHA256)
-	}
-	return tokDir, nil
 }
 
 // MemoryEstimate is a generous estimate, in bytes, of the memory that

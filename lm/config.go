@@ -75,6 +75,17 @@ func (v Vocab) EOL() int { return v.Classes + 2 }
 // Size is the number of discrete ids.
 func (v Vocab) Size() int { return v.Classes + 3 + v.Extra }
 
+// Text is the model id of the text tokenizer's id t: text ids follow the
+// control tokens, from Classes+3 on (docs/DESIGN.md §11).
+func (v Vocab) Text(t int) int { return v.Classes + 3 + t }
+
+// TextOf is the text tokenizer's id of the model id, and whether id is a
+// text token at all.
+func (v Vocab) TextOf(id int) (int, bool) {
+	t := id - v.Classes - 3
+	return t, t >= 0 && t < v.Extra
+}
+
 // DefaultConfig is the MNIST class-to-image model: 7×7 latents of 8 channels.
 func DefaultConfig() Config {
 	return Config{Dim: 128, Depth: 4, Heads: 4, KVHeads: 4, MLPRatio: 4, HeadDepth: 3, HeadDim: 128,
@@ -86,7 +97,7 @@ func (c Config) Validate() error {
 	if err := nn.CheckSizes("lm config", nn.Size{Name: "dim", Value: c.Dim}, nn.Size{Name: "depth", Value: c.Depth, Depth: true},
 		nn.Size{Name: "heads", Value: c.Heads}, nn.Size{Name: "kv_heads", Value: c.KVHeads}, nn.Size{Name: "head_depth", Value: c.HeadDepth, Depth: true},
 		nn.Size{Name: "head_dim", Value: c.HeadDim}, nn.Size{Name: "latent_channels", Value: c.Latent}, nn.Size{Name: "max_len", Value: c.MaxLen},
-		nn.Size{Name: "vocab classes", Value: c.Vocab.Classes}, nn.Size{Name: "vocab extra", Value: c.Vocab.Extra + 1}); err != nil {
+		nn.Size{Name: "vocab classes", Value: c.Vocab.Classes + 1}, nn.Size{Name: "vocab extra", Value: c.Vocab.Extra + 1}); err != nil {
 		return err
 	}
 	switch {

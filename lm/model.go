@@ -2,10 +2,13 @@ package lm
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/internal/deps"
 )
 
 // Kind is the checkpoint kind of a LatentLM model.
@@ -20,6 +23,40 @@ type Tokenizer struct {
 	Items    int    `json:"items"`
 	Channels int    `json:"channels"`
 	Data     string `json:"data"`
+}
+
+// Find returns the tokenizer folder of the model in modelDir: explicit if
+// set, else the recorded path, else the shipped tokenizer of that name; its
+// weights must have the recorded checksum. A model that records no
+// tokenizer (one imported from the public PyTorch weights without one,
+// docs/WEIGHTS.md) takes the explicit one, whose channels and grid must
+// still fit.
+func (t Tokenizer) Find(modelDir, explicit string) (string, error) {
+	tokDir := explicit
+	if explicit != "" && t.Path == "" && t.SHA256 == "" {
+		return explicit, nil
+	}
+	if tokDir == "" {
+		if t.Path == "" {
+			return "", fmt.Errorf("%s records no tokenizer: name one", modelDir)
+		}
+		// The recorded path, else the shipped tokenizer of that name: the
+		// checksum below decides which one is really the model's.
+		tokDir = t.Path
+		if _, err := os.Stat(tokDir); err != nil {
+			if alt, err := deps.Weights(filepath.Base(tokDir)); err == nil {
+				tokDir = alt
+			}
+		}
+	}
+	sum, err := checkpoint.FileSHA256(filepath.Join(tokDir, checkpoint.WeightsFile))
+	if err != nil {
+		return "", fmt.Errorf("tokenizer of %s: %w", modelDir, err)
+	}
+	if sum != t.SHA256 {
+		return "", fmt.Errorf("tokenizer %s is not the one %s was trained with (sha256 %.12s…, want %.12s…)", tokDir, modelDir, sum, t.SHA256)
+	}
+	return tokDir, nil
 }
 
 // Save writes a model checkpoint with the EMA weights (what sampling uses).

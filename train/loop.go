@@ -15,6 +15,9 @@ import (
 type Point struct {
 	Step int64   `json:"step"`
 	Loss float64 `json:"loss"`
+	// Metrics are the averages of the loss's named terms (Loop.Metrics),
+	// in that order.
+	Metrics []float64 `json:"metrics,omitempty"`
 }
 
 // Loop drives a Trainer for a number of steps with a progress bar, periodic
@@ -36,8 +39,12 @@ type Loop struct {
 	History []Point
 	// RecordEvery thins the history to one averaged point per this many steps.
 	RecordEvery int64
-	Desc        string
-	Quiet       bool
+	// Metrics names the extra scalars the loss returns after the total
+	// (such as "ce" and "diffusion"); the progress bar shows them and the
+	// history records their averages.
+	Metrics []string
+	Desc    string
+	Quiet   bool
 }
 
 // Run trains from the store's current step to Steps. When ctx is cancelled
@@ -54,6 +61,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	var acc float64
 	var accN int64
+	accM := make([]float64, len(l.Metrics))
 	itemsDone, t0 := 0, time.Now()
 	hooked := int64(-1)
 	for step := start; step < l.Steps; step++ {
@@ -79,13 +87,25 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		acc += res.Loss
 		accN++
+		terms := ""
+		for i, name := range l.Metrics {
+			if i < len(res.Metrics) {
+				accM[i] += res.Metrics[i]
+				terms += fmt.Sprintf(" %s %.4f", name, res.Metrics[i])
+			}
+		}
 		if (step+1)%l.RecordEvery == 0 {
-			l.History = append(l.History, Point{Step: step + 1, Loss: acc / float64(accN)})
+			p := Point{Step: step + 1, Loss: acc / float64(accN)}
+			for i := range accM {
+				p.Metrics = append(p.Metrics, accM[i]/float64(accN))
+				accM[i] = 0
+			}
+			l.History = append(l.History, p)
 			acc, accN = 0, 0
 		}
 		itemsDone += items
 		rate := float64(itemsDone) / time.Since(t0).Seconds()
-		bar.Step(1, fmt.Sprintf("loss %.4f lr %.2e %.0f items/s", res.Loss, res.LR, rate))
+		bar.Step(1, fmt.Sprintf("loss %.4f%s lr %.2e %.0f items/s", res.Loss, terms, res.LR, rate))
 		if l.Hook != nil && l.Every > 0 && ((step+1)%l.Every == 0 || step+1 == l.Steps) {
 			if err := l.Hook(step+1, l.History); err != nil {
 				return err
