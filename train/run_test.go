@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -104,7 +105,7 @@ func TestStartRunFreshThenResume(t *testing.T) {
 	if r2.Seed != 5 {
 		t.Errorf("resumed seed %d, want the saved 5", r2.Seed)
 	}
-	if !slices.Equal(r2.History, h) {
+	if !reflect.DeepEqual(r2.History, h) {
 		t.Errorf("resumed history %v, want %v", r2.History, h)
 	}
 	if w2 := weight(t, r2); !slices.Equal(w2, w) {
