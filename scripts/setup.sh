@@ -169,6 +169,41 @@ install_chromium() {
 }
 install_chromium
 
+# Debian's fortunes package, the text corpus (text.Fortunes reads its .u8
+# files). fortunes.u8 itself comes with fortunes-min, which fortune-mod
+# alone pulls in, so the check also looks for a collection of the full
+# package. Unlike chromium it is needed: where it cannot be installed, setup
+# stops and says why.
+install_fortunes() {
+  local dir=/usr/share/games/fortunes log="$tmp/fortunes.log" sudo=() f missing=
+  for f in fortunes.u8 computers.u8; do
+    [[ -f $dir/$f ]] || missing=$dir/$f
+  done
+  if [[ -z $missing ]]; then
+    printf '%-14s installed\n' "fortunes:"
+    return
+  fi
+  echo "fortunes: no $missing; installing Debian's fortunes package (the text corpus)"
+  command -v apt-get >/dev/null ||
+    fail "fortunes: no $missing, and no apt-get to install Debian's fortunes package; install it (or copy its $dir) by hand"
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null ||
+      fail "fortunes: installing Debian's fortunes package needs root, and there is no sudo: run apt-get install -y fortunes as root"
+    sudo=(sudo)
+  fi
+  fortunes_apt() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "$@" >>"$log" 2>&1; }
+  # A fresh container may hold no package lists: update them and try again.
+  if ! { fortunes_apt install -y -q fortunes || { fortunes_apt update -q && fortunes_apt install -y -q fortunes; }; }; then
+    tail -n 5 "$log" >&2
+    fail "fortunes: apt-get install -y fortunes failed"
+  fi
+  for f in fortunes.u8 computers.u8; do
+    [[ -f $dir/$f ]] || fail "fortunes: apt-get installed fortunes but there is no $dir/$f"
+  done
+  printf '%-14s installed %s\n' "fortunes:" "$dir"
+}
+install_fortunes
+
 # The program itself. go build rewrites the file even when nothing changed,
 # so compare contents to say which.
 bin="$root/bin/latentlm"
