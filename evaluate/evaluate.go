@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/compute"
 
 	"github.com/latentlm/latentlm"
+	"github.com/latentlm/latentlm/canvas"
 	"github.com/latentlm/latentlm/classifier"
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/metrics"
@@ -95,14 +96,15 @@ func LoadClassifier(b compute.Backend, dir, dataName string) (*classifier.Model,
 }
 
 // NewContext loads the classifier (dir "" for the shipped one of dataName,
-// see LoadClassifier) and the test split of dataName ("mnist" or
-// "fashion"), on backend b. Call Prepare before scoring.
+// see LoadClassifier) and the test split of dataName ("mnist", "fashion",
+// "mnist-canvas" or "fashion-canvas"), on backend b. Call Prepare before
+// scoring.
 func NewContext(b compute.Backend, classifierDir, dataName string) (*Context, error) {
 	clf, path, err := LoadClassifier(b, classifierDir, dataName)
 	if err != nil {
 		return nil, err
 	}
-	test, err := data.Load(dataName, "test")
+	test, err := LoadSplit(dataName, "test")
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +116,9 @@ func NewContext(b compute.Backend, classifierDir, dataName string) (*Context, er
 
 // Prepare computes the statistics of the test split's features (once, on
 // the first call) and the k-NN reference: n class-balanced test images, or
-// fewer if the test split cannot balance n (at most 10 times its rarest
-// class: 8920 for MNIST). n is also the number of images Generated and
+// fewer if the test split cannot balance n (at most its number of classes
+// times the count of its rarest class: 8920 for MNIST, 5760 for the 240
+// scenes of a canvas set). n is also the number of images Generated and
 // Reference score.
 func (c *Context) Prepare(n int) error {
 	if n <= K {
@@ -133,11 +136,14 @@ func (c *Context) Prepare(n int) error {
 		}
 		c.testFeats, c.testMu, c.testCov = feats, mu, cov
 	}
-	counts := make([]int, data.Classes)
+	classes := Classes(c.Test)
+	counts := make([]int, classes)
 	for _, l := range c.Test.Labels {
-		counts[l]++
+		if int(l) < classes {
+			counts[l]++
+		}
 	}
-	realN := min(n, data.Classes*slices.Min(counts))
+	realN := min(n, classes*slices.Min(counts))
 	idx, err := BalancedIndices(c.Test, realN, 0)
 	if err != nil {
 		return err
@@ -229,19 +235,24 @@ func (c *Context) Images(path string, images [][]float32, labels []int) (*Row, e
 	return row, nil
 }
 
-// BalancedIndices picks n images of d with label i%10 for the i-th, in data
-// order, after skipping the first n/10 (rounded up) of each class `skip`
-// times: skip 0 and skip 1 give disjoint sets.
+// BalancedIndices picks n images of d with label i%k for the i-th, k the
+// number of classes of d (see Classes), in data order, after skipping the
+// first n/k (rounded up) of each class `skip` times: skip 0 and skip 1 give
+// disjoint sets.
 func BalancedIndices(d *data.Dataset, n, skip int) ([]int, error) {
-	byClass := make([][]int, data.Classes)
+	classes := Classes(d)
+	byClass := make([][]int, classes)
 	for i, l := range d.Labels {
+		if int(l) >= classes {
+			return nil, fmt.Errorf("%s %s: label %d of image %d out of range 0…%d", d.Name, d.Split, l, i, classes-1)
+		}
 		byClass[l] = append(byClass[l], i)
 	}
-	per := (n + data.Classes - 1) / data.Classes
+	per := (n + classes - 1) / classes
 	idx := make([]int, n)
 	for i := range idx {
-		c := i % data.Classes
-		j := skip*per + i/data.Classes
+		c := i % classes
+		j := skip*per + i/classes
 		if j >= len(byClass[c]) {
 			return nil, fmt.Errorf("%s %s has %d images of class %d: too few for --n %d", d.Name, d.Split, len(byClass[c]), c, n)
 		}
@@ -275,11 +286,14 @@ func DatasetImages(d *data.Dataset) ([][]float32, []int) {
 }
 
 // TestAccuracy is the classifier's accuracy on the whole test split of
-// dataName.
+// dataName (for a canvas set, the exact scene of each canvas).
 func TestAccuracy(m *classifier.Model, dataName string) (float64, error) {
-	test, err := data.Load(dataName, "test")
+	test, err := LoadSplit(dataName, "test")
 	if err != nil {
 		return 0, err
+	}
+	if m.Config.ImageSize != test.Height || m.Config.ImageSize != test.Width {
+		return 0, fmt.Errorf("classifier takes %d×%d images, %s has %d×%d", m.Config.ImageSize, m.Config.ImageSize, dataName, test.Height, test.Width)
 	}
 	imgs, labels := DatasetImages(test)
 	probs, _, err := m.Predict(imgs)
@@ -287,4 +301,22 @@ func TestAccuracy(m *classifier.Model, dataName string) (float64, error) {
 		return 0, err
 	}
 	return metrics.AccuracyToClass(probs, labels)
+}
+
+// LoadSplit loads a split of a data set of package data ("mnist",
+// "fashion") or of package canvas ("mnist-canvas", "fashion-canvas").
+func LoadSplit(dataName, split string) (*data.Dataset, error) {
+	if canvas.IsCanvas(dataName) {
+		return canvas.Load(dataName, split)
+	}
+	return data.Load(dataName, split)
+}
+
+// Classes is the number of classes of d's labels: the 240 scenes of a
+// canvas set, else the 10 of MNIST and Fashion-MNIST.
+func Classes(d *data.Dataset) int {
+	if canvas.IsCanvas(d.Name) {
+		return canvas.NumScenes
+	}
+	return data.Classes
 }

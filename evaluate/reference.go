@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/latentlm/latentlm"
+	"github.com/latentlm/latentlm/canvas"
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/vae"
 )
@@ -16,7 +17,8 @@ import (
 //
 //	test   N() other class-balanced test images (the floor: what real
 //	       images score)
-//	train  N() class-balanced training images
+//	train  N() class-balanced training images (for a canvas set, from its
+//	       judge split, which has every scene)
 //	recon  σ-VAE reconstructions of the test row's images
 //	noise  Gaussian noise with the test pixels' mean and std, clipped to
 //	       [0, 1] (the ceiling)
@@ -39,7 +41,7 @@ func (c *Context) Reference(kind, vaeDir string, seed uint64) (*Row, error) {
 			return err
 		}
 		all, _ := DatasetImages(d.Subset(idx))
-		imgs, labels = all, ClassLabels(c.n, data.Classes)
+		imgs, labels = all, ClassLabels(c.n, Classes(d))
 		return nil
 	}
 	switch kind {
@@ -49,7 +51,13 @@ func (c *Context) Reference(kind, vaeDir string, seed uint64) (*Row, error) {
 			return nil, err
 		}
 	case "train":
-		ds, err := data.Load(c.Data, "train")
+		// A canvas set's train split lacks the held-out scenes; its judge
+		// split draws every scene from the same training images.
+		split := "train"
+		if canvas.IsCanvas(c.Data) {
+			split = "judge"
+		}
+		ds, err := LoadSplit(c.Data, split)
 		if err != nil {
 			return nil, err
 		}

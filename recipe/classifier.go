@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/latentlm/latentlm/canvas"
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/classifier"
 	"github.com/latentlm/latentlm/data"
@@ -25,8 +26,34 @@ type ClassifierOptions struct {
 	Options
 	// Limit trains on the first Limit training images only (0: all).
 	Limit int
-	// Model is the classifier; a resumed run uses the saved one.
+	// Model is the classifier; a resumed run uses the saved one. Its
+	// ImageSize and Classes are replaced by those of the data set (see
+	// DefaultClassifierModel for the stages that suit each).
 	Model classifier.Config
+}
+
+// DefaultClassifierModel is the classifier of `latentlm classifier train`
+// for a data set: classifier.DefaultConfig for mnist and fashion; for the
+// 56×56 canvases, the judge that names their 240 scenes, with a third
+// stage of 64 channels so that three poolings bring the canvas down to the
+// same 7×7 grid.
+func DefaultClassifierModel(dataName string) classifier.Config {
+	c := classifier.DefaultConfig()
+	c.ImageSize, c.Classes = imageSize(dataName), classes(dataName)
+	if canvas.IsCanvas(dataName) {
+		c.Widths = []int{16, 32, 64}
+	}
+	return c
+}
+
+// ClassifierSplit is the split a classifier of the data set trains on:
+// "train", or the "judge" split of a canvas set, which holds the held-out
+// scenes that the judge must recognise (see package canvas).
+func ClassifierSplit(dataName string) string {
+	if canvas.IsCanvas(dataName) {
+		return "judge"
+	}
+	return "train"
 }
 
 // DefaultClassifierOptions are the defaults of `latentlm classifier train`.
@@ -39,12 +66,14 @@ func DefaultClassifierOptions() ClassifierOptions {
 
 // Classifier trains the CNN that scores generated images into o.Out
 // (default runs/classifier-<data>), then measures the saved (EMA) weights'
-// accuracy on the test split and records it in the checkpoint.
+// accuracy on the test split and records it in the checkpoint. It trains
+// on the split ClassifierSplit names; o.Limit limits that split.
 func Classifier(ctx context.Context, o ClassifierOptions) (*Result, error) {
 	if err := CheckData(o.Data); err != nil {
 		return nil, err
 	}
 	cfg := o.Model
+	cfg.ImageSize, cfg.Classes = imageSize(o.Data), classes(o.Data)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -58,7 +87,7 @@ func Classifier(ctx context.Context, o ClassifierOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ds, err := LoadTrainingSet(o.Data, o.Limit)
+	ds, err := LoadSplit(o.Data, ClassifierSplit(o.Data), o.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +102,12 @@ func Classifier(ctx context.Context, o ClassifierOptions) (*Result, error) {
 		return nil, err
 	}
 	defer run.Finish()
+	if err := checkImages(ds, cfg.ImageSize); err != nil {
+		return nil, fmt.Errorf("classifier %s takes %d×%d images: %w", o.Out, cfg.ImageSize, cfg.ImageSize, err)
+	}
+	if want := classes(o.Data); cfg.Classes != want {
+		return nil, fmt.Errorf("classifier %s has %d classes, %s has %d", o.Out, cfg.Classes, o.Data, want)
+	}
 	store := run.Store
 	o.Seed = run.Seed
 	tc := train.DefaultConfig()

@@ -147,7 +147,7 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 			return 3 * lmCfg.ForwardFLOPs(o.Batch, lmCfg.Layout.TrainLength(tc.Items()), o.BatchMul)
 		}
 	}
-	ds, err := data.Load(o.Data, "train")
+	ds, err := LoadTrainingSet(o.Data, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -10,15 +10,23 @@
 // Resume. Cancelling the context (Ctrl-C in the command) saves the last
 // step and returns a *train.InterruptedError. The options mirror the
 // command's flags, and their defaults are the command's.
+//
+// Besides MNIST and Fashion-MNIST, Tokenizer and Classifier train on the
+// 56×56 captioned canvases of package canvas ("mnist-canvas",
+// "fashion-canvas"): they take the image size (and the classifier its
+// classes, the 240 scenes) from the data set, and DefaultTokenizerModel
+// and DefaultClassifierModel give the geometry that suits each.
 package recipe
 
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/gomlx/compute"
 
 	"github.com/latentlm/latentlm/backend"
+	"github.com/latentlm/latentlm/canvas"
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/internal/deps"
 	"github.com/latentlm/latentlm/plot"
@@ -30,7 +38,8 @@ type Options struct {
 	// Backend names the compute backend: "onnx", "go" or "xla" ("": the
 	// one $LATENTLM_BACKEND names, else onnx).
 	Backend string
-	// Data is the data set: "mnist" or "fashion".
+	// Data is the data set: "mnist", "fashion", or the captioned canvases
+	// "mnist-canvas" or "fashion-canvas" (package canvas).
 	Data string
 	// Out is the checkpoint folder ("": a folder under runs/ named after
 	// the recipe and the data set).
@@ -78,20 +87,34 @@ type OptionError struct {
 
 func (e *OptionError) Error() string { return e.Option + " " + e.Problem }
 
-// CheckData validates a data-set name.
-func CheckData(name string) error {
-	for _, n := range data.Names {
-		if n == name {
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown data set %q: want mnist or fashion", name)
+// DataNames lists the data sets the recipes train on: those of package
+// data, then the canvas sets of package canvas.
+func DataNames() []string {
+	return append(slices.Clip(data.Names), canvas.DataNames...)
 }
 
-// LoadTrainingSet loads the training split of the named data set, or its
-// first limit images when limit > 0 (for quick runs).
-func LoadTrainingSet(name string, limit int) (*data.Dataset, error) {
-	ds, err := data.Load(name, "train")
+// CheckData validates a data-set name.
+func CheckData(name string) error {
+	if slices.Contains(DataNames(), name) {
+		return nil
+	}
+	return fmt.Errorf("unknown data set %q: want mnist, fashion, mnist-canvas or fashion-canvas", name)
+}
+
+// LoadSplit loads a split of the named data set ("train" or "test"; a
+// canvas set also has "judge", see package canvas), or its first limit
+// images when limit > 0 (for quick runs).
+func LoadSplit(name, split string, limit int) (*data.Dataset, error) {
+	if err := CheckData(name); err != nil {
+		return nil, err
+	}
+	var ds *data.Dataset
+	var err error
+	if canvas.IsCanvas(name) {
+		ds, err = canvas.Load(name, split)
+	} else {
+		ds, err = data.Load(name, split)
+	}
 	if err != nil || limit <= 0 || limit >= ds.N {
 		return ds, err
 	}
@@ -100,6 +123,38 @@ func LoadTrainingSet(name string, limit int) (*data.Dataset, error) {
 		idx[i] = i
 	}
 	return ds.Subset(idx), nil
+}
+
+// LoadTrainingSet loads the training split of the named data set, or its
+// first limit images when limit > 0 (for quick runs).
+func LoadTrainingSet(name string, limit int) (*data.Dataset, error) {
+	return LoadSplit(name, "train", limit)
+}
+
+// imageSize is the side of the images of a valid data set: 56 for the
+// canvases, 28 for the others.
+func imageSize(name string) int {
+	if canvas.IsCanvas(name) {
+		return canvas.Size
+	}
+	return 28
+}
+
+// classes is the number of labels of a valid data set: the 240 scenes of
+// the canvases, the 10 classes of the others.
+func classes(name string) int {
+	if canvas.IsCanvas(name) {
+		return canvas.NumScenes
+	}
+	return data.Classes
+}
+
+// checkImages insists that ds holds size×size images.
+func checkImages(ds *data.Dataset, size int) error {
+	if ds.Height != size || ds.Width != size {
+		return fmt.Errorf("%s %s has %d×%d images, want %d×%d", ds.Name, ds.Split, ds.Height, ds.Width, size, size)
+	}
+	return nil
 }
 
 // Batches yields the images of d in order, n at a time (the last batch may

@@ -38,7 +38,7 @@ func TestCheckDataAndBatches(t *testing.T) {
 	if err := recipe.CheckData("fashion"); err != nil {
 		t.Error(err)
 	}
-	if err := recipe.CheckData("cifar"); err == nil || err.Error() != `unknown data set "cifar": want mnist or fashion` {
+	if err := recipe.CheckData("cifar"); err == nil || err.Error() != `unknown data set "cifar": want mnist, fashion, mnist-canvas or fashion-canvas` {
 		t.Errorf("CheckData(cifar) = %v", err)
 	}
 	ds, err := recipe.LoadTrainingSet("mnist", 25)

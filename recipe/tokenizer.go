@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/latentlm/latentlm/canvas"
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/train"
@@ -22,8 +23,28 @@ type TokenizerOptions struct {
 	Options
 	// Limit trains on the first Limit training images only (0: all).
 	Limit int
-	// Model is the tokenizer; a resumed run uses the saved one.
+	// Model is the tokenizer; a resumed run uses the saved one. Its
+	// ImageSize is replaced by the side of the data set's images (see
+	// DefaultTokenizerModel for the patch and channels that suit each).
 	Model vae.Config
+}
+
+// DefaultTokenizerModel is the tokenizer of `latentlm vae train` for a
+// data set. For mnist and fashion it is vae.DefaultConfig: 28×28 images in
+// 4×4 patches, a 7×7 grid of latents. For the 56×56 canvases it keeps that
+// 7×7 grid by taking 8×8 patches, with 16 channels: the 49 latents of a
+// canvas are as many as those of a digit, so that LatentLM's sequences,
+// and their cost, stay those of the demo, and the 3136 pixels of a canvas
+// go into 49·16 = 784 numbers, a 4× compression like that of a 4-channel
+// 28×28 tokenizer (the shipped 8-channel ones compress 2×): a canvas has
+// four times the pixels of a digit, mostly background.
+func DefaultTokenizerModel(dataName string) vae.Config {
+	c := vae.DefaultConfig()
+	c.ImageSize = imageSize(dataName)
+	if canvas.IsCanvas(dataName) {
+		c.Patch, c.Channels = 8, 16
+	}
+	return c
 }
 
 // DefaultTokenizerOptions are the defaults of `latentlm vae train`.
@@ -37,12 +58,14 @@ func DefaultTokenizerOptions() TokenizerOptions {
 // Tokenizer trains the image tokenizer (the σ-VAE, or a plain VAE or
 // autoencoder, as o.Model.Kind says) into o.Out (default
 // runs/vae-<kind>-<data>), then records the statistics of its latents over
-// the training set, which the language model normalises them with.
+// the training set, which the language model normalises them with. A
+// canvas set trains on its "train" split, which holds no held-out scene.
 func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 	if err := CheckData(o.Data); err != nil {
 		return nil, err
 	}
 	cfg := o.Model
+	cfg.ImageSize = imageSize(o.Data)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -67,6 +90,9 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 		return nil, err
 	}
 	defer run.Finish()
+	if err := checkImages(ds, cfg.ImageSize); err != nil {
+		return nil, fmt.Errorf("tokenizer %s takes %d×%d images: %w", o.Out, cfg.ImageSize, cfg.ImageSize, err)
+	}
 	store := run.Store
 	o.Seed = run.Seed
 	tc := train.DefaultConfig()

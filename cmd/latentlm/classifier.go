@@ -16,7 +16,7 @@ func init() {
 
 func runClassifier(args []string) error {
 	return dispatch("classifier", "usage: latentlm classifier train|eval [flags]\n\n"+
-		"  train  train the evaluation classifier on mnist or fashion; prints its test accuracy\n"+
+		"  train  train the evaluation classifier on mnist, fashion or a canvas set; prints its test accuracy\n"+
 		"  eval   test accuracy of a classifier checkpoint",
 		map[string]func([]string) error{"train": classifierTrain, "eval": classifierEval}, args)
 }
@@ -38,9 +38,9 @@ func testAccuracy(m *classifier.Model, dataName string) (float64, error) {
 }
 
 func classifierEval(args []string) error {
-	fs := newFlags("classifier eval", "classifier eval --data mnist|fashion [--classifier DIR]")
+	fs := newFlags("classifier eval", "classifier eval --data mnist|fashion|mnist-canvas|fashion-canvas [--classifier DIR]")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	dataName := fs.String("data", "mnist", "data set: mnist or fashion")
+	dataName := fs.String("data", "mnist", "data set: mnist, fashion, mnist-canvas or fashion-canvas")
 	dir := fs.String("classifier", "", "classifier checkpoint (default: the shipped weights/classifier-<data>)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -93,7 +93,7 @@ func trainError(err error, args []string) error {
 // and limit, whose values are the command's defaults.
 func addTrainFlags(fs *flags, o *recipe.Options, limit *int, outHelp string) {
 	fs.StringVar(&o.Backend, "backend", o.Backend, "compute backend: onnx, go or xla")
-	fs.StringVar(&o.Data, "data", o.Data, "data set: mnist or fashion")
+	fs.StringVar(&o.Data, "data", o.Data, "data set: mnist, fashion, mnist-canvas or fashion-canvas")
 	fs.StringVar(&o.Out, "out", o.Out, outHelp)
 	fs.Int64Var(&o.Steps, "steps", o.Steps, "training steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "batch size")

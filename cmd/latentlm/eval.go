@@ -79,6 +79,10 @@ func evalModel(backendName string, sf sampleFlags) evaluate.Model {
 }
 
 func runEval(args []string) error {
+	if t := taskOf(args); t != "" && t != "class" {
+		return runEvalMultimodal(t, withoutTask(args))
+	}
+	args = withoutTask(args)
 	fs := newFlags("eval", evalSynopsis)
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	dataName := fs.String("data", "mnist", "data set: mnist or fashion")

@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	register("train", "train LatentLM (or the DiT baseline) on tokenizer latents of mnist or fashion (class → image)", runTrain)
+	register("train", "train LatentLM: class → image on mnist or fashion (or the DiT baseline), or --task multimodal on text and canvases", runTrain)
 }
 
 // defaultLMTrainOptions are the defaults of `train`, also used by
@@ -20,6 +20,14 @@ func init() {
 func defaultLMTrainOptions() recipe.LatentLMOptions { return recipe.DefaultLatentLMOptions() }
 
 func runTrain(args []string) error {
+	switch t := taskOf(args); t {
+	case "multimodal":
+		return runTrainMultimodal(withoutTask(args))
+	case "", "class":
+		args = withoutTask(args)
+	default:
+		return fmt.Errorf("unknown --task %q: want class (class → image, the default) or multimodal", t)
+	}
 	o := defaultLMTrainOptions()
 	fs := newFlags("train", "train [--arch latentlm|dit] [--data mnist|fashion] [--vae DIR] [--out DIR] [--steps N] [--resume] [flags]")
 	fs.StringVar(&o.Arch, "arch", o.Arch, "latentlm, or dit: the DiT baseline (bidirectional, whole grid per step) of the same --dim, --depth, --heads")

@@ -90,18 +90,26 @@ func sampleGrid(m *latentlm.Generator, classes []int, n int, opts lm.SampleOptio
 }
 
 func runDemo(args []string) error {
-	fs := newFlags("demo", "demo [--train [--seed N]] [--out demo.png]")
+	fs := newFlags("demo", "demo [--task class|multimodal] [--train [--seed N]] [--out demo.png]")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	retrain := fs.Bool("train", false, "retrain the whole pipeline from scratch first: a 4-channel σ-VAE, then LatentLM on defaults (≈15 min on 2 cores)")
 	out := fs.String("out", "demo.png", "output PNG grid")
 	runDir := fs.String("dir", filepath.Join("runs", "demo-"+time.Now().Format("20060102-150405")), "where --train writes its checkpoints")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	seed := fs.Uint64("seed", 1, "with --train: seed of both trainings (initialisation, data order, noise)")
+	task := fs.String("task", "class", "class: the class grid (and the caption grid of the shipped multimodal model); multimodal: the caption grid only (with --train: retrain the canvas tokenizer and the multimodal model, ≈30 min on 2 cores)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	modelDir := ""
 	var err error
+	switch *task {
+	case "class":
+	case "multimodal":
+		return demoMultimodal(fs, *backendName, *runDir, *out, *seed, *retrain, *quiet)
+	default:
+		return fmt.Errorf("unknown --task %q: want class or multimodal", *task)
+	}
 	if *retrain {
 		ctx, cancel := signalContext()
 		defer cancel()
@@ -109,16 +117,30 @@ func runDemo(args []string) error {
 			return err
 		}
 	}
-	m, err := loadModel(*backendName, modelDir, "", 80)
+	if err := classDemo(fs, *backendName, modelDir, *out); err != nil {
+		return err
+	}
+	// The caption → image grid of the multimodal model beside it, when
+	// there is one.
+	mmDir, err := weightsDir(multimodalDefault)
+	if err != nil {
+		return nil
+	}
+	return captionDemo(fs, *backendName, mmDir, captionsPath(*out))
+}
+
+// classDemo writes the grid of every class, 8 images each.
+func classDemo(fs *flags, backendName, modelDir, out string) error {
+	m, err := loadModel(backendName, modelDir, "", 80)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	all, _ := parseClasses("all", m.Classes())
-	if err := checkSampling(fs, m, 8*len(all), *out); err != nil {
+	if err := checkSampling(fs, m, 8*len(all), out); err != nil {
 		return err
 	}
-	return sampleGrid(m, all, 8, lm.DefaultSampleOptions(), *out)
+	return sampleGrid(m, all, 8, lm.DefaultSampleOptions(), out)
 }
 
 // demoChannels is the latent width of the tokenizer that `demo --train`

@@ -9,6 +9,7 @@ import (
 	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/recipe"
 	"github.com/latentlm/latentlm/vae"
 )
 
@@ -21,7 +22,7 @@ func runVAE(args []string) error {
 		"train": vaeTrain, "eval": vaeEval, "reconstruct": vaeReconstruct, "encode": vaeEncode, "decode": vaeDecode,
 	}
 	return dispatch("vae", "usage: latentlm vae train|eval|reconstruct|encode|decode [flags]\n\n"+
-		"  train        train a tokenizer (--kind sigma|vae|ae) on mnist or fashion\n"+
+		"  train        train a tokenizer (--kind sigma|vae|ae) on mnist, fashion or a canvas set\n"+
 		"  eval         PSNR, SSIM, latent statistics and noise robustness on the test set\n"+
 		"  reconstruct  write a PNG grid of test images beside their reconstructions\n"+
 		"  encode       PNG images → latent safetensors\n"+
@@ -38,7 +39,7 @@ func addVAEFlags(fs interface {
 }) vaeFlags {
 	return vaeFlags{
 		backend: fs.String("backend", "", "compute backend: onnx, go or xla"),
-		data:    fs.String("data", "mnist", "data set: mnist or fashion"),
+		data:    fs.String("data", "mnist", "data set: mnist, fashion, mnist-canvas or fashion-canvas"),
 		ckpt:    fs.String("vae", "", "tokenizer checkpoint folder (default: the shipped weights for --data)"),
 	}
 }
@@ -65,12 +66,18 @@ func (f vaeFlags) loadWithTest() (*vae.Model, *data.Dataset, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	test, err := data.Load(*f.data, "test")
-	return m, test, err
+	test, err := recipe.LoadSplit(*f.data, "test", 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c := m.Config; c.ImageSize != test.Height || c.ImageSize != test.Width {
+		return nil, nil, fmt.Errorf("tokenizer %s takes %d×%d images, %s has %d×%d", *f.ckpt, c.ImageSize, c.ImageSize, *f.data, test.Height, test.Width)
+	}
+	return m, test, nil
 }
 
 func vaeEval(args []string) error {
-	fs := newFlags("vae eval", "vae eval [--data mnist|fashion] [--vae DIR] [--json]")
+	fs := newFlags("vae eval", "vae eval [--data mnist|fashion|mnist-canvas|fashion-canvas] [--vae DIR] [--json]")
 	f := addVAEFlags(fs)
 	n := fs.Int("n", 10000, "test images to use")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -101,7 +108,7 @@ func vaeEval(args []string) error {
 }
 
 func vaeReconstruct(args []string) error {
-	fs := newFlags("vae reconstruct", "vae reconstruct --out grid.png [--data mnist|fashion] [--vae DIR] [--n 16]")
+	fs := newFlags("vae reconstruct", "vae reconstruct --out grid.png [--data mnist|fashion|mnist-canvas|fashion-canvas] [--vae DIR] [--n 16]")
 	f := addVAEFlags(fs)
 	out := fs.String("out", "reconstruct.png", "output PNG")
 	n := fs.Int("n", 16, "test images")

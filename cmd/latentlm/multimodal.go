@@ -1,0 +1,539 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/latentlm/latentlm/canvas"
+	"github.com/latentlm/latentlm/evaluate"
+	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/multimodal"
+	"github.com/latentlm/latentlm/recipe"
+	"github.com/latentlm/latentlm/text"
+)
+
+func init() {
+	register("generate", "draw images from a caption with a multimodal model (text → image)", runGenerate)
+	register("caption", "caption images with a multimodal model (image → text)", runCaption)
+	register("ask", "answer a question about images with a multimodal model", runAsk)
+	register("complete", "continue a prompt with text, and images where the model draws them", runComplete)
+}
+
+// multimodalDefault is the shipped multimodal model.
+const multimodalDefault = "multimodal-mnist"
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// taskOf finds --task in a command line (train and eval dispatch on it
+// before parsing the rest).
+func taskOf(args []string) string {
+	for i, a := range args {
+		for _, p := range []string{"--task=", "-task="} {
+			if strings.HasPrefix(a, p) {
+				return strings.TrimPrefix(a, p)
+			}
+		}
+		if (a == "--task" || a == "-task") && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// withoutTask removes --task and its value.
+func withoutTask(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "--task=") || strings.HasPrefix(a, "-task=") {
+			continue
+		}
+		if a == "--task" || a == "-task" {
+			i++
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func runTrainMultimodal(args []string) error {
+	o := recipe.DefaultMultimodalOptions()
+	fs := newFlags("train", "train --task multimodal [--data mnist-canvas|fashion-canvas] [--text FILE]… [--out DIR] [--steps N] [flags]")
+	var texts stringList
+	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/multimodal-<data>)")
+	fs.Lookup("data").Usage = "canvas data set: mnist-canvas or fashion-canvas"
+	fs.StringVar(&o.Tokenizer, "vae", "", "image tokenizer (default: the shipped vae-<data>)")
+	fs.Var(&texts, "text", "a UTF-8 text file of the corpus; repeat for several (default: Debian's fortunes, training split)")
+	fs.StringVar(&o.Init, "init", "", "start from the weights of this LatentLM checkpoint (e.g. a class-conditional one) wherever the shapes allow")
+	fs.StringVar(&o.TextTokenizer, "tokenizer", "", "a tokenizer.json to use (default: train a byte-level BPE of --vocab ids)")
+	fs.IntVar(&o.VocabSize, "vocab", o.VocabSize, "ids of the byte-level BPE trained on the corpus and captions")
+	fs.IntVar(&o.SeqLen, "seq-len", o.SeqLen, "sequence length (max_len)")
+	fs.IntVar(&o.BatchMul, "batch-mul", o.BatchMul, "noise draws per latent item (batch_mul)")
+	fs.Float64Var(&o.Mix.Text, "mix-text", o.Mix.Text, "weight of plain-text sequences")
+	fs.Float64Var(&o.Mix.T2I, "mix-t2i", o.Mix.T2I, "weight of caption → image sequences")
+	fs.Float64Var(&o.Mix.I2T, "mix-i2t", o.Mix.I2T, "weight of image → caption sequences")
+	fs.Float64Var(&o.Mix.VQA, "mix-vqa", o.Mix.VQA, "weight of image + question → answer sequences")
+	fs.Float64Var(&o.CaptionDropout, "caption-dropout", o.CaptionDropout, "probability of replacing a caption by null tokens (for guidance)")
+	fs.Float64Var(&o.DiffusionWeight, "diffusion-weight", o.DiffusionWeight, "λ of CE + λ·diffusion")
+	fs.Float64Var(&o.EMA, "ema", o.EMA, "EMA decay of the weights (sampling uses the EMA)")
+	fs.Int64Var(&o.SampleEvery, "sample-every", o.SampleEvery, "caption → image grid period in steps (0: never)")
+	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "backbone width")
+	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "backbone blocks")
+	fs.IntVar(&o.Model.Heads, "heads", o.Model.Heads, "attention heads")
+	fs.IntVar(&o.Model.KVHeads, "kv-heads", o.Model.KVHeads, "key/value heads")
+	fs.IntVar(&o.Model.HeadDim, "head-dim", o.Model.HeadDim, "diffusion head width")
+	fs.IntVar(&o.Model.HeadDepth, "head-depth", o.Model.HeadDepth, "diffusion head blocks")
+	fs.Var(&o.Model.Target, "target", "diffusion target: eps or v (default v)")
+	fs.bound("vocab", 258, 65536, false)
+	fs.bound("seq-len", 8, 4096, false)
+	for _, m := range []string{"mix-text", "mix-t2i", "mix-i2t", "mix-vqa", "diffusion-weight"} {
+		fs.bound(m, 0, 1e6, false)
+	}
+	fs.bound("caption-dropout", 0, 1, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !canvas.IsCanvas(o.Data) {
+		return fmt.Errorf("--data %q: multimodal training takes mnist-canvas or fashion-canvas", o.Data)
+	}
+	if o.CaptionDropout >= 1 {
+		return errors.New("--caption-dropout must be below 1")
+	}
+	o.TextFiles = texts
+	if !o.Quiet {
+		o.Log = os.Stderr
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return runRecipe(fs, &o.Options, append([]string{"train", "--task", "multimodal"}, args...), func() error {
+		_, err := recipe.Multimodal(ctx, o)
+		return err
+	})
+}
+
+// modelFlags are the flags of the commands that use a multimodal model.
+type modelFlags struct {
+	model, vae, backend *string
+	sample              sampleFlags
+	textTemp, topP      *float64
+	maxTokens           *int
+}
+
+func addModelFlags(fs *flags) modelFlags {
+	d := multimodal.DefaultOptions()
+	f := modelFlags{backend: fs.String("backend", "", "compute backend: onnx, go or xla")}
+	f.sample = addSampleFlags(fs, "multimodal checkpoint (default: the shipped weights/"+multimodalDefault+")", "image tokenizer (default: the model's own)", multimodal.MaxBatch)
+	f.model, f.vae = f.sample.model, f.sample.vae
+	f.textTemp = fs.Float64("text-temperature", d.TextTemperature, "temperature of text tokens (0: the most likely)")
+	f.topP = fs.Float64("top-p", d.TopP, "nucleus of text sampling: keep the likeliest tokens up to this probability")
+	f.maxTokens = fs.Int("max-tokens", d.MaxTokens, "most text tokens per answer")
+	fs.bound("text-temperature", 0, 100, false)
+	fs.bound("top-p", 0, 1, true)
+	fs.bound("max-tokens", 1, 1<<20, false)
+	return f
+}
+
+// open loads the model of the flags; greedy text for captions and answers.
+func (f modelFlags) open(greedy bool) (*multimodal.Model, error) {
+	dir := *f.model
+	if dir == "" {
+		var err error
+		if dir, err = weightsDir(multimodalDefault); err != nil {
+			return nil, fmt.Errorf("no --model given and no shipped %s: %w", multimodalDefault, err)
+		}
+	}
+	o := multimodal.Options{SampleOptions: f.sample.options(), TextTemperature: *f.textTemp, TopP: *f.topP, MaxTokens: *f.maxTokens}
+	if greedy {
+		o.TextTemperature = 0
+	}
+	b, _, err := openBackend(*f.backend)
+	if err != nil {
+		return nil, err
+	}
+	return multimodal.Load(b, dir, *f.vae, o)
+}
+
+func runGenerate(args []string) error {
+	fs := newFlags("generate", `generate --prompt "the digit 3 is to the left of the digit 7" [--n 8] [--out x.png] [flags]`)
+	mf := addModelFlags(fs)
+	prompt := fs.String("prompt", "", "the caption to draw")
+	n := fs.Int("n", 8, "images to draw")
+	out := fs.String("out", "generated.png", "PNG grid of the images")
+	cols := fs.Int("cols", 8, "images per row of the grid")
+	fs.bound("cols", 1, 1<<16, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *prompt == "" {
+		return errors.New("--prompt is empty: give the caption to draw")
+	}
+	if err := guard.CheckOutput(*out); err != nil {
+		return err
+	}
+	m, err := mf.open(false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	size := m.Image.Config.ImageSize
+	if err := fs.checkMemory(fmt.Sprintf("generating %d images", *n), float64(*n)*float64(size*size)*4*4+m.Config.Activations(2*min(*n, multimodal.MaxBatch), m.Config.MaxLen, 1, false)); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	imgs, err := m.Images(ctx, *prompt, *n)
+	if err != nil {
+		return err
+	}
+	if err := imageio.WriteGrid(*out, imgs, size, size, min(*cols, *n)); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%d images of %q)\n", *out, *n, *prompt)
+	return nil
+}
+
+// readImages reads PNGs of the model's image size.
+func readImages(m *multimodal.Model, paths []string) ([][]float32, error) {
+	size := m.Image.Config.ImageSize
+	imgs := make([][]float32, len(paths))
+	for i, p := range paths {
+		img, err := imageio.ReadGray(p, size, size)
+		if err != nil {
+			return nil, err
+		}
+		imgs[i] = img
+	}
+	return imgs, nil
+}
+
+func runCaption(args []string) error {
+	fs := newFlags("caption", "caption [flags] IMAGE.png…\n\nPrints one caption per image, as `path: caption`.").takesArgs()
+	mf := addModelFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("no images: give PNG files to caption")
+	}
+	m, err := mf.open(true)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	imgs, err := readImages(m, fs.Args())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	caps, err := m.Caption(ctx, imgs)
+	if err != nil {
+		return err
+	}
+	for i, c := range caps {
+		fmt.Printf("%s: %s\n", fs.Arg(i), c)
+	}
+	return nil
+}
+
+func runAsk(args []string) error {
+	fs := newFlags("ask", `ask [flags] IMAGE.png… "QUESTION"
+
+Answers the question (the last argument) about each image, as `+"`path: answer`.").takesArgs()
+	mf := addModelFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 {
+		return errors.New(`want one or more images and then the question, e.g. ask x.png "which digit is on the left?"`)
+	}
+	paths, question := fs.Args()[:fs.NArg()-1], fs.Arg(fs.NArg()-1)
+	m, err := mf.open(true)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	imgs, err := readImages(m, paths)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	answers, err := m.Ask(ctx, imgs, question)
+	if err != nil {
+		return err
+	}
+	for i, a := range answers {
+		fmt.Printf("%s: %s\n", paths[i], strings.TrimSpace(a))
+	}
+	return nil
+}
+
+func runComplete(args []string) error {
+	fs := newFlags("complete", `complete --prompt "…" [--images DIR] [flags]
+
+Streams the continuation to stdout as it is generated. Where the model draws
+an image it is written to --images as image-N.png and its path printed inline
+as [image: PATH].`)
+	mf := addModelFlags(fs)
+	prompt := fs.String("prompt", "", "the text to continue")
+	dir := fs.String("images", ".", "folder for the images the model draws")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("--images %s: not a folder", *dir)
+	}
+	m, err := mf.open(false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ctx, cancel := signalContext()
+	defer cancel()
+	size := m.Image.Config.ImageSize
+	images := 0
+	fmt.Print(*prompt)
+	err = m.Complete(ctx, *prompt, func(p multimodal.Piece) error {
+		if p.Image == nil {
+			fmt.Print(p.Text)
+			return nil
+		}
+		images++
+		path := filepath.Join(*dir, fmt.Sprintf("image-%d.png", images))
+		if err := imageio.WriteGray(path, p.Image, size, size); err != nil {
+			return err
+		}
+		fmt.Printf(" [image: %s] ", path)
+		return nil
+	})
+	fmt.Println()
+	return err
+}
+
+const evalMultimodalSynopsis = `eval --task text|t2i|i2t|vqa [--model DIR] [--judge DIR] [--n N] [--json]
+
+Scores a multimodal model on the canvas benchmark (docs/DESIGN.md §11):
+  text  validation bits per byte of the fortunes (or --text files)
+  t2i   text → image: --per-seen images of every training scene and
+        --per-held-out of every held-out scene, drawn from their captions and
+        read by the judge (a canvas classifier, which must first read ≥ 98% of
+        real test canvases right); also FD of the judge's features
+  i2t   captions of the first --n real test canvases, exact (parsed) match
+  vqa   one question about each of the first --n real test canvases`
+
+func runEvalMultimodal(task string, args []string) error {
+	fs := newFlags("eval", evalMultimodalSynopsis)
+	mf := addModelFlags(fs)
+	dataName := fs.String("data", "mnist-canvas", "canvas data set: mnist-canvas or fashion-canvas")
+	judgeDir := fs.String("judge", "", "canvas classifier, or a folder of several (an ensemble; default: the shipped weights/judge-<data>)")
+	n := fs.Int("n", 1000, "test canvases (i2t, vqa)")
+	perSeen := fs.Int("per-seen", 2, "images per training scene (t2i)")
+	perHeld := fs.Int("per-held-out", 8, "images per held-out scene (t2i)")
+	var texts stringList
+	fs.Var(&texts, "text", "score these UTF-8 files instead of the fortunes' validation split (text)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.bound("per-seen", 0, 1<<16, false)
+	fs.bound("per-held-out", 0, 1<<16, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	names, err := canvas.NamesOf(*dataName)
+	if err != nil {
+		return err
+	}
+	m, err := mf.open(true)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ctx, cancel := signalContext()
+	defer cancel()
+	var r evaluate.MultimodalReport
+	switch task {
+	case "text":
+		var docs []string
+		if len(texts) > 0 {
+			docs, err = text.ReadFiles(texts)
+		} else {
+			_, docs, err = text.Fortunes(text.FortunesDir)
+		}
+		if err != nil {
+			return err
+		}
+		r, err = evaluate.TextBitsPerByte(m, docs)
+	case "t2i", "i2t", "vqa":
+		test, lerr := recipe.LoadSplit(*dataName, "test", 0)
+		if lerr != nil {
+			return lerr
+		}
+		switch task {
+		case "t2i":
+			dir := *judgeDir
+			if dir == "" {
+				if dir, err = weightsDir("judge-" + *dataName); err != nil {
+					return err
+				}
+			}
+			b, _, berr := openBackend(*mf.backend)
+			if berr != nil {
+				return berr
+			}
+			judge, jerr := evaluate.LoadJudge(b, dir)
+			if jerr != nil {
+				return jerr
+			}
+			acc, jerr := judge.Check(test, test.N, 0.98)
+			if jerr != nil {
+				return fmt.Errorf("judge %s: %w", dir, jerr)
+			}
+			fmt.Fprintf(os.Stderr, "judge %s reads %.2f%% of the %d real test canvases right\n", dir, 100*acc, test.N)
+			r, err = evaluate.TextToImage(ctx, m, judge, names, test, *perSeen, *perHeld)
+		case "i2t":
+			r, err = evaluate.ImageToText(ctx, m, names, test, *n)
+		case "vqa":
+			r, err = evaluate.VisualQuestions(ctx, m, names, test, *n)
+		}
+	default:
+		return fmt.Errorf("unknown --task %q: want text, t2i, i2t or vqa", task)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		fmt.Println(string(b))
+		return nil
+	}
+	printMultimodalReport(r)
+	return nil
+}
+
+func printMultimodalReport(r evaluate.MultimodalReport) {
+	if r.Task == "text" {
+		fmt.Printf("text: %.4f bits per byte (%d tokens, %d bytes)\n", r.BitsPerByte, r.Tokens, r.Bytes)
+		return
+	}
+	fmt.Printf("%s: seen %.2f%% (%d/%d), held-out %.2f%% (%d/%d)", r.Task, 100*r.Seen.Rate, r.Seen.Correct, r.Seen.N,
+		100*r.HeldOut.Rate, r.HeldOut.Correct, r.HeldOut.N)
+	if r.Task == "t2i" {
+		fmt.Printf(", FD %.2f", r.FD)
+	}
+	fmt.Println()
+	for _, e := range r.Examples {
+		fmt.Printf("  want %q, got %q\n", e[0], e[1])
+	}
+}
+
+// captionsPath is the caption grid's file beside the class grid out.
+func captionsPath(out string) string {
+	return strings.TrimSuffix(out, filepath.Ext(out)) + "-captions.png"
+}
+
+// demoCaptions are the rows of the caption → image demo: each layout, and
+// two held-out scenes the model never saw (the last two rows).
+var demoCaptions = []canvas.Scene{
+	{Layout: canvas.TopLeft, A: 3}, {Layout: canvas.BottomRight, A: 5},
+	{Layout: canvas.Horizontal, A: 7, B: 2}, {Layout: canvas.Vertical, A: 1, B: 6},
+	{Layout: canvas.TopLeft, A: 7}, {Layout: canvas.Horizontal, A: 2, B: 1},
+}
+
+// captionDemo draws 8 images of each demo caption with the multimodal model
+// in dir into out, one row per caption, and prints the captions.
+func captionDemo(fs *flags, backendName, dir, out string) error {
+	if err := guard.CheckOutput(out, dir); err != nil {
+		return err
+	}
+	b, _, err := openBackend(backendName)
+	if err != nil {
+		return err
+	}
+	m, err := multimodal.Load(b, dir, "", multimodal.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	ctx, cancel := signalContext()
+	defer cancel()
+	var captions []string
+	for _, s := range demoCaptions {
+		for range 8 {
+			captions = append(captions, canvas.MNIST.Caption(s))
+		}
+	}
+	if err := fs.checkMemory(fmt.Sprintf("generating %d images", len(captions)), m.Config.Activations(2*multimodal.MaxBatch, m.Config.MaxLen, 1, false)); err != nil {
+		return err
+	}
+	imgs, err := m.ImagesFor(ctx, captions)
+	if err != nil {
+		return err
+	}
+	size := m.Image.Config.ImageSize
+	if err := imageio.WriteGrid(out, imgs, size, size, 8); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: 8 images of each caption (rows; the last two were held out of training):\n", out)
+	for i, s := range demoCaptions {
+		fmt.Printf("  %d. %s\n", i+1, canvas.MNIST.Caption(s))
+	}
+	return nil
+}
+
+// demoMultimodalSteps is the length of the multimodal model's training in
+// `demo --train --task multimodal`, sized to fit the whole demo (tokenizer
+// included) in 30 minutes on 2 cores (docs/BENCHMARKS.md, "multimodal demo").
+const demoMultimodalSteps = 1500
+
+// demoMultimodal writes the caption → image grid of the shipped multimodal
+// model, or with retrain of one trained from scratch: the canvas σ-VAE on
+// its defaults, then the multimodal model on the CPU recipe.
+func demoMultimodal(fs *flags, backendName, dir, out string, seed uint64, retrain, quiet bool) error {
+	modelDir := ""
+	if retrain {
+		vaeDir := filepath.Join(dir, "vae-mnist-canvas")
+		args := []string{"--out", vaeDir, "--data", "mnist-canvas", "--seed", fmt.Sprint(seed)}
+		if backendName != "" {
+			args = append(args, "--backend", backendName)
+		}
+		if quiet {
+			args = append(args, "--quiet")
+		}
+		if fs.isSet("max-memory") {
+			args = append(args, "--max-memory", *fs.maxMemory)
+		}
+		if err := vaeTrain(args); err != nil {
+			return fmt.Errorf("training the tokenizer: %w", err)
+		}
+		o := recipe.DefaultMultimodalOptions()
+		o.Backend, o.Tokenizer, o.Out, o.Quiet, o.Seed, o.Steps = backendName, vaeDir, filepath.Join(dir, "multimodal-mnist"), quiet, seed, demoMultimodalSteps
+		if !quiet {
+			o.Log = os.Stderr
+		}
+		ctx, cancel := signalContext()
+		defer cancel()
+		command := []string{"train", "--task", "multimodal", "--vae", vaeDir, "--out", o.Out, "--steps", fmt.Sprint(o.Steps), "--seed", fmt.Sprint(seed)}
+		if err := runRecipe(fs, &o.Options, command, func() error {
+			_, err := recipe.Multimodal(ctx, o)
+			return err
+		}); err != nil {
+			return err
+		}
+		modelDir = o.Out
+	} else {
+		var err error
+		if modelDir, err = weightsDir(multimodalDefault); err != nil {
+			return err
+		}
+	}
+	return captionDemo(fs, backendName, modelDir, out)
+}

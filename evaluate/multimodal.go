@@ -1,0 +1,330 @@
+package evaluate
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gomlx/compute"
+
+	"github.com/latentlm/latentlm/canvas"
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/classifier"
+	"github.com/latentlm/latentlm/data"
+	"github.com/latentlm/latentlm/metrics"
+	"github.com/latentlm/latentlm/multimodal"
+	"github.com/latentlm/latentlm/text"
+)
+
+// Accuracy counts correct answers.
+type Accuracy struct {
+	N       int     `json:"n"`
+	Correct int     `json:"correct"`
+	Rate    float64 `json:"accuracy"`
+}
+
+func (a *Accuracy) add(ok bool) {
+	a.N++
+	if ok {
+		a.Correct++
+	}
+	a.Rate = float64(a.Correct) / float64(a.N)
+}
+
+// MultimodalReport is the score of one task of the multimodal benchmark
+// (docs/DESIGN.md §11, the paper's Table 3 at small scale). Seen and
+// HeldOut split the canvases by whether their scene was held out of
+// training (compositional generalisation).
+type MultimodalReport struct {
+	Task    string   `json:"task"` // text, t2i, i2t or vqa
+	Seen    Accuracy `json:"seen"`
+	HeldOut Accuracy `json:"held_out"`
+	// FD is the Fréchet distance between the judge's features of the
+	// generated canvases and of the real test canvases (t2i).
+	FD float64 `json:"fd,omitempty"`
+	// Text: validation bits per byte, from the cross-entropy of every
+	// token over the documents' UTF-8 bytes.
+	BitsPerByte float64 `json:"bits_per_byte,omitempty"`
+	Tokens      int     `json:"tokens,omitempty"`
+	Bytes       int     `json:"bytes,omitempty"`
+	// Examples are a few (truth, model's output) pairs, for reading.
+	Examples [][2]string `json:"examples,omitempty"`
+}
+
+// TextBitsPerByte scores a model on documents: bits per UTF-8 byte, which
+// compares models of different tokenizers fairly.
+func TextBitsPerByte(m *multimodal.Model, docs []string) (MultimodalReport, error) {
+	r := MultimodalReport{Task: "text"}
+	ids := make([][]int, len(docs))
+	for i, d := range docs {
+		ids[i] = m.Text.Encode(d)
+		r.Bytes += len(d)
+	}
+	nats, tokens, err := m.TextNats(ids)
+	if err != nil {
+		return r, err
+	}
+	r.Tokens = tokens
+	r.BitsPerByte = text.BitsPerByte(nats, r.Bytes)
+	return r, nil
+}
+
+// Judge reads canvases: classifiers over the canvas scenes (package
+// canvas), trained on canvases of every scene, whose probabilities are
+// averaged (an ensemble of several seeds misreads fewer digits than one).
+// It must be accurate on real test canvases before it judges anything
+// (Check).
+type Judge struct {
+	Models []*classifier.Model
+}
+
+// LoadJudge loads a judge from dir: one classifier checkpoint, or a folder
+// whose sub-folders are classifier checkpoints (an ensemble).
+func LoadJudge(b compute.Backend, dir string) (Judge, error) {
+	if _, err := os.Stat(filepath.Join(dir, checkpoint.ConfigFile)); err == nil {
+		m, err := classifier.Load(b, dir)
+		return Judge{Models: []*classifier.Model{m}}, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return Judge{}, fmt.Errorf("judge: %w", err)
+	}
+	var j Judge
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		m, err := classifier.Load(b, filepath.Join(dir, e.Name()))
+		if err != nil {
+			return Judge{}, err
+		}
+		j.Models = append(j.Models, m)
+	}
+	if len(j.Models) == 0 {
+		return Judge{}, fmt.Errorf("judge: %s holds no classifier checkpoint", dir)
+	}
+	for _, m := range j.Models[1:] {
+		if m.Config.Classes != j.Models[0].Config.Classes || m.Config.ImageSize != j.Models[0].Config.ImageSize {
+			return Judge{}, fmt.Errorf("judge: the classifiers in %s disagree on image size or classes", dir)
+		}
+	}
+	return j, nil
+}
+
+// Predict is the averaged class probabilities of the images and the first
+// model's features.
+func (j Judge) Predict(images [][]float32) (probs, feats [][]float32, err error) {
+	for i, m := range j.Models {
+		p, f, err := m.Predict(images)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == 0 {
+			probs, feats = p, f
+			continue
+		}
+		for k := range probs {
+			for c := range probs[k] {
+				probs[k][c] += p[k][c]
+			}
+		}
+	}
+	return probs, feats, nil
+}
+
+// Check measures the judge on the first n real test canvases and refuses it
+// below minAccuracy.
+func (j Judge) Check(test *data.Dataset, n int, minAccuracy float64) (float64, error) {
+	n = min(n, test.N)
+	imgs := make([][]float32, n)
+	for i := range imgs {
+		imgs[i] = make([]float32, test.Height*test.Width)
+		test.Float32(i, imgs[i])
+	}
+	probs, _, err := j.Predict(imgs)
+	if err != nil {
+		return 0, err
+	}
+	correct := 0
+	for i, p := range probs {
+		if argmax(p) == int(test.Labels[i]) {
+			correct++
+		}
+	}
+	acc := float64(correct) / float64(n)
+	if acc < minAccuracy {
+		return acc, fmt.Errorf("the judge reads %.2f%% of %d real test canvases right, below the %.0f%% it needs to judge anything", 100*acc, n, 100*minAccuracy)
+	}
+	return acc, nil
+}
+
+func argmax(p []float32) int {
+	best := 0
+	for i, v := range p {
+		if v > p[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// TextToImage draws perSeen images for every training scene and perHeldOut
+// for every held-out one from their canonical captions, and counts an
+// image correct when the judge reads its caption's scene. FD compares the
+// judge's features of the seen images with those of the real test
+// canvases.
+func TextToImage(ctx context.Context, m *multimodal.Model, judge Judge, names canvas.Names, test *data.Dataset, perSeen, perHeldOut int) (MultimodalReport, error) {
+	r := MultimodalReport{Task: "t2i"}
+	var captions []string
+	var scenes []canvas.Scene
+	for _, s := range canvas.AllScenes() {
+		k := perSeen
+		if s.HeldOut() {
+			k = perHeldOut
+		}
+		for range k {
+			captions = append(captions, names.Caption(s))
+			scenes = append(scenes, s)
+		}
+	}
+	imgs, err := m.ImagesFor(ctx, captions)
+	if err != nil {
+		return r, err
+	}
+	probs, feats, err := judge.Predict(imgs)
+	if err != nil {
+		return r, err
+	}
+	for i, p := range probs {
+		got := argmax(p)
+		ok := got == scenes[i].ID()
+		if scenes[i].HeldOut() {
+			r.HeldOut.add(ok)
+		} else {
+			r.Seen.add(ok)
+		}
+		if !ok && len(r.Examples) < 8 {
+			gs, _ := canvas.SceneOf(got)
+			r.Examples = append(r.Examples, [2]string{captions[i], names.Caption(gs)})
+		}
+	}
+	real := make([][]float32, test.N)
+	for i := range real {
+		real[i] = make([]float32, test.Height*test.Width)
+		test.Float32(i, real[i])
+	}
+	_, realFeats, err := judge.Predict(real)
+	if err != nil {
+		return r, err
+	}
+	if r.FD, err = frechet(feats, realFeats); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func frechet(a, b [][]float32) (float64, error) {
+	mu1, c1, err := metrics.MeanCov(a)
+	if err != nil {
+		return math.NaN(), err
+	}
+	mu2, c2, err := metrics.MeanCov(b)
+	if err != nil {
+		return math.NaN(), err
+	}
+	return metrics.FrechetDistance(mu1, c1, mu2, c2)
+}
+
+// canvases returns the first n test canvases as pixels, with their scenes.
+func canvases(test *data.Dataset, n int) ([][]float32, []canvas.Scene, error) {
+	n = min(n, test.N)
+	imgs := make([][]float32, n)
+	scenes := make([]canvas.Scene, n)
+	for i := range imgs {
+		imgs[i] = make([]float32, test.Height*test.Width)
+		test.Float32(i, imgs[i])
+		s, err := canvas.SceneOf(int(test.Labels[i]))
+		if err != nil {
+			return nil, nil, fmt.Errorf("test canvas %d: %w", i, err)
+		}
+		scenes[i] = s
+	}
+	return imgs, scenes, nil
+}
+
+// ImageToText captions the first n real test canvases; a caption is
+// correct when it parses (canvas.Names.Parse) to the canvas's scene — any
+// template variant of the right caption counts, exactly as written.
+func ImageToText(ctx context.Context, m *multimodal.Model, names canvas.Names, test *data.Dataset, n int) (MultimodalReport, error) {
+	r := MultimodalReport{Task: "i2t"}
+	imgs, scenes, err := canvases(test, n)
+	if err != nil {
+		return r, err
+	}
+	got, err := m.Caption(ctx, imgs)
+	if err != nil {
+		return r, err
+	}
+	for i, c := range got {
+		s, perr := names.Parse(c)
+		ok := perr == nil && s == scenes[i]
+		if scenes[i].HeldOut() {
+			r.HeldOut.add(ok)
+		} else {
+			r.Seen.add(ok)
+		}
+		if len(r.Examples) < 8 && (!ok || i < 3) {
+			r.Examples = append(r.Examples, [2]string{names.Caption(scenes[i]), c})
+		}
+	}
+	return r, nil
+}
+
+// VisualQuestions asks one question about each of the first n real test
+// canvases, the i-th of its scene's questions in turn, and counts exact
+// answers (the small analogue of the paper's VQAv2 column).
+func VisualQuestions(ctx context.Context, m *multimodal.Model, names canvas.Names, test *data.Dataset, n int) (MultimodalReport, error) {
+	r := MultimodalReport{Task: "vqa"}
+	imgs, scenes, err := canvases(test, n)
+	if err != nil {
+		return r, err
+	}
+	byQuestion := map[string][]int{}
+	var order []string
+	answers := make([]string, len(imgs))
+	for i, s := range scenes {
+		qs := names.Questions(s)
+		x := qs[i%len(qs)]
+		if byQuestion[x.Question] == nil {
+			order = append(order, x.Question)
+		}
+		byQuestion[x.Question] = append(byQuestion[x.Question], i)
+		answers[i] = x.Answer
+	}
+	for _, q := range order {
+		idx := byQuestion[q]
+		batch := make([][]float32, len(idx))
+		for j, i := range idx {
+			batch[j] = imgs[i]
+		}
+		got, err := m.Ask(ctx, batch, q)
+		if err != nil {
+			return r, err
+		}
+		for j, i := range idx {
+			ok := strings.TrimSpace(got[j]) == answers[i]
+			if scenes[i].HeldOut() {
+				r.HeldOut.add(ok)
+			} else {
+				r.Seen.add(ok)
+			}
+			if !ok && len(r.Examples) < 8 {
+				r.Examples = append(r.Examples, [2]string{q + " " + answers[i], got[j]})
+			}
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,173 @@
+// Package multimodal is LatentLM as the paper's general-purpose interface
+// ("Multimodal Latent Language Modeling with Next-Token Diffusion", Sun et
+// al., 2024, https://arxiv.org/abs/2412.08635, §2 and §3.2): one causal
+// Transformer (package lm) reads and writes sequences that mix text tokens
+// and image latents. The softmax head predicts text; the diffusion head
+// predicts the latents of an image between <BOL> and <EOL>. The same model
+// therefore draws an image from a caption, captions an image, answers a
+// question about one, and continues plain text (docs/DESIGN.md §11).
+//
+// Text comes from a byte-level BPE (package text); images from a σ-VAE
+// (package vae). Format lays both out on the model's vocabulary:
+//
+//	text            <|endoftext|> t₁ … tₙ <|endoftext|>
+//	caption → image <|endoftext|> caption <BOL> z₀ … z_{N−1} <EOL> <|endoftext|>
+//	image → caption <|endoftext|> <BOL> z₀ … z_{N−1} <EOL> caption <|endoftext|>
+//	image + question <|endoftext|> <BOL> z₀ … <EOL> question answer <|endoftext|>
+//
+// The objective is lm.Config.Loss: cross-entropy where the next item is a
+// token, plus the diffusion loss, weighted, where it is a latent (paper
+// eq. 3 and §2.1). Model generates with the KV-cache engine of package lm:
+// text by temperature and top-p, and, when the model itself emits <BOL>,
+// the image's latents with DPM-Solver++ under classifier-free guidance,
+// whose unconditional stream is the same sequence with the prompt replaced
+// by null tokens.
+package multimodal
+
+import (
+	"fmt"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/vae"
+)
+
+// Kind is the checkpoint kind of a multimodal model.
+const Kind = "multimodal"
+
+// TokenizerFile is the text tokenizer's file in a checkpoint folder, a
+// Hugging Face tokenizer.json.
+const TokenizerFile = "tokenizer.json"
+
+// Format lays text and images out on a model's vocabulary: text id t is the
+// model id Vocab.Text(t), and an image is <BOL>, Items latents of Channels
+// values, <EOL>.
+type Format struct {
+	Vocab    lm.Vocab
+	EOT      int // the text tokenizer's <|endoftext|> id
+	Items    int // latents per image
+	Channels int // values per latent
+}
+
+// ImageLen is the number of items an image takes: its latents and the two
+// brackets.
+func (f Format) ImageLen() int { return f.Items + 2 }
+
+// Row is one sequence being laid out. For training, a latent item holds the
+// σ-VAE mean μ and Scales the matching noise scale (vae.Config.Redraw draws
+// the latent in the graph); for generation, the latent itself.
+type Row struct {
+	Items  []lm.Item
+	Scales [][]float32 // per item: the noise scale of a latent, else nil
+	// NotTarget marks items that no position is trained to predict: the
+	// null tokens of a dropped caption.
+	NotTarget []bool
+}
+
+func (r *Row) add(it lm.Item, scale []float32, target bool) {
+	r.Items = append(r.Items, it)
+	r.Scales = append(r.Scales, scale)
+	r.NotTarget = append(r.NotTarget, !target)
+}
+
+// EOT appends <|endoftext|>, which opens and closes every document.
+func (r *Row) EOT(f Format) { r.add(lm.TokenItem(f.Vocab.Text(f.EOT)), nil, true) }
+
+// Text appends text ids.
+func (r *Row) Text(f Format, ids []int) {
+	for _, t := range ids {
+		r.add(lm.TokenItem(f.Vocab.Text(t)), nil, true)
+	}
+}
+
+// Null appends n null tokens, which stand for a dropped caption (the
+// unconditional stream of classifier-free guidance) and are never targets.
+func (r *Row) Null(f Format, n int) {
+	for range n {
+		r.add(lm.TokenItem(f.Vocab.Null()), nil, false)
+	}
+}
+
+// Image appends <BOL>, the image's latents (flat [Items·Channels]), and
+// <EOL>; scale (the same shape, or nil) is their σ-VAE noise scale.
+func (r *Row) Image(f Format, latents, scale []float32) {
+	per := f.Channels
+	r.add(lm.TokenItem(f.Vocab.BOL()), nil, true)
+	for k := range f.Items {
+		var s []float32
+		if scale != nil {
+			s = scale[k*per : (k+1)*per]
+		}
+		r.add(lm.LatentItem(latents[k*per:(k+1)*per]), s, true)
+	}
+	r.add(lm.TokenItem(f.Vocab.EOL()), nil, true)
+}
+
+// Batch is rows packed to one length, the inputs of Loss: Ids [B, L],
+// Latents and Scales [B, L, C], IsLatent and Valid [B, L] (Valid is 1 where
+// the item is a training target; padding and null tokens are 0).
+type Batch struct {
+	Rows, Len                 int
+	Ids                       []int32
+	Latents, Scales           []float32
+	IsLatent, Valid           []float32
+	Tokens, LatentItems, Text int // targets of each kind, and text tokens among the tokens
+}
+
+// Pack lays rows out at length l, padding short ones; a longer row is an
+// error (the caller cuts text to fit).
+func (f Format) Pack(rows []Row, l int) (*Batch, error) {
+	c := f.Channels
+	b := &Batch{Rows: len(rows), Len: l,
+		Ids: make([]int32, len(rows)*l), Latents: make([]float32, len(rows)*l*c), Scales: make([]float32, len(rows)*l*c),
+		IsLatent: make([]float32, len(rows)*l), Valid: make([]float32, len(rows)*l)}
+	for i, r := range rows {
+		if len(r.Items) > l {
+			return nil, fmt.Errorf("multimodal: sequence %d has %d items, more than the length %d", i, len(r.Items), l)
+		}
+		for j, it := range r.Items {
+			k := i*l + j
+			if !r.NotTarget[j] {
+				b.Valid[k] = 1
+			}
+			if it.IsLatent() {
+				if len(it.Latent) != c {
+					return nil, fmt.Errorf("multimodal: sequence %d item %d: latent of %d values, want %d", i, j, len(it.Latent), c)
+				}
+				b.IsLatent[k] = 1
+				copy(b.Latents[k*c:(k+1)*c], it.Latent)
+				if s := r.Scales[j]; s != nil {
+					copy(b.Scales[k*c:(k+1)*c], s)
+				}
+				if j > 0 {
+					b.LatentItems++
+				}
+				continue
+			}
+			b.Ids[k] = int32(it.Token)
+			if j > 0 && !r.NotTarget[j] {
+				b.Tokens++
+				if _, ok := f.Vocab.TextOf(it.Token); ok {
+					b.Text++
+				}
+			}
+		}
+	}
+	return b, nil
+}
+
+// Losses is the multimodal objective of one batch (docs/DESIGN.md §5.3 and
+// §11): 𝓛 = 𝓛_CE + λ·𝓛_diff, with the latents drawn anew from their σ-VAE
+// moments (vae.Config.Redraw, the paper's §2.3) and batchMul noise draws
+// per latent. It returns the total, then the two terms, the order
+// train.Loop.Metrics names them.
+func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, tok vae.Config, sched *diffusion.Schedule, batchMul int, lambda float64,
+	ids, mu, scale, isLatent, valid *Node) []*Node {
+	lat := tok.Redraw(scope, mu, scale)
+	l := cfg.Loss(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul)
+	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
+}

@@ -1,0 +1,445 @@
+package multimodal
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/nn"
+)
+
+// MaxBatch is the most sequences one engine session generates at once.
+const MaxBatch = 64
+
+// Images draws n images from a caption (text → image); see ImagesFor.
+func (m *Model) Images(ctx context.Context, caption string, n int) ([][]float32, error) {
+	captions := make([]string, n)
+	for i := range captions {
+		captions[i] = caption
+	}
+	return m.ImagesFor(ctx, captions)
+}
+
+// ImagesFor draws one image per caption (text → image): the prefix
+// <|endoftext|> caption <BOL>, guided by the same prefix with the caption
+// replaced by null tokens (the dropped caption of training), then the
+// image's latents, decoded by the image tokenizer. Captions of one token
+// length share a batch. Each image is ImageSize² pixels in [0, 1].
+func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, error) {
+	if m.engine == nil {
+		return nil, errClosed
+	}
+	f := m.Format
+	conds := make([][]lm.Item, len(captions))
+	guides := make([][]lm.Item, len(captions))
+	byLen := map[int][]int{}
+	var lengths []int
+	for i, c := range captions {
+		ids, err := m.encodePrompt("the caption", c, 2+f.Items)
+		if err != nil {
+			return nil, err
+		}
+		var cond, guide Row
+		cond.EOT(f)
+		cond.Text(f, ids)
+		cond.add(lm.TokenItem(f.Vocab.BOL()), nil, true)
+		guide.EOT(f)
+		guide.Null(f, len(ids))
+		guide.add(lm.TokenItem(f.Vocab.BOL()), nil, true)
+		conds[i], guides[i] = cond.Items, guide.Items
+		if byLen[len(ids)] == nil {
+			lengths = append(lengths, len(ids))
+		}
+		byLen[len(ids)] = append(byLen[len(ids)], i)
+	}
+	out := make([][]float32, len(captions))
+	for _, l := range lengths {
+		idx := byLen[l]
+		for s := 0; s < len(idx); s += MaxBatch {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			part := idx[s:min(s+MaxBatch, len(idx))]
+			var cond, guide [][]lm.Item
+			for _, i := range part {
+				cond, guide = append(cond, conds[i]), append(guide, guides[i])
+			}
+			sess, err := m.engine.Prefill(cond, guide)
+			if err != nil {
+				return nil, err
+			}
+			lat, err := sess.Latents(lm.Segment{Max: f.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }})
+			sess.Close()
+			if err != nil {
+				return nil, err
+			}
+			imgs, err := m.Image.Decode(lat)
+			if err != nil {
+				return nil, err
+			}
+			for j, i := range part {
+				out[i] = imgs[j]
+			}
+		}
+	}
+	return out, nil
+}
+
+// Caption writes a caption for each image (image → text): the prefix
+// <|endoftext|> <BOL> z₀ … <EOL>, then text, taken greedily, up to
+// <|endoftext|>. Images are ImageSize² pixels in [0, 1].
+func (m *Model) Caption(ctx context.Context, images [][]float32) ([]string, error) {
+	return m.answer(ctx, images, nil)
+}
+
+// Ask answers a question about each image: the prefix <|endoftext|> <BOL>
+// z₀ … <EOL> question, then the answer, taken greedily.
+func (m *Model) Ask(ctx context.Context, images [][]float32, question string) ([]string, error) {
+	ids, err := m.encodePrompt("the question", question, m.Format.ImageLen()+3)
+	if err != nil {
+		return nil, err
+	}
+	return m.answer(ctx, images, ids)
+}
+
+// answer continues <|endoftext|> <BOL> image <EOL> question (ids, possibly
+// none) with greedy text for each image.
+func (m *Model) answer(ctx context.Context, images [][]float32, question []int) ([]string, error) {
+	if m.engine == nil {
+		return nil, errClosed
+	}
+	f := m.Format
+	out := make([]string, 0, len(images))
+	for start := 0; start < len(images); start += MaxBatch {
+		batch := images[start:min(start+MaxBatch, len(images))]
+		lat, err := m.Image.Encode(batch, false)
+		if err != nil {
+			return nil, err
+		}
+		rows := make([][]lm.Item, len(batch))
+		for i, z := range lat {
+			var r Row
+			r.EOT(f)
+			r.Image(f, z, nil)
+			r.Text(f, question)
+			rows[i] = r.Items
+		}
+		sess, err := m.engine.Prefill(rows, nil)
+		if err != nil {
+			return nil, err
+		}
+		texts, err := m.greedyText(ctx, sess, len(batch))
+		sess.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, texts...)
+	}
+	return out, nil
+}
+
+// greedyText extends every sequence of sess with its most likely text
+// tokens until <|endoftext|>, MaxTokens or max_len.
+func (m *Model) greedyText(ctx context.Context, sess *lm.Session, n int) ([]string, error) {
+	f := m.Format
+	ids := make([][]int, n)
+	done := make([]bool, n)
+	for step := 0; step < m.opts.MaxTokens && sess.Len() < m.Config.MaxLen; step++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		logits, err := sess.Logits()
+		if err != nil {
+			return nil, err
+		}
+		items := make([]lm.Item, n)
+		left := 0
+		for i, l := range logits {
+			tok := m.pick(l, false, 0, 1)
+			items[i] = lm.TokenItem(tok)
+			t, _ := f.Vocab.TextOf(tok)
+			if t == f.EOT {
+				done[i] = true
+			}
+			if !done[i] {
+				ids[i] = append(ids[i], t)
+				left++
+			}
+		}
+		if left == 0 || step == m.opts.MaxTokens-1 || sess.Len()+1 >= m.Config.MaxLen {
+			break
+		}
+		if err := sess.Step(items); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]string, n)
+	for i, t := range ids {
+		s, err := m.Text.Decode(t)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// pick chooses the next token from logits among the text ids (and <BOL>
+// when images are allowed): the most likely at temperature 0, else a draw
+// from the nucleus of probability topP of softmax(logits/temperature).
+func (m *Model) pick(logits []float32, allowImage bool, temperature, topP float64) int {
+	return pickToken(logits, m.Format.Vocab, allowImage, temperature, topP, m.rng)
+}
+
+func pickToken(logits []float32, v lm.Vocab, allowImage bool, temperature, topP float64, rng *rand.Rand) int {
+	allowed := func(id int) bool {
+		if id == v.BOL() {
+			return allowImage
+		}
+		_, ok := v.TextOf(id)
+		return ok
+	}
+	best := -1
+	for id, l := range logits {
+		if allowed(id) && (best < 0 || l > logits[best]) {
+			best = id
+		}
+	}
+	if temperature <= 0 {
+		return best
+	}
+	type cand struct {
+		id int
+		p  float64
+	}
+	var cands []cand
+	var sum float64
+	for id, l := range logits {
+		if allowed(id) {
+			p := math.Exp((float64(l) - float64(logits[best])) / temperature)
+			cands = append(cands, cand{id, p})
+			sum += p
+		}
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		switch {
+		case a.p > b.p:
+			return -1
+		case a.p < b.p:
+			return 1
+		}
+		return a.id - b.id
+	})
+	// The nucleus: the most likely tokens up to probability topP.
+	var mass float64
+	keep := len(cands)
+	for i, c := range cands {
+		mass += c.p / sum
+		if mass >= topP {
+			keep = i + 1
+			break
+		}
+	}
+	cands = cands[:keep]
+	var total float64
+	for _, c := range cands {
+		total += c.p
+	}
+	u := rng.Float64() * total
+	for _, c := range cands {
+		if u < c.p {
+			return c.id
+		}
+		u -= c.p
+	}
+	return cands[len(cands)-1].id
+}
+
+// Piece is one part of a completion: text, or an image the model drew
+// (ImageSize² pixels in [0, 1]).
+type Piece struct {
+	Text  string
+	Image []float32
+}
+
+// Complete continues a prompt, the paper's general-purpose interface: text
+// drawn with the options' temperature and top-p, and, where the model
+// itself emits <BOL>, an image — its latents drawn with guidance by the
+// sequence with the prompt replaced by null tokens — after which <EOL> is
+// appended and text goes on. It ends at <|endoftext|>, MaxTokens text
+// tokens or max_len. emit receives each piece as it is made: text as soon
+// as its bytes form whole UTF-8 characters.
+func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) error) error {
+	if m.engine == nil {
+		return errClosed
+	}
+	ids, err := m.encodePrompt("the prompt", prompt, 2)
+	if err != nil {
+		return err
+	}
+	f := m.Format
+	var cond, guide Row
+	cond.EOT(f)
+	cond.Text(f, ids)
+	guide.EOT(f)
+	guide.Null(f, len(ids))
+	sess, err := m.engine.Prefill([][]lm.Item{cond.Items}, [][]lm.Item{guide.Items})
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	var pending []byte // bytes of a character not yet whole
+	flush := func(final bool) error {
+		if len(pending) == 0 {
+			return nil
+		}
+		end := len(pending)
+		if !final {
+			for end > 0 && !utf8.Valid(pending[:end]) {
+				end--
+			}
+		}
+		if end == 0 {
+			return nil
+		}
+		s := string(pending[:end])
+		pending = append(pending[:0], pending[end:]...)
+		return emit(Piece{Text: s})
+	}
+	for tokens := 0; tokens < m.opts.MaxTokens; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		logits, err := sess.Logits()
+		if err != nil {
+			return err
+		}
+		room := m.Config.MaxLen - sess.Len()
+		tok := m.pick(logits[0], room > f.Items+1, m.opts.TextTemperature, m.opts.TopP)
+		if tok == f.Vocab.BOL() {
+			if err := flush(true); err != nil {
+				return err
+			}
+			if err := sess.Step([]lm.Item{lm.TokenItem(tok)}); err != nil {
+				return err
+			}
+			lat, err := sess.Latents(lm.Segment{Max: f.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }})
+			if err != nil {
+				return err
+			}
+			imgs, err := m.Image.Decode(lat)
+			if err != nil {
+				return err
+			}
+			if err := emit(Piece{Image: imgs[0]}); err != nil {
+				return err
+			}
+			if sess.Len()+1 >= m.Config.MaxLen {
+				break
+			}
+			if err := sess.Step([]lm.Item{lm.TokenItem(f.Vocab.EOL())}); err != nil {
+				return err
+			}
+			continue
+		}
+		t, _ := f.Vocab.TextOf(tok)
+		if t == f.EOT {
+			break
+		}
+		pending = append(pending, m.Text.TokenBytes(t)...)
+		if err := flush(false); err != nil {
+			return err
+		}
+		tokens++
+		if sess.Len()+1 >= m.Config.MaxLen {
+			break
+		}
+		if err := sess.Step([]lm.Item{lm.TokenItem(tok)}); err != nil {
+			return err
+		}
+	}
+	return flush(true)
+}
+
+// TextNats is the teacher-forced cross-entropy, in nats, of the text of
+// docs (text ids each) under the model: every token of a document is
+// predicted once, the first from <|endoftext|>, in windows of max_len
+// items whose later windows start from the token before them. Divided by
+// the documents' UTF-8 bytes and ln 2 it is bits per byte (text.BitsPerByte).
+func (m *Model) TextNats(docs [][]int) (nats float64, tokens int, err error) {
+	if m.engine == nil {
+		return 0, 0, errClosed
+	}
+	l := m.Config.MaxLen
+	if m.nats == nil {
+		cfg := m.Config
+		m.nats, err = model.NewExec(m.backend, m.store, func(scope *model.Scope, ids, mask *Node) *Node {
+			return SequenceNats(nn.WeightsOf(scope.Store(), ids.Graph()), cfg, ids, mask)
+		})
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	var windows [][]int32 // items
+	var masks [][]float32 // 1 where the item is predicted
+	f := m.Format
+	for _, doc := range docs {
+		for start := 0; start < len(doc); start += l - 1 {
+			w := []int32{int32(f.Vocab.Text(f.EOT))}
+			if start > 0 {
+				w[0] = int32(f.Vocab.Text(doc[start-1]))
+			}
+			end := min(start+l-1, len(doc))
+			for _, t := range doc[start:end] {
+				w = append(w, int32(f.Vocab.Text(t)))
+			}
+			mk := make([]float32, len(w))
+			for j := 1; j < len(w); j++ {
+				mk[j] = 1
+			}
+			tokens += len(w) - 1
+			windows, masks = append(windows, w), append(masks, mk)
+		}
+	}
+	const batch = 32
+	for s := 0; s < len(windows); s += batch {
+		e := min(s+batch, len(windows))
+		ids := make([]int32, batch*l)
+		mask := make([]float32, batch*l)
+		for i := s; i < e; i++ {
+			copy(ids[(i-s)*l:], windows[i])
+			copy(mask[(i-s)*l:], masks[i])
+		}
+		out, err := m.nats.Call(tensors.FromFlatDataAndDimensions(ids, batch, l), tensors.FromFlatDataAndDimensions(mask, batch, l))
+		if err != nil {
+			return 0, 0, fmt.Errorf("multimodal: text cross-entropy: %w", err)
+		}
+		nats += float64(tensors.ToScalar[float32](out[0]))
+		nn.Release(out[0])
+	}
+	return nats, tokens, nil
+}
+
+// SequenceNats is the summed cross-entropy (nats) of a batch of token
+// sequences ids [B, L] under the model, counting the items where mask
+// [B, L] is 1 (each predicted from the items before it).
+func SequenceNats(w nn.Weights, cfg lm.Config, ids, mask *Node) *Node {
+	g := ids.Graph()
+	dims := ids.Shape().Dimensions
+	b, l := dims[0], dims[1]
+	it := lm.Items{Ids: ids, Latents: Zeros(g, nn.Shape(dtypes.Float32, b, l, cfg.Latent)), IsLatent: Zeros(g, nn.Shape(dtypes.Float32, b, l))}
+	h, _ := cfg.Backbone(w, it.Slice(0, l-1), lm.Positions(g, dtypes.Float32, 0, l-1), nil)
+	logp := LogSoftmax(cfg.Logits(w, h), -1)
+	next := SliceAxis(ids, 1, AxisRange(1, l))
+	nll := Neg(ReduceSum(Mul(logp, OneHot(next, cfg.Vocab.Size(), dtypes.Float32)), -1))
+	return ReduceAllSum(Mul(nll, SliceAxis(mask, 1, AxisRange(1, l))))
+}

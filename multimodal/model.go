@@ -1,0 +1,181 @@
+package multimodal
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"unicode/utf8"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/text"
+	"github.com/latentlm/latentlm/vae"
+)
+
+// Options control generation: the image latents' solver, guidance,
+// temperature and seed (lm.SampleOptions), and how text is drawn.
+type Options struct {
+	lm.SampleOptions
+	// TextTemperature divides the logits before text tokens are drawn; 0
+	// takes the most likely token (greedy), as captions and answers do.
+	TextTemperature float64
+	// TopP keeps the smallest set of tokens whose probability reaches it
+	// (nucleus sampling, Holtzman et al. 2019, arXiv 1904.09751); 1 keeps
+	// all.
+	TopP float64
+	// MaxTokens bounds the text tokens generated per answer.
+	MaxTokens int
+}
+
+// DefaultOptions are the defaults of `latentlm complete`: 20 DPM-Solver++
+// steps, guidance 4, text temperature 0.8 and top-p 0.95.
+func DefaultOptions() Options {
+	return Options{SampleOptions: lm.DefaultSampleOptions(), TextTemperature: 0.8, TopP: 0.95, MaxTokens: 64}
+}
+
+// Validate reports the first option out of range.
+func (o Options) Validate() error {
+	if err := o.SampleOptions.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case math.IsNaN(o.TextTemperature) || math.IsInf(o.TextTemperature, 0) || o.TextTemperature < 0:
+		return fmt.Errorf("text temperature %v: want a finite value ≥ 0", o.TextTemperature)
+	case !(o.TopP > 0 && o.TopP <= 1):
+		return fmt.Errorf("top-p %v: want a value in (0, 1]", o.TopP)
+	case o.MaxTokens < 1:
+		return fmt.Errorf("max tokens %d: want at least 1", o.MaxTokens)
+	}
+	return nil
+}
+
+// Model is a trained multimodal model ready to generate: the language
+// model, its text tokenizer and its image tokenizer.
+type Model struct {
+	Config lm.Config
+	Format Format
+	Text   *text.Tokenizer
+	Image  *vae.Model
+	Info   map[string]any // the checkpoint's info (training record)
+	Dir    string
+
+	backend compute.Backend
+	store   *model.Store
+	opts    Options
+	engine  *lm.Engine
+	rng     *rand.Rand
+	nats    *model.Exec // teacher-forced cross-entropy, built on first use
+}
+
+// Save writes a multimodal checkpoint into dir: the language model's EMA
+// weights and config, the record of its image tokenizer, and the text
+// tokenizer as dir/tokenizer.json.
+func Save(dir string, cfg lm.Config, store *model.Store, image lm.Tokenizer, tok *text.Tokenizer, info map[string]any) error {
+	if err := lm.SaveKind(dir, Kind, &cfg, store, image, info); err != nil {
+		return err
+	}
+	return tok.WriteFile(filepath.Join(dir, TokenizerFile))
+}
+
+// Load reads the checkpoint in dir and its tokenizers: the text tokenizer
+// beside it, the image tokenizer in imageDir or, if empty, the one it
+// records (whose checksum must match).
+func Load(b compute.Backend, dir, imageDir string, opts Options) (*Model, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	var cfg lm.Config
+	store, rec, err := lm.LoadKind(dir, Kind, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := text.ReadFile(filepath.Join(dir, TokenizerFile))
+	if err != nil {
+		return nil, err
+	}
+	if tok.Size() != cfg.Vocab.Extra {
+		return nil, fmt.Errorf("%s: tokenizer has %d ids, the model's vocabulary %d text ids", dir, tok.Size(), cfg.Vocab.Extra)
+	}
+	if imageDir, err = rec.Find(dir, imageDir); err != nil {
+		return nil, err
+	}
+	img, err := vae.Load(b, imageDir)
+	if err != nil {
+		return nil, err
+	}
+	ic := img.Config
+	if ic.Channels != cfg.Latent || ic.Items()+3 > cfg.MaxLen {
+		img.Close()
+		return nil, fmt.Errorf("image tokenizer %s (%d channels, %d items) does not fit the model %s (%d channels, max_len %d)",
+			imageDir, ic.Channels, ic.Items(), dir, cfg.Latent, cfg.MaxLen)
+	}
+	h, err := checkpoint.ReadHeader(dir, Kind, &lm.Config{})
+	if err != nil {
+		img.Close()
+		return nil, err
+	}
+	m := &Model{Config: cfg, Text: tok, Image: img, Info: h.Info, Dir: dir, backend: b, store: store, opts: opts,
+		Format: Format{Vocab: cfg.Vocab, EOT: tok.EOT(), Items: ic.Items(), Channels: ic.Channels}}
+	if m.engine, err = lm.NewEngine(b, store, cfg, opts.SampleOptions); err != nil {
+		img.Close()
+		return nil, err
+	}
+	m.rng = rand.New(rand.NewPCG(uint64(opts.Seed), textStream))
+	return m, nil
+}
+
+// textStream is the PCG stream of the host generator of text tokens.
+const textStream = 0x7465_7874
+
+// Close releases the compiled graphs and the image tokenizer.
+func (m *Model) Close() {
+	if m.engine != nil {
+		m.engine.Close()
+		m.engine = nil
+	}
+	if m.nats != nil {
+		m.nats.Finalize()
+		m.nats = nil
+	}
+	if m.Image != nil {
+		m.Image.Close()
+	}
+}
+
+// Options are the generation options the model was loaded with.
+func (m *Model) Options() Options { return m.opts }
+
+// PromptError is a prompt the model cannot take.
+type PromptError struct{ Problem string }
+
+func (e *PromptError) Error() string { return e.Problem }
+
+// encodePrompt tokenizes a prompt, refusing one that is empty, not UTF-8,
+// or too long to leave room for room more items.
+func (m *Model) encodePrompt(what, s string, room int) ([]int, error) {
+	if s == "" {
+		return nil, &PromptError{what + " is empty"}
+	}
+	if !utf8.ValidString(s) {
+		for i, r := range s {
+			if r == utf8.RuneError {
+				if _, n := utf8.DecodeRuneInString(s[i:]); n <= 1 {
+					return nil, &PromptError{fmt.Sprintf("%s is not valid UTF-8 (byte %d)", what, i)}
+				}
+			}
+		}
+	}
+	ids := m.Text.Encode(s)
+	if limit := m.Config.MaxLen - room; len(ids) > limit {
+		return nil, &PromptError{fmt.Sprintf("%s is %d tokens long; this model takes at most %d here (max_len %d)", what, len(ids), max(limit, 0), m.Config.MaxLen)}
+	}
+	return ids, nil
+}
+
+// errClosed is the error of a model used after Close.
+var errClosed = errors.New("multimodal: model used after Close")

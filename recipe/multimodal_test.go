@@ -1,0 +1,222 @@
+package recipe
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/canvas"
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/multimodal"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/text"
+)
+
+const tinyCorpus = `A fool and his money are soon parted.
+
+Q: How many programmers does it take to change a light bulb?
+A: None, that's a hardware problem.
+
+You will be married within a year.
+
+Today is the first day of the rest of your life.`
+
+// tinyMultimodal trains a tiny canvas tokenizer and a tiny multimodal
+// model for a few steps, and returns the model's options and folder.
+func tinyMultimodal(t *testing.T, steps int64) MultimodalOptions {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join("..", ".deps")); err != nil {
+		t.Skip("needs the data sets of make setup")
+	}
+	root := t.TempDir()
+	vo := DefaultTokenizerOptions()
+	vo.Data, vo.Out, vo.Steps, vo.Limit, vo.Quiet, vo.SaveEvery = "mnist-canvas", filepath.Join(root, "vae"), 2, 64, true, 0
+	vo.Model = DefaultTokenizerModel("mnist-canvas")
+	vo.Model.Dim, vo.Model.Depth = 32, 1
+	if _, err := Tokenizer(context.Background(), vo); err != nil {
+		t.Fatal(err)
+	}
+	corpus := filepath.Join(root, "corpus.txt")
+	if err := os.WriteFile(corpus, []byte(tinyCorpus), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultMultimodalOptions()
+	o.Out, o.Tokenizer, o.TextFiles, o.Limit = filepath.Join(root, "mm"), vo.Out, []string{corpus}, 300
+	o.Steps, o.Batch, o.Quiet, o.SaveEvery, o.SampleEvery, o.VocabSize, o.LR = steps, 8, true, 0, steps, 300, 3e-3
+	o.Model.Dim, o.Model.Depth, o.Model.Heads, o.Model.KVHeads, o.Model.HeadDim, o.Model.HeadDepth = 32, 1, 2, 2, 32, 1
+	return o
+}
+
+// TestMultimodal: a tiny run writes a loadable checkpoint with its
+// tokenizer.json, records both loss terms, lowers the cross-entropy, and
+// the model it leaves draws, captions and answers.
+func TestMultimodal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two tiny models")
+	}
+	o := tinyMultimodal(t, 40)
+	res, err := Multimodal(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{checkpoint.ConfigFile, checkpoint.WeightsFile, multimodal.TokenizerFile, "loss.png", "samples-000040.png"} {
+		if _, err := os.Stat(filepath.Join(res.Dir, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	h := res.History
+	if len(h) < 2 || len(h[0].Metrics) != 2 {
+		t.Fatalf("history %+v: want points with two terms (ce, diff)", h)
+	}
+	first, last := h[0], h[len(h)-1]
+	t.Logf("ce %.3f → %.3f, diffusion %.3f → %.3f", first.Metrics[0], last.Metrics[0], first.Metrics[1], last.Metrics[1])
+	if !(last.Metrics[0] < first.Metrics[0]) {
+		t.Errorf("cross-entropy did not fall: %.3f → %.3f", first.Metrics[0], last.Metrics[0])
+	}
+	b := testutil.Backend(t, "")
+	m, err := multimodal.Load(b, res.Dir, "", multimodal.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	imgs, err := m.Images(ctx, canvas.MNIST.Caption(canvas.Scene{Layout: canvas.TopLeft, A: 3}), 2)
+	if err != nil || len(imgs) != 2 || len(imgs[0]) != 56*56 {
+		t.Fatalf("Images: %d images, %v", len(imgs), err)
+	}
+	if _, err := m.Caption(ctx, imgs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Ask(ctx, imgs, "how many digits are there?"); err != nil {
+		t.Fatal(err)
+	}
+	var pieces int
+	if err := m.Complete(ctx, "the digit", func(multimodal.Piece) error { pieces++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHeldOutNeverTrained: no training batch holds a caption, question or
+// image of a held-out scene — checked on every text span of 200 batches,
+// which must parse to a training scene whenever they parse at all.
+func TestHeldOutNeverTrained(t *testing.T) {
+	o := tinyMultimodal(t, 1)
+	ds, err := LoadSplit(o.Data, "train", 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range ds.Labels {
+		if s, _ := canvas.SceneOf(int(l)); s.HeldOut() {
+			t.Fatalf("training canvas %d shows held-out scene %v", i, s)
+		}
+	}
+	names := canvas.MNIST
+	tok, err := text.Train(append(captionTexts(names), tinyCorpus), 400)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := multimodal.Format{Vocab: o.Model.Vocab, EOT: tok.EOT(), Items: 49, Channels: 2}
+	f.Vocab.Classes, f.Vocab.Extra = 0, tok.Size()
+	per := f.Items * f.Channels
+	mus := make([]float32, ds.N*per)
+	mix := newMixer(o, f, tok, names, ds.Labels, mus, mus, []string{tinyCorpus})
+	parsed := 0
+	for step := range int64(200) {
+		bt, err := mix.batch(step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range bt.Rows {
+			var span []int
+			check := func() {
+				if len(span) == 0 {
+					return
+				}
+				s, err := tok.Decode(span)
+				if err != nil {
+					t.Fatal(err)
+				}
+				span = span[:0]
+				// Questions end with their answer: parse the caption part.
+				if sc, err := names.Parse(strings.TrimSpace(s)); err == nil {
+					parsed++
+					if sc.HeldOut() {
+						t.Fatalf("step %d row %d trains on held-out caption %q", step, r, s)
+					}
+				}
+			}
+			for j := range bt.Len {
+				id := int(bt.Ids[r*bt.Len+j])
+				if tid, ok := f.Vocab.TextOf(id); ok && tid != f.EOT && bt.IsLatent[r*bt.Len+j] == 0 {
+					span = append(span, tid)
+				} else {
+					check()
+				}
+			}
+			check()
+		}
+	}
+	if parsed < 200 {
+		t.Fatalf("only %d captions parsed in 200 batches: the check saw too little", parsed)
+	}
+	t.Logf("%d captions in 200 batches, none of a held-out scene", parsed)
+}
+
+// TestInitFrom: a multimodal store starts from a class-conditional
+// checkpoint wherever names and shapes agree — the blocks and the head —
+// and keeps its own vocabulary tables.
+func TestInitFrom(t *testing.T) {
+	cfg := lm.Config{Dim: 32, Depth: 1, Heads: 2, KVHeads: 2, MLPRatio: 2, HeadDepth: 1, HeadDim: 16,
+		Latent: 4, MaxLen: 10, Target: diffusion.Velocity, Vocab: lm.Vocab{Classes: 10}}
+	src := model.NewStore()
+	if err := nn.Init(src, cfg.Specs(), 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "class")
+	if err := lm.Save(dir, cfg, src, lm.Tokenizer{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mm := cfg
+	mm.Vocab, mm.MaxLen = lm.Vocab{Extra: 300}, 80
+	dst := model.NewStore()
+	if err := nn.Init(dst, mm.Specs(), 2, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	copied, total, err := initFrom(dst, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func(s *model.Store, name string) []float32 {
+		v := s.GetVariable(nn.WeightsScope + "/" + name)
+		if v == nil {
+			t.Fatalf("no %s", name)
+		}
+		x, err := v.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float32](x)
+	}
+	if !slices.Equal(value(dst, "x_embedder.weight"), value(src, "x_embedder.weight")) {
+		t.Error("a shared weight was not copied")
+	}
+	if slices.Equal(value(dst, "tok_embeddings.weight")[:32], value(src, "tok_embeddings.weight")[:32]) {
+		t.Error("the token table of another vocabulary was copied")
+	}
+	if copied != total-2 {
+		t.Errorf("copied %d of %d weights, want all but the two vocabulary tables", copied, total)
+	}
+	if _, _, err := initFrom(dst, t.TempDir()); err == nil {
+		t.Error("an empty folder was accepted")
+	}
+}
