@@ -84,15 +84,18 @@ type Judge struct {
 // LoadJudge loads a judge from dir: one classifier checkpoint, or a folder
 // whose sub-folders are classifier checkpoints (an ensemble).
 func LoadJudge(b compute.Backend, dir string) (Judge, error) {
-	if _, err := os.Stat(filepath.Join(dir, checkpoint.ConfigFile)); err == nil {
-		m, err := classifier.Load(b, dir)
-		return Judge{Models: []*classifier.Model{m}}, err
-	}
+	var j Judge
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return Judge{}, fmt.Errorf("judge: %w", err)
 	}
-	var j Judge
+	if _, err := os.Stat(filepath.Join(dir, checkpoint.ConfigFile)); err == nil {
+		m, err := classifier.Load(b, dir)
+		if err != nil {
+			return Judge{}, err
+		}
+		j.Models, entries = append(j.Models, m), nil
+	}
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -106,9 +109,10 @@ func LoadJudge(b compute.Backend, dir string) (Judge, error) {
 	if len(j.Models) == 0 {
 		return Judge{}, fmt.Errorf("judge: %s holds no classifier checkpoint", dir)
 	}
-	for _, m := range j.Models[1:] {
-		if m.Config.Classes != j.Models[0].Config.Classes || m.Config.ImageSize != j.Models[0].Config.ImageSize {
-			return Judge{}, fmt.Errorf("judge: the classifiers in %s disagree on image size or classes", dir)
+	for _, m := range j.Models {
+		if m.Config.Classes != canvas.NumScenes || m.Config.ImageSize != canvas.Size {
+			return Judge{}, fmt.Errorf("judge %s: a classifier of %d classes over %d×%d images, want the %d canvas scenes over %d×%d", dir,
+				m.Config.Classes, m.Config.ImageSize, m.Config.ImageSize, canvas.NumScenes, canvas.Size, canvas.Size)
 		}
 	}
 	return j, nil
@@ -129,6 +133,13 @@ func (j Judge) Predict(images [][]float32) (probs, feats [][]float32, err error)
 		for k := range probs {
 			for c := range probs[k] {
 				probs[k][c] += p[k][c]
+			}
+		}
+	}
+	if n := float32(len(j.Models)); n > 1 {
+		for _, row := range probs {
+			for c := range row {
+				row[c] /= n
 			}
 		}
 	}
@@ -174,8 +185,9 @@ func argmax(p []float32) int {
 // TextToImage draws perSeen images for every training scene and perHeldOut
 // for every held-out one from their canonical captions, and counts an
 // image correct when the judge reads its caption's scene. FD compares the
-// judge's features of the seen images with those of the real test
-// canvases.
+// judge's features of the seen scenes' images with those of the real test
+// canvases of seen scenes (the test split draws its scenes evenly, as
+// perSeen does).
 func TextToImage(ctx context.Context, m *multimodal.Model, judge Judge, names canvas.Names, test *data.Dataset, perSeen, perHeldOut int) (MultimodalReport, error) {
 	r := MultimodalReport{Task: "t2i"}
 	var captions []string
@@ -211,17 +223,30 @@ func TextToImage(ctx context.Context, m *multimodal.Model, judge Judge, names ca
 			r.Examples = append(r.Examples, [2]string{captions[i], names.Caption(gs)})
 		}
 	}
-	real := make([][]float32, test.N)
-	for i := range real {
-		real[i] = make([]float32, test.Height*test.Width)
-		test.Float32(i, real[i])
+	// FD of the seen scenes' images against the real test canvases of
+	// seen scenes: both drawn evenly over the same scenes.
+	var seenFeats [][]float32
+	for i, s := range scenes {
+		if !s.HeldOut() {
+			seenFeats = append(seenFeats, feats[i])
+		}
+	}
+	var real [][]float32
+	for i := range test.N {
+		if s, err := canvas.SceneOf(int(test.Labels[i])); err == nil && !s.HeldOut() {
+			img := make([]float32, test.Height*test.Width)
+			test.Float32(i, img)
+			real = append(real, img)
+		}
 	}
 	_, realFeats, err := judge.Predict(real)
 	if err != nil {
 		return r, err
 	}
-	if r.FD, err = frechet(feats, realFeats); err != nil {
-		return r, err
+	if len(seenFeats) > 1 {
+		if r.FD, err = frechet(seenFeats, realFeats); err != nil {
+			return r, err
+		}
 	}
 	return r, nil
 }

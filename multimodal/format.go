@@ -84,6 +84,15 @@ func (r *Row) Text(f Format, ids []int) {
 	}
 }
 
+// Prompt appends text ids that are inputs but not targets, such as a
+// question whose answer is the target: nothing trains the model to write
+// them.
+func (r *Row) Prompt(f Format, ids []int) {
+	for _, t := range ids {
+		r.add(lm.TokenItem(f.Vocab.Text(t)), nil, false)
+	}
+}
+
 // Null appends n null tokens, which stand for a dropped caption (the
 // unconditional stream of classifier-free guidance) and are never targets.
 func (r *Row) Null(f Format, n int) {
@@ -111,11 +120,11 @@ func (r *Row) Image(f Format, latents, scale []float32) {
 // Latents and Scales [B, L, C], IsLatent and Valid [B, L] (Valid is 1 where
 // the item is a training target; padding and null tokens are 0).
 type Batch struct {
-	Rows, Len                 int
-	Ids                       []int32
-	Latents, Scales           []float32
-	IsLatent, Valid           []float32
-	Tokens, LatentItems, Text int // targets of each kind, and text tokens among the tokens
+	Rows, Len           int
+	Ids                 []int32
+	Latents, Scales     []float32
+	IsLatent, Valid     []float32
+	Tokens, LatentItems int // targets of each kind
 }
 
 // Pack lays rows out at length l, padding short ones; a longer row is an
@@ -151,9 +160,6 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 			b.Ids[k] = int32(it.Token)
 			if j > 0 && !r.NotTarget[j] {
 				b.Tokens++
-				if _, ok := f.Vocab.TextOf(it.Token); ok {
-					b.Text++
-				}
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gomlx/compute/dtypes"
@@ -17,8 +18,8 @@ import (
 	"github.com/latentlm/latentlm/nn"
 )
 
-// MaxBatch is the most sequences one engine session generates at once.
-const MaxBatch = 64
+// DefaultBatch is the default of Options.Batch.
+const DefaultBatch = 64
 
 // Images draws n images from a caption (text → image); see ImagesFor.
 func (m *Model) Images(ctx context.Context, caption string, n int) ([][]float32, error) {
@@ -64,11 +65,11 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 	out := make([][]float32, len(captions))
 	for _, l := range lengths {
 		idx := byLen[l]
-		for s := 0; s < len(idx); s += MaxBatch {
+		for s := 0; s < len(idx); s += m.opts.Batch {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			part := idx[s:min(s+MaxBatch, len(idx))]
+			part := idx[s:min(s+m.opts.Batch, len(idx))]
 			var cond, guide [][]lm.Item
 			for _, i := range part {
 				cond, guide = append(cond, conds[i]), append(guide, guides[i])
@@ -119,8 +120,8 @@ func (m *Model) answer(ctx context.Context, images [][]float32, question []int) 
 	}
 	f := m.Format
 	out := make([]string, 0, len(images))
-	for start := 0; start < len(images); start += MaxBatch {
-		batch := images[start:min(start+MaxBatch, len(images))]
+	for start := 0; start < len(images); start += m.opts.Batch {
+		batch := images[start:min(start+m.opts.Batch, len(images))]
 		lat, err := m.Image.Encode(batch, false)
 		if err != nil {
 			return nil, err
@@ -188,7 +189,8 @@ func (m *Model) greedyText(ctx context.Context, sess *lm.Session, n int) ([]stri
 		if err != nil {
 			return nil, err
 		}
-		out[i] = s
+		// A model may stop inside a character; the text stays printable.
+		out[i] = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	return out, nil
 }
@@ -273,11 +275,17 @@ type Piece struct {
 
 // Complete continues a prompt, the paper's general-purpose interface: text
 // drawn with the options' temperature and top-p, and, where the model
-// itself emits <BOL>, an image — its latents drawn with guidance by the
-// sequence with the prompt replaced by null tokens — after which <EOL> is
-// appended and text goes on. It ends at <|endoftext|>, MaxTokens text
-// tokens or max_len. emit receives each piece as it is made: text as soon
-// as its bytes form whole UTF-8 characters.
+// itself emits <BOL>, an image, after which <EOL> is appended and text goes
+// on. It ends at <|endoftext|>, MaxTokens text tokens or max_len. emit
+// receives each piece as it is made: text as soon as its bytes form whole
+// UTF-8 characters.
+//
+// Text is generated on one unguided stream. An image is drawn on a guided
+// session of its own: the sequence so far with <BOL>, against the same
+// sequence with the text since the last document or image boundary (the
+// prompt and what the model wrote, its caption) replaced by null tokens —
+// the dropped caption of training. The image's items are then stepped into
+// the text stream.
 func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) error) error {
 	if m.engine == nil {
 		return errClosed
@@ -287,35 +295,33 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 		return err
 	}
 	f := m.Format
-	var cond, guide Row
-	cond.EOT(f)
-	cond.Text(f, ids)
-	guide.EOT(f)
-	guide.Null(f, len(ids))
-	sess, err := m.engine.Prefill([][]lm.Item{cond.Items}, [][]lm.Item{guide.Items})
+	var history Row // every item of the sequence so far
+	history.EOT(f)
+	history.Text(f, ids)
+	caption := 1 // where the text since the last boundary starts
+	sess, err := m.engine.Prefill([][]lm.Item{history.Items}, nil)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	var pending []byte // bytes of a character not yet whole
+	var pending []byte // the bytes of a character not yet whole
 	flush := func(final bool) error {
-		if len(pending) == 0 {
-			return nil
-		}
 		end := len(pending)
 		if !final {
-			for end > 0 && !utf8.Valid(pending[:end]) {
-				end--
-			}
+			end = wholeRunes(pending)
 		}
 		if end == 0 {
 			return nil
 		}
-		s := string(pending[:end])
+		s := strings.ToValidUTF8(string(pending[:end]), "\uFFFD")
 		pending = append(pending[:0], pending[end:]...)
 		return emit(Piece{Text: s})
 	}
-	for tokens := 0; tokens < m.opts.MaxTokens; {
+	step := func(it lm.Item) error {
+		history.add(it, nil, true)
+		return sess.Step([]lm.Item{it})
+	}
+	for tokens := 0; tokens < m.opts.MaxTokens && sess.Len() < m.Config.MaxLen; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -324,31 +330,33 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 			return err
 		}
 		room := m.Config.MaxLen - sess.Len()
-		tok := m.pick(logits[0], room > f.Items+1, m.opts.TextTemperature, m.opts.TopP)
+		tok := m.pick(logits[0], room >= f.ImageLen(), m.opts.TextTemperature, m.opts.TopP)
 		if tok == f.Vocab.BOL() {
 			if err := flush(true); err != nil {
 				return err
 			}
-			if err := sess.Step([]lm.Item{lm.TokenItem(tok)}); err != nil {
-				return err
-			}
-			lat, err := sess.Latents(lm.Segment{Max: f.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }})
+			z, err := m.drawImage(ctx, history, caption)
 			if err != nil {
 				return err
 			}
-			imgs, err := m.Image.Decode(lat)
+			imgs, err := m.Image.Decode([][]float32{z})
 			if err != nil {
 				return err
 			}
 			if err := emit(Piece{Image: imgs[0]}); err != nil {
 				return err
 			}
-			if sess.Len()+1 >= m.Config.MaxLen {
-				break
+			var img Row
+			img.Image(f, z, nil)
+			for _, it := range img.Items {
+				if sess.Len() >= m.Config.MaxLen {
+					return nil
+				}
+				if err := step(it); err != nil {
+					return err
+				}
 			}
-			if err := sess.Step([]lm.Item{lm.TokenItem(f.Vocab.EOL())}); err != nil {
-				return err
-			}
+			caption = len(history.Items)
 			continue
 		}
 		t, _ := f.Vocab.TextOf(tok)
@@ -360,14 +368,54 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 			return err
 		}
 		tokens++
-		if sess.Len()+1 >= m.Config.MaxLen {
+		if sess.Len() >= m.Config.MaxLen {
 			break
 		}
-		if err := sess.Step([]lm.Item{lm.TokenItem(tok)}); err != nil {
+		if err := step(lm.TokenItem(tok)); err != nil {
 			return err
 		}
 	}
 	return flush(true)
+}
+
+// drawImage draws an image's latents after the sequence so far (history),
+// guided by the same sequence whose items from caption on are null tokens.
+func (m *Model) drawImage(ctx context.Context, history Row, caption int) ([]float32, error) {
+	f := m.Format
+	bol := lm.TokenItem(f.Vocab.BOL())
+	cond := append(append([]lm.Item(nil), history.Items...), bol)
+	guide := append([]lm.Item(nil), history.Items[:caption]...)
+	for range len(history.Items) - caption {
+		guide = append(guide, lm.TokenItem(f.Vocab.Null()))
+	}
+	guide = append(guide, bol)
+	sess, err := m.engine.Prefill([][]lm.Item{cond}, [][]lm.Item{guide})
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	lat, err := sess.Latents(lm.Segment{Max: f.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }})
+	if err != nil {
+		return nil, err
+	}
+	return lat[0], nil
+}
+
+// wholeRunes is the length of the longest prefix of b that holds no
+// incomplete character at its end: every byte except an unfinished UTF-8
+// sequence at the very end (invalid bytes in the middle count as whole, so
+// one bad byte never holds back the rest of the stream).
+func wholeRunes(b []byte) int {
+	for k := 1; k <= min(utf8.UTFMax-1, len(b)); k++ {
+		i := len(b) - k
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
 }
 
 // TextNats is the teacher-forced cross-entropy, in nats, of the text of

@@ -30,12 +30,14 @@ type Options struct {
 	TopP float64
 	// MaxTokens bounds the text tokens generated per answer.
 	MaxTokens int
+	// Batch is the most sequences generated at once.
+	Batch int
 }
 
 // DefaultOptions are the defaults of `latentlm complete`: 20 DPM-Solver++
 // steps, guidance 4, text temperature 0.8 and top-p 0.95.
 func DefaultOptions() Options {
-	return Options{SampleOptions: lm.DefaultSampleOptions(), TextTemperature: 0.8, TopP: 0.95, MaxTokens: 64}
+	return Options{SampleOptions: lm.DefaultSampleOptions(), TextTemperature: 0.8, TopP: 0.95, MaxTokens: 64, Batch: DefaultBatch}
 }
 
 // Validate reports the first option out of range.
@@ -50,6 +52,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("top-p %v: want a value in (0, 1]", o.TopP)
 	case o.MaxTokens < 1:
 		return fmt.Errorf("max tokens %d: want at least 1", o.MaxTokens)
+	case o.Batch < 1:
+		return fmt.Errorf("batch %d: want at least 1", o.Batch)
 	}
 	return nil
 }

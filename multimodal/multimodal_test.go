@@ -349,3 +349,20 @@ func TestPickToken(t *testing.T) {
 		t.Fatalf("uniform draw over text reached %v, want exactly the 4 text ids", seen)
 	}
 }
+
+// TestWholeRunes: streaming holds back only an unfinished character at
+// the end, never the text after an invalid byte.
+func TestWholeRunes(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"", 0}, {"abc", 3}, {"caf\xc3", 3}, {"caf\xc3\xa9", 5}, {"\xe4\xb8", 0}, {"a\xe4\xb8", 1},
+		{"\xc3 two", 5}, {"x\xff", 2}, {"👍", 4}, {"a\xf0\x9f\x91", 1},
+	}
+	for _, c := range cases {
+		if got := wholeRunes([]byte(c.in)); got != c.want {
+			t.Errorf("wholeRunes(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}

@@ -73,7 +73,9 @@ type MultimodalOptions struct {
 	Mix             Mixture
 	EMA             float64
 	// SampleEvery is the period in steps of a caption → image grid
-	// Out/samples-NNNNNN.png, also drawn at the last step (0: never).
+	// Out/samples-NNNNNN.png, also drawn at the last step (0: never). It
+	// is drawn when the checkpoint is saved, so only at steps that are
+	// multiples of both SaveEvery and SampleEvery.
 	SampleEvery int64
 }
 
@@ -142,14 +144,18 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The corpus.
+	// The corpus, which text sequences and the BPE need.
 	var docs, valid []string
-	if len(o.TextFiles) > 0 {
+	switch {
+	case o.Mix.Text == 0 && o.TextTokenizer != "":
+	case len(o.TextFiles) > 0:
 		if docs, err = text.ReadFiles(o.TextFiles); err != nil {
 			return nil, err
 		}
-	} else if docs, valid, err = text.Fortunes(text.FortunesDir); err != nil {
-		return nil, err
+	default:
+		if docs, valid, err = text.Fortunes(text.FortunesDir); err != nil {
+			return nil, err
+		}
 	}
 	// The image tokenizer and the canvases' latent moments.
 	if o.Tokenizer == "" {
@@ -191,8 +197,9 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	o.Model.MaxLen = o.SeqLen
 	o.Model.Layout = lm.LayoutBOL
 	f := multimodal.Format{Vocab: o.Model.Vocab, EOT: tok.EOT(), Items: tc.Items(), Channels: tc.Channels}
-	if need := 4 + f.ImageLen() + 24; o.SeqLen < need {
-		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short for an image of %d items with its caption (want ≥ %d)", o.SeqLen, f.Items, need)}
+	need := longestRow(f, tok, names)
+	if o.SeqLen < need {
+		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short: the longest caption or question with its image takes %d items with this tokenizer", o.SeqLen, need)}
 	}
 	cfg := o.Model
 	run, err := train.StartRun(o.Out, multimodal.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
@@ -205,6 +212,10 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	defer run.Finish()
 	if cfg.Vocab != o.Model.Vocab || cfg.Latent != tc.Channels {
 		return nil, fmt.Errorf("%s: the saved model (vocabulary %d, %d channels) does not match its tokenizers (%d, %d)", o.Out, cfg.Vocab.Extra, cfg.Latent, tok.Size(), tc.Channels)
+	}
+	// A resumed run keeps the sequence length it was started with.
+	if o.SeqLen = cfg.MaxLen; o.SeqLen < need {
+		return nil, fmt.Errorf("%s: the saved max_len %d is shorter than the longest sequence (%d items)", o.Out, cfg.MaxLen, need)
 	}
 	store := run.Store
 	o.Seed = run.Seed
@@ -356,12 +367,27 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 		case 3: // image + question → answer
 			x := m.questions[id][rng.IntN(len(m.questions[id]))]
 			r.Image(f, mu, sc)
-			r.Text(f, x.q)
+			r.Prompt(f, x.q) // an input, not a target: after <EOL> the model learns captions only
 			r.Text(f, x.a)
 		}
 		r.EOT(f)
 	}
 	return f.Pack(rows, o.SeqLen)
+}
+
+// longestRow is the most items a caption → image, image → caption or
+// question sequence takes with this tokenizer.
+func longestRow(f multimodal.Format, tok *text.Tokenizer, names canvas.Names) int {
+	longest := 0
+	for _, s := range canvas.AllScenes() {
+		for _, c := range names.Captions(s) {
+			longest = max(longest, 2+len(tok.Encode(c))+f.ImageLen())
+		}
+		for _, x := range names.Questions(s) {
+			longest = max(longest, 2+f.ImageLen()+len(tok.Encode(x.Question))+len(tok.Encode(" "+x.Answer)))
+		}
+	}
+	return longest
 }
 
 // captionTexts is every caption, question and answer of the training

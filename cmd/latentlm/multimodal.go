@@ -132,7 +132,7 @@ type modelFlags struct {
 func addModelFlags(fs *flags) modelFlags {
 	d := multimodal.DefaultOptions()
 	f := modelFlags{backend: fs.String("backend", "", "compute backend: onnx, go or xla")}
-	f.sample = addSampleFlags(fs, "multimodal checkpoint (default: the shipped weights/"+multimodalDefault+")", "image tokenizer (default: the model's own)", multimodal.MaxBatch)
+	f.sample = addSampleFlags(fs, "multimodal checkpoint (default: the shipped weights/"+multimodalDefault+")", "image tokenizer (default: the model's own)", multimodal.DefaultBatch)
 	f.model, f.vae = f.sample.model, f.sample.vae
 	f.textTemp = fs.Float64("text-temperature", d.TextTemperature, "temperature of text tokens (0: the most likely)")
 	f.topP = fs.Float64("top-p", d.TopP, "nucleus of text sampling: keep the likeliest tokens up to this probability")
@@ -152,7 +152,7 @@ func (f modelFlags) open(greedy bool) (*multimodal.Model, error) {
 			return nil, fmt.Errorf("no --model given and no shipped %s: %w", multimodalDefault, err)
 		}
 	}
-	o := multimodal.Options{SampleOptions: f.sample.options(), TextTemperature: *f.textTemp, TopP: *f.topP, MaxTokens: *f.maxTokens}
+	o := multimodal.Options{SampleOptions: f.sample.options(), TextTemperature: *f.textTemp, TopP: *f.topP, MaxTokens: *f.maxTokens, Batch: *f.sample.batch}
 	if greedy {
 		o.TextTemperature = 0
 	}
@@ -186,7 +186,7 @@ func runGenerate(args []string) error {
 	}
 	defer m.Close()
 	size := m.Image.Config.ImageSize
-	if err := fs.checkMemory(fmt.Sprintf("generating %d images", *n), float64(*n)*float64(size*size)*4*4+m.Config.Activations(2*min(*n, multimodal.MaxBatch), m.Config.MaxLen, 1, false)); err != nil {
+	if err := fs.checkMemory(fmt.Sprintf("generating %d images", *n), float64(*n)*float64(size*size)*4*4+m.Config.Activations(2*min(*n, multimodal.DefaultBatch), m.Config.MaxLen, 1, false)); err != nil {
 		return err
 	}
 	ctx, cancel := signalContext()
@@ -335,7 +335,7 @@ Scores a multimodal model on the canvas benchmark (docs/DESIGN.md §11):
 func runEvalMultimodal(task string, args []string) error {
 	fs := newFlags("eval", evalMultimodalSynopsis)
 	mf := addModelFlags(fs)
-	dataName := fs.String("data", "mnist-canvas", "canvas data set: mnist-canvas or fashion-canvas")
+	dataName := fs.String("data", "mnist-canvas", "canvas data set: mnist-canvas or fashion-canvas (default: the model's own)")
 	judgeDir := fs.String("judge", "", "canvas classifier, or a folder of several (an ensemble; default: the shipped weights/judge-<data>)")
 	n := fs.Int("n", 1000, "test canvases (i2t, vqa)")
 	perSeen := fs.Int("per-seen", 2, "images per training scene (t2i)")
@@ -348,15 +348,23 @@ func runEvalMultimodal(task string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	names, err := canvas.NamesOf(*dataName)
-	if err != nil {
-		return err
+	switch task {
+	case "text", "t2i", "i2t", "vqa":
+	default:
+		return fmt.Errorf("unknown --task %q: want text, t2i, i2t or vqa (or class, the class → image scores)", task)
 	}
 	m, err := mf.open(true)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	if d, ok := m.Info["data"].(string); ok && !fs.isSet("data") {
+		*dataName = d // the model's own canvases
+	}
+	names, err := canvas.NamesOf(*dataName)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
 	var r evaluate.MultimodalReport
@@ -471,7 +479,7 @@ func captionDemo(fs *flags, backendName, dir, out string) error {
 			captions = append(captions, canvas.MNIST.Caption(s))
 		}
 	}
-	if err := fs.checkMemory(fmt.Sprintf("generating %d images", len(captions)), m.Config.Activations(2*multimodal.MaxBatch, m.Config.MaxLen, 1, false)); err != nil {
+	if err := fs.checkMemory(fmt.Sprintf("generating %d images", len(captions)), m.Config.Activations(2*multimodal.DefaultBatch, m.Config.MaxLen, 1, false)); err != nil {
 		return err
 	}
 	imgs, err := m.ImagesFor(ctx, captions)
@@ -492,7 +500,7 @@ func captionDemo(fs *flags, backendName, dir, out string) error {
 // demoMultimodalSteps is the length of the multimodal model's training in
 // `demo --train --task multimodal`, sized to fit the whole demo (tokenizer
 // included) in 30 minutes on 2 cores (docs/BENCHMARKS.md, "multimodal demo").
-const demoMultimodalSteps = 1500
+const demoMultimodalSteps = 1000
 
 // demoMultimodal writes the caption → image grid of the shipped multimodal
 // model, or with retrain of one trained from scratch: the canvas σ-VAE on

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMultimodalBadInput: the multimodal commands refuse bad input with one
+// line and exit status 1 — before loading anything where they can, and
+// with the shipped model for what only the model can judge (the prompt's
+// length in tokens, the image size).
+func TestMultimodalBadInput(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "--prompt", ""}, "--prompt is empty"},
+		{[]string{"caption"}, "no images"},
+		{[]string{"ask", "x.png"}, "want one or more images and then the question"},
+		{[]string{"train", "--task", "poetry"}, `unknown --task "poetry"`},
+		{[]string{"train", "--task", "multimodal", "--data", "mnist"}, "takes mnist-canvas or fashion-canvas"},
+		{[]string{"train", "--task", "multimodal", "--caption-dropout", "1.5"}, "--caption-dropout 1.5"},
+		{[]string{"eval", "--task", "poetry", "--model", dir}, "poetry"},
+		{[]string{"complete", "--prompt", "x", "--images", filepath.Join(dir, "missing")}, "not a folder"},
+		{[]string{"demo", "--task", "poetry"}, `unknown --task "poetry"`},
+	}
+	for _, c := range cases {
+		code, _, stderr := cli(t, dir, c.args...)
+		expectOneLineError(t, code, stderr, c.want)
+	}
+
+	model := filepath.Join(repoRoot(t), "weights", multimodalDefault)
+	if _, err := os.Stat(model); err != nil {
+		t.Skip("no shipped multimodal model")
+	}
+	small := filepath.Join(dir, "small.png")
+	if code, _, stderr := cli(t, dir, "sample", "--class", "3", "--n", "1", "--out", small); code != 0 {
+		t.Fatalf("sample: %s", stderr)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "--prompt", "caf\xe9", "--out", filepath.Join(dir, "g.png")}, "not valid UTF-8"},
+		{[]string{"generate", "--prompt", strings.Repeat("the digit 3 ", 40), "--out", filepath.Join(dir, "g.png")}, "tokens long"},
+		{[]string{"caption", small}, small},
+		{[]string{"ask", filepath.Join(dir, "none.png"), "how many digits are there?"}, "none.png"},
+	} {
+		code, _, stderr := cli(t, dir, c.args...)
+		expectOneLineError(t, code, stderr, c.want)
+	}
+}
