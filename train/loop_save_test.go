@@ -172,3 +172,39 @@ func TestLoopHookErrorStopsRun(t *testing.T) {
 		t.Errorf("training went on to step %d after the save failed at 2", got)
 	}
 }
+
+// TestLoopRecordsMetrics: the named terms a loss returns after its total
+// are averaged into the history beside the loss, per recorded point.
+func TestLoopRecordsMetrics(t *testing.T) {
+	store := model.NewStore()
+	if err := nn.Init(store, []nn.Spec{{Name: "w", Shape: []int{1, 1}, Std: 1}}, 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	cfg := train.DefaultConfig()
+	tr, err := train.New(testutil.Backend(t, ""), store, cfg, func(_ *model.Scope, w nn.Weights, in []*Node) []*Node {
+		sq := ReduceAllSum(Square(Mul(w.Get("w"), in[0])))
+		return []*Node{MulScalar(sq, 3), sq, MulScalar(sq, 2)} // total = a + b with a = sq, b = 2·sq
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &train.Loop{Trainer: tr, Store: store, Steps: 6, Quiet: true, RecordEvery: 3, Metrics: []string{"a", "b"},
+		Batch: func(int64) ([]any, int, error) {
+			return []any{tensors.FromFlatDataAndDimensions([]float32{1}, 1, 1)}, 1, nil
+		}}
+	if err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.History) != 2 {
+		t.Fatalf("history %+v, want 2 points", l.History)
+	}
+	for _, p := range l.History {
+		if len(p.Metrics) != 2 {
+			t.Fatalf("point %+v: want 2 metrics", p)
+		}
+		a, b := p.Metrics[0], p.Metrics[1]
+		if d := p.Loss - (a + b); d > 1e-5*p.Loss || d < -1e-5*p.Loss || b < 1.99*a || b > 2.01*a {
+			t.Errorf("point %+v: want loss = a + b and b = 2a", p)
+		}
+	}
+}
