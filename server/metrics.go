@@ -139,7 +139,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	m.mu.Unlock()
 	b.WriteString("# HELP latentlm_images_generated_total Images generated, by model.\n# TYPE latentlm_images_generated_total counter\n")
 	m.images.mu.Lock()
-	for _, name := range s.names {
+	names := append(append([]string(nil), s.names...), s.mmNames...)
+	sort.Strings(names)
+	for _, name := range names {
 		fmt.Fprintf(&b, "latentlm_images_generated_total{model=%q} %d\n", name, m.images.m[name])
 	}
 	m.images.mu.Unlock()

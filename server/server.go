@@ -1,7 +1,9 @@
 // Package server is the HTTP API of `latentlm serve`: JSON endpoints that
 // generate images with loaded LatentLM (or DiT) models, optionally
 // streaming every latent as Server-Sent Events, Prometheus metrics, and a
-// web page that watches generation as it happens. docs/API.md describes the
+// web page that watches generation as it happens. A multimodal model
+// (package multimodal) adds text → image, captions, answers about images
+// and completions, one request at a time. docs/API.md describes the
 // endpoints.
 //
 // Only the standard library's net/http is used. Requests pass a bounded
@@ -33,6 +35,7 @@ import (
 
 	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/multimodal"
 )
 
 // Limits of one request.
@@ -89,10 +92,17 @@ type Config struct {
 	BatchSettle time.Duration
 }
 
-// Model is a loaded generator served under Name.
+// Model is a loaded model served under Name: a class-conditional generator
+// (Gen) or a multimodal model (Multimodal), exactly one of the two.
 type Model struct {
 	Name string
 	Gen  *latentlm.Generator
+	// Multimodal reads and writes text and images. The server runs one
+	// request at a time on it (it holds one engine).
+	Multimodal *multimodal.Model
+	// Backend names Multimodal's compute backend for GET /v1/models (a
+	// Gen reports its own).
+	Backend string
 }
 
 // Server serves the API over a fixed set of models. Create it with New;
@@ -100,9 +110,12 @@ type Model struct {
 type Server struct {
 	cfg    Config
 	models map[string]*latentlm.Generator
-	names  []string
-	mux    *http.ServeMux
-	slots  chan struct{}
+	names  []string // of the class-conditional models, sorted
+	// multimodal holds the multimodal models, mmNames their sorted names.
+	multimodal map[string]*mmModel
+	mmNames    []string
+	mux        *http.ServeMux
+	slots      chan struct{}
 	// admitted counts the requests holding or waiting for a slot.
 	admitted atomic.Int64
 	waiting  atomic.Int64
@@ -112,15 +125,19 @@ type Server struct {
 	batchers  map[string]*batcher
 	closeOnce sync.Once
 	// beforeGenerate, when set (by tests), runs once a request holds its
-	// slot.
+	// slot (or its multimodal model).
 	beforeGenerate func()
+	// onPiece, when set (by tests), runs after every piece of a
+	// completion, with the request's context.
+	onPiece func(context.Context)
 }
 
 //go:embed web
 var webFS embed.FS
 
 // New serves models (at least one, names unique and non-empty) with cfg.
-// The models stay the caller's to close.
+// The models stay the caller's to close; the server closes none, and uses a
+// multimodal model only from the requests it answers.
 func New(models []Model, cfg Config) (*Server, error) {
 	if len(models) == 0 {
 		return nil, errors.New("server: no models to serve")
@@ -137,13 +154,19 @@ func New(models []Model, cfg Config) (*Server, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Minute
 	}
-	s := &Server{cfg: cfg, models: map[string]*latentlm.Generator{}, slots: make(chan struct{}, cfg.Concurrency), metrics: newMetrics()}
+	s := &Server{cfg: cfg, models: map[string]*latentlm.Generator{}, multimodal: map[string]*mmModel{},
+		slots: make(chan struct{}, cfg.Concurrency), metrics: newMetrics()}
 	for _, m := range models {
-		if m.Name == "" || m.Gen == nil {
-			return nil, fmt.Errorf("server: model %q: want a name and a generator", m.Name)
+		if m.Name == "" || (m.Gen == nil) == (m.Multimodal == nil) {
+			return nil, fmt.Errorf("server: model %q: want a name and either a generator or a multimodal model", m.Name)
 		}
-		if s.models[m.Name] != nil {
+		if s.models[m.Name] != nil || s.multimodal[m.Name] != nil {
 			return nil, fmt.Errorf("server: two models named %q", m.Name)
+		}
+		if m.Multimodal != nil {
+			s.multimodal[m.Name] = newMMModel(m)
+			s.mmNames = append(s.mmNames, m.Name)
+			continue
 		}
 		s.models[m.Name] = m.Gen
 		s.names = append(s.names, m.Name)
@@ -159,29 +182,35 @@ func New(models []Model, cfg Config) (*Server, error) {
 		}
 		s.batchers = map[string]*batcher{}
 		for _, m := range models {
-			if m.Gen.SupportsBatch() {
+			if m.Gen != nil && m.Gen.SupportsBatch() {
 				s.batchers[m.Name] = newBatcher(s, m.Name, m.Gen, cfg.BatchRows, settle)
 			}
 		}
 	}
 	sort.Strings(s.names)
+	sort.Strings(s.mmNames)
 	web, err := fs.Sub(webFS, "web")
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/images", s.instrument("/v1/images", s.handleImages))
+	if len(s.mmNames) > 0 {
+		mux.HandleFunc("/v1/captions", s.instrument("/v1/captions", s.handleCaptions))
+		mux.HandleFunc("/v1/answers", s.instrument("/v1/answers", s.handleAnswers))
+		mux.HandleFunc("/v1/completions", s.instrument("/v1/completions", s.handleCompletions))
+	}
 	mux.HandleFunc("/v1/models", s.instrument("/v1/models", s.handleModels))
 	mux.HandleFunc("/healthz", s.instrument("/healthz", s.handleHealth))
 	mux.HandleFunc("/metrics", s.instrument("/metrics", s.handleMetrics))
 	files := http.FileServerFS(web)
 	mux.HandleFunc("/", s.instrument("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			methodNotAllowed(w, "GET, HEAD")
-			return
-		}
 		if r.URL.Path != "/" && r.URL.Path != "/index.html" && r.URL.Path != "/app.js" && r.URL.Path != "/style.css" {
 			writeError(w, http.StatusNotFound, "path", "no such endpoint: "+r.URL.Path+" (see docs/API.md)")
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, "GET, HEAD")
 			return
 		}
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
@@ -254,6 +283,11 @@ type ModelInfo struct {
 	ImageSize int    `json:"image_size"`
 	Params    int    `json:"params"`
 	Backend   string `json:"backend"`
+	// MaxLen is a multimodal model's context in items (text tokens and
+	// image latents): prompt and answer must fit in it.
+	MaxLen int `json:"max_len,omitempty"`
+	// Endpoints are those a multimodal model answers.
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
@@ -271,6 +305,15 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 		g := s.models[n]
 		out.Models = append(out.Models, ModelInfo{Name: n, Kind: g.Kind(), Classes: g.Classes(), ImageSize: g.ImageSize(), Params: g.Params(), Backend: g.Backend()})
 	}
+	for _, n := range s.mmNames {
+		out.Models = append(out.Models, s.multimodal[n].info())
+	}
+	sort.Slice(out.Models, func(i, j int) bool { return out.Models[i].Name < out.Models[j].Name })
+	if len(s.mmNames) > 0 {
+		d := multimodal.DefaultOptions()
+		out.Defaults.Completion = &CompletionDefaults{MaxTokens: d.MaxTokens, Temperature: d.TextTemperature, TopP: d.TopP}
+		out.Limits.MaxTokens, out.Limits.Images, out.Limits.ImageBodyBytes = MaxTokens, MaxImages, MaxImageBodyBytes
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -281,6 +324,17 @@ type Defaults struct {
 	CFG         float64 `json:"cfg"`
 	Seed        int64   `json:"seed"`
 	Temperature float64 `json:"temperature"`
+	// Completion holds the text defaults of the multimodal endpoints
+	// (only when the server holds a multimodal model).
+	Completion *CompletionDefaults `json:"completion,omitempty"`
+}
+
+// CompletionDefaults are the defaults of POST /v1/completions that
+// Defaults lacks (captions and answers take max_tokens).
+type CompletionDefaults struct {
+	MaxTokens   int     `json:"max_tokens"`
+	Temperature float64 `json:"temperature"` // of text tokens
+	TopP        float64 `json:"top_p"`
 }
 
 // Limits are the largest values a request may ask for.
@@ -291,6 +345,12 @@ type Limits struct {
 	Seed        int64   `json:"seed"`
 	Temperature float64 `json:"temperature"`
 	BodyBytes   int     `json:"body_bytes"`
+	// The limits of the multimodal endpoints (only when the server holds
+	// a multimodal model): text tokens an answer, images a request and the
+	// body of a request with images.
+	MaxTokens      int `json:"max_tokens,omitempty"`
+	Images         int `json:"images,omitempty"`
+	ImageBodyBytes int `json:"image_body_bytes,omitempty"`
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -298,7 +358,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "GET, HEAD")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "models": len(s.names),
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "models": len(s.names) + len(s.mmNames),
 		"running": s.running.Load(), "waiting": s.waiting.Load()})
 }
 
@@ -339,11 +399,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "POST")
 		return
 	}
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		ct = "none"
-	}
-	req, ferr := decodeRequest(http.MaxBytesReader(w, r.Body, MaxBodyBytes), ct)
+	req, ferr := decodeRequest(http.MaxBytesReader(w, r.Body, MaxBodyBytes), contentType(r))
 	if ferr == nil {
 		ferr = s.check(&req)
 	}
@@ -352,15 +408,16 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The queue: a slot, or a place among the waiting, or 429.
-	if s.admitted.Add(1) > int64(s.cfg.Concurrency+s.cfg.Queue) {
-		s.admitted.Add(-1)
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, "", fmt.Sprintf("server busy: %d requests generating and %d waiting; retry later", s.cfg.Concurrency, s.cfg.Queue))
+	if !s.admit(w) {
 		return
 	}
 	defer s.admitted.Add(-1)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
+	if req.Prompt != "" {
+		s.promptImages(w, ctx, req, t0)
+		return
+	}
 	if b := s.batchers[req.Model]; b != nil {
 		var tm Timings
 		imgs, streaming, err := s.generateBatched(ctx, w, b, req, &tm, t0)

@@ -49,6 +49,12 @@ func TestMain(m *testing.M) {
 	if gen != nil {
 		gen.Close()
 	}
+	if mmTest.Multimodal != nil {
+		mmTest.Multimodal.Close()
+	}
+	if mmDir != "" {
+		os.RemoveAll(mmDir)
+	}
 	os.Exit(code)
 }
 

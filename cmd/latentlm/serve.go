@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/latentlm/latentlm"
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/server"
 )
 
@@ -21,9 +22,10 @@ func init() {
 }
 
 func runServe(args []string) error {
-	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] [--models weights/] [--concurrency 1] [--queue 8] [--batch-rows 64] [--timeout 5m]")
+	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] [--models weights/] [--multimodal weights/multimodal-mnist] [--concurrency 1] [--queue 8] [--batch-rows 64] [--timeout 5m]")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (loopback by default; 0.0.0.0:8080 exposes the server to the network)")
 	modelsDir := fs.String("models", "", "folder of LatentLM/DiT checkpoints, each served under its folder name, or one checkpoint folder (default: the shipped weights/)")
+	mmDir := fs.String("multimodal", "", "multimodal checkpoint served for text → image, captions, answers and completions (default: the shipped weights/"+multimodalDefault+" if present; none: no multimodal model)")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	concurrency := fs.Int("concurrency", 1, "requests generating at once")
 	queue := fs.Int("queue", 8, "requests that may wait for a slot before the server answers 429")
@@ -58,12 +60,40 @@ func runServe(args []string) error {
 	}
 	defer func() {
 		for _, m := range models {
-			m.Gen.Close()
+			if m.Gen != nil {
+				m.Gen.Close()
+			}
+			if m.Multimodal != nil {
+				m.Multimodal.Close()
+			}
 		}
 	}()
+	mm := *mmDir
+	if mm == "" {
+		// The shipped model when it is there (a whole checkpoint).
+		if d, err := weightsDir(multimodalDefault); err == nil {
+			if _, err := os.Stat(filepath.Join(d, checkpoint.ConfigFile)); err == nil {
+				mm = d
+			}
+		}
+	} else if mm == "none" {
+		mm = ""
+	}
+	if mm != "" {
+		m, err := server.LoadMultimodal(mm, *backendName)
+		if err != nil {
+			return fmt.Errorf("--multimodal: %s", strings.TrimPrefix(err.Error(), "server: "))
+		}
+		models = append(models, m)
+	}
 	var need float64
 	for _, m := range models {
-		need += m.Gen.MemoryEstimate(server.MaxImages)
+		if m.Gen != nil {
+			need += m.Gen.MemoryEstimate(server.MaxImages)
+			continue
+		}
+		px := m.Multimodal.Image.Config.ImageSize * m.Multimodal.Image.Config.ImageSize
+		need += float64(server.MaxImages*px)*4*4 + m.Multimodal.Config.Activations(2*server.MaxImages, m.Multimodal.Config.MaxLen, 1, false)
 	}
 	if err := fs.checkMemory(fmt.Sprintf("serving %d models at up to %d images a request", len(models), server.MaxImages), need); err != nil {
 		return err
@@ -88,6 +118,11 @@ func runServe(args []string) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10, BaseContext: func(net.Listener) context.Context { return base }}
 	for _, m := range models {
+		if m.Multimodal != nil {
+			size := m.Multimodal.Image.Config.ImageSize
+			fmt.Printf("serving %s (multimodal: text and %d×%d images, one request at a time) on %s\n", m.Name, size, size, m.Backend)
+			continue
+		}
 		fmt.Printf("serving %s (%s, %d classes) on %s\n", m.Name, m.Gen.Kind(), m.Gen.Classes(), m.Gen.Backend())
 	}
 	fmt.Printf("listening on http://%s/ (Ctrl-C to stop)\n", ln.Addr())

@@ -31,7 +31,8 @@ async function loadModels() {
   try {
     const r = await fetch("/v1/models");
     const body = await r.json();
-    models = body.models || [];
+    // The page draws classes: multimodal models (prompts) are left out.
+    models = (body.models || []).filter((m) => m.classes > 0);
     const d = body.defaults || {};
     if (d.steps !== undefined) $("steps").value = d.steps;
     if (d.cfg !== undefined) $("cfg").value = d.cfg;
