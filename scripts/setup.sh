@@ -204,6 +204,63 @@ install_fortunes() {
 }
 install_fortunes
 
+# Debian's speech synthesisers and recogniser, for the speech data and its
+# judge (package speech): flite with its voices awb, kal16, rms and slt;
+# festival with the diphone voices kal and ked and the HTS voice slt; and
+# pocketsphinx with its US English model, which transcribes. Setup only
+# installs them: rendering the data takes minutes, so `latentlm speech data`
+# does that into .deps/speech. Like chromium they are optional: where they
+# cannot be installed, setup goes on with a warning, the speech tests skip
+# and `latentlm speech data` says what is missing.
+VOICE_PKGS=(
+  flite:/usr/bin/flite
+  festival:/usr/bin/festival
+  festvox-kallpc16k:/usr/share/festival/voices/english/kal_diphone
+  festvox-kdlpc16k:/usr/share/festival/voices/english/ked_diphone
+  festvox-us-slt-hts:/usr/share/festival/voices/us/cmu_us_slt_arctic_hts
+  pocketsphinx:/usr/bin/pocketsphinx_batch
+  pocketsphinx-en-us:/usr/share/pocketsphinx/model/en-us/en-us
+)
+install_voices() {
+  local log="$tmp/voices.log" sudo=() entry missing=()
+  for entry in "${VOICE_PKGS[@]}"; do
+    [[ -e ${entry#*:} ]] || missing+=("${entry%%:*}")
+  done
+  if ((${#missing[@]} == 0)); then
+    printf '%-14s installed\n' "voices:"
+    return
+  fi
+  skip() { echo "setup: warning: voices: $*; the speech tests will be skipped and latentlm speech data cannot run" >&2; }
+  if ! command -v apt-get >/dev/null; then
+    skip "missing ${missing[*]}, and no apt-get to install these Debian packages"
+    return
+  fi
+  if ((EUID != 0)); then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      skip "missing ${missing[*]}, and installing them needs root (or sudo without a password): run apt-get install -y ${missing[*]} as root"
+      return
+    fi
+  fi
+  echo "voices: missing ${missing[*]}; installing them with apt-get (speech synthesisers and recogniser)"
+  voices_apt() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "$@" >>"$log" 2>&1; }
+  # A fresh container may hold no package lists: update them and try again.
+  if ! { voices_apt install -y -q "${missing[@]}" || { voices_apt update -q && voices_apt install -y -q "${missing[@]}"; }; }; then
+    tail -n 5 "$log" >&2
+    skip "apt-get install -y ${missing[*]} failed"
+    return
+  fi
+  for entry in "${VOICE_PKGS[@]}"; do
+    if [[ ! -e ${entry#*:} ]]; then
+      skip "apt-get installed ${entry%%:*} but there is no ${entry#*:}"
+      return
+    fi
+  done
+  printf '%-14s installed %s\n' "voices:" "${missing[*]}"
+}
+install_voices
+
 # The program itself. go build rewrites the file even when nothing changed,
 # so compare contents to say which.
 bin="$root/bin/latentlm"
