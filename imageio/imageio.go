@@ -227,6 +227,30 @@ func readGray(path string, h, w int) ([]float32, error) {
 	return decodeGray(data, h, w)
 }
 
+// DecodeGray is ReadGray on PNG data held in memory (an upload, say): the
+// data must be a PNG of exactly h×w pixels, every one gray and opaque, and
+// its pixels come back row-major as values in [0,1]. The size in the header
+// is checked before the pixels are decoded, so a huge declared image is
+// refused without allocating it; a size other than h×w is a *SizeError.
+// The errors name no file and carry no prefix: the caller says what the
+// data was.
+func DecodeGray(data []byte, h, w int) ([]float32, error) {
+	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
+		return nil, fmt.Errorf("invalid image size %dx%d", h, w)
+	}
+	return decodeGray(data, h, w)
+}
+
+// SizeError is a PNG of another size than the one asked for.
+type SizeError struct {
+	Height, Width         int // of the PNG
+	WantHeight, WantWidth int
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("image is %dx%d (h×w), want %dx%d", e.Height, e.Width, e.WantHeight, e.WantWidth)
+}
+
 // decodeGray is readGray on the contents of a file.
 func decodeGray(data []byte, h, w int) ([]float32, error) {
 	if !bytes.HasPrefix(data, pngSignature) {
@@ -239,7 +263,7 @@ func decodeGray(data []byte, h, w int) ([]float32, error) {
 		return nil, fmt.Errorf("invalid PNG: %w", err)
 	}
 	if cfg.Height != h || cfg.Width != w {
-		return nil, fmt.Errorf("image is %dx%d (h×w), want %dx%d", cfg.Height, cfg.Width, h, w)
+		return nil, &SizeError{Height: cfg.Height, Width: cfg.Width, WantHeight: h, WantWidth: w}
 	}
 	img, err := png.Decode(bytes.NewReader(data))
 	if err != nil {

@@ -1,6 +1,7 @@
 package imageio
 
 import (
+	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -283,6 +284,31 @@ func TestReadGrayErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), frag) {
 			t.Errorf("%s: error %q, want the path and %q", path, err, frag)
 		}
+	}
+}
+
+// DecodeGray refuses what ReadGray refuses, without a path or prefix, and a
+// wrong size is a *SizeError.
+func TestDecodeGrayErrors(t *testing.T) {
+	dir := t.TempDir()
+	for path, frag := range writeBadFiles(t, dir) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = DecodeGray(data, 28, 28)
+		if err == nil || !strings.Contains(err.Error(), frag) || strings.Contains(err.Error(), "imageio") {
+			t.Errorf("%s: error %v, want %q and no prefix", path, err, frag)
+		}
+		var se *SizeError
+		if errors.As(err, &se) != (filepath.Base(path) == "small.png") {
+			t.Errorf("%s: error %#v: a *SizeError only for the wrong size", path, err)
+		} else if se != nil && (se.Height != 10 || se.Width != 12 || se.WantHeight != 28 || se.WantWidth != 28) {
+			t.Errorf("%s: %+v", path, *se)
+		}
+	}
+	if _, err := DecodeGray(nil, 0, 28); err == nil || !strings.Contains(err.Error(), "invalid image size 0x28") {
+		t.Errorf("size 0x28: %v", err)
 	}
 }
 

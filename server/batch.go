@@ -190,11 +190,7 @@ func (s *Server) generateBatched(ctx context.Context, w http.ResponseWriter, b *
 		if gone || !req.Stream {
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
+		startStream(w)
 		sent = true
 		rc.Flush()
 	}

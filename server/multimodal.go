@@ -1,20 +1,19 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"image"
-	"image/png"
 	"math"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/backend"
+	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/nn"
 )
@@ -128,12 +127,14 @@ func (mm *mmModel) configure(o multimodal.Options, fields map[string]string) (*F
 	return nil, nil
 }
 
-// acquire waits for the model, in turn with the other requests, until ctx
-// ends. Call release after.
-func (s *Server) acquire(ctx context.Context, mm *mmModel) error {
+// acquire takes a place in slots (the slots of the class-conditional
+// models, or a multimodal model's lock), in turn with the other requests,
+// until ctx ends. The request counts as waiting meanwhile and as running
+// after. Call release after.
+func (s *Server) acquire(ctx context.Context, slots chan struct{}) error {
 	s.waiting.Add(1)
 	select {
-	case mm.lock <- struct{}{}:
+	case slots <- struct{}{}:
 		s.waiting.Add(-1)
 	case <-ctx.Done():
 		s.waiting.Add(-1)
@@ -146,21 +147,54 @@ func (s *Server) acquire(ctx context.Context, mm *mmModel) error {
 	return nil
 }
 
-func (s *Server) release(mm *mmModel) {
+func (s *Server) release(slots chan struct{}) {
 	s.running.Add(-1)
-	<-mm.lock
+	<-slots
 }
 
-// admit takes a place among the requests admitted (generating or waiting),
-// or answers 429. The caller gives it back with s.admitted.Add(-1).
-func (s *Server) admit(w http.ResponseWriter) bool {
+// enter answers a request refused (ferr) with its error, and one beyond
+// the queue with 429; else it takes a place among the requests admitted
+// (generating or waiting) and gives the request a context bounded by the
+// timeout. Call done, which gives both back, when ok.
+func (s *Server) enter(w http.ResponseWriter, r *http.Request, ferr *FieldError) (ctx context.Context, done func(), ok bool) {
+	if ferr != nil {
+		writeFieldError(w, ferr)
+		return nil, nil, false
+	}
 	if s.admitted.Add(1) > int64(s.cfg.Concurrency+s.cfg.Queue) {
 		s.admitted.Add(-1)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusTooManyRequests, "", fmt.Sprintf("server busy: %d requests generating and %d waiting; retry later", s.cfg.Concurrency, s.cfg.Queue))
-		return false
+		return nil, nil, false
 	}
-	return true
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	return ctx, func() { cancel(); s.admitted.Add(-1) }, true
+}
+
+// take waits for mm (as acquire) and gives it a request's options: set
+// changes the model's current ones, fields names the request's fields of
+// them (as configure). Where either fails it answers the request and
+// returns false; else the caller holds the model until s.release(mm.lock).
+// queueMS is the time from t0, the request's arrival, to the model.
+func (s *Server) take(w http.ResponseWriter, ctx context.Context, mm *mmModel, t0 time.Time, fields map[string]string, set func(*multimodal.Options)) (queueMS float64, ok bool) {
+	if err := s.acquire(ctx, mm.lock); err != nil {
+		s.failed(w, ctx, err, false)
+		return 0, false
+	}
+	queueMS = ms(time.Since(t0))
+	o := mm.m.Options()
+	set(&o)
+	ferr, err := mm.configure(o, fields)
+	switch {
+	case ferr != nil:
+		writeFieldError(w, ferr)
+	case err != nil:
+		s.failed(w, ctx, err, false)
+	default:
+		return queueMS, true
+	}
+	s.release(mm.lock)
+	return 0, false
 }
 
 // mmFailed answers a multimodal request that did not finish: a prompt or
@@ -193,18 +227,14 @@ var imageOptionFields = map[string]string{"steps": "steps", "cfg": "cfg", "tempe
 // reports no progress while it draws.
 func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req ImagesRequest, t0 time.Time) {
 	mm := s.multimodal[req.Model]
-	if err := s.acquire(ctx, mm); err != nil {
-		s.failed(w, ctx, err, false)
+	queueMS, ok := s.take(w, ctx, mm, t0, imageOptionFields, func(o *multimodal.Options) {
+		o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, req.Temperature, req.Seed
+	})
+	if !ok {
 		return
 	}
-	defer s.release(mm)
-	tm := Timings{QueueMS: ms(time.Since(t0))}
-	o := mm.m.Options()
-	o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, req.Temperature, req.Seed
-	if ferr, err := mm.configure(o, imageOptionFields); ferr != nil || err != nil {
-		s.refuseOrFail(w, ctx, ferr, err)
-		return
-	}
+	defer s.release(mm.lock)
+	tm := Timings{QueueMS: queueMS}
 	tg := time.Now()
 	captions := make([]string, req.N)
 	for i := range captions {
@@ -231,22 +261,8 @@ func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req Im
 	}
 	if req.Stream {
 		startStream(w)
-		if writeEvent(w, "done", resp) == nil {
-			http.NewResponseController(w).Flush()
-		}
-		return
 	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-// refuseOrFail answers a request whose options the model refused (ferr)
-// or failed to take (err).
-func (s *Server) refuseOrFail(w http.ResponseWriter, ctx context.Context, ferr *FieldError, err error) {
-	if ferr != nil {
-		writeError(w, ferr.Status, ferr.Field, ferr.Message)
-		return
-	}
-	s.failed(w, ctx, err, false)
+	sendDone(w, req.Stream, resp)
 }
 
 // startStream sends the headers of an event stream.
@@ -334,53 +350,33 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 	maxTokens := multimodal.DefaultOptions().MaxTokens
 	question := ""
 	if ferr == nil {
-		ferr = checkMaxTokens(wire.MaxTokens, &maxTokens)
+		ferr = intField("max_tokens", &maxTokens, wire.MaxTokens, 1, MaxTokens)
 	}
 	if ferr == nil && ask {
-		switch {
-		case wire.Question == nil:
-			ferr = bad("question", "required: the question to ask about every image")
-		case *wire.Question == "":
-			ferr = bad("question", "empty: give the question to ask about every image")
-		default:
-			question = *wire.Question
-		}
+		question, ferr = textField("question", wire.Question, "the question to ask about every image")
 	}
 	if ferr == nil && !ask && wire.Question != nil {
 		ferr = bad("question", "unknown field (known: %s); questions go to /v1/answers", fields.names())
 	}
 	if ferr == nil {
 		name := ""
-		if wire.Model != nil {
-			name = *wire.Model
-		}
+		setIf(&name, wire.Model)
 		mm, ferr = s.multimodalFor(name, "images")
 	}
 	if ferr == nil {
 		imgs, ferr = decodeImages(wire.Images, mm.size())
 	}
-	if ferr != nil {
-		writeError(w, ferr.Status, ferr.Field, ferr.Message)
+	ctx, done, ok := s.enter(w, r, ferr)
+	if !ok {
 		return
 	}
-	if !s.admit(w) {
+	defer done()
+	queueMS, ok := s.take(w, ctx, mm, t0, map[string]string{"max_tokens": "max_tokens"}, func(o *multimodal.Options) { o.MaxTokens = maxTokens })
+	if !ok {
 		return
 	}
-	defer s.admitted.Add(-1)
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
-	defer cancel()
-	if err := s.acquire(ctx, mm); err != nil {
-		s.failed(w, ctx, err, false)
-		return
-	}
-	defer s.release(mm)
-	tm := TextTimings{QueueMS: ms(time.Since(t0))}
-	o := mm.m.Options()
-	o.MaxTokens = maxTokens
-	if ferr, err := mm.configure(o, map[string]string{"max_tokens": "max_tokens"}); ferr != nil || err != nil {
-		s.refuseOrFail(w, ctx, ferr, err)
-		return
-	}
+	defer s.release(mm.lock)
+	tm := TextTimings{QueueMS: queueMS}
 	tg := time.Now()
 	var texts []string
 	var err error
@@ -410,18 +406,6 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 		return
 	}
 	writeJSON(w, http.StatusOK, CaptionsResponse{Model: mm.name, Captions: texts, Timings: tm})
-}
-
-// checkMaxTokens sets *v from the field max_tokens, if given.
-func checkMaxTokens(field *int, v *int) *FieldError {
-	if field == nil {
-		return nil
-	}
-	if *field < 1 || *field > MaxTokens {
-		return bad("max_tokens", "%d out of range 1…%d", *field, MaxTokens)
-	}
-	*v = *field
-	return nil
 }
 
 // CompletionsRequest is the body of POST /v1/completions.
@@ -489,52 +473,32 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request) (CompletionsReques
 	if ferr := decodeBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), contentType(r), MaxBodyBytes, `{"prompt": "the digit 3"}`, completionFields, &wire); ferr != nil {
 		return req, ferr
 	}
-	if wire.Model != nil {
-		req.Model = *wire.Model
-	}
-	switch {
-	case wire.Prompt == nil:
-		return req, bad("prompt", "required: the text to continue")
-	case *wire.Prompt == "":
-		return req, bad("prompt", "empty: give the text to continue")
-	}
-	req.Prompt = *wire.Prompt
-	if ferr := checkMaxTokens(wire.MaxTokens, &req.MaxTokens); ferr != nil {
+	setIf(&req.Model, wire.Model)
+	var ferr *FieldError
+	if req.Prompt, ferr = textField("prompt", wire.Prompt, "the text to continue"); ferr != nil {
 		return req, ferr
 	}
-	if wire.Temperature != nil {
-		req.Temperature = *wire.Temperature
+	if ferr := intField("max_tokens", &req.MaxTokens, wire.MaxTokens, 1, MaxTokens); ferr != nil {
+		return req, ferr
 	}
+	setIf(&req.Temperature, wire.Temperature)
 	if math.IsNaN(req.Temperature) || math.IsInf(req.Temperature, 0) || req.Temperature < 0 || req.Temperature > MaxTemperature {
 		return req, bad("temperature", "%v out of range 0…%d (0 takes the most likely token)", req.Temperature, MaxTemperature)
 	}
-	if wire.TopP != nil {
-		req.TopP = *wire.TopP
-	}
+	setIf(&req.TopP, wire.TopP)
 	if !(req.TopP > 0 && req.TopP <= 1) {
 		return req, bad("top_p", "%v out of range: want > 0 and ≤ 1", req.TopP)
 	}
-	if wire.Seed != nil {
-		req.Seed = *wire.Seed
+	if ferr := intField("seed", &req.Seed, wire.Seed, 0, MaxSeed); ferr != nil {
+		return req, ferr
 	}
-	if req.Seed < 0 || req.Seed > MaxSeed {
-		return req, bad("seed", "%d out of range 0…%d", req.Seed, int64(MaxSeed))
+	if ferr := intField("steps", &req.Steps, wire.Steps, 1, MaxSteps); ferr != nil {
+		return req, ferr
 	}
-	if wire.Steps != nil {
-		req.Steps = *wire.Steps
+	if ferr := cfgField(&req.CFG, wire.CFG); ferr != nil {
+		return req, ferr
 	}
-	if req.Steps < 1 || req.Steps > MaxSteps {
-		return req, bad("steps", "%d out of range 1…%d", req.Steps, MaxSteps)
-	}
-	if wire.CFG != nil {
-		req.CFG = *wire.CFG
-	}
-	if math.IsNaN(req.CFG) || math.IsInf(req.CFG, 0) || req.CFG < 0 || req.CFG > MaxCFG {
-		return req, bad("cfg", "%v out of range 0…%d", req.CFG, MaxCFG)
-	}
-	if wire.Stream != nil {
-		req.Stream = *wire.Stream
-	}
+	setIf(&req.Stream, wire.Stream)
 	return req, nil
 }
 
@@ -557,30 +521,21 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	if ferr == nil {
 		mm, ferr = s.multimodalFor(req.Model, "a prompt")
 	}
-	if ferr != nil {
-		writeError(w, ferr.Status, ferr.Field, ferr.Message)
+	ctx, done, ok := s.enter(w, r, ferr)
+	if !ok {
 		return
 	}
+	defer done()
 	req.Model = mm.name
-	if !s.admit(w) {
+	queueMS, ok := s.take(w, ctx, mm, t0, completionOptionFields, func(o *multimodal.Options) {
+		o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, DefaultTemperature, req.Seed
+		o.TextTemperature, o.TopP, o.MaxTokens = req.Temperature, req.TopP, req.MaxTokens
+	})
+	if !ok {
 		return
 	}
-	defer s.admitted.Add(-1)
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
-	defer cancel()
-	if err := s.acquire(ctx, mm); err != nil {
-		s.failed(w, ctx, err, false)
-		return
-	}
-	defer s.release(mm)
-	tm := TextTimings{QueueMS: ms(time.Since(t0))}
-	o := mm.m.Options()
-	o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, DefaultTemperature, req.Seed
-	o.TextTemperature, o.TopP, o.MaxTokens = req.Temperature, req.TopP, req.MaxTokens
-	if ferr, err := mm.configure(o, completionOptionFields); ferr != nil || err != nil {
-		s.refuseOrFail(w, ctx, ferr, err)
-		return
-	}
+	defer s.release(mm.lock)
+	tm := TextTimings{QueueMS: queueMS}
 	resp := CompletionResponse{Model: mm.name, Seed: req.Seed, Images: []string{}, Pieces: []CompletionPiece{}}
 	var text strings.Builder
 	var pieceText strings.Builder // the text piece being joined
@@ -663,38 +618,19 @@ func contentType(r *http.Request) string {
 // encodeGrays encodes images of size² values in [0, 1] (clamped, NaN as
 // 0, as imageio.WriteGray does) as base64 8-bit grayscale PNGs.
 func encodeGrays(imgs [][]float32, size int) ([]string, error) {
-	out := make([]string, len(imgs))
-	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	ims := make([]latentlm.Image, len(imgs))
 	for i, px := range imgs {
 		if len(px) != size*size {
 			return nil, fmt.Errorf("image %d has %d pixels, want %d", i, len(px), size*size)
 		}
-		g := image.NewGray(image.Rect(0, 0, size, size))
-		for k, v := range px {
-			switch {
-			case !(v > 0):
-				g.Pix[k] = 0
-			case v >= 1:
-				g.Pix[k] = 255
-			default:
-				g.Pix[k] = uint8(math.Round(float64(v) * 255))
-			}
-		}
-		buf.Reset()
-		if err := enc.Encode(&buf, g); err != nil {
-			return nil, fmt.Errorf("encoding PNG: %w", err)
-		}
-		out[i] = base64.StdEncoding.EncodeToString(buf.Bytes())
+		ims[i] = latentlm.Image{Size: size, Pixels: px}
 	}
-	return out, nil
+	return encodeAll(ims)
 }
-
-var pngSignature = []byte("\x89PNG\r\n\x1a\n")
 
 // decodeImages decodes the field images: 1…MaxImages base64 PNGs (a
 // data: URL prefix allowed) of size×size opaque gray pixels, the rules of
-// imageio.ReadGray.
+// imageio.DecodeGray.
 func decodeImages(b64 *[]string, size int) ([][]float32, *FieldError) {
 	switch {
 	case b64 == nil:
@@ -715,6 +651,8 @@ func decodeImages(b64 *[]string, size int) ([][]float32, *FieldError) {
 	return out, nil
 }
 
+// decodeGray decodes one image of the field images: base64 (a data: URL
+// prefix allowed) of a PNG that imageio.DecodeGray takes.
 func decodeGray(s string, size int) ([]float32, error) {
 	if rest, ok := strings.CutPrefix(s, "data:"); ok {
 		mt, data, ok := strings.Cut(rest, ",")
@@ -727,43 +665,10 @@ func decodeGray(s string, size int) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not base64 (%v)", err)
 	}
-	if !bytes.HasPrefix(raw, pngSignature) {
-		return nil, errors.New("not a PNG")
+	px, err := imageio.DecodeGray(raw, size, size)
+	var se *imageio.SizeError
+	if errors.As(err, &se) {
+		return nil, fmt.Errorf("%d×%d pixels, want %d×%d", se.Width, se.Height, size, size)
 	}
-	// The size from the header first, so that a huge image is refused
-	// before it is decoded.
-	cfg, err := png.DecodeConfig(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("invalid PNG: %v", err)
-	}
-	if cfg.Width != size || cfg.Height != size {
-		return nil, fmt.Errorf("%d×%d pixels, want %d×%d", cfg.Width, cfg.Height, size, size)
-	}
-	img, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("invalid PNG: %v", err)
-	}
-	out := make([]float32, 0, size*size)
-	b := img.Bounds()
-	if g, ok := img.(*image.Gray); ok {
-		for y := range size {
-			for _, p := range g.Pix[y*g.Stride:][:size] {
-				out = append(out, float32(p)/255)
-			}
-		}
-		return out, nil
-	}
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, a := img.At(x, y).RGBA()
-			if a != 0xffff {
-				return nil, fmt.Errorf("pixel (x=%d, y=%d) is not opaque; want an opaque grayscale image", x-b.Min.X, y-b.Min.Y)
-			}
-			if r != g || g != bl {
-				return nil, fmt.Errorf("colour image: pixel (x=%d, y=%d) is not gray; want grayscale", x-b.Min.X, y-b.Min.Y)
-			}
-			out = append(out, float32(r)/0xffff)
-		}
-	}
-	return out, nil
+	return px, err
 }

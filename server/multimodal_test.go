@@ -159,28 +159,6 @@ func postTo(t *testing.T, url, path, body string, out any) (int, errorBody) {
 	return r.StatusCode, e
 }
 
-// decodeMM decodes base64 PNGs of the multimodal model's size.
-func decodeMM(t *testing.T, b64 []string) [][]byte {
-	t.Helper()
-	var out [][]byte
-	for i, s := range b64 {
-		raw, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			t.Fatalf("image %d: %v", i, err)
-		}
-		img, err := png.Decode(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatalf("image %d: %v", i, err)
-		}
-		g, ok := img.(*image.Gray)
-		if !ok || g.Bounds().Dx() != mmSize || g.Bounds().Dy() != mmSize {
-			t.Fatalf("image %d is %T %v, want %d×%d gray", i, img, img.Bounds(), mmSize, mmSize)
-		}
-		out = append(out, g.Pix)
-	}
-	return out
-}
-
 // pngB64 encodes img as a base64 PNG.
 func pngB64(t *testing.T, img image.Image) string {
 	t.Helper()
@@ -277,7 +255,7 @@ func TestMultimodalImages(t *testing.T) {
 	if st, e := postTo(t, url, "/v1/images", `{"prompt":"`+prompt+`","n":3}`, &resp); st != 200 {
 		t.Fatalf("prompt: %d %+v", st, e)
 	}
-	px := decodeMM(t, resp.Images)
+	px := decodePNGs(t, resp.Images, mmSize)
 	if len(px) != 3 || resp.Model != mmName || resp.Prompt != prompt || resp.Seed != 1 || resp.Timings.GenerateMS <= 0 || resp.Timings.TotalMS < resp.Timings.GenerateMS {
 		t.Fatalf("answer: model %q prompt %q seed %d, %d images, timings %+v", resp.Model, resp.Prompt, resp.Seed, len(px), resp.Timings)
 	}
@@ -291,16 +269,16 @@ func TestMultimodalImages(t *testing.T) {
 		t.Fatalf("stream: %s, %d events", r.Header.Get("Content-Type"), len(events))
 	}
 	var done PromptImagesResponse
-	if err := json.Unmarshal(events[0].data, &done); err != nil || len(decodeMM(t, done.Images)) != 3 {
+	if err := json.Unmarshal(events[0].data, &done); err != nil || len(decodePNGs(t, done.Images, mmSize)) != 3 {
 		t.Fatalf("done event: %v", err)
 	}
 	if perRequestOptions(testMultimodal(t)) {
-		if !samePixels(decodeMM(t, done.Images), px) {
+		if !samePixels(decodePNGs(t, done.Images, mmSize), px) {
 			t.Error("the streamed images differ from the same request's without stream")
 		}
 		var other PromptImagesResponse
 		postTo(t, url, "/v1/images", `{"prompt":"`+prompt+`","n":3,"seed":2}`, &other)
-		if samePixels(decodeMM(t, other.Images), px) {
+		if samePixels(decodePNGs(t, other.Images, mmSize), px) {
 			t.Error("seeds 1 and 2 drew the same images")
 		}
 	} else if st, e := postTo(t, url, "/v1/images", `{"prompt":"`+prompt+`","seed":2}`, nil); st != 400 || e.Error.Field != "seed" {
@@ -313,7 +291,7 @@ func TestMultimodalImages(t *testing.T) {
 	if st, e := postTo(t, url, "/v1/images", `{"model":"latentlm-mnist","class":7,"n":2,"steps":4,"seed":11}`, &cr); st != 200 {
 		t.Fatalf("class: %d %+v", st, e)
 	}
-	if !samePixels(decodePNGs(t, cr.Images), want) || cr.Class != 7 {
+	if !samePixels(decodePNGs(t, cr.Images, 28), want) || cr.Class != 7 {
 		t.Fatal("the class-conditional images changed beside a multimodal model")
 	}
 	if st, _ := postTo(t, url, "/v1/images", `{"class":7,"steps":1}`, &cr); st != 200 {
@@ -412,7 +390,7 @@ func TestMultimodalCompletions(t *testing.T) {
 			if err := json.Unmarshal(e.data, &ev); err != nil || ev.Index != len(images) {
 				t.Fatalf("image event: index %d, %v", ev.Index, err)
 			}
-			decodeMM(t, []string{ev.Image})
+			decodePNGs(t, []string{ev.Image}, mmSize)
 			images = append(images, ev.Image)
 		default:
 			t.Fatalf("event %q", e.name)
@@ -464,7 +442,7 @@ func checkCompletion(t *testing.T, c CompletionResponse) {
 	if txt.String() != c.Text || next != len(c.Images) || c.Model != mmName {
 		t.Fatalf("pieces hold %q and %d images; the answer %q and %d (model %q)", txt.String(), next, c.Text, len(c.Images), c.Model)
 	}
-	decodeMM(t, c.Images)
+	decodePNGs(t, c.Images, mmSize)
 }
 
 func TestMultimodalValidation(t *testing.T) {
@@ -611,28 +589,11 @@ func TestMultimodalQueue(t *testing.T) {
 	release := make(chan struct{})
 	s.beforeGenerate = func() { <-release }
 	statuses := make(chan int, 2)
-	send := func(path, body string) {
-		r, err := http.Post(url+path, "application/json", strings.NewReader(body))
-		if err != nil {
-			statuses <- 0
-			return
-		}
-		io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-		statuses <- r.StatusCode
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
+	send := func(path, body string) { statuses <- statusOf(url+path, body) }
 	go send("/v1/completions", `{"prompt":"the digit"}`)
-	waitFor("a running request", func() bool { return s.running.Load() == 1 })
+	waitFor(t, "a running request", func() bool { return s.running.Load() == 1 })
 	go send("/v1/images", `{"prompt":"the digit 3"}`)
-	waitFor("a waiting request", func() bool { return s.waiting.Load() == 1 })
+	waitFor(t, "a waiting request", func() bool { return s.waiting.Load() == 1 })
 	// A third waits too, then leaves.
 	ctx, cancel := context.WithCancel(context.Background())
 	gone := make(chan struct{})
@@ -644,20 +605,20 @@ func TestMultimodalQueue(t *testing.T) {
 			r.Body.Close()
 		}
 	}()
-	waitFor("two waiting requests", func() bool { return s.waiting.Load() == 2 })
+	waitFor(t, "two waiting requests", func() bool { return s.waiting.Load() == 2 })
 	if st, e := postTo(t, url, "/v1/captions", `{"images":["`+pngB64(t, grayImage(mmSize, 0))+`"]}`, nil); st != 429 || e.Error.Message == "" {
 		t.Fatalf("a fourth request with one running and two waiting: %d %+v", st, e)
 	}
 	cancel()
 	<-gone
-	waitFor("the leaver dropped", func() bool { return s.waiting.Load() == 1 && s.admitted.Load() == 2 })
+	waitFor(t, "the leaver dropped", func() bool { return s.waiting.Load() == 1 && s.admitted.Load() == 2 })
 	close(release)
 	for range 2 {
 		if st := <-statuses; st != 200 {
 			t.Errorf("queued request: %d", st)
 		}
 	}
-	waitFor("all answered", func() bool { return s.admitted.Load() == 0 })
+	waitFor(t, "all answered", func() bool { return s.admitted.Load() == 0 })
 
 	s2, url2 := newMMServer(t, Config{Timeout: 30 * time.Millisecond}, false)
 	s2.beforeGenerate = func() { time.Sleep(60 * time.Millisecond) }

@@ -58,6 +58,50 @@ func bad(field, format string, args ...any) *FieldError {
 	return &FieldError{Status: http.StatusBadRequest, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// writeFieldError answers a refused request.
+func writeFieldError(w http.ResponseWriter, ferr *FieldError) {
+	writeError(w, ferr.Status, ferr.Field, ferr.Message)
+}
+
+// setIf sets *v to the value of a request's field, f, where it is given.
+func setIf[T any](v *T, f *T) {
+	if f != nil {
+		*v = *f
+	}
+}
+
+// intField sets *v from the integer field name, f, where it is given, and
+// checks that it is in lo…hi.
+func intField[T int | int64](name string, v *T, f *T, lo, hi T) *FieldError {
+	setIf(v, f)
+	if *v < lo || *v > hi {
+		return bad(name, "%d out of range %d…%d", *v, lo, hi)
+	}
+	return nil
+}
+
+// cfgField sets *v from the field cfg, f, where it is given, and checks
+// that it is in 0…MaxCFG.
+func cfgField(v *float64, f *float64) *FieldError {
+	setIf(v, f)
+	if math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 || *v > MaxCFG {
+		return bad("cfg", "%v out of range 0…%d", *v, MaxCFG)
+	}
+	return nil
+}
+
+// textField is the string field name, f, which must be given and not
+// empty; what is what it holds ("the text to continue"), for the messages.
+func textField(name string, f *string, what string) (string, *FieldError) {
+	switch {
+	case f == nil:
+		return "", bad(name, "required: %s", what)
+	case *f == "":
+		return "", bad(name, "empty: give %s", what)
+	}
+	return *f, nil
+}
+
 // DecodeRequest reads an ImagesRequest from body: one JSON object of valid
 // UTF-8, no unknown fields, every value of its type and inside its range
 // (the model and class are checked against the served models by the
@@ -80,9 +124,7 @@ func decodeRequest(body io.Reader, contentType string) (ImagesRequest, *FieldErr
 	if ferr := decodeBody(body, contentType, MaxBodyBytes, `{"class": 3}`, imagesFields, &w); ferr != nil {
 		return req, ferr
 	}
-	if w.Model != nil {
-		req.Model = *w.Model
-	}
+	setIf(&req.Model, w.Model)
 	switch {
 	case w.Class != nil && w.Prompt != nil:
 		return req, bad("prompt", "give either class (class-conditional models) or prompt (multimodal models), not both")
@@ -99,39 +141,23 @@ func decodeRequest(body io.Reader, contentType string) (ImagesRequest, *FieldErr
 			return req, bad("class", "%d out of range: want ≥ 0", req.Class)
 		}
 	}
-	if w.N != nil {
-		req.N = *w.N
+	if ferr := intField("n", &req.N, w.N, 1, MaxImages); ferr != nil {
+		return req, ferr
 	}
-	if req.N < 1 || req.N > MaxImages {
-		return req, bad("n", "%d out of range 1…%d", req.N, MaxImages)
+	if ferr := intField("steps", &req.Steps, w.Steps, 1, MaxSteps); ferr != nil {
+		return req, ferr
 	}
-	if w.Steps != nil {
-		req.Steps = *w.Steps
+	if ferr := cfgField(&req.CFG, w.CFG); ferr != nil {
+		return req, ferr
 	}
-	if req.Steps < 1 || req.Steps > MaxSteps {
-		return req, bad("steps", "%d out of range 1…%d", req.Steps, MaxSteps)
+	if ferr := intField("seed", &req.Seed, w.Seed, 0, MaxSeed); ferr != nil {
+		return req, ferr
 	}
-	if w.CFG != nil {
-		req.CFG = *w.CFG
-	}
-	if math.IsNaN(req.CFG) || math.IsInf(req.CFG, 0) || req.CFG < 0 || req.CFG > MaxCFG {
-		return req, bad("cfg", "%v out of range 0…%d", req.CFG, MaxCFG)
-	}
-	if w.Seed != nil {
-		req.Seed = *w.Seed
-	}
-	if req.Seed < 0 || req.Seed > MaxSeed {
-		return req, bad("seed", "%d out of range 0…%d", req.Seed, int64(MaxSeed))
-	}
-	if w.Temperature != nil {
-		req.Temperature = *w.Temperature
-	}
+	setIf(&req.Temperature, w.Temperature)
 	if math.IsNaN(req.Temperature) || math.IsInf(req.Temperature, 0) || req.Temperature <= 0 || req.Temperature > MaxTemperature {
 		return req, bad("temperature", "%v out of range: want > 0 and ≤ %d", req.Temperature, MaxTemperature)
 	}
-	if w.Stream != nil {
-		req.Stream = *w.Stream
-	}
+	setIf(&req.Stream, w.Stream)
 	return req, nil
 }
 

@@ -403,17 +403,12 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 	if ferr == nil {
 		ferr = s.check(&req)
 	}
-	if ferr != nil {
-		writeError(w, ferr.Status, ferr.Field, ferr.Message)
+	// A refusal, or the queue: a slot, a place among the waiting, or 429.
+	ctx, done, ok := s.enter(w, r, ferr)
+	if !ok {
 		return
 	}
-	// The queue: a slot, or a place among the waiting, or 429.
-	if !s.admit(w) {
-		return
-	}
-	defer s.admitted.Add(-1)
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
-	defer cancel()
+	defer done()
 	if req.Prompt != "" {
 		s.promptImages(w, ctx, req, t0)
 		return
@@ -428,21 +423,11 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, ctx, req, imgs, tm, t0)
 		return
 	}
-	s.waiting.Add(1)
-	select {
-	case s.slots <- struct{}{}:
-		s.waiting.Add(-1)
-	case <-ctx.Done():
-		s.waiting.Add(-1)
-		s.failed(w, ctx, ctx.Err(), false)
+	if err := s.acquire(ctx, s.slots); err != nil {
+		s.failed(w, ctx, err, false)
 		return
 	}
-	defer func() { <-s.slots }()
-	s.running.Add(1)
-	defer s.running.Add(-1)
-	if s.beforeGenerate != nil {
-		s.beforeGenerate()
-	}
+	defer s.release(s.slots)
 	tm := Timings{QueueMS: ms(time.Since(t0))}
 	g := s.models[req.Model]
 	lreq := latentlm.Request{Class: req.Class, N: req.N}
@@ -458,11 +443,7 @@ func (s *Server) handleImages(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		rc := http.NewResponseController(w)
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
+		startStream(w)
 		if err := rc.Flush(); err != nil {
 			return
 		}
@@ -497,7 +478,13 @@ func (s *Server) answer(w http.ResponseWriter, ctx context.Context, req ImagesRe
 	if s.cfg.Log != nil {
 		s.cfg.Log.Printf("%s: %d images of class %d, %d steps, cfg %g, seed %d, stream %v: %.0f ms", req.Model, req.N, req.Class, req.Steps, req.CFG, req.Seed, req.Stream, tm.TotalMS)
 	}
-	if req.Stream {
+	sendDone(w, req.Stream, resp)
+}
+
+// sendDone sends a finished request's answer resp: as JSON, or, in a
+// stream (its headers sent), as its final "done" event.
+func sendDone(w http.ResponseWriter, streaming bool, resp any) {
+	if streaming {
 		if writeEvent(w, "done", resp) == nil {
 			http.NewResponseController(w).Flush()
 		}

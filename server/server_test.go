@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"image"
 	"image/png"
 	"io"
 	"net/http"
@@ -78,7 +79,8 @@ func post(t *testing.T, url, body string) *http.Response {
 	return r
 }
 
-func decodePNGs(t *testing.T, b64 []string) [][]byte {
+// decodePNGs decodes base64 8-bit gray PNGs of size×size pixels.
+func decodePNGs(t *testing.T, b64 []string, size int) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for i, s := range b64 {
@@ -90,17 +92,11 @@ func decodePNGs(t *testing.T, b64 []string) [][]byte {
 		if err != nil {
 			t.Fatalf("image %d: %v", i, err)
 		}
-		if b := img.Bounds(); b.Dx() != 28 || b.Dy() != 28 {
-			t.Fatalf("image %d is %v, want 28×28", i, b)
+		g, ok := img.(*image.Gray)
+		if !ok || g.Bounds().Dx() != size || g.Bounds().Dy() != size {
+			t.Fatalf("image %d is %T %v, want %d×%d gray", i, img, img.Bounds(), size, size)
 		}
-		px := make([]byte, 0, 28*28)
-		for y := range 28 {
-			for x := range 28 {
-				r, _, _, _ := img.At(x, y).RGBA()
-				px = append(px, byte(r>>8))
-			}
-		}
-		out = append(out, px)
+		out = append(out, g.Pix)
 	}
 	return out
 }
@@ -220,7 +216,7 @@ func TestServerImagesAndStream(t *testing.T) {
 	if r.StatusCode != 200 || r.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("status %d, %s", r.StatusCode, r.Header.Get("Content-Type"))
 	}
-	got := decodePNGs(t, resp.Images)
+	got := decodePNGs(t, resp.Images, 28)
 	if !samePixels(got, want) {
 		t.Fatal("the served images differ from Generate's for the same seed")
 	}
@@ -247,7 +243,7 @@ func TestServerImagesAndStream(t *testing.T) {
 			t.Fatalf("event %d: index %d row %d col %d latents %d, %d images", k, ev.Index, ev.Row, ev.Col, ev.Latents, len(ev.Images))
 		}
 		if k == 0 || k == 48 {
-			partial := decodePNGs(t, ev.Images)
+			partial := decodePNGs(t, ev.Images, 28)
 			if k == 48 && !samePixels(partial, want) {
 				t.Error("the partial images after the last latent are not the final ones")
 			}
@@ -257,7 +253,7 @@ func TestServerImagesAndStream(t *testing.T) {
 	if err := json.Unmarshal(events[49].data, &done); err != nil || events[49].name != "done" {
 		t.Fatalf("final event %q: %v", events[49].name, err)
 	}
-	if !samePixels(decodePNGs(t, done.Images), want) {
+	if !samePixels(decodePNGs(t, done.Images, 28), want) {
 		t.Fatal("the streamed final images differ from the non-streamed ones")
 	}
 	if done.Timings.FirstLatentMS <= 0 || done.Timings.FirstLatentMS > done.Timings.GenerateMS {
@@ -357,28 +353,11 @@ func TestServerQueueFullAndTimeout(t *testing.T) {
 	s.beforeGenerate = func() { <-release }
 	body := `{"class":1,"steps":1}`
 	statuses := make(chan int, 2)
-	send := func() {
-		r, err := http.Post(ts.URL+"/v1/images", "application/json", strings.NewReader(body))
-		if err != nil {
-			statuses <- 0
-			return
-		}
-		io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-		statuses <- r.StatusCode
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
+	send := func() { statuses <- statusOf(ts.URL+"/v1/images", body) }
 	go send()
-	waitFor("a running request", func() bool { return s.running.Load() == 1 })
+	waitFor(t, "a running request", func() bool { return s.running.Load() == 1 })
 	go send()
-	waitFor("a waiting request", func() bool { return s.waiting.Load() == 1 })
+	waitFor(t, "a waiting request", func() bool { return s.waiting.Load() == 1 })
 	r := post(t, ts.URL, body)
 	var e errorBody
 	json.NewDecoder(r.Body).Decode(&e)
@@ -407,6 +386,28 @@ func TestServerQueueFullAndTimeout(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode != 503 || !strings.Contains(e.Error.Message, "timed out") {
 		t.Errorf("timed-out request: %d %+v", r.StatusCode, e)
+	}
+}
+
+// statusOf posts body as JSON to url and returns the status of the answer,
+// 0 where none came.
+func statusOf(url, body string) int {
+	r, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, r.Body)
+	r.Body.Close()
+	return r.StatusCode
+}
+
+// waitFor waits until cond holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 

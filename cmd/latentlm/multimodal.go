@@ -509,18 +509,8 @@ func demoMultimodal(fs *flags, backendName, dir, out string, seed uint64, retrai
 	modelDir := ""
 	if retrain {
 		vaeDir := filepath.Join(dir, "vae-mnist-canvas")
-		args := []string{"--out", vaeDir, "--data", "mnist-canvas", "--seed", fmt.Sprint(seed)}
-		if backendName != "" {
-			args = append(args, "--backend", backendName)
-		}
-		if quiet {
-			args = append(args, "--quiet")
-		}
-		if fs.isSet("max-memory") {
-			args = append(args, "--max-memory", *fs.maxMemory)
-		}
-		if err := vaeTrain(args); err != nil {
-			return fmt.Errorf("training the tokenizer: %w", err)
+		if err := demoTrainVAE(fs, vaeDir, "mnist-canvas", seed, backendName, quiet); err != nil {
+			return err
 		}
 		o := recipe.DefaultMultimodalOptions()
 		o.Backend, o.Tokenizer, o.Out, o.Quiet, o.Seed, o.Steps = backendName, vaeDir, filepath.Join(dir, "multimodal-mnist"), quiet, seed, demoMultimodalSteps

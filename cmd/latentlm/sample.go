@@ -156,7 +156,19 @@ func demoTrain(ctx context.Context, fs *flags, backendName, dir string, seed uin
 	// are checked on four seeds (docs/BENCHMARKS.md, "demo budget"). The
 	// price is reconstruction (24.3 dB against 27.0 dB); the shipped
 	// weights keep 8 channels and a far longer run.
-	args := []string{"--out", vaeDir, "--data", "mnist", "--channels", demoChannels, "--seed", fmt.Sprint(seed)}
+	if err := demoTrainVAE(fs, vaeDir, "mnist", seed, backendName, quiet, "--channels", demoChannels); err != nil {
+		return "", err
+	}
+	o := defaultLMTrainOptions()
+	o.Backend, o.Tokenizer, o.Out, o.Quiet, o.Seed = backendName, vaeDir, filepath.Join(dir, "latentlm-mnist"), quiet, seed
+	return trainLM(ctx, fs, o, []string{"train", "--vae", vaeDir, "--out", o.Out, "--seed", fmt.Sprint(seed)})
+}
+
+// demoTrainVAE trains the tokenizer of `demo --train` into out with `vae
+// train` on the data set data, seed and the demo's --backend, --quiet and
+// --max-memory, extra flags (before --seed) on top.
+func demoTrainVAE(fs *flags, out, data string, seed uint64, backendName string, quiet bool, extra ...string) error {
+	args := append(append([]string{"--out", out, "--data", data}, extra...), "--seed", fmt.Sprint(seed))
 	if backendName != "" {
 		args = append(args, "--backend", backendName)
 	}
@@ -167,9 +179,7 @@ func demoTrain(ctx context.Context, fs *flags, backendName, dir string, seed uin
 		args = append(args, "--max-memory", *fs.maxMemory)
 	}
 	if err := vaeTrain(args); err != nil {
-		return "", fmt.Errorf("training the tokenizer: %w", err)
+		return fmt.Errorf("training the tokenizer: %w", err)
 	}
-	o := defaultLMTrainOptions()
-	o.Backend, o.Tokenizer, o.Out, o.Quiet, o.Seed = backendName, vaeDir, filepath.Join(dir, "latentlm-mnist"), quiet, seed
-	return trainLM(ctx, fs, o, []string{"train", "--vae", vaeDir, "--out", o.Out, "--seed", fmt.Sprint(seed)})
+	return nil
 }
