@@ -42,6 +42,9 @@ type MultimodalReport struct {
 	Task    string   `json:"task"` // text, t2i, i2t or vqa
 	Seen    Accuracy `json:"seen"`
 	HeldOut Accuracy `json:"held_out"`
+	// Layout counts the answers (t2i, i2t) whose layout — which quadrant,
+	// side by side or one above the other — is right, whatever the digits.
+	Layout Accuracy `json:"layout"`
 	// FD is the Fréchet distance between the judge's features of the
 	// generated canvases and of the real test canvases (t2i).
 	FD float64 `json:"fd,omitempty"`
@@ -213,13 +216,14 @@ func TextToImage(ctx context.Context, m *multimodal.Model, judge Judge, names ca
 	for i, p := range probs {
 		got := argmax(p)
 		ok := got == scenes[i].ID()
+		gs, _ := canvas.SceneOf(got)
+		r.Layout.add(gs.Layout == scenes[i].Layout)
 		if scenes[i].HeldOut() {
 			r.HeldOut.add(ok)
 		} else {
 			r.Seen.add(ok)
 		}
 		if !ok && len(r.Examples) < 8 {
-			gs, _ := canvas.SceneOf(got)
 			r.Examples = append(r.Examples, [2]string{captions[i], names.Caption(gs)})
 		}
 	}
@@ -296,6 +300,7 @@ func ImageToText(ctx context.Context, m *multimodal.Model, names canvas.Names, t
 	for i, c := range got {
 		s, perr := names.Parse(c)
 		ok := perr == nil && s == scenes[i]
+		r.Layout.add(perr == nil && s.Layout == scenes[i].Layout)
 		if scenes[i].HeldOut() {
 			r.HeldOut.add(ok)
 		} else {

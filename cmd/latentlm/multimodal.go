@@ -434,6 +434,9 @@ func printMultimodalReport(r evaluate.MultimodalReport) {
 	}
 	fmt.Printf("%s: seen %.2f%% (%d/%d), held-out %.2f%% (%d/%d)", r.Task, 100*r.Seen.Rate, r.Seen.Correct, r.Seen.N,
 		100*r.HeldOut.Rate, r.HeldOut.Correct, r.HeldOut.N)
+	if r.Task == "t2i" || r.Task == "i2t" {
+		fmt.Printf(", layout right %.2f%%", 100*r.Layout.Rate)
+	}
 	if r.Task == "t2i" {
 		fmt.Printf(", FD %.2f", r.FD)
 	}
