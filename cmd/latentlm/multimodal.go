@@ -168,7 +168,7 @@ func runGenerate(args []string) error {
 	mf := addModelFlags(fs)
 	prompt := fs.String("prompt", "", "the caption to draw")
 	n := fs.Int("n", 8, "images to draw")
-	out := fs.String("out", "generated.png", "PNG grid of the images")
+	out := fs.String("out", "generated.png", "PNG grid of the images (one image: the image itself)")
 	cols := fs.Int("cols", 8, "images per row of the grid")
 	fs.bound("cols", 1, 1<<16, false)
 	if err := fs.Parse(args); err != nil {
@@ -195,7 +195,13 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := imageio.WriteGrid(*out, imgs, size, size, min(*cols, *n)); err != nil {
+	// One image is written as itself, so that caption and ask can read it.
+	if *n == 1 {
+		err = imageio.WriteGray(*out, imgs[0], size, size)
+	} else {
+		err = imageio.WriteGrid(*out, imgs, size, size, min(*cols, *n))
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%d images of %q)\n", *out, *n, *prompt)
