@@ -259,7 +259,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			return err
 		}
 		if o.SampleEvery > 0 && (step%o.SampleEvery == 0 || step == o.Steps) {
-			return writeCaptionGrid(ctx, o.Backend, o.Out, filepath.Join(o.Out, fmt.Sprintf("samples-%06d.png", step)), sampleCaptions(names), 4)
+			return CaptionGrid(ctx, o.Backend, o.Out, filepath.Join(o.Out, fmt.Sprintf("samples-%06d.png", step)), sampleCaptions(names), 4)
 		}
 		return nil
 	}
@@ -436,9 +436,10 @@ func pickWeighted(rng *rand.Rand, ws []float64, sum float64) int {
 	return 0
 }
 
-// writeCaptionGrid draws perCaption images of each caption from the
-// checkpoint in dir, one row per caption.
-func writeCaptionGrid(ctx context.Context, backendName, dir, out string, captions []string, perCaption int) error {
+// CaptionGrid draws perCaption images of each caption with the multimodal
+// model in dir (on the named backend) and writes them to out as a grid, one
+// row per caption: the training runs' sample grids and the demo's.
+func CaptionGrid(ctx context.Context, backendName, dir, out string, captions []string, perCaption int) error {
 	b, _, err := openBackend(backendName)
 	if err != nil {
 		return err
@@ -448,13 +449,15 @@ func writeCaptionGrid(ctx context.Context, backendName, dir, out string, caption
 		return err
 	}
 	defer m.Close()
-	var imgs [][]float32
+	var all []string
 	for _, c := range captions {
-		x, err := m.Images(ctx, c, perCaption)
-		if err != nil {
-			return err
+		for range perCaption {
+			all = append(all, c)
 		}
-		imgs = append(imgs, x...)
+	}
+	imgs, err := m.ImagesFor(ctx, all)
+	if err != nil {
+		return err
 	}
 	size := m.Image.Config.ImageSize
 	return imageio.WriteGrid(out, imgs, size, size, perCaption)

@@ -467,41 +467,22 @@ var demoCaptions = []canvas.Scene{
 
 // captionDemo draws 8 images of each demo caption with the multimodal model
 // in dir into out, one row per caption, and prints the captions.
-func captionDemo(fs *flags, backendName, dir, out string) error {
+func captionDemo(backendName, dir, out string) error {
 	if err := guard.CheckOutput(out, dir); err != nil {
 		return err
 	}
-	b, _, err := openBackend(backendName)
-	if err != nil {
-		return err
-	}
-	m, err := multimodal.Load(b, dir, "", multimodal.DefaultOptions())
-	if err != nil {
-		return err
-	}
-	defer m.Close()
 	ctx, cancel := signalContext()
 	defer cancel()
 	var captions []string
 	for _, s := range demoCaptions {
-		for range 8 {
-			captions = append(captions, canvas.MNIST.Caption(s))
-		}
+		captions = append(captions, canvas.MNIST.Caption(s))
 	}
-	if err := fs.checkMemory(fmt.Sprintf("generating %d images", len(captions)), m.Config.Activations(2*multimodal.DefaultBatch, m.Config.MaxLen, 1, false)); err != nil {
-		return err
-	}
-	imgs, err := m.ImagesFor(ctx, captions)
-	if err != nil {
-		return err
-	}
-	size := m.Image.Config.ImageSize
-	if err := imageio.WriteGrid(out, imgs, size, size, 8); err != nil {
+	if err := recipe.CaptionGrid(ctx, backendName, dir, out, captions, 8); err != nil {
 		return err
 	}
 	fmt.Printf("wrote %s: 8 images of each caption (rows; the last two were held out of training):\n", out)
-	for i, s := range demoCaptions {
-		fmt.Printf("  %d. %s\n", i+1, canvas.MNIST.Caption(s))
+	for i, c := range captions {
+		fmt.Printf("  %d. %s\n", i+1, c)
 	}
 	return nil
 }
@@ -542,5 +523,5 @@ func demoMultimodal(fs *flags, backendName, dir, out string, seed uint64, retrai
 			return err
 		}
 	}
-	return captionDemo(fs, backendName, modelDir, out)
+	return captionDemo(backendName, modelDir, out)
 }

@@ -126,7 +126,7 @@ func runDemo(args []string) error {
 	if err != nil {
 		return nil
 	}
-	return captionDemo(fs, *backendName, mmDir, captionsPath(*out))
+	return captionDemo(*backendName, mmDir, captionsPath(*out))
 }
 
 // classDemo writes the grid of every class, 8 images each.
