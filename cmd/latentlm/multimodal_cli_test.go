@@ -32,12 +32,14 @@ func TestMultimodalBadInput(t *testing.T) {
 		expectOneLineError(t, code, stderr, c.want)
 	}
 
-	model := filepath.Join(repoRoot(t), "weights", multimodalDefault)
-	if _, err := os.Stat(model); err != nil {
+	// The rest runs in the repository, where .deps and the shipped weights
+	// are found.
+	root := repoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "weights", multimodalDefault)); err != nil {
 		t.Skip("no shipped multimodal model")
 	}
 	small := filepath.Join(dir, "small.png")
-	if code, _, stderr := cli(t, dir, "sample", "--class", "3", "--n", "1", "--out", small); code != 0 {
+	if code, _, stderr := cli(t, root, "sample", "--class", "3", "--n", "1", "--out", small); code != 0 {
 		t.Fatalf("sample: %s", stderr)
 	}
 	for _, c := range []struct {
@@ -49,7 +51,7 @@ func TestMultimodalBadInput(t *testing.T) {
 		{[]string{"caption", small}, small},
 		{[]string{"ask", filepath.Join(dir, "none.png"), "how many digits are there?"}, "none.png"},
 	} {
-		code, _, stderr := cli(t, dir, c.args...)
+		code, _, stderr := cli(t, root, c.args...)
 		expectOneLineError(t, code, stderr, c.want)
 	}
 }
