@@ -204,7 +204,11 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s (%d images of %q)\n", *out, *n, *prompt)
+	what := fmt.Sprintf("%d images", *n)
+	if *n == 1 {
+		what = "an image"
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s (%s of %q)\n", *out, what, *prompt)
 	return nil
 }
 

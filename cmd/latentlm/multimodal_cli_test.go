@@ -54,4 +54,14 @@ func TestMultimodalBadInput(t *testing.T) {
 		code, _, stderr := cli(t, root, c.args...)
 		expectOneLineError(t, code, stderr, c.want)
 	}
+
+	// One generated image is written as itself, so caption and ask read it.
+	one := filepath.Join(dir, "one.png")
+	if code, _, stderr := cli(t, root, "generate", "--prompt", "the digit 1 is above the digit 5", "--n", "1", "--out", one); code != 0 {
+		t.Fatalf("generate --n 1: %s", stderr)
+	}
+	code, stdout, stderr := cli(t, root, "ask", one, "how many digits are there?")
+	if code != 0 || !strings.HasPrefix(stdout, one+": ") || strings.Count(stdout, "\n") != 1 {
+		t.Fatalf("ask on a generated image: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
 }
