@@ -153,18 +153,14 @@ func (j Judge) Predict(images [][]float32) (probs, feats [][]float32, err error)
 // below minAccuracy.
 func (j Judge) Check(test *data.Dataset, n int, minAccuracy float64) (float64, error) {
 	n = min(n, test.N)
-	imgs := make([][]float32, n)
-	for i := range imgs {
-		imgs[i] = make([]float32, test.Height*test.Width)
-		test.Float32(i, imgs[i])
-	}
-	probs, _, err := j.Predict(imgs)
+	imgs, labels := DatasetImages(test)
+	probs, _, err := j.Predict(imgs[:n])
 	if err != nil {
 		return 0, err
 	}
 	correct := 0
 	for i, p := range probs {
-		if argmax(p) == int(test.Labels[i]) {
+		if metrics.Argmax(p) == labels[i] {
 			correct++
 		}
 	}
@@ -173,16 +169,6 @@ func (j Judge) Check(test *data.Dataset, n int, minAccuracy float64) (float64, e
 		return acc, fmt.Errorf("the judge reads %.2f%% of %d real test canvases right, below the %.0f%% it needs to judge anything", 100*acc, n, 100*minAccuracy)
 	}
 	return acc, nil
-}
-
-func argmax(p []float32) int {
-	best := 0
-	for i, v := range p {
-		if v > p[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // TextToImage draws perSeen images for every training scene and perHeldOut
@@ -214,7 +200,7 @@ func TextToImage(ctx context.Context, m *multimodal.Model, judge Judge, names ca
 		return r, err
 	}
 	for i, p := range probs {
-		got := argmax(p)
+		got := metrics.Argmax(p)
 		ok := got == scenes[i].ID()
 		gs, _ := canvas.SceneOf(got)
 		r.Layout.add(gs.Layout == scenes[i].Layout)
@@ -236,10 +222,9 @@ func TextToImage(ctx context.Context, m *multimodal.Model, judge Judge, names ca
 		}
 	}
 	var real [][]float32
-	for i := range test.N {
-		if s, err := canvas.SceneOf(int(test.Labels[i])); err == nil && !s.HeldOut() {
-			img := make([]float32, test.Height*test.Width)
-			test.Float32(i, img)
+	all, labels := DatasetImages(test)
+	for i, img := range all {
+		if s, err := canvas.SceneOf(labels[i]); err == nil && !s.HeldOut() {
 			real = append(real, img)
 		}
 	}
@@ -270,12 +255,11 @@ func frechet(a, b [][]float32) (float64, error) {
 // canvases returns the first n test canvases as pixels, with their scenes.
 func canvases(test *data.Dataset, n int) ([][]float32, []canvas.Scene, error) {
 	n = min(n, test.N)
-	imgs := make([][]float32, n)
+	all, labels := DatasetImages(test)
+	imgs := all[:n]
 	scenes := make([]canvas.Scene, n)
 	for i := range imgs {
-		imgs[i] = make([]float32, test.Height*test.Width)
-		test.Float32(i, imgs[i])
-		s, err := canvas.SceneOf(int(test.Labels[i]))
+		s, err := canvas.SceneOf(labels[i])
 		if err != nil {
 			return nil, nil, fmt.Errorf("test canvas %d: %w", i, err)
 		}
