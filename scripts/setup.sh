@@ -130,6 +130,69 @@ item onnxruntime fetch_onnxruntime onnxruntime/libonnxruntime.so.1
 item mnist fetch_mnist "${IDX[@]/#/mnist/}"
 item fashion-mnist fetch_fashion "${IDX[@]/#/fashion-mnist/}"
 
+# The emoji data (package emoji): Twemoji graphics (CC-BY 4.0, © Twitter,
+# Inc. and other contributors) and emoji-data's names (MIT, Cal Henderson)
+# from the npm package emoji-datasource-twitter, installed as
+# .deps/emoji-twitter/{emoji.json,LICENSE,64/*.png}. Its 3 786 files do not
+# fit the one-line-a-file checksums.sha256, so the tarball's sha256 is pinned
+# here, and so is that of SHA256SUMS, the list of the installed files'
+# sha256 that setup writes beside them: the data are present when that list
+# matches its pin and every file matches the list, as item does for single
+# files. The folder is staged beside its final place and renamed into it.
+# Like chromium it is optional: where it cannot be fetched, setup goes on
+# with a warning and the emoji tests skip, saying why.
+EMOJI_PKG=emoji-datasource-twitter@16.0.0
+EMOJI_TGZ_SHA256=f64a530c63bca463bd8317fdc4615ce63a53a0c65018e4ce2d848aaba7a28877
+EMOJI_SUMS_SHA256=34f8f8259f45cb47fa93566219f3c8fc2e5f89ddc530dcfd8c4885a7820cc76b
+install_emoji() {
+  local dir="$deps/emoji-twitter" stage="$deps/emoji-twitter.part" tgz got
+  skip() { echo "setup: warning: emoji-twitter: $*; the emoji tests will be skipped" >&2; }
+  # emoji_verified DIR: SHA256SUMS matches its pin and every file its line.
+  emoji_verified() {
+    [[ -f $1/SHA256SUMS ]] &&
+      [[ "$(sha256sum <"$1/SHA256SUMS" | cut -d' ' -f1)" == "$EMOJI_SUMS_SHA256" ]] &&
+      (cd "$1" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1)
+  }
+  rm -rf "$stage"
+  if [[ -e $dir ]]; then
+    if emoji_verified "$dir"; then
+      printf '%-14s ok (already present)\n' "emoji-twitter:"
+      return
+    fi
+    echo "setup: $dir: incomplete or checksum mismatch; installing it again" >&2
+  fi
+  if ! tgz="$(npm_pack "$EMOJI_PKG")"; then
+    skip "npm pack $EMOJI_PKG failed"
+    return
+  fi
+  got="$(sha256sum <"$tgz" | cut -d' ' -f1)"
+  if [[ $got != "$EMOJI_TGZ_SHA256" ]]; then
+    rm -f "$tgz"
+    skip "$EMOJI_PKG: tarball sha256 $got, want $EMOJI_TGZ_SHA256 (removed; nothing installed)"
+    return
+  fi
+  mkdir -p "$tmp/emoji" "$stage"
+  if ! tar -xzf "$tgz" -C "$tmp/emoji" package/emoji.json package/LICENSE package/img/twitter/64; then
+    rm -rf "$stage"
+    skip "$EMOJI_PKG: no emoji.json, LICENSE or img/twitter/64 in the package"
+    return
+  fi
+  mv "$tmp/emoji/package/emoji.json" "$tmp/emoji/package/LICENSE" "$stage/"
+  mv "$tmp/emoji/package/img/twitter/64" "$stage/64"
+  (cd "$stage" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort |
+    xargs -d '\n' sha256sum >SHA256SUMS)
+  chmod -R u=rwX,go=rX "$stage"
+  if ! emoji_verified "$stage"; then
+    rm -rf "$stage"
+    skip "$EMOJI_PKG: the extracted files do not match the pinned list (nothing installed)"
+    return
+  fi
+  rm -rf "$dir"
+  mv -T "$stage" "$dir"
+  printf '%-14s installed %s\n' "emoji-twitter:" "$(find "$dir/64" -name '*.png' | wc -l) images"
+}
+install_emoji
+
 # Debian's chromium, for the browser test of the server's page
 # (server/browser_test.go). It is optional: where it cannot be installed (no
 # apt-get, not root and no sudo without a password, or the install fails),

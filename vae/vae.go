@@ -187,19 +187,41 @@ func (c Config) Decode(w nn.Weights, z *Node) *Node {
 	return Reshape(img, b, c.ImageSize, c.ImageSize)
 }
 
-// Sample draws the latent of a kind from the encoder's outputs: μ + σ·ε with
-// σ_b = |N(0,1)|·C_σ per example (sigma), μ + exp(½·logvar)·ε (vae), or μ (ae).
+// Sample draws the latent of a kind from the encoder's outputs (SampleLatent).
 func (c Config) Sample(scope *model.Scope, mu, logvar *Node) *Node {
+	return SampleLatent(scope, c.Kind, c.CSigma, mu, logvar)
+}
+
+// SampleLatent draws the latent of a tokenizer of kind from its encoder's
+// outputs: μ + σ·ε with σ_b = |N(0,1)|·cSigma per example (sigma, the
+// paper's §2.3 noise law; b is the first axis of mu, whatever its rank),
+// μ + exp(½·logvar)·ε (vae), or μ (ae). The image and speech tokenizers
+// share it, so that their σ-VAEs are the same σ-VAE.
+func SampleLatent(scope *model.Scope, kind Variant, cSigma float64, mu, logvar *Node) *Node {
 	g := mu.Graph()
-	switch c.Kind {
+	switch kind {
 	case Sigma:
-		b := mu.Shape().Dimensions[0]
-		sigma := MulScalar(Abs(scope.RandomNormal(g, nn.Shape(mu.DType(), b, 1, 1))), c.CSigma)
+		dims := make([]int, mu.Rank())
+		for i := range dims {
+			dims[i] = 1
+		}
+		dims[0] = mu.Shape().Dimensions[0]
+		sigma := MulScalar(Abs(scope.RandomNormal(g, nn.Shape(mu.DType(), dims...))), cSigma)
 		return Add(mu, Mul(sigma, scope.RandomNormal(g, mu.Shape())))
 	case VAE:
 		return Add(mu, Mul(Exp(MulScalar(logvar, 0.5)), scope.RandomNormal(g, mu.Shape())))
 	}
 	return mu
+}
+
+// Regulariser is the latent term of a tokenizer's objective: mean(μ²) for
+// sigma and ae (with the variance fixed, the KL to N(0, I) reduces to this
+// pull on μ) or the mean KL to N(0, I) for vae.
+func Regulariser(kind Variant, mu, logvar *Node) *Node {
+	if kind == VAE {
+		return MulScalar(ReduceAllMean(Sub(Add(Square(mu), Exp(logvar)), OnePlus(logvar))), 0.5)
+	}
+	return ReduceAllMean(Square(mu))
 }
 
 // Losses are the terms of the tokenizer objective.
@@ -213,12 +235,7 @@ type Losses struct {
 func (c Config) Loss(scope *model.Scope, w nn.Weights, images *Node) Losses {
 	mu, logvar := c.Encode(w, images)
 	recon := ReduceAllMean(Square(Sub(c.Decode(w, c.Sample(scope, mu, logvar)), images)))
-	var reg *Node
-	if c.Kind == VAE {
-		reg = MulScalar(ReduceAllMean(Sub(Add(Square(mu), Exp(logvar)), OnePlus(logvar))), 0.5)
-	} else {
-		reg = ReduceAllMean(Square(mu))
-	}
+	reg := Regulariser(c.Kind, mu, logvar)
 	return Losses{Total: Add(recon, MulScalar(reg, c.KLWeight)), Recon: recon, Reg: reg}
 }
 
