@@ -47,30 +47,16 @@ func (o STFTOptions) Frames(n int) int {
 // centred on sample t·Hop (the signal is taken as zero outside), zero
 // padded to the FFT size.
 func PowerSpectrogram(x []float32, o STFTOptions) ([][]float64, error) {
-	if err := o.check(); err != nil {
-		return nil, fmt.Errorf("speech: STFT: %w", err)
+	spec, err := STFT(x, o)
+	if err != nil {
+		return nil, err
 	}
-	win := hann(o.Window)
-	frames := o.Frames(len(x))
-	out := make([][]float64, frames)
-	buf := make([]complex128, o.FFT)
-	for t := range out {
-		start := t*o.Hop - o.Window/2
-		for i := range buf {
-			buf[i] = 0
+	out := make([][]float64, len(spec))
+	for t, row := range spec {
+		out[t] = make([]float64, len(row))
+		for k, c := range row {
+			out[t][k] = real(c)*real(c) + imag(c)*imag(c)
 		}
-		for i, w := range win {
-			if k := start + i; k >= 0 && k < len(x) {
-				buf[i] = complex(w*float64(x[k]), 0)
-			}
-		}
-		fft(buf)
-		row := make([]float64, o.FFT/2+1)
-		for k := range row {
-			re, im := real(buf[k]), imag(buf[k])
-			row[k] = re*re + im*im
-		}
-		out[t] = row
 	}
 	return out, nil
 }

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/latentlm/latentlm/evaluate"
+	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/recipe"
+	"github.com/latentlm/latentlm/speaker"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/wav"
+)
+
+func init() {
+	register("speech-vae", "train, evaluate and use the speech tokenizer (WAV ↔ 25 Hz latent frames)", runSpeechVAE)
+}
+
+func runSpeechVAE(args []string) error {
+	return dispatch("speech-vae", "usage: latentlm speech-vae train|eval|encode|decode [flags]\n\n"+
+		"  train   train the speech σ-VAE (or VAE, AE) on the training split of .deps/speech\n"+
+		"  eval    distances, judges' scores, collapsed channels and noise robustness on the test split\n"+
+		"  encode  WAV files → latent frames (.safetensors)\n"+
+		"  decode  latent frames → WAV files\n"+
+		"  reconstruct  one WAV through the tokenizer and back, with spectrograms of both",
+		map[string]func([]string) error{"train": speechVAETrain, "eval": speechVAEEval, "encode": speechVAEEncode, "decode": speechVAEDecode, "reconstruct": speechVAEReconstruct}, args)
+}
+
+func speechVAETrain(args []string) error {
+	o := recipe.DefaultSpeechTokenizerOptions()
+	fs := newFlags("speech-vae train", "speech-vae train [--kind sigma|vae|ae] [--domain spectrum|wave] [--frames-per-latent 5] [--out DIR] [flags]")
+	fs.StringVar(&o.Backend, "backend", o.Backend, "compute backend: onnx, go or xla")
+	fs.StringVar(&o.Data, "data", "", "speech data cache (default .deps/speech, built by `latentlm speech data`)")
+	fs.StringVar(&o.Out, "out", "", "checkpoint folder (default runs/speech-vae-<kind>-<domain>)")
+	fs.Int64Var(&o.Steps, "steps", o.Steps, "training steps")
+	fs.IntVar(&o.Batch, "batch", o.Batch, "clips per step")
+	fs.IntVar(&o.Crop, "crop", o.Crop, "clip length in latent frames (32 is 1.28 s at 25 Hz)")
+	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
+	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of initialisation, clips and noise")
+	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out")
+	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
+	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
+	fs.Var(&o.Model.Kind, "kind", "tokenizer kind: sigma, vae or ae (default sigma)")
+	fs.StringVar(&o.Model.Domain, "domain", o.Model.Domain, "spectrum (log magnitudes, Griffin-Lim vocoder) or wave (waveform in and out)")
+	fs.IntVar(&o.Model.FramesPerLatent, "frames-per-latent", o.Model.FramesPerLatent, "STFT frames of 128 samples per latent frame: 5 is 25 Hz, 10 is 12.5 Hz")
+	fs.IntVar(&o.Model.Channels, "channels", o.Model.Channels, "latent channels per frame")
+	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "transformer width")
+	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "blocks in each of encoder and decoder")
+	fs.Float64Var(&o.Model.CSigma, "c-sigma", o.Model.CSigma, "σ-VAE noise scale C_σ")
+	fs.Float64Var(&o.Model.KLWeight, "kl-weight", o.Model.KLWeight, "weight of the KL (vae) or mean(μ²) (sigma, ae) term")
+	fs.bound("batch", 1, 4096, false)
+	fs.bound("crop", 1, 4096, false)
+	fs.bound("frames-per-latent", 1, 64, false)
+	fs.bound("channels", 1, 1024, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := speechDir(o.Data)
+	if err != nil {
+		return err
+	}
+	o.Data = dir
+	o.Log = os.Stdout
+	ctx, cancel := signalContext()
+	defer cancel()
+	return runRecipe(fs, &o.Options, append([]string{"speech-vae", "train"}, args...), func() error {
+		_, err := recipe.SpeechTokenizer(ctx, o)
+		return err
+	})
+}
+
+// loadSpeechVAE opens the tokenizer in dir, or the shipped weights/speech-vae.
+func loadSpeechVAE(backendName, dir string) (*speechvae.Model, string, error) {
+	b, _, err := openBackend(backendName)
+	if err != nil {
+		return nil, "", err
+	}
+	if dir == "" {
+		if dir, err = weightsDir("speech-vae"); err != nil {
+			return nil, "", err
+		}
+	}
+	m, err := speechvae.Load(b, dir)
+	return m, dir, err
+}
+
+// readSpeech reads a WAV file as 16 kHz mono, resampling other rates.
+func readSpeech(path string) ([]float32, error) {
+	a, err := wav.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if a, err = speech.To16k(a); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(a.Samples) == 0 {
+		return nil, fmt.Errorf("%s: no samples", path)
+	}
+	return a.Samples, nil
+}
+
+func speechVAEEval(args []string) error {
+	fs := newFlags("speech-vae eval", "speech-vae eval [--model DIR] [--data DIR] [--split test] [--judge-n 20] [--no-judge] [--json]")
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	modelDir := fs.String("model", "", "tokenizer checkpoint folder (default weights/speech-vae)")
+	dataDir := fs.String("data", "", "speech data cache (default .deps/speech)")
+	split := fs.String("split", speech.SplitTest, "split to measure: train, valid or test")
+	judgeN := fs.Int("judge-n", 20, "utterances per voice and text set that pocketsphinx transcribes, originals and reconstructions")
+	noJudge := fs.Bool("no-judge", false, "skip pocketsphinx")
+	speakerDir := fs.String("speaker", "", "speaker judge checkpoint (default weights/speaker; none: skip)")
+	noiseN := fs.Int("noise-n", 10, "utterances per voice decoded again with latent noise")
+	limit := fs.Int("limit", 0, "measure only the first N utterances of each voice (0: all)")
+	seed := fs.Uint64("seed", 1, "seed of Griffin-Lim's phases and of the latent noise")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	fs.bound("judge-n", 1, 100000, false)
+	fs.bound("noise-n", 1, 100000, false)
+	fs.bound("limit", 0, 1e9, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !slices.Contains(speech.Splits, *split) {
+		return fmt.Errorf("--split %q: want train, valid or test", *split)
+	}
+	m, dir, err := loadSpeechVAE(*backendName, *modelDir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	cache, err := speechDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	utts, clips, err := recipe.LoadSpeech(cache, *split)
+	if err != nil {
+		return fmt.Errorf("%w (build the speech data with `latentlm speech data`)", err)
+	}
+	if *limit > 0 {
+		utts, clips = firstPerVoice(utts, clips, *limit)
+	}
+	o := evaluate.SpeechTokenizerOptions{Utterances: utts, Clips: clips, JudgeN: *judgeN, NoiseN: *noiseN, Seed: *seed}
+	if !*asJSON {
+		o.Log = os.Stderr
+	}
+	if !*noJudge {
+		if o.Judge, err = speech.NewJudge(); err != nil {
+			return err
+		}
+	}
+	if err := attachSpeakerJudge(&o, *backendName, *speakerDir); err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	rep, err := evaluate.SpeechTokenizer(ctx, m, o)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"model": dir, "split": *split, "report": rep})
+	}
+	printSpeechReport(dir, *split, rep)
+	return nil
+}
+
+// firstPerVoice keeps the first n utterances of each voice and text set.
+func firstPerVoice(utts []speech.Utterance, clips [][]float32, n int) ([]speech.Utterance, [][]float32) {
+	count := map[string]int{}
+	var u2 []speech.Utterance
+	var c2 [][]float32
+	for i, u := range utts {
+		if k := u.Voice + "/" + u.Set; count[k] < n {
+			count[k]++
+			u2, c2 = append(u2, u), append(c2, clips[i])
+		}
+	}
+	return u2, c2
+}
+
+func printSpeechReport(dir, split string, r *evaluate.SpeechTokenizerReport) {
+	fmt.Printf("%s: %s tokenizer, %s domain, %.1f Hz × %d channels, %s split\n", dir, r.Kind, r.Domain, r.FrameRate, r.Channels, split)
+	fmt.Printf("%-16s %5s %7s %6s %8s %17s %19s %9s %9s %5s\n", "voice", "utts", "hours", "mel", "LSD dB", "WER numbers o→r", "WER sentences o→r", "spk orig", "spk rec", "SIM")
+	for _, s := range append(slices.Clone(r.Voices), r.All) {
+		wer := func(set string) string {
+			if s.WEROriginal == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f%%→%.1f%%", 100*s.WEROriginal[set], 100*s.WERReconstructed[set])
+		}
+		spk := func(v float64) string {
+			if r.All.SpeakerAccuracyOriginal == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f%%", 100*v)
+		}
+		fmt.Printf("%-16s %5d %7.3f %6.3f %8.2f %17s %19s %9s %9s %5.2f\n", s.Voice, s.Utterances, s.Seconds/3600, s.MelDistance, s.LSD,
+			wer(speech.SetNumbers), wer(speech.SetSentences), spk(s.SpeakerAccuracyOriginal), spk(s.SpeakerAccuracyReconstructed), s.SIM)
+	}
+	fmt.Printf("collapsed channels: %d of %d\n", r.Collapsed, r.Channels)
+	fmt.Printf("mel distance with latent noise (std in units of each channel's std): none %.3f", r.CleanMelDistance)
+	for _, k := range []string{"0.1", "0.2", "0.5"} {
+		fmt.Printf(", %s: %.3f", k, r.NoisyMelDistance[k])
+	}
+	fmt.Printf("\nspeed: encode %.4f s and decode %.4f s per second of audio (%.0f s in all)\n", r.EncodeSecondsPerSecond, r.DecodeSecondsPerSecond, r.EvalSeconds)
+}
+
+func speechVAEEncode(args []string) error {
+	fs := newFlags("speech-vae encode", "speech-vae encode [--model DIR] [--out-dir DIR] speech.wav...").takesArgs()
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	modelDir := fs.String("model", "", "tokenizer checkpoint folder (default weights/speech-vae)")
+	outDir := fs.String("out-dir", ".", "folder for the latents: NAME.safetensors for each NAME.wav")
+	sample := fs.Bool("sample", false, "draw z from the posterior instead of returning μ")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("no input: give one or more WAV files")
+	}
+	m, dir, err := loadSpeechVAE(*backendName, *modelDir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	for _, in := range fs.Args() {
+		out := filepath.Join(*outDir, strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))+".safetensors")
+		if err := guard.CheckOutput(out, dir, in); err != nil {
+			return err
+		}
+		x, err := readSpeech(in)
+		if err != nil {
+			return err
+		}
+		z, err := m.Encode(x, *sample)
+		if err != nil {
+			return fmt.Errorf("%s: %w", in, err)
+		}
+		if err := m.WriteLatents(out, z, len(x)); err != nil {
+			return err
+		}
+		fmt.Printf("wrote %s: %d frames × %d channels (%.2f s at %.1f Hz)\n", out, len(z), m.Config.Channels, float64(len(x))/speech.Rate, m.Config.FrameRate())
+	}
+	return nil
+}
+
+func speechVAEDecode(args []string) error {
+	fs := newFlags("speech-vae decode", "speech-vae decode [--model DIR] [--out-dir DIR] latents.safetensors...").takesArgs()
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	modelDir := fs.String("model", "", "tokenizer checkpoint folder (default weights/speech-vae)")
+	outDir := fs.String("out-dir", ".", "folder for the audio: NAME.wav for each NAME.safetensors")
+	seed := fs.Uint64("seed", 1, "seed of Griffin-Lim's starting phases (spectrum domain)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("no input: give one or more latents files")
+	}
+	m, dir, err := loadSpeechVAE(*backendName, *modelDir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	for _, in := range fs.Args() {
+		out := filepath.Join(*outDir, strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))+".wav")
+		if err := guard.CheckOutput(out, dir, in); err != nil {
+			return err
+		}
+		z, n, err := m.ReadLatents(in)
+		if err != nil {
+			return err
+		}
+		y, err := m.Decode(z, n, *seed)
+		if err != nil {
+			return fmt.Errorf("%s: %w", in, err)
+		}
+		if err := wav.Write(out, wav.Audio{Rate: speech.Rate, Samples: y}); err != nil {
+			return err
+		}
+		fmt.Printf("wrote %s (%.2f s)\n", out, float64(len(y))/speech.Rate)
+	}
+	return nil
+}
+
+func speechVAEReconstruct(args []string) error {
+	fs := newFlags("speech-vae reconstruct", "speech-vae reconstruct [--model DIR] in.wav out.wav").takesArgs()
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	modelDir := fs.String("model", "", "tokenizer checkpoint folder (default weights/speech-vae)")
+	seed := fs.Uint64("seed", 1, "seed of Griffin-Lim's starting phases (spectrum domain)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return errors.New("want two arguments: the input WAV and the output WAV")
+	}
+	in, out := fs.Arg(0), fs.Arg(1)
+	m, dir, err := loadSpeechVAE(*backendName, *modelDir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	png := strings.TrimSuffix(out, filepath.Ext(out)) + ".png"
+	if err := guard.CheckOutput(out, dir, in); err != nil {
+		return err
+	}
+	if err := guard.CheckOutput(png, dir, in); err != nil {
+		return err
+	}
+	x, err := readSpeech(in)
+	if err != nil {
+		return err
+	}
+	z, err := m.Encode(x, false)
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	y, err := m.Decode(z, len(x), *seed)
+	if err != nil {
+		return err
+	}
+	if err := wav.Write(out, wav.Audio{Rate: speech.Rate, Samples: y}); err != nil {
+		return err
+	}
+	if err := speech.WriteSpectrogram(png, wav.Audio{Rate: speech.Rate, Samples: y}); err != nil {
+		return err
+	}
+	mel, lsd, err := evaluate.SpeechDistances(x, y)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s and its spectrogram %s: %d latent frames; mel distance %.3f, log-spectral distance %.2f dB\n", out, png, len(z), mel, lsd)
+	return nil
+}
+
+// attachSpeakerJudge loads the speaker judge of dir (default
+// weights/speaker) into o; dir "none" skips the voice scores.
+func attachSpeakerJudge(o *evaluate.SpeechTokenizerOptions, backendName, dir string) error {
+	if dir == "none" {
+		return nil
+	}
+	b, _, err := openBackend(backendName)
+	if err != nil {
+		return err
+	}
+	if dir == "" {
+		if dir, err = weightsDir("speaker"); err != nil {
+			return err
+		}
+	}
+	j, err := speaker.Load(b, dir)
+	if err != nil {
+		return err
+	}
+	o.Speaker, o.SpeakerVoices = j.Predict, j.Voices
+	return nil
+}

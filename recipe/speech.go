@@ -1,0 +1,213 @@
+package recipe
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/train"
+	"github.com/latentlm/latentlm/wav"
+)
+
+// SpeechTokenizerOptions are the settings of SpeechTokenizer, the options
+// of `latentlm speech-vae train`. Options.Data is the speech cache folder
+// (built by `latentlm speech data`).
+type SpeechTokenizerOptions struct {
+	Options
+	// Crop is the length of the training clips in latent frames (32 is
+	// 1.28 s at 25 Hz); shorter utterances are padded with silence.
+	Crop int
+	// Model is the tokenizer; a resumed run uses the saved one.
+	Model speechvae.Config
+}
+
+// DefaultSpeechTokenizerOptions are the defaults of `latentlm speech-vae train`.
+func DefaultSpeechTokenizerOptions() SpeechTokenizerOptions {
+	return SpeechTokenizerOptions{
+		Options: Options{Steps: 3000, SaveEvery: 500, Batch: 16, LR: 1e-3, Seed: 1},
+		Crop:    32,
+		Model:   speechvae.DefaultConfig(),
+	}
+}
+
+// LoadSpeech reads the utterances of a split from the speech cache dir,
+// with their samples, in the cache's order.
+func LoadSpeech(dir, split string) ([]speech.Utterance, [][]float32, error) {
+	_, utts, err := speech.Load(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var keep []speech.Utterance
+	var clips [][]float32
+	for _, u := range utts {
+		if u.Split != split {
+			continue
+		}
+		a, err := wav.Read(filepath.Join(dir, u.File))
+		if err != nil {
+			return nil, nil, err
+		}
+		if a.Rate != speech.Rate {
+			return nil, nil, fmt.Errorf("%s: %d Hz, want %d (rebuild the cache with `latentlm speech data --force`)", filepath.Join(dir, u.File), a.Rate, speech.Rate)
+		}
+		keep = append(keep, u)
+		clips = append(clips, a.Samples)
+	}
+	if len(keep) == 0 {
+		return nil, nil, fmt.Errorf("%s: no utterances in split %q", dir, split)
+	}
+	return keep, clips, nil
+}
+
+// SpeechTokenizer trains the speech tokenizer (package speechvae) on the
+// training split of the speech cache o.Data into o.Out (default
+// runs/speech-vae-<kind>-<domain>), on random crops of o.Crop latent
+// frames, then records the statistics of its latents over the training
+// utterances, which the language model normalises them with.
+func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, error) {
+	cfg := o.Model
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Crop < 1 || o.Crop > 4096 {
+		return nil, fmt.Errorf("crop of %d latent frames: want 1…4096", o.Crop)
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join("runs", fmt.Sprintf("speech-vae-%s-%s", cfg.Kind, cfg.Domain))
+	}
+	b, bname, err := openBackend(o.Backend)
+	if err != nil {
+		return nil, err
+	}
+	logf(o.Log, "reading the training split of %s\n", o.Data)
+	_, clips, err := LoadSpeech(o.Data, speech.SplitTrain)
+	if err != nil {
+		return nil, err
+	}
+	spl := cfg.SamplesPerLatent()
+	cropSamples := o.Crop * spl
+	run, err := train.StartRun(o.Out, speechvae.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
+		tokens := float64(o.Batch) * float64(o.Crop) * 2
+		act := 2 * tokens * float64(cfg.Dim) * float64(cfg.Depth) * (12 + 4*cfg.MLPRatio)
+		spec := float64(o.Batch*o.Crop*cfg.FramesPerLatent*cfg.Bins()) * 4 * 12
+		return nn.MemoryEstimate(cfg.Specs(), act+spec, true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer run.Finish()
+	store := run.Store
+	o.Seed = run.Seed
+	tc := train.DefaultConfig()
+	tc.LR, tc.TotalSteps, tc.WarmupSteps, tc.MinLR = o.LR, int(o.Steps), 100, o.LR/20
+	tc.EMADecay = 0 // the tokenizer ships its live weights
+	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+		var target *Node
+		if len(in) > 1 {
+			target = in[1]
+		}
+		l := cfg.Loss(scope, w, in[0], target)
+		return []*Node{l.Total, l.Convergence, l.LogMag, l.Mel, l.Reg}
+	})
+	if err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	save := func(step int64, h []train.Point) error {
+		m, err := speechvae.NewModel(b, cfg, store)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch}
+		return run.Save(func(dir string) error { return m.Save(dir, info) }, h, step)
+	}
+	loop := &train.Loop{
+		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
+		Desc: fmt.Sprintf("speech-vae %s/%s", cfg.Kind, cfg.Domain), Quiet: o.Quiet, RecordEvery: 20,
+		Metrics: []string{"sc", "logmag", "mel", "reg"},
+		Batch: func(step int64) ([]any, int, error) {
+			crops := speechCrops(clips, o.Batch, cropSamples, o.Seed, step)
+			x := make([]float32, 0, o.Batch*o.Crop*cfg.InputWidth())
+			wave := make([]float32, 0, o.Batch*cropSamples)
+			for _, c := range crops {
+				in, err := cfg.Inputs(c)
+				if err != nil {
+					return nil, 0, err
+				}
+				x = append(x, in...)
+				wave = append(wave, c...)
+			}
+			inputs := []any{tensors.FromFlatDataAndDimensions(x, o.Batch, o.Crop, cfg.InputWidth())}
+			if cfg.Domain == speechvae.Wave {
+				inputs = append(inputs, tensors.FromFlatDataAndDimensions(wave, o.Batch, cropSamples))
+			}
+			return inputs, o.Batch * o.Crop, nil
+		},
+	}
+	if err := run.Train(ctx, loop); err != nil {
+		return nil, err
+	}
+	m, err := speechvae.NewModel(b, cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	if err := m.ComputeStats(statClips(clips, 400, o.Seed)); err != nil {
+		return nil, err
+	}
+	info := map[string]any{"data": o.Data, "steps": o.Steps, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch,
+		"train_seconds": time.Since(started).Seconds()}
+	if err := m.Save(o.Out, info); err != nil {
+		return nil, err
+	}
+	if err := writeLossPlot(filepath.Join(o.Out, "loss.png"), "speech tokenizer training loss", loop.History); err != nil {
+		return nil, err
+	}
+	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
+	return &Result{Dir: o.Out, History: loop.History}, nil
+}
+
+// speechCrops draws the clips of one step: n utterances and, in each, a
+// window of size samples at a random offset (zero-padded when the
+// utterance is shorter), all from (seed, step) so that a resumed run sees
+// the same data.
+func speechCrops(clips [][]float32, n, size int, seed uint64, step int64) [][]float32 {
+	rng := rand.New(rand.NewPCG(seed, uint64(step)))
+	out := make([][]float32, n)
+	for i := range out {
+		c := clips[rng.IntN(len(clips))]
+		crop := make([]float32, size)
+		if len(c) > size {
+			off := rng.IntN(len(c) - size + 1)
+			copy(crop, c[off:off+size])
+		} else {
+			copy(crop, c)
+		}
+		out[i] = crop
+	}
+	return out
+}
+
+// statClips is an evenly spread subset of at most n clips.
+func statClips(clips [][]float32, n int, seed uint64) [][]float32 {
+	if len(clips) <= n {
+		return clips
+	}
+	rng := rand.New(rand.NewPCG(seed, 7))
+	idx := rng.Perm(len(clips))[:n]
+	out := make([][]float32, n)
+	for i, j := range idx {
+		out[i] = clips[j]
+	}
+	return out
+}

@@ -1,0 +1,444 @@
+// Package speechvae is the speech tokenizer (docs/DESIGN.md §2 and §12):
+// the σ-VAE of LatentLM's §2.3 (https://arxiv.org/abs/2412.08635) between
+// 16 kHz audio and a sequence of latent frames at 25 Hz (12.5 Hz as a
+// variant), the continuous tokens that text-to-speech generates by
+// next-token diffusion.
+//
+// The encoder and decoder are Transformers over latent frames with rotary
+// positions only, so one model takes audio of any length. The noise law
+// (σ-VAE, VAE or AE) and the latent normalisation are those of the image
+// tokenizer (vae.SampleLatent, vae.Regulariser).
+//
+// Two domains share that trunk:
+//
+//   - spectrum (the default): each latent frame reads and writes the log
+//     magnitudes of five STFT frames (512-point windows every 128 samples,
+//     speech.VocoderSTFT), and Griffin-Lim (speech.GriffinLim) turns the
+//     decoded magnitudes into a waveform. This is the issue's mel-domain
+//     fallback, on linear magnitudes, which Griffin-Lim needs.
+//   - wave: each latent frame reads 640 samples of the waveform and the
+//     decoder writes the real and imaginary parts of five STFT frames, which
+//     a fixed inverse DFT and overlap-add turn into the waveform: waveform
+//     in, waveform out, as in the paper, with the phase learned.
+//
+// Both train on the same losses, computed from magnitudes: spectral
+// convergence, log-magnitude L1 and log-mel L1 (for wave, over three STFT
+// resolutions). There are no strided convolutions: ONNX Runtime cannot
+// differentiate them (docs/DESIGN.md §10), so audio is cut into frames by
+// reshape.
+package speechvae
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/vae"
+)
+
+// Kind is the checkpoint kind of a speech tokenizer.
+const Kind = "speech-vae"
+
+// The domains of Config.Domain.
+const (
+	Spectrum = "spectrum"
+	Wave     = "wave"
+)
+
+// Config is the speech tokenizer's architecture and objective, saved
+// beside its weights.
+type Config struct {
+	Kind   vae.Variant `json:"kind"`
+	Domain string      `json:"domain"` // Spectrum or Wave
+	// FFT and Hop are the STFT of the spectrum domain, of the decoder's
+	// frames in the wave domain, and of the losses' first resolution.
+	FFT int `json:"fft"`
+	Hop int `json:"hop"`
+	// FramesPerLatent STFT frames make one latent frame: 5 × 128 samples
+	// is 25 Hz at 16 kHz, 10 is 12.5 Hz.
+	FramesPerLatent int     `json:"frames_per_latent"`
+	Channels        int     `json:"latent_channels"`
+	Dim             int     `json:"dim"`
+	Depth           int     `json:"depth"` // blocks in each of encoder and decoder
+	Heads           int     `json:"heads"`
+	MLPRatio        float64 `json:"mlp_ratio"`
+	CSigma          float64 `json:"c_sigma"`
+	KLWeight        float64 `json:"kl_weight"`
+}
+
+// DefaultConfig is the shipped tokenizer's shape: 25 Hz frames of 32
+// channels (the paper's 15 Hz × 32 channels at 24 kHz is 1600×; this is
+// 640×), in the spectrum domain.
+func DefaultConfig() Config {
+	return Config{Kind: vae.Sigma, Domain: Spectrum, FFT: 512, Hop: 128, FramesPerLatent: 5, Channels: 32,
+		Dim: 256, Depth: 4, Heads: 4, MLPRatio: 3, CSigma: 0.9375, KLWeight: 0.01}
+}
+
+// Validate reports an inconsistent configuration.
+func (c Config) Validate() error {
+	if err := nn.CheckSizes("speech-vae config", nn.Size{Name: "fft", Value: c.FFT}, nn.Size{Name: "hop", Value: c.Hop},
+		nn.Size{Name: "frames_per_latent", Value: c.FramesPerLatent}, nn.Size{Name: "channels", Value: c.Channels},
+		nn.Size{Name: "dim", Value: c.Dim}, nn.Size{Name: "depth", Value: c.Depth, Depth: true}, nn.Size{Name: "heads", Value: c.Heads}); err != nil {
+		return err
+	}
+	switch {
+	case c.Domain != Spectrum && c.Domain != Wave:
+		return fmt.Errorf("speech-vae config: domain %q: want %s or %s", c.Domain, Spectrum, Wave)
+	case c.Kind < vae.Sigma || c.Kind > vae.AE:
+		return fmt.Errorf("speech-vae config: unknown kind %v: want sigma, vae or ae", c.Kind)
+	case c.FFT < 16 || c.FFT > 4096 || c.FFT&(c.FFT-1) != 0:
+		return fmt.Errorf("speech-vae config: fft %d: want a power of two in 16…4096", c.FFT)
+	case c.FFT != 4*c.Hop:
+		return fmt.Errorf("speech-vae config: hop %d: want a quarter of the FFT size %d", c.Hop, c.FFT)
+	case c.FramesPerLatent <= 0 || c.FramesPerLatent > 64:
+		return fmt.Errorf("speech-vae config: frames_per_latent %d out of range 1…64", c.FramesPerLatent)
+	case !(c.MLPRatio > 0 && c.MLPRatio <= 64):
+		return fmt.Errorf("speech-vae config: mlp_ratio %g out of range (0, 64]", c.MLPRatio)
+	case !(c.CSigma >= 0 && c.CSigma <= 100) || !(c.KLWeight >= 0 && c.KLWeight <= 1e6):
+		return fmt.Errorf("speech-vae config: c_sigma %g and kl_weight %g must be finite and ≥ 0", c.CSigma, c.KLWeight)
+	case c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:
+		return fmt.Errorf("speech-vae config: dim %d must split into %d heads of even size", c.Dim, c.Heads)
+	}
+	return nil
+}
+
+// JSON encodes the config.
+func (c Config) JSON() []byte {
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return b
+}
+
+// STFT is the tokenizer's analysis: Hann windows of FFT samples every Hop.
+func (c Config) STFT() speech.STFTOptions {
+	return speech.STFTOptions{FFT: c.FFT, Window: c.FFT, Hop: c.Hop}
+}
+
+// Bins is the number of STFT bins, FFT/2+1.
+func (c Config) Bins() int { return c.FFT/2 + 1 }
+
+// SamplesPerLatent is the hop between latent frames, in samples.
+func (c Config) SamplesPerLatent() int { return c.Hop * c.FramesPerLatent }
+
+// FrameRate is latent frames per second at speech.Rate.
+func (c Config) FrameRate() float64 { return float64(speech.Rate) / float64(c.SamplesPerLatent()) }
+
+// InputWidth is the number of values the encoder reads per latent frame.
+func (c Config) InputWidth() int {
+	if c.Domain == Wave {
+		return c.SamplesPerLatent()
+	}
+	return c.FramesPerLatent * c.Bins()
+}
+
+// outputWidth is what the decoder writes per latent frame: log magnitudes
+// (spectrum) or real and imaginary parts (wave) of FramesPerLatent frames.
+func (c Config) outputWidth() int {
+	if c.Domain == Wave {
+		return 2 * c.FramesPerLatent * c.Bins()
+	}
+	return c.FramesPerLatent * c.Bins()
+}
+
+func (c Config) block() nn.Block {
+	return nn.Block{Attn: nn.Attention{Dim: c.Dim, Heads: c.Heads, KVHeads: c.Heads}, Hidden: nn.SwiGLUHidden(c.Dim, c.MLPRatio)}
+}
+
+// Specs declares the weights.
+func (c Config) Specs() []nn.Spec {
+	d := c.Dim
+	encOut := c.Channels
+	if c.Kind == vae.VAE {
+		encOut = 2 * c.Channels
+	}
+	specs := []nn.Spec{
+		{Name: "encoder.frame_embed.weight", Shape: []int{d, c.InputWidth()}, Std: nn.InitStd},
+		{Name: "decoder.latent_embed.weight", Shape: []int{d, c.Channels}, Std: nn.InitStd},
+	}
+	b := c.block()
+	for i := range c.Depth {
+		specs = append(specs, b.Specs(fmt.Sprintf("encoder.blocks.%d", i))...)
+		specs = append(specs, b.Specs(fmt.Sprintf("decoder.blocks.%d", i))...)
+	}
+	return append(specs,
+		nn.Spec{Name: "encoder.out.weight", Shape: []int{encOut, d}, Std: nn.InitStd},
+		nn.Spec{Name: "decoder.out.weight", Shape: []int{c.outputWidth(), d}, Std: nn.InitStd},
+	)
+}
+
+// trunk runs the blocks over [B, L, Dim] with rotary positions 0…L−1 and
+// no absolute embedding, so that any length works.
+func (c Config) trunk(w nn.Weights, prefix string, x *Node) *Node {
+	pos := Iota(x.Graph(), nn.Shape(x.DType(), x.Shape().Dimensions[1]), 0)
+	b := c.block()
+	for i := range c.Depth {
+		x, _ = b.Forward(w, fmt.Sprintf("%s.blocks.%d", prefix, i), x, pos, false, nil)
+	}
+	return nn.RMSNorm(x)
+}
+
+// Encode maps encoder inputs [B, L, InputWidth] (see Inputs) to μ
+// [B, L, Channels] and, for kind vae, the log-variance (nil otherwise).
+func (c Config) Encode(w nn.Weights, x *Node) (mu, logvar *Node) {
+	h := c.trunk(w, "encoder", nn.Linear(x, w.Get("encoder.frame_embed.weight")))
+	out := nn.Linear(h, w.Get("encoder.out.weight"))
+	if c.Kind != vae.VAE {
+		return out, nil
+	}
+	return nn.Take(out, 2, 0, c.Channels), nn.Take(out, 2, c.Channels, 2*c.Channels)
+}
+
+// Decode maps latents [B, L, Channels] to the decoder's raw output
+// [B, L, outputWidth]; Magnitudes and Waveform interpret it.
+func (c Config) Decode(w nn.Weights, z *Node) *Node {
+	h := c.trunk(w, "decoder", nn.Linear(z, w.Get("decoder.latent_embed.weight")))
+	return nn.Linear(h, w.Get("decoder.out.weight"))
+}
+
+// The spectrum domain reads log magnitudes as (ln max(|X|, magFloor) −
+// logOffset)/logScale: about −1.7 for digital silence and 2 for loud
+// vowels, the range a Transformer's linear layers start at ease in.
+const (
+	magFloor  = 1e-4
+	logOffset = -4.0
+	logScale  = 3.0
+)
+
+// EncodeLogMagnitude is the spectrum domain's input value of a magnitude.
+func EncodeLogMagnitude(m float32) float32 {
+	return float32((math.Log(math.Max(float64(m), magFloor)) - logOffset) / logScale)
+}
+
+// logMagnitudes turns the decoder's spectrum-domain output [B, L, F·Bins]
+// into ln|X| [B, L·F, Bins].
+func (c Config) logMagnitudes(out *Node) *Node {
+	b, l := out.Shape().Dimensions[0], out.Shape().Dimensions[1]
+	return AddScalar(MulScalar(Reshape(out, b, l*c.FramesPerLatent, c.Bins()), logScale), logOffset)
+}
+
+// Waveform turns the wave domain's decoder output [B, L, F·2·Bins] into
+// samples [B, L·SamplesPerLatent]: each frame's real and imaginary parts
+// through the inverse real DFT, the synthesis window, overlap-add, and the
+// division by the summed squared window (the least-squares inverse STFT of
+// speech.ISTFT, here in the graph so that losses reach the decoder).
+func (c Config) Waveform(out *Node) *Node {
+	g := out.Graph()
+	b, l := out.Shape().Dimensions[0], out.Shape().Dimensions[1]
+	t := l * c.FramesPerLatent
+	frames := Reshape(out, b, t, 2*c.Bins())
+	basis := Const(g, inverseDFT(c.FFT)) // [2·Bins, FFT], window folded in
+	y := Einsum("btk,kn->btn", frames, ConvertDType(basis, out.DType()))
+	// Frame j starts at (j−2)·Hop: centred on j·Hop with a window of 4 hops.
+	// nn.Take, not Slice: the gradient of a slice is a Pad, which ONNX
+	// Runtime lacks.
+	chunks := Reshape(y, b, t, 4, c.Hop)
+	var sum *Node
+	for j := range 4 {
+		piece := Reshape(nn.Take(chunks, 2, j, j+1), b, t, c.Hop) // [B, T, Hop]
+		piece = padAxis(piece, 1, j, 3-j)
+		if sum == nil {
+			sum = piece
+		} else {
+			sum = Add(sum, piece)
+		}
+	}
+	norm := ConvertDType(Const(g, overlapNorm(c.FFT, c.Hop, t)), out.DType()) // [T+3, Hop]
+	sig := Mul(sum, InsertAxes(norm, 0))
+	sig = nn.Take(sig, 1, 2, 2+t)
+	return Reshape(sig, b, t*c.Hop)
+}
+
+// padAxis pads x with start and end zeros along axis by concatenation
+// (ONNX Runtime's backend has no Pad).
+func padAxis(x *Node, axis, start, end int) *Node {
+	parts := []*Node{}
+	zeros := func(n int) *Node {
+		dims := x.Shape().Clone().Dimensions
+		dims[axis] = n
+		return Zeros(x.Graph(), nn.Shape(x.DType(), dims...))
+	}
+	if start > 0 {
+		parts = append(parts, zeros(start))
+	}
+	parts = append(parts, x)
+	if end > 0 {
+		parts = append(parts, zeros(end))
+	}
+	if len(parts) == 1 {
+		return x
+	}
+	return Concatenate(parts, axis)
+}
+
+// inverseDFT is the matrix [2·(N/2+1), N] that maps the real parts then
+// the imaginary parts of a half spectrum to the windowed inverse DFT:
+// x[n] = w[n]·(1/N)·Σ_k c_k·(Re X_k·cos(2πkn/N) − Im X_k·sin(2πkn/N)),
+// c_k = 1 at DC and Nyquist and 2 between.
+func inverseDFT(n int) [][]float32 {
+	bins := n/2 + 1
+	win := hann(n)
+	m := make([][]float32, 2*bins)
+	for k := range bins {
+		ck := 2.0
+		if k == 0 || k == n/2 {
+			ck = 1
+		}
+		re, im := make([]float32, n), make([]float32, n)
+		for i := range n {
+			a := 2 * math.Pi * float64(k) * float64(i) / float64(n)
+			re[i] = float32(win[i] * ck * math.Cos(a) / float64(n))
+			im[i] = float32(-win[i] * ck * math.Sin(a) / float64(n))
+		}
+		m[k], m[bins+k] = re, im
+	}
+	return m
+}
+
+// overlapNorm is 1/Σ w² over the overlapping windows at each output
+// sample of t frames (0 where no window reaches), as [t+3, hop].
+func overlapNorm(n, hop, t int) [][]float32 {
+	win := hann(n)
+	out := make([][]float32, t+3)
+	acc := make([]float64, (t+3)*hop)
+	for j := range t {
+		for i, w := range win {
+			acc[j*hop+i] += w * w
+		}
+	}
+	for r := range out {
+		out[r] = make([]float32, hop)
+		for i := range hop {
+			if a := acc[r*hop+i]; a > 1e-8 {
+				out[r][i] = float32(1 / a)
+			}
+		}
+	}
+	return out
+}
+
+// hann is the periodic Hann window of speech's STFT.
+func hann(n int) []float64 {
+	w := make([]float64, n)
+	for i := range w {
+		w[i] = 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/float64(n))
+	}
+	return w
+}
+
+// Losses are the terms of the speech tokenizer's objective.
+type Losses struct {
+	Total, Convergence, LogMag, Mel, Reg *Node
+}
+
+// Loss is the objective on a batch: encoder inputs x [B, L, InputWidth]
+// and, in the wave domain, the waveform target [B, L·SamplesPerLatent]
+// (nil in the spectrum domain, where x is its own target). Spectral
+// convergence ‖|X| − |X̂|‖_F/‖|X|‖_F, the mean absolute difference of
+// ln|X| and of log-mel power (the losses of multi-resolution STFT
+// training, Yamamoto et al. 2020, eq. 3–5, and of the issue), plus
+// KLWeight times the noise law's regulariser.
+func (c Config) Loss(scope *model.Scope, w nn.Weights, x, target *Node) Losses {
+	mu, logvar := c.Encode(w, x)
+	out := c.Decode(w, vae.SampleLatent(scope, c.Kind, c.CSigma, mu, logvar))
+	var sc, lm, mel *Node
+	if c.Domain == Wave {
+		y := c.Waveform(out)
+		for _, fft := range []int{c.FFT / 2, c.FFT, 2 * c.FFT} {
+			ref := logMagnitudeGraph(target, fft)
+			got := logMagnitudeGraph(y, fft)
+			s, l, m := spectralLosses(ref, got, fft)
+			sc, lm, mel = addOr(sc, s), addOr(lm, l), addOr(mel, m)
+		}
+		sc, lm, mel = MulScalar(sc, 1.0/3), MulScalar(lm, 1.0/3), MulScalar(mel, 1.0/3)
+	} else {
+		b, l := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+		ref := AddScalar(MulScalar(Reshape(x, b, l*c.FramesPerLatent, c.Bins()), logScale), logOffset)
+		sc, lm, mel = spectralLosses(ref, c.logMagnitudes(out), c.FFT)
+	}
+	reg := vae.Regulariser(c.Kind, mu, logvar)
+	total := Add(Add(Add(sc, lm), mel), MulScalar(reg, c.KLWeight))
+	return Losses{Total: total, Convergence: sc, LogMag: lm, Mel: mel, Reg: reg}
+}
+
+func addOr(a, b *Node) *Node {
+	if a == nil {
+		return b
+	}
+	return Add(a, b)
+}
+
+// spectralLosses compares log magnitudes [B, T, FFT/2+1].
+func spectralLosses(ref, got *Node, fft int) (convergence, logMag, mel *Node) {
+	g := ref.Graph()
+	refMag, gotMag := Exp(ref), Exp(got)
+	num := Sqrt(ReduceSum(Square(Sub(refMag, gotMag)), 1, 2))
+	den := Sqrt(AddScalar(ReduceSum(Square(refMag), 1, 2), 1e-6))
+	convergence = ReduceAllMean(Div(num, den))
+	logMag = ReduceAllMean(Abs(Sub(ref, got)))
+	fb := ConvertDType(Const(g, melMatrix(fft)), ref.DType()) // [Bins, Mels]
+	melOf := func(logm *Node) *Node {
+		return Log(AddScalar(Einsum("btk,km->btm", Exp(MulScalar(logm, 2)), fb), 1e-8))
+	}
+	mel = ReduceAllMean(Abs(Sub(melOf(ref), melOf(got))))
+	return convergence, logMag, mel
+}
+
+// melMatrix is speech's 80-band HTK filterbank for fft, transposed to
+// [FFT/2+1, 80] (fewer bands for the smallest FFTs).
+func melMatrix(fft int) [][]float32 {
+	mels := min(80, fft/4)
+	fb, err := speech.MelFilterbank(speech.MelOptions{Rate: speech.Rate, FFT: fft, Mels: mels})
+	if err != nil {
+		panic(err) // fft is a checked power of two
+	}
+	out := make([][]float32, fft/2+1)
+	for k := range out {
+		out[k] = make([]float32, mels)
+		for m := range mels {
+			out[k][m] = float32(fb[m][k])
+		}
+	}
+	return out
+}
+
+// logMagnitudeGraph is ln max(|STFT|, magFloor) of waveforms [B, N] in the
+// graph, [B, frames, fft/2+1]: Hann windows of fft samples every fft/4,
+// the signal padded by half a window at each end.
+func logMagnitudeGraph(x *Node, fft int) *Node {
+	g := x.Graph()
+	b, n := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
+	hop := fft / 4
+	padEnd := fft/2 + (hop-(n+fft)%hop)%hop
+	x = padAxis(x, 1, fft/2, padEnd)
+	chunks := Reshape(x, b, (n+fft/2+padEnd)/hop, hop)
+	m := chunks.Shape().Dimensions[1]
+	parts := make([]*Node, 4)
+	for j := range 4 {
+		parts[j] = nn.Take(chunks, 1, j, m-3+j)
+	}
+	frames := Concatenate(parts, -1) // [B, m−3, fft]
+	re, im := forwardDFT(fft)
+	fr := Einsum("btn,nk->btk", frames, ConvertDType(Const(g, re), x.DType()))
+	fi := Einsum("btn,nk->btk", frames, ConvertDType(Const(g, im), x.DType()))
+	power := Add(Square(fr), Square(fi))
+	return MulScalar(Log(Max(power, ConstAsDType(g, x.DType(), magFloor*magFloor))), 0.5)
+}
+
+// forwardDFT is the windowed real DFT as two [N, N/2+1] matrices.
+func forwardDFT(n int) (re, im [][]float32) {
+	win := hann(n)
+	re, im = make([][]float32, n), make([][]float32, n)
+	for i := range n {
+		re[i], im[i] = make([]float32, n/2+1), make([]float32, n/2+1)
+		for k := range n/2 + 1 {
+			a := 2 * math.Pi * float64(k) * float64(i) / float64(n)
+			re[i][k] = float32(win[i] * math.Cos(a))
+			im[i][k] = float32(-win[i] * math.Sin(a))
+		}
+	}
+	return re, im
+}

@@ -1,0 +1,68 @@
+package speechvae
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/latentlm/latentlm/safetensors"
+)
+
+// LatentsTensor is the tensor name of a latents file: F32 [L, Channels],
+// normalised latent frames of one utterance.
+const LatentsTensor = "latents"
+
+// WriteLatents saves the latent frames of one utterance of n samples; the
+// metadata keeps n, so that decoding restores the exact length.
+func (m *Model) WriteLatents(path string, z [][]float32, n int) error {
+	c := m.Config
+	flat := make([]float32, 0, len(z)*c.Channels)
+	for i, row := range z {
+		if len(row) != c.Channels {
+			return fmt.Errorf("writing %s: latent frame %d has %d values, want %d", path, i, len(row), c.Channels)
+		}
+		flat = append(flat, row...)
+	}
+	t := safetensors.FromFloat32(LatentsTensor, []int{len(z), c.Channels}, flat)
+	return safetensors.Save(path, []safetensors.Tensor{t}, map[string]string{
+		"normalised": "true", "kind": c.Kind.String(), "domain": c.Domain,
+		"samples": strconv.Itoa(n), "frame_rate_hz": strconv.FormatFloat(c.FrameRate(), 'g', -1, 64)})
+}
+
+// ReadLatents reads a latents file (WriteLatents) for this tokenizer and
+// the number of samples it decodes to (0 when the file does not say: all
+// of its frames). Every problem is an error naming the file.
+func (m *Model) ReadLatents(path string) ([][]float32, int, error) {
+	c := m.Config
+	file, err := safetensors.Load(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	t, ok := file.Get(LatentsTensor)
+	if !ok {
+		return nil, 0, fmt.Errorf("%s: no tensor named %s", path, LatentsTensor)
+	}
+	if t.DType != safetensors.F32 || len(t.Shape) != 2 || t.Shape[1] != c.Channels || t.Shape[0] == 0 {
+		return nil, 0, fmt.Errorf("%s: latents are %s %v, this tokenizer needs F32 [frames ≥ 1, %d]", path, t.DType, t.Shape, c.Channels)
+	}
+	flat, err := t.Float32()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	for i, v := range flat {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, 0, fmt.Errorf("%s: latent frame %d holds a non-finite value (%v at channel %d)", path, i/c.Channels, v, i%c.Channels)
+		}
+	}
+	n := 0
+	if s, ok := file.Metadata["samples"]; ok {
+		if n, err = strconv.Atoi(s); err != nil || n < 0 || n > t.Shape[0]*c.SamplesPerLatent() {
+			return nil, 0, fmt.Errorf("%s: metadata samples=%q does not fit %d frames of %d samples", path, s, t.Shape[0], c.SamplesPerLatent())
+		}
+	}
+	z := make([][]float32, t.Shape[0])
+	for i := range z {
+		z[i] = flat[i*c.Channels : (i+1)*c.Channels : (i+1)*c.Channels]
+	}
+	return z, n, nil
+}

@@ -1,0 +1,263 @@
+package speechvae
+
+import (
+	"math"
+	"math/cmplx"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/vae"
+)
+
+func tinyConfig(domain string, kind vae.Variant) Config {
+	c := DefaultConfig()
+	c.Domain, c.Kind = domain, kind
+	c.Channels, c.Dim, c.Depth, c.Heads = 8, 32, 1, 2
+	return c
+}
+
+// voiced is a toy utterance: a harmonic tone whose pitch glides, with a
+// formant-like emphasis, and silence at both ends.
+func voiced(n int, f0 float64) []float32 {
+	x := make([]float32, n)
+	for i := n / 8; i < n-n/8; i++ {
+		t := float64(i) / speech.Rate
+		f := f0 * (1 + 0.2*t)
+		var v float64
+		for h := 1; h <= 8; h++ {
+			v += math.Sin(2*math.Pi*f*float64(h)*t) / float64(h) * (1 + 2*math.Exp(-math.Pow(float64(h)*f-700, 2)/1e5))
+		}
+		x[i] = float32(0.1 * v)
+	}
+	return x
+}
+
+func newModel(t *testing.T, cfg Config) *Model {
+	t.Helper()
+	store := model.NewStore()
+	if err := nn.Init(store, cfg.Specs(), 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetRNGStateFromSeed(3); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewModel(testutil.Backend(t, ""), cfg, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// TestEncodeDecodeKeepsLength: n samples → ⌈n/640⌉ latent frames → n samples,
+// for lengths that are and are not whole frames or buckets, both domains.
+func TestEncodeDecodeKeepsLength(t *testing.T) {
+	for _, domain := range []string{Spectrum, Wave} {
+		m := newModel(t, tinyConfig(domain, vae.Sigma))
+		for _, n := range []int{100, 640, 6401, 20000} {
+			z, err := m.Encode(voiced(n, 150), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (n + 639) / 640; len(z) != want || len(z[0]) != 8 {
+				t.Fatalf("%s, %d samples: %d×%d latents, want %d×8", domain, n, len(z), len(z[0]), want)
+			}
+			y, err := m.Decode(z, n, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(y) != n {
+				t.Fatalf("%s: decoded %d samples, want %d", domain, len(y), n)
+			}
+		}
+	}
+}
+
+// TestFrameRates: 5 STFT frames of 128 samples per latent is 25 Hz, 10 is
+// 12.5 Hz, and the bound is 25 Hz.
+func TestFrameRates(t *testing.T) {
+	c := DefaultConfig()
+	if c.FrameRate() != 25 {
+		t.Errorf("default frame rate %g Hz, want 25", c.FrameRate())
+	}
+	c.FramesPerLatent = 10
+	if c.FrameRate() != 12.5 {
+		t.Errorf("10 frames per latent: %g Hz, want 12.5", c.FrameRate())
+	}
+	bad := DefaultConfig()
+	bad.Domain = "mel"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "domain") {
+		t.Errorf("domain mel: %v", err)
+	}
+}
+
+// run builds and runs a one-output graph on the test backend.
+func run(t *testing.T, fn func(g *Graph) *Node) []float32 {
+	t.Helper()
+	e, err := NewExec(testutil.Backend(t, ""), fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Finalize()
+	out, err := e.Exec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tensors.MustCopyFlatData[float32](out[0])
+}
+
+// TestWaveformIsTheInverseSTFT: the wave decoder's fixed head (inverse
+// DFT, window, overlap-add) turned on the STFT of a signal gives the
+// signal back, as speech.ISTFT (float64, on the host) does.
+func TestWaveformIsTheInverseSTFT(t *testing.T) {
+	c := tinyConfig(Wave, vae.Sigma)
+	l := 4
+	n := l * c.SamplesPerLatent()
+	x := voiced(n, 180)
+	spec, err := speech.STFT(x, c.STFT())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spec) != l*c.FramesPerLatent {
+		t.Fatalf("%d STFT frames, want %d", len(spec), l*c.FramesPerLatent)
+	}
+	// Decoder output layout per frame: Bins real parts, then Bins imaginary.
+	flat := make([]float32, 0, len(spec)*2*c.Bins())
+	for _, row := range spec {
+		for _, v := range row {
+			flat = append(flat, float32(real(v)))
+		}
+		for _, v := range row {
+			flat = append(flat, float32(imag(v)))
+		}
+	}
+	y := run(t, func(g *Graph) *Node {
+		return c.Waveform(Const(g, tensors.FromFlatDataAndDimensions(flat, 1, l, 2*c.FramesPerLatent*c.Bins())))
+	})
+	var worst float64
+	for i := range x {
+		worst = math.Max(worst, math.Abs(float64(x[i]-y[i])))
+	}
+	if worst > 1e-4 {
+		t.Errorf("graph inverse STFT is off by up to %g", worst)
+	}
+}
+
+// TestLogMagnitudeGraphMatchesHost: the losses' in-graph STFT equals
+// speech.Magnitudes (float64 FFT) frame for frame.
+func TestLogMagnitudeGraphMatchesHost(t *testing.T) {
+	n := 2560
+	x := voiced(n, 130)
+	for _, fft := range []int{256, 512} {
+		o := speech.STFTOptions{FFT: fft, Window: fft, Hop: fft / 4}
+		want, err := speech.STFT(x, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := run(t, func(g *Graph) *Node {
+			return logMagnitudeGraph(Const(g, tensors.FromFlatDataAndDimensions(x, 1, n)), fft)
+		})
+		bins := fft/2 + 1
+		if len(got)/bins < len(want) {
+			t.Fatalf("fft %d: %d graph frames, want at least %d", fft, len(got)/bins, len(want))
+		}
+		for f := range want {
+			for k := range want[f] {
+				w := math.Log(math.Max(cmplx.Abs(want[f][k]), magFloor))
+				if d := math.Abs(float64(got[f*bins+k]) - w); d > 2e-3*(1+math.Abs(w)) && cmplx.Abs(want[f][k]) > 1e-2 {
+					t.Fatalf("fft %d frame %d bin %d: ln|X| %g in the graph, %g on the host", fft, f, k, got[f*bins+k], w)
+				}
+			}
+		}
+	}
+}
+
+// TestTinyTrainingLowersLoss: a few steps on toy voices lower the
+// spectral losses in both domains.
+func TestTinyTrainingLowersLoss(t *testing.T) {
+	for _, domain := range []string{Spectrum, Wave} {
+		t.Run(domain, func(t *testing.T) {
+			c := tinyConfig(domain, vae.Sigma)
+			l := 8
+			n := l * c.SamplesPerLatent()
+			var x, wave []float32
+			for _, f0 := range []float64{110, 160, 220, 300} {
+				clip := voiced(n, f0)
+				in, err := c.Inputs(clip)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x, wave = append(x, in...), append(wave, clip...)
+			}
+			_, tr := testutil.TinyTrainer(t, c.Specs(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+				var target *Node
+				if len(in) > 1 {
+					target = in[1]
+				}
+				return []*Node{c.Loss(scope, w, in[0], target).Total}
+			})
+			inputs := []any{tensors.FromFlatDataAndDimensions(x, 4, l, c.InputWidth())}
+			if domain == Wave {
+				inputs = append(inputs, tensors.FromFlatDataAndDimensions(wave, 4, n))
+			}
+			testutil.ExpectLossFalls(t, 40, 5, 0.8, func(int) float64 {
+				r, err := tr.Step(inputs...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r.Loss
+			})
+		})
+	}
+}
+
+// TestLatentsFile: latents and the sample count survive a file; a file
+// for another channel count or with a NaN is refused by name.
+func TestLatentsFile(t *testing.T) {
+	m := newModel(t, tinyConfig(Spectrum, vae.Sigma))
+	dir := t.TempDir()
+	x := voiced(3000, 200)
+	z, err := m.Encode(x, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "a.safetensors")
+	if err := m.WriteLatents(path, z, len(x)); err != nil {
+		t.Fatal(err)
+	}
+	back, n, err := m.ReadLatents(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(x) || len(back) != len(z) || back[2][3] != z[2][3] {
+		t.Fatalf("round trip: %d frames, %d samples; want %d, %d", len(back), n, len(z), len(x))
+	}
+	z[1][0] = float32(math.NaN())
+	bad := filepath.Join(dir, "nan.safetensors")
+	if err := m.WriteLatents(bad, z, len(x)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.ReadLatents(bad); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "frame 1") {
+		t.Errorf("NaN latents: %v", err)
+	}
+	other := newModel(t, DefaultConfig())
+	if _, _, err := other.ReadLatents(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("8-channel latents read by a 32-channel tokenizer: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "junk.safetensors"), []byte("not a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.ReadLatents(filepath.Join(dir, "junk.safetensors")); err == nil {
+		t.Error("junk latents file accepted")
+	}
+}
