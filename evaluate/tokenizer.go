@@ -1,6 +1,8 @@
 package evaluate
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -22,11 +24,20 @@ type TokenizerReport struct {
 	// Data is the data set and Images the number of test images measured.
 	Data   string `json:"data"`
 	Images int    `json:"images"`
+	// Channels is the number of channels of the images: 1 (gray) or 3
+	// (RGB, in that order).
+	Channels int `json:"channels"`
 	// PSNR is that of the mean squared error of the reconstructions from μ
 	// over the set (not a mean of per-image PSNRs), in dB; SSIM the mean
-	// structural similarity.
+	// structural similarity. For colour images both are over all channels:
+	// the PSNR of the mean squared error of every value, the mean of the
+	// SSIMs of the channels.
 	PSNR float64 `json:"psnr_db"`
 	SSIM float64 `json:"ssim"`
+	// PSNRPerChannel and SSIMPerChannel are PSNR and SSIM of each channel
+	// on its own, for colour images only.
+	PSNRPerChannel []float64 `json:"psnr_db_per_channel,omitempty"`
+	SSIMPerChannel []float64 `json:"ssim_per_channel,omitempty"`
 	// MuStd is the standard deviation of the posterior mean μ per latent
 	// channel; Collapsed counts the channels with MuStd < 0.01.
 	MuStd     []float64 `json:"mu_std_per_channel"`
@@ -41,42 +52,71 @@ type TokenizerReport struct {
 const tokenizerBatch = 500
 
 // Tokenizer measures m on the first n images of test (all of them when
-// n ≤ 0 or n exceeds the split): reconstruction from μ, the spread of μ,
-// and the decoder's tolerance of noise added to the (normalised) latents.
-// The noise is seeded, so that the report of a tokenizer is reproducible.
+// n ≤ 0 or n exceeds the split), as TokenizerImages does.
 func Tokenizer(m *vae.Model, test *data.Dataset, n int) (*TokenizerReport, error) {
-	t0 := time.Now()
-	c := m.Config
-	rep := &TokenizerReport{Kind: c.Kind.String(), Data: test.Name, NoisyPSNR: map[string]float64{}}
-	noise := []float64{0.1, 0.2, 0.5}
-	var mse float64
-	noisyMSE := make([]float64, len(noise))
-	var ssim float64
-	sum, sq := make([]float64, c.Channels), make([]float64, c.Channels)
-	count, items := 0, 0
-	rng := rand.New(rand.NewPCG(1, 0x6e6f697365)).NormFloat64
 	total := test.N
 	if n > 0 && n < total {
 		total = n
 	}
 	px := test.Height * test.Width
-	for start := 0; start < total; start += tokenizerBatch {
-		imgs := make([][]float32, min(start+tokenizerBatch, total)-start)
-		for i := range imgs {
-			imgs[i] = make([]float32, px)
-			test.Float32(start+i, imgs[i])
+	return TokenizerImages(m, test.Name, func(yield func([][]float32) error) error {
+		for start := 0; start < total; start += tokenizerBatch {
+			imgs := make([][]float32, min(start+tokenizerBatch, total)-start)
+			for i := range imgs {
+				imgs[i] = make([]float32, px)
+				test.Float32(start+i, imgs[i])
+			}
+			if err := yield(imgs); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+}
+
+// TokenizerImages measures m on the images that images yields, a batch at
+// a time (each image m.Config.Pixels() values, H×W×C as the tokenizer
+// takes them; recipe.ImageSet.Batches gives them for every data set):
+// reconstruction from μ (PSNR and SSIM, and for colour per channel), the
+// spread of μ, and the decoder's tolerance of noise added to the
+// (normalised) latents (docs/DESIGN.md §2). The noise is seeded, so that
+// the report of a tokenizer is reproducible. name is the data set, for the
+// report.
+func TokenizerImages(m *vae.Model, name string, images func(yield func([][]float32) error) error) (*TokenizerReport, error) {
+	t0 := time.Now()
+	c := m.Config
+	ch, s := c.ImageChannels(), c.ImageSize
+	rep := &TokenizerReport{Kind: c.Kind.String(), Data: name, Channels: ch, NoisyPSNR: map[string]float64{}}
+	noise := []float64{0.1, 0.2, 0.5}
+	var mse float64
+	noisyMSE := make([]float64, len(noise))
+	chSE, chSSIM := make([]float64, ch), make([]float64, ch)
+	sum, sq := make([]float64, c.Channels), make([]float64, c.Channels)
+	count, items := 0, 0
+	rng := rand.New(rand.NewPCG(1, 0x6e6f697365)).NormFloat64
+	a, b := make([]float32, s*s), make([]float32, s*s) // one channel of an image
+	err := images(func(imgs [][]float32) error {
 		zs, err := m.Encode(imgs, false)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		rec, err := m.Decode(zs)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i := range imgs {
 			mse += meanSq(imgs[i], rec[i])
-			ssim += metrics.SSIM(imgs[i], rec[i], c.ImageSize, c.ImageSize)
+			if ch == 1 {
+				chSSIM[0] += metrics.SSIM(imgs[i], rec[i], s, s)
+			} else {
+				for k := range ch {
+					for j := range a {
+						a[j], b[j] = imgs[i][j*ch+k], rec[i][j*ch+k]
+					}
+					chSE[k] += meanSq(a, b)
+					chSSIM[k] += metrics.SSIM(a, b, s, s)
+				}
+			}
 			for k, v := range zs[i] {
 				// zs are normalised; μ in raw units is z·std + mean.
 				raw := float64(v)*float64(m.Std[k%c.Channels]) + float64(m.Mean[k%c.Channels])
@@ -97,16 +137,31 @@ func Tokenizer(m *vae.Model, test *data.Dataset, n int) (*TokenizerReport, error
 			}
 			out, err := m.Decode(noisy)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			for i := range imgs {
 				noisyMSE[j] += meanSq(imgs[i], out[i])
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if count == 0 {
+		return nil, errors.New("no images to measure the tokenizer on")
 	}
 	rep.Images = count
 	rep.PSNR = psnrOfMeanMSE(mse / float64(count))
-	rep.SSIM = ssim / float64(count)
+	for k := range ch {
+		rep.SSIM += chSSIM[k] / float64(count*ch)
+	}
+	if ch > 1 {
+		for k := range ch {
+			rep.PSNRPerChannel = append(rep.PSNRPerChannel, psnrOfMeanMSE(chSE[k]/float64(count)))
+			rep.SSIMPerChannel = append(rep.SSIMPerChannel, chSSIM[k]/float64(count))
+		}
+	}
 	for k := range sum {
 		mean := sum[k] / float64(items)
 		sd := math.Sqrt(math.Max(sq[k]/float64(items)-mean*mean, 0))
@@ -120,6 +175,22 @@ func Tokenizer(m *vae.Model, test *data.Dataset, n int) (*TokenizerReport, error
 	}
 	rep.EvalSeconds = time.Since(t0).Seconds()
 	return rep, nil
+}
+
+// ChannelNames names the channels of images of c channels, for reports:
+// "gray", or "R", "G", "B".
+func ChannelNames(c int) []string {
+	switch c {
+	case 1:
+		return []string{"gray"}
+	case 3:
+		return []string{"R", "G", "B"}
+	}
+	names := make([]string, c)
+	for k := range names {
+		names[k] = fmt.Sprintf("channel %d", k)
+	}
+	return names
 }
 
 // psnrOfMeanMSE is the PSNR of the mean squared error over the set (the

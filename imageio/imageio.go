@@ -1,7 +1,8 @@
-// Package imageio reads and writes the small grayscale PNG images the models
-// in this project train on and generate (MNIST-style h×w digits, values in
-// [0,1]) and lays samples out in grids for inspection. Line plots of
-// training curves live in package plot.
+// Package imageio reads and writes the small PNG images the models in this
+// project train on and generate (MNIST-style h×w grayscale digits, and the
+// h×w×3 RGB images of colour tokenizers, channels last as package
+// imagefolder lays them out; values in [0,1]) and lays samples out in grids
+// for inspection. Line plots of training curves live in package plot.
 //
 // Every write goes through internal/atomicfile, so an interrupted or failed
 // write never leaves a truncated PNG where a later run would read it.
@@ -61,6 +62,9 @@ type GridOptions struct {
 	// Labels, if non-empty, holds one label per grid row, drawn in a margin
 	// at the left of the row. Its length must equal the number of rows.
 	Labels []string
+	// Channels is 3 for RGB images (h×w×3 values each, channels last) and
+	// 1 (or 0) for grayscale ones (h×w values each).
+	Channels int
 }
 
 // WriteGrid writes images, each h×w grayscale values in [0,1] stored row-major
@@ -71,7 +75,8 @@ func WriteGrid(path string, images [][]float32, h, w, cols int) error {
 	return WriteGridOpts(path, images, h, w, cols, GridOptions{})
 }
 
-// WriteGridOpts is WriteGrid with upscaling and per-row labels.
+// WriteGridOpts is WriteGrid with upscaling, per-row labels and colour
+// (GridOptions.Channels).
 //
 // With c = min(cols, len(images)) columns, r = ceil(len(images)/cols) rows and
 // scale s, the image is c·w·s + (c+1)·2 (+ label margin) pixels wide and
@@ -99,7 +104,7 @@ func gridGeometry(n, cols int, labels []string) (c, r, labelW int) {
 	return c, r, labelW
 }
 
-func gridImage(images [][]float32, h, w, cols int, opts GridOptions) (*image.Gray, error) {
+func gridImage(images [][]float32, h, w, cols int, opts GridOptions) (image.Image, error) {
 	if len(images) == 0 {
 		return nil, errors.New("no images")
 	}
@@ -116,10 +121,23 @@ func gridImage(images [][]float32, h, w, cols int, opts GridOptions) (*image.Gra
 	if s < 0 {
 		return nil, fmt.Errorf("invalid scale %d", s)
 	}
+	nc := opts.Channels
+	if nc == 0 {
+		nc = 1
+	}
+	if nc != 1 && nc != 3 {
+		return nil, fmt.Errorf("invalid channel count %d: want 1 or 3", opts.Channels)
+	}
 	for i, im := range images {
-		if len(im) != h*w {
+		if len(im) != h*w*nc {
+			if nc == 3 {
+				return nil, fmt.Errorf("image %d has %d values, want %d (%dx%dx3)", i, len(im), h*w*nc, h, w)
+			}
 			return nil, fmt.Errorf("image %d has %d values, want %d (%dx%d)", i, len(im), h*w, h, w)
 		}
+	}
+	if nc == 3 {
+		return gridImageRGB(images, h, w, cols, opts)
 	}
 	c, r, labelW := gridGeometry(len(images), cols, opts.Labels)
 	if len(opts.Labels) > 0 && len(opts.Labels) != r {
@@ -144,13 +162,51 @@ func gridImage(images [][]float32, h, w, cols int, opts GridOptions) (*image.Gra
 			}
 		}
 	}
+	drawLabels(img, opts.Labels, int(ch))
+	return img, nil
+}
+
+// drawLabels writes the row labels in the left margin of a grid whose
+// cells are ch pixels tall.
+func drawLabels(img draw.Image, labels []string, ch int) {
 	d := font.Drawer{Dst: img, Src: image.NewUniform(labelGray), Face: basicfont.Face7x13}
 	asc, desc := basicfont.Face7x13.Ascent, basicfont.Face7x13.Descent
-	for i, l := range opts.Labels {
-		rowTop := gridPad + i*(int(ch)+gridPad)
-		d.Dot = fixed.P(gridPad, rowTop+(int(ch)+asc-desc)/2)
+	for i, l := range labels {
+		rowTop := gridPad + i*(ch+gridPad)
+		d.Dot = fixed.P(gridPad, rowTop+(ch+asc-desc)/2)
 		d.DrawString(l)
 	}
+}
+
+// gridImageRGB is gridImage for h×w×3 images (checked by the caller), on
+// the same geometry and the same grey padding.
+func gridImageRGB(images [][]float32, h, w, cols int, opts GridOptions) (image.Image, error) {
+	s := max(opts.Scale, 1)
+	c, r, labelW := gridGeometry(len(images), cols, opts.Labels)
+	if len(opts.Labels) > 0 && len(opts.Labels) != r {
+		return nil, fmt.Errorf("%d labels for %d rows", len(opts.Labels), r)
+	}
+	cw, ch := int64(w)*int64(s), int64(h)*int64(s)
+	W := int64(labelW) + int64(c)*cw + int64(c+1)*gridPad
+	H := int64(r)*ch + int64(r+1)*gridPad
+	if cw > maxPixels || ch > maxPixels || W*H > maxPixels {
+		return nil, fmt.Errorf("grid of %dx%d pixels is too large", H, W)
+	}
+	img := image.NewNRGBA(image.Rect(0, 0, int(W), int(H)))
+	draw.Draw(img, img.Bounds(), image.NewUniform(padGray), image.Point{}, draw.Src)
+	for i, im := range images {
+		x0 := labelW + gridPad + (i%cols)*(int(cw)+gridPad)
+		y0 := gridPad + (i/cols)*(int(ch)+gridPad)
+		for y := range int(ch) {
+			row := img.Pix[(y0+y)*img.Stride+4*x0:]
+			src := im[(y/s)*w*3:]
+			for x := range int(cw) {
+				p := src[(x/s)*3:]
+				row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = quantize(p[0]), quantize(p[1]), quantize(p[2]), 255
+			}
+		}
+	}
+	drawLabels(img, opts.Labels, int(ch))
 	return img, nil
 }
 
@@ -168,6 +224,22 @@ func WriteGray(path string, img []float32, h, w int) error {
 		g.Pix[i] = quantize(v)
 	}
 	return writePNG(path, g)
+}
+
+// WriteRGB writes one h×w×3 image (row-major, channels last, values in
+// [0,1], clamped, NaN as 0) as an 8-bit RGB PNG.
+func WriteRGB(path string, img []float32, h, w int) error {
+	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
+		return fmt.Errorf("imageio: writing %s: invalid image size %dx%d", path, h, w)
+	}
+	if len(img) != h*w*3 {
+		return fmt.Errorf("imageio: writing %s: %d values, want %d (%dx%dx3)", path, len(img), h*w*3, h, w)
+	}
+	m := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range h * w {
+		m.Pix[4*i], m.Pix[4*i+1], m.Pix[4*i+2], m.Pix[4*i+3] = quantize(img[3*i]), quantize(img[3*i+1]), quantize(img[3*i+2]), 255
+	}
+	return writePNG(path, m)
 }
 
 // quantize maps [0,1] to 0..255, rounding to nearest, clamping out-of-range
@@ -289,6 +361,66 @@ func decodeGray(data []byte, h, w int) ([]float32, error) {
 				return nil, fmt.Errorf("colour image: pixel (x=%d, y=%d) has RGB (%d, %d, %d); want grayscale", x-b.Min.X, y-b.Min.Y, r>>8, g>>8, bl>>8)
 			}
 			out = append(out, float32(r)/0xffff)
+		}
+	}
+	return out, nil
+}
+
+// ReadRGB reads the PNG at path, which must be exactly h×w pixels and
+// fully opaque, and returns its pixels row-major with the channels
+// interleaved (h×w×3, R, G, B), as values in [0,1]. Any PNG colour type is
+// accepted: a grayscale image comes back with R = G = B. Transparency is
+// an error rather than composited over a guessed background (package
+// imagefolder does that, with a background the user chooses). Files are
+// read as by ReadGray: regular files of at most MaxPNGSize bytes only.
+func ReadRGB(path string, h, w int) ([]float32, error) {
+	v, err := readRGB(path, h, w)
+	if err != nil {
+		return nil, fmt.Errorf("imageio: reading %s: %w", path, err)
+	}
+	return v, nil
+}
+
+func readRGB(path string, h, w int) ([]float32, error) {
+	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
+		return nil, fmt.Errorf("invalid image size %dx%d", h, w)
+	}
+	data, err := boundedio.ReadFile(path, MaxPNGSize)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeRGB(data, h, w)
+}
+
+// DecodeRGB is ReadRGB on PNG data held in memory; like DecodeGray, its
+// errors name no file, and a size other than h×w is a *SizeError.
+func DecodeRGB(data []byte, h, w int) ([]float32, error) {
+	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
+		return nil, fmt.Errorf("invalid image size %dx%d", h, w)
+	}
+	if !bytes.HasPrefix(data, pngSignature) {
+		return nil, fmt.Errorf("not a PNG file (content looks like %s)", sniff(data))
+	}
+	cfg, err := png.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("invalid PNG: %w", err)
+	}
+	if cfg.Height != h || cfg.Width != w {
+		return nil, &SizeError{Height: cfg.Height, Width: cfg.Width, WantHeight: h, WantWidth: w}
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("invalid PNG: %w", err)
+	}
+	out := make([]float32, 0, h*w*3)
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, a := img.At(x, y).RGBA()
+			if a != 0xffff {
+				return nil, fmt.Errorf("pixel (x=%d, y=%d) is not opaque (alpha %d/65535); want an opaque image", x-b.Min.X, y-b.Min.Y, a)
+			}
+			out = append(out, float32(r)/0xffff, float32(g)/0xffff, float32(bl)/0xffff)
 		}
 	}
 	return out, nil

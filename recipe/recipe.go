@@ -15,7 +15,10 @@
 // 56×56 captioned canvases of package canvas ("mnist-canvas",
 // "fashion-canvas"): they take the image size (and the classifier its
 // classes, the 240 scenes) from the data set, and DefaultTokenizerModel
-// and DefaultClassifierModel give the geometry that suits each.
+// and DefaultClassifierModel give the geometry that suits each. Tokenizer
+// also trains on colour: the Twemoji set ("emoji") and any folder of PNG
+// and JPEG pictures, brought to one square size (LoadImages, ImageSet;
+// docs/DESIGN.md §2).
 package recipe
 
 import (
@@ -159,29 +162,13 @@ func checkImages(ds *data.Dataset, size int) error {
 
 // Batches yields the images of d in order, n at a time (the last batch may
 // be smaller), scaled to [0, 1]; only the first limit images when limit > 0.
+// It is ImageSet.Batches of ImageSetOf(d).
 func Batches(d *data.Dataset, n int, limit int) func(yield func([][]float32) error) error {
-	return func(yield func([][]float32) error) error {
-		if n < 1 {
-			return fmt.Errorf("batch size %d: want at least 1", n)
-		}
-		total := d.N
-		if limit > 0 && limit < total {
-			total = limit
-		}
-		px := d.Height * d.Width
-		for start := 0; start < total; start += n {
-			end := min(start+n, total)
-			batch := make([][]float32, end-start)
-			for i := range batch {
-				batch[i] = make([]float32, px)
-				d.Float32(start+i, batch[i])
-			}
-			if err := yield(batch); err != nil {
-				return err
-			}
-		}
-		return nil
+	s, err := ImageSetOf(d)
+	if err != nil {
+		return func(func([][]float32) error) error { return err }
 	}
+	return s.Batches(n, limit)
 }
 
 // openBackend opens the named backend and returns it with its resolved name.

@@ -1,6 +1,7 @@
 package recipe
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -24,9 +25,14 @@ type TokenizerOptions struct {
 	// Limit trains on the first Limit training images only (0: all).
 	Limit int
 	// Model is the tokenizer; a resumed run uses the saved one. Its
-	// ImageSize is replaced by the side of the data set's images (see
-	// DefaultTokenizerModel for the patch and channels that suit each).
+	// ImageSize and InChannels are replaced by the side and the channels
+	// of the data's images (see DefaultTokenizerModel for the patch and
+	// channels that suit each).
 	Model vae.Config
+	// Images say how the pictures of a folder or the emoji become square
+	// images (size, fit, background; see LoadImages). The named sets take
+	// their own size.
+	Images ImageOptions
 }
 
 // DefaultTokenizerModel is the tokenizer of `latentlm vae train` for a
@@ -38,11 +44,37 @@ type TokenizerOptions struct {
 // go into 49·16 = 784 numbers, a 4× compression like that of a 4-channel
 // 28×28 tokenizer (the shipped 8-channel ones compress 2×): a canvas has
 // four times the pixels of a digit, mostly background.
+//
+// For the colour sets (emoji and folders, DefaultImageSize pixels) it is
+// DefaultTokenizerModelFor at that size.
 func DefaultTokenizerModel(dataName string) vae.Config {
+	return DefaultTokenizerModelFor(dataName, 0)
+}
+
+// DefaultTokenizerModelFor is DefaultTokenizerModel for images of side size
+// (0: DefaultImageSize), which only the colour sets (emoji and folders)
+// take; the named sets ignore it. A colour tokenizer takes RGB
+// (InChannels 3; Tokenizer sets 1 for a folder of gray pictures) and keeps
+// an 8×8 grid of 64 latents of 16 channels whatever the size, in patches
+// of size/8 pixels (4 at 32 pixels, 4 also for a size that 8 does not
+// divide), so that LatentLM's sequences stay as short as a digit's: at 32
+// pixels a latent holds a 4×4×3 patch of 48 values in 16 numbers, the 3×
+// compression of the canvases' tokenizer (docs/DESIGN.md §2).
+func DefaultTokenizerModelFor(dataName string, size int) vae.Config {
 	c := vae.DefaultConfig()
-	c.ImageSize = imageSize(dataName)
-	if canvas.IsCanvas(dataName) {
-		c.Patch, c.Channels = 8, 16
+	if !IsImageFolder(dataName) && dataName != EmojiData {
+		c.ImageSize = imageSize(dataName)
+		if canvas.IsCanvas(dataName) {
+			c.Patch, c.Channels = 8, 16
+		}
+		return c
+	}
+	if size <= 0 {
+		size = DefaultImageSize
+	}
+	c.ImageSize, c.InChannels, c.Channels, c.Patch = size, 3, 16, 4
+	if size%8 == 0 {
+		c.Patch = size / 8
 	}
 	return c
 }
@@ -57,41 +89,59 @@ func DefaultTokenizerOptions() TokenizerOptions {
 
 // Tokenizer trains the image tokenizer (the σ-VAE, or a plain VAE or
 // autoencoder, as o.Model.Kind says) into o.Out (default
-// runs/vae-<kind>-<data>), then records the statistics of its latents over
-// the training set, which the language model normalises them with. A
-// canvas set trains on its "train" split, which holds no held-out scene.
+// runs/vae-<kind>-<data>, a folder's last path element for data), then
+// records the statistics of its latents over the training set, which the
+// language model normalises them with. A canvas set trains on its "train"
+// split, which holds no held-out scene; emoji and folders on the train
+// split of LoadImages. The checkpoint's info records the data (for a
+// folder its absolute path, size, channels, fit and background), so that
+// its evaluation reads the same images (ImageDataOf).
 func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
-	if err := CheckData(o.Data); err != nil {
+	if err := CheckImageData(o.Data); err != nil {
 		return nil, err
 	}
-	cfg := o.Model
-	cfg.ImageSize = imageSize(o.Data)
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if o.Out == "" {
-		o.Out = filepath.Join("runs", fmt.Sprintf("vae-%s-%s", cfg.Kind, o.Data))
+	colour := IsImageFolder(o.Data) || o.Data == EmojiData
+	if colour && o.Model.Patch > 0 {
+		// Refused before the folder is read: the size is the user's.
+		if size := cmp.Or(o.Images.Size, DefaultImageSize); size%o.Model.Patch != 0 {
+			return nil, &OptionError{Option: "size", Problem: fmt.Sprintf("%d is not divisible by the patch %d (--patch)", size, o.Model.Patch)}
+		}
 	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {
 		return nil, err
 	}
-	ds, err := LoadTrainingSet(o.Data, o.Limit)
+	set, err := LoadImages(o.Data, "train", o.Images, o.Limit, o.Log)
 	if err != nil {
 		return nil, err
 	}
-	px := ds.Height * ds.Width
+	cfg := o.Model
+	cfg.ImageSize, cfg.InChannels = set.Size, inChannels(set.Channels)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join("runs", fmt.Sprintf("vae-%s-%s", cfg.Kind, dataLabel(o.Data)))
+	}
+	if o.Batch > set.N {
+		logf(o.Log, "batch %d is larger than the %d training images: batches of %d\n", o.Batch, set.N, set.N)
+		o.Batch = set.N
+	}
 	run, err := train.StartRun(o.Out, vae.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
 		tokens := float64(o.Batch) * float64(cfg.Items()) * 2 // encoder and decoder
 		act := 2 * tokens * float64(cfg.Dim) * float64(cfg.Depth) * (12 + 4*cfg.MLPRatio)
-		return nn.MemoryEstimate(cfg.Specs(), act+float64(o.Batch*px*16), true)
+		return nn.MemoryEstimate(cfg.Specs(), act+float64(o.Batch*cfg.Pixels()*16), true)
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer run.Finish()
-	if err := checkImages(ds, cfg.ImageSize); err != nil {
-		return nil, fmt.Errorf("tokenizer %s takes %d×%d images: %w", o.Out, cfg.ImageSize, cfg.ImageSize, err)
+	// A resumed run has the saved config, which must take these images.
+	if cfg.ImageSize != set.Size {
+		return nil, fmt.Errorf("tokenizer %s takes %d×%d images: %s %s has %d×%d images", o.Out, cfg.ImageSize, cfg.ImageSize, o.Data, set.Split, set.Size, set.Size)
+	}
+	if cfg.ImageChannels() != set.Channels {
+		return nil, fmt.Errorf("tokenizer %s takes %s, %s has %s", o.Out, channelWords(cfg.ImageChannels()), o.Data, channelWords(set.Channels))
 	}
 	store := run.Store
 	o.Seed = run.Seed
@@ -102,6 +152,9 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 	tc.EMADecay = 0
 	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		l := cfg.Loss(scope, w, in[0])
+		if l.SSIM != nil {
+			return []*Node{l.Total, l.Recon, l.Reg, l.SSIM}
+		}
 		return []*Node{l.Total, l.Recon, l.Reg}
 	})
 	if err != nil {
@@ -113,16 +166,20 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 		if err != nil {
 			return err
 		}
-		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed}
+		info := set.Info()
+		info["steps"], info["backend"], info["seed"] = step, bname, o.Seed
 		return run.Save(func(dir string) error { return m.Save(dir, info, false) }, h, step)
+	}
+	metrics := []string{"recon", "reg"}
+	if cfg.SSIMWeight > 0 {
+		metrics = append(metrics, "ssim")
 	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
-		Desc: fmt.Sprintf("vae %s/%s", cfg.Kind, o.Data), Quiet: o.Quiet, RecordEvery: 20,
+		Desc: fmt.Sprintf("vae %s/%s", cfg.Kind, dataLabel(o.Data)), Quiet: o.Quiet, RecordEvery: 20, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
-			idx := data.BatchIndices(ds.N, o.Batch, step, o.Seed)
-			imgs, _ := ds.Batch(idx)
-			return []any{tensors.FromFlatDataAndDimensions(imgs, len(idx), ds.Height, ds.Width)}, len(idx) * px / (cfg.Patch * cfg.Patch), nil
+			idx := data.BatchIndices(set.N, o.Batch, step, o.Seed)
+			return []any{tensors.FromFlatDataAndDimensions(set.Batch(idx), cfg.ImageDims(len(idx))...)}, len(idx) * cfg.Items(), nil
 		},
 	}
 	if err := run.Train(ctx, loop); err != nil {
@@ -133,11 +190,11 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.ComputeStats(Batches(ds, 500, 20000)); err != nil {
+	if err := m.ComputeStats(set.Batches(500, 20000)); err != nil {
 		return nil, err
 	}
-	info := map[string]any{"data": o.Data, "steps": o.Steps, "backend": bname, "seed": o.Seed,
-		"train_seconds": time.Since(started).Seconds()}
+	info := set.Info()
+	info["steps"], info["backend"], info["seed"], info["train_seconds"] = o.Steps, bname, o.Seed, time.Since(started).Seconds()
 	if err := m.Save(o.Out, info, false); err != nil {
 		return nil, err
 	}
@@ -146,4 +203,24 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 	}
 	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
 	return &Result{Dir: o.Out, History: loop.History}, nil
+}
+
+// inChannels is the vae.Config.InChannels of images of c channels: 0 for
+// one, so that a grayscale tokenizer's config.json is what it always was.
+func inChannels(c int) int {
+	if c == 1 {
+		return 0
+	}
+	return c
+}
+
+// channelWords says "1-channel (gray) images" or "3-channel (RGB) images".
+func channelWords(c int) string {
+	switch c {
+	case 1:
+		return "1-channel (gray) images"
+	case 3:
+		return "3-channel (RGB) images"
+	}
+	return fmt.Sprintf("%d-channel images", c)
 }

@@ -19,17 +19,24 @@ import (
 // [N, Items, Channels], normalised latents (z − mean)/std, one row per image.
 const LatentsTensor = "latents"
 
-// EncodePNGs reads each PNG at paths with imageio.ReadGray (gray,
-// exactly ImageSize×ImageSize) and encodes them all, in order, like Encode:
-// μ, or with sample set a draw of the posterior.
+// EncodePNGs reads each PNG at paths, exactly ImageSize×ImageSize and
+// opaque (imageio.ReadGray for a grayscale tokenizer, which also refuses
+// colour; imageio.ReadRGB for an RGB one), and encodes them all, in order,
+// like Encode: μ, or with sample set a draw of the posterior.
 func (m *Model) EncodePNGs(paths []string, sample bool) ([][]float32, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("vae: no images to encode")
 	}
 	c := m.Config
 	imgs := make([][]float32, 0, len(paths))
+	read := imageio.ReadGray
+	if c.ImageChannels() == 3 {
+		read = imageio.ReadRGB
+	} else if c.ImageChannels() != 1 {
+		return nil, fmt.Errorf("vae: PNG images have 1 or 3 channels, this tokenizer takes %d", c.ImageChannels())
+	}
 	for _, p := range paths {
-		img, err := imageio.ReadGray(p, c.ImageSize, c.ImageSize)
+		img, err := read(p, c.ImageSize, c.ImageSize)
 		if err != nil {
 			return nil, err
 		}
@@ -99,13 +106,17 @@ func (m *Model) ReadLatents(path string) ([][]float32, error) {
 // all (see atomicfile.WriteDir): it must not exist, or be empty.
 func (m *Model) DecodeToFolder(zs [][]float32, dir string) error {
 	c := m.Config
+	write, err := pngWriter(c)
+	if err != nil {
+		return err
+	}
 	imgs, err := m.Decode(zs)
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteDir(dir, func(tmp string) error {
 		for i, img := range imgs {
-			if err := imageio.WriteGray(filepath.Join(tmp, fmt.Sprintf("%04d.png", i)), img, c.ImageSize, c.ImageSize); err != nil {
+			if err := write(filepath.Join(tmp, fmt.Sprintf("%04d.png", i)), img, c.ImageSize, c.ImageSize); err != nil {
 				return err
 			}
 		}
@@ -114,8 +125,8 @@ func (m *Model) DecodeToFolder(zs [][]float32, dir string) error {
 }
 
 // WriteReconstructionGrid encodes the images to μ, decodes them, and writes
-// a PNG grid of cols columns at path in which each original is followed by
-// its reconstruction.
+// a PNG grid (gray or RGB, as the tokenizer's images) of cols columns at
+// path in which each original is followed by its reconstruction.
 func (m *Model) WriteReconstructionGrid(images [][]float32, path string, cols int) error {
 	zs, err := m.Encode(images, false)
 	if err != nil {
@@ -129,5 +140,17 @@ func (m *Model) WriteReconstructionGrid(images [][]float32, path string, cols in
 	for i := range images {
 		grid = append(grid, images[i], rec[i])
 	}
-	return imageio.WriteGrid(path, grid, m.Config.ImageSize, m.Config.ImageSize, cols)
+	c := m.Config
+	return imageio.WriteGridOpts(path, grid, c.ImageSize, c.ImageSize, cols, imageio.GridOptions{Channels: c.ImageChannels()})
+}
+
+// pngWriter is the imageio writer of one image of c: gray or RGB.
+func pngWriter(c Config) (func(path string, img []float32, h, w int) error, error) {
+	switch c.ImageChannels() {
+	case 1:
+		return imageio.WriteGray, nil
+	case 3:
+		return imageio.WriteRGB, nil
+	}
+	return nil, fmt.Errorf("vae: PNG images have 1 or 3 channels, this tokenizer makes %d", c.ImageChannels())
 }

@@ -31,10 +31,14 @@ type Model struct {
 	Config    Config
 	Store     *model.Store
 	Mean, Std []float32
-	backend   compute.Backend
-	encode    *model.Exec
-	decode    *model.Exec
-	logvar    *model.Exec
+	// Info is the training information of config.json (Load sets it): the
+	// data set, and for a folder of images what re-reads it the same way
+	// (the folder, size, fit and background; see recipe.ImageDataOf).
+	Info    map[string]any
+	backend compute.Backend
+	encode  *model.Exec
+	decode  *model.Exec
+	logvar  *model.Exec
 }
 
 // NewModel wraps a store holding trained weights. Statistics default to the
@@ -63,18 +67,15 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 	return m, err
 }
 
-// Encode maps images (each ImageSize² values in [0, 1]) to normalised
-// latents (each Items·Channels values). With sample set, the latent is a
-// draw of the kind's posterior (seeded by the store's RNG); otherwise μ.
+// Encode maps images (each Config.Pixels() values in [0, 1], H×W×C) to
+// normalised latents (each Items·Channels values). With sample set, the
+// latent is a draw of the kind's posterior (seeded by the store's RNG);
+// otherwise μ.
 func (m *Model) Encode(images [][]float32, sample bool) ([][]float32, error) {
 	c := m.Config
-	px := c.ImageSize * c.ImageSize
-	flat := make([]float32, 0, len(images)*px)
-	for i, img := range images {
-		if len(img) != px {
-			return nil, fmt.Errorf("image %d has %d pixels, want %d", i, len(img), px)
-		}
-		flat = append(flat, img...)
+	flat, err := m.flatImages(images)
+	if err != nil {
+		return nil, err
 	}
 	s := float32(0)
 	if sample {
@@ -83,7 +84,7 @@ func (m *Model) Encode(images [][]float32, sample bool) ([][]float32, error) {
 	if m.encode == nil {
 		return nil, errClosed
 	}
-	args := []any{tensors.FromFlatDataAndDimensions(flat, len(images), c.ImageSize, c.ImageSize),
+	args := []any{tensors.FromFlatDataAndDimensions(flat, c.ImageDims(len(images))...),
 		tensors.FromFlatDataAndDimensions(m.Mean, c.Channels), tensors.FromFlatDataAndDimensions(m.Std, c.Channels),
 		tensors.FromScalar(s)}
 	out, err := m.encode.Call(args...)
@@ -95,7 +96,26 @@ func (m *Model) Encode(images [][]float32, sample bool) ([][]float32, error) {
 	return split(tensors.MustCopyFlatData[float32](out[0]), len(images)), nil
 }
 
-// Decode maps normalised latents back to images.
+// flatImages checks that every image has Config.Pixels() values and
+// concatenates them.
+func (m *Model) flatImages(images [][]float32) ([]float32, error) {
+	c := m.Config
+	px := c.Pixels()
+	flat := make([]float32, 0, len(images)*px)
+	for i, img := range images {
+		if len(img) != px {
+			if c.ImageChannels() == 1 {
+				return nil, fmt.Errorf("image %d has %d pixels, want %d (%d×%d)", i, len(img), px, c.ImageSize, c.ImageSize)
+			}
+			return nil, fmt.Errorf("image %d has %d values, want %d (%d×%d pixels × %d channels)", i, len(img), px, c.ImageSize, c.ImageSize, c.ImageChannels())
+		}
+		flat = append(flat, img...)
+	}
+	return flat, nil
+}
+
+// Decode maps normalised latents back to images, each Config.Pixels()
+// values (H×W×C).
 func (m *Model) Decode(latents [][]float32) ([][]float32, error) {
 	c := m.Config
 	per := c.Items() * c.Channels
@@ -193,7 +213,7 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 		shape := []int{cfg.Channels}
 		return map[string]safetensors.Spec{statMean: {DType: safetensors.F32, Shape: shape}, statStd: {DType: safetensors.F32, Shape: shape}}
 	}
-	store, _, extra, err := checkpoint.Load(dir, Kind, &cfg, stats)
+	store, hdr, extra, err := checkpoint.Load(dir, Kind, &cfg, stats)
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +221,7 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.Info = hdr.Info
 	if m.Mean, err = extra[statMean].Float32(); err != nil {
 		return nil, err
 	}
@@ -245,12 +266,11 @@ func (m *Model) EncodeMoments(images [][]float32) (mu, scale [][]float32, err er
 				return nil, nil, err
 			}
 		}
-		px := c.ImageSize * c.ImageSize
-		flat := make([]float32, 0, len(images)*px)
-		for _, img := range images {
-			flat = append(flat, img...)
+		flat, err := m.flatImages(images)
+		if err != nil {
+			return nil, nil, err
 		}
-		out, err := m.logvar.Call(tensors.FromFlatDataAndDimensions(flat, len(images), c.ImageSize, c.ImageSize))
+		out, err := m.logvar.Call(tensors.FromFlatDataAndDimensions(flat, c.ImageDims(len(images))...))
 		if err != nil {
 			return nil, nil, err
 		}

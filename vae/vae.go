@@ -1,6 +1,8 @@
 // Package vae is the image tokenizer (docs/DESIGN.md §2): the σ-VAE of
 // LatentLM's §2.3 (https://arxiv.org/abs/2412.08635), a small ViT encoder and
-// decoder between 28×28 images and a 7×7 grid of latent vectors.
+// decoder between square images of C channels (28×28 grayscale digits by
+// default, 32×32 RGB for colour folders) and a grid of latent vectors, one
+// per p×p patch.
 //
 // Three kinds share the architecture so that comparisons are fair:
 //
@@ -13,6 +15,15 @@
 //
 // There are no strided convolutions: ONNX Runtime cannot differentiate them
 // (docs/DESIGN.md §10), so images are patchified by reshape (space-to-depth).
+//
+// # Pixels
+//
+// An image is Size×Size×C values in [0, 1], row-major with the channels
+// interleaved (H×W×C, channels last), the layout of package imagefolder;
+// with one channel this is the h×w layout of MNIST (package data). A patch
+// is the p×p×C block it covers, flattened in (row, column, channel) order,
+// so the grayscale tokenizers are exactly what they were before colour was
+// added and their shipped weights load unchanged (Config.InChannels).
 package vae
 
 import (
@@ -74,14 +85,49 @@ func (v *Variant) Set(s string) error { return v.UnmarshalText([]byte(s)) }
 type Config struct {
 	Kind      Variant `json:"kind"`
 	ImageSize int     `json:"image_size"`
-	Patch     int     `json:"patch"`
-	Channels  int     `json:"latent_channels"`
-	Dim       int     `json:"dim"`
-	Depth     int     `json:"depth"` // blocks in each of encoder and decoder
-	Heads     int     `json:"heads"`
-	MLPRatio  float64 `json:"mlp_ratio"`
-	CSigma    float64 `json:"c_sigma"`   // σ-VAE noise scale C_σ
-	KLWeight  float64 `json:"kl_weight"` // weight of mean(μ²) (sigma, ae) or of the KL (vae)
+	// InChannels is the number of image channels: 1 (grayscale) or 3
+	// (RGB), the counts of PNG files and image folders (the graphs take
+	// any up to MaxInChannels). 0 means 1, and a grayscale config is saved
+	// without the field,
+	// so that every config.json written before colour was added (none has
+	// it) reads as the grayscale tokenizer it is; use ImageChannels.
+	InChannels int     `json:"in_channels,omitempty"`
+	Patch      int     `json:"patch"`
+	Channels   int     `json:"latent_channels"`
+	Dim        int     `json:"dim"`
+	Depth      int     `json:"depth"` // blocks in each of encoder and decoder
+	Heads      int     `json:"heads"`
+	MLPRatio   float64 `json:"mlp_ratio"`
+	CSigma     float64 `json:"c_sigma"`   // σ-VAE noise scale C_σ
+	KLWeight   float64 `json:"kl_weight"` // weight of mean(μ²) (sigma, ae) or of the KL (vae)
+	// SSIMWeight weighs the term 1 − SSIM(reconstruction, image) of the
+	// loss (see SSIM); 0, the default and every shipped tokenizer's, leaves
+	// the objective of docs/DESIGN.md §2 and is saved without the field.
+	SSIMWeight float64 `json:"ssim_weight,omitempty"`
+}
+
+// MaxInChannels bounds Config.InChannels: RGBA would be 4; more is no image.
+const MaxInChannels = 4
+
+// ImageChannels is the number of channels of the images (InChannels, with
+// 0 read as 1).
+func (c Config) ImageChannels() int { return max(c.InChannels, 1) }
+
+// Pixels is the number of values of one image: ImageSize²·ImageChannels.
+func (c Config) Pixels() int { return c.ImageSize * c.ImageSize * c.ImageChannels() }
+
+// PatchValues is the number of values of one patch, Patch²·ImageChannels:
+// what one latent vector encodes.
+func (c Config) PatchValues() int { return c.Patch * c.Patch * c.ImageChannels() }
+
+// ImageDims are the dimensions of a batch of n images as the graphs take
+// them: [n, H, W] for one channel (the layout of the grayscale tokenizers,
+// kept so that their graphs are unchanged), [n, H, W, C] otherwise.
+func (c Config) ImageDims(n int) []int {
+	if c.ImageChannels() == 1 {
+		return []int{n, c.ImageSize, c.ImageSize}
+	}
+	return []int{n, c.ImageSize, c.ImageSize, c.ImageChannels()}
 }
 
 // DefaultConfig is the σ-VAE of the MNIST demo.
@@ -108,6 +154,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("vae config: unknown kind %v: want sigma, vae or ae", c.Kind)
 	case c.Patch <= 0 || c.ImageSize%c.Patch != 0:
 		return fmt.Errorf("vae config: patch %d must divide image size %d", c.Patch, c.ImageSize)
+	case c.InChannels < 0 || c.InChannels > MaxInChannels:
+		return fmt.Errorf("vae config: in_channels %d out of range (0…%d; 0 is 1)", c.InChannels, MaxInChannels)
+	case !(c.SSIMWeight >= 0 && c.SSIMWeight <= 1e6):
+		return fmt.Errorf("vae config: ssim_weight %g must be finite and in [0, 1e6]", c.SSIMWeight)
+	case c.SSIMWeight > 0 && c.ImageSize < SSIMWindow:
+		return fmt.Errorf("vae config: ssim_weight needs images of at least %d×%d pixels (the SSIM window), not %d×%d", SSIMWindow, SSIMWindow, c.ImageSize, c.ImageSize)
 	case c.Channels <= 0 || c.Dim <= 0 || c.Depth <= 0 || c.Heads <= 0 || c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:
 		return fmt.Errorf("vae config: bad sizes %+v", c)
 	}
@@ -132,7 +184,7 @@ func (c Config) block() nn.Block {
 
 // Specs declares the weights.
 func (c Config) Specs() []nn.Spec {
-	pp, n, d := c.Patch*c.Patch, c.Items(), c.Dim
+	pp, n, d := c.PatchValues(), c.Items(), c.Dim
 	encOut := c.Channels
 	if c.Kind == VAE {
 		encOut = 2 * c.Channels
@@ -164,12 +216,11 @@ func (c Config) trunk(w nn.Weights, prefix string, x *Node) *Node {
 	return nn.RMSNorm(x)
 }
 
-// Encode maps images [B, H, W] in [0, 1] to μ [B, N, C] and, for kind vae,
-// the log-variance (nil otherwise).
+// Encode maps images [B, H, W, C] (or [B, H, W] with one channel) in
+// [0, 1] to μ [B, N, C] and, for kind vae, the log-variance (nil
+// otherwise). The patches are the p×p×C blocks of space-to-depth.
 func (c Config) Encode(w nn.Weights, images *Node) (mu, logvar *Node) {
-	b := images.Shape().Dimensions[0]
-	patches := Reshape(nn.SpaceToDepth(InsertAxes(images, -1), c.Patch), b, c.Items(), c.Patch*c.Patch)
-	h := c.trunk(w, "encoder", nn.Linear(AddScalar(patches, -0.5), w.Get("encoder.patch_embed.weight")))
+	h := c.trunk(w, "encoder", nn.Linear(AddScalar(c.patchify(images), -0.5), w.Get("encoder.patch_embed.weight")))
 	out := nn.Linear(h, w.Get("encoder.out.weight"))
 	if c.Kind != VAE {
 		return out, nil
@@ -177,14 +228,30 @@ func (c Config) Encode(w nn.Weights, images *Node) (mu, logvar *Node) {
 	return nn.Take(out, 2, 0, c.Channels), nn.Take(out, 2, c.Channels, 2*c.Channels)
 }
 
-// Decode maps latents [B, N, C] to images [B, H, W] in [0, 1].
+// Decode maps latents [B, N, C] to images in [0, 1] of ImageDims(B):
+// [B, H, W] for a grayscale tokenizer, [B, H, W, C] otherwise. A sigmoid
+// writes each p×p×C patch, and depth-to-space puts it in place.
 func (c Config) Decode(w nn.Weights, z *Node) *Node {
-	b := z.Shape().Dimensions[0]
 	h := c.trunk(w, "decoder", nn.Linear(z, w.Get("decoder.latent_embed.weight")))
-	patches := Sigmoid(nn.Linear(h, w.Get("decoder.out.weight")))
-	g := c.Grid()
-	img := nn.DepthToSpace(Reshape(patches, b, g, g, c.Patch*c.Patch), c.Patch)
-	return Reshape(img, b, c.ImageSize, c.ImageSize)
+	return c.unpatchify(Sigmoid(nn.Linear(h, w.Get("decoder.out.weight"))))
+}
+
+// patchify cuts images [B, H, W, C] (or [B, H, W]) into their patches
+// [B, N, p·p·C] by space-to-depth: patch n = gy·Grid + gx holds the pixels
+// of its p×p block row by row, each pixel's C channels together.
+func (c Config) patchify(images *Node) *Node {
+	b := images.Shape().Dimensions[0]
+	if images.Rank() == 3 {
+		images = InsertAxes(images, -1)
+	}
+	return Reshape(nn.SpaceToDepth(images, c.Patch), b, c.Items(), c.PatchValues())
+}
+
+// unpatchify inverts patchify, giving images of ImageDims(B).
+func (c Config) unpatchify(patches *Node) *Node {
+	b, g := patches.Shape().Dimensions[0], c.Grid()
+	img := nn.DepthToSpace(Reshape(patches, b, g, g, c.PatchValues()), c.Patch)
+	return Reshape(img, c.ImageDims(b)...)
 }
 
 // Sample draws the latent of a kind from the encoder's outputs (SampleLatent).
@@ -227,16 +294,29 @@ func Regulariser(kind Variant, mu, logvar *Node) *Node {
 // Losses are the terms of the tokenizer objective.
 type Losses struct {
 	Total, Recon, Reg *Node
+	// SSIM is the mean SSIM of the reconstructions, when SSIMWeight > 0
+	// puts it in the objective; nil otherwise.
+	SSIM *Node
 }
 
 // Loss is reconstruction MSE plus KLWeight times mean(μ²) (sigma, ae: with
 // the variance fixed the KL reduces to this pull on μ) or the mean KL to
-// N(0, I) (vae).
+// N(0, I) (vae), plus SSIMWeight times 1 − SSIM when SSIMWeight > 0.
+// images are as Encode takes them, [B, H, W, C] or [B, H, W].
 func (c Config) Loss(scope *model.Scope, w nn.Weights, images *Node) Losses {
 	mu, logvar := c.Encode(w, images)
-	recon := ReduceAllMean(Square(Sub(c.Decode(w, c.Sample(scope, mu, logvar)), images)))
+	dec := c.Decode(w, c.Sample(scope, mu, logvar))
+	if !dec.Shape().Equal(images.Shape()) { // [B, H, W, 1] given to a grayscale tokenizer
+		dec = Reshape(dec, images.Shape().Dimensions...)
+	}
+	recon := ReduceAllMean(Square(Sub(dec, images)))
 	reg := Regulariser(c.Kind, mu, logvar)
-	return Losses{Total: Add(recon, MulScalar(reg, c.KLWeight)), Recon: recon, Reg: reg}
+	l := Losses{Total: Add(recon, MulScalar(reg, c.KLWeight)), Recon: recon, Reg: reg}
+	if c.SSIMWeight > 0 {
+		l.SSIM = SSIM(dec, images)
+		l.Total = Add(l.Total, MulScalar(OneMinus(l.SSIM), c.SSIMWeight))
+	}
+	return l
 }
 
 // PSNR in dB of a mean squared error on [0, 1] images.

@@ -8,24 +8,37 @@ import (
 
 func vaeTrain(args []string) error {
 	o := recipe.DefaultTokenizerOptions()
-	fs := newFlags("vae train", "vae train [--data mnist|fashion|mnist-canvas|fashion-canvas] [--kind sigma|vae|ae] [--out DIR] [flags]")
-	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/vae-<kind>-<data>)")
+	fs := newFlags("vae train", "vae train [--data mnist|fashion|mnist-canvas|fashion-canvas|emoji|DIR] [--size 32] [--kind sigma|vae|ae] [--out DIR] [flags]")
+	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/vae-<kind>-<data>, the folder's name for a folder)")
+	fs.Lookup("data").Usage = vaeDataHelp
+	img := addImageFlags(fs, false)
 	fs.Var(&o.Model.Kind, "kind", "tokenizer kind: sigma, vae or ae (default sigma)")
-	// The image size is the data set's; the patch and channels default to
-	// what suits it (recipe.DefaultTokenizerModel): the canvases take 8×8
-	// patches of 16 channels, keeping the 7×7 grid of latents of a digit.
+	// The image size is the data set's (or --size for a folder and the
+	// emoji); the patch and channels default to what suits it
+	// (recipe.DefaultTokenizerModelFor): the canvases take 8×8 patches of
+	// 16 channels, keeping the 7×7 grid of latents of a digit, and colour
+	// images an 8×8 grid of 16 channels.
 	fs.bound("patch", 1, 4096, false)
-	fs.IntVar(&o.Model.Patch, "patch", o.Model.Patch, "side in pixels of the square patch each latent encodes; must divide the image size (canvases: 8)")
-	fs.IntVar(&o.Model.Channels, "channels", o.Model.Channels, "latent channels per patch (canvases: 16)")
+	fs.IntVar(&o.Model.Patch, "patch", o.Model.Patch, "side in pixels of the square patch each latent encodes; must divide the image size (canvases: 8; folders and emoji: size/8, so 4 at 32 pixels)")
+	fs.IntVar(&o.Model.Channels, "channels", o.Model.Channels, "latent channels per patch (canvases, folders and emoji: 16)")
 	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "transformer width")
 	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "blocks in each of encoder and decoder")
 	fs.Float64Var(&o.Model.CSigma, "c-sigma", o.Model.CSigma, "σ-VAE noise scale C_σ")
 	fs.Float64Var(&o.Model.KLWeight, "kl-weight", o.Model.KLWeight, "weight of the KL (vae) or mean(μ²) (sigma, ae) term")
+	fs.bound("ssim-weight", 0, 1e6, false)
+	fs.Float64Var(&o.Model.SSIMWeight, "ssim-weight", 0, "weight of 1 − SSIM (7×7 windows) in the loss; 0: none, the loss of docs/DESIGN.md §2")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	def := recipe.DefaultTokenizerModel(o.Data)
-	o.Model.ImageSize = def.ImageSize
+	if err := recipe.CheckImageData(o.Data); err != nil {
+		return err
+	}
+	var err error
+	if o.Images, err = img.options(fs, o.Data, recipe.ImageOptions{}); err != nil {
+		return err
+	}
+	def := recipe.DefaultTokenizerModelFor(o.Data, o.Images.Size)
+	o.Model.ImageSize, o.Model.InChannels = def.ImageSize, def.InChannels
 	if !fs.isSet("patch") {
 		o.Model.Patch = def.Patch
 	}
