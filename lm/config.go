@@ -17,7 +17,9 @@
 //
 // The objective (Config.Loss, docs/DESIGN.md §5.3) is cross-entropy where the
 // next item is a token plus the diffusion loss where it is a latent, with
-// batch_mul noise draws per latent.
+// batch_mul noise draws per latent. Config.LossWith can also train the
+// softmax head where the next item is a latent (LossOptions.LatentTokens),
+// which a segment that ends itself at <EOL> needs (package tts).
 //
 // Engine generates any mix of tokens and latents with a KV cache: prefill of
 // a prefix, a decoding step per new item, a latent solve with the diffusion

@@ -101,8 +101,32 @@ type Losses struct {
 // Loss is the teacher-forced objective over items [B, L] with valid [B, L]
 // (1 for real items, 0 for padding): cross-entropy where the next item is a
 // token, plus the diffusion loss where it is a latent, with batchMul noise
-// draws (t, ε) per latent item from the store's RNG.
+// draws (t, ε) per latent item from the store's RNG. It is LossWith with
+// no options.
 func (c Config) Loss(scope *model.Scope, w nn.Weights, it Items, valid *Node, sched *diffusion.Schedule, batchMul int) Losses {
+	return c.LossWith(scope, w, it, valid, sched, batchMul, LossOptions{})
+}
+
+// LossOptions are optional terms of the objective. The zero value is the
+// objective of docs/DESIGN.md §5.3, computed by the same graph, so a model
+// trained without options is bit for bit what it was before they existed.
+type LossOptions struct {
+	// LatentTokens [B, L], when set, is 1 at latent items whose entry in
+	// Items.Ids (ignored by the embedding there) is also a target of the
+	// softmax head: the position before such an item is trained by
+	// cross-entropy to predict that id as well as, by the diffusion loss,
+	// the latent. Without it the softmax head is never trained where the
+	// next item is a latent, so it cannot learn to say "not yet" inside a
+	// segment and a segment that ends at <EOL> (Segment.StopAtEOL) stops
+	// after its first latent (docs/DESIGN.md §7). Text-to-speech puts a
+	// "continue" id there, so that at each speech position the head
+	// chooses between going on and <EOL> (the paper's §3.3, where the
+	// model decides the length of the speech; package tts).
+	LatentTokens *Node
+}
+
+// LossWith is Loss with optional terms (LossOptions).
+func (c Config) LossWith(scope *model.Scope, w nn.Weights, it Items, valid *Node, sched *diffusion.Schedule, batchMul int, opts LossOptions) Losses {
 	g := valid.Graph()
 	length := it.Ids.Shape().Dimensions[1]
 	h, _ := c.Backbone(w, it.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil)
@@ -110,6 +134,10 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, it Items, valid *Node, sc
 	nextValid := SliceAxis(valid, 1, AxisRange(1, length))
 
 	tokenMask := Mul(OneMinus(next.IsLatent), nextValid)
+	if opts.LatentTokens != nil {
+		nextTok := SliceAxis(opts.LatentTokens, 1, AxisRange(1, length))
+		tokenMask = Add(tokenMask, Mul(Mul(next.IsLatent, nextTok), nextValid))
+	}
 	ce := nn.CrossEntropy(c.Logits(w, h), next.Ids, tokenMask)
 
 	diff := c.diffusionLoss(scope, w, h, next.Latents, Mul(next.IsLatent, nextValid), sched, batchMul)

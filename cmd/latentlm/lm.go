@@ -23,10 +23,12 @@ func runTrain(args []string) error {
 	switch t := taskOf(args); t {
 	case "multimodal":
 		return runTrainMultimodal(withoutTask(args))
+	case "tts":
+		return runTrainTTS(withoutTask(args))
 	case "", "class":
 		args = withoutTask(args)
 	default:
-		return fmt.Errorf("unknown --task %q: want class (class → image, the default) or multimodal", t)
+		return fmt.Errorf("unknown --task %q: want class (class → image, the default), multimodal or tts", t)
 	}
 	o := defaultLMTrainOptions()
 	fs := newFlags("train", "train [--arch latentlm|dit] [--data mnist|fashion] [--vae DIR] [--out DIR] [--steps N] [--resume] [flags]")

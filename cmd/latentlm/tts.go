@@ -1,0 +1,306 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/recipe"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/tts"
+	"github.com/latentlm/latentlm/wav"
+)
+
+func init() {
+	register("speak", "text → speech with a LatentLM text-to-speech model, in the voice of a prompt", runSpeak)
+}
+
+// ttsDefault is the text-to-speech model speak uses without --model.
+const ttsDefault = "tts"
+
+// runTrainTTS is `train --task tts`.
+func runTrainTTS(args []string) error {
+	o := recipe.DefaultTTSOptions()
+	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--speech-vae DIR] [--data DIR] [--out DIR] [--steps N] [flags]")
+	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/tts-<set>)")
+	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by `latentlm speech data`)"
+	fs.Lookup("limit").Usage = "use only the first N training utterances of each voice (0: all)"
+	fs.StringVar(&o.Set, "set", o.Set, "text set: numbers, sentences or both")
+	fs.StringVar(&o.SpeechVAE, "speech-vae", "", "speech tokenizer (default: the shipped weights/speech-vae)")
+	fs.Float64Var(&o.PromptSeconds, "prompt-seconds", o.PromptSeconds, "crop each voice prompt to a random window of this length (0: whole utterances)")
+	fs.Float64Var(&o.TextDropout, "text-dropout", o.TextDropout, "probability of replacing the text by null tokens (for guidance)")
+	fs.IntVar(&o.SeqLen, "seq-len", 0, "sequence length (max_len; 0: the longest sequence of the data)")
+	fs.IntVar(&o.BatchMul, "batch-mul", o.BatchMul, "noise draws per latent frame (batch_mul)")
+	fs.Float64Var(&o.DiffusionWeight, "diffusion-weight", o.DiffusionWeight, "λ of CE + λ·diffusion")
+	fs.Float64Var(&o.EMA, "ema", o.EMA, "EMA decay of the weights (generation uses the EMA)")
+	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "backbone width")
+	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "backbone blocks")
+	fs.IntVar(&o.Model.Heads, "heads", o.Model.Heads, "attention heads")
+	fs.IntVar(&o.Model.KVHeads, "kv-heads", o.Model.KVHeads, "key/value heads")
+	fs.IntVar(&o.Model.HeadDim, "head-dim", o.Model.HeadDim, "diffusion head width")
+	fs.IntVar(&o.Model.HeadDepth, "head-depth", o.Model.HeadDepth, "diffusion head blocks")
+	fs.Var(&o.Model.Target, "target", "diffusion target: v (the paper's for speech; the default) or eps")
+	fs.bound("prompt-seconds", 0, 60, false)
+	fs.bound("text-dropout", 0, 1, false)
+	fs.bound("seq-len", 0, 1<<16, false)
+	fs.bound("diffusion-weight", 0, 1e6, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.TextDropout >= 1 {
+		return errors.New("--text-dropout must be below 1")
+	}
+	if o.SeqLen > 0 && o.SeqLen < 8 {
+		return errors.New("--seq-len must be 0 (from the data) or at least 8")
+	}
+	dir, err := speechDir(o.Data)
+	if err != nil {
+		return err
+	}
+	o.Data = dir
+	if !o.Quiet {
+		o.Log = os.Stderr
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return runRecipe(fs, &o.Options, append([]string{"train", "--task", "tts"}, args...), func() error {
+		_, err := recipe.TTS(ctx, o)
+		return err
+	})
+}
+
+// speakRequest is what speak was asked, checked before any model loads.
+type speakRequest struct {
+	text   string
+	prompt []float32 // 16 kHz
+	source string    // where the prompt came from
+}
+
+// checkSpeak checks speak's text, voice or prompt and output, reading the
+// prompt's audio: every problem is one line, found before the model loads.
+func checkSpeak(text, voice, promptPath, dataDir, out, modelDir string) (*speakRequest, error) {
+	if tts.Normalize(text) == "" {
+		return nil, errors.New("--text is empty: give the words to speak")
+	}
+	if !utf8.ValidString(text) {
+		return nil, errors.New("--text is not valid UTF-8")
+	}
+	switch {
+	case voice == "" && promptPath == "":
+		return nil, errors.New("no voice: give --voice NAME (a voice of the speech data) or --prompt x.wav (an utterance to imitate)")
+	case voice != "" && promptPath != "":
+		return nil, errors.New("give --voice or --prompt, not both")
+	}
+	r := &speakRequest{text: text}
+	if voice != "" {
+		if _, err := speech.VoiceByName(voice); err != nil {
+			return nil, fmt.Errorf("--voice: %w", err)
+		}
+		cache, err := speechDir(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		_, utts, err := speech.Load(cache)
+		if err != nil {
+			return nil, fmt.Errorf("--voice %s needs the speech data: %w", voice, err)
+		}
+		for _, u := range utts {
+			if u.Voice == voice && u.Split == speech.SplitTest {
+				promptPath = filepath.Join(cache, u.File)
+				r.source = fmt.Sprintf("%s (%s: %q)", voice, u.File, u.Text)
+				break
+			}
+		}
+		if promptPath == "" {
+			return nil, fmt.Errorf("--voice %s: the speech data in %s has no test utterance of it", voice, cache)
+		}
+	} else {
+		r.source = promptPath
+	}
+	x, err := readSpeech(promptPath)
+	if err != nil {
+		return nil, fmt.Errorf("--prompt: %w", err)
+	}
+	if float64(len(x)) < 0.1*speech.Rate {
+		return nil, fmt.Errorf("--prompt %s: %.3f s of audio is too short to carry a voice (want at least 0.1 s)", promptPath, float64(len(x))/speech.Rate)
+	}
+	r.prompt = x
+	if err := guard.CheckOutput(out, promptPath, modelDir); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func runSpeak(args []string) error {
+	fs := newFlags("speak", `speak --text "four hundred twelve" (--voice NAME | --prompt x.wav) [--out y.wav] [--model DIR] [--cfg 3] [--steps 5] [--max-seconds 10] [--seed 1] [--stream]`)
+	d := tts.DefaultOptions()
+	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
+	modelDir := fs.String("model", "", "text-to-speech checkpoint (default: the shipped weights/"+ttsDefault+")")
+	speechVAE := fs.String("speech-vae", "", "speech tokenizer (default: the model's own)")
+	text := fs.String("text", "", "the words to speak, numbers spelt out")
+	voice := fs.String("voice", "", "speak in this voice of the speech data, imitating its first test utterance ("+voiceNames()+")")
+	prompt := fs.String("prompt", "", "speak in the voice of this WAV file (another utterance of the speaker)")
+	dataDir := fs.String("data", "", "speech data cache for --voice (default .deps/speech)")
+	out := fs.String("out", "speech.wav", "the WAV file to write (16 kHz mono)")
+	fs.bound("steps", 0, 1000, false)
+	steps := fs.Int("steps", d.Steps, "DPM-Solver++ steps per frame (the paper's TTS uses few: try 3, 5, 10; 0: DDPM over all 1000)")
+	cfg := fs.Float64("cfg", d.CFG, "classifier-free guidance scale (the unconditional stream drops the text; 1: none)")
+	temperature := fs.Float64("temperature", d.Temperature, "scale of the initial noise of each frame")
+	seed := fs.Int64("seed", d.Seed, "random seed")
+	maxSeconds := fs.Float64("max-seconds", d.MaxSeconds, "the most speech generated when the model does not end it itself")
+	promptSeconds := fs.Float64("prompt-seconds", d.PromptSeconds, "keep the first seconds of the prompt (0: all that fits)")
+	stream := fs.Bool("stream", false, "write the WAV in chunks while the frames are generated (the file grows; its header is completed at the end)")
+	fs.bound("max-seconds", 0, 3600, true)
+	fs.bound("prompt-seconds", 0, 3600, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	req, err := checkSpeak(*text, *voice, *prompt, *dataDir, *out, *modelDir)
+	if err != nil {
+		return err
+	}
+	opts := tts.Options{SampleOptions: lm.SampleOptions{Steps: *steps, CFG: *cfg, Temperature: *temperature, Seed: *seed},
+		MaxSeconds: *maxSeconds, PromptSeconds: *promptSeconds, Batch: 1}
+	dir := *modelDir
+	if dir == "" {
+		if dir, err = weightsDir(ttsDefault); err != nil {
+			return fmt.Errorf("no --model given and no shipped %s: %w (train one with `latentlm train --task tts`)", ttsDefault, err)
+		}
+	}
+	b, _, err := openBackend(*backendName)
+	if err != nil {
+		return err
+	}
+	m, err := tts.Load(b, dir, *speechVAE, opts)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if _, err := m.Format.Encode(req.text); err != nil {
+		return fmt.Errorf("--text: %w", err)
+	}
+	if err := fs.checkMemory("speaking", m.Config.Activations(2, m.Config.MaxLen, 1, false)+*maxSeconds*speech.Rate*4*8); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	var ws *wavStream
+	var firstChunk time.Duration
+	var onChunk func([]float32) error
+	start := time.Now()
+	if *stream {
+		if ws, err = createWAVStream(*out); err != nil {
+			return err
+		}
+		defer ws.abort()
+		onChunk = func(y []float32) error {
+			if firstChunk == 0 {
+				firstChunk = time.Since(start)
+			}
+			return ws.write(y)
+		}
+	}
+	s, err := m.Speak(ctx, req.text, req.prompt, onChunk)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	if ws != nil {
+		err = ws.close()
+	} else {
+		err = wav.Write(*out, wav.Audio{Rate: tts.Rate, Samples: s.Samples})
+	}
+	if err != nil {
+		return err
+	}
+	secs := float64(len(s.Samples)) / tts.Rate
+	how := "ended by the model's <EOL>"
+	if !s.Stopped {
+		how = fmt.Sprintf("cut at --max-seconds %g or max_len: the model did not end it", *maxSeconds)
+	}
+	fmt.Printf("wrote %s: %.2f s of speech, %d frames, %s; voice prompt %.2f s from %s\n", *out, secs, len(s.Frames), how, m.Format.Seconds(s.PromptFrames), req.source)
+	rtf := elapsed.Seconds() / max(secs, 1e-9)
+	fmt.Printf("generated in %.2f s: real-time factor %.3f (%d solver steps, guidance %g)", elapsed.Seconds(), rtf, *steps, *cfg)
+	if ws != nil {
+		fmt.Printf("; first audio after %.2f s", firstChunk.Seconds())
+	}
+	fmt.Println()
+	return nil
+}
+
+// voiceNames lists the voices of the speech data.
+func voiceNames() string {
+	names := make([]string, len(speech.Voices))
+	for i, v := range speech.Voices {
+		names[i] = v.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// wavStream writes a 16 kHz mono WAV file as its audio arrives: the header
+// first (with no data), the samples as they come, and the sizes when it
+// is closed. Unlike wav.Write it is not atomic: the file grows, so that a
+// player can start on it.
+type wavStream struct {
+	f    *os.File
+	n    int
+	done bool
+}
+
+func createWAVStream(path string) (*wavStream, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	w := &wavStream{f: f}
+	if err := wav.Encode(f, wav.Audio{Rate: tts.Rate}); err != nil {
+		w.abort()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *wavStream) write(y []float32) error {
+	if w.n+len(y) > wav.MaxSamples {
+		return fmt.Errorf("%s: more audio than a WAV file holds", w.f.Name())
+	}
+	if _, err := w.f.Write(wav.PCM16(y)); err != nil {
+		return err
+	}
+	w.n += len(y)
+	return nil
+}
+
+// close writes the sizes into the header and closes the file.
+func (w *wavStream) close() error {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(36+2*w.n))
+	if _, err := w.f.WriteAt(b[:], 4); err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint32(b[:], uint32(2*w.n))
+	if _, err := w.f.WriteAt(b[:], 40); err != nil {
+		return err
+	}
+	if err := w.f.Sync(); err != nil {
+		return err
+	}
+	w.done = true
+	return w.f.Close()
+}
+
+// abort removes a file that was not completed.
+func (w *wavStream) abort() {
+	if !w.done {
+		w.f.Close()
+		os.Remove(w.f.Name())
+		w.done = true
+	}
+}

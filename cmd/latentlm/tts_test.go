@@ -1,0 +1,135 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/wav"
+)
+
+// TestSpeakBadInput: speak refuses empty text, unknown voices, a missing
+// voice, and prompt files that are missing, not WAV, empty or too short,
+// each with one line that says what is wrong, before any model loads
+// (run at package level: runSpeak's error is the line main prints).
+func TestSpeakBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	notWAV := write("notes.wav", []byte("these are not samples"))
+	silent := filepath.Join(dir, "empty.wav")
+	if err := wav.Write(silent, wav.Audio{Rate: speech.Rate}); err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short.wav")
+	if err := wav.Write(short, wav.Audio{Rate: speech.Rate, Samples: make([]float32, 800)}); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.wav")
+	if err := wav.Write(good, wav.Audio{Rate: speech.Rate, Samples: make([]float32, 16000)}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.wav")
+	model := filepath.Join(dir, "no-model")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--text", "", "--voice", "flite-awb"}, "--text is empty"},
+		{[]string{"--text", "  \t ", "--prompt", good}, "--text is empty"},
+		{[]string{"--text", "hi\xff", "--prompt", good}, "UTF-8"},
+		{[]string{"--text", "hi"}, "no voice"},
+		{[]string{"--text", "hi", "--voice", "flite-awb", "--prompt", good}, "not both"},
+		{[]string{"--text", "hi", "--voice", "hal-9000"}, `no voice "hal-9000"`},
+		{[]string{"--text", "hi", "--voice", "flite-awb", "--data", filepath.Join(dir, "nothing")}, "needs the speech data"},
+		{[]string{"--text", "hi", "--prompt", filepath.Join(dir, "missing.wav")}, "missing.wav"},
+		{[]string{"--text", "hi", "--prompt", notWAV}, "not a WAV file"},
+		{[]string{"--text", "hi", "--prompt", silent}, "no samples"},
+		{[]string{"--text", "hi", "--prompt", short}, "too short"},
+		{[]string{"--text", "hi", "--prompt", good, "--out", good}, "good.wav"},
+		{[]string{"--text", "hi", "--prompt", good, "--out", dir}, "is a folder"},
+		{[]string{"--text", "hi", "--prompt", good, "--max-seconds", "0"}, "--max-seconds"},
+		{[]string{"--text", "hi", "--prompt", good, "--steps", "-1"}, "--steps"},
+		{[]string{"--text", "hi", "--prompt", good, "--model", model}, "no-model"},
+	} {
+		args := append(c.args, "--out", out)
+		if i := indexOf(c.args, "--out"); i >= 0 {
+			args = c.args
+		}
+		if indexOf(args, "--model") < 0 {
+			args = append(args, "--model", model)
+		}
+		err := runSpeak(args)
+		if err == nil {
+			t.Errorf("speak %q succeeded", c.args)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.want) || strings.Contains(firstLine(msg), "\n") || firstLine(msg) != strings.TrimSpace(msg) {
+			t.Errorf("speak %q: %q, want one line with %q", c.args, msg, c.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("speak %q wrote %s", c.args, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "good.wav")); err != nil {
+		t.Error("the prompt was overwritten")
+	}
+}
+
+func indexOf(s []string, x string) int {
+	for i, v := range s {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestWAVStream: speak --stream writes a WAV file whose header is completed
+// when it closes, holding the chunks end to end; an aborted one is removed.
+func TestWAVStream(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.wav")
+	w, err := createWAVStream(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := [][]float32{{0.5, -0.5, 0.25}, {}, {0.125, 1}}
+	for _, c := range chunks {
+		if err := w.write(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	w.abort() // after close: nothing to do
+	a, err := wav.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{0.5, -0.5, 0.25, 0.125, 1}
+	if a.Rate != speech.Rate || len(a.Samples) != len(want) {
+		t.Fatalf("%d Hz, %d samples", a.Rate, len(a.Samples))
+	}
+	for i, v := range want {
+		if d := a.Samples[i] - v; d > 1e-4 || d < -1e-4 {
+			t.Errorf("sample %d: %v, want %v", i, a.Samples[i], v)
+		}
+	}
+	w, err = createWAVStream(path + "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.abort()
+	if _, err := os.Stat(path + "2"); err == nil {
+		t.Error("an aborted stream left its file")
+	}
+}

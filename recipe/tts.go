@@ -1,0 +1,324 @@
+package recipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"time"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/train"
+	"github.com/latentlm/latentlm/tts"
+	"github.com/latentlm/latentlm/vae"
+)
+
+// TTSOptions are the settings of TTS, the options of `latentlm train
+// --task tts`. Options.Data is the speech cache folder (built by
+// `latentlm speech data`).
+type TTSOptions struct {
+	Options
+	// Set is the text set to train on: "numbers", "sentences" or "both".
+	Set string
+	// SpeechVAE is the speech tokenizer ("": the shipped weights/speech-vae).
+	SpeechVAE string
+	// PromptSeconds crops each voice prompt to a random window of this
+	// length (0: whole utterances).
+	PromptSeconds float64
+	// TextDropout is the probability that a sequence's text is replaced by
+	// null tokens, for classifier-free guidance.
+	TextDropout float64
+	// Limit trains on the first Limit utterances of each voice only (0:
+	// all), for quick runs.
+	Limit int
+	// Model is the backbone; vocabulary, latent width and max_len are set
+	// here (max_len from SeqLen). A resumed run uses the saved one.
+	Model lm.Config
+	// SeqLen is the sequence length (max_len; 0: the longest sequence of
+	// the data).
+	SeqLen int
+	// BatchMul is the number of noise draws per latent frame.
+	BatchMul int
+	// DiffusionWeight is λ of 𝓛_CE + λ·𝓛_diff.
+	DiffusionWeight float64
+	EMA             float64
+}
+
+// DefaultTTSOptions are the defaults of `latentlm train --task tts`: the
+// spoken numbers, prompts of 3 s, text dropout 0.1, the v target, and a
+// model the size of the class-conditional one with a 192-wide backbone.
+func DefaultTTSOptions() TTSOptions {
+	cfg := lm.DefaultConfig()
+	cfg.Dim, cfg.Heads, cfg.KVHeads, cfg.Depth = 192, 4, 4, 4
+	cfg.Target = tts.Target
+	cfg.Layout = lm.LayoutBOL
+	return TTSOptions{
+		Options: Options{Steps: 3000, SaveEvery: 250, Batch: 16, LR: 1e-3, Seed: 1},
+		Set:     speech.SetNumbers, PromptSeconds: 3, TextDropout: 0.1, Model: cfg, BatchMul: 4, DiffusionWeight: 1, EMA: 0.999,
+	}
+}
+
+// TTSSets are the values of TTSOptions.Set.
+var TTSSets = []string{speech.SetNumbers, speech.SetSentences, "both"}
+
+// ttsCorpus is the training utterances as the mixer draws them: each one's
+// text (model ids), σ-VAE means, voice, and every voice's utterances.
+type ttsCorpus struct {
+	texts   [][]int
+	frames  [][][]float32
+	voice   []int
+	byVoice [][]int
+	scale   []float32 // the per-channel noise scale of every frame
+}
+
+// TTS trains LatentLM's text-to-speech model (package tts; the paper's
+// §3.3) on the training split of the speech cache o.Data into o.Out
+// (default runs/tts-<set>): every sequence is a voice prompt (another
+// utterance of the same voice, cropped), the text in characters and the
+// utterance's speech latents, encoded once by the speech tokenizer (their
+// σ-VAE means; the noise is redrawn every step as for images).
+func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
+	if !slices.Contains(TTSSets, o.Set) {
+		return nil, fmt.Errorf("unknown text set %q: want numbers, sentences or both", o.Set)
+	}
+	if o.Batch < 1 || o.BatchMul < 1 {
+		return nil, errors.New("batch and batch-mul must be at least 1")
+	}
+	switch {
+	case !(o.TextDropout >= 0 && o.TextDropout < 1):
+		return nil, errors.New("text dropout must be in [0, 1)")
+	case !(o.DiffusionWeight >= 0):
+		return nil, errors.New("the diffusion weight must be ≥ 0")
+	case !(o.PromptSeconds >= 0 && o.PromptSeconds <= 60):
+		return nil, errors.New("prompt seconds must be in [0, 60]")
+	case o.Limit < 0 || o.SeqLen < 0:
+		return nil, errors.New("limit and seq-len must be ≥ 0")
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join("runs", "tts-"+o.Set)
+	}
+	b, bname, err := openBackend(o.Backend)
+	if err != nil {
+		return nil, err
+	}
+	if o.SpeechVAE == "" {
+		if o.SpeechVAE, err = shippedWeights("speech-vae"); err != nil {
+			return nil, fmt.Errorf("no speech tokenizer: %w (train one with `latentlm speech-vae train` and name it with --speech-vae)", err)
+		}
+	}
+	sp, err := speechvae.Load(b, o.SpeechVAE)
+	if err != nil {
+		return nil, err
+	}
+	defer sp.Close()
+	sc := sp.Config
+	if sc.Kind == vae.VAE {
+		return nil, fmt.Errorf("speech tokenizer %s is a plain VAE: text-to-speech trains on σ-VAE (or AE) tokenizers, whose noise scale needs no posterior variances", o.SpeechVAE)
+	}
+	f, err := tts.NewFormat(tts.Alphabet, sc.Channels, sc.FrameRate())
+	if err != nil {
+		return nil, err
+	}
+
+	logf(o.Log, "reading the training split of %s\n", o.Data)
+	utts, clips, err := LoadSpeech(o.Data, speech.SplitTrain)
+	if err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	corpus, err := encodeTTSCorpus(sp, f, o, utts, clips)
+	if err != nil {
+		return nil, err
+	}
+	logf(o.Log, "encoded %d utterances in %d voices into latent frames (%.0f s)\n", len(corpus.texts), len(corpus.byVoice), time.Since(started).Seconds())
+	promptMax := 0
+	if o.PromptSeconds > 0 {
+		promptMax = max(1, int(math.Round(o.PromptSeconds*f.FrameRate)))
+	}
+	longest := make([]int, len(corpus.byVoice)) // each voice's longest prompt
+	for v, idx := range corpus.byVoice {
+		for _, j := range idx {
+			longest[v] = max(longest[v], len(corpus.frames[j]))
+		}
+		if promptMax > 0 {
+			longest[v] = min(longest[v], promptMax)
+		}
+	}
+	need := 0
+	for i := range corpus.texts {
+		need = max(need, tts.RowLen(longest[corpus.voice[i]], len(corpus.texts[i]), len(corpus.frames[i])))
+	}
+	if o.SeqLen == 0 {
+		o.SeqLen = (need + 7) / 8 * 8
+	} else if o.SeqLen < need {
+		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short: the longest prompt, text and speech take %d items", o.SeqLen, need)}
+	}
+	o.Model.Vocab = f.Vocab
+	o.Model.Latent = f.Channels
+	o.Model.MaxLen = o.SeqLen
+	o.Model.Layout = lm.LayoutBOL
+	cfg := o.Model
+	run, err := train.StartRun(o.Out, tts.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
+		var dataset float64
+		for _, fr := range corpus.frames {
+			dataset += float64(len(fr)*f.Channels) * 4
+		}
+		return dataset + cfg.TrainBytes(o.Batch, cfg.MaxLen, o.BatchMul)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer run.Finish()
+	if cfg.Vocab != f.Vocab || cfg.Latent != f.Channels {
+		return nil, fmt.Errorf("%s: the saved model (vocabulary %d, %d channels) does not match the alphabet and speech tokenizer (%d, %d)", o.Out, cfg.Vocab.Size(), cfg.Latent, f.Vocab.Size(), f.Channels)
+	}
+	if o.SeqLen = cfg.MaxLen; o.SeqLen < need {
+		return nil, fmt.Errorf("%s: the saved max_len %d is shorter than the longest sequence (%d items)", o.Out, cfg.MaxLen, need)
+	}
+	store := run.Store
+	o.Seed = run.Seed
+	sum, err := checkpoint.FileSHA256(filepath.Join(o.SpeechVAE, checkpoint.WeightsFile))
+	if err != nil {
+		return nil, err
+	}
+	tokRec := lm.Tokenizer{Path: o.SpeechVAE, SHA256: sum, Kind: sc.Kind.String(), Channels: sc.Channels, Data: o.Set}
+	rec := tts.Record{Alphabet: f.AlphabetString(), FrameRate: f.FrameRate, PromptSeconds: o.PromptSeconds}
+
+	sched := diffusion.Cosine(1000)
+	lambda, kind := o.DiffusionWeight, sc.Kind
+	trc := train.DefaultConfig()
+	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
+	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+		return tts.Losses(scope, w, cfg, kind, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4], in[5])
+	})
+	if err != nil {
+		return nil, err
+	}
+	started = time.Now()
+	save := func(step int64, h []train.Point) error {
+		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed,
+			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
+			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "utterances": len(corpus.texts), "limit": o.Limit,
+			"train_gflop": 3 * cfg.ForwardFLOPs(o.Batch, cfg.MaxLen, o.BatchMul) * float64(step) / 1e9}
+		return run.Save(func(dir string) error { return tts.Save(dir, cfg, store, tokRec, rec, info) }, h, step)
+	}
+	loop := &train.Loop{
+		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
+		Desc: "tts " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: []string{"ce", "diff"},
+		Batch: func(step int64) ([]any, int, error) {
+			bt, err := corpus.batch(f, o, promptMax, step)
+			if err != nil {
+				return nil, 0, err
+			}
+			n, l, c := bt.Rows, bt.Len, f.Channels
+			return []any{
+				tensors.FromFlatDataAndDimensions(bt.Ids, n, l),
+				tensors.FromFlatDataAndDimensions(bt.Latents, n, l, c),
+				tensors.FromFlatDataAndDimensions(bt.Scales, n, l, c),
+				tensors.FromFlatDataAndDimensions(bt.IsLatent, n, l),
+				tensors.FromFlatDataAndDimensions(bt.Valid, n, l),
+				tensors.FromFlatDataAndDimensions(bt.LatentTokens, n, l),
+			}, bt.Tokens + bt.Continues + bt.LatentItems, nil
+		},
+	}
+	if err := run.Train(ctx, loop); err != nil {
+		return nil, err
+	}
+	if err := writeTermsPlot(filepath.Join(o.Out, "loss.png"), "text-to-speech training loss ("+o.Set+")", loop.History, loop.Metrics); err != nil {
+		return nil, err
+	}
+	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
+	return &Result{Dir: o.Out, History: loop.History}, nil
+}
+
+// encodeTTSCorpus keeps the utterances of o's set (the first o.Limit of
+// each voice), spells their texts and encodes their audio to σ-VAE means.
+func encodeTTSCorpus(sp *speechvae.Model, f tts.Format, o TTSOptions, utts []speech.Utterance, clips [][]float32) (*ttsCorpus, error) {
+	c := &ttsCorpus{scale: make([]float32, f.Channels)}
+	if sp.Config.Kind == vae.Sigma {
+		// z′ = (μ + σ·ε − mean)/std with σ = C_σ·|N(0,1)| per sequence:
+		// in normalised units the noise scale is C_σ/std per channel, and
+		// vae.Config.Redraw draws the |N(0,1)| (vae.Model.EncodeMoments).
+		for k := range c.scale {
+			c.scale[k] = float32(sp.Config.CSigma) / sp.Std[k]
+		}
+	}
+	voices := map[string]int{}
+	count := map[string]int{}
+	last := time.Now()
+	for i, u := range utts {
+		if o.Set != "both" && u.Set != o.Set {
+			continue
+		}
+		if o.Limit > 0 && count[u.Voice] >= o.Limit {
+			continue
+		}
+		count[u.Voice]++
+		ids, err := f.Encode(u.Text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u.File, err)
+		}
+		z, err := sp.Encode(clips[i], false)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u.File, err)
+		}
+		v, ok := voices[u.Voice]
+		if !ok {
+			v = len(c.byVoice)
+			voices[u.Voice] = v
+			c.byVoice = append(c.byVoice, nil)
+		}
+		c.byVoice[v] = append(c.byVoice[v], len(c.texts))
+		c.texts = append(c.texts, ids)
+		c.frames = append(c.frames, z)
+		c.voice = append(c.voice, v)
+		if time.Since(last) > 10*time.Second {
+			last = time.Now()
+			logf(o.Log, "encoded %d utterances\n", len(c.texts))
+		}
+	}
+	if len(c.texts) == 0 {
+		return nil, fmt.Errorf("%s: no training utterances of the set %q", o.Data, o.Set)
+	}
+	return c, nil
+}
+
+// batch lays out the sequences of one step, from (seed, step) only, so a
+// resumed run sees the same data: for each, a random utterance; as its
+// prompt another random utterance of the same voice (itself only if the
+// voice has no other), cropped to a random window of promptMax frames;
+// the text, dropped now and then; and the utterance's speech.
+func (c *ttsCorpus) batch(f tts.Format, o TTSOptions, promptMax int, step int64) (*tts.Batch, error) {
+	rng := rand.New(rand.NewPCG(o.Seed, uint64(step)))
+	rows := make([]tts.Row, o.Batch)
+	for i := range rows {
+		k := rng.IntN(len(c.texts))
+		same := c.byVoice[c.voice[k]]
+		p := k
+		if len(same) > 1 {
+			for p == k {
+				p = same[rng.IntN(len(same))]
+			}
+		}
+		prompt := c.frames[p]
+		if promptMax > 0 && len(prompt) > promptMax {
+			off := rng.IntN(len(prompt) - promptMax + 1)
+			prompt = prompt[off : off+promptMax]
+		}
+		drop := rng.Float64() < o.TextDropout
+		rows[i] = f.TrainingRow(prompt, c.texts[k], c.frames[k], c.scale, drop)
+	}
+	return f.Pack(rows, o.SeqLen)
+}

@@ -1,0 +1,161 @@
+package recipe
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/tts"
+	"github.com/latentlm/latentlm/wav"
+)
+
+// tinySpeechData writes a speech cache of two voices, three training and
+// one test utterance each (tones whose pitch is the voice and whose length
+// follows the text), and a tiny untrained speech tokenizer; it returns
+// both folders.
+func tinySpeechData(t *testing.T) (cache, tokenizer string) {
+	t.Helper()
+	root := t.TempDir()
+	cache = filepath.Join(root, "speech")
+	texts := []string{"one", "twenty two", "three hundred", "four"}
+	var tsv strings.Builder
+	tsv.WriteString("file\tsplit\tset\tvoice\tseconds\ttext\n")
+	for v, voice := range []string{"flite-awb", "flite-slt"} {
+		if err := os.MkdirAll(filepath.Join(cache, "wav", voice), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i, text := range texts {
+			split := speech.SplitTrain
+			if i == len(texts)-1 {
+				split = speech.SplitTest
+			}
+			n := 2000 + 900*len(text)
+			x := make([]float32, n)
+			for k := range x {
+				x[k] = float32(0.3 * math.Sin(2*math.Pi*float64(150+100*v)*float64(k)/speech.Rate))
+			}
+			file := fmt.Sprintf("wav/%s/numbers-%s-%04d.wav", voice, split, i)
+			if err := wav.Write(filepath.Join(cache, file), wav.Audio{Rate: speech.Rate, Samples: x}); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&tsv, "%s\t%s\t%s\t%s\t%.4f\t%s\n", file, split, speech.SetNumbers, voice, float64(n)/speech.Rate, text)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(cache, speech.UtterancesFile), []byte(tsv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cache, speech.ManifestFile), []byte(`{"format": 1, "rate": 16000}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc := speechvae.DefaultConfig()
+	sc.Channels, sc.Dim, sc.Depth, sc.Heads = 4, 16, 1, 2
+	store := model.NewStore()
+	if err := nn.Init(store, sc.Specs(), 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	m, err := speechvae.NewModel(testutil.Backend(t, ""), sc, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tokenizer = filepath.Join(root, "speech-vae")
+	if err := m.Save(tokenizer, nil); err != nil {
+		t.Fatal(err)
+	}
+	return cache, tokenizer
+}
+
+func tinyTTSOptions(cache, tokenizer, out string, steps int64) TTSOptions {
+	o := DefaultTTSOptions()
+	o.Data, o.SpeechVAE, o.Out, o.Quiet = cache, tokenizer, out, true
+	o.Steps, o.SaveEvery, o.Batch, o.BatchMul = steps, 0, 4, 2
+	o.Model.Dim, o.Model.Depth, o.Model.Heads, o.Model.KVHeads, o.Model.HeadDim, o.Model.HeadDepth = 32, 1, 2, 2, 32, 1
+	return o
+}
+
+// TestTTS: a tiny run on a synthetic speech cache writes a checkpoint that
+// records its alphabet, frame rate and speech tokenizer, loads and speaks;
+// a run stopped and resumed ends with the weights of the run that was not
+// stopped (the batches depend only on seed and step); bad options are
+// refused.
+func TestTTS(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	straight := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "straight"), 4)
+	if _, err := TTS(ctx, straight); err != nil {
+		t.Fatal(err)
+	}
+	half := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "resumed"), 2)
+	if _, err := TTS(ctx, half); err != nil {
+		t.Fatal(err)
+	}
+	half.Steps, half.Resume = 4, true
+	if _, err := TTS(ctx, half); err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.ReadFile(filepath.Join(straight.Out, checkpoint.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(half.Out, checkpoint.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Error("a run stopped at step 2 and resumed to 4 differs from one run straight to 4")
+	}
+
+	opts := tts.DefaultOptions()
+	opts.MaxSeconds = 0.4
+	m, err := tts.Load(testutil.Backend(t, ""), straight.Out, "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Format.AlphabetString() != tts.Alphabet || m.Format.FrameRate != 25 || m.Config.MaxLen%8 != 0 {
+		t.Errorf("format %q at %g Hz, max_len %d", m.Format.AlphabetString(), m.Format.FrameRate, m.Config.MaxLen)
+	}
+	// The longest row, counted with each voice's longest utterance as the
+	// prompt: 13 700 samples (22 frames), and its text of 13 characters.
+	if want := (tts.RowLen(22, 13, 22) + 7) / 8 * 8; m.Config.MaxLen != want {
+		t.Errorf("max_len %d, want %d", m.Config.MaxLen, want)
+	}
+	prompt := make([]float32, 8000)
+	s, err := m.Speak(ctx, "twenty two", prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Samples) != len(s.Frames)*640 || len(s.Frames) == 0 || len(s.Frames) > 10 {
+		t.Errorf("%d frames, %d samples", len(s.Frames), len(s.Samples))
+	}
+
+	for _, c := range []struct {
+		change func(*TTSOptions)
+		want   string
+	}{
+		{func(o *TTSOptions) { o.Set = "poems" }, "unknown text set"},
+		{func(o *TTSOptions) { o.SeqLen = 10 }, "too short"},
+		{func(o *TTSOptions) { o.TextDropout = 1 }, "dropout"},
+		{func(o *TTSOptions) { o.Set = speech.SetSentences }, "no training utterances"},
+	} {
+		o := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "bad"), 1)
+		c.change(&o)
+		if _, err := TTS(ctx, o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error with %q", c, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,293 @@
+// Package tts is LatentLM's text-to-speech model (issue 18): the paper's
+// §3.3 and Table 4 ("Multimodal Latent Language Modeling with Next-Token
+// Diffusion", Sun et al., 2024, https://arxiv.org/abs/2412.08635), on the
+// same causal Transformer and KV-cache engine as images and text (package
+// lm; docs/DESIGN.md §1, §3–§7, §12). Speech is a run of σ-VAE latent
+// frames at 25 Hz (package speechvae); the diffusion head writes them, and
+// the softmax head decides where the speech ends.
+//
+// A sequence is
+//
+//	<BOL> p₀ … p_{P−1} <EOL>  c₁ … c_T  <BOL> z₀ … z_{N−1} <EOL>
+//
+// a voice prompt (the latents of another utterance of the target voice,
+// inputs only), the text as characters (inputs only), then the speech.
+// The targets are the speech latents (diffusion loss) and, at every speech
+// position, what comes next: Continue after z₀ … z_{N−2}, <EOL> after
+// z_{N−1} (cross-entropy, lm.LossOptions.LatentTokens). So at each speech
+// frame the softmax head says whether the utterance goes on, and generation
+// stops where its most likely token is <EOL> (lm.Segment.StopAtEOL): the
+// model itself chooses the length, as in the paper's TTS.
+//
+// # Text units: characters
+//
+// The text is spelt in characters (Alphabet: lower-case letters, space,
+// apostrophe, hyphen and the punctuation . , ! ? ; :), one model id each,
+// not in the byte-level BPE of the multimodal model. The speech data is
+// small (400 texts per set, each in six voices): a 2048-id BPE trained on
+// the fortunes would make most number words single tokens, each seen in a
+// handful of texts, and the model would have to learn every word's sound
+// from those alone; characters are shared by every word, so pronunciation
+// is learnt once per letter pattern and carries over to the test split's
+// unseen combinations. Characters also follow the sounds in order and
+// their count grows with the duration, which helps both the alignment and
+// the stopping decision. The numbers are already spelt out in the data
+// (speech.Cardinal and friends: "two thousand four hundred twelve"), so
+// digits never occur; text with a character outside the alphabet is
+// refused rather than silently dropped.
+//
+// # The continue target
+//
+// The paper's head predicts <EOL> at the end of the speech; lm.Config.Loss
+// only trains the softmax head where the next item is a token, which never
+// teaches it to say "not yet" (docs/DESIGN.md §7). A dedicated id,
+// Continue (the last id of the vocabulary), is its target after every
+// speech frame but the last. A dedicated id rather than <BOL> reused keeps
+// <BOL> meaning one thing (a latent segment opens), and the head's choice
+// at a speech frame is then exactly Continue against <EOL>.
+//
+// # Decoding
+//
+// Model.Generate prefills <BOL> prompt <EOL> text <BOL>, and as guidance
+// stream the same with the text replaced by as many null tokens (the
+// training drops the text with probability TextDropout), then draws the
+// frames one by one with DPM-Solver++ on the v target (the paper's choice
+// for speech; 3 to 10 steps) under classifier-free guidance, and after
+// each frame reads the softmax head: the segment ends when <EOL> is the
+// most likely token (argmax, i.e. more likely than Continue), or at
+// MaxSeconds. A callback receives every frame as it is drawn, so audio can
+// be decoded in chunks while the model goes on (Stream).
+package tts
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/multimodal"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/vae"
+)
+
+// Kind is the checkpoint kind of a text-to-speech model.
+const Kind = "tts"
+
+// Alphabet is the characters of the text, in id order: text id j is
+// Alphabet's j-th character. Upper case is folded to lower case and runs
+// of white space to one space first (Normalize).
+const Alphabet = " abcdefghijklmnopqrstuvwxyz'-.,!?;:"
+
+// Format lays the text-to-speech sequence out on a model's vocabulary:
+// Vocab{Classes: 0, Extra: len(alphabet)+1}, so id 0 is the null token
+// (a dropped text character), 1 <BOL>, 2 <EOL>, character j is
+// Vocab.Text(j) and Continue is the last id.
+type Format struct {
+	Vocab    lm.Vocab
+	Alphabet []rune
+	Channels int // values per latent frame
+	// FrameRate is latent frames per second (25 for the speech tokenizer's
+	// default).
+	FrameRate float64
+	index     map[rune]int
+}
+
+// NewFormat is the format of an alphabet (Alphabet for new models),
+// latent frames of channels values and frameRate frames per second.
+func NewFormat(alphabet string, channels int, frameRate float64) (Format, error) {
+	f := Format{Alphabet: []rune(alphabet), Channels: channels, FrameRate: frameRate, index: map[rune]int{}}
+	if len(f.Alphabet) == 0 || !utf8.ValidString(alphabet) {
+		return Format{}, errors.New("tts: empty or invalid alphabet")
+	}
+	for i, r := range f.Alphabet {
+		if _, dup := f.index[r]; dup {
+			return Format{}, fmt.Errorf("tts: alphabet repeats %q", r)
+		}
+		f.index[r] = i
+	}
+	if channels < 1 || !(frameRate > 0) {
+		return Format{}, fmt.Errorf("tts: %d channels at %v frames per second", channels, frameRate)
+	}
+	f.Vocab = lm.Vocab{Classes: 0, Extra: len(f.Alphabet) + 1}
+	return f, nil
+}
+
+// Continue is the id the softmax head is trained to predict after every
+// speech frame but the last: the utterance goes on.
+func (f Format) Continue() int { return f.Vocab.Text(len(f.Alphabet)) }
+
+// AlphabetString is the alphabet as a string, as checkpoints record it.
+func (f Format) AlphabetString() string { return string(f.Alphabet) }
+
+// Normalize is the text as the model reads it: lower case, typographic
+// apostrophes made plain, white space runs made one space, trimmed.
+func Normalize(text string) string {
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "’", "'"), "‘", "'")
+	return strings.Join(strings.Fields(strings.ToLower(text)), " ")
+}
+
+// TextError is text the model cannot read: empty, or with a character
+// outside its alphabet.
+type TextError struct{ Problem string }
+
+func (e *TextError) Error() string { return e.Problem }
+
+// Encode is the model ids of the normalised text, one per character.
+func (f Format) Encode(text string) ([]int, error) {
+	if !utf8.ValidString(text) {
+		return nil, &TextError{"the text is not valid UTF-8"}
+	}
+	s := Normalize(text)
+	if s == "" {
+		return nil, &TextError{"the text is empty"}
+	}
+	ids := make([]int, 0, len(s))
+	for _, r := range s {
+		j, ok := f.index[r]
+		if !ok {
+			hint := ""
+			if r >= '0' && r <= '9' {
+				hint = " (spell numbers out in words, as the training texts do)"
+			}
+			return nil, &TextError{fmt.Sprintf("the text holds %q, which is not in the model's alphabet %q%s", r, string(f.Alphabet), hint)}
+		}
+		ids = append(ids, f.Vocab.Text(j))
+	}
+	return ids, nil
+}
+
+// Decode is the text of model ids (characters only; other ids are left out).
+func (f Format) Decode(ids []int) string {
+	var b strings.Builder
+	for _, id := range ids {
+		if j, ok := f.Vocab.TextOf(id); ok && j < len(f.Alphabet) {
+			b.WriteRune(f.Alphabet[j])
+		}
+	}
+	return b.String()
+}
+
+// PrefixLen is the items before the first speech frame: <BOL>, the
+// prompt's frames, <EOL>, the text and <BOL>.
+func PrefixLen(promptFrames, textLen int) int { return promptFrames + textLen + 3 }
+
+// RowLen is the items of a whole training sequence.
+func RowLen(promptFrames, textLen, speechFrames int) int {
+	return PrefixLen(promptFrames, textLen) + speechFrames + 1
+}
+
+// Prefix is the sequence up to the first speech frame, <BOL> prompt <EOL>
+// text <BOL>; with null set, the text is replaced by as many null tokens
+// (the unconditional stream of guidance).
+func (f Format) Prefix(prompt [][]float32, text []int, null bool) []lm.Item {
+	out := make([]lm.Item, 0, PrefixLen(len(prompt), len(text)))
+	out = append(out, lm.TokenItem(f.Vocab.BOL()))
+	for _, z := range prompt {
+		out = append(out, lm.LatentItem(z))
+	}
+	out = append(out, lm.TokenItem(f.Vocab.EOL()))
+	for _, id := range text {
+		if null {
+			id = f.Vocab.Null()
+		}
+		out = append(out, lm.TokenItem(id))
+	}
+	return append(out, lm.TokenItem(f.Vocab.BOL()))
+}
+
+// Row is one training sequence: the items of multimodal.Row (with Scales,
+// the σ-VAE noise scale of each latent, and NotTarget) and, per item,
+// whether it is a speech frame whose Continue the softmax head predicts.
+type Row struct {
+	multimodal.Row
+	Continue []bool
+}
+
+func (r *Row) add(it lm.Item, scale []float32, target, cont bool) {
+	r.Items = append(r.Items, it)
+	r.Scales = append(r.Scales, scale)
+	r.NotTarget = append(r.NotTarget, !target)
+	r.Continue = append(r.Continue, cont)
+}
+
+// TrainingRow lays out <BOL> prompt <EOL> text <BOL> speech <EOL> for
+// training. prompt and speech are latent frames (the σ-VAE means), scale
+// the per-channel noise scale of every frame (nil: none). The prompt and
+// the text are inputs, never targets; with dropText the text is null
+// tokens. The speech frames are targets of the diffusion head, every frame
+// after the first also of the softmax head (Continue: the frame before it
+// predicts that the utterance goes on), and <EOL> ends it.
+func (f Format) TrainingRow(prompt [][]float32, text []int, speech [][]float32, scale []float32, dropText bool) Row {
+	var r Row
+	r.add(lm.TokenItem(f.Vocab.BOL()), nil, false, false)
+	for _, z := range prompt {
+		r.add(lm.LatentItem(z), scale, false, false)
+	}
+	r.add(lm.TokenItem(f.Vocab.EOL()), nil, false, false)
+	for _, id := range text {
+		if dropText {
+			id = f.Vocab.Null()
+		}
+		r.add(lm.TokenItem(id), nil, false, false)
+	}
+	r.add(lm.TokenItem(f.Vocab.BOL()), nil, false, false)
+	for k, z := range speech {
+		r.add(lm.LatentItem(z), scale, true, k > 0)
+	}
+	r.add(lm.TokenItem(f.Vocab.EOL()), nil, true, false)
+	return r
+}
+
+// Batch is rows packed to one length: multimodal.Batch (Ids, Latents,
+// Scales, IsLatent, Valid) and LatentTokens [B, L], 1 at the speech frames
+// whose Ids entry, Continue, the softmax head is trained to predict
+// (lm.LossOptions.LatentTokens).
+type Batch struct {
+	*multimodal.Batch
+	LatentTokens []float32
+	Continues    int // Continue targets
+}
+
+// Pack lays rows out at length l, padding short ones; a longer row is an
+// error.
+func (f Format) Pack(rows []Row, l int) (*Batch, error) {
+	mf := multimodal.Format{Vocab: f.Vocab, Channels: f.Channels}
+	plain := make([]multimodal.Row, len(rows))
+	for i, r := range rows {
+		plain[i] = r.Row
+	}
+	b, err := mf.Pack(plain, l)
+	if err != nil {
+		return nil, fmt.Errorf("tts: %s", strings.TrimPrefix(err.Error(), "multimodal: "))
+	}
+	out := &Batch{Batch: b, LatentTokens: make([]float32, len(rows)*l)}
+	for i, r := range rows {
+		for j, c := range r.Continue {
+			if c && r.Items[j].IsLatent() && !r.NotTarget[j] {
+				out.Ids[i*l+j] = int32(f.Continue())
+				out.LatentTokens[i*l+j] = 1
+				out.Continues++
+			}
+		}
+	}
+	return out, nil
+}
+
+// Losses is the text-to-speech objective of one batch: 𝓛 = 𝓛_CE + λ·𝓛_diff
+// (docs/DESIGN.md §5.3), where 𝓛_CE covers <EOL> and the Continue targets
+// of the speech frames (lm.LossOptions.LatentTokens) and 𝓛_diff the speech
+// frames, redrawn every step from their σ-VAE means and noise scales as
+// vae.Config.Redraw does for images (kind is the speech tokenizer's
+// noise law). It returns the total, then the two terms.
+func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, kind vae.Variant, sched *diffusion.Schedule, batchMul int, lambda float64,
+	ids, mu, scale, isLatent, valid, latentTokens *Node) []*Node {
+	lat := vae.Config{Kind: kind}.Redraw(scope, mu, scale)
+	l := cfg.LossWith(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul,
+		lm.LossOptions{LatentTokens: latentTokens})
+	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
+}
