@@ -6,12 +6,16 @@
 // of FID (https://arxiv.org/abs/1706.08500), which neither exists offline nor
 // suits 28×28 images.
 //
+// It also reads colour (Config.InChannels 3): the emoji judges, which name
+// an emoji's subcategory or skin tone (recipe.Classifier with a Target;
+// docs/DESIGN.md §11), are this network over 32×32 RGB images.
+//
 // The network is built from what every backend can differentiate
 // (docs/DESIGN.md §10): stride-1, same-padded 3×3 convolutions, ReLU, and
 // 2×2 max pooling written as a reshape and a ReduceMax — no strided windows
 // anywhere.
 //
-//	x [B, 28, 28] → (x−0.5)/0.5
+//	x [B, 28, 28] (or [B, S, S, C] in colour) → (x−0.5)/0.5
 //	→ per stage s: conv3×3 (Widths[s]) + bias, ReLU, max pool 2×2
 //	→ flatten → fc (Features) + bias, ReLU   ← the features
 //	→ head (Classes) + bias                  ← the logits
@@ -33,10 +37,49 @@ const Kind = "classifier"
 
 // Config is the classifier's architecture, saved beside its weights.
 type Config struct {
-	ImageSize int   `json:"image_size"`
-	Widths    []int `json:"widths"`   // channels of the convolution of each stage
-	Features  int   `json:"features"` // width of the penultimate (feature) layer
-	Classes   int   `json:"classes"`
+	ImageSize int `json:"image_size"`
+	// InChannels is the number of image channels: 1 (gray) or 3 (RGB, the
+	// emoji judges). 0 means 1, and a gray config is saved without the
+	// field, so that every config.json written before colour (none has
+	// it) reads as the gray classifier it is; use ImageChannels.
+	InChannels int   `json:"in_channels,omitempty"`
+	Widths     []int `json:"widths"`   // channels of the convolution of each stage
+	Features   int   `json:"features"` // width of the penultimate (feature) layer
+	Classes    int   `json:"classes"`
+	// Labels optionally names the classes, one per class (the emoji
+	// subcategories and skin tones; none for the digits and scenes, whose
+	// class ids are their names).
+	Labels []string `json:"labels,omitempty"`
+}
+
+// MaxInChannels bounds Config.InChannels.
+const MaxInChannels = 4
+
+// ImageChannels is the number of channels of the images (InChannels, with
+// 0 read as 1).
+func (c Config) ImageChannels() int { return max(c.InChannels, 1) }
+
+// Pixels is the number of values of one image: ImageSize²·ImageChannels,
+// row-major with the channels interleaved (H×W×C, as package vae and
+// imagefolder lay them out).
+func (c Config) Pixels() int { return c.ImageSize * c.ImageSize * c.ImageChannels() }
+
+// ImageDims are the dimensions of a batch of n images as the graphs take
+// them: [n, H, W] for one channel (the layout of the gray classifiers,
+// kept so that their graphs are unchanged), [n, H, W, C] otherwise.
+func (c Config) ImageDims(n int) []int {
+	if c.ImageChannels() == 1 {
+		return []int{n, c.ImageSize, c.ImageSize}
+	}
+	return []int{n, c.ImageSize, c.ImageSize, c.ImageChannels()}
+}
+
+// Label is the name of class k: Labels[k], or its number.
+func (c Config) Label(k int) string {
+	if k >= 0 && k < len(c.Labels) {
+		return c.Labels[k]
+	}
+	return fmt.Sprint(k)
 }
 
 // DefaultConfig is the shipped classifier: two stages of 16 and 32 channels
@@ -57,6 +100,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("classifier config: image size %d is not divisible by 2^%d (one 2×2 pooling per stage)", c.ImageSize, len(c.Widths))
 	case c.Features <= 0 || c.Classes < 2:
 		return fmt.Errorf("classifier config: %d features, %d classes", c.Features, c.Classes)
+	case c.InChannels < 0 || c.InChannels > MaxInChannels:
+		return fmt.Errorf("classifier config: in_channels %d out of range (0…%d; 0 is 1)", c.InChannels, MaxInChannels)
+	case len(c.Labels) != 0 && len(c.Labels) != c.Classes:
+		return fmt.Errorf("classifier config: %d labels for %d classes", len(c.Labels), c.Classes)
 	}
 	for i, w := range c.Widths {
 		if w <= 0 {
@@ -82,7 +129,7 @@ func (c Config) flat() int {
 // followed by ReLU, a small one for the head, zero biases.
 func (c Config) Specs() []nn.Spec {
 	var specs []nn.Spec
-	in := 1
+	in := c.ImageChannels()
 	for i, w := range c.Widths {
 		specs = append(specs,
 			nn.Spec{Name: fmt.Sprintf("convs.%d.weight", i), Shape: []int{3, 3, in, w}, Std: math.Sqrt(2 / float64(9*in))},
@@ -105,11 +152,11 @@ func maxPool2(x *Node) *Node {
 	return ReduceMax(Reshape(x, d[0], d[1]/2, 2, d[2]/2, 2, d[3]), 2, 4)
 }
 
-// Forward maps images [B, H, W] in [0, 1] to logits [B, Classes] and the
-// penultimate features [B, Features].
+// Forward maps images [B, H, W] (or [B, H, W, C] in colour) in [0, 1] to
+// logits [B, Classes] and the penultimate features [B, Features].
 func (c Config) Forward(w nn.Weights, images *Node) (logits, feats *Node) {
 	b := images.Shape().Dimensions[0]
-	x := Reshape(MulScalar(AddScalar(images, -0.5), 2), b, c.ImageSize, c.ImageSize, 1)
+	x := Reshape(MulScalar(AddScalar(images, -0.5), 2), b, c.ImageSize, c.ImageSize, c.ImageChannels())
 	for i, width := range c.Widths {
 		x = nn.Conv2D(x, w.Get("convs.%d.weight", i))
 		x = Add(x, Reshape(w.Get("convs.%d.bias", i), 1, 1, 1, width))
@@ -121,13 +168,13 @@ func (c Config) Forward(w nn.Weights, images *Node) (logits, feats *Node) {
 	return logits, feats
 }
 
-// Logits is the class logits [B, Classes] of images [B, H, W].
+// Logits is the class logits [B, Classes] of images [B, H, W(, C)].
 func Logits(c Config, w nn.Weights, images *Node) *Node {
 	l, _ := c.Forward(w, images)
 	return l
 }
 
-// Features is the penultimate features [B, Features] of images [B, H, W].
+// Features is the penultimate features [B, Features] of images [B, H, W(, C)].
 func Features(c Config, w nn.Weights, images *Node) *Node {
 	_, f := c.Forward(w, images)
 	return f

@@ -40,13 +40,17 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 }
 
 // Predict returns the class probabilities and the penultimate features of
-// images, each ImageSize² values in [0, 1].
+// images, each Config.Pixels() values in [0, 1] (ImageSize² for a gray
+// classifier; H×W×C, channels last, for a colour one).
 func (m *Model) Predict(images [][]float32) (probs, feats [][]float32, err error) {
 	c := m.Config
-	px := c.ImageSize * c.ImageSize
+	px := c.Pixels()
 	for i, img := range images {
 		if len(img) != px {
-			return nil, nil, fmt.Errorf("classifier: image %d has %d pixels, want %d (%d×%d)", i, len(img), px, c.ImageSize, c.ImageSize)
+			if c.ImageChannels() == 1 {
+				return nil, nil, fmt.Errorf("classifier: image %d has %d pixels, want %d (%d×%d)", i, len(img), px, c.ImageSize, c.ImageSize)
+			}
+			return nil, nil, fmt.Errorf("classifier: image %d has %d values, want %d (%d×%d pixels × %d channels)", i, len(img), px, c.ImageSize, c.ImageSize, c.ImageChannels())
 		}
 	}
 	probs = make([][]float32, 0, len(images))
@@ -58,7 +62,7 @@ func (m *Model) Predict(images [][]float32) (probs, feats [][]float32, err error
 		for i := start; i < end; i++ {
 			copy(flat[(i-start)*px:], images[i])
 		}
-		out, err := m.predict.Call(tensors.FromFlatDataAndDimensions(flat, PredictBatch, c.ImageSize, c.ImageSize))
+		out, err := m.predict.Call(tensors.FromFlatDataAndDimensions(flat, c.ImageDims(PredictBatch)...))
 		if err != nil {
 			return nil, nil, fmt.Errorf("classifier: %w", err)
 		}

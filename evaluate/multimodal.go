@@ -3,7 +3,6 @@ package evaluate
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +25,8 @@ type Accuracy struct {
 	Rate    float64 `json:"accuracy"`
 }
 
-func (a *Accuracy) add(ok bool) {
+// Add counts one answer, right when ok.
+func (a *Accuracy) Add(ok bool) {
 	a.N++
 	if ok {
 		a.Correct++
@@ -84,9 +84,25 @@ type Judge struct {
 	Models []*classifier.Model
 }
 
-// LoadJudge loads a judge from dir: one classifier checkpoint, or a folder
-// whose sub-folders are classifier checkpoints (an ensemble).
+// LoadJudge loads a canvas judge from dir (see LoadClassifiers): one
+// classifier checkpoint, or a folder whose sub-folders are classifier
+// checkpoints (an ensemble), over the canvas scenes.
 func LoadJudge(b compute.Backend, dir string) (Judge, error) {
+	j, err := LoadClassifiers(b, dir)
+	if err != nil {
+		return Judge{}, err
+	}
+	if c := j.Models[0].Config; c.Classes != canvas.NumScenes || c.ImageSize != canvas.Size || c.ImageChannels() != 1 {
+		return Judge{}, fmt.Errorf("judge %s: a classifier of %d classes over %d×%d images, want the %d canvas scenes over %d×%d", dir,
+			c.Classes, c.ImageSize, c.ImageSize, canvas.NumScenes, canvas.Size, canvas.Size)
+	}
+	return j, nil
+}
+
+// LoadClassifiers loads a judge from dir: one classifier checkpoint, or a
+// folder whose sub-folders are classifier checkpoints (an ensemble), which
+// must agree in image size, channels and classes.
+func LoadClassifiers(b compute.Backend, dir string) (Judge, error) {
 	var j Judge
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -112,14 +128,18 @@ func LoadJudge(b compute.Backend, dir string) (Judge, error) {
 	if len(j.Models) == 0 {
 		return Judge{}, fmt.Errorf("judge: %s holds no classifier checkpoint", dir)
 	}
-	for _, m := range j.Models {
-		if m.Config.Classes != canvas.NumScenes || m.Config.ImageSize != canvas.Size {
-			return Judge{}, fmt.Errorf("judge %s: a classifier of %d classes over %d×%d images, want the %d canvas scenes over %d×%d", dir,
-				m.Config.Classes, m.Config.ImageSize, m.Config.ImageSize, canvas.NumScenes, canvas.Size, canvas.Size)
+	first := j.Models[0].Config
+	for _, m := range j.Models[1:] {
+		if c := m.Config; c.Classes != first.Classes || c.ImageSize != first.ImageSize || c.ImageChannels() != first.ImageChannels() {
+			return Judge{}, fmt.Errorf("judge %s: its classifiers differ (%d and %d classes, %d and %d pixels, %d and %d channels)", dir,
+				first.Classes, c.Classes, first.ImageSize, c.ImageSize, first.ImageChannels(), c.ImageChannels())
 		}
 	}
 	return j, nil
 }
+
+// Config is the judge's classifier config (that of its first model).
+func (j Judge) Config() classifier.Config { return j.Models[0].Config }
 
 // Predict is the averaged class probabilities of the images and the first
 // model's features.
@@ -203,11 +223,11 @@ func TextToImage(ctx context.Context, m *multimodal.Model, judge Judge, names ca
 		got := metrics.Argmax(p)
 		ok := got == scenes[i].ID()
 		gs, _ := canvas.SceneOf(got)
-		r.Layout.add(gs.Layout == scenes[i].Layout)
+		r.Layout.Add(gs.Layout == scenes[i].Layout)
 		if scenes[i].HeldOut() {
-			r.HeldOut.add(ok)
+			r.HeldOut.Add(ok)
 		} else {
-			r.Seen.add(ok)
+			r.Seen.Add(ok)
 		}
 		if !ok && len(r.Examples) < 8 {
 			r.Examples = append(r.Examples, [2]string{captions[i], names.Caption(gs)})
@@ -233,23 +253,11 @@ func TextToImage(ctx context.Context, m *multimodal.Model, judge Judge, names ca
 		return r, err
 	}
 	if len(seenFeats) > 1 {
-		if r.FD, err = frechet(seenFeats, realFeats); err != nil {
+		if r.FD, err = Frechet(seenFeats, realFeats); err != nil {
 			return r, err
 		}
 	}
 	return r, nil
-}
-
-func frechet(a, b [][]float32) (float64, error) {
-	mu1, c1, err := metrics.MeanCov(a)
-	if err != nil {
-		return math.NaN(), err
-	}
-	mu2, c2, err := metrics.MeanCov(b)
-	if err != nil {
-		return math.NaN(), err
-	}
-	return metrics.FrechetDistance(mu1, c1, mu2, c2)
 }
 
 // canvases returns the first n test canvases as pixels, with their scenes.
@@ -284,11 +292,11 @@ func ImageToText(ctx context.Context, m *multimodal.Model, names canvas.Names, t
 	for i, c := range got {
 		s, perr := names.Parse(c)
 		ok := perr == nil && s == scenes[i]
-		r.Layout.add(perr == nil && s.Layout == scenes[i].Layout)
+		r.Layout.Add(perr == nil && s.Layout == scenes[i].Layout)
 		if scenes[i].HeldOut() {
-			r.HeldOut.add(ok)
+			r.HeldOut.Add(ok)
 		} else {
-			r.Seen.add(ok)
+			r.Seen.Add(ok)
 		}
 		if len(r.Examples) < 8 && (!ok || i < 3) {
 			r.Examples = append(r.Examples, [2]string{names.Caption(scenes[i]), c})
@@ -331,9 +339,9 @@ func VisualQuestions(ctx context.Context, m *multimodal.Model, names canvas.Name
 		for j, i := range idx {
 			ok := strings.TrimSpace(got[j]) == answers[i]
 			if scenes[i].HeldOut() {
-				r.HeldOut.add(ok)
+				r.HeldOut.Add(ok)
 			} else {
-				r.Seen.add(ok)
+				r.Seen.Add(ok)
 			}
 			if !ok && len(r.Examples) < 8 {
 				r.Examples = append(r.Examples, [2]string{q + " " + answers[i], got[j]})

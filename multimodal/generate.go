@@ -21,7 +21,8 @@ import (
 // DefaultBatch is the default of Options.Batch.
 const DefaultBatch = 64
 
-// Images draws n images from a caption (text → image); see ImagesFor.
+// Images draws n images from a caption (text → image), or unconditionally
+// from the empty caption; see ImagesFor.
 func (m *Model) Images(ctx context.Context, caption string, n int) ([][]float32, error) {
 	captions := make([]string, n)
 	for i := range captions {
@@ -33,8 +34,13 @@ func (m *Model) Images(ctx context.Context, caption string, n int) ([][]float32,
 // ImagesFor draws one image per caption (text → image): the prefix
 // <|endoftext|> caption <BOL>, guided by the same prefix with the caption
 // replaced by null tokens (the dropped caption of training), then the
-// image's latents, decoded by the image tokenizer. Captions of one token
-// length share a batch. Each image is ImageSize² pixels in [0, 1].
+// image's latents, decoded by the image tokenizer. The empty caption draws
+// an image unconditionally, from <|endoftext|> <BOL> alone and without
+// guidance: the image-only documents a model trained on pictures without
+// captions learnt (a class-free model), which are also a dropped caption
+// with no null tokens left. Captions of one token length share a batch.
+// Each image is Image.Config.Pixels() values in [0, 1]: ImageSize² for a
+// gray tokenizer, ImageSize²×3 (H×W×C, channels last) for an RGB one.
 func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, error) {
 	if m.engine == nil {
 		return nil, errClosed
@@ -45,9 +51,12 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 	byLen := map[int][]int{}
 	var lengths []int
 	for i, c := range captions {
-		ids, err := m.encodePrompt("the caption", c, 2+f.Items)
-		if err != nil {
-			return nil, err
+		var ids []int
+		if c != "" {
+			var err error
+			if ids, err = m.encodePrompt("the caption", c, 2+f.Items); err != nil {
+				return nil, err
+			}
 		}
 		var cond, guide Row
 		cond.EOT(f)
@@ -74,6 +83,9 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 			for _, i := range part {
 				cond, guide = append(cond, conds[i]), append(guide, guides[i])
 			}
+			if l == 0 {
+				guide = nil // no caption to guide by
+			}
 			sess, err := m.engine.Prefill(cond, guide)
 			if err != nil {
 				return nil, err
@@ -97,7 +109,8 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 
 // Caption writes a caption for each image (image → text): the prefix
 // <|endoftext|> <BOL> z₀ … <EOL>, then text, taken greedily, up to
-// <|endoftext|>. Images are ImageSize² pixels in [0, 1].
+// <|endoftext|>. Images are Image.Config.Pixels() values in [0, 1], as
+// ImagesFor makes them.
 func (m *Model) Caption(ctx context.Context, images [][]float32) ([]string, error) {
 	return m.answer(ctx, images, nil)
 }
@@ -267,7 +280,7 @@ func pickToken(logits []float32, v lm.Vocab, allowImage bool, temperature, topP 
 }
 
 // Piece is one part of a completion: text, or an image the model drew
-// (ImageSize² pixels in [0, 1]).
+// (Image.Config.Pixels() values in [0, 1]).
 type Piece struct {
 	Text  string
 	Image []float32

@@ -151,6 +151,15 @@ func (m *Model) Close() {
 	}
 }
 
+// Captioned says whether the model learnt captions: every canvas model,
+// and an emoji or folder model trained on pictures that had some. One
+// trained on pictures without any (a class-free model, recorded as
+// captioned_images 0) draws only from the empty caption.
+func (m *Model) Captioned() bool {
+	n, ok := m.Info["captioned_images"].(float64)
+	return !ok || n > 0
+}
+
 // Options are the generation options the model was loaded with.
 func (m *Model) Options() Options { return m.opts }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
@@ -16,6 +19,7 @@ import (
 	"github.com/latentlm/latentlm/canvas"
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/multimodal"
@@ -60,8 +64,17 @@ type MultimodalOptions struct {
 	TextFiles []string
 	// Model is the backbone; vocabulary, latent width and max_len are set
 	// here (max_len from SeqLen). A resumed run uses the saved one.
-	Model  lm.Config
+	Model lm.Config
+	// SeqLen is the sequence length (max_len). A canvas set needs room for
+	// its longest caption or question; for emoji and folders 0 takes the
+	// longest caption with its image (captions beyond MaxCaptionTokens,
+	// or beyond a SeqLen given, are cut).
 	SeqLen int
+	// Images say how the pictures of a folder or the emoji are read (fit
+	// and background; see LoadImages). The size is always the image
+	// tokenizer's, and a zero Fit or Background is the one the tokenizer
+	// was trained with when it was trained on the same data.
+	Images ImageOptions
 	// BatchMul is the number of noise draws per latent item.
 	BatchMul int
 	// CaptionDropout is the probability that a caption → image sequence
@@ -81,7 +94,7 @@ type MultimodalOptions struct {
 
 // DefaultMultimodalOptions are the defaults of `latentlm train --task
 // multimodal`: MNIST canvases and fortunes, a 2048-id BPE, tasks in equal
-// parts.
+// parts. DefaultMultimodalOptionsFor gives those of emoji and folders.
 func DefaultMultimodalOptions() MultimodalOptions {
 	cfg := lm.DefaultConfig()
 	cfg.Dim, cfg.Heads, cfg.KVHeads, cfg.Depth = 256, 4, 4, 6
@@ -92,6 +105,43 @@ func DefaultMultimodalOptions() MultimodalOptions {
 		VocabSize: 2048, Model: cfg, SeqLen: 80, BatchMul: 4, CaptionDropout: 0.1, DiffusionWeight: 1,
 		Mix: Mixture{Text: 1, T2I: 1, I2T: 1, VQA: 1}, EMA: 0.999, SampleEvery: 1000,
 	}
+}
+
+// ImageSetMixture is the task mixture of emoji and folders: caption →
+// image and image → caption in equal parts, no plain text (their captions
+// are the text; --text adds a corpus) and no questions (they have none).
+// A folder without any caption trains on image-only documents
+// <|endoftext|> <BOL> z… <EOL> <|endoftext|> alone: a class-free LatentLM.
+var ImageSetMixture = Mixture{T2I: 1, I2T: 1}
+
+// MaxCaptionTokens is the most tokens of a caption an emoji or folder run
+// keeps when it sizes its sequences itself (SeqLen 0); longer captions are
+// cut.
+const MaxCaptionTokens = 48
+
+// DefaultMultimodalOptionsFor are the defaults of `latentlm train --task
+// multimodal --data NAME`: DefaultMultimodalOptions for a canvas set, and
+// for emoji or a folder the same with ImageSetMixture and SeqLen 0 (sized
+// to the longest caption).
+func DefaultMultimodalOptionsFor(name string) MultimodalOptions {
+	o := DefaultMultimodalOptions()
+	o.Data = name
+	if !canvas.IsCanvas(name) {
+		o.Mix, o.SeqLen = ImageSetMixture, 0
+	}
+	return o
+}
+
+// TokenizerData reads, from the config.json of the image tokenizer in
+// dir, the data it was trained on and how its pictures were read (see
+// ImageDataOf): the data a multimodal run on it defaults to.
+func TokenizerData(dir string) (string, ImageOptions, error) {
+	h, err := checkpoint.ReadHeader(dir, vae.Kind, &vae.Config{})
+	if err != nil {
+		return "", ImageOptions{}, err
+	}
+	name, o := ImageDataOf(h.Info)
+	return name, o, nil
 }
 
 // SampleCaptions are the captions of the training grids (canonical,
@@ -108,13 +158,49 @@ func sampleCaptions(names canvas.Names) []string {
 }
 
 // Multimodal trains LatentLM on mixed sequences of text and image latents
-// (docs/DESIGN.md §11) into o.Out (default runs/multimodal-<data>): plain
-// text from the corpus, and the captions, images and questions of a canvas
-// data set ("mnist-canvas" or "fashion-canvas"), whose held-out scenes
-// never appear.
+// (docs/DESIGN.md §11) into o.Out (default runs/multimodal-<data>, a
+// folder's last path element for a folder). The images are
+//
+//   - a canvas set ("mnist-canvas" or "fashion-canvas"), with its
+//     captions and questions and plain text from the corpus; its held-out
+//     scenes never appear;
+//   - the emoji ("emoji"), captioned by their names and skin tones, whose
+//     held-out emoji/skin-tone combinations and test emoji never appear
+//     (the train split of LoadImages);
+//   - a folder of pictures, captioned by its captions.jsonl or .txt files
+//     where it has them (the train split of LoadImages; one picture in 10
+//     is held out). A picture without a caption is an image-only document
+//     <|endoftext|> <BOL> z… <EOL> <|endoftext|>, which is also what a
+//     caption → image sequence whose caption is dropped (with no null
+//     tokens left) looks like; so a folder without captions trains the
+//     class-free LatentLM that `latentlm generate` without --prompt draws
+//     from, on the same mechanism as a captioned one.
+//
+// Emoji and folders are read at the image tokenizer's size, in its
+// channels (gray or RGB); DefaultMultimodalOptionsFor gives their task
+// mixture.
 func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
-	if !canvas.IsCanvas(o.Data) {
-		return nil, fmt.Errorf("multimodal training needs a canvas data set (mnist-canvas or fashion-canvas), not %q", o.Data)
+	if o.Data == "" {
+		if o.Tokenizer == "" {
+			return nil, errors.New("multimodal training needs data: a canvas set, emoji or a folder of pictures")
+		}
+		name, _, err := TokenizerData(o.Tokenizer)
+		if err != nil {
+			return nil, err
+		}
+		if name == "" {
+			return nil, fmt.Errorf("tokenizer %s records no data set: name the data", o.Tokenizer)
+		}
+		o.Data = name
+	}
+	isCanvas := canvas.IsCanvas(o.Data)
+	if !isCanvas {
+		if err := CheckImageData(o.Data); err != nil {
+			return nil, err
+		}
+		if isNamed(o.Data) {
+			return nil, fmt.Errorf("multimodal training takes mnist-canvas or fashion-canvas, emoji or a folder of pictures, not %q", o.Data)
+		}
 	}
 	ws := o.Mix.weights()
 	var wsum float64
@@ -133,18 +219,34 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if !(o.CaptionDropout >= 0 && o.CaptionDropout < 1) || !(o.DiffusionWeight >= 0) {
 		return nil, errors.New("caption dropout must be in [0, 1) and the diffusion weight ≥ 0")
 	}
-	if o.Out == "" {
-		o.Out = filepath.Join("runs", "multimodal-"+o.Data)
+	if isCanvas && o.SeqLen < 1 {
+		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d: a canvas set needs a sequence length", o.SeqLen)}
 	}
-	names, err := canvas.NamesOf(o.Data)
-	if err != nil {
-		return nil, err
+	if !isCanvas && !isFolderOrEmoji(o.Data) {
+		return nil, fmt.Errorf("multimodal training takes mnist-canvas or fashion-canvas, emoji or a folder of pictures, not %q", o.Data)
+	}
+	if !isCanvas && o.Mix.VQA > 0 {
+		return nil, &OptionError{Option: "mix-vqa", Problem: fmt.Sprintf("%g: %s has no questions (only the canvas sets do); set 0", o.Mix.VQA, o.Data)}
+	}
+	if o.Tokenizer == "" {
+		if IsImageFolder(o.Data) {
+			return nil, &OptionError{Option: "vae", Problem: fmt.Sprintf("is needed: no tokenizer is shipped for the folder %s; train one with `latentlm vae train --data %s` and pass it", o.Data, o.Data)}
+		}
+		var err error
+		if o.Tokenizer, err = shippedWeights("vae-" + o.Data); err != nil {
+			return nil, err
+		}
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join("runs", "multimodal-"+dataLabel(o.Data))
 	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {
 		return nil, err
 	}
-	// The corpus, which text sequences and the BPE need.
+	// The corpus, which text sequences and the BPE need: a canvas run
+	// always reads one (the fortunes by default), an emoji or folder run
+	// only when it trains on text or is given files.
 	var docs, valid []string
 	switch {
 	case o.Mix.Text == 0 && o.TextTokenizer != "":
@@ -152,32 +254,52 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		if docs, err = text.ReadFiles(o.TextFiles); err != nil {
 			return nil, err
 		}
+	case !isCanvas && o.Mix.Text == 0:
 	default:
 		if docs, valid, err = text.Fortunes(text.FortunesDir); err != nil {
 			return nil, err
 		}
 	}
-	// The image tokenizer and the canvases' latent moments.
-	if o.Tokenizer == "" {
-		if o.Tokenizer, err = shippedWeights("vae-" + o.Data); err != nil {
-			return nil, err
-		}
-	}
+	// The image tokenizer and the images.
 	imageTok, err := vae.Load(b, o.Tokenizer)
 	if err != nil {
 		return nil, err
 	}
 	defer imageTok.Close()
 	tc := imageTok.Config
-	ds, err := LoadSplit(o.Data, "train", o.Limit)
-	if err != nil {
-		return nil, err
+	var set *ImageSet
+	var names canvas.Names
+	var labels []uint8
+	if isCanvas {
+		if names, err = canvas.NamesOf(o.Data); err != nil {
+			return nil, err
+		}
+		ds, err := LoadSplit(o.Data, "train", o.Limit)
+		if err != nil {
+			return nil, err
+		}
+		if set, err = ImageSetOf(ds); err != nil {
+			return nil, err
+		}
+		labels = ds.Labels
+	} else {
+		imgOpts := o.Images
+		if tname, topts := ImageDataOf(imageTok.Info); sameData(tname, o.Data) && imgOpts.Background == "" {
+			imgOpts.Fit, imgOpts.Background = topts.Fit, topts.Background
+		}
+		imgOpts.Size = tc.ImageSize
+		if set, err = LoadImages(o.Data, "train", imgOpts, o.Limit, o.Log); err != nil {
+			return nil, err
+		}
 	}
-	if ds.Height != tc.ImageSize || ds.Width != tc.ImageSize {
-		return nil, fmt.Errorf("tokenizer %s takes %d×%d images, %s has %d×%d", o.Tokenizer, tc.ImageSize, tc.ImageSize, o.Data, ds.Height, ds.Width)
+	if set.Size != tc.ImageSize {
+		return nil, fmt.Errorf("tokenizer %s takes %d×%d images, %s has %d×%d", o.Tokenizer, tc.ImageSize, tc.ImageSize, o.Data, set.Size, set.Size)
+	}
+	if set.Channels != tc.ImageChannels() {
+		return nil, fmt.Errorf("tokenizer %s takes %s, %s has %s", o.Tokenizer, channelWords(tc.ImageChannels()), o.Data, channelWords(set.Channels))
 	}
 	// The text tokenizer: given, or trained on the corpus and the captions
-	// of the training scenes (a resumed run reads the one it saved).
+	// of the training images (a resumed run reads the one it saved).
 	var tok *text.Tokenizer
 	saved := filepath.Join(o.Out, multimodal.TokenizerFile)
 	switch {
@@ -186,24 +308,43 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	case o.TextTokenizer != "":
 		tok, err = text.ReadFile(o.TextTokenizer)
 	default:
+		captions := set.Captions
+		if isCanvas {
+			captions = captionTexts(names)
+		}
 		logf(o.Log, "training a byte-level BPE of %d ids on %d documents and the captions...\n", o.VocabSize, len(docs))
-		tok, err = text.Train(append(append([]string(nil), docs...), captionTexts(names)...), o.VocabSize)
+		tok, err = text.Train(append(append([]string(nil), docs...), nonEmpty(captions)...), o.VocabSize)
 	}
 	if err != nil {
 		return nil, err
 	}
 	o.Model.Vocab = lm.Vocab{Classes: 0, Extra: tok.Size()}
 	o.Model.Latent = tc.Channels
-	o.Model.MaxLen = o.SeqLen
 	o.Model.Layout = lm.LayoutBOL
 	f := multimodal.Format{Vocab: o.Model.Vocab, EOT: tok.EOT(), Items: tc.Items(), Channels: tc.Channels}
-	need := longestRow(f, tok, names)
+	var texts *imageTexts
+	if isCanvas {
+		texts = canvasTexts(tok, names, labels)
+	} else {
+		texts = setTexts(tok, set)
+	}
+	need := texts.longestRow(f)
+	if !isCanvas {
+		switch {
+		case o.SeqLen == 0:
+			o.SeqLen = min(need, 2+f.ImageLen()+MaxCaptionTokens)
+		case o.SeqLen < 2+f.ImageLen():
+			return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short: an image alone takes %d items with this tokenizer", o.SeqLen, 2+f.ImageLen())}
+		}
+		need = min(need, o.SeqLen)
+	}
+	o.Model.MaxLen = o.SeqLen
 	if o.SeqLen < need {
 		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short: the longest caption or question with its image takes %d items with this tokenizer", o.SeqLen, need)}
 	}
 	cfg := o.Model
 	run, err := train.StartRun(o.Out, multimodal.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
-		dataset := float64(ds.N) * float64(tc.Items()*tc.Channels) * 8
+		dataset := float64(set.N) * float64(tc.Items()*tc.Channels) * 8
 		return dataset + cfg.TrainBytes(o.Batch, o.SeqLen, o.BatchMul)
 	})
 	if err != nil {
@@ -214,8 +355,20 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		return nil, fmt.Errorf("%s: the saved model (vocabulary %d, %d channels) does not match its tokenizers (%d, %d)", o.Out, cfg.Vocab.Extra, cfg.Latent, tok.Size(), tc.Channels)
 	}
 	// A resumed run keeps the sequence length it was started with.
-	if o.SeqLen = cfg.MaxLen; o.SeqLen < need {
+	if o.SeqLen = cfg.MaxLen; o.SeqLen < need && (isCanvas || o.SeqLen < 2+f.ImageLen()) {
 		return nil, fmt.Errorf("%s: the saved max_len %d is shorter than the longest sequence (%d items)", o.Out, cfg.MaxLen, need)
+	}
+	if cut := texts.cut(o.SeqLen - 2 - f.ImageLen()); cut > 0 {
+		logf(o.Log, "%d caption(s) cut to %d tokens to fit sequences of %d items (--seq-len)\n", cut, o.SeqLen-2-f.ImageLen(), o.SeqLen)
+	}
+	if !isCanvas && len(texts.captioned) == 0 {
+		// Nothing to caption: every image is an image-only document.
+		if o.Mix.I2T > 0 {
+			logf(o.Log, "%s has no captions: training on image-only documents (a class-free model)\n", o.Data)
+		}
+		if o.Mix.I2T = 0; o.Mix.Text+o.Mix.T2I == 0 {
+			return nil, errors.New("the folder has no captions, and the mixture trains on nothing but image → caption: nothing to train on")
+		}
 	}
 	store := run.Store
 	o.Seed = run.Seed
@@ -230,14 +383,14 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := lm.Tokenizer{Path: o.Tokenizer, SHA256: tokSum, Kind: tc.Kind.String(), Items: tc.Items(), Channels: tc.Channels, Data: o.Data}
+	rec := lm.Tokenizer{Path: o.Tokenizer, SHA256: tokSum, Kind: tc.Kind.String(), Items: tc.Items(), Channels: tc.Channels, Data: set.Name}
 
-	logf(o.Log, "encoding %d training canvases with the image tokenizer...\n", ds.N)
-	mus, scales, err := imageTok.DatasetMoments(ds)
+	logf(o.Log, "encoding %d training images with the image tokenizer...\n", set.N)
+	mus, scales, err := setMoments(imageTok, set)
 	if err != nil {
 		return nil, err
 	}
-	mix := newMixer(o, f, tok, names, ds.Labels, mus, scales, docs)
+	mix := newMixer(o, f, tok, texts, mus, scales, docs)
 	lambda := o.DiffusionWeight
 	sched := diffusion.Cosine(1000)
 	trc := train.DefaultConfig()
@@ -248,24 +401,36 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var grid []string
+	if isCanvas {
+		grid = sampleCaptions(names)
+	} else {
+		grid = setSampleCaptions(set)
+	}
 	started := time.Now()
 	save := func(step int64, h []train.Point) error {
-		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed,
+		info := set.Info()
+		for k, v := range map[string]any{"steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"mix": []float64{o.Mix.Text, o.Mix.T2I, o.Mix.I2T, o.Mix.VQA}, "caption_dropout": o.CaptionDropout,
 			"diffusion_weight": lambda, "text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
-			"train_gflop": 3 * cfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul) * float64(step) / 1e9}
+			"train_gflop": 3 * cfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul) * float64(step) / 1e9} {
+			info[k] = v
+		}
+		if !isCanvas {
+			info["images"], info["captioned_images"] = set.N, len(texts.captioned)
+		}
 		if err := run.Save(func(dir string) error { return multimodal.Save(dir, cfg, store, rec, tok, info) }, h, step); err != nil {
 			return err
 		}
 		if o.SampleEvery > 0 && (step%o.SampleEvery == 0 || step == o.Steps) {
-			return CaptionGrid(ctx, o.Backend, o.Out, filepath.Join(o.Out, fmt.Sprintf("samples-%06d.png", step)), sampleCaptions(names), 4)
+			return CaptionGrid(ctx, o.Backend, o.Out, filepath.Join(o.Out, fmt.Sprintf("samples-%06d.png", step)), grid, 4)
 		}
 		return nil
 	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
-		Desc: "multimodal " + o.Data, Quiet: o.Quiet, RecordEvery: 10, Metrics: []string{"ce", "diff"},
+		Desc: "multimodal " + dataLabel(o.Data), Quiet: o.Quiet, RecordEvery: 10, Metrics: []string{"ce", "diff"},
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := mix.batch(step)
 			if err != nil {
@@ -284,11 +449,175 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if err := run.Train(ctx, loop); err != nil {
 		return nil, err
 	}
-	if err := writeTermsPlot(filepath.Join(o.Out, "loss.png"), "multimodal training loss ("+o.Data+")", loop.History, loop.Metrics); err != nil {
+	if err := writeTermsPlot(filepath.Join(o.Out, "loss.png"), "multimodal training loss ("+dataLabel(o.Data)+")", loop.History, loop.Metrics); err != nil {
 		return nil, err
 	}
 	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
 	return &Result{Dir: o.Out, History: loop.History}, nil
+}
+
+// isFolderOrEmoji says whether name is the emoji or a folder of pictures.
+func isFolderOrEmoji(name string) bool { return name == EmojiData || IsImageFolder(name) }
+
+// sameData says whether two data names are the same set: equal names, or
+// the same folder however it is spelt.
+func sameData(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if !IsImageFolder(a) || !IsImageFolder(b) {
+		return false
+	}
+	pa, ea := filepath.Abs(a)
+	pb, eb := filepath.Abs(b)
+	return ea == nil && eb == nil && pa == pb
+}
+
+// nonEmpty is the strings that are not "".
+func nonEmpty(s []string) []string {
+	var out []string
+	for _, x := range s {
+		if x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// momentsBatch is how many images setMoments encodes at once.
+const momentsBatch = 1000
+
+// setMoments encodes every image of set with EncodeMoments, in order, and
+// returns the means and noise scales of all of them, each flat: image i's
+// items·channels values start at i·items·channels (as
+// vae.Model.DatasetMoments does for a data set of one channel).
+func setMoments(m *vae.Model, set *ImageSet) (mu, scale []float32, err error) {
+	per := m.Config.Items() * m.Config.Channels
+	mu = make([]float32, 0, set.N*per)
+	scale = make([]float32, 0, set.N*per)
+	err = set.Batches(momentsBatch, 0)(func(imgs [][]float32) error {
+		bm, bs, err := m.EncodeMoments(imgs)
+		if err != nil {
+			return err
+		}
+		for i := range bm {
+			mu = append(mu, bm[i]...)
+			scale = append(scale, bs[i]...)
+		}
+		return nil
+	})
+	return mu, scale, err
+}
+
+// imageTexts is the text of the training images, tokenized: each image
+// belongs to a group (a canvas's scene; an emoji's or a picture's own),
+// whose captions (every variant, canonical first; none for a picture
+// without one) and questions it has.
+type imageTexts struct {
+	group     []int     // per image
+	captions  [][][]int // per group
+	questions [][]qa    // per group
+	// captioned and questioned are the images with a caption, with a
+	// question.
+	captioned, questioned []int
+}
+
+func (t *imageTexts) index() {
+	t.captioned, t.questioned = nil, nil
+	for i, g := range t.group {
+		if len(t.captions[g]) > 0 {
+			t.captioned = append(t.captioned, i)
+		}
+		if len(t.questions[g]) > 0 {
+			t.questioned = append(t.questioned, i)
+		}
+	}
+}
+
+// canvasTexts are the captions and questions of the canvases' scenes
+// (labels: the scene of each training canvas).
+func canvasTexts(tok *text.Tokenizer, names canvas.Names, labels []uint8) *imageTexts {
+	t := &imageTexts{group: make([]int, len(labels)), captions: make([][][]int, canvas.NumScenes), questions: make([][]qa, canvas.NumScenes)}
+	for i, l := range labels {
+		t.group[i] = int(l)
+	}
+	for id := range canvas.NumScenes {
+		s, _ := canvas.SceneOf(id)
+		for _, c := range names.Captions(s) {
+			t.captions[id] = append(t.captions[id], tok.Encode(c))
+		}
+		for _, x := range names.Questions(s) {
+			t.questions[id] = append(t.questions[id], qa{tok.Encode(x.Question), tok.Encode(" " + x.Answer)})
+		}
+	}
+	t.index()
+	return t
+}
+
+// setTexts are the captions of an emoji or folder set: each image is its
+// own group, with its caption or none.
+func setTexts(tok *text.Tokenizer, set *ImageSet) *imageTexts {
+	t := &imageTexts{group: make([]int, set.N), captions: make([][][]int, set.N), questions: make([][]qa, set.N)}
+	for i := range set.N {
+		t.group[i] = i
+		if i < len(set.Captions) && set.Captions[i] != "" {
+			t.captions[i] = [][]int{tok.Encode(set.Captions[i])}
+		}
+	}
+	t.index()
+	return t
+}
+
+// longestRow is the most items a caption → image, image → caption or
+// question sequence takes.
+func (t *imageTexts) longestRow(f multimodal.Format) int {
+	longest := 2 + f.ImageLen()
+	for g := range t.captions {
+		for _, c := range t.captions[g] {
+			longest = max(longest, 2+len(c)+f.ImageLen())
+		}
+		for _, x := range t.questions[g] {
+			longest = max(longest, 2+f.ImageLen()+len(x.q)+len(x.a))
+		}
+	}
+	return longest
+}
+
+// cut shortens the captions longer than room tokens to room, and returns
+// how many it cut.
+func (t *imageTexts) cut(room int) int {
+	n := 0
+	for g := range t.captions {
+		for k, c := range t.captions[g] {
+			if len(c) > room {
+				t.captions[g][k] = c[:max(room, 0)]
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// setSampleCaptions are the captions of an emoji or folder run's sample
+// grids: up to four captions of training images, spread over the set
+// ("red apple" first when the set has it, the emoji the issue draws), or
+// the empty caption, drawn unconditionally, when no image has one.
+func setSampleCaptions(set *ImageSet) []string {
+	var out []string
+	if slices.Contains(set.Captions, "red apple") {
+		out = append(out, "red apple")
+	}
+	caps := nonEmpty(set.Captions)
+	for k := 0; k < 4 && len(caps) > 0 && len(out) < 4; k++ {
+		c := caps[(2*k+1)*len(caps)/8]
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return []string{""}
+	}
+	return out
 }
 
 // mixer lays out the training sequences of the task mixture.
@@ -299,18 +628,15 @@ type mixer struct {
 	wsum      float64
 	texts     [][]int // the corpus, tokenized
 	textBytes int
-	labels    []uint8 // scene of each canvas
+	images    *imageTexts
 	mus       []float32
 	scales    []float32
-	captions  [][][]int // per scene: every variant, canonical first
-	questions [][]qa    // per scene
 }
 
 type qa struct{ q, a []int }
 
-func newMixer(o MultimodalOptions, f multimodal.Format, tok *text.Tokenizer, names canvas.Names, labels []uint8, mus, scales []float32, docs []string) *mixer {
-	m := &mixer{o: o, f: f, weights: o.Mix.weights(), labels: labels, mus: mus, scales: scales,
-		texts: make([][]int, len(docs)), captions: make([][][]int, canvas.NumScenes), questions: make([][]qa, canvas.NumScenes)}
+func newMixer(o MultimodalOptions, f multimodal.Format, tok *text.Tokenizer, images *imageTexts, mus, scales []float32, docs []string) *mixer {
+	m := &mixer{o: o, f: f, weights: o.Mix.weights(), images: images, mus: mus, scales: scales, texts: make([][]int, len(docs))}
 	for _, w := range m.weights {
 		m.wsum += w
 	}
@@ -318,24 +644,18 @@ func newMixer(o MultimodalOptions, f multimodal.Format, tok *text.Tokenizer, nam
 		m.texts[i] = tok.Encode(d)
 		m.textBytes += len(d)
 	}
-	for id := range canvas.NumScenes {
-		s, _ := canvas.SceneOf(id)
-		for _, c := range names.Captions(s) {
-			m.captions[id] = append(m.captions[id], tok.Encode(c))
-		}
-		for _, x := range names.Questions(s) {
-			m.questions[id] = append(m.questions[id], qa{tok.Encode(x.Question), tok.Encode(" " + x.Answer)})
-		}
-	}
 	return m
 }
 
 // batch lays out the sequences of one step. It depends only on (seed,
-// step), so a resumed run sees the same data, and it draws canvases only
-// from the data set it was given (the "train" split, which holds no
-// held-out scene).
+// step), so a resumed run sees the same data, and it draws images only
+// from the set it was given (the "train" split, which holds no held-out
+// scene, emoji/skin-tone combination or picture). An image without a
+// caption makes an image-only document where a caption → image sequence
+// is drawn; image → caption and question sequences draw from the images
+// that have captions and questions.
 func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
-	o, f := m.o, m.f
+	o, f, im := m.o, m.f, m.images
 	per := f.Items * f.Channels
 	rng := rand.New(rand.NewPCG(o.Seed, uint64(step)))
 	rows := make([]multimodal.Row, o.Batch)
@@ -348,24 +668,41 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 			}
 			continue
 		}
-		k := rng.IntN(len(m.labels))
-		id := int(m.labels[k])
+		pool := im.captioned
+		switch task {
+		case 1:
+			pool = nil // every image
+		case 3:
+			pool = im.questioned
+		}
+		var k int
+		switch {
+		case pool == nil:
+			k = rng.IntN(len(im.group))
+		case len(pool) == 0:
+			continue // no image for this task (its weight is 0)
+		default:
+			k = pool[rng.IntN(len(pool))]
+		}
+		g := im.group[k]
 		mu, sc := m.mus[k*per:(k+1)*per], m.scales[k*per:(k+1)*per]
 		r.EOT(f)
 		switch task {
 		case 1: // caption → image, the caption dropped now and then
-			c := m.captions[id][rng.IntN(len(m.captions[id]))]
-			if rng.Float64() < o.CaptionDropout {
-				r.Null(f, len(c))
-			} else {
-				r.Text(f, c)
+			if caps := im.captions[g]; len(caps) > 0 {
+				c := caps[rng.IntN(len(caps))]
+				if rng.Float64() < o.CaptionDropout {
+					r.Null(f, len(c))
+				} else {
+					r.Text(f, c)
+				}
 			}
 			r.Image(f, mu, sc)
 		case 2: // image → caption, canonical
 			r.Image(f, mu, sc)
-			r.Text(f, m.captions[id][0])
+			r.Text(f, im.captions[g][0])
 		case 3: // image + question → answer
-			x := m.questions[id][rng.IntN(len(m.questions[id]))]
+			x := im.questions[g][rng.IntN(len(im.questions[g]))]
 			r.Image(f, mu, sc)
 			r.Prompt(f, x.q) // an input, not a target: after <EOL> the model learns captions only
 			r.Text(f, x.a)
@@ -373,21 +710,6 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 		r.EOT(f)
 	}
 	return f.Pack(rows, o.SeqLen)
-}
-
-// longestRow is the most items a caption → image, image → caption or
-// question sequence takes with this tokenizer.
-func longestRow(f multimodal.Format, tok *text.Tokenizer, names canvas.Names) int {
-	longest := 0
-	for _, s := range canvas.AllScenes() {
-		for _, c := range names.Captions(s) {
-			longest = max(longest, 2+len(tok.Encode(c))+f.ImageLen())
-		}
-		for _, x := range names.Questions(s) {
-			longest = max(longest, 2+f.ImageLen()+len(tok.Encode(x.Question))+len(tok.Encode(" "+x.Answer)))
-		}
-	}
-	return longest
 }
 
 // captionTexts is every caption, question and answer of the training
@@ -438,7 +760,8 @@ func pickWeighted(rng *rand.Rand, ws []float64, sum float64) int {
 
 // CaptionGrid draws perCaption images of each caption with the multimodal
 // model in dir (on the named backend) and writes them to out as a grid, one
-// row per caption: the training runs' sample grids and the demo's.
+// row per caption, gray or RGB as the model's images: the training runs'
+// sample grids and the demo's. The empty caption draws unconditionally.
 func CaptionGrid(ctx context.Context, backendName, dir, out string, captions []string, perCaption int) error {
 	b, _, err := openBackend(backendName)
 	if err != nil {
@@ -460,7 +783,7 @@ func CaptionGrid(ctx context.Context, backendName, dir, out string, captions []s
 		return err
 	}
 	size := m.Image.Config.ImageSize
-	return imageio.WriteGrid(out, imgs, size, size, perCaption)
+	return imageio.WriteGridOpts(out, imgs, size, size, perCaption, imageio.GridOptions{Channels: m.Image.Config.ImageChannels()})
 }
 
 // writeTermsPlot draws a run's loss history with each named term as its own
@@ -531,4 +854,215 @@ func initFrom(store *model.Store, dir string) (copied, total int, err error) {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// ImageEvalOptions size the text → image evaluation of an emoji or folder
+// model (TextToImageEval).
+type ImageEvalOptions struct {
+	// PerPrompt is the number of images drawn from each prompt.
+	PerPrompt int
+	// Limit keeps at most this many held-out images (spread evenly over
+	// the test split; 0: all).
+	Limit int
+	// Seen also draws from this many captions of training images (spread
+	// evenly; the group "seen").
+	Seen int
+	// Unconditional is the number of images drawn without a caption from
+	// a model trained without any (0: as many as the held-out images).
+	Unconditional int
+	// CacheDir is that of LoadImages.
+	CacheDir string
+}
+
+// The groups of the prompts of TextToImageEval.
+const (
+	// GroupHeldOut is the captions of held-out images: for the emoji, the
+	// held-out emoji/skin-tone combinations.
+	GroupHeldOut = "held-out"
+	// GroupUnseen is the captions of the emoji of the test split that are
+	// no held-out combination: emoji never trained on in any tone.
+	GroupUnseen = "unseen emoji"
+	// GroupSeen is captions of training images.
+	GroupSeen = "seen"
+	// GroupUnconditional is images drawn without a caption.
+	GroupUnconditional = "unconditional"
+)
+
+// TextToImageEval builds the text → image evaluation (evaluate.ImageSetEval)
+// of a multimodal model trained on emoji or a folder: the images read again
+// as the model's training read them (its data, size, fit and background),
+// one prompt for each held-out image — its caption, or the empty caption
+// for one without — in the group GroupHeldOut (for the emoji, GroupHeldOut
+// for the held-out emoji/skin-tone combinations and GroupUnseen for the
+// other test emoji), and o.Seen captions of training images (GroupSeen).
+// A model trained without captions draws o.Unconditional images from the
+// empty caption (GroupUnconditional). Retrieval searches the training and
+// held-out images that have captions; the content word of an emoji's
+// caption is taken from its name, leaving its skin tone to the tone judge.
+//
+// judges, by name (TargetSubcategory, TargetTone), are the emoji judges;
+// each must name the classes EmojiClasses gives for its target. Only
+// emoji prompts that name a skin tone are judged for it.
+func TextToImageEval(m *multimodal.Model, judges map[string]evaluate.Judge, o ImageEvalOptions, log io.Writer) (*evaluate.ImageSetEval, error) {
+	name, opts := ImageDataOf(m.Info)
+	if name == "" || canvas.IsCanvas(name) {
+		return nil, fmt.Errorf("%s is not a model of emoji or a folder (its data: %q)", m.Dir, name)
+	}
+	if err := CheckImageData(name); err != nil {
+		return nil, fmt.Errorf("%s was trained on %s: %w", m.Dir, name, err)
+	}
+	if o.PerPrompt < 1 {
+		return nil, &OptionError{Option: "per-prompt", Problem: fmt.Sprintf("%d: want at least 1", o.PerPrompt)}
+	}
+	isEmoji := name == EmojiData
+	if len(judges) > 0 && !isEmoji {
+		return nil, fmt.Errorf("judges are for the emoji; %s has none", name)
+	}
+	opts.Size, opts.CacheDir = m.Image.Config.ImageSize, o.CacheDir
+	train, err := LoadImages(name, "train", opts, 0, log)
+	if err != nil {
+		return nil, err
+	}
+	test, err := LoadImages(name, "test", opts, 0, log)
+	if err != nil {
+		return nil, err
+	}
+	if test.Channels != m.Image.Config.ImageChannels() {
+		return nil, fmt.Errorf("%s draws %s, %s has %s", m.Dir, channelWords(m.Image.Config.ImageChannels()), name, channelWords(test.Channels))
+	}
+	e := &evaluate.ImageSetEval{Data: name, Encoder: m.Image, PerPrompt: o.PerPrompt}
+	images := func(s *ImageSet, idx []int) [][]float32 {
+		out := make([][]float32, len(idx))
+		for j, i := range idx {
+			out[j] = make([]float32, s.PerImage())
+			s.Float32(i, out[j])
+		}
+		return out
+	}
+	all := func(s *ImageSet) []int {
+		idx := make([]int, s.N)
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx
+	}
+	e.Train = images(train, spread(all(train), 5000))
+	testIdx := spread(all(test), o.Limit)
+	e.Test = images(test, testIdx)
+	// Retrieval's reference: every captioned image.
+	for _, s := range []*ImageSet{train, test} {
+		var idx []int
+		for i, c := range s.Captions {
+			if c != "" {
+				idx = append(idx, i)
+				e.ReferenceCaptions = append(e.ReferenceCaptions, c)
+			}
+		}
+		e.Reference = append(e.Reference, images(s, idx)...)
+	}
+	df := evaluate.DocumentFrequency(e.ReferenceCaptions)
+	var index *EmojiIndex
+	classes := map[string][]string{}
+	if isEmoji {
+		if index, err = LoadEmojiIndex(); err != nil {
+			return nil, err
+		}
+		for _, t := range Targets {
+			j, ok := judges[t]
+			if !ok {
+				continue
+			}
+			if classes[t], err = EmojiClasses(index.Entries, t); err != nil {
+				return nil, err
+			}
+			if !slices.Equal(j.Config().Labels, classes[t]) {
+				return nil, fmt.Errorf("the %s judge names %d classes, not the %d %s classes of the emoji", t, j.Config().Classes, len(classes[t]), t)
+			}
+			e.Judges = append(e.Judges, evaluate.NamedJudge{Name: t, Judge: j})
+		}
+		for t := range judges {
+			if !slices.Contains(Targets, t) {
+				return nil, fmt.Errorf("unknown judge %q: want %s", t, strings.Join(Targets, " or "))
+			}
+		}
+	}
+	prompt := func(s *ImageSet, i int, group string, real bool) (evaluate.Prompt, error) {
+		c := s.Captions[i]
+		p := evaluate.Prompt{Text: c, Group: group, Real: real}
+		if c == "" {
+			p.Group = GroupUnconditional
+			return p, nil
+		}
+		p.Content = evaluate.ContentWord(c, df)
+		if !isEmoji {
+			return p, nil
+		}
+		en, ok := index.ByFile[s.Files[i]]
+		if !ok {
+			return p, fmt.Errorf("emoji image %s has no entry in emoji.json", s.Files[i])
+		}
+		p.Content = evaluate.ContentWord(strings.TrimSuffix(en.Caption, ", "+en.SkinTone), df)
+		if group == GroupHeldOut && !index.HeldOut[en.File] {
+			p.Group = GroupUnseen
+		}
+		p.Want = map[string]int{}
+		for t, cl := range classes {
+			if t == TargetTone && en.Tone == "" {
+				continue // only a prompt that names a tone is judged for it
+			}
+			p.Want[t] = EmojiClass(en, t, cl)
+		}
+		return p, nil
+	}
+	if len(nonEmpty(train.Captions)) == 0 && len(nonEmpty(test.Captions)) == 0 {
+		n := o.Unconditional
+		if n <= 0 {
+			n = len(testIdx)
+		}
+		for range n {
+			e.Prompts = append(e.Prompts, evaluate.Prompt{Group: GroupUnconditional, Real: true})
+		}
+		return e, nil
+	}
+	for _, i := range testIdx {
+		p, err := prompt(test, i, GroupHeldOut, true)
+		if err != nil {
+			return nil, err
+		}
+		e.Prompts = append(e.Prompts, p)
+	}
+	var captioned []int
+	for i, c := range train.Captions {
+		if c != "" {
+			captioned = append(captioned, i)
+		}
+	}
+	if o.Seen > 0 {
+		for _, i := range spread(captioned, o.Seen) {
+			p, err := prompt(train, i, GroupSeen, false)
+			if err != nil {
+				return nil, err
+			}
+			e.Prompts = append(e.Prompts, p)
+		}
+	}
+	// The groups in a fixed order, so that reports read alike.
+	order := []string{GroupSeen, GroupHeldOut, GroupUnseen, GroupUnconditional}
+	slices.SortStableFunc(e.Prompts, func(a, b evaluate.Prompt) int {
+		return slices.Index(order, a.Group) - slices.Index(order, b.Group)
+	})
+	return e, nil
+}
+
+// spread keeps n of idx spread evenly over it (all of them when n is 0 or
+// at least their number).
+func spread(idx []int, n int) []int {
+	if n <= 0 || n >= len(idx) {
+		return idx
+	}
+	out := make([]int, n)
+	for k := range out {
+		out[k] = idx[k*len(idx)/n]
+	}
+	return out
 }

@@ -129,7 +129,7 @@ func TestHeldOutNeverTrained(t *testing.T) {
 	f.Vocab.Classes, f.Vocab.Extra = 0, tok.Size()
 	per := f.Items * f.Channels
 	mus := make([]float32, ds.N*per)
-	mix := newMixer(o, f, tok, names, ds.Labels, mus, mus, []string{tinyCorpus})
+	mix := newMixer(o, f, tok, canvasTexts(tok, names, ds.Labels), mus, mus, []string{tinyCorpus})
 	parsed := 0
 	for step := range int64(200) {
 		bt, err := mix.batch(step)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 
@@ -11,8 +13,19 @@ import (
 
 func classifierTrain(args []string) error {
 	o := recipe.DefaultClassifierOptions()
-	fs := newFlags("classifier train", "classifier train --data mnist|fashion|mnist-canvas|fashion-canvas [--out DIR] [--steps N] [--resume]")
-	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/classifier-<data>)")
+	fs := newFlags("classifier train", `classifier train --data mnist|fashion|mnist-canvas|fashion-canvas [--out DIR] [--steps N] [--resume]
+       latentlm classifier train --data emoji --target subcategory|tone [flags]
+
+The emoji judges name an emoji's subcategory (99 of emoji.json) or its skin
+tone (none, the five tones, or two different ones), from 32×32 colour
+images of the emoji's train split; their accuracy on the test split, and
+on its held-out emoji/skin-tone combinations alone, is printed and saved.`)
+	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/classifier-<data>, runs/classifier-emoji-<target> for the emoji)")
+	fs.Lookup("data").Usage = "data set: mnist, fashion, mnist-canvas, fashion-canvas or emoji"
+	fs.StringVar(&o.Target, "target", "", "what an emoji judge names: subcategory or tone (emoji only)")
+	fs.bound("shift", 0, 64, false)
+	shift := fs.Int("shift", recipe.DefaultClassifierShift, "random shift of each training image, in pixels along each axis (emoji only; the named sets take none)")
+	img := addImageFlags(fs, false)
 	w1 := fs.Int("width1", o.Model.Widths[0], "channels of the first convolution")
 	w2 := fs.Int("width2", o.Model.Widths[1], "channels of the second convolution")
 	// A canvas (56×56) judge has a third stage by default, so that three
@@ -24,11 +37,33 @@ func classifierTrain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if err := checkDataName(o.Data); err != nil {
-		return err
+	if o.Data == recipe.EmojiData {
+		if o.Target == "" {
+			return errors.New("--target is needed for the emoji: subcategory or tone")
+		}
+		if !slices.Contains(recipe.Targets, o.Target) {
+			return fmt.Errorf("--target %q: want subcategory or tone", o.Target)
+		}
+		o.Shift = *shift
+		var err error
+		if o.Images, err = img.options(fs, o.Data, recipe.ImageOptions{}); err != nil {
+			return err
+		}
+	} else {
+		if err := checkDataName(o.Data); err != nil {
+			return err
+		}
+		for _, f := range []string{"target", "shift", "size", "fit", "background"} {
+			if fs.isSet(f) {
+				return fmt.Errorf("--%s is for the emoji judges; %s has classes of its own", f, o.Data)
+			}
+		}
 	}
 	// The defaults suit the data set; the flags given override them.
 	o.Model = recipe.DefaultClassifierModel(o.Data)
+	if o.Data == recipe.EmojiData {
+		o.Model.ImageSize = cmp.Or(o.Images.Size, recipe.DefaultImageSize)
+	}
 	widths := slices.Clone(o.Model.Widths)
 	if fs.isSet("width1") {
 		widths[0] = *w1

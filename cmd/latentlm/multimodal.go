@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/latentlm/latentlm/canvas"
@@ -15,6 +17,7 @@ import (
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/recipe"
 	"github.com/latentlm/latentlm/text"
+	"github.com/latentlm/latentlm/vae"
 )
 
 func init() {
@@ -68,21 +71,28 @@ func withoutTask(args []string) []string {
 
 func runTrainMultimodal(args []string) error {
 	o := recipe.DefaultMultimodalOptions()
-	fs := newFlags("train", "train --task multimodal [--data mnist-canvas|fashion-canvas] [--text FILE]… [--out DIR] [--steps N] [flags]")
+	fs := newFlags("train", `train --task multimodal [--data mnist-canvas|fashion-canvas|emoji|DIR] [--vae DIR] [--text FILE]… [--out DIR] [--steps N] [flags]
+
+Trains LatentLM on text and images (docs/DESIGN.md §11). A canvas set
+mixes text, captions, images and questions; emoji and a folder of
+pictures (read at the --vae tokenizer's size, with the captions of its
+captions.jsonl or .txt files) mix caption → image and image → caption.
+A folder without captions trains a class-free model on image-only
+documents, which generate draws from without --prompt.`)
 	var texts stringList
-	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/multimodal-<data>)")
-	fs.Lookup("data").Usage = "canvas data set: mnist-canvas or fashion-canvas"
-	fs.StringVar(&o.Tokenizer, "vae", "", "image tokenizer (default: the shipped vae-<data>)")
+	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/multimodal-<data>, a folder's name for a folder)")
+	fs.Lookup("data").Usage = "data: mnist-canvas, fashion-canvas, emoji or a folder of PNG and JPEG pictures (default: the --vae tokenizer's, else mnist-canvas)"
+	fs.StringVar(&o.Tokenizer, "vae", "", "image tokenizer (default: the shipped vae-<data>; a folder needs the one trained on it)")
 	fs.Var(&texts, "text", "a UTF-8 text file of the corpus; repeat for several (default: Debian's fortunes, training split)")
 	fs.StringVar(&o.Init, "init", "", "start from the weights of this LatentLM checkpoint (e.g. a class-conditional one) wherever the shapes allow")
 	fs.StringVar(&o.TextTokenizer, "tokenizer", "", "a tokenizer.json to use (default: train a byte-level BPE of --vocab ids)")
 	fs.IntVar(&o.VocabSize, "vocab", o.VocabSize, "ids of the byte-level BPE trained on the corpus and captions")
-	fs.IntVar(&o.SeqLen, "seq-len", o.SeqLen, "sequence length (max_len)")
+	fs.IntVar(&o.SeqLen, "seq-len", o.SeqLen, "sequence length (max_len; emoji and folders: the longest caption with its image, at most 48 caption tokens)")
 	fs.IntVar(&o.BatchMul, "batch-mul", o.BatchMul, "noise draws per latent item (batch_mul)")
-	fs.Float64Var(&o.Mix.Text, "mix-text", o.Mix.Text, "weight of plain-text sequences")
+	fs.Float64Var(&o.Mix.Text, "mix-text", o.Mix.Text, "weight of plain-text sequences (emoji and folders: 0, or 1 with --text)")
 	fs.Float64Var(&o.Mix.T2I, "mix-t2i", o.Mix.T2I, "weight of caption → image sequences")
 	fs.Float64Var(&o.Mix.I2T, "mix-i2t", o.Mix.I2T, "weight of image → caption sequences")
-	fs.Float64Var(&o.Mix.VQA, "mix-vqa", o.Mix.VQA, "weight of image + question → answer sequences")
+	fs.Float64Var(&o.Mix.VQA, "mix-vqa", o.Mix.VQA, "weight of image + question → answer sequences (canvases only)")
 	fs.Float64Var(&o.CaptionDropout, "caption-dropout", o.CaptionDropout, "probability of replacing a caption by null tokens (for guidance)")
 	fs.Float64Var(&o.DiffusionWeight, "diffusion-weight", o.DiffusionWeight, "λ of CE + λ·diffusion")
 	fs.Float64Var(&o.EMA, "ema", o.EMA, "EMA decay of the weights (sampling uses the EMA)")
@@ -103,8 +113,34 @@ func runTrainMultimodal(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if !fs.isSet("data") && o.Tokenizer != "" {
+		// The data the tokenizer was trained on.
+		name, _, err := recipe.TokenizerData(o.Tokenizer)
+		if err != nil {
+			return err
+		}
+		if name != "" {
+			o.Data = name
+		}
+	}
 	if !canvas.IsCanvas(o.Data) {
-		return fmt.Errorf("--data %q: multimodal training takes mnist-canvas or fashion-canvas", o.Data)
+		if err := recipe.CheckImageData(o.Data); err != nil {
+			return err
+		}
+		if !recipe.IsImageFolder(o.Data) && o.Data != recipe.EmojiData {
+			return fmt.Errorf("--data %q: multimodal training takes mnist-canvas or fashion-canvas, emoji or a folder of pictures", o.Data)
+		}
+		// The defaults of emoji and folders, for the flags not given.
+		d := recipe.DefaultMultimodalOptionsFor(o.Data)
+		if !fs.isSet("mix-text") && len(texts) == 0 {
+			o.Mix.Text = d.Mix.Text
+		}
+		if !fs.isSet("mix-vqa") {
+			o.Mix.VQA = d.Mix.VQA
+		}
+		if !fs.isSet("seq-len") {
+			o.SeqLen = d.SeqLen
+		}
 	}
 	if o.CaptionDropout >= 1 {
 		return errors.New("--caption-dropout must be below 1")
@@ -164,9 +200,13 @@ func (f modelFlags) open(greedy bool) (*multimodal.Model, error) {
 }
 
 func runGenerate(args []string) error {
-	fs := newFlags("generate", `generate --prompt "the digit 3 is to the left of the digit 7" [--n 8] [--out x.png] [flags]`)
+	fs := newFlags("generate", `generate --prompt "the digit 3 is to the left of the digit 7" [--n 8] [--out x.png] [flags]
+
+Draws images of the caption, gray or in colour as the model's images
+(emoji: --model weights/latentlm-emoji --prompt "red apple"). A model
+trained on a folder without captions draws without --prompt.`)
 	mf := addModelFlags(fs)
-	prompt := fs.String("prompt", "", "the caption to draw")
+	prompt := fs.String("prompt", "", "the caption to draw (none for a model trained without captions)")
 	n := fs.Int("n", 8, "images to draw")
 	out := fs.String("out", "generated.png", "PNG grid of the images (one image: the image itself)")
 	cols := fs.Int("cols", 8, "images per row of the grid")
@@ -174,7 +214,7 @@ func runGenerate(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *prompt == "" {
+	if *prompt == "" && fs.isSet("prompt") {
 		return errors.New("--prompt is empty: give the caption to draw")
 	}
 	if err := guard.CheckOutput(*out); err != nil {
@@ -185,8 +225,11 @@ func runGenerate(args []string) error {
 		return err
 	}
 	defer m.Close()
-	size := m.Image.Config.ImageSize
-	if err := fs.checkMemory(fmt.Sprintf("generating %d images", *n), float64(*n)*float64(size*size)*4*4+m.Config.Activations(2*min(*n, multimodal.DefaultBatch), m.Config.MaxLen, 1, false)); err != nil {
+	if *prompt == "" && m.Captioned() {
+		return errors.New("no --prompt: give the caption to draw (only a model trained without captions draws without one)")
+	}
+	ic := m.Image.Config
+	if err := fs.checkMemory(fmt.Sprintf("generating %d images", *n), float64(*n)*float64(ic.Pixels())*4*4+m.Config.Activations(2*min(*n, multimodal.DefaultBatch), m.Config.MaxLen, 1, false)); err != nil {
 		return err
 	}
 	ctx, cancel := signalContext()
@@ -197,9 +240,9 @@ func runGenerate(args []string) error {
 	}
 	// One image is written as itself, so that caption and ask can read it.
 	if *n == 1 {
-		err = imageio.WriteGray(*out, imgs[0], size, size)
+		err = writeImage(*out, imgs[0], ic)
 	} else {
-		err = imageio.WriteGrid(*out, imgs, size, size, min(*cols, *n))
+		err = imageio.WriteGridOpts(*out, imgs, ic.ImageSize, ic.ImageSize, min(*cols, *n), imageio.GridOptions{Channels: ic.ImageChannels()})
 	}
 	if err != nil {
 		return err
@@ -208,16 +251,33 @@ func runGenerate(args []string) error {
 	if *n == 1 {
 		what = "an image"
 	}
+	if *prompt == "" {
+		fmt.Fprintf(os.Stderr, "wrote %s (%s, drawn without a caption)\n", *out, what)
+		return nil
+	}
 	fmt.Fprintf(os.Stderr, "wrote %s (%s of %q)\n", *out, what, *prompt)
 	return nil
 }
 
-// readImages reads PNGs of the model's image size.
+// writeImage writes one image of the tokenizer c's kind: gray or RGB.
+func writeImage(path string, img []float32, c vae.Config) error {
+	if c.ImageChannels() == 3 {
+		return imageio.WriteRGB(path, img, c.ImageSize, c.ImageSize)
+	}
+	return imageio.WriteGray(path, img, c.ImageSize, c.ImageSize)
+}
+
+// readImages reads PNGs of the model's image size: gray, or RGB for a
+// colour model (any PNG colour type then; transparency is an error).
 func readImages(m *multimodal.Model, paths []string) ([][]float32, error) {
-	size := m.Image.Config.ImageSize
+	c := m.Image.Config
+	read := imageio.ReadGray
+	if c.ImageChannels() == 3 {
+		read = imageio.ReadRGB
+	}
 	imgs := make([][]float32, len(paths))
 	for i, p := range paths {
-		img, err := imageio.ReadGray(p, size, size)
+		img, err := read(p, c.ImageSize, c.ImageSize)
 		if err != nil {
 			return nil, err
 		}
@@ -311,7 +371,6 @@ as [image: PATH].`)
 	defer m.Close()
 	ctx, cancel := signalContext()
 	defer cancel()
-	size := m.Image.Config.ImageSize
 	images := 0
 	fmt.Print(*prompt)
 	err = m.Complete(ctx, *prompt, func(p multimodal.Piece) error {
@@ -321,7 +380,7 @@ as [image: PATH].`)
 		}
 		images++
 		path := filepath.Join(*dir, fmt.Sprintf("image-%d.png", images))
-		if err := imageio.WriteGray(path, p.Image, size, size); err != nil {
+		if err := writeImage(path, p.Image, m.Image.Config); err != nil {
 			return err
 		}
 		fmt.Printf(" [image: %s] ", path)
@@ -340,7 +399,17 @@ Scores a multimodal model on the canvas benchmark (docs/DESIGN.md §11):
         read by the judge (a canvas classifier, which must first read ≥ 98% of
         real test canvases right); also FD of the judge's features
   i2t   captions of the first --n real test canvases, exact (parsed) match
-  vqa   one question about each of the first --n real test canvases`
+  vqa   one question about each of the first --n real test canvases
+
+A model of emoji or of a folder takes --task t2i: --per-prompt images of
+the caption of every held-out image (--limit: of that many) and of --seen
+training captions, scored against the held-out images by FD and k-NN
+precision/recall of the σ-VAE encoder's features (mean-pooled μ), by
+retrieval (does the nearest real image carry the caption's content word?)
+and, for the emoji, by the judges of subcategory (--judge) and skin tone
+(--tone-judge), reported per group: seen, held-out emoji/skin-tone
+combinations, unseen emoji. A model trained without captions draws --n
+images unconditionally (default: as many as the held-out images).`
 
 func runEvalMultimodal(task string, args []string) error {
 	fs := newFlags("eval", evalMultimodalSynopsis)
@@ -355,6 +424,15 @@ func runEvalMultimodal(task string, args []string) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.bound("per-seen", 0, 1<<16, false)
 	fs.bound("per-held-out", 0, 1<<16, false)
+	var sf imageEvalFlags
+	sf.perPrompt = fs.Int("per-prompt", 1, "images per caption (t2i on emoji or a folder)")
+	sf.seen = fs.Int("seen", 100, "training captions also drawn, the group seen (t2i on emoji or a folder)")
+	sf.limit = fs.Int("limit", 0, "held-out images whose captions are drawn, spread over the test split (0: all; t2i on emoji or a folder)")
+	sf.toneJudge = fs.String("tone-judge", "", "skin-tone judge of the emoji (default: the shipped weights/judge-emoji-tone, if any)")
+	fs.Lookup("judge").Usage += "; emoji: the subcategory judge (default: the shipped weights/judge-emoji-subcategory, if any)"
+	fs.bound("per-prompt", 1, 1<<16, false)
+	fs.bound("seen", 0, 1<<20, false)
+	fs.bound("limit", 0, 1<<30, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -368,6 +446,19 @@ func runEvalMultimodal(task string, args []string) error {
 		return err
 	}
 	defer m.Close()
+	if d, _ := m.Info["data"].(string); d != "" && !canvas.IsCanvas(d) {
+		if task != "t2i" {
+			return fmt.Errorf("--task %s: a model of emoji or a folder is scored on t2i", task)
+		}
+		if fs.isSet("data") {
+			return errors.New("--data is for canvas models: a model of emoji or a folder is scored on its own data")
+		}
+		sf.judge, sf.n = judgeDir, n
+		if !fs.isSet("n") {
+			*n = 0
+		}
+		return evalImageSet(fs, mf, m, sf, *asJSON)
+	}
 	if d, ok := m.Info["data"].(string); ok && !fs.isSet("data") {
 		*dataName = d // the model's own canvases
 	}
@@ -528,4 +619,110 @@ func demoMultimodal(fs *flags, backendName, dir, out string, seed uint64, retrai
 		}
 	}
 	return captionDemo(backendName, modelDir, out)
+}
+
+// imageEvalFlags are the flags of eval --task t2i on a model of emoji or a
+// folder.
+type imageEvalFlags struct {
+	perPrompt, seen, limit, n *int
+	judge, toneJudge          *string
+}
+
+// evalImageSet scores a model of emoji or a folder on text → image
+// (recipe.TextToImageEval, evaluate.TextToImageSet).
+func evalImageSet(fs *flags, mf modelFlags, m *multimodal.Model, f imageEvalFlags, asJSON bool) error {
+	b, _, err := openBackend(*mf.backend)
+	if err != nil {
+		return err
+	}
+	judges := map[string]evaluate.Judge{}
+	if d, _ := m.Info["data"].(string); d == recipe.EmojiData {
+		for _, j := range []struct {
+			target string
+			dir    *string
+			flag   string
+		}{{recipe.TargetSubcategory, f.judge, "judge"}, {recipe.TargetTone, f.toneJudge, "tone-judge"}} {
+			dir := *j.dir
+			if dir == "" {
+				if dir, err = weightsDir("judge-emoji-" + j.target); err != nil {
+					fmt.Fprintf(os.Stderr, "no %s judge (--%s, or a shipped weights/judge-emoji-%s): not judged\n", j.target, j.flag, j.target)
+					continue
+				}
+			}
+			judge, err := evaluate.LoadClassifiers(b, dir)
+			if err != nil {
+				return err
+			}
+			if t, _ := judge.Models[0].Info["target"].(string); t != j.target {
+				return fmt.Errorf("--%s %s: a classifier of the emoji's %q, want their %s", j.flag, dir, t, j.target)
+			}
+			if acc, ok := judge.Models[0].Info["held_out_accuracy"].(float64); ok {
+				fmt.Fprintf(os.Stderr, "%s judge %s: %.2f%% right on the held-out real emoji/skin-tone combinations\n", j.target, dir, 100*acc)
+			}
+			judges[j.target] = judge
+		}
+	} else if fs.isSet("judge") || fs.isSet("tone-judge") {
+		return errors.New("--judge and --tone-judge are for a model of the emoji")
+	}
+	o := recipe.ImageEvalOptions{PerPrompt: *f.perPrompt, Limit: *f.limit, Seen: *f.seen, Unconditional: *f.n}
+	e, err := recipe.TextToImageEval(m, judges, o, os.Stderr)
+	if err != nil {
+		return err
+	}
+	n := len(e.Prompts) * e.PerPrompt
+	if err := fs.checkMemory(fmt.Sprintf("drawing %d images", n), float64(n+len(e.Reference)+len(e.Train))*float64(m.Image.Config.Pixels())*4*4+
+		m.Config.Activations(2*min(n, m.Options().Batch), m.Config.MaxLen, 1, false)); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	r, err := evaluate.TextToImageSet(ctx, m, *e)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		out, _ := json.MarshalIndent(r, "", "  ")
+		fmt.Println(string(out))
+		return nil
+	}
+	printImageSetReport(r)
+	return nil
+}
+
+func printImageSetReport(r *evaluate.ImageSetReport) {
+	fmt.Printf("t2i on %s: %d images; FD %.3f of the encoder's mean-pooled μ (%d values) against %d held-out images (training images: %.3f), from %d images\n",
+		r.Data, r.Generated, r.FD, r.FeatureDim, r.Real, r.FDTrain, r.FDImages)
+	fmt.Printf("  k-NN (k=%d): precision %.3f, recall %.3f, density %.3f, coverage %.3f\n", r.K, r.Precision, r.Recall, r.Density, r.Coverage)
+	fmt.Println("  per group: retrieval (the nearest real image carries the caption's content word), and each judge's share of images and of prompts read right:")
+	for _, g := range r.Groups {
+		fmt.Printf("  %-14s %5d prompts, %5d images", g.Group, g.Prompts, g.Images)
+		if g.Retrieval != nil {
+			fmt.Printf("; retrieval %.2f%% (chance %.2f%%)", 100*g.Retrieval.Rate, 100*g.RetrievalChance)
+		}
+		names := make([]string, 0, len(g.Judges))
+		for name := range g.Judges {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			j := g.Judges[name]
+			fmt.Printf("; %s %.2f%% of images (%d/%d), %.2f%% of prompts", name, 100*j.Images.Rate, j.Images.Correct, j.Images.N, 100*j.Prompts.Rate)
+		}
+		fmt.Println()
+	}
+	shown := 0
+	for _, p := range r.Prompts {
+		var want, got []string
+		wrong := false
+		for _, name := range slices.Sorted(maps.Keys(p.Want)) {
+			wrong = wrong || 2*p.Right[name] <= p.Images
+			want = append(want, name+" "+p.Want[name])
+			got = append(got, name+" "+strings.Join(p.Got[name], ", "))
+		}
+		if !wrong || shown == 8 {
+			continue
+		}
+		shown++
+		fmt.Printf("    %s %q: want %s; got %s\n", p.Group, p.Prompt, strings.Join(want, ", "), strings.Join(got, "; "))
+	}
 }
