@@ -473,7 +473,9 @@ type Segment struct {
 	// The head must have learnt to say "not yet" inside a segment. Loss
 	// trains it only where the next item is a token, so a model trained on
 	// fixed-length segments (the shipped class-to-image ones) predicts
-	// <EOL> after every latent and stops after the first.
+	// <EOL> after every latent and stops after the first; LossWith's
+	// LatentTokens trains a "continue" answer there, as text-to-speech
+	// does (package tts).
 	StopAtEOL        bool
 	TokenTemperature float64
 	// BeforeLatent, when set, is called before latent k is drawn. It

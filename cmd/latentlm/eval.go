@@ -79,7 +79,9 @@ func evalModel(backendName string, sf sampleFlags) evaluate.Model {
 }
 
 func runEval(args []string) error {
-	if t := taskOf(args); t != "" && t != "class" {
+	if t := taskOf(args); t == "tts" {
+		return runEvalTTS(withoutTask(args))
+	} else if t != "" && t != "class" {
 		return runEvalMultimodal(t, withoutTask(args))
 	}
 	args = withoutTask(args)

@@ -36,7 +36,7 @@ func speechVAETrain(args []string) error {
 	o := recipe.DefaultSpeechTokenizerOptions()
 	fs := newFlags("speech-vae train", "speech-vae train [--kind sigma|vae|ae] [--domain spectrum|wave] [--frames-per-latent 5] [--out DIR] [flags]")
 	fs.StringVar(&o.Backend, "backend", o.Backend, "compute backend: onnx, go or xla")
-	fs.StringVar(&o.Data, "data", "", "speech data cache (default .deps/speech, built by `latentlm speech data`)")
+	fs.StringVar(&o.Data, "data", "", "speech data cache (default .deps/speech, built by: latentlm speech data)")
 	fs.StringVar(&o.Out, "out", "", "checkpoint folder (default runs/speech-vae-<kind>-<domain>)")
 	fs.Int64Var(&o.Steps, "steps", o.Steps, "training steps")
 	fs.IntVar(&o.Batch, "batch", o.Batch, "clips per step")

@@ -30,7 +30,7 @@ func runTrainTTS(args []string) error {
 	o := recipe.DefaultTTSOptions()
 	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--speech-vae DIR] [--data DIR] [--out DIR] [--steps N] [flags]")
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/tts-<set>)")
-	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by `latentlm speech data`)"
+	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by: latentlm speech data)"
 	fs.Lookup("limit").Usage = "use only the first N training utterances of each voice (0: all)"
 	fs.StringVar(&o.Set, "set", o.Set, "text set: numbers, sentences or both")
 	fs.StringVar(&o.SpeechVAE, "speech-vae", "", "speech tokenizer (default: the shipped weights/speech-vae)")

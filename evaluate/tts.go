@@ -1,0 +1,259 @@
+package evaluate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/latentlm/latentlm/metrics"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/tts"
+	"github.com/latentlm/latentlm/wav"
+)
+
+// TTSOptions are the settings of TTS.
+type TTSOptions struct {
+	// Utterances and Clips are the split to speak (recipe.LoadSpeech): the
+	// texts, and the real utterances they are compared with.
+	Utterances []speech.Utterance
+	Clips      [][]float32
+	// Set is the text set to speak ("numbers", "sentences"; "" both), N
+	// the utterances per voice and set (the first in the split's order).
+	Set string
+	N   int
+	// Judge transcribes originals and generations; nil skips the WER.
+	Judge *speech.Judge
+	// Speaker is the voice judge (package speaker): probabilities over
+	// SpeakerVoices and embeddings; nil skips the voice scores.
+	Speaker       func(clips [][]float32) (probs, embeddings [][]float32, err error)
+	SpeakerVoices []string
+	Seed          uint64
+	Log           io.Writer
+}
+
+// TTSScores are the measures of one voice and text set, or of all
+// voices of a set ("all").
+type TTSScores struct {
+	Voice      string `json:"voice"`
+	Set        string `json:"set"`
+	Utterances int    `json:"utterances"`
+	// WER of pocketsphinx on the real utterances of the same texts in the
+	// same voice, and on the generated speech; Words is the reference's
+	// word count.
+	WEROriginal  float64 `json:"wer_original"`
+	WERGenerated float64 `json:"wer_generated"`
+	Words        int     `json:"words"`
+	// SpeakerAccuracy is how often the voice judge names the target voice
+	// in the generated speech (Original: in the real speech); SIM is the
+	// mean cosine of its embeddings between each generation and the real
+	// utterance of the same text and voice.
+	SpeakerAccuracy         float64 `json:"speaker_accuracy"`
+	SpeakerAccuracyOriginal float64 `json:"speaker_accuracy_original"`
+	SIM                     float64 `json:"sim"`
+	// Stopped is the fraction of utterances that the model ended with
+	// <EOL> (the rest ran into the length bound); WithinDuration the
+	// fraction whose length is within ±20% of the real utterance's, and
+	// DurationRatio the mean of generated over real length.
+	Stopped        float64 `json:"stopped_at_eol"`
+	WithinDuration float64 `json:"duration_within_20pct"`
+	DurationRatio  float64 `json:"duration_ratio"`
+}
+
+// TTSReport is the evaluation of a text-to-speech model.
+type TTSReport struct {
+	Rows []TTSScores `json:"rows"`
+	// FramesPerSecond is the decoding steps (backbone steps, one per
+	// latent frame) per second of audio; HeadPassesPerSecond counts the
+	// diffusion head's passes (solver steps × 2 with guidance).
+	FramesPerSecond     float64 `json:"frames_per_audio_second"`
+	HeadPassesPerSecond float64 `json:"head_passes_per_audio_second"`
+	// RealTimeFactor is generation and decoding time over the audio's
+	// duration, at the options' batch size.
+	RealTimeFactor float64 `json:"real_time_factor"`
+	AudioSeconds   float64 `json:"audio_seconds"`
+	EvalSeconds    float64 `json:"eval_seconds"`
+}
+
+// TTS speaks the first N texts of each voice and set of a split with m,
+// each in the voice of a prompt taken from another utterance of the same
+// voice in the split, and scores the speech against the real utterances
+// of the same texts: WER, the voice judge's accuracy and SIM, whether the
+// model stopped itself, and the duration.
+func TTS(ctx context.Context, m *tts.Model, o TTSOptions) (*TTSReport, error) {
+	if len(o.Utterances) != len(o.Clips) || len(o.Clips) == 0 {
+		return nil, fmt.Errorf("tts evaluation: %d utterances for %d clips", len(o.Utterances), len(o.Clips))
+	}
+	if o.N <= 0 {
+		o.N = 10
+	}
+	t0 := time.Now()
+	// The texts to speak and their prompts: the utterance before each one
+	// of the same voice (cyclically), so that no prompt says the text.
+	byVoice := map[string][]int{}
+	for i, u := range o.Utterances {
+		byVoice[u.Voice] = append(byVoice[u.Voice], i)
+	}
+	count := map[string]int{}
+	var pick, prompt []int
+	for i, u := range o.Utterances {
+		if (o.Set != "" && u.Set != o.Set) || count[u.Voice+"/"+u.Set] >= o.N {
+			continue
+		}
+		idx := byVoice[u.Voice]
+		if len(idx) < 2 {
+			continue
+		}
+		count[u.Voice+"/"+u.Set]++
+		k := slices.Index(idx, i)
+		pick, prompt = append(pick, i), append(prompt, idx[(k+len(idx)-1)%len(idx)])
+	}
+	if len(pick) == 0 {
+		return nil, fmt.Errorf("tts evaluation: no utterances of set %q with another utterance of their voice for a prompt", o.Set)
+	}
+	reqs := make([]tts.Request, len(pick))
+	for j, i := range pick {
+		p, err := m.Prompt(o.Clips[prompt[j]])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Utterances[prompt[j]].File, err)
+		}
+		reqs[j] = tts.Request{Text: o.Utterances[i].Text, Prompt: p}
+	}
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, "speaking %d texts\n", len(reqs))
+	}
+	tg := time.Now()
+	res, err := m.Generate(ctx, reqs, nil)
+	if err != nil {
+		return nil, err
+	}
+	gen := make([][]float32, len(res))
+	var audio float64
+	for j, r := range res {
+		if len(r.Frames) == 0 {
+			gen[j] = make([]float32, m.Speech.Config.SamplesPerLatent())
+		} else if gen[j], err = m.Speech.Decode(r.Frames, 0, o.Seed); err != nil {
+			return nil, err
+		}
+		audio += float64(len(gen[j])) / speech.Rate
+	}
+	rep := &TTSReport{AudioSeconds: audio, RealTimeFactor: time.Since(tg).Seconds() / audio, FramesPerSecond: m.Format.FrameRate}
+	opts := m.Options()
+	passes := float64(max(opts.Steps, 1))
+	if opts.CFG != 1 {
+		passes *= 2
+	}
+	rep.HeadPassesPerSecond = m.Format.FrameRate * passes
+	// Scores per voice and set, then over voices per set.
+	type key struct{ voice, set string }
+	acc := map[key]*TTSScores{}
+	var order []key
+	row := func(k key) *TTSScores {
+		if acc[k] == nil {
+			acc[k] = &TTSScores{Voice: k.voice, Set: k.set}
+			order = append(order, k)
+		}
+		return acc[k]
+	}
+	var spkGen, spkOrig, embGen, embOrig [][]float32
+	if o.Speaker != nil {
+		orig := make([][]float32, len(pick))
+		for j, i := range pick {
+			orig[j] = o.Clips[i]
+		}
+		if spkGen, embGen, err = o.Speaker(gen); err != nil {
+			return nil, err
+		}
+		if spkOrig, embOrig, err = o.Speaker(orig); err != nil {
+			return nil, err
+		}
+	}
+	werO, werG := make([]speech.WER, len(pick)), make([]speech.WER, len(pick))
+	if o.Judge != nil {
+		for _, set := range []string{speech.SetNumbers, speech.SetSentences} {
+			var js []int
+			var orig, out []wav.Audio
+			var refs []string
+			for j, i := range pick {
+				if o.Utterances[i].Set == set {
+					js = append(js, j)
+					orig = append(orig, wav.Audio{Rate: speech.Rate, Samples: o.Clips[i]})
+					out = append(out, wav.Audio{Rate: speech.Rate, Samples: gen[j]})
+					refs = append(refs, o.Utterances[i].Text)
+				}
+			}
+			if len(js) == 0 {
+				continue
+			}
+			if o.Log != nil {
+				fmt.Fprintf(o.Log, "judging %d %s utterances, real and generated, with pocketsphinx\n", len(js), set)
+			}
+			_, hypO, err := o.Judge.Score(ctx, orig, refs, speech.GrammarFor(set))
+			if err != nil {
+				return nil, err
+			}
+			_, hypG, err := o.Judge.Score(ctx, out, refs, speech.GrammarFor(set))
+			if err != nil {
+				return nil, err
+			}
+			for n, j := range js {
+				werO[j], werG[j] = speech.WordErrors(refs[n], hypO[n]), speech.WordErrors(refs[n], hypG[n])
+			}
+		}
+	}
+	sums := map[key][2]speech.WER{}
+	for j, i := range pick {
+		u := o.Utterances[i]
+		want := slices.Index(o.SpeakerVoices, u.Voice)
+		ratio := float64(len(gen[j])) / float64(len(o.Clips[i]))
+		for _, k := range []key{{u.Voice, u.Set}, {"all", u.Set}} {
+			s := row(k)
+			s.Utterances++
+			if res[j].Stopped {
+				s.Stopped++
+			}
+			if math.Abs(ratio-1) <= 0.2 {
+				s.WithinDuration++
+			}
+			s.DurationRatio += ratio
+			if o.Speaker != nil {
+				if metrics.Argmax(spkGen[j]) == want {
+					s.SpeakerAccuracy++
+				}
+				if metrics.Argmax(spkOrig[j]) == want {
+					s.SpeakerAccuracyOriginal++
+				}
+				s.SIM += cosine(embGen[j], embOrig[j])
+			}
+			w := sums[k]
+			sums[k] = [2]speech.WER{w[0].Add(werO[j]), w[1].Add(werG[j])}
+		}
+	}
+	// Per-voice rows first, then the "all" rows.
+	slices.SortStableFunc(order, func(a, b key) int {
+		if (a.voice == "all") != (b.voice == "all") {
+			if a.voice == "all" {
+				return 1
+			}
+			return -1
+		}
+		return 0
+	})
+	for _, k := range order {
+		s := acc[k]
+		n := float64(s.Utterances)
+		s.Stopped /= n
+		s.WithinDuration /= n
+		s.DurationRatio /= n
+		s.SpeakerAccuracy /= n
+		s.SpeakerAccuracyOriginal /= n
+		s.SIM /= n
+		w := sums[k]
+		s.WEROriginal, s.WERGenerated, s.Words = w[0].Rate(), w[1].Rate(), w[0].Words
+		rep.Rows = append(rep.Rows, *s)
+	}
+	rep.EvalSeconds = time.Since(t0).Seconds()
+	return rep, nil
+}

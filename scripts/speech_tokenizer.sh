@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The speech tokenizer runs of docs/BENCHMARKS.md ("Speech tokenizer"):
+# σ-VAE, VAE and AE at one budget, the 12.5 Hz variant and the wave-domain
+# attempt, each evaluated on the test split of .deps/speech with the
+# pocketsphinx and speaker judges. Runs go to runs/speech/, reports to
+# docs/results/speech-vae-*.json. A run that already finished (its loss.png
+# exists) is not repeated. `scripts/speech_tokenizer.sh NAME` runs one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+L=${LATENTLM:-./bin/latentlm}
+R=runs/speech
+D=docs/results
+mkdir -p "$R" "$D"
+STEPS=${STEPS:-2500}
+
+log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/times.txt"; }
+
+# run NAME FLAGS...: train runs/speech/NAME with `speech-vae train FLAGS`,
+# then evaluate it into docs/results/speech-vae-NAME.json.
+run() {
+  local name=$1; shift
+  local dir=$R/$name
+  if [[ ! -f $dir/loss.png ]]; then
+    rm -rf "$dir"
+    local t0=$(date +%s)
+    "$L" speech-vae train --steps "$STEPS" --seed 1 "$@" --out "$dir" --quiet
+    log "trained $dir in $(( $(date +%s) - t0 )) s: $*"
+  fi
+  "$L" speech-vae eval --model "$dir" --judge-n 20 --json > "$D/speech-vae-$name.json"
+  log "evaluated $dir"
+}
+
+# The runs and their flags; sigma-25hz is the shipped tokenizer's recipe.
+declare -A FLAGS=(
+  [sigma-25hz]=""
+  [vae-25hz]="--kind vae"
+  [ae-25hz]="--kind ae"
+  [sigma-12hz]="--frames-per-latent 10 --channels 64"
+  [sigma-wave]="--domain wave"
+)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave)
+
+case "${1:-all}" in
+  all) for n in "${ORDER[@]}"; do run "$n" ${FLAGS[$n]}; done ;;
+  *)
+    [[ -v FLAGS[$1] ]] || { echo "unknown run $1: want one of ${ORDER[*]}" >&2; exit 2; }
+    run "$1" ${FLAGS[$1]} ;;
+esac
