@@ -136,9 +136,6 @@ func gridImage(images [][]float32, h, w, cols int, opts GridOptions) (image.Imag
 			return nil, fmt.Errorf("image %d has %d values, want %d (%dx%d)", i, len(im), h*w, h, w)
 		}
 	}
-	if nc == 3 {
-		return gridImageRGB(images, h, w, cols, opts)
-	}
 	c, r, labelW := gridGeometry(len(images), cols, opts.Labels)
 	if len(opts.Labels) > 0 && len(opts.Labels) != r {
 		return nil, fmt.Errorf("%d labels for %d rows", len(opts.Labels), r)
@@ -149,16 +146,33 @@ func gridImage(images [][]float32, h, w, cols int, opts GridOptions) (image.Imag
 	if cw > maxPixels || ch > maxPixels || W*H > maxPixels {
 		return nil, fmt.Errorf("grid of %dx%d pixels is too large", H, W)
 	}
-	img := image.NewGray(image.Rect(0, 0, int(W), int(H)))
+	// One layout for both kinds: gray cells on a gray image, or h×w×3
+	// cells on an opaque NRGBA image with the same grey padding.
+	rect := image.Rect(0, 0, int(W), int(H))
+	var img draw.Image
+	var pix []uint8
+	var stride, bpp int
+	if nc == 3 {
+		m := image.NewNRGBA(rect)
+		img, pix, stride, bpp = m, m.Pix, m.Stride, 4
+	} else {
+		m := image.NewGray(rect)
+		img, pix, stride, bpp = m, m.Pix, m.Stride, 1
+	}
 	draw.Draw(img, img.Bounds(), image.NewUniform(padGray), image.Point{}, draw.Src)
 	for i, im := range images {
 		x0 := labelW + gridPad + (i%cols)*(int(cw)+gridPad)
 		y0 := gridPad + (i/cols)*(int(ch)+gridPad)
 		for y := range int(ch) {
-			row := img.Pix[(y0+y)*img.Stride+x0:]
-			src := im[(y/s)*w:]
+			row := pix[(y0+y)*stride+bpp*x0:]
+			src := im[(y/s)*w*nc:]
 			for x := range int(cw) {
-				row[x] = quantize(src[x/s])
+				p := src[(x/s)*nc:]
+				if nc == 3 {
+					row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = quantize(p[0]), quantize(p[1]), quantize(p[2]), 255
+				} else {
+					row[x] = quantize(p[0])
+				}
 			}
 		}
 	}
@@ -176,38 +190,6 @@ func drawLabels(img draw.Image, labels []string, ch int) {
 		d.Dot = fixed.P(gridPad, rowTop+(ch+asc-desc)/2)
 		d.DrawString(l)
 	}
-}
-
-// gridImageRGB is gridImage for h×w×3 images (checked by the caller), on
-// the same geometry and the same grey padding.
-func gridImageRGB(images [][]float32, h, w, cols int, opts GridOptions) (image.Image, error) {
-	s := max(opts.Scale, 1)
-	c, r, labelW := gridGeometry(len(images), cols, opts.Labels)
-	if len(opts.Labels) > 0 && len(opts.Labels) != r {
-		return nil, fmt.Errorf("%d labels for %d rows", len(opts.Labels), r)
-	}
-	cw, ch := int64(w)*int64(s), int64(h)*int64(s)
-	W := int64(labelW) + int64(c)*cw + int64(c+1)*gridPad
-	H := int64(r)*ch + int64(r+1)*gridPad
-	if cw > maxPixels || ch > maxPixels || W*H > maxPixels {
-		return nil, fmt.Errorf("grid of %dx%d pixels is too large", H, W)
-	}
-	img := image.NewNRGBA(image.Rect(0, 0, int(W), int(H)))
-	draw.Draw(img, img.Bounds(), image.NewUniform(padGray), image.Point{}, draw.Src)
-	for i, im := range images {
-		x0 := labelW + gridPad + (i%cols)*(int(cw)+gridPad)
-		y0 := gridPad + (i/cols)*(int(ch)+gridPad)
-		for y := range int(ch) {
-			row := img.Pix[(y0+y)*img.Stride+4*x0:]
-			src := im[(y/s)*w*3:]
-			for x := range int(cw) {
-				p := src[(x/s)*3:]
-				row[4*x], row[4*x+1], row[4*x+2], row[4*x+3] = quantize(p[0]), quantize(p[1]), quantize(p[2]), 255
-			}
-		}
-	}
-	drawLabels(img, opts.Labels, int(ch))
-	return img, nil
 }
 
 // WriteGray writes one h×w image of values in [0,1] (clamped, NaN as 0) as

@@ -17,12 +17,6 @@ import (
 	"github.com/latentlm/latentlm/vae"
 )
 
-// Names of the latent statistics stored beside the weights.
-const (
-	statMean = "latent_stats.mean"
-	statStd  = "latent_stats.std"
-)
-
 // Bucket is the granularity, in latent frames, of the lengths the compiled
 // graphs see: audio is padded with silence up to a multiple of it (0.32 s
 // at 25 Hz), so that a few graphs serve every length.
@@ -246,22 +240,14 @@ func (m *Model) ComputeStats(clips [][]float32) error {
 
 // Save writes the tokenizer checkpoint (weights, statistics, config).
 func (m *Model) Save(dir string, info map[string]any) error {
-	extra := []safetensors.Tensor{
-		safetensors.FromFloat32(statMean, []int{m.Config.Channels}, m.Mean),
-		safetensors.FromFloat32(statStd, []int{m.Config.Channels}, m.Std),
-	}
-	return checkpoint.Save(dir, Kind, m.Config, info, m.Store, false, extra)
+	return checkpoint.Save(dir, Kind, m.Config, info, m.Store, false, vae.StatsTensors(m.Mean, m.Std))
 }
 
 // Load reads a speech tokenizer checkpoint; every mismatch with its config
 // is an error naming the folder.
 func Load(b compute.Backend, dir string) (*Model, error) {
 	var cfg Config
-	stats := func() map[string]safetensors.Spec {
-		shape := []int{cfg.Channels}
-		return map[string]safetensors.Spec{statMean: {DType: safetensors.F32, Shape: shape}, statStd: {DType: safetensors.F32, Shape: shape}}
-	}
-	store, _, extra, err := checkpoint.Load(dir, Kind, &cfg, stats)
+	store, _, extra, err := checkpoint.Load(dir, Kind, &cfg, func() map[string]safetensors.Spec { return vae.StatsSpecs(cfg.Channels) })
 	if err != nil {
 		return nil, err
 	}
@@ -269,16 +255,8 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	if m.Mean, err = extra[statMean].Float32(); err != nil {
+	if m.Mean, m.Std, err = vae.ReadStats(dir, extra); err != nil {
 		return nil, err
-	}
-	if m.Std, err = extra[statStd].Float32(); err != nil {
-		return nil, err
-	}
-	for k, s := range m.Std {
-		if !(s > 0) || math.IsInf(float64(s), 0) {
-			return nil, fmt.Errorf("%s: latent std of channel %d is %v", dir, k, s)
-		}
 	}
 	return m, nil
 }

@@ -199,21 +199,47 @@ func (m *Model) ComputeStats(images func(yield func([][]float32) error) error) e
 
 // Save writes the tokenizer checkpoint (weights, statistics, config).
 func (m *Model) Save(dir string, info map[string]any, useEMA bool) error {
-	extra := []safetensors.Tensor{
-		safetensors.FromFloat32(statMean, []int{m.Config.Channels}, m.Mean),
-		safetensors.FromFloat32(statStd, []int{m.Config.Channels}, m.Std),
+	return checkpoint.Save(dir, Kind, m.Config, info, m.Store, useEMA, StatsTensors(m.Mean, m.Std))
+}
+
+// StatsTensors are a tokenizer's per-channel latent mean and std as the
+// extra tensors of its checkpoint; the image and speech tokenizers store
+// them alike (StatsSpecs, ReadStats).
+func StatsTensors(mean, std []float32) []safetensors.Tensor {
+	return []safetensors.Tensor{
+		safetensors.FromFloat32(statMean, []int{len(mean)}, mean),
+		safetensors.FromFloat32(statStd, []int{len(std)}, std),
 	}
-	return checkpoint.Save(dir, Kind, m.Config, info, m.Store, useEMA, extra)
+}
+
+// StatsSpecs is what checkpoint.Load must find of the statistics of a
+// tokenizer with channels latent channels.
+func StatsSpecs(channels int) map[string]safetensors.Spec {
+	shape := []int{channels}
+	return map[string]safetensors.Spec{statMean: {DType: safetensors.F32, Shape: shape}, statStd: {DType: safetensors.F32, Shape: shape}}
+}
+
+// ReadStats takes the statistics out of a loaded checkpoint's extra
+// tensors; a std that is not positive and finite is an error naming dir.
+func ReadStats(dir string, extra map[string]safetensors.Tensor) (mean, std []float32, err error) {
+	if mean, err = extra[statMean].Float32(); err != nil {
+		return nil, nil, err
+	}
+	if std, err = extra[statStd].Float32(); err != nil {
+		return nil, nil, err
+	}
+	for k, s := range std {
+		if !(s > 0) || math.IsInf(float64(s), 0) {
+			return nil, nil, fmt.Errorf("%s: latent std of channel %d is %v", dir, k, s)
+		}
+	}
+	return mean, std, nil
 }
 
 // Load reads a tokenizer checkpoint; every mismatch with its config is an error.
 func Load(b compute.Backend, dir string) (*Model, error) {
 	var cfg Config
-	stats := func() map[string]safetensors.Spec {
-		shape := []int{cfg.Channels}
-		return map[string]safetensors.Spec{statMean: {DType: safetensors.F32, Shape: shape}, statStd: {DType: safetensors.F32, Shape: shape}}
-	}
-	store, hdr, extra, err := checkpoint.Load(dir, Kind, &cfg, stats)
+	store, hdr, extra, err := checkpoint.Load(dir, Kind, &cfg, func() map[string]safetensors.Spec { return StatsSpecs(cfg.Channels) })
 	if err != nil {
 		return nil, err
 	}
@@ -222,16 +248,8 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 		return nil, err
 	}
 	m.Info = hdr.Info
-	if m.Mean, err = extra[statMean].Float32(); err != nil {
+	if m.Mean, m.Std, err = ReadStats(dir, extra); err != nil {
 		return nil, err
-	}
-	if m.Std, err = extra[statStd].Float32(); err != nil {
-		return nil, err
-	}
-	for k, s := range m.Std {
-		if !(s > 0) {
-			return nil, fmt.Errorf("%s: latent std of channel %d is %v", dir, k, s)
-		}
 	}
 	return m, nil
 }
