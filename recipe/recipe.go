@@ -152,14 +152,6 @@ func classes(name string) int {
 	return data.Classes
 }
 
-// checkImages insists that ds holds size×size images.
-func checkImages(ds *data.Dataset, size int) error {
-	if ds.Height != size || ds.Width != size {
-		return fmt.Errorf("%s %s has %d×%d images, want %d×%d", ds.Name, ds.Split, ds.Height, ds.Width, size, size)
-	}
-	return nil
-}
-
 // Batches yields the images of d in order, n at a time (the last batch may
 // be smaller), scaled to [0, 1]; only the first limit images when limit > 0.
 // It is ImageSet.Batches of ImageSetOf(d).

@@ -109,7 +109,7 @@ func run(t *testing.T, fn func(g *Graph) *Node) []float32 {
 		t.Fatal(err)
 	}
 	defer e.Finalize()
-	out, err := e.Exec()
+	out, err := e.Call()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/gomlx/compute"
 
 	"github.com/latentlm/latentlm/backend"
-	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/internal/deps"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/recipe"
@@ -39,11 +38,6 @@ func weightsDir(name string) (string, error) { return deps.Weights(name) }
 
 // checkDataName validates a --data flag.
 func checkDataName(name string) error { return recipe.CheckData(name) }
-
-// batches yields the images of d, n at a time, scaled to [0, 1].
-func batches(d *data.Dataset, n int, limit int) func(yield func([][]float32) error) error {
-	return recipe.Batches(d, n, limit)
-}
 
 // runRecipe runs a training recipe with the memory limit of fs, and turns
 // its error into what the user needs (see trainError); command is the
