@@ -195,33 +195,51 @@ func drawLabels(img draw.Image, labels []string, ch int) {
 // WriteGray writes one h×w image of values in [0,1] (clamped, NaN as 0) as
 // an 8-bit grayscale PNG.
 func WriteGray(path string, img []float32, h, w int) error {
-	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
-		return fmt.Errorf("imageio: writing %s: invalid image size %dx%d", path, h, w)
+	m, err := Picture(img, h, w, 1)
+	if err != nil {
+		return fmt.Errorf("imageio: writing %s: %w", path, err)
 	}
-	if len(img) != h*w {
-		return fmt.Errorf("imageio: writing %s: %d values, want %d (%dx%d)", path, len(img), h*w, h, w)
-	}
-	g := image.NewGray(image.Rect(0, 0, w, h))
-	for i, v := range img {
-		g.Pix[i] = quantize(v)
-	}
-	return writePNG(path, g)
+	return writePNG(path, m)
 }
 
 // WriteRGB writes one h×w×3 image (row-major, channels last, values in
 // [0,1], clamped, NaN as 0) as an 8-bit RGB PNG.
 func WriteRGB(path string, img []float32, h, w int) error {
-	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
-		return fmt.Errorf("imageio: writing %s: invalid image size %dx%d", path, h, w)
-	}
-	if len(img) != h*w*3 {
-		return fmt.Errorf("imageio: writing %s: %d values, want %d (%dx%dx3)", path, len(img), h*w*3, h, w)
-	}
-	m := image.NewNRGBA(image.Rect(0, 0, w, h))
-	for i := range h * w {
-		m.Pix[4*i], m.Pix[4*i+1], m.Pix[4*i+2], m.Pix[4*i+3] = quantize(img[3*i]), quantize(img[3*i+1]), quantize(img[3*i+2]), 255
+	m, err := Picture(img, h, w, 3)
+	if err != nil {
+		return fmt.Errorf("imageio: writing %s: %w", path, err)
 	}
 	return writePNG(path, m)
+}
+
+// Picture turns h×w×channels values in [0,1] (row-major, channels last;
+// clamped, NaN as 0) into an 8-bit image: gray for one channel, opaque
+// NRGBA for three. WriteGray, WriteRGB and the server's PNGs go through it.
+func Picture(img []float32, h, w, channels int) (image.Image, error) {
+	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
+		return nil, fmt.Errorf("invalid image size %dx%d", h, w)
+	}
+	switch channels {
+	case 1:
+		if len(img) != h*w {
+			return nil, fmt.Errorf("%d values, want %d (%dx%d)", len(img), h*w, h, w)
+		}
+		g := image.NewGray(image.Rect(0, 0, w, h))
+		for i, v := range img {
+			g.Pix[i] = quantize(v)
+		}
+		return g, nil
+	case 3:
+		if len(img) != h*w*3 {
+			return nil, fmt.Errorf("%d values, want %d (%dx%dx3)", len(img), h*w*3, h, w)
+		}
+		m := image.NewNRGBA(image.Rect(0, 0, w, h))
+		for i := range h * w {
+			m.Pix[4*i], m.Pix[4*i+1], m.Pix[4*i+2], m.Pix[4*i+3] = quantize(img[3*i]), quantize(img[3*i+1]), quantize(img[3*i+2]), 255
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("invalid channel count %d: want 1 or 3", channels)
 }
 
 // quantize maps [0,1] to 0..255, rounding to nearest, clamping out-of-range

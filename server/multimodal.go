@@ -1,17 +1,18 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"image/png"
 	"math"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/multimodal"
@@ -63,8 +64,15 @@ func newMMModel(m Model) *mmModel {
 
 func (mm *mmModel) size() int { return mm.m.Image.Config.ImageSize }
 
+// channels is 1 for a gray model, 3 for a colour one (H×W×C pixels).
+func (mm *mmModel) channels() int { return mm.m.Image.Config.ImageChannels() }
+
 func (mm *mmModel) info() ModelInfo {
-	return ModelInfo{Name: mm.name, Kind: multimodal.Kind, ImageSize: mm.size(), Params: nn.CountParams(mm.m.Config.Specs()),
+	ch := 0
+	if mm.channels() > 1 {
+		ch = mm.channels()
+	}
+	return ModelInfo{Name: mm.name, Kind: multimodal.Kind, ImageSize: mm.size(), ImageChannels: ch, Params: nn.CountParams(mm.m.Config.Specs()),
 		Backend: mm.backend, MaxLen: mm.m.Config.MaxLen, Endpoints: multimodalEndpoints}
 }
 
@@ -248,7 +256,7 @@ func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req Im
 	tm.GenerateMS = ms(time.Since(tg))
 	s.metrics.images.Add(mm.name, int64(len(px)))
 	te := time.Now()
-	enc, err := encodeGrays(px, mm.size())
+	enc, err := encodePictures(px, mm.size(), mm.channels())
 	if err != nil {
 		s.failed(w, ctx, err, false)
 		return
@@ -364,7 +372,7 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 		mm, ferr = s.multimodalFor(name, "images")
 	}
 	if ferr == nil {
-		imgs, ferr = decodeImages(wire.Images, mm.size())
+		imgs, ferr = decodeImages(wire.Images, mm.size(), mm.channels())
 	}
 	ctx, done, ok := s.enter(w, r, ferr)
 	if !ok {
@@ -575,7 +583,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		endText()
-		enc, err := encodeGrays([][]float32{p.Image}, mm.size())
+		enc, err := encodePictures([][]float32{p.Image}, mm.size(), mm.channels())
 		if err != nil {
 			return err
 		}
@@ -615,23 +623,31 @@ func contentType(r *http.Request) string {
 	return "none"
 }
 
-// encodeGrays encodes images of size² values in [0, 1] (clamped, NaN as
-// 0, as imageio.WriteGray does) as base64 8-bit grayscale PNGs.
-func encodeGrays(imgs [][]float32, size int) ([]string, error) {
-	ims := make([]latentlm.Image, len(imgs))
+// encodePictures encodes images of size×size×channels values in [0, 1]
+// (clamped, NaN as 0, as imageio.Picture does) as base64 8-bit PNGs, gray
+// or RGB.
+func encodePictures(imgs [][]float32, size, channels int) ([]string, error) {
+	out := make([]string, len(imgs))
+	var buf bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
 	for i, px := range imgs {
-		if len(px) != size*size {
-			return nil, fmt.Errorf("image %d has %d pixels, want %d", i, len(px), size*size)
+		m, err := imageio.Picture(px, size, size, channels)
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i, err)
 		}
-		ims[i] = latentlm.Image{Size: size, Pixels: px}
+		buf.Reset()
+		if err := enc.Encode(&buf, m); err != nil {
+			return nil, fmt.Errorf("encoding PNG: %w", err)
+		}
+		out[i] = base64.StdEncoding.EncodeToString(buf.Bytes())
 	}
-	return encodeAll(ims)
+	return out, nil
 }
 
 // decodeImages decodes the field images: 1…MaxImages base64 PNGs (a
-// data: URL prefix allowed) of size×size opaque gray pixels, the rules of
-// imageio.DecodeGray.
-func decodeImages(b64 *[]string, size int) ([][]float32, *FieldError) {
+// data: URL prefix allowed) of size×size opaque pixels, the rules of
+// imageio.DecodeGray (channels 1) or imageio.DecodeRGB (channels 3).
+func decodeImages(b64 *[]string, size, channels int) ([][]float32, *FieldError) {
 	switch {
 	case b64 == nil:
 		return nil, bad("images", "required: an array of base64 PNGs of %d×%d pixels", size, size)
@@ -642,7 +658,7 @@ func decodeImages(b64 *[]string, size int) ([][]float32, *FieldError) {
 	}
 	out := make([][]float32, len(*b64))
 	for i, s := range *b64 {
-		px, err := decodeGray(s, size)
+		px, err := decodePicture(s, size, channels)
 		if err != nil {
 			return nil, bad("images", "images[%d]: %v", i, err)
 		}
@@ -651,9 +667,10 @@ func decodeImages(b64 *[]string, size int) ([][]float32, *FieldError) {
 	return out, nil
 }
 
-// decodeGray decodes one image of the field images: base64 (a data: URL
-// prefix allowed) of a PNG that imageio.DecodeGray takes.
-func decodeGray(s string, size int) ([]float32, error) {
+// decodePicture decodes one image of the field images: base64 (a data:
+// URL prefix allowed) of a PNG that imageio.DecodeGray (channels 1) or
+// imageio.DecodeRGB (channels 3) takes.
+func decodePicture(s string, size, channels int) ([]float32, error) {
 	if rest, ok := strings.CutPrefix(s, "data:"); ok {
 		mt, data, ok := strings.Cut(rest, ",")
 		if !ok || !strings.HasSuffix(mt, ";base64") {
@@ -665,7 +682,11 @@ func decodeGray(s string, size int) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not base64 (%v)", err)
 	}
-	px, err := imageio.DecodeGray(raw, size, size)
+	decode := imageio.DecodeGray
+	if channels == 3 {
+		decode = imageio.DecodeRGB
+	}
+	px, err := decode(raw, size, size)
 	var se *imageio.SizeError
 	if errors.As(err, &se) {
 		return nil, fmt.Errorf("%d×%d pixels, want %d×%d", se.Width, se.Height, size, size)

@@ -55,7 +55,7 @@ func testMultimodal(t *testing.T) Model {
 	mmOnce.Do(func() {
 		mmDir, mmErr = os.MkdirTemp("", "server-multimodal-")
 		if mmErr == nil {
-			mmErr = saveTinyMultimodal(t, mmDir)
+			mmErr = saveTinyMultimodal(t, mmDir, 1)
 		}
 		if mmErr == nil {
 			mmTest, mmErr = LoadMultimodal(filepath.Join(mmDir, mmName), "")
@@ -67,8 +67,11 @@ func testMultimodal(t *testing.T) Model {
 	return mmTest
 }
 
-func saveTinyMultimodal(t *testing.T, root string) error {
-	vc := vae.Config{Kind: vae.Sigma, ImageSize: mmSize, Patch: 14, Channels: 2, Dim: 16, Depth: 1, Heads: 2, MLPRatio: 2, CSigma: 0.5, KLWeight: 0.01}
+// saveTinyMultimodal saves the tiny model, for images of inChannels
+// channels (1 gray, 3 colour), as root/multimodal-tiny.
+func saveTinyMultimodal(t *testing.T, root string, inChannels int) error {
+	vc := vae.Config{Kind: vae.Sigma, ImageSize: mmSize, Patch: 14, Channels: 2, Dim: 16, Depth: 1, Heads: 2, MLPRatio: 2, CSigma: 0.5, KLWeight: 0.01,
+		InChannels: inChannels}
 	vs := model.NewStore()
 	if err := nn.Init(vs, vc.Specs(), 1, dtypes.Float32); err != nil {
 		return err
@@ -302,6 +305,60 @@ func TestMultimodalImages(t *testing.T) {
 	r.Body.Close()
 	if !strings.Contains(string(b), `latentlm_images_generated_total{model="`+mmName+`"} `) {
 		t.Errorf("metrics lack the multimodal model's images:\n%s", b)
+	}
+}
+
+// TestMultimodalColour: a colour model (a tokenizer of 3 input channels)
+// draws RGB PNGs and reads RGB PNGs, and says so in /v1/models.
+func TestMultimodalColour(t *testing.T) {
+	root := t.TempDir()
+	if err := saveTinyMultimodal(t, root, 3); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadMultimodal(filepath.Join(root, mmName), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New([]Model{m}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	var resp PromptImagesResponse
+	if st, e := postTo(t, ts.URL, "/v1/images", `{"prompt":"the digit 3 is to the left of the digit 7","n":1}`, &resp); st != 200 {
+		t.Fatalf("prompt: %d %+v", st, e)
+	}
+	raw, err := base64.StdEncoding.DecodeString(resp.Images[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := img.(*image.Gray); ok || img.Bounds().Dx() != mmSize {
+		t.Fatalf("a colour model answered a %T of %v", img, img.Bounds())
+	}
+	rgb := image.NewNRGBA(image.Rect(0, 0, mmSize, mmSize))
+	for i := range rgb.Pix {
+		rgb.Pix[i] = uint8(i * 37)
+		if i%4 == 3 {
+			rgb.Pix[i] = 255
+		}
+	}
+	var cap CaptionsResponse
+	if st, e := postTo(t, ts.URL, "/v1/captions", `{"images":["`+pngB64(t, rgb)+`"],"max_tokens":3}`, &cap); st != 200 || len(cap.Captions) != 1 {
+		t.Fatalf("captions of an RGB picture: %d %+v %+v", st, e, cap)
+	}
+	var models struct{ Models []ModelInfo }
+	r, err := http.Get(ts.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	if err := json.NewDecoder(r.Body).Decode(&models); err != nil || len(models.Models) != 1 || models.Models[0].ImageChannels != 3 {
+		t.Fatalf("/v1/models of a colour model: %v %+v", err, models)
 	}
 }
 

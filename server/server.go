@@ -281,8 +281,10 @@ type ModelInfo struct {
 	Kind      string `json:"kind"`
 	Classes   int    `json:"classes"`
 	ImageSize int    `json:"image_size"`
-	Params    int    `json:"params"`
-	Backend   string `json:"backend"`
+	// ImageChannels is 3 for a colour model's RGB images, absent for gray.
+	ImageChannels int    `json:"image_channels,omitempty"`
+	Params        int    `json:"params"`
+	Backend       string `json:"backend"`
 	// MaxLen is a multimodal model's context in items (text tokens and
 	// image latents): prompt and answer must fit in it.
 	MaxLen int `json:"max_len,omitempty"`
