@@ -13,13 +13,13 @@ import (
 	"github.com/latentlm/latentlm/vae"
 )
 
-// TokenizerReport is the measure of a σ-VAE tokenizer on a test split (the
-// output of `latentlm vae eval`). Its JSON names are read by the scripts
-// and documents of the project: keep them.
+// TokenizerReport is the measure of an image tokenizer (σ-VAE, VAE, AE or
+// VQ-VAE) on a test split (the output of `latentlm vae eval`). Its JSON
+// names are read by the scripts and documents of the project: keep them.
 type TokenizerReport struct {
 	// Checkpoint is the tokenizer's folder, left to the caller to fill in.
 	Checkpoint string `json:"checkpoint"`
-	// Kind is the tokenizer's kind: sigma, vae or ae.
+	// Kind is the tokenizer's kind: sigma, vae, ae or vq.
 	Kind string `json:"kind"`
 	// Data is the data set and Images the number of test images measured.
 	Data   string `json:"data"`
@@ -44,8 +44,51 @@ type TokenizerReport struct {
 	Collapsed int       `json:"collapsed_channels"`
 	// NoisyPSNR is the PSNR when Gaussian noise of std 0.1, 0.2 and 0.5 (the
 	// keys) is added to the normalised latents before decoding.
-	NoisyPSNR   map[string]float64 `json:"psnr_db_with_latent_noise"`
-	EvalSeconds float64            `json:"eval_seconds"`
+	NoisyPSNR map[string]float64 `json:"psnr_db_with_latent_noise"`
+	// Codebook is how a vq tokenizer uses its codebook over the set; nil
+	// for the other kinds.
+	Codebook    *CodebookUsage `json:"codebook_usage,omitempty"`
+	EvalSeconds float64        `json:"eval_seconds"`
+}
+
+// CodebookUsage is how often a VQ tokenizer (vae kind vq; van den Oord et
+// al. 2017) uses each entry of its codebook, the usage that issue 16 asks
+// to report beside the reconstruction (docs/DESIGN.md §9).
+type CodebookUsage struct {
+	// Size is the number of entries K; Codes the number of latents counted.
+	Size  int   `json:"size"`
+	Codes int64 `json:"codes"`
+	// Used counts the entries chosen at least once, Dead those never
+	// chosen (Size − Used).
+	Used int `json:"used"`
+	Dead int `json:"dead_codes"`
+	// Perplexity is exp(H(p)) of the codes' frequencies p (natural log): K
+	// when all are used equally, m for m codes used equally, 1 for one.
+	Perplexity float64 `json:"perplexity"`
+}
+
+// CodeUsage summarises a histogram of codes (hist[k] the number of latents
+// given code k).
+func CodeUsage(hist []int64) CodebookUsage {
+	u := CodebookUsage{Size: len(hist)}
+	for _, n := range hist {
+		u.Codes += n
+		if n > 0 {
+			u.Used++
+		}
+	}
+	u.Dead = u.Size - u.Used
+	var h float64
+	for _, n := range hist {
+		if n > 0 {
+			p := float64(n) / float64(u.Codes)
+			h -= p * math.Log(p)
+		}
+	}
+	if u.Codes > 0 {
+		u.Perplexity = math.Exp(h)
+	}
+	return u
 }
 
 // tokenizerBatch is the number of images encoded at once.
@@ -79,7 +122,8 @@ func Tokenizer(m *vae.Model, test *data.Dataset, n int) (*TokenizerReport, error
 // takes them; recipe.ImageSet.Batches gives them for every data set):
 // reconstruction from μ (PSNR and SSIM, and for colour per channel), the
 // spread of μ, and the decoder's tolerance of noise added to the
-// (normalised) latents (docs/DESIGN.md §2). The noise is seeded, so that
+// (normalised) latents (docs/DESIGN.md §2), and for a vq tokenizer the use
+// of its codebook (CodeUsage). The noise is seeded, so that
 // the report of a tokenizer is reproducible. name is the data set, for the
 // report.
 func TokenizerImages(m *vae.Model, name string, images func(yield func([][]float32) error) error) (*TokenizerReport, error) {
@@ -95,10 +139,25 @@ func TokenizerImages(m *vae.Model, name string, images func(yield func([][]float
 	count, items := 0, 0
 	rng := rand.New(rand.NewPCG(1, 0x6e6f697365)).NormFloat64
 	a, b := make([]float32, s*s), make([]float32, s*s) // one channel of an image
+	var hist []int64                                   // codes of a vq tokenizer
+	if c.Kind == vae.VQ {
+		hist = make([]int64, c.Codebook)
+	}
 	err := images(func(imgs [][]float32) error {
 		zs, err := m.Encode(imgs, false)
 		if err != nil {
 			return err
+		}
+		if hist != nil {
+			codes, err := m.Codes(imgs)
+			if err != nil {
+				return err
+			}
+			for _, img := range codes {
+				for _, k := range img {
+					hist[k]++
+				}
+			}
 		}
 		rec, err := m.Decode(zs)
 		if err != nil {
@@ -172,6 +231,10 @@ func TokenizerImages(m *vae.Model, name string, images func(yield func([][]float
 	}
 	for j, s := range noise {
 		rep.NoisyPSNR[strconv.FormatFloat(s, 'f', -1, 64)] = psnrOfMeanMSE(noisyMSE[j] / float64(count))
+	}
+	if hist != nil {
+		u := CodeUsage(hist)
+		rep.Codebook = &u
 	}
 	rep.EvalSeconds = time.Since(t0).Seconds()
 	return rep, nil

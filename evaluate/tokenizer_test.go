@@ -21,6 +21,12 @@ func untrainedTokenizer(t *testing.T, s, ch int) *vae.Model {
 	t.Helper()
 	c := vae.DefaultConfig()
 	c.ImageSize, c.InChannels, c.Patch, c.Channels, c.Dim, c.Depth, c.Heads = s, ch, 4, 4, 16, 1, 2
+	return untrainedTokenizerOf(t, c)
+}
+
+// untrainedTokenizerOf is a tokenizer of config c with its initial weights.
+func untrainedTokenizerOf(t *testing.T, c vae.Config) *vae.Model {
+	t.Helper()
 	store := model.NewStore()
 	if err := nn.Init(store, c.Specs(), 1, dtypes.Float32); err != nil {
 		t.Fatal(err)
@@ -112,5 +118,61 @@ func TestTokenizerImagesGray(t *testing.T) {
 	}
 	if rep.Channels != 1 || rep.PSNRPerChannel != nil || rep.SSIMPerChannel != nil || rep.Images != 2 || !(rep.SSIM > -1 && rep.SSIM < 1) {
 		t.Errorf("report %+v", rep)
+	}
+}
+
+// TestCodeUsage: the perplexity of a histogram spread evenly over m codes
+// is m, whatever K, and the codes never chosen are dead.
+func TestCodeUsage(t *testing.T) {
+	hist := make([]int64, 16)
+	for _, k := range []int{1, 4, 5, 9, 15} {
+		hist[k] = 7
+	}
+	u := CodeUsage(hist)
+	if u.Size != 16 || u.Used != 5 || u.Dead != 11 || u.Codes != 35 || math.Abs(u.Perplexity-5) > 1e-12 {
+		t.Errorf("even over 5 of 16: %+v", u)
+	}
+	// One code only: perplexity 1. Two codes at 3:1: exp(H) with
+	// H = −(¾ln¾ + ¼ln¼).
+	if u := CodeUsage([]int64{0, 9, 0}); u.Perplexity != 1 || u.Dead != 2 {
+		t.Errorf("one code: %+v", u)
+	}
+	want := math.Exp(-(0.75*math.Log(0.75) + 0.25*math.Log(0.25)))
+	if u := CodeUsage([]int64{3, 1}); math.Abs(u.Perplexity-want) > 1e-12 || u.Dead != 0 {
+		t.Errorf("3:1: %+v, want perplexity %v", u, want)
+	}
+	if u := CodeUsage(make([]int64, 4)); u.Perplexity != 0 || u.Dead != 4 {
+		t.Errorf("no codes: %+v", u)
+	}
+}
+
+// TestTokenizerImagesVQ: a vq tokenizer's report counts every latent's
+// code; other kinds have no codebook usage.
+func TestTokenizerImagesVQ(t *testing.T) {
+	c := vae.DefaultConfig()
+	c.Kind, c.Codebook = vae.VQ, 8
+	c.ImageSize, c.Patch, c.Channels, c.Dim, c.Depth, c.Heads = 8, 4, 4, 16, 1, 2
+	m := untrainedTokenizerOf(t, c)
+	rng := rand.New(rand.NewPCG(5, 6))
+	imgs := make([][]float32, 6)
+	for i := range imgs {
+		imgs[i] = make([]float32, 64)
+		for j := range imgs[i] {
+			imgs[i][j] = rng.Float32()
+		}
+	}
+	rep, err := TokenizerImages(m, "noise", func(yield func([][]float32) error) error { return yield(imgs) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := rep.Codebook
+	if rep.Kind != "vq" || u == nil || u.Size != 8 || u.Codes != 6*4 || u.Used+u.Dead != 8 || u.Used < 1 || !(u.Perplexity >= 1 && u.Perplexity <= float64(u.Used)+1e-9) {
+		t.Fatalf("report %+v, usage %+v", rep, u)
+	}
+	if !(rep.PSNR > 0) {
+		t.Errorf("PSNR %v", rep.PSNR)
+	}
+	if rep, err := TokenizerImages(untrainedTokenizer(t, 8, 0), "noise", func(yield func([][]float32) error) error { return yield(imgs) }); err != nil || rep.Codebook != nil {
+		t.Errorf("sigma report has codebook usage %+v (%v)", rep.Codebook, err)
 	}
 }

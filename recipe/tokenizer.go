@@ -87,8 +87,9 @@ func DefaultTokenizerOptions() TokenizerOptions {
 	}
 }
 
-// Tokenizer trains the image tokenizer (the σ-VAE, or a plain VAE or
-// autoencoder, as o.Model.Kind says) into o.Out (default
+// Tokenizer trains the image tokenizer (the σ-VAE, or a plain VAE,
+// autoencoder or VQ-VAE, as o.Model.Kind says; a VQ-VAE's latent
+// statistics are those of its codebook entries) into o.Out (default
 // runs/vae-<kind>-<data>, a folder's last path element for data), then
 // records the statistics of its latents over the training set, which the
 // language model normalises them with. A canvas set trains on its "train"
@@ -171,6 +172,9 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 		return run.Save(func(dir string) error { return m.Save(dir, info, false) }, h, step)
 	}
 	metrics := []string{"recon", "reg"}
+	if cfg.Kind == vae.VQ {
+		metrics[1] = "vq" // codebook + β·commitment (vae.VQLoss)
+	}
 	if cfg.SSIMWeight > 0 {
 		metrics = append(metrics, "ssim")
 	}

@@ -39,6 +39,7 @@ type Model struct {
 	encode  *model.Exec
 	decode  *model.Exec
 	logvar  *model.Exec
+	codes   *model.Exec
 }
 
 // NewModel wraps a store holding trained weights. Statistics default to the
@@ -49,11 +50,17 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 		m.Std[i] = 1
 	}
 	var err error
-	// encode returns normalised latents: μ (deterministic) or a draw of z.
+	// encode returns normalised latents: μ (deterministic) or a draw of z;
+	// for kind vq the codebook entries, whatever sample says.
 	m.encode, err = model.NewExec(b, store, func(scope *model.Scope, images, mean, std, sample *Node) *Node {
 		w := nn.WeightsOf(scope.Store(), images.Graph())
 		mu, logvar := cfg.Encode(w, images)
-		z := Where(GreaterThan(sample, ZerosLike(sample)), cfg.Sample(scope, mu, logvar), mu)
+		var z *Node
+		if cfg.Kind == VQ {
+			z, _ = Quantize(mu, w.Get(CodebookWeight))
+		} else {
+			z = Where(GreaterThan(sample, ZerosLike(sample)), cfg.Sample(scope, mu, logvar), mu)
+		}
 		return Div(Sub(z, Reshape(mean, 1, 1, cfg.Channels)), Reshape(std, 1, 1, cfg.Channels))
 	})
 	if err != nil {
@@ -70,7 +77,8 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 // Encode maps images (each Config.Pixels() values in [0, 1], H×W×C) to
 // normalised latents (each Items·Channels values). With sample set, the
 // latent is a draw of the kind's posterior (seeded by the store's RNG);
-// otherwise μ.
+// otherwise μ. A vq tokenizer gives the codebook entries of its codes
+// (Codes) either way.
 func (m *Model) Encode(images [][]float32, sample bool) ([][]float32, error) {
 	c := m.Config
 	flat, err := m.flatImages(images)
@@ -142,11 +150,89 @@ func (m *Model) Decode(latents [][]float32) ([][]float32, error) {
 
 var errClosed = errors.New("vae: model used after Close")
 
+// Codes maps images (as Encode takes them) to the indices of their codes
+// in the codebook of a vq tokenizer (Quantize; van den Oord et al. 2017):
+// Items values in [0, Codebook) per image, in the order of the latents.
+// They are the discrete tokens a VQ-MLLM predicts; CodeLatents turns them
+// back into latents for Decode.
+func (m *Model) Codes(images [][]float32) ([][]int32, error) {
+	c := m.Config
+	if c.Kind != VQ {
+		return nil, fmt.Errorf("vae: a %v tokenizer has no codes (only kind vq)", c.Kind)
+	}
+	if m.encode == nil {
+		return nil, errClosed
+	}
+	flat, err := m.flatImages(images)
+	if err != nil {
+		return nil, err
+	}
+	if m.codes == nil {
+		m.codes, err = model.NewExec(m.backend, m.Store, func(scope *model.Scope, images *Node) *Node {
+			w := nn.WeightsOf(scope.Store(), images.Graph())
+			mu, _ := c.Encode(w, images)
+			_, codes := Quantize(mu, w.Get(CodebookWeight))
+			return codes
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	in := tensors.FromFlatDataAndDimensions(flat, c.ImageDims(len(images))...)
+	out, err := m.codes.Call(in)
+	nn.Release(in)
+	if err != nil {
+		return nil, fmt.Errorf("encoding codes: %w", err)
+	}
+	defer nn.Release(out[0])
+	all := tensors.MustCopyFlatData[int32](out[0])
+	codes := make([][]int32, len(images))
+	for i := range codes {
+		codes[i] = all[i*c.Items() : (i+1)*c.Items() : (i+1)*c.Items()]
+	}
+	return codes, nil
+}
+
+// CodeLatents maps the codes of images (each Items indices, as Codes gives
+// them) to their normalised latents, the codebook entries (e − mean)/std,
+// ready for Decode: what Encode returns for the images the codes came from.
+func (m *Model) CodeLatents(codes [][]int32) ([][]float32, error) {
+	c := m.Config
+	if c.Kind != VQ {
+		return nil, fmt.Errorf("vae: a %v tokenizer has no codebook (only kind vq)", c.Kind)
+	}
+	var book []float32
+	for _, v := range nn.Trainable(m.Store) {
+		if nn.WeightName(v) == CodebookWeight {
+			book = tensors.MustCopyFlatData[float32](v.MustValue())
+		}
+	}
+	if len(book) != c.Codebook*c.Channels {
+		return nil, fmt.Errorf("vae: the store holds no %s of %d×%d values", CodebookWeight, c.Codebook, c.Channels)
+	}
+	zs := make([][]float32, len(codes))
+	for i, img := range codes {
+		if len(img) != c.Items() {
+			return nil, fmt.Errorf("codes %d are %d indices, want %d (one per latent)", i, len(img), c.Items())
+		}
+		zs[i] = make([]float32, 0, c.Items()*c.Channels)
+		for j, k := range img {
+			if k < 0 || int(k) >= c.Codebook {
+				return nil, fmt.Errorf("codes %d: index %d at latent %d is outside the codebook of %d", i, k, j, c.Codebook)
+			}
+			for ch, v := range book[int(k)*c.Channels : (int(k)+1)*c.Channels] {
+				zs[i] = append(zs[i], (v-m.Mean[ch])/m.Std[ch])
+			}
+		}
+	}
+	return zs, nil
+}
+
 // Close releases the compiled encoder and decoder graphs. The weights in
 // Store are left alone (release them with Store.Finalize once nothing uses
 // them). It is safe to call more than once; Encode and Decode fail after it.
 func (m *Model) Close() {
-	for _, e := range []**model.Exec{&m.encode, &m.decode, &m.logvar} {
+	for _, e := range []**model.Exec{&m.encode, &m.decode, &m.logvar, &m.codes} {
 		if *e != nil {
 			(*e).Finalize()
 			*e = nil

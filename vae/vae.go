@@ -12,6 +12,13 @@
 //     paper shows is what autoregressive generation needs.
 //   - vae: a learned log-variance and the usual KL term.
 //   - ae: deterministic, z = μ.
+//   - vq: the VQ-VAE of van den Oord et al. 2017 (“Neural Discrete
+//     Representation Learning”, https://arxiv.org/abs/1711.00937), the
+//     discrete baseline of issue 16: z = μ replaced by its nearest entry of
+//     a learned codebook (Quantize), trained by the straight-through
+//     estimator with the codebook and commitment losses (VQLoss); its code
+//     indices (Model.Codes) are what a VQ-MLLM predicts with a softmax,
+//     and `vae eval` reports its codebook usage (docs/DESIGN.md §9).
 //
 // There are no strided convolutions: ONNX Runtime cannot differentiate them
 // (docs/DESIGN.md §10), so images are patchified by reshape (space-to-depth).
@@ -31,6 +38,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -40,7 +48,8 @@ import (
 // Variant is how a tokenizer treats its latents (docs/DESIGN.md §2): the
 // σ-VAE of the paper (§2.3, z = μ + σ·ε with σ = |N(0,1)|·C_σ drawn per
 // example), a plain VAE (a learned variance and a KL to N(0, I)), or a
-// deterministic autoencoder. config.json spells them "sigma", "vae", "ae".
+// deterministic autoencoder, or a vector-quantised autoencoder (VQ-VAE, van
+// den Oord et al. 2017). config.json spells them "sigma", "vae", "ae", "vq".
 type Variant int
 
 // The tokenizer variants.
@@ -48,9 +57,10 @@ const (
 	Sigma Variant = iota // σ-VAE: fixed-scale noise, the paper's tokenizer
 	VAE                  // VAE: learned variance, KL regulariser
 	AE                   // autoencoder: no noise
+	VQ                   // VQ-VAE: nearest codebook entry, straight-through gradients
 )
 
-var variantNames = [...]string{Sigma: "sigma", VAE: "vae", AE: "ae"}
+var variantNames = [...]string{Sigma: "sigma", VAE: "vae", AE: "ae", VQ: "vq"}
 
 func (v Variant) String() string {
 	if v < 0 || int(v) >= len(variantNames) {
@@ -67,7 +77,7 @@ func (v Variant) MarshalText() ([]byte, error) {
 	return []byte(variantNames[v]), nil
 }
 
-// UnmarshalText reads "sigma", "vae" or "ae".
+// UnmarshalText reads "sigma", "vae", "ae" or "vq".
 func (v *Variant) UnmarshalText(b []byte) error {
 	for i, n := range variantNames {
 		if string(b) == n {
@@ -75,7 +85,7 @@ func (v *Variant) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown tokenizer kind %q: want sigma, vae or ae", b)
+	return fmt.Errorf("unknown tokenizer kind %q: want sigma, vae, ae or vq", b)
 }
 
 // Set makes a Variant a command-line flag (flag.Value).
@@ -104,6 +114,29 @@ type Config struct {
 	// loss (see SSIM); 0, the default and every shipped tokenizer's, leaves
 	// the objective of docs/DESIGN.md §2 and is saved without the field.
 	SSIMWeight float64 `json:"ssim_weight,omitempty"`
+	// Codebook is the number of entries K of the codebook of kind vq (the
+	// weight quantizer.codebook, K × Channels); it is required for vq and
+	// must be 0 (and is then saved without the field) for the other kinds.
+	Codebook int `json:"codebook,omitempty"`
+	// CommitWeight is the weight β of the commitment loss of kind vq
+	// (VQLoss); 0 means DefaultCommitWeight.
+	CommitWeight float64 `json:"commit_weight,omitempty"`
+}
+
+// DefaultCommitWeight is the commitment weight β of van den Oord et al.
+// 2017, used when Config.CommitWeight is 0.
+const DefaultCommitWeight = 0.25
+
+// MaxCodebook bounds Config.Codebook.
+const MaxCodebook = 1 << 16
+
+// Beta is the commitment weight of kind vq: CommitWeight, or
+// DefaultCommitWeight when that is 0.
+func (c Config) Beta() float64 {
+	if c.CommitWeight == 0 {
+		return DefaultCommitWeight
+	}
+	return c.CommitWeight
 }
 
 // MaxInChannels bounds Config.InChannels: RGBA would be 4; more is no image.
@@ -150,8 +183,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("vae config: c_sigma %g and kl_weight %g must be finite and ≥ 0", c.CSigma, c.KLWeight)
 	case c.ImageSize > 4096:
 		return fmt.Errorf("vae config: image_size %d out of range (1…4096)", c.ImageSize)
-	case c.Kind < Sigma || c.Kind > AE:
-		return fmt.Errorf("vae config: unknown kind %v: want sigma, vae or ae", c.Kind)
+	case c.Kind < Sigma || c.Kind > VQ:
+		return fmt.Errorf("vae config: unknown kind %v: want sigma, vae, ae or vq", c.Kind)
+	case c.Kind == VQ && (c.Codebook <= 0 || c.Codebook > MaxCodebook):
+		return fmt.Errorf("vae config: kind vq needs a codebook of 1…%d entries, not %d", MaxCodebook, c.Codebook)
+	case c.Kind != VQ && c.Codebook != 0:
+		return fmt.Errorf("vae config: codebook %d given to kind %v: only kind vq has a codebook", c.Codebook, c.Kind)
+	case !(c.CommitWeight >= 0 && c.CommitWeight <= 1e6):
+		return fmt.Errorf("vae config: commit_weight %g must be finite and in [0, 1e6]", c.CommitWeight)
+	case c.Kind != VQ && c.CommitWeight != 0:
+		return fmt.Errorf("vae config: commit_weight given to kind %v: only kind vq has a commitment loss", c.Kind)
 	case c.Patch <= 0 || c.ImageSize%c.Patch != 0:
 		return fmt.Errorf("vae config: patch %d must divide image size %d", c.Patch, c.ImageSize)
 	case c.InChannels < 0 || c.InChannels > MaxInChannels:
@@ -200,11 +241,20 @@ func (c Config) Specs() []nn.Spec {
 		specs = append(specs, b.Specs(fmt.Sprintf("encoder.blocks.%d", i))...)
 		specs = append(specs, b.Specs(fmt.Sprintf("decoder.blocks.%d", i))...)
 	}
-	return append(specs,
+	specs = append(specs,
 		nn.Spec{Name: "encoder.out.weight", Shape: []int{encOut, d}, Std: nn.InitStd},
 		nn.Spec{Name: "decoder.out.weight", Shape: []int{pp, d}, Std: nn.InitStd},
 	)
+	if c.Kind == VQ {
+		// The encoder's outputs start with a std of about InitStd·√Dim
+		// (unit-RMS features through encoder.out): the codes start there.
+		specs = append(specs, nn.Spec{Name: CodebookWeight, Shape: []int{c.Codebook, c.Channels}, Std: nn.InitStd * math.Sqrt(float64(d))})
+	}
+	return specs
 }
+
+// CodebookWeight is the name of the codebook of kind vq, K × Channels.
+const CodebookWeight = "quantizer.codebook"
 
 func (c Config) trunk(w nn.Weights, prefix string, x *Node) *Node {
 	x = Add(x, InsertAxes(w.Get("%s.pos_embed", prefix), 0))
@@ -252,6 +302,42 @@ func (c Config) unpatchify(patches *Node) *Node {
 	b, g := patches.Shape().Dimensions[0], c.Grid()
 	img := nn.DepthToSpace(Reshape(patches, b, g, g, c.PatchValues()), c.Patch)
 	return Reshape(img, c.ImageDims(b)...)
+}
+
+// Quantize is the vector quantiser of VQ-VAE (van den Oord et al. 2017,
+// §3.1): every latent vector of z [..., C] is replaced by its nearest entry
+// of codebook [K, C] in Euclidean distance. The distances come from one
+// matrix product, ‖z − e_k‖² = ‖z‖² − 2·z·e_k + ‖e_k‖² (‖z‖² dropped: it
+// does not change the argmin), the index from ArgMin, and the entry from a
+// one-hot product with the codebook (a gather whose gradient is a matrix
+// product, which every backend has). It returns the entries e, shaped as
+// z, through which the gradient reaches the codebook only, and the codes
+// int32 [...], z's shape without its last axis. See StraightThrough and
+// VQLoss for training.
+func Quantize(z, codebook *Node) (e, codes *Node) {
+	dims := z.Shape().Dimensions
+	k, ch := codebook.Shape().Dimensions[0], codebook.Shape().Dimensions[1]
+	flat := Reshape(z, -1, ch)
+	dist := Sub(InsertAxes(ReduceSum(Square(codebook), 1), 0), MulScalar(nn.Linear(flat, codebook), 2))
+	codes = ArgMin(StopGradient(dist), -1, dtypes.Int32)
+	e = MatMul(OneHot(codes, k, codebook.DType()), codebook)
+	return Reshape(e, dims...), Reshape(codes, dims[:len(dims)-1]...)
+}
+
+// StraightThrough is the straight-through estimator of VQ-VAE (van den
+// Oord et al. 2017, §3.2): z_q = z + sg(e − z), whose value is the code e
+// and whose gradient with respect to z is the gradient with respect to z_q,
+// copied past the non-differentiable quantiser.
+func StraightThrough(z, e *Node) *Node { return Add(z, StopGradient(Sub(e, z))) }
+
+// VQLoss is the latent term of VQ-VAE (van den Oord et al. 2017, eq. 3):
+// the codebook loss mean(‖sg(z) − e‖²), which moves the codes toward the
+// encoder's outputs, plus β times the commitment loss mean(‖z − sg(e)‖²),
+// which keeps the encoder near its codes (means over all elements).
+func VQLoss(z, e *Node, beta float64) *Node {
+	codebook := ReduceAllMean(Square(Sub(StopGradient(z), e)))
+	commit := ReduceAllMean(Square(Sub(z, StopGradient(e))))
+	return Add(codebook, MulScalar(commit, beta))
 }
 
 // Sample draws the latent of a kind from the encoder's outputs (SampleLatent).
@@ -302,16 +388,32 @@ type Losses struct {
 // Loss is reconstruction MSE plus KLWeight times mean(μ²) (sigma, ae: with
 // the variance fixed the KL reduces to this pull on μ) or the mean KL to
 // N(0, I) (vae), plus SSIMWeight times 1 − SSIM when SSIMWeight > 0.
+// For kind vq the decoder reads the straight-through codes and Reg is
+// VQLoss (codebook plus β·commitment), added with weight 1 as in van den
+// Oord et al. 2017 (KLWeight is not used).
 // images are as Encode takes them, [B, H, W, C] or [B, H, W].
 func (c Config) Loss(scope *model.Scope, w nn.Weights, images *Node) Losses {
 	mu, logvar := c.Encode(w, images)
-	dec := c.Decode(w, c.Sample(scope, mu, logvar))
+	var e, z *Node
+	if c.Kind == VQ {
+		e, _ = Quantize(mu, w.Get(CodebookWeight))
+		z = StraightThrough(mu, e)
+	} else {
+		z = c.Sample(scope, mu, logvar)
+	}
+	dec := c.Decode(w, z)
 	if !dec.Shape().Equal(images.Shape()) { // [B, H, W, 1] given to a grayscale tokenizer
 		dec = Reshape(dec, images.Shape().Dimensions...)
 	}
 	recon := ReduceAllMean(Square(Sub(dec, images)))
-	reg := Regulariser(c.Kind, mu, logvar)
-	l := Losses{Total: Add(recon, MulScalar(reg, c.KLWeight)), Recon: recon, Reg: reg}
+	var l Losses
+	if c.Kind == VQ {
+		reg := VQLoss(mu, e, c.Beta())
+		l = Losses{Total: Add(recon, reg), Recon: recon, Reg: reg}
+	} else {
+		reg := Regulariser(c.Kind, mu, logvar)
+		l = Losses{Total: Add(recon, MulScalar(reg, c.KLWeight)), Recon: recon, Reg: reg}
+	}
 	if c.SSIMWeight > 0 {
 		l.SSIM = SSIM(dec, images)
 		l.Total = Add(l.Total, MulScalar(OneMinus(l.SSIM), c.SSIMWeight))

@@ -214,15 +214,15 @@ func TestBadInputs(t *testing.T) {
 		t.Errorf("empty folder: %v", err)
 	}
 	bad := tinyConfig("sigma")
-	bad.Kind = AE + 1
+	bad.Kind = VQ + 1
 	if err := bad.Validate(); err == nil {
 		t.Error("unknown kind accepted")
 	}
 	var v Variant
-	if err := v.UnmarshalText([]byte("vqvae")); err == nil || !strings.Contains(err.Error(), "want sigma, vae or ae") {
+	if err := v.UnmarshalText([]byte("vqvae")); err == nil || !strings.Contains(err.Error(), "want sigma, vae, ae or vq") {
 		t.Errorf("kind vqvae: %v", err)
 	}
-	for _, k := range []Variant{Sigma, VAE, AE} {
+	for _, k := range []Variant{Sigma, VAE, AE, VQ} {
 		var back Variant
 		text, err := k.MarshalText()
 		if err != nil || back.UnmarshalText(text) != nil || back != k {

@@ -24,9 +24,10 @@ func runVAE(args []string) error {
 		"train": vaeTrain, "eval": vaeEval, "reconstruct": vaeReconstruct, "encode": vaeEncode, "decode": vaeDecode,
 	}
 	return dispatch("vae", "usage: latentlm vae train|eval|reconstruct|encode|decode [flags]\n\n"+
-		"  train        train a tokenizer (--kind sigma|vae|ae) on mnist, fashion, a canvas set, emoji\n"+
+		"  train        train a tokenizer (--kind sigma|vae|ae|vq) on mnist, fashion, a canvas set, emoji\n"+
 		"               or a folder of PNG and JPEG pictures (--data DIR --size 32)\n"+
-		"  eval         PSNR, SSIM (per channel for colour), latent statistics and noise robustness on the test set\n"+
+		"  eval         PSNR, SSIM (per channel for colour), latent statistics and noise robustness on\n"+
+		"               the test set, and for vq the codebook usage (perplexity, dead codes)\n"+
 		"  reconstruct  write a PNG grid of test images beside their reconstructions\n"+
 		"  encode       PNG images → latent safetensors\n"+
 		"  decode       latent safetensors → PNG images", subs, args)
@@ -201,6 +202,9 @@ func vaeEval(args []string) error {
 	fmt.Printf("  std of μ per channel: %.3f (collapsed, std < 0.01: %d)\n", rep.MuStd, rep.Collapsed)
 	for _, k := range []string{"0.1", "0.2", "0.5"} {
 		fmt.Printf("  PSNR with latent noise %s·std: %.2f dB\n", k, rep.NoisyPSNR[k])
+	}
+	if u := rep.Codebook; u != nil {
+		fmt.Printf("  codebook: %d entries, %d used, %d dead; perplexity %.1f over %d codes\n", u.Size, u.Used, u.Dead, u.Perplexity, u.Codes)
 	}
 	return nil
 }

@@ -4,15 +4,24 @@ import (
 	"os"
 
 	"github.com/latentlm/latentlm/recipe"
+	"github.com/latentlm/latentlm/vae"
 )
+
+// defaultCodebook is the codebook of `vae train --kind vq`: the 1024
+// entries that issue 16 suggests for the VQ-MLLM baseline.
+const defaultCodebook = 1024
 
 func vaeTrain(args []string) error {
 	o := recipe.DefaultTokenizerOptions()
-	fs := newFlags("vae train", "vae train [--data mnist|fashion|mnist-canvas|fashion-canvas|emoji|DIR] [--size 32] [--kind sigma|vae|ae] [--out DIR] [flags]")
+	fs := newFlags("vae train", "vae train [--data mnist|fashion|mnist-canvas|fashion-canvas|emoji|DIR] [--size 32] [--kind sigma|vae|ae|vq] [--codebook 1024] [--out DIR] [flags]")
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/vae-<kind>-<data>, the folder's name for a folder)")
 	fs.Lookup("data").Usage = vaeDataHelp
 	img := addImageFlags(fs, false)
-	fs.Var(&o.Model.Kind, "kind", "tokenizer kind: sigma, vae or ae (default sigma)")
+	fs.Var(&o.Model.Kind, "kind", "tokenizer kind: sigma, vae, ae or vq (VQ-VAE, the discrete baseline; default sigma)")
+	fs.bound("codebook", 0, vae.MaxCodebook, false)
+	fs.IntVar(&o.Model.Codebook, "codebook", 0, "codebook entries of kind vq (default 1024; only for vq)")
+	fs.bound("commit-weight", 0, 1e6, false)
+	fs.Float64Var(&o.Model.CommitWeight, "commit-weight", 0, "weight β of the commitment loss of kind vq (0: 0.25, van den Oord et al. 2017)")
 	// The image size is the data set's (or --size for a folder and the
 	// emoji); the patch and channels default to what suits it
 	// (recipe.DefaultTokenizerModelFor): the canvases take 8×8 patches of
@@ -32,6 +41,9 @@ func vaeTrain(args []string) error {
 	}
 	if err := recipe.CheckImageData(o.Data); err != nil {
 		return err
+	}
+	if o.Model.Kind == vae.VQ && !fs.isSet("codebook") {
+		o.Model.Codebook = defaultCodebook
 	}
 	var err error
 	if o.Images, err = img.options(fs, o.Data, recipe.ImageOptions{}); err != nil {
