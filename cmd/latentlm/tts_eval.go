@@ -61,8 +61,12 @@ func runEvalTTS(args []string) error {
 	if err != nil {
 		return err
 	}
+	// EqualisePrompts: texts of many lengths would otherwise make as many
+	// batch shapes, each a compiled graph (the engine keeps at most 32);
+	// trimming the longer prompts of a batch (never below 1 s) keeps the
+	// batches full and the shapes few.
 	opts := tts.Options{SampleOptions: lm.SampleOptions{Steps: *steps, CFG: *cfg, Temperature: d.Temperature, Seed: *seed},
-		MaxSeconds: *maxSeconds, PromptSeconds: d.PromptSeconds, Batch: *batch}
+		MaxSeconds: *maxSeconds, PromptSeconds: d.PromptSeconds, Batch: *batch, EqualisePrompts: *batch > 1}
 	m, err := tts.Load(b, dir, *speechVAE, opts)
 	if err != nil {
 		return err

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The text-to-speech runs of docs/RESULTS.md ("Speech"): the CPU recipe on
+# spoken numbers, then its evaluation on the test texts (pocketsphinx WER,
+# the speaker judge, the <EOL> stop, real-time factor) and the paper's
+# Figure 10 ablations (solver steps 3/5/10, guidance 1–5). The model goes to
+# runs/tts-numbers, the reports to docs/results/tts-*.json. A finished
+# training run (loss.png exists) is not repeated.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+L=${LATENTLM:-./bin/latentlm}
+M=runs/tts-numbers
+D=docs/results
+mkdir -p "$D"
+if [[ ! -f $M/loss.png ]]; then
+  "$L" train --task tts --set numbers --speech-vae weights/speech-vae --steps "${STEPS:-2500}" --seed 1 --out "$M" --quiet
+fi
+"$L" eval --task tts --model "$M" --set numbers --n 10 --json > "$D/tts-numbers.json"
+for s in 3 10; do
+  "$L" eval --task tts --model "$M" --set numbers --n 10 --steps "$s" --json > "$D/tts-numbers-steps$s.json"
+done
+for c in 1 2 5; do
+  "$L" eval --task tts --model "$M" --set numbers --n 10 --cfg "$c" --json > "$D/tts-numbers-cfg$c.json"
+done
+"$L" eval --task tts --model "$M" --set numbers --n 10 --batch 1 --no-judge --json > "$D/tts-numbers-batch1.json"
