@@ -288,7 +288,12 @@ func ReadGray(path string, h, w int) ([]float32, error) {
 // RGBA picture of 2048×2048 pixels fits.
 const MaxPNGSize = 64 << 20
 
-func readGray(path string, h, w int) ([]float32, error) {
+func readGray(path string, h, w int) ([]float32, error) { return readPNG(path, h, w, DecodeGray) }
+
+// readPNG reads a PNG file (a regular file of at most MaxPNGSize bytes)
+// and decodes it with decode (DecodeGray or DecodeRGB), after checking
+// the size asked for.
+func readPNG(path string, h, w int, decode func(data []byte, h, w int) ([]float32, error)) ([]float32, error) {
 	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
 		return nil, fmt.Errorf("invalid image size %dx%d", h, w)
 	}
@@ -296,7 +301,7 @@ func readGray(path string, h, w int) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeGray(data, h, w)
+	return decode(data, h, w)
 }
 
 // DecodeGray is ReadGray on PNG data held in memory (an upload, say): the
@@ -381,16 +386,7 @@ func ReadRGB(path string, h, w int) ([]float32, error) {
 	return v, nil
 }
 
-func readRGB(path string, h, w int) ([]float32, error) {
-	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
-		return nil, fmt.Errorf("invalid image size %dx%d", h, w)
-	}
-	data, err := boundedio.ReadFile(path, MaxPNGSize)
-	if err != nil {
-		return nil, err
-	}
-	return DecodeRGB(data, h, w)
-}
+func readRGB(path string, h, w int) ([]float32, error) { return readPNG(path, h, w, DecodeRGB) }
 
 // DecodeRGB is ReadRGB on PNG data held in memory; like DecodeGray, its
 // errors name no file, and a size other than h×w is a *SizeError.

@@ -132,13 +132,9 @@ func speechVAEEval(args []string) error {
 		return err
 	}
 	defer m.Close()
-	cache, err := speechDir(*dataDir)
+	utts, clips, err := loadSpeechSplit(*dataDir, *split)
 	if err != nil {
 		return err
-	}
-	utts, clips, err := recipe.LoadSpeech(cache, *split)
-	if err != nil {
-		return fmt.Errorf("%w (build the speech data with `latentlm speech data`)", err)
 	}
 	if *limit > 0 {
 		utts, clips = firstPerVoice(utts, clips, *limit)
@@ -168,6 +164,20 @@ func speechVAEEval(args []string) error {
 	}
 	printSpeechReport(dir, *split, rep)
 	return nil
+}
+
+// loadSpeechSplit reads a split of the speech cache (--data, default
+// .deps/speech) with its samples, saying how to build a missing cache.
+func loadSpeechSplit(dataDir, split string) ([]speech.Utterance, [][]float32, error) {
+	cache, err := speechDir(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	utts, clips, err := recipe.LoadSpeech(cache, split)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (build the speech data with `latentlm speech data`)", err)
+	}
+	return utts, clips, nil
 }
 
 // firstPerVoice keeps the first n utterances of each voice and text set.

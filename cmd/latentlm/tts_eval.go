@@ -8,7 +8,6 @@ import (
 
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/lm"
-	"github.com/latentlm/latentlm/recipe"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/tts"
 )
@@ -72,13 +71,9 @@ func runEvalTTS(args []string) error {
 		return err
 	}
 	defer m.Close()
-	cache, err := speechDir(*dataDir)
+	utts, clips, err := loadSpeechSplit(*dataDir, *split)
 	if err != nil {
 		return err
-	}
-	utts, clips, err := recipe.LoadSpeech(cache, *split)
-	if err != nil {
-		return fmt.Errorf("%w (build the speech data with `latentlm speech data`)", err)
 	}
 	o := evaluate.TTSOptions{Utterances: utts, Clips: clips, Set: *set, N: *n, Seed: uint64(*seed)}
 	if !*asJSON {
