@@ -112,6 +112,28 @@ func (e *Engine) Seed(seed int64) error {
 	return e.store.SetRNGStateFromSeed(seed)
 }
 
+// Retune returns an engine for opts over the same weights: e itself,
+// reseeded from opts.Seed, when the solver steps, guidance scale and
+// temperature (which its compiled graphs hold) are unchanged; otherwise a
+// new engine, after closing e. Models that answer many requests retune per
+// request, so that each result depends only on its request and not on the
+// requests before it.
+func (e *Engine) Retune(opts SampleOptions) (*Engine, error) {
+	if old := e.opts; opts.Steps == old.Steps && opts.CFG == old.CFG && opts.Temperature == old.Temperature {
+		if err := e.Seed(opts.Seed); err != nil {
+			return nil, fmt.Errorf("lm: reseeding the engine: %w", err)
+		}
+		e.opts = opts
+		return e, nil
+	}
+	n, err := newEngine(e.backend, e.store, e.cfg, opts, e.loop)
+	if err != nil {
+		return nil, fmt.Errorf("lm: rebuilding the engine: %w", err)
+	}
+	e.Close()
+	return n, nil
+}
+
 // tokenStream is the PCG stream of the host generator of sampled tokens.
 const tokenStream = 0x4c61_7465_6e74_4c4d
 

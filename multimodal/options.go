@@ -2,8 +2,6 @@ package multimodal
 
 import (
 	"math/rand/v2"
-
-	"github.com/latentlm/latentlm/lm"
 )
 
 // SetOptions changes the options of the calls that follow and restarts
@@ -18,16 +16,11 @@ func (m *Model) SetOptions(o Options) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	if old := m.opts.SampleOptions; o.Steps != old.Steps || o.CFG != old.CFG || o.Temperature != old.Temperature {
-		e, err := lm.NewEngine(m.backend, m.store, m.Config, o.SampleOptions)
-		if err != nil {
-			return err
-		}
-		m.engine.Close()
-		m.engine = e
-	} else if err := m.engine.Seed(o.Seed); err != nil {
+	e, err := m.engine.Retune(o.SampleOptions)
+	if err != nil {
 		return err
 	}
+	m.engine = e
 	m.opts = o
 	m.rng = rand.New(rand.NewPCG(uint64(o.Seed), textStream))
 	return nil

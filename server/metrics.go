@@ -28,6 +28,18 @@ type metrics struct {
 	// batchRows is the histogram of the images per decoded batch
 	// (Config.BatchRows), batchRowBuckets its bounds.
 	batchRows histogram
+	// speech counts the utterances spoken by model, speechSeconds (under
+	// mu) their seconds of audio, speechFrames the latent frames drawn
+	// (cancelled requests included: the work done).
+	speech        counterVec
+	speechSeconds map[string]float64
+	speechFrames  atomic.Int64
+}
+
+func (m *metrics) addSpeechSeconds(model string, secs float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.speechSeconds[model] += secs
 }
 
 // batchRowBuckets are the upper bounds of the batch size histogram.
@@ -66,7 +78,7 @@ func (c *counterVec) Add(label string, n int64) {
 }
 
 func newMetrics() *metrics {
-	return &metrics{requests: map[[2]string]int64{}, hist: map[string]*histogram{}}
+	return &metrics{requests: map[[2]string]int64{}, hist: map[string]*histogram{}, speechSeconds: map[string]float64{}}
 }
 
 func (m *metrics) observe(endpoint string, status int, d time.Duration) {
@@ -136,7 +148,22 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprintf(&b, "latentlm_batch_rows_bucket{le=\"+Inf\"} %d\nlatentlm_batch_rows_sum %g\nlatentlm_batch_rows_count %d\n", h.count, h.sum, h.count)
 	}
+	if len(s.speechNames) > 0 {
+		b.WriteString("# HELP latentlm_speech_seconds_total Seconds of speech generated, by model.\n# TYPE latentlm_speech_seconds_total counter\n")
+		for _, name := range s.speechNames {
+			fmt.Fprintf(&b, "latentlm_speech_seconds_total{model=%q} %g\n", name, m.speechSeconds[name])
+		}
+	}
 	m.mu.Unlock()
+	if len(s.speechNames) > 0 {
+		b.WriteString("# HELP latentlm_speech_requests_total Utterances spoken (requests answered), by model.\n# TYPE latentlm_speech_requests_total counter\n")
+		m.speech.mu.Lock()
+		for _, name := range s.speechNames {
+			fmt.Fprintf(&b, "latentlm_speech_requests_total{model=%q} %d\n", name, m.speech.m[name])
+		}
+		m.speech.mu.Unlock()
+		fmt.Fprintf(&b, "# HELP latentlm_speech_frames_total Latent speech frames drawn, cancelled requests included.\n# TYPE latentlm_speech_frames_total counter\nlatentlm_speech_frames_total %d\n", m.speechFrames.Load())
+	}
 	b.WriteString("# HELP latentlm_images_generated_total Images generated, by model.\n# TYPE latentlm_images_generated_total counter\n")
 	m.images.mu.Lock()
 	names := append(append([]string(nil), s.names...), s.mmNames...)

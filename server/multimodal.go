@@ -79,6 +79,9 @@ func (mm *mmModel) info() ModelInfo {
 // multimodalFor returns the multimodal model a request names, or the only
 // one when it names none; what is what the request sends, for messages.
 func (s *Server) multimodalFor(name, what string) (*mmModel, *FieldError) {
+	if s.speech[name] != nil {
+		return nil, bad("model", "model %s is text-to-speech: it takes no %s; POST text to /v1/speech", name, what)
+	}
 	if len(s.mmNames) == 0 {
 		return nil, bad("prompt", "this server holds no multimodal model: send a class to one of %s", strings.Join(s.names, ", "))
 	}

@@ -279,6 +279,9 @@ func (s *Server) check(req *ImagesRequest) *FieldError {
 	if req.Model == "" {
 		if len(s.names) != 1 {
 			if len(s.names) == 0 {
+				if len(s.mmNames) == 0 {
+					return bad("model", "this server holds no image model: its models speak (POST /v1/speech): %s", strings.Join(s.speechNames, ", "))
+				}
 				return bad("class", "this server holds no class-conditional model: send a prompt to %s", strings.Join(s.mmNames, ", "))
 			}
 			return bad("model", "required: one of %s", strings.Join(s.names, ", "))
@@ -289,6 +292,9 @@ func (s *Server) check(req *ImagesRequest) *FieldError {
 	if g == nil {
 		if s.multimodal[req.Model] != nil {
 			return bad("class", "model %s is multimodal: send a prompt (the caption to draw), not a class", req.Model)
+		}
+		if s.speech[req.Model] != nil {
+			return bad("model", "model %s is text-to-speech: it draws no images; POST text to /v1/speech", req.Model)
 		}
 		return bad("model", "unknown model %q: want one of %s", req.Model, strings.Join(s.names, ", "))
 	}

@@ -3,8 +3,9 @@
 // streaming every latent as Server-Sent Events, Prometheus metrics, and a
 // web page that watches generation as it happens. A multimodal model
 // (package multimodal) adds text → image, captions, answers about images
-// and completions, one request at a time. docs/API.md describes the
-// endpoints.
+// and completions, one request at a time; a text-to-speech model (package
+// tts) speaks text in a named voice or the voice of a prompt, streaming the
+// audio in chunks. docs/API.md describes the endpoints.
 //
 // Only the standard library's net/http is used. Requests pass a bounded
 // queue: at most Config.Concurrency generate at once, Config.Queue more
@@ -36,6 +37,7 @@ import (
 	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/multimodal"
+	"github.com/latentlm/latentlm/tts"
 )
 
 // Limits of one request.
@@ -93,15 +95,23 @@ type Config struct {
 }
 
 // Model is a loaded model served under Name: a class-conditional generator
-// (Gen) or a multimodal model (Multimodal), exactly one of the two.
+// (Gen), a multimodal model (Multimodal) or a text-to-speech model
+// (Speech), exactly one of the three.
 type Model struct {
 	Name string
 	Gen  *latentlm.Generator
 	// Multimodal reads and writes text and images. The server runs one
 	// request at a time on it (it holds one engine).
 	Multimodal *multimodal.Model
-	// Backend names Multimodal's compute backend for GET /v1/models (a
-	// Gen reports its own).
+	// Speech speaks text (POST /v1/speech); it needs its speech tokenizer.
+	// The server runs one request at a time on it, and sets each request's
+	// options with SetOptions.
+	Speech *tts.Model
+	// Voices are the named voices Speech offers (LoadVoices); without
+	// them requests send their own prompt_wav.
+	Voices []Voice
+	// Backend names the compute backend of Multimodal or Speech for GET
+	// /v1/models (a Gen reports its own).
 	Backend string
 }
 
@@ -114,8 +124,12 @@ type Server struct {
 	// multimodal holds the multimodal models, mmNames their sorted names.
 	multimodal map[string]*mmModel
 	mmNames    []string
-	mux        *http.ServeMux
-	slots      chan struct{}
+	// speech holds the text-to-speech models, speechNames their sorted
+	// names.
+	speech      map[string]*speechModel
+	speechNames []string
+	mux         *http.ServeMux
+	slots       chan struct{}
 	// admitted counts the requests holding or waiting for a slot.
 	admitted atomic.Int64
 	waiting  atomic.Int64
@@ -130,6 +144,9 @@ type Server struct {
 	// onPiece, when set (by tests), runs after every piece of a
 	// completion, with the request's context.
 	onPiece func(context.Context)
+	// onFrame, when set (by tests), runs after every speech frame, with
+	// the request's context.
+	onFrame func(context.Context)
 }
 
 //go:embed web
@@ -137,7 +154,7 @@ var webFS embed.FS
 
 // New serves models (at least one, names unique and non-empty) with cfg.
 // The models stay the caller's to close; the server closes none, and uses a
-// multimodal model only from the requests it answers.
+// multimodal or text-to-speech model only from the requests it answers.
 func New(models []Model, cfg Config) (*Server, error) {
 	if len(models) == 0 {
 		return nil, errors.New("server: no models to serve")
@@ -154,14 +171,29 @@ func New(models []Model, cfg Config) (*Server, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Minute
 	}
-	s := &Server{cfg: cfg, models: map[string]*latentlm.Generator{}, multimodal: map[string]*mmModel{},
+	s := &Server{cfg: cfg, models: map[string]*latentlm.Generator{}, multimodal: map[string]*mmModel{}, speech: map[string]*speechModel{},
 		slots: make(chan struct{}, cfg.Concurrency), metrics: newMetrics()}
 	for _, m := range models {
-		if m.Name == "" || (m.Gen == nil) == (m.Multimodal == nil) {
-			return nil, fmt.Errorf("server: model %q: want a name and either a generator or a multimodal model", m.Name)
+		kinds := 0
+		for _, set := range []bool{m.Gen != nil, m.Multimodal != nil, m.Speech != nil} {
+			if set {
+				kinds++
+			}
 		}
-		if s.models[m.Name] != nil || s.multimodal[m.Name] != nil {
+		if m.Name == "" || kinds != 1 {
+			return nil, fmt.Errorf("server: model %q: want a name and one of a generator, a multimodal model or a text-to-speech model", m.Name)
+		}
+		if s.models[m.Name] != nil || s.multimodal[m.Name] != nil || s.speech[m.Name] != nil {
 			return nil, fmt.Errorf("server: two models named %q", m.Name)
+		}
+		if m.Speech != nil {
+			sm, err := newSpeechModel(m)
+			if err != nil {
+				return nil, err
+			}
+			s.speech[m.Name] = sm
+			s.speechNames = append(s.speechNames, m.Name)
+			continue
 		}
 		if m.Multimodal != nil {
 			s.multimodal[m.Name] = newMMModel(m)
@@ -189,6 +221,7 @@ func New(models []Model, cfg Config) (*Server, error) {
 	}
 	sort.Strings(s.names)
 	sort.Strings(s.mmNames)
+	sort.Strings(s.speechNames)
 	web, err := fs.Sub(webFS, "web")
 	if err != nil {
 		return nil, err
@@ -199,6 +232,9 @@ func New(models []Model, cfg Config) (*Server, error) {
 		mux.HandleFunc("/v1/captions", s.instrument("/v1/captions", s.handleCaptions))
 		mux.HandleFunc("/v1/answers", s.instrument("/v1/answers", s.handleAnswers))
 		mux.HandleFunc("/v1/completions", s.instrument("/v1/completions", s.handleCompletions))
+	}
+	if len(s.speechNames) > 0 {
+		mux.HandleFunc("/v1/speech", s.instrument("/v1/speech", s.handleSpeech))
 	}
 	mux.HandleFunc("/v1/models", s.instrument("/v1/models", s.handleModels))
 	mux.HandleFunc("/healthz", s.instrument("/healthz", s.handleHealth))
@@ -213,7 +249,9 @@ func New(models []Model, cfg Config) (*Server, error) {
 			methodNotAllowed(w, "GET, HEAD")
 			return
 		}
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:")
+		// media-src blob: lets the page play back and offer the speech it
+		// assembled from streamed chunks.
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; media-src 'self' blob:")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		files.ServeHTTP(w, r)
 	}))
@@ -235,10 +273,21 @@ func (s *Server) Close() {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
+// NoModelsError is LoadModels' error for a folder that holds no LatentLM or
+// DiT checkpoint, so that a caller serving other models (multimodal,
+// text-to-speech) can tell it from a checkpoint that failed to load.
+type NoModelsError struct{ Dir string }
+
+func (e *NoModelsError) Error() string {
+	return fmt.Sprintf("server: %s holds no LatentLM or DiT checkpoint (a folder with a config.json of kind latentlm or dit)", e.Dir)
+}
+
 // LoadModels loads every LatentLM or DiT checkpoint in dir: dir itself if
 // it is one, else each subfolder whose config.json is of kind latentlm or
 // dit, named after the folder (other kinds — tokenizers, classifiers — are
-// skipped). opts go to latentlm.Load. On error nothing stays loaded.
+// skipped; LoadSpeechModels loads the text-to-speech ones). opts go to
+// latentlm.Load. On error nothing stays loaded; a folder without one is a
+// *NoModelsError.
 func LoadModels(dir string, opts ...latentlm.Option) ([]Model, error) {
 	servable := func(d string) bool {
 		kind, err := checkpoint.ReadKind(d)
@@ -259,7 +308,7 @@ func LoadModels(dir string, opts ...latentlm.Option) ([]Model, error) {
 		}
 	}
 	if len(dirs) == 0 {
-		return nil, fmt.Errorf("server: %s holds no LatentLM or DiT checkpoint (a folder with a config.json of kind latentlm or dit)", dir)
+		return nil, &NoModelsError{Dir: dir}
 	}
 	var models []Model
 	for _, d := range dirs {
@@ -288,8 +337,18 @@ type ModelInfo struct {
 	// MaxLen is a multimodal model's context in items (text tokens and
 	// image latents): prompt and answer must fit in it.
 	MaxLen int `json:"max_len,omitempty"`
-	// Endpoints are those a multimodal model answers.
+	// Endpoints are those a multimodal or text-to-speech model answers.
 	Endpoints []string `json:"endpoints,omitempty"`
+	// Rate is a text-to-speech model's samples per second, FrameRate its
+	// latent frames per second.
+	Rate      int     `json:"rate,omitempty"`
+	FrameRate float64 `json:"frame_rate,omitempty"`
+	// Voices are the named voices of a text-to-speech model (requests may
+	// send their own prompt_wav instead).
+	Voices []string `json:"voices,omitempty"`
+	// Alphabet is the characters a text-to-speech model reads, after
+	// upper case is folded to lower case (numbers are spelt out).
+	Alphabet string `json:"alphabet,omitempty"`
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
@@ -310,11 +369,19 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 	for _, n := range s.mmNames {
 		out.Models = append(out.Models, s.multimodal[n].info())
 	}
+	for _, n := range s.speechNames {
+		out.Models = append(out.Models, s.speech[n].info())
+	}
 	sort.Slice(out.Models, func(i, j int) bool { return out.Models[i].Name < out.Models[j].Name })
 	if len(s.mmNames) > 0 {
 		d := multimodal.DefaultOptions()
 		out.Defaults.Completion = &CompletionDefaults{MaxTokens: d.MaxTokens, Temperature: d.TextTemperature, TopP: d.TopP}
 		out.Limits.MaxTokens, out.Limits.Images, out.Limits.ImageBodyBytes = MaxTokens, MaxImages, MaxImageBodyBytes
+	}
+	if len(s.speechNames) > 0 {
+		out.Defaults.Speech = speechDefaults()
+		out.Limits.SpeechText, out.Limits.SpeechSeconds, out.Limits.SpeechBodyBytes = MaxSpeechText, MaxSpeechSeconds, MaxSpeechBodyBytes
+		out.Limits.PromptSeconds = &[2]float64{MinPromptSeconds, MaxPromptSeconds}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -329,6 +396,9 @@ type Defaults struct {
 	// Completion holds the text defaults of the multimodal endpoints
 	// (only when the server holds a multimodal model).
 	Completion *CompletionDefaults `json:"completion,omitempty"`
+	// Speech holds those of POST /v1/speech (only when the server holds a
+	// text-to-speech model).
+	Speech *SpeechDefaults `json:"speech,omitempty"`
 }
 
 // CompletionDefaults are the defaults of POST /v1/completions that
@@ -353,6 +423,13 @@ type Limits struct {
 	MaxTokens      int `json:"max_tokens,omitempty"`
 	Images         int `json:"images,omitempty"`
 	ImageBodyBytes int `json:"image_body_bytes,omitempty"`
+	// The limits of POST /v1/speech (only when the server holds a
+	// text-to-speech model): characters of text, max_seconds, the body,
+	// and the shortest and longest prompt_wav in seconds.
+	SpeechText      int         `json:"speech_text,omitempty"`
+	SpeechSeconds   float64     `json:"speech_seconds,omitempty"`
+	SpeechBodyBytes int         `json:"speech_body_bytes,omitempty"`
+	PromptSeconds   *[2]float64 `json:"prompt_seconds,omitempty"`
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
@@ -360,7 +437,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "GET, HEAD")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "models": len(s.names) + len(s.mmNames),
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "models": len(s.names) + len(s.mmNames) + len(s.speechNames),
 		"running": s.running.Load(), "waiting": s.waiting.Load()})
 }
 

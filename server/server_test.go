@@ -56,6 +56,12 @@ func TestMain(m *testing.M) {
 	if mmDir != "" {
 		os.RemoveAll(mmDir)
 	}
+	if ttsTest.Speech != nil {
+		ttsTest.Speech.Close()
+	}
+	if ttsDir != "" {
+		os.RemoveAll(ttsDir)
+	}
 	os.Exit(code)
 }
 

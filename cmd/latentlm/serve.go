@@ -15,6 +15,7 @@ import (
 	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/server"
+	"github.com/latentlm/latentlm/tts"
 )
 
 func init() {
@@ -22,10 +23,12 @@ func init() {
 }
 
 func runServe(args []string) error {
-	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] [--models weights/] [--multimodal weights/multimodal-mnist] [--concurrency 1] [--queue 8] [--batch-rows 64] [--timeout 5m]")
+	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] [--models weights/] [--multimodal weights/multimodal-mnist] [--speech runs/tts-numbers] [--concurrency 1] [--queue 8] [--batch-rows 64] [--timeout 5m]")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (loopback by default; 0.0.0.0:8080 exposes the server to the network)")
-	modelsDir := fs.String("models", "", "folder of LatentLM/DiT checkpoints, each served under its folder name, or one checkpoint folder (default: the shipped weights/)")
+	modelsDir := fs.String("models", "", "folder of LatentLM/DiT (and text-to-speech) checkpoints, each served under its folder name, or one checkpoint folder (default: the shipped weights/)")
 	mmDir := fs.String("multimodal", "", "multimodal checkpoint served for text → image, captions, answers and completions (default: the shipped weights/"+multimodalDefault+" if present; none: no multimodal model)")
+	speechModel := fs.String("speech", "", "text-to-speech checkpoint served for POST /v1/speech (default: the shipped weights/"+ttsDefault+" if present; none: no speech model beyond those in --models)")
+	speechData := fs.String("speech-data", "", "speech data whose voices are offered by name, the first test utterance of each (default .deps/speech, built by: latentlm speech data); without it requests send their own prompt_wav")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	concurrency := fs.Int("concurrency", 1, "requests generating at once")
 	queue := fs.Int("queue", 8, "requests that may wait for a slot before the server answers 429")
@@ -55,7 +58,10 @@ func runServe(args []string) error {
 		opts = append(opts, latentlm.WithBackend(*backendName))
 	}
 	models, err := server.LoadModels(dir, opts...)
-	if err != nil {
+	// A folder without image models is served if it, --multimodal or
+	// --speech gives another model.
+	var noImages *server.NoModelsError
+	if err != nil && !errors.As(err, &noImages) {
 		return errors.New(strings.TrimPrefix(err.Error(), "server: "))
 	}
 	defer func() {
@@ -66,8 +72,16 @@ func runServe(args []string) error {
 			if m.Multimodal != nil {
 				m.Multimodal.Close()
 			}
+			if m.Speech != nil {
+				m.Speech.Close()
+			}
 		}
 	}()
+	speechModels, err := server.LoadSpeechModels(dir, *backendName)
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "server: "))
+	}
+	models = append(models, speechModels...)
 	mm := *mmDir
 	if mm == "" {
 		// The shipped model when it is there (a whole checkpoint).
@@ -86,10 +100,39 @@ func runServe(args []string) error {
 		}
 		models = append(models, m)
 	}
+	sp := *speechModel
+	if sp == "" {
+		// The shipped model when it is there (a whole checkpoint) and
+		// --models did not already serve it.
+		if d, err := weightsDir(ttsDefault); err == nil {
+			if _, err := os.Stat(filepath.Join(d, checkpoint.ConfigFile)); err == nil && !servesDir(speechModels, d) {
+				sp = d
+			}
+		}
+	} else if sp == "none" {
+		sp = ""
+	}
+	if sp != "" {
+		m, err := server.LoadSpeech(sp, *backendName)
+		if err != nil {
+			return fmt.Errorf("--speech: %s", strings.TrimPrefix(err.Error(), "server: "))
+		}
+		models = append(models, m)
+	}
+	if noImages != nil && len(models) == 0 {
+		return fmt.Errorf("%s (nor a text-to-speech one; give --multimodal or --speech to serve other models)", strings.TrimPrefix(noImages.Error(), "server: "))
+	}
+	if err := addVoices(models, *speechData); err != nil {
+		return err
+	}
 	var need float64
 	for _, m := range models {
 		if m.Gen != nil {
 			need += m.Gen.MemoryEstimate(server.MaxImages)
+			continue
+		}
+		if m.Speech != nil {
+			need += server.SpeechMemory(m.Speech)
 			continue
 		}
 		px := m.Multimodal.Image.Config.ImageSize * m.Multimodal.Image.Config.ImageSize
@@ -118,6 +161,14 @@ func runServe(args []string) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10, BaseContext: func(net.Listener) context.Context { return base }}
 	for _, m := range models {
+		if m.Speech != nil {
+			voices := fmt.Sprintf("%d voices", len(m.Voices))
+			if len(m.Voices) == 0 {
+				voices = "no named voices: requests send prompt_wav"
+			}
+			fmt.Printf("serving %s (text-to-speech at %d Hz, %s, one request at a time) on %s\n", m.Name, tts.Rate, voices, m.Backend)
+			continue
+		}
 		if m.Multimodal != nil {
 			size := m.Multimodal.Image.Config.ImageSize
 			fmt.Printf("serving %s (multimodal: text and %d×%d images, one request at a time) on %s\n", m.Name, size, size, m.Backend)
@@ -146,4 +197,55 @@ func runServe(args []string) error {
 		return fmt.Errorf("shutdown: requests still running after --shutdown-timeout %s were cancelled", *shutdown)
 	}
 	return err
+}
+
+// servesDir reports whether one of models is the checkpoint in d, so that
+// the shipped speech model, also found in the --models folder, is not
+// loaded twice under one name.
+func servesDir(models []server.Model, d string) bool {
+	want, err := filepath.Abs(d)
+	if err != nil {
+		return false
+	}
+	for _, m := range models {
+		if m.Speech == nil {
+			continue
+		}
+		if have, err := filepath.Abs(m.Speech.Dir); err == nil && have == want {
+			return true
+		}
+	}
+	return false
+}
+
+// addVoices gives the text-to-speech models among models the named voices
+// of the speech data in dataDir (default .deps/speech). Where the data is
+// missing it says so and serves them without: requests then send their own
+// prompt_wav.
+func addVoices(models []server.Model, dataDir string) error {
+	speaks := false
+	for _, m := range models {
+		speaks = speaks || m.Speech != nil
+	}
+	if !speaks {
+		return nil
+	}
+	dir, err := speechDir(dataDir)
+	if err != nil {
+		return err
+	}
+	voices, err := server.LoadVoices(dir)
+	if err != nil {
+		if dataDir != "" {
+			return fmt.Errorf("--speech-data: %s", strings.TrimPrefix(err.Error(), "server: "))
+		}
+		fmt.Fprintf(os.Stderr, "latentlm serve: no named voices (%s); build them with `latentlm speech data`\n", strings.TrimPrefix(err.Error(), "server: "))
+		return nil
+	}
+	for i := range models {
+		if models[i].Speech != nil {
+			models[i].Voices = voices
+		}
+	}
+	return nil
 }

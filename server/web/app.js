@@ -5,6 +5,15 @@
 // #images carries what has been drawn, for tests and scripts: data-latents
 // counts the latent events drawn so far and data-state is "running", "done",
 // "error" or "stopped".
+//
+// With a text-to-speech model the speech section posts to /v1/speech with
+// "stream": true and schedules every chunk of PCM on a WebAudio context as
+// it arrives, end to end, so that playback starts with the first chunk;
+// once done it offers the chunks as one WAV file. #speech-out carries, for
+// tests and scripts, data-state (as #images), data-chunks (audio events
+// received), data-scheduled (chunks scheduled for playback) and
+// data-playback ("webaudio", or "unavailable" where the browser has no
+// WebAudio); the script's global lastWAV holds the WAV offered, a Blob.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -33,6 +42,7 @@ async function loadModels() {
     const body = await r.json();
     // The page draws classes: multimodal models (prompts) are left out.
     models = (body.models || []).filter((m) => m.classes > 0);
+    loadSpeechModels(body);
     const d = body.defaults || {};
     if (d.steps !== undefined) $("steps").value = d.steps;
     if (d.cfg !== undefined) $("cfg").value = d.cfg;
@@ -44,7 +54,9 @@ async function loadModels() {
       $("model").appendChild(o);
     }
     fillClasses();
-    setStatus(models.length ? "Ready." : "The server holds no models.");
+    // A server of speech models only shows the speech section.
+    $("image-section").hidden = models.length === 0 && speechModels.length > 0;
+    setStatus(models.length ? "Ready." : "The server holds no image models.");
   } catch (e) {
     setStatus("Could not load the models: " + e);
   }
@@ -152,6 +164,225 @@ async function generate(ev) {
     $("stop").disabled = true;
   }
 }
+
+// ---- Speech ----
+
+let speechModels = [];
+let speechController = null;
+let audioCtx = null;
+let playing = [];   // the sources scheduled for the current utterance
+let lastWAV = null; // the last WAV offered, a Blob (for scripts and tests)
+let wavURL = null;  // its object URL
+
+function setSpeechStatus(text) { $("speech-status").textContent = text; }
+
+function loadSpeechModels(body) {
+  speechModels = (body.models || []).filter((m) => m.kind === "tts");
+  $("speech-section").hidden = speechModels.length === 0;
+  const d = (body.defaults || {}).speech || {};
+  if (d.steps !== undefined) $("speech-steps").value = d.steps;
+  if (d.cfg !== undefined) $("speech-cfg").value = d.cfg;
+  if (d.seed !== undefined) $("speech-seed").value = d.seed;
+  if (d.max_seconds !== undefined) $("speech-max").value = d.max_seconds;
+  for (const m of speechModels) {
+    const o = document.createElement("option");
+    o.value = m.name;
+    o.textContent = `${m.name} (${m.rate / 1000} kHz, ${(m.voices || []).length} voices)`;
+    $("speech-model").appendChild(o);
+  }
+  fillVoices();
+  if (speechModels.length) setSpeechStatus("Ready: type the words (numbers spelt out), pick a voice and press Speak (or Enter).");
+}
+
+function fillVoices() {
+  const m = speechModels.find((x) => x.name === $("speech-model").value);
+  const sel = $("speech-voice");
+  const keep = sel.value;
+  sel.textContent = "";
+  const voices = (m && m.voices) || [];
+  for (const v of voices) {
+    const o = document.createElement("option");
+    o.value = v;
+    o.textContent = v;
+    sel.appendChild(o);
+  }
+  if (!voices.length) {
+    const o = document.createElement("option");
+    o.value = "";
+    o.textContent = "no named voices: choose a WAV";
+    sel.appendChild(o);
+  }
+  if (voices.includes(keep)) sel.value = keep;
+}
+
+// readDataURL reads a file as a data: URL (the server takes base64 WAV with
+// such a prefix).
+function readDataURL(file) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+    r.readAsDataURL(file);
+  });
+}
+
+function b64ToBytes(b64) {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+// wavBlob is a WAV file of 16-bit mono PCM chunks at rate: the 44-byte
+// header the server writes, then the samples.
+function wavBlob(chunks, rate) {
+  const n = chunks.reduce((a, c) => a + c.length, 0);
+  const h = new DataView(new ArrayBuffer(44));
+  const tag = (off, s) => { for (let i = 0; i < 4; i++) h.setUint8(off + i, s.charCodeAt(i)); };
+  tag(0, "RIFF"); h.setUint32(4, 36 + n, true); tag(8, "WAVE"); tag(12, "fmt ");
+  h.setUint32(16, 16, true); h.setUint16(20, 1, true); h.setUint16(22, 1, true);
+  h.setUint32(24, rate, true); h.setUint32(28, 2 * rate, true); h.setUint16(32, 2, true); h.setUint16(34, 16, true);
+  tag(36, "data"); h.setUint32(40, n, true);
+  return new Blob([h.buffer, ...chunks], { type: "audio/wav" });
+}
+
+// Player schedules PCM chunks end to end on the audio context: each starts
+// where the one before ends, or, if the network fell behind, a little after
+// now.
+class Player {
+  constructor(ctx) { this.ctx = ctx; this.next = 0; }
+  play(bytes, rate) {
+    const n = bytes.length / 2;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const buf = this.ctx.createBuffer(1, n, rate);
+    const ch = buf.getChannelData(0);
+    for (let i = 0; i < n; i++) ch[i] = view.getInt16(2 * i, true) / 32768;
+    const src = this.ctx.createBufferSource();
+    src.buffer = buf;
+    src.connect(this.ctx.destination);
+    const at = Math.max(this.next, this.ctx.currentTime + 0.05);
+    src.start(at);
+    this.next = at + buf.duration;
+    playing.push(src);
+  }
+}
+
+function stopPlaying() {
+  for (const src of playing) { try { src.stop(); } catch (e) { /* not started */ } }
+  playing = [];
+}
+
+async function speak(ev) {
+  ev.preventDefault();
+  if (speechController) return;
+  const out = $("speech-out");
+  const req = {
+    model: $("speech-model").value,
+    text: $("speech-text").value,
+    steps: Number($("speech-steps").value),
+    cfg: Number($("speech-cfg").value),
+    seed: Number($("speech-seed").value),
+    max_seconds: Number($("speech-max").value),
+    stream: true,
+  };
+  const file = $("speech-prompt").files[0];
+  const voice = $("speech-voice").value;
+  if (file) req.prompt_wav = await readDataURL(file);
+  else req.voice = voice;
+  // The audio context is made (or resumed) here, in the handler of a click
+  // or a key, since browsers let only a user's gesture start sound.
+  let player = null;
+  try {
+    audioCtx = audioCtx || new AudioContext();
+    if (audioCtx.state === "suspended") await audioCtx.resume();
+    player = new Player(audioCtx);
+  } catch (e) {
+    player = null;
+  }
+  stopPlaying();
+  speechController = new AbortController();
+  $("speak").disabled = true;
+  $("speech-stop").disabled = false;
+  $("speech-audio").hidden = true;
+  $("speech-download").hidden = true;
+  out.dataset.state = "running";
+  out.dataset.chunks = "0";
+  out.dataset.scheduled = "0";
+  out.dataset.playback = player ? "webaudio" : "unavailable";
+  setSpeechStatus("Waiting for the server…");
+  const t0 = performance.now();
+  const chunks = [];
+  let rate = 16000, firstAudio = 0;
+  try {
+    const r = await fetch("/v1/speech", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(req),
+      signal: speechController.signal,
+    });
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      const e = body.error || {};
+      out.dataset.state = "error";
+      setSpeechStatus(`Error ${r.status}${e.field ? " in " + e.field : ""}: ${e.message || r.statusText}`);
+      return;
+    }
+    const reader = r.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      let events;
+      [events, buf] = parseEvents(buf);
+      for (const e of events) {
+        const d = JSON.parse(e.data);
+        if (e.name === "audio") {
+          const bytes = b64ToBytes(d.pcm);
+          chunks.push(bytes);
+          rate = d.rate;
+          if (!firstAudio) firstAudio = performance.now() - t0;
+          if (player) {
+            player.play(bytes, d.rate);
+            out.dataset.scheduled = String(Number(out.dataset.scheduled) + 1);
+          }
+          out.dataset.chunks = String(chunks.length);
+          setSpeechStatus(`Speaking: ${((d.start + d.samples) / d.rate).toFixed(2)} s so far${player ? "" : " (this browser cannot play it as it comes)"}…`);
+        } else if (e.name === "done") {
+          if (wavURL) URL.revokeObjectURL(wavURL);
+          lastWAV = wavBlob(chunks, rate);
+          wavURL = URL.createObjectURL(lastWAV);
+          $("speech-download").href = wavURL;
+          $("speech-download").hidden = false;
+          $("speech-audio").src = wavURL;
+          $("speech-audio").hidden = false;
+          out.dataset.state = "done";
+          const how = d.stopped ? "ended by the model" : "cut at max seconds or the model's context";
+          setSpeechStatus(`Done: ${d.seconds.toFixed(2)} s of speech (${how}) in ${((performance.now() - t0) / 1000).toFixed(2)} s; ` +
+            `first audio after ${firstAudio.toFixed(0)} ms, real-time factor ${d.timings.real_time_factor.toFixed(2)}.`);
+        } else if (e.name === "error") {
+          out.dataset.state = "error";
+          setSpeechStatus("Error: " + d.error.message);
+        }
+      }
+    }
+  } catch (e) {
+    out.dataset.state = e.name === "AbortError" ? "stopped" : "error";
+    setSpeechStatus(e.name === "AbortError" ? "Stopped." : "Error: " + e);
+  } finally {
+    speechController = null;
+    $("speak").disabled = false;
+    $("speech-stop").disabled = true;
+  }
+}
+
+$("speech-model").addEventListener("change", fillVoices);
+$("speech-form").addEventListener("submit", speak);
+$("speech-stop").addEventListener("click", () => {
+  if (speechController) speechController.abort();
+  stopPlaying();
+});
 
 $("model").addEventListener("change", fillClasses);
 $("form").addEventListener("submit", generate);
