@@ -202,10 +202,10 @@ func (m *Model) CodeLatents(codes [][]int32) ([][]float32, error) {
 		return nil, fmt.Errorf("vae: a %v tokenizer has no codebook (only kind vq)", c.Kind)
 	}
 	var book []float32
-	for _, v := range nn.Trainable(m.Store) {
-		if nn.WeightName(v) == CodebookWeight {
-			book = tensors.MustCopyFlatData[float32](v.MustValue())
-		}
+	// By path, not among the trainable weights: a training store's
+	// codebook that follows moving averages is not trainable.
+	if v := m.Store.GetVariable(nn.WeightsScope + "/" + CodebookWeight); v != nil {
+		book = tensors.MustCopyFlatData[float32](v.MustValue())
 	}
 	if len(book) != c.Codebook*c.Channels {
 		return nil, fmt.Errorf("vae: the store holds no %s of %d×%d values", CodebookWeight, c.Codebook, c.Channels)

@@ -15,10 +15,13 @@
 //   - vq: the VQ-VAE of van den Oord et al. 2017 (“Neural Discrete
 //     Representation Learning”, https://arxiv.org/abs/1711.00937), the
 //     discrete baseline of issue 16: z = μ replaced by its nearest entry of
-//     a learned codebook (Quantize), trained by the straight-through
-//     estimator with the codebook and commitment losses (VQLoss); its code
-//     indices (Model.Codes) are what a VQ-MLLM predicts with a softmax,
-//     and `vae eval` reports its codebook usage (docs/DESIGN.md §9).
+//     a learned codebook (Quantize), the encoder trained through the
+//     straight-through estimator with the commitment loss, the codebook by
+//     the codebook loss (VQLoss) or, with Config.CodebookDecay, by moving
+//     averages with dead codes restarted from the batch (CodebookEMA,
+//     RestartDead; vq.go says why); its code indices (Model.Codes) are
+//     what a VQ-MLLM predicts with a softmax, and `vae eval` reports its
+//     codebook usage (docs/DESIGN.md §9).
 //
 // There are no strided convolutions: ONNX Runtime cannot differentiate them
 // (docs/DESIGN.md §10), so images are patchified by reshape (space-to-depth).
@@ -38,7 +41,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -121,6 +123,17 @@ type Config struct {
 	// CommitWeight is the weight β of the commitment loss of kind vq
 	// (VQLoss); 0 means DefaultCommitWeight.
 	CommitWeight float64 `json:"commit_weight,omitempty"`
+	// CodebookDecay is the decay γ of the moving averages the codebook of
+	// kind vq follows (CodebookEMA; van den Oord et al. 2017, appendix
+	// A.1), in (0, 1); 0 trains the codebook by the gradient of the
+	// codebook loss instead (VQLoss), as the first vq tokenizers did.
+	CodebookDecay float64 `json:"codebook_decay,omitempty"`
+	// RestartBelow is the threshold τ under which a code's moving count
+	// (encoder outputs per batch) makes it dead, to be restarted from an
+	// encoder output of the batch (RestartDead; Jukebox's random
+	// restarts); 0 restarts nothing. It needs CodebookDecay > 0: the
+	// counts are the moving averages'.
+	RestartBelow float64 `json:"restart_below,omitempty"`
 }
 
 // DefaultCommitWeight is the commitment weight β of van den Oord et al.
@@ -193,6 +206,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("vae config: commit_weight %g must be finite and in [0, 1e6]", c.CommitWeight)
 	case c.Kind != VQ && c.CommitWeight != 0:
 		return fmt.Errorf("vae config: commit_weight given to kind %v: only kind vq has a commitment loss", c.Kind)
+	case !(c.CodebookDecay >= 0 && c.CodebookDecay < 1):
+		return fmt.Errorf("vae config: codebook_decay %g out of range [0, 1)", c.CodebookDecay)
+	case c.Kind != VQ && c.CodebookDecay != 0:
+		return fmt.Errorf("vae config: codebook_decay given to kind %v: only kind vq has a codebook", c.Kind)
+	case !(c.RestartBelow >= 0 && c.RestartBelow <= 1e6):
+		return fmt.Errorf("vae config: restart_below %g must be finite and in [0, 1e6]", c.RestartBelow)
+	case c.RestartBelow > 0 && !c.CodebookEMAEnabled():
+		return fmt.Errorf("vae config: restart_below needs kind vq with codebook_decay > 0 (dead codes are found from the moving counts)")
 	case c.Patch <= 0 || c.ImageSize%c.Patch != 0:
 		return fmt.Errorf("vae config: patch %d must divide image size %d", c.Patch, c.ImageSize)
 	case c.InChannels < 0 || c.InChannels > MaxInChannels:
@@ -304,42 +325,6 @@ func (c Config) unpatchify(patches *Node) *Node {
 	return Reshape(img, c.ImageDims(b)...)
 }
 
-// Quantize is the vector quantiser of VQ-VAE (van den Oord et al. 2017,
-// §3.1): every latent vector of z [..., C] is replaced by its nearest entry
-// of codebook [K, C] in Euclidean distance. The distances come from one
-// matrix product, ‖z − e_k‖² = ‖z‖² − 2·z·e_k + ‖e_k‖² (‖z‖² dropped: it
-// does not change the argmin), the index from ArgMin, and the entry from a
-// one-hot product with the codebook (a gather whose gradient is a matrix
-// product, which every backend has). It returns the entries e, shaped as
-// z, through which the gradient reaches the codebook only, and the codes
-// int32 [...], z's shape without its last axis. See StraightThrough and
-// VQLoss for training.
-func Quantize(z, codebook *Node) (e, codes *Node) {
-	dims := z.Shape().Dimensions
-	k, ch := codebook.Shape().Dimensions[0], codebook.Shape().Dimensions[1]
-	flat := Reshape(z, -1, ch)
-	dist := Sub(InsertAxes(ReduceSum(Square(codebook), 1), 0), MulScalar(nn.Linear(flat, codebook), 2))
-	codes = ArgMin(StopGradient(dist), -1, dtypes.Int32)
-	e = MatMul(OneHot(codes, k, codebook.DType()), codebook)
-	return Reshape(e, dims...), Reshape(codes, dims[:len(dims)-1]...)
-}
-
-// StraightThrough is the straight-through estimator of VQ-VAE (van den
-// Oord et al. 2017, §3.2): z_q = z + sg(e − z), whose value is the code e
-// and whose gradient with respect to z is the gradient with respect to z_q,
-// copied past the non-differentiable quantiser.
-func StraightThrough(z, e *Node) *Node { return Add(z, StopGradient(Sub(e, z))) }
-
-// VQLoss is the latent term of VQ-VAE (van den Oord et al. 2017, eq. 3):
-// the codebook loss mean(‖sg(z) − e‖²), which moves the codes toward the
-// encoder's outputs, plus β times the commitment loss mean(‖z − sg(e)‖²),
-// which keeps the encoder near its codes (means over all elements).
-func VQLoss(z, e *Node, beta float64) *Node {
-	codebook := ReduceAllMean(Square(Sub(StopGradient(z), e)))
-	commit := ReduceAllMean(Square(Sub(z, StopGradient(e))))
-	return Add(codebook, MulScalar(commit, beta))
-}
-
 // Sample draws the latent of a kind from the encoder's outputs (SampleLatent).
 func (c Config) Sample(scope *model.Scope, mu, logvar *Node) *Node {
 	return SampleLatent(scope, c.Kind, c.CSigma, mu, logvar)
@@ -383,6 +368,10 @@ type Losses struct {
 	// SSIM is the mean SSIM of the reconstructions, when SSIMWeight > 0
 	// puts it in the objective; nil otherwise.
 	SSIM *Node
+	// Mu and Codes are, for kind vq, the encoder outputs [B, N, C] and
+	// their codes int32 [B, N]: what UpdateCodebook and CodePerplexity
+	// read. nil for the other kinds.
+	Mu, Codes *Node
 }
 
 // Loss is reconstruction MSE plus KLWeight times mean(μ²) (sigma, ae: with
@@ -390,13 +379,15 @@ type Losses struct {
 // N(0, I) (vae), plus SSIMWeight times 1 − SSIM when SSIMWeight > 0.
 // For kind vq the decoder reads the straight-through codes and Reg is
 // VQLoss (codebook plus β·commitment), added with weight 1 as in van den
-// Oord et al. 2017 (KLWeight is not used).
+// Oord et al. 2017 (KLWeight is not used); with CodebookDecay > 0 the
+// codebook follows moving averages instead of the codebook loss, so Reg is
+// β·CommitLoss, and the training graph must add UpdateCodebook.
 // images are as Encode takes them, [B, H, W, C] or [B, H, W].
 func (c Config) Loss(scope *model.Scope, w nn.Weights, images *Node) Losses {
 	mu, logvar := c.Encode(w, images)
-	var e, z *Node
+	var e, z, codes *Node
 	if c.Kind == VQ {
-		e, _ = Quantize(mu, w.Get(CodebookWeight))
+		e, codes = Quantize(mu, w.Get(CodebookWeight))
 		z = StraightThrough(mu, e)
 	} else {
 		z = c.Sample(scope, mu, logvar)
@@ -409,7 +400,10 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, images *Node) Losses {
 	var l Losses
 	if c.Kind == VQ {
 		reg := VQLoss(mu, e, c.Beta())
-		l = Losses{Total: Add(recon, reg), Recon: recon, Reg: reg}
+		if c.CodebookEMAEnabled() {
+			reg = MulScalar(CommitLoss(mu, e), c.Beta())
+		}
+		l = Losses{Total: Add(recon, reg), Recon: recon, Reg: reg, Mu: mu, Codes: codes}
 	} else {
 		reg := Regulariser(c.Kind, mu, logvar)
 		l = Losses{Total: Add(recon, MulScalar(reg, c.KLWeight)), Recon: recon, Reg: reg}
