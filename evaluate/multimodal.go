@@ -57,13 +57,30 @@ type MultimodalReport struct {
 	Examples [][2]string `json:"examples,omitempty"`
 }
 
+// MultimodalModel is what the multimodal benchmark asks of a model of text
+// and images: multimodal.Model (LatentLM and the VQ-MLLM baseline) and
+// transfusion.Model (the Transfusion baseline) both have it, so that the
+// three architectures of issue 16 are scored by the same code.
+type MultimodalModel interface {
+	ImagesFor(ctx context.Context, captions []string) ([][]float32, error)
+	Caption(ctx context.Context, images [][]float32) ([]string, error)
+	Ask(ctx context.Context, images [][]float32, question string) ([]string, error)
+	TextNats(docs [][]int) (nats float64, tokens int, err error)
+}
+
 // TextBitsPerByte scores a model on documents: bits per UTF-8 byte, which
 // compares models of different tokenizers fairly.
 func TextBitsPerByte(m *multimodal.Model, docs []string) (MultimodalReport, error) {
+	return TextBitsPerByteOf(m, m.Text, docs)
+}
+
+// TextBitsPerByteOf is TextBitsPerByte for any model, whose text tokenizer
+// is tok.
+func TextBitsPerByteOf(m MultimodalModel, tok *text.Tokenizer, docs []string) (MultimodalReport, error) {
 	r := MultimodalReport{Task: "text"}
 	ids := make([][]int, len(docs))
 	for i, d := range docs {
-		ids[i] = m.Text.Encode(d)
+		ids[i] = tok.Encode(d)
 		r.Bytes += len(d)
 	}
 	nats, tokens, err := m.TextNats(ids)
@@ -197,7 +214,7 @@ func (j Judge) Check(test *data.Dataset, n int, minAccuracy float64) (float64, e
 // judge's features of the seen scenes' images with those of the real test
 // canvases of seen scenes (the test split draws its scenes evenly, as
 // perSeen does).
-func TextToImage(ctx context.Context, m *multimodal.Model, judge Judge, names canvas.Names, test *data.Dataset, perSeen, perHeldOut int) (MultimodalReport, error) {
+func TextToImage(ctx context.Context, m MultimodalModel, judge Judge, names canvas.Names, test *data.Dataset, perSeen, perHeldOut int) (MultimodalReport, error) {
 	r := MultimodalReport{Task: "t2i"}
 	var captions []string
 	var scenes []canvas.Scene
@@ -279,7 +296,7 @@ func canvases(test *data.Dataset, n int) ([][]float32, []canvas.Scene, error) {
 // ImageToText captions the first n real test canvases; a caption is
 // correct when it parses (canvas.Names.Parse) to the canvas's scene — any
 // template variant of the right caption counts, exactly as written.
-func ImageToText(ctx context.Context, m *multimodal.Model, names canvas.Names, test *data.Dataset, n int) (MultimodalReport, error) {
+func ImageToText(ctx context.Context, m MultimodalModel, names canvas.Names, test *data.Dataset, n int) (MultimodalReport, error) {
 	r := MultimodalReport{Task: "i2t"}
 	imgs, scenes, err := canvases(test, n)
 	if err != nil {
@@ -308,7 +325,7 @@ func ImageToText(ctx context.Context, m *multimodal.Model, names canvas.Names, t
 // VisualQuestions asks one question about each of the first n real test
 // canvases, the i-th of its scene's questions in turn, and counts exact
 // answers (the small analogue of the paper's VQAv2 column).
-func VisualQuestions(ctx context.Context, m *multimodal.Model, names canvas.Names, test *data.Dataset, n int) (MultimodalReport, error) {
+func VisualQuestions(ctx context.Context, m MultimodalModel, names canvas.Names, test *data.Dataset, n int) (MultimodalReport, error) {
 	r := MultimodalReport{Task: "vqa"}
 	imgs, scenes, err := canvases(test, n)
 	if err != nil {

@@ -22,11 +22,20 @@
 // the image's latents with DPM-Solver++ under classifier-free guidance,
 // whose unconditional stream is the same sequence with the prompt replaced
 // by null tokens.
+//
+// The same package is the VQ-MLLM baseline of the paper's Table 3 (Arch
+// VQ, Config): an image is the codes of a VQ-VAE, <BOL> c₀ … c_{N−1}
+// <EOL>, with the codes as vocabulary entries after the text; the softmax
+// head predicts text and codes alike (CodeLosses) and draws an image code
+// by code with top-k sampling and classifier-free guidance on the logits
+// (Guide, SampleCode). Layout, tasks, decoding loop and every Model method
+// are shared, so the two differ only in how images enter the model.
 package multimodal
 
 import (
 	"fmt"
 
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -45,12 +54,32 @@ const TokenizerFile = "tokenizer.json"
 
 // Format lays text and images out on a model's vocabulary: text id t is the
 // model id Vocab.Text(t), and an image is <BOL>, Items latents of Channels
-// values, <EOL>.
+// values, <EOL> — or, for a VQ-MLLM (Codes > 0), <BOL>, Items code tokens,
+// <EOL>.
 type Format struct {
 	Vocab    lm.Vocab
 	EOT      int // the text tokenizer's <|endoftext|> id
-	Items    int // latents per image
+	Items    int // latents (or codes) per image
 	Channels int // values per latent
+	// Codes is the number K of image codes of a VQ-MLLM (Config.Codes):
+	// code k is the model id Code(k), after the text ids. 0 for LatentLM.
+	Codes int
+}
+
+// TextOf is the text tokenizer's id of the model id, and whether id is a
+// text token at all (an image code is not).
+func (f Format) TextOf(id int) (int, bool) {
+	t, ok := f.Vocab.TextOf(id)
+	return t, ok && t < f.Vocab.Extra-f.Codes
+}
+
+// Code is the model id of image code k of a VQ-MLLM.
+func (f Format) Code(k int) int { return f.Vocab.Text(f.Vocab.Extra - f.Codes + k) }
+
+// CodeOf is the image code of the model id, and whether id is one.
+func (f Format) CodeOf(id int) (int, bool) {
+	k := id - f.Code(0)
+	return k, f.Codes > 0 && k >= 0 && k < f.Codes
 }
 
 // ImageLen is the number of items an image takes: its latents and the two
@@ -116,6 +145,16 @@ func (r *Row) Image(f Format, latents, scale []float32) {
 	r.add(lm.TokenItem(f.Vocab.EOL()), nil, true)
 }
 
+// ImageCodes appends a VQ-MLLM's image: <BOL>, the image's codes (Items
+// indices into the codebook, vae.Model.Codes) as tokens, and <EOL>.
+func (r *Row) ImageCodes(f Format, codes []int32) {
+	r.add(lm.TokenItem(f.Vocab.BOL()), nil, true)
+	for _, k := range codes[:f.Items] {
+		r.add(lm.TokenItem(f.Code(int(k))), nil, true)
+	}
+	r.add(lm.TokenItem(f.Vocab.EOL()), nil, true)
+}
+
 // Batch is rows packed to one length, the inputs of Loss: Ids [B, L],
 // Latents and Scales [B, L, C], IsLatent and Valid [B, L] (Valid is 1 where
 // the item is a training target; padding and null tokens are 0).
@@ -176,4 +215,20 @@ func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, tok vae.Config, sch
 	lat := tok.Redraw(scope, mu, scale)
 	l := cfg.Loss(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul)
 	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
+}
+
+// CodeLosses is the objective of a VQ-MLLM: the cross-entropy of the
+// softmax head at every position whose next item is a target (valid
+// [B, L]), text and image codes alike — next-token prediction over one
+// vocabulary, the VQ-MLLM of the paper's Table 3. ids [B, L] hold every
+// item (a VQ-MLLM has no latents). It returns the total and the
+// cross-entropy (the same), the order train.Loop.Metrics names them.
+func CodeLosses(w nn.Weights, cfg lm.Config, ids, valid *Node) []*Node {
+	g := ids.Graph()
+	dims := ids.Shape().Dimensions
+	b, l := dims[0], dims[1]
+	it := lm.Items{Ids: ids, Latents: Zeros(g, nn.Shape(dtypes.Float32, b, l, cfg.Latent)), IsLatent: Zeros(g, nn.Shape(dtypes.Float32, b, l))}
+	h, _ := cfg.Backbone(w, it.Slice(0, l-1), lm.Positions(g, dtypes.Float32, 0, l-1), nil)
+	ce := nn.CrossEntropy(cfg.Logits(w, h), SliceAxis(ids, 1, AxisRange(1, l)), SliceAxis(valid, 1, AxisRange(1, l)))
+	return []*Node{ce, ce}
 }

@@ -86,6 +86,20 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 			if l == 0 {
 				guide = nil // no caption to guide by
 			}
+			if m.Arch == VQ {
+				codes, err := m.drawCodes(ctx, cond, guide)
+				if err != nil {
+					return nil, err
+				}
+				imgs, err := m.decodeCodes(codes)
+				if err != nil {
+					return nil, err
+				}
+				for j, i := range part {
+					out[i] = imgs[j]
+				}
+				continue
+			}
 			sess, err := m.engine.Prefill(cond, guide)
 			if err != nil {
 				return nil, err
@@ -135,17 +149,31 @@ func (m *Model) answer(ctx context.Context, images [][]float32, question []int) 
 	out := make([]string, 0, len(images))
 	for start := 0; start < len(images); start += m.opts.Batch {
 		batch := images[start:min(start+m.opts.Batch, len(images))]
-		lat, err := m.Image.Encode(batch, false)
-		if err != nil {
-			return nil, err
-		}
 		rows := make([][]lm.Item, len(batch))
-		for i, z := range lat {
-			var r Row
-			r.EOT(f)
-			r.Image(f, z, nil)
-			r.Text(f, question)
-			rows[i] = r.Items
+		if m.Arch == VQ { // the image's codes, read as tokens
+			codes, err := m.Image.Codes(batch)
+			if err != nil {
+				return nil, err
+			}
+			for i, c := range codes {
+				var r Row
+				r.EOT(f)
+				r.ImageCodes(f, c)
+				r.Text(f, question)
+				rows[i] = r.Items
+			}
+		} else {
+			lat, err := m.Image.Encode(batch, false)
+			if err != nil {
+				return nil, err
+			}
+			for i, z := range lat {
+				var r Row
+				r.EOT(f)
+				r.Image(f, z, nil)
+				r.Text(f, question)
+				rows[i] = r.Items
+			}
 		}
 		sess, err := m.engine.Prefill(rows, nil)
 		if err != nil {
@@ -180,7 +208,7 @@ func (m *Model) greedyText(ctx context.Context, sess *lm.Session, n int) ([]stri
 		for i, l := range logits {
 			tok := m.pick(l, false, 0, 1)
 			items[i] = lm.TokenItem(tok)
-			t, _ := f.Vocab.TextOf(tok)
+			t, _ := f.TextOf(tok)
 			if t == f.EOT {
 				done[i] = true
 			}
@@ -209,18 +237,19 @@ func (m *Model) greedyText(ctx context.Context, sess *lm.Session, n int) ([]stri
 }
 
 // pick chooses the next token from logits among the text ids (and <BOL>
-// when images are allowed): the most likely at temperature 0, else a draw
-// from the nucleus of probability topP of softmax(logits/temperature).
+// when images are allowed; never an image code of a VQ-MLLM, which only
+// drawCodes draws inside an image): the most likely at temperature 0, else
+// a draw from the nucleus of probability topP of softmax(logits/temperature).
 func (m *Model) pick(logits []float32, allowImage bool, temperature, topP float64) int {
-	return pickToken(logits, m.Format.Vocab, allowImage, temperature, topP, m.rng)
+	return pickToken(logits, m.Format, allowImage, temperature, topP, m.rng)
 }
 
-func pickToken(logits []float32, v lm.Vocab, allowImage bool, temperature, topP float64, rng *rand.Rand) int {
+func pickToken(logits []float32, f Format, allowImage bool, temperature, topP float64, rng *rand.Rand) int {
 	allowed := func(id int) bool {
-		if id == v.BOL() {
+		if id == f.Vocab.BOL() {
 			return allowImage
 		}
-		_, ok := v.TextOf(id)
+		_, ok := f.TextOf(id)
 		return ok
 	}
 	best := -1
@@ -348,19 +377,13 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 			if err := flush(true); err != nil {
 				return err
 			}
-			z, err := m.drawImage(ctx, history, caption)
+			img, pixels, err := m.drawImage(ctx, history, caption)
 			if err != nil {
 				return err
 			}
-			imgs, err := m.Image.Decode([][]float32{z})
-			if err != nil {
+			if err := emit(Piece{Image: pixels}); err != nil {
 				return err
 			}
-			if err := emit(Piece{Image: imgs[0]}); err != nil {
-				return err
-			}
-			var img Row
-			img.Image(f, z, nil)
 			for _, it := range img.Items {
 				if sess.Len() >= m.Config.MaxLen {
 					return nil
@@ -372,7 +395,7 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 			caption = len(history.Items)
 			continue
 		}
-		t, _ := f.Vocab.TextOf(tok)
+		t, _ := f.TextOf(tok)
 		if t == f.EOT {
 			break
 		}
@@ -391,9 +414,11 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 	return flush(true)
 }
 
-// drawImage draws an image's latents after the sequence so far (history),
-// guided by the same sequence whose items from caption on are null tokens.
-func (m *Model) drawImage(ctx context.Context, history Row, caption int) ([]float32, error) {
+// drawImage draws an image after the sequence so far (history), guided by
+// the same sequence whose items from caption on are null tokens: its
+// latents (LatentLM) or codes (a VQ-MLLM). It returns the image's items,
+// <BOL> … <EOL>, and its pixels.
+func (m *Model) drawImage(ctx context.Context, history Row, caption int) (Row, []float32, error) {
 	f := m.Format
 	bol := lm.TokenItem(f.Vocab.BOL())
 	cond := append(append([]lm.Item(nil), history.Items...), bol)
@@ -402,16 +427,34 @@ func (m *Model) drawImage(ctx context.Context, history Row, caption int) ([]floa
 		guide = append(guide, lm.TokenItem(f.Vocab.Null()))
 	}
 	guide = append(guide, bol)
+	var img Row
+	if m.Arch == VQ {
+		codes, err := m.drawCodes(ctx, [][]lm.Item{cond}, [][]lm.Item{guide})
+		if err != nil {
+			return img, nil, err
+		}
+		pixels, err := m.decodeCodes(codes)
+		if err != nil {
+			return img, nil, err
+		}
+		img.ImageCodes(f, codes[0])
+		return img, pixels[0], nil
+	}
 	sess, err := m.engine.Prefill([][]lm.Item{cond}, [][]lm.Item{guide})
 	if err != nil {
-		return nil, err
+		return img, nil, err
 	}
 	defer sess.Close()
 	lat, err := sess.Latents(lm.Segment{Max: f.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }})
 	if err != nil {
-		return nil, err
+		return img, nil, err
 	}
-	return lat[0], nil
+	pixels, err := m.Image.Decode(lat)
+	if err != nil {
+		return img, nil, err
+	}
+	img.Image(f, lat[0], nil)
+	return img, pixels[0], nil
 }
 
 // wholeRunes is the length of the longest prefix of b that holds no

@@ -30,6 +30,12 @@ type Options struct {
 	TopP float64
 	// MaxTokens bounds the text tokens generated per answer.
 	MaxTokens int
+	// TopK keeps only the K likeliest image codes when a VQ-MLLM draws an
+	// image (top-k sampling, as VQGAN's transformer samples, Esser et al.
+	// 2021, https://arxiv.org/abs/2012.09841); 0 keeps all. The codes are
+	// drawn from softmax(logits/Temperature) of the guided logits (Guide).
+	// LatentLM ignores it.
+	TopK int
 	// Batch is the most sequences generated at once.
 	Batch int
 }
@@ -54,6 +60,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("max tokens %d: want at least 1", o.MaxTokens)
 	case o.Batch < 1:
 		return fmt.Errorf("batch %d: want at least 1", o.Batch)
+	case o.TopK < 0:
+		return fmt.Errorf("top-k %d: want 0 (all) or more", o.TopK)
 	}
 	return nil
 }
@@ -62,6 +70,9 @@ func (o Options) Validate() error {
 // model, its text tokenizer and its image tokenizer.
 type Model struct {
 	Config lm.Config
+	// Arch is how images enter the model: LatentLM's latents or a
+	// VQ-MLLM's codes (Format.Codes).
+	Arch   Arch
 	Format Format
 	Text   *text.Tokenizer
 	Image  *vae.Model
@@ -76,10 +87,16 @@ type Model struct {
 	nats    *model.Exec // teacher-forced cross-entropy, built on first use
 }
 
-// Save writes a multimodal checkpoint into dir: the language model's EMA
-// weights and config, the record of its image tokenizer, and the text
-// tokenizer as dir/tokenizer.json.
+// Save writes a LatentLM multimodal checkpoint into dir: the language
+// model's EMA weights and config, the record of its image tokenizer, and
+// the text tokenizer as dir/tokenizer.json. SaveConfig writes any arch.
 func Save(dir string, cfg lm.Config, store *model.Store, image lm.Tokenizer, tok *text.Tokenizer, info map[string]any) error {
+	return SaveConfig(dir, Config{LM: cfg}, store, image, tok, info)
+}
+
+// SaveConfig is Save for a model of any arch (Config.Arch): a VQ-MLLM's
+// config.json records its arch and codes, which Load dispatches on.
+func SaveConfig(dir string, cfg Config, store *model.Store, image lm.Tokenizer, tok *text.Tokenizer, info map[string]any) error {
 	if err := lm.SaveKind(dir, Kind, &cfg, store, image, info); err != nil {
 		return err
 	}
@@ -88,22 +105,27 @@ func Save(dir string, cfg lm.Config, store *model.Store, image lm.Tokenizer, tok
 
 // Load reads the checkpoint in dir and its tokenizers: the text tokenizer
 // beside it, the image tokenizer in imageDir or, if empty, the one it
-// records (whose checksum must match).
+// records (whose checksum must match). The checkpoint's arch (Config)
+// says how the model reads and writes images: latents with the diffusion
+// head (LatentLM), or codes with the softmax head (a VQ-MLLM, whose image
+// tokenizer must be the vq tokenizer of its codebook); every method of
+// Model serves both.
 func Load(b compute.Backend, dir, imageDir string, opts Options) (*Model, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	var cfg lm.Config
-	store, rec, err := lm.LoadKind(dir, Kind, &cfg)
+	var mc Config
+	store, rec, err := lm.LoadKind(dir, Kind, &mc)
 	if err != nil {
 		return nil, err
 	}
+	cfg := mc.LM
 	tok, err := text.ReadFile(filepath.Join(dir, TokenizerFile))
 	if err != nil {
 		return nil, err
 	}
-	if tok.Size() != cfg.Vocab.Extra {
-		return nil, fmt.Errorf("%s: tokenizer has %d ids, the model's vocabulary %d text ids", dir, tok.Size(), cfg.Vocab.Extra)
+	if tok.Size() != mc.TextIDs() {
+		return nil, fmt.Errorf("%s: tokenizer has %d ids, the model's vocabulary %d text ids", dir, tok.Size(), mc.TextIDs())
 	}
 	if imageDir, err = rec.Find(dir, imageDir); err != nil {
 		return nil, err
@@ -113,18 +135,23 @@ func Load(b compute.Backend, dir, imageDir string, opts Options) (*Model, error)
 		return nil, err
 	}
 	ic := img.Config
-	if ic.Channels != cfg.Latent || ic.Items()+3 > cfg.MaxLen {
+	switch {
+	case mc.Arch == VQ && (ic.Kind != vae.VQ || ic.Codebook != mc.Codes || ic.Items()+3 > cfg.MaxLen):
+		img.Close()
+		return nil, fmt.Errorf("image tokenizer %s (kind %v, codebook %d, %d items) does not fit the VQ-MLLM %s (%d codes of a vq tokenizer, max_len %d)",
+			imageDir, ic.Kind, ic.Codebook, ic.Items(), dir, mc.Codes, cfg.MaxLen)
+	case mc.Arch != VQ && (ic.Channels != cfg.Latent || ic.Items()+3 > cfg.MaxLen):
 		img.Close()
 		return nil, fmt.Errorf("image tokenizer %s (%d channels, %d items) does not fit the model %s (%d channels, max_len %d)",
 			imageDir, ic.Channels, ic.Items(), dir, cfg.Latent, cfg.MaxLen)
 	}
-	h, err := checkpoint.ReadHeader(dir, Kind, &lm.Config{})
+	h, err := checkpoint.ReadHeader(dir, Kind, &Config{})
 	if err != nil {
 		img.Close()
 		return nil, err
 	}
-	m := &Model{Config: cfg, Text: tok, Image: img, Info: h.Info, Dir: dir, backend: b, store: store, opts: opts,
-		Format: Format{Vocab: cfg.Vocab, EOT: tok.EOT(), Items: ic.Items(), Channels: ic.Channels}}
+	m := &Model{Config: cfg, Arch: mc.Arch, Text: tok, Image: img, Info: h.Info, Dir: dir, backend: b, store: store, opts: opts,
+		Format: Format{Vocab: cfg.Vocab, EOT: tok.EOT(), Items: ic.Items(), Channels: ic.Channels, Codes: mc.Codes}}
 	if m.engine, err = lm.NewEngine(b, store, cfg, opts.SampleOptions); err != nil {
 		img.Close()
 		return nil, err

@@ -329,21 +329,21 @@ func TestPickToken(t *testing.T) {
 	v := lm.Vocab{Extra: 4} // ids: 0 null, 1 BOL, 2 EOL, 3…6 text
 	rng := rand.New(rand.NewPCG(1, 1))
 	logits := []float32{9, 8, 7, 1, 2, 3, 0}
-	if got := pickToken(logits, v, false, 0, 1, rng); got != 5 {
+	if got := pickToken(logits, Format{Vocab: v}, false, 0, 1, rng); got != 5 {
 		t.Fatalf("greedy without images picked %d, want 5", got)
 	}
-	if got := pickToken(logits, v, true, 0, 1, rng); got != 1 {
+	if got := pickToken(logits, Format{Vocab: v}, true, 0, 1, rng); got != 1 {
 		t.Fatalf("greedy with images picked %d, want <BOL> (1)", got)
 	}
 	// With top-p 0.5 only the likeliest text token (5) survives.
 	for range 50 {
-		if got := pickToken([]float32{0, 0, 0, 0, 0, 5, 0}, v, false, 1, 0.5, rng); got != 5 {
+		if got := pickToken([]float32{0, 0, 0, 0, 0, 5, 0}, Format{Vocab: v}, false, 1, 0.5, rng); got != 5 {
 			t.Fatalf("top-p 0.5 drew %d outside the nucleus", got)
 		}
 	}
 	seen := map[int]bool{}
 	for range 200 {
-		seen[pickToken([]float32{0, 0, 0, 0, 0, 0, 0}, v, false, 1, 1, rng)] = true
+		seen[pickToken([]float32{0, 0, 0, 0, 0, 0, 0}, Format{Vocab: v}, false, 1, 1, rng)] = true
 	}
 	if len(seen) != 4 || seen[0] || seen[1] || seen[2] {
 		t.Fatalf("uniform draw over text reached %v, want exactly the 4 text ids", seen)

@@ -46,6 +46,14 @@ type AttentionOptions struct {
 	RoPE bool
 	// Causal lets item t see only keys at positions ≤ Pos[t].
 	Causal bool
+	// Visible [B, T] (float), when set with Causal or Cache, moves each
+	// item's bound: item t of sequence b sees the keys at positions
+	// ≤ Visible[b, t] instead of ≤ Pos[t]. A block of items that all see
+	// up to the block's last position attends bidirectionally inside
+	// itself and causally to what precedes it: the mask of Transfusion
+	// (Zhou et al., 2024, arXiv 2408.11039, §3), where the latents of
+	// one image see each other and everything before the image.
+	Visible *Node
 	// Cache, when set, is the layer's fixed-length key/value cache: the
 	// new keys and values are written into it at Pos, attention runs over
 	// the whole cache (slots after Pos masked out, as if Causal), and
@@ -96,12 +104,18 @@ func (a Attention) Forward(w Weights, prefix string, x *Node, opts AttentionOpti
 		k, v = newCache.K, newCache.V
 		keyPos = Iota(x.Graph(), Shape(x.DType(), maxLen), 0)
 	}
-	out := attend(q, k, v, pos, keyPos, opts.Causal || cache != nil)
+	queryPos := pos
+	if opts.Visible != nil {
+		queryPos = opts.Visible
+	}
+	out := attend(q, k, v, queryPos, keyPos, opts.Causal || cache != nil)
 	out = Reshape(out, batch, seqLen, a.Dim)
 	return Linear(out, w.Get("%s.proj.weight", prefix)), newCache
 }
 
-// attend computes softmax(q·kᵀ/√hd)·v with q [B,T,H,hd], k and v [B,S,KV,hd].
+// attend computes softmax(q·kᵀ/√hd)·v with q [B,T,H,hd], k and v [B,S,KV,hd];
+// with causal, query t (of sequence b) sees the keys at keyPos [S] up to
+// queryPos [T] (or [B, T]).
 func attend(q, k, v, queryPos, keyPos *Node, causal bool) *Node {
 	dims := q.Shape().Dimensions
 	batch, seqLen, heads, hd := dims[0], dims[1], dims[2], dims[3]
@@ -116,8 +130,14 @@ func attend(q, k, v, queryPos, keyPos *Node, causal bool) *Node {
 	scores := DotGeneral(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, H, T, S]
 	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
 	if causal {
-		allowed := LessOrEqual(InsertAxes(keyPos, 0), InsertAxes(queryPos, -1)) // [T, S]
-		allowed = BroadcastToDims(Reshape(allowed, 1, 1, seqLen, kvLen), batch, heads, seqLen, kvLen)
+		var allowed *Node
+		if queryPos.Rank() == 2 { // per sequence: [B, 1, T, S]
+			allowed = LessOrEqual(Reshape(keyPos, 1, 1, 1, kvLen), Reshape(queryPos, batch, 1, seqLen, 1))
+		} else {
+			allowed = LessOrEqual(InsertAxes(keyPos, 0), InsertAxes(queryPos, -1)) // [T, S]
+			allowed = Reshape(allowed, 1, 1, seqLen, kvLen)
+		}
+		allowed = BroadcastToDims(allowed, batch, heads, seqLen, kvLen)
 		scores = Where(allowed, scores, BroadcastToDims(Scalar(q.Graph(), q.DType(), -1e9), batch, heads, seqLen, kvLen))
 	}
 	probs := Softmax(scores, -1)

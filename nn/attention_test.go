@@ -194,3 +194,41 @@ func TestAttentionCache(t *testing.T) {
 		start += n
 	}
 }
+
+// TestAttentionVisible: with Visible, each sequence's items see the keys up
+// to their own bound. Sequence 0 opens a block of items 1…3 (each sees up
+// to 3): changing item 2 changes items 1…4 and leaves item 0; sequence 1
+// keeps the causal bound, where it leaves items 0 and 1.
+func TestAttentionVisible(t *testing.T) {
+	store := attnStore(t)
+	x := attnInput(3)
+	const j = 2
+	changed := append([]float64(nil), x...)
+	for b := range attnBatch {
+		item(changed, b, j)[0] += 2
+	}
+	opts := func(pos *Node) nn.AttentionOptions {
+		vis := Const(pos.Graph(), tensors.FromFlatDataAndDimensions([]float64{0, 3, 3, 3, 4, 0, 1, 2, 3, 4}, attnBatch, attnSeq))
+		return nn.AttentionOptions{Pos: pos, RoPE: true, Causal: true, Visible: vis}
+	}
+	a, err := attention(t, store, x, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := attention(t, store, changed, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := []int{1, j} // the first item each sequence's change reaches
+	for b := range attnBatch {
+		for i := range attnSeq {
+			e := testutil.RelErr(item(c, b, i), item(a, b, i))
+			if i < first[b] && e != 0 {
+				t.Errorf("sequence %d: item %d changed by %.3g when item %d changed", b, i, e, j)
+			}
+			if i >= first[b] && e < 1e-6 {
+				t.Errorf("sequence %d: item %d unchanged by item %d", b, i, j)
+			}
+		}
+	}
+}

@@ -21,7 +21,13 @@ func (b Block) Specs(prefix string) []Spec {
 // items at positions pos (rotary embeddings; nil for none), causal or not,
 // with an optional cache.
 func (b Block) Forward(w Weights, prefix string, x, pos *Node, causal bool, cache *KV) (*Node, *KV) {
-	h, newCache := b.Attn.Forward(w, prefix+".attn", RMSNorm(x), AttentionOptions{Pos: pos, RoPE: pos != nil, Causal: causal, Cache: cache})
+	return b.ForwardWith(w, prefix, x, AttentionOptions{Pos: pos, RoPE: pos != nil, Causal: causal, Cache: cache})
+}
+
+// ForwardWith applies the block with attention exactly as opts says (RoPE,
+// masks, cache), for masks Forward cannot express.
+func (b Block) ForwardWith(w Weights, prefix string, x *Node, opts AttentionOptions) (*Node, *KV) {
+	h, newCache := b.Attn.Forward(w, prefix+".attn", RMSNorm(x), opts)
 	x = Add(x, h)
 	x = Add(x, SwiGLU(w, prefix+".mlp", RMSNorm(x)))
 	return x, newCache

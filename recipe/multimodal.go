@@ -27,6 +27,7 @@ import (
 	"github.com/latentlm/latentlm/plot"
 	"github.com/latentlm/latentlm/text"
 	"github.com/latentlm/latentlm/train"
+	"github.com/latentlm/latentlm/transfusion"
 	"github.com/latentlm/latentlm/vae"
 )
 
@@ -65,6 +66,15 @@ type MultimodalOptions struct {
 	// Model is the backbone; vocabulary, latent width and max_len are set
 	// here (max_len from SeqLen). A resumed run uses the saved one.
 	Model lm.Config
+	// Arch is how images enter the model: multimodal.Latent (LatentLM,
+	// σ-VAE latents and the diffusion head) or multimodal.VQ (the VQ-MLLM
+	// baseline: the codes of a vq Tokenizer as vocabulary entries,
+	// predicted by the softmax head; BatchMul and DiffusionWeight do not
+	// apply). A resumed run must ask for the arch it was started with.
+	Arch multimodal.Arch
+	// Transfusion, when On, trains the Transfusion baseline instead of
+	// LatentLM, over the same latents (TransfusionOptions).
+	Transfusion TransfusionOptions
 	// SeqLen is the sequence length (max_len). A canvas set needs room for
 	// its longest caption or question; for emoji and folders 0 takes the
 	// longest caption with its image (captions beyond MaxCaptionTokens,
@@ -228,6 +238,9 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if !isCanvas && o.Mix.VQA > 0 {
 		return nil, &OptionError{Option: "mix-vqa", Problem: fmt.Sprintf("%g: %s has no questions (only the canvas sets do); set 0", o.Mix.VQA, o.Data)}
 	}
+	if o.Tokenizer == "" && o.Arch == multimodal.VQ {
+		return nil, &OptionError{Option: "vae", Problem: fmt.Sprintf("is needed with --arch vq: a vq tokenizer, trained with `latentlm vae train --kind vq --data %s`", o.Data)}
+	}
 	if o.Tokenizer == "" {
 		if IsImageFolder(o.Data) {
 			return nil, &OptionError{Option: "vae", Problem: fmt.Sprintf("is needed: no tokenizer is shipped for the folder %s; train one with `latentlm vae train --data %s` and pass it", o.Data, o.Data)}
@@ -267,6 +280,10 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	}
 	defer imageTok.Close()
 	tc := imageTok.Config
+	isVQ := o.Arch == multimodal.VQ
+	if isVQ && tc.Kind != vae.VQ {
+		return nil, &OptionError{Option: "vae", Problem: fmt.Sprintf("%s is a %v tokenizer: --arch vq needs a vq one (`latentlm vae train --kind vq`)", o.Tokenizer, tc.Kind)}
+	}
 	var set *ImageSet
 	var names canvas.Names
 	var labels []uint8
@@ -321,7 +338,15 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	o.Model.Vocab = lm.Vocab{Classes: 0, Extra: tok.Size()}
 	o.Model.Latent = tc.Channels
 	o.Model.Layout = lm.LayoutBOL
-	f := multimodal.Format{Vocab: o.Model.Vocab, EOT: tok.EOT(), Items: tc.Items(), Channels: tc.Channels}
+	codes := 0
+	if isVQ {
+		// The image codes follow the text ids; there are no latent
+		// items, so x_embedder (kept by the shared embedding) is d×1.
+		codes = tc.Codebook
+		o.Model.Vocab.Extra += codes
+		o.Model.Latent = 1
+	}
+	f := multimodal.Format{Vocab: o.Model.Vocab, EOT: tok.EOT(), Items: tc.Items(), Channels: tc.Channels, Codes: codes}
 	var texts *imageTexts
 	if isCanvas {
 		texts = canvasTexts(tok, names, labels)
@@ -342,17 +367,35 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if o.SeqLen < need {
 		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short: the longest caption or question with its image takes %d items with this tokenizer", o.SeqLen, need)}
 	}
-	cfg := o.Model
-	run, err := train.StartRun(o.Out, multimodal.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
+	mcfg := multimodal.Config{LM: o.Model, Arch: o.Arch, Codes: codes}
+	tf, err := newTransfusionRun(o)
+	if err != nil {
+		return nil, err
+	}
+	kind, runCfg := multimodal.Kind, checkpoint.Model(&mcfg)
+	if tf != nil {
+		kind, runCfg = transfusion.Kind, &tf.cfg
+	}
+	run, err := train.StartRun(o.Out, kind, runCfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
 		dataset := float64(set.N) * float64(tc.Items()*tc.Channels) * 8
-		return dataset + cfg.TrainBytes(o.Batch, o.SeqLen, o.BatchMul)
+		if tf != nil {
+			return dataset + tf.cfg.TrainBytes(o.Batch, o.SeqLen)
+		}
+		return dataset + mcfg.TrainBytes(o.Batch, o.SeqLen, o.BatchMul)
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer run.Finish()
-	if cfg.Vocab != o.Model.Vocab || cfg.Latent != tc.Channels {
-		return nil, fmt.Errorf("%s: the saved model (vocabulary %d, %d channels) does not match its tokenizers (%d, %d)", o.Out, cfg.Vocab.Extra, cfg.Latent, tok.Size(), tc.Channels)
+	if tf != nil {
+		mcfg.LM = tf.cfg.LM() // a resumed run's saved backbone
+	}
+	cfg := mcfg.LM
+	if mcfg.Arch != o.Arch {
+		return nil, fmt.Errorf("%s: the saved model is arch %v, not %v", o.Out, mcfg.Arch, o.Arch)
+	}
+	if cfg.Vocab != o.Model.Vocab || cfg.Latent != o.Model.Latent {
+		return nil, fmt.Errorf("%s: the saved model (vocabulary %d, %d channels) does not match its tokenizers (%d, %d)", o.Out, cfg.Vocab.Extra, cfg.Latent, o.Model.Vocab.Extra, o.Model.Latent)
 	}
 	// A resumed run keeps the sequence length it was started with.
 	if o.SeqLen = cfg.MaxLen; o.SeqLen < need && (isCanvas || o.SeqLen < 2+f.ImageLen()) {
@@ -386,18 +429,32 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	rec := lm.Tokenizer{Path: o.Tokenizer, SHA256: tokSum, Kind: tc.Kind.String(), Items: tc.Items(), Channels: tc.Channels, Data: set.Name}
 
 	logf(o.Log, "encoding %d training images with the image tokenizer...\n", set.N)
-	mus, scales, err := setMoments(imageTok, set)
+	var mus, scales []float32
+	var imageCodes []int32
+	if isVQ {
+		imageCodes, err = setCodes(imageTok, set)
+	} else {
+		mus, scales, err = setMoments(imageTok, set)
+	}
 	if err != nil {
 		return nil, err
 	}
 	mix := newMixer(o, f, tok, texts, mus, scales, docs)
+	mix.codes = imageCodes
 	lambda := o.DiffusionWeight
 	sched := diffusion.Cosine(1000)
 	trc := train.DefaultConfig()
 	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
-	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+	loss := func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+		if isVQ {
+			return multimodal.CodeLosses(w, cfg, in[0], in[1])
+		}
 		return multimodal.Losses(scope, w, cfg, tc, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4])
-	})
+	}
+	if tf != nil {
+		loss = tf.loss(tc, sched, lambda)
+	}
+	tr, err := train.New(b, store, trc, loss)
 	if err != nil {
 		return nil, err
 	}
@@ -414,13 +471,18 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"mix": []float64{o.Mix.Text, o.Mix.T2I, o.Mix.I2T, o.Mix.VQA}, "caption_dropout": o.CaptionDropout,
 			"diffusion_weight": lambda, "text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
-			"train_gflop": 3 * cfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul) * float64(step) / 1e9} {
+			"train_gflop": 3 * mcfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul) * float64(step) / 1e9} {
 			info[k] = v
 		}
 		if !isCanvas {
 			info["images"], info["captioned_images"] = set.N, len(texts.captioned)
 		}
-		if err := run.Save(func(dir string) error { return multimodal.Save(dir, cfg, store, rec, tok, info) }, h, step); err != nil {
+		if err := run.Save(func(dir string) error {
+			if tf != nil {
+				return tf.save(dir, store, rec, tok, info, o.Batch, o.SeqLen, step)
+			}
+			return multimodal.SaveConfig(dir, mcfg, store, rec, tok, info)
+		}, h, step); err != nil {
 			return err
 		}
 		if o.SampleEvery > 0 && (step%o.SampleEvery == 0 || step == o.Steps) {
@@ -428,22 +490,40 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		}
 		return nil
 	}
+	metrics, desc := []string{"ce", "diff"}, "multimodal "+dataLabel(o.Data)
+	if isVQ {
+		metrics, desc = []string{"ce"}, "multimodal vq "+dataLabel(o.Data)
+	}
+	if tf != nil {
+		desc = "multimodal transfusion " + dataLabel(o.Data)
+	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
-		Desc: "multimodal " + dataLabel(o.Data), Quiet: o.Quiet, RecordEvery: 10, Metrics: []string{"ce", "diff"},
+		Desc: desc, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := mix.batch(step)
 			if err != nil {
 				return nil, 0, err
 			}
 			n, l, c := bt.Rows, bt.Len, f.Channels
-			return []any{
+			if isVQ { // every item a token
+				return []any{tensors.FromFlatDataAndDimensions(bt.Ids, n, l), tensors.FromFlatDataAndDimensions(bt.Valid, n, l)}, bt.Tokens, nil
+			}
+			in := []any{
 				tensors.FromFlatDataAndDimensions(bt.Ids, n, l),
 				tensors.FromFlatDataAndDimensions(bt.Latents, n, l, c),
 				tensors.FromFlatDataAndDimensions(bt.Scales, n, l, c),
 				tensors.FromFlatDataAndDimensions(bt.IsLatent, n, l),
 				tensors.FromFlatDataAndDimensions(bt.Valid, n, l),
-			}, bt.Tokens + bt.LatentItems, nil
+			}
+			if tf != nil {
+				lay, err := tf.inputs(bt, f, step)
+				if err != nil {
+					return nil, 0, err
+				}
+				in = append(in, lay...)
+			}
+			return in, bt.Tokens + bt.LatentItems, nil
 		},
 	}
 	if err := run.Train(ctx, loop); err != nil {
@@ -507,6 +587,24 @@ func setMoments(m *vae.Model, set *ImageSet) (mu, scale []float32, err error) {
 		return nil
 	})
 	return mu, scale, err
+}
+
+// setCodes encodes every image of set into its codes with a vq tokenizer
+// (vae.Model.Codes), in order, flat: image i's Items codes start at
+// i·Items.
+func setCodes(m *vae.Model, set *ImageSet) ([]int32, error) {
+	out := make([]int32, 0, set.N*m.Config.Items())
+	err := set.Batches(momentsBatch, 0)(func(imgs [][]float32) error {
+		codes, err := m.Codes(imgs)
+		if err != nil {
+			return err
+		}
+		for _, c := range codes {
+			out = append(out, c...)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // imageTexts is the text of the training images, tokenized: each image
@@ -631,6 +729,9 @@ type mixer struct {
 	images    *imageTexts
 	mus       []float32
 	scales    []float32
+	// codes are the images' codes (Items each) when the model is a
+	// VQ-MLLM (f.Codes > 0); mus and scales are then unused.
+	codes []int32
 }
 
 type qa struct{ q, a []int }
@@ -685,7 +786,13 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 			k = pool[rng.IntN(len(pool))]
 		}
 		g := im.group[k]
-		mu, sc := m.mus[k*per:(k+1)*per], m.scales[k*per:(k+1)*per]
+		image := func() {
+			if f.Codes > 0 {
+				r.ImageCodes(f, m.codes[k*f.Items:(k+1)*f.Items])
+				return
+			}
+			r.Image(f, m.mus[k*per:(k+1)*per], m.scales[k*per:(k+1)*per])
+		}
 		r.EOT(f)
 		switch task {
 		case 1: // caption → image, the caption dropped now and then
@@ -697,13 +804,13 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 					r.Text(f, c)
 				}
 			}
-			r.Image(f, mu, sc)
+			image()
 		case 2: // image → caption, canonical
-			r.Image(f, mu, sc)
+			image()
 			r.Text(f, im.captions[g][0])
 		case 3: // image + question → answer
 			x := im.questions[g][rng.IntN(len(im.questions[g]))]
-			r.Image(f, mu, sc)
+			image()
 			r.Prompt(f, x.q) // an input, not a target: after <EOL> the model learns captions only
 			r.Text(f, x.a)
 		}
@@ -759,10 +866,20 @@ func pickWeighted(rng *rand.Rand, ws []float64, sum float64) int {
 }
 
 // CaptionGrid draws perCaption images of each caption with the multimodal
-// model in dir (on the named backend) and writes them to out as a grid, one
+// model in dir (a multimodal or Transfusion checkpoint, on the named
+// backend) and writes them to out as a grid, one
 // row per caption, gray or RGB as the model's images: the training runs'
 // sample grids and the demo's. The empty caption draws unconditionally.
 func CaptionGrid(ctx context.Context, backendName, dir, out string, captions []string, perCaption int) error {
+	var all []string
+	for _, c := range captions {
+		for range perCaption {
+			all = append(all, c)
+		}
+	}
+	if done, err := transfusionGrid(ctx, backendName, dir, out, all, perCaption); done {
+		return err
+	}
 	b, _, err := openBackend(backendName)
 	if err != nil {
 		return err
@@ -772,12 +889,6 @@ func CaptionGrid(ctx context.Context, backendName, dir, out string, captions []s
 		return err
 	}
 	defer m.Close()
-	var all []string
-	for _, c := range captions {
-		for range perCaption {
-			all = append(all, c)
-		}
-	}
 	imgs, err := m.ImagesFor(ctx, all)
 	if err != nil {
 		return err
@@ -820,8 +931,12 @@ func initFrom(store *model.Store, dir string) (copied, total int, err error) {
 	if kind != lm.Kind && kind != multimodal.Kind {
 		return 0, 0, fmt.Errorf("--init %s: a %q checkpoint, want a LatentLM one (%s or %s)", dir, kind, lm.Kind, multimodal.Kind)
 	}
-	var cfg lm.Config
-	src, _, err := lm.LoadKind(dir, kind, &cfg)
+	var src *model.Store
+	if kind == multimodal.Kind { // any arch
+		src, _, err = lm.LoadKind(dir, kind, &multimodal.Config{})
+	} else {
+		src, _, err = lm.LoadKind(dir, kind, &lm.Config{})
+	}
 	if err != nil {
 		return 0, 0, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/text"
+	"github.com/latentlm/latentlm/vae"
 )
 
 const tinyCorpus = `A fool and his money are soon parted.
@@ -103,6 +104,71 @@ func TestMultimodal(t *testing.T) {
 	var pieces int
 	if err := m.Complete(ctx, "the digit", func(multimodal.Piece) error { pieces++; return nil }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMultimodalVQ: --arch vq on a tiny vq tokenizer trains the VQ-MLLM
+// (cross-entropy alone, falling), records its arch in config.json, and
+// the checkpoint loads through multimodal.Load as a VQ-MLLM that draws and
+// captions; a σ-VAE tokenizer, and resuming it as the other arch, are
+// refused.
+func TestMultimodalVQ(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two tiny models")
+	}
+	o := tinyMultimodal(t, 0) // the σ-VAE of tinyMultimodal, for the refusal
+	o.Arch = multimodal.VQ
+	if _, err := Multimodal(context.Background(), o); err == nil || !strings.Contains(err.Error(), "needs a vq one") {
+		t.Fatalf("--arch vq with a σ-VAE: %v", err)
+	}
+	vo := DefaultTokenizerOptions()
+	vo.Data, vo.Out, vo.Steps, vo.Limit, vo.Quiet, vo.SaveEvery = "mnist-canvas", filepath.Join(t.TempDir(), "vq"), 2, 64, true, 0
+	vo.Model = DefaultTokenizerModel("mnist-canvas")
+	vo.Model.Dim, vo.Model.Depth, vo.Model.Kind, vo.Model.Codebook = 32, 1, vae.VQ, 32
+	vo.Model.CodebookDecay, vo.Model.RestartBelow = vae.DefaultCodebookDecay, vae.DefaultRestartBelow
+	if _, err := Tokenizer(context.Background(), vo); err != nil {
+		t.Fatal(err)
+	}
+	o.Tokenizer, o.Steps, o.SampleEvery = vo.Out, 20, 20
+	res, err := Multimodal(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(res.Dir, checkpoint.ConfigFile))
+	if err != nil || !strings.Contains(string(raw), `"arch": "vq"`) || !strings.Contains(string(raw), `"codes": 32`) {
+		t.Fatalf("config.json does not record the arch: %v\n%s", err, raw)
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, "samples-000020.png")); err != nil {
+		t.Errorf("no sample grid: %v", err)
+	}
+	h := res.History
+	if len(h) < 2 || len(h[0].Metrics) != 1 {
+		t.Fatalf("history %+v: want points with one term (ce)", h)
+	}
+	first, last := h[0].Metrics[0], h[len(h)-1].Metrics[0]
+	t.Logf("ce %.3f → %.3f", first, last)
+	if !(last < first) {
+		t.Errorf("cross-entropy did not fall: %.3f → %.3f", first, last)
+	}
+	m, err := multimodal.Load(testutil.Backend(t, ""), res.Dir, "", multimodal.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Arch != multimodal.VQ || m.Format.Codes != 32 {
+		t.Fatalf("loaded arch %v with %d codes", m.Arch, m.Format.Codes)
+	}
+	ctx := context.Background()
+	imgs, err := m.Images(ctx, canvas.MNIST.Caption(canvas.Scene{Layout: canvas.TopLeft, A: 3}), 2)
+	if err != nil || len(imgs) != 2 || len(imgs[0]) != 56*56 {
+		t.Fatalf("Images: %d images, %v", len(imgs), err)
+	}
+	if _, err := m.Caption(ctx, imgs); err != nil {
+		t.Fatal(err)
+	}
+	o.Arch, o.Resume, o.Steps = multimodal.Latent, true, 21
+	if _, err := Multimodal(context.Background(), o); err == nil || !strings.Contains(err.Error(), "arch vq") {
+		t.Errorf("resuming a vq run as latentlm: %v", err)
 	}
 }
 

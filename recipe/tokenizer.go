@@ -151,12 +151,26 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 	// The tokenizer ships its live weights, so an EMA would be updated every
 	// step for nothing.
 	tc.EMADecay = 0
+	// A codebook that follows moving averages is left out of the
+	// optimiser, and its averages are created (or kept, when resumed).
+	if err := cfg.PrepareTraining(store); err != nil {
+		return nil, err
+	}
 	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		l := cfg.Loss(scope, w, in[0])
+		outs := []*Node{l.Total, l.Recon, l.Reg}
 		if l.SSIM != nil {
-			return []*Node{l.Total, l.Recon, l.Reg, l.SSIM}
+			outs = append(outs, l.SSIM)
 		}
-		return []*Node{l.Total, l.Recon, l.Reg}
+		if cfg.Kind == vae.VQ {
+			// Codebook use in the progress bar: the batch's code
+			// perplexity, and the codes restarted this step.
+			outs = append(outs, vae.CodePerplexity(l.Codes, cfg.Codebook))
+			if cfg.CodebookEMAEnabled() {
+				outs = append(outs, cfg.UpdateCodebook(scope, l.Mu, l.Codes))
+			}
+		}
+		return outs
 	})
 	if err != nil {
 		return nil, err
@@ -173,10 +187,16 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 	}
 	metrics := []string{"recon", "reg"}
 	if cfg.Kind == vae.VQ {
-		metrics[1] = "vq" // codebook + β·commitment (vae.VQLoss)
+		metrics[1] = "vq" // codebook + β·commitment (vae.VQLoss), or β·commitment with an EMA codebook
 	}
 	if cfg.SSIMWeight > 0 {
 		metrics = append(metrics, "ssim")
+	}
+	if cfg.Kind == vae.VQ {
+		metrics = append(metrics, "ppl")
+		if cfg.CodebookEMAEnabled() {
+			metrics = append(metrics, "restarts")
+		}
 	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,

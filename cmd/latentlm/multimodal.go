@@ -95,6 +95,8 @@ documents, which generate draws from without --prompt.`)
 	fs.Float64Var(&o.Mix.VQA, "mix-vqa", o.Mix.VQA, "weight of image + question → answer sequences (canvases only)")
 	fs.Float64Var(&o.CaptionDropout, "caption-dropout", o.CaptionDropout, "probability of replacing a caption by null tokens (for guidance)")
 	fs.Float64Var(&o.DiffusionWeight, "diffusion-weight", o.DiffusionWeight, "λ of CE + λ·diffusion")
+	fs.Var(archFlag{&o.Arch, &o.Transfusion.On}, "arch", "how images enter the model: latentlm (σ-VAE latents, diffusion head; default) or vq (the VQ-MLLM baseline: the codes of a --vae trained with --kind vq, predicted by the softmax head)"+archUsage)
+	addTransfusionFlags(fs, &o)
 	fs.Float64Var(&o.EMA, "ema", o.EMA, "EMA decay of the weights (sampling uses the EMA)")
 	fs.Int64Var(&o.SampleEvery, "sample-every", o.SampleEvery, "caption → image grid period in steps (0: never)")
 	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "backbone width")
@@ -142,6 +144,17 @@ documents, which generate draws from without --prompt.`)
 			o.SeqLen = d.SeqLen
 		}
 	}
+	if err := checkTransfusionFlags(fs, o); err != nil {
+		return err
+	}
+	if o.Arch == multimodal.VQ {
+		// A VQ-MLLM predicts image codes by softmax: it has no diffusion head.
+		for _, name := range []string{"batch-mul", "diffusion-weight", "head-dim", "head-depth", "target"} {
+			if fs.isSet(name) {
+				return fmt.Errorf("--%s is for the diffusion head, which --arch vq does not have", name)
+			}
+		}
+	}
 	if o.CaptionDropout >= 1 {
 		return errors.New("--caption-dropout must be below 1")
 	}
@@ -162,7 +175,7 @@ type modelFlags struct {
 	model, vae, backend *string
 	sample              sampleFlags
 	textTemp, topP      *float64
-	maxTokens           *int
+	maxTokens, topK     *int
 }
 
 func addModelFlags(fs *flags) modelFlags {
@@ -170,12 +183,15 @@ func addModelFlags(fs *flags) modelFlags {
 	f := modelFlags{backend: fs.String("backend", "", "compute backend: onnx, go or xla")}
 	f.sample = addSampleFlags(fs, "multimodal checkpoint (default: the shipped weights/"+multimodalDefault+")", "image tokenizer (default: the model's own)", multimodal.DefaultBatch)
 	f.model, f.vae = f.sample.model, f.sample.vae
+	fs.Lookup("temperature").Usage = "scale of the initial noise of each latent; for a VQ-MLLM, the temperature of the image codes' softmax"
 	f.textTemp = fs.Float64("text-temperature", d.TextTemperature, "temperature of text tokens (0: the most likely)")
 	f.topP = fs.Float64("top-p", d.TopP, "nucleus of text sampling: keep the likeliest tokens up to this probability")
 	f.maxTokens = fs.Int("max-tokens", d.MaxTokens, "most text tokens per answer")
 	fs.bound("text-temperature", 0, 100, false)
 	fs.bound("top-p", 0, 1, true)
 	fs.bound("max-tokens", 1, 1<<20, false)
+	f.topK = fs.Int("top-k", d.TopK, "a VQ-MLLM draws each image code among this many likeliest (0: all), at --temperature, guided by --cfg on the logits")
+	fs.bound("top-k", 0, 1<<20, false)
 	return f
 }
 
@@ -188,7 +204,7 @@ func (f modelFlags) open(greedy bool) (*multimodal.Model, error) {
 			return nil, fmt.Errorf("no --model given and no shipped %s: %w", multimodalDefault, err)
 		}
 	}
-	o := multimodal.Options{SampleOptions: f.sample.options(), TextTemperature: *f.textTemp, TopP: *f.topP, MaxTokens: *f.maxTokens, Batch: *f.sample.batch}
+	o := multimodal.Options{SampleOptions: f.sample.options(), TextTemperature: *f.textTemp, TopP: *f.topP, MaxTokens: *f.maxTokens, Batch: *f.sample.batch, TopK: *f.topK}
 	if greedy {
 		o.TextTemperature = 0
 	}
@@ -218,6 +234,9 @@ trained on a folder without captions draws without --prompt.`)
 		return errors.New("--prompt is empty: give the caption to draw")
 	}
 	if err := guard.CheckOutput(*out); err != nil {
+		return err
+	}
+	if done, err := transfusionGenerate(fs, mf, *prompt, *n, *out, *cols); done {
 		return err
 	}
 	m, err := mf.open(false)
@@ -295,6 +314,9 @@ func runCaption(args []string) error {
 	if fs.NArg() == 0 {
 		return errors.New("no images: give PNG files to caption")
 	}
+	if done, err := transfusionAnswer(mf, fs.Args(), ""); done {
+		return err
+	}
 	m, err := mf.open(true)
 	if err != nil {
 		return err
@@ -328,6 +350,9 @@ Answers the question (the last argument) about each image, as `+"`path: answer`.
 		return errors.New(`want one or more images and then the question, e.g. ask x.png "which digit is on the left?"`)
 	}
 	paths, question := fs.Args()[:fs.NArg()-1], fs.Arg(fs.NArg()-1)
+	if done, err := transfusionAnswer(mf, paths, question); done {
+		return err
+	}
 	m, err := mf.open(true)
 	if err != nil {
 		return err
@@ -363,6 +388,9 @@ as [image: PATH].`)
 	}
 	if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("--images %s: not a folder", *dir)
+	}
+	if err := refuseTransfusion(mf, "complete"); err != nil {
+		return err
 	}
 	m, err := mf.open(false)
 	if err != nil {
@@ -440,6 +468,10 @@ func runEvalMultimodal(task string, args []string) error {
 	case "text", "t2i", "i2t", "vqa":
 	default:
 		return fmt.Errorf("unknown --task %q: want text, t2i, i2t or vqa (or class, the class → image scores)", task)
+	}
+	if done, err := transfusionEval(mf, transfusionEvalOptions{task: task, data: *dataName, dataSet: fs.isSet("data"), judge: *judgeDir,
+		n: *n, perSeen: *perSeen, perHe: *perHeld, texts: texts, asJSON: *asJSON}); done {
+		return err
 	}
 	m, err := mf.open(true)
 	if err != nil {

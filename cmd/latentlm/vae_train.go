@@ -22,6 +22,10 @@ func vaeTrain(args []string) error {
 	fs.IntVar(&o.Model.Codebook, "codebook", 0, "codebook entries of kind vq (default 1024; only for vq)")
 	fs.bound("commit-weight", 0, 1e6, false)
 	fs.Float64Var(&o.Model.CommitWeight, "commit-weight", 0, "weight β of the commitment loss of kind vq (0: 0.25, van den Oord et al. 2017)")
+	fs.bound("codebook-decay", 0, 0.9999, false)
+	fs.Float64Var(&o.Model.CodebookDecay, "codebook-decay", 0, "decay γ of the moving averages the codebook of kind vq follows (default 0.99; 0: the gradient of the codebook loss instead)")
+	fs.bound("restart-below", 0, 1e6, false)
+	fs.Float64Var(&o.Model.RestartBelow, "restart-below", 0, "restart a vq code whose moving count falls below this many encoder outputs per batch, from an output of the batch (default 1; 0: never; needs --codebook-decay > 0)")
 	// The image size is the data set's (or --size for a folder and the
 	// emoji); the patch and channels default to what suits it
 	// (recipe.DefaultTokenizerModelFor): the canvases take 8×8 patches of
@@ -42,8 +46,19 @@ func vaeTrain(args []string) error {
 	if err := recipe.CheckImageData(o.Data); err != nil {
 		return err
 	}
-	if o.Model.Kind == vae.VQ && !fs.isSet("codebook") {
-		o.Model.Codebook = defaultCodebook
+	if o.Model.Kind == vae.VQ {
+		// A vq tokenizer's codebook follows moving averages with dead-code
+		// restarts unless told otherwise: trained by its gradient alone it
+		// collapsed onto a few codes (vae/vq.go).
+		if !fs.isSet("codebook") {
+			o.Model.Codebook = defaultCodebook
+		}
+		if !fs.isSet("codebook-decay") {
+			o.Model.CodebookDecay = vae.DefaultCodebookDecay
+		}
+		if !fs.isSet("restart-below") && o.Model.CodebookDecay > 0 {
+			o.Model.RestartBelow = vae.DefaultRestartBelow
+		}
 	}
 	var err error
 	if o.Images, err = img.options(fs, o.Data, recipe.ImageOptions{}); err != nil {
