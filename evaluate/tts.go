@@ -90,54 +90,36 @@ func TTS(ctx context.Context, m *tts.Model, o TTSOptions) (*TTSReport, error) {
 		o.N = 10
 	}
 	t0 := time.Now()
-	// The texts to speak and their prompts: the utterance before each one
-	// of the same voice (cyclically), so that no prompt says the text.
-	byVoice := map[string][]int{}
-	for i, u := range o.Utterances {
-		byVoice[u.Voice] = append(byVoice[u.Voice], i)
-	}
+	// The texts to speak and their prompts (ttsPrompts): no prompt says
+	// the text.
+	prompts := ttsPrompts(o.Utterances)
 	count := map[string]int{}
 	var pick, prompt []int
 	for i, u := range o.Utterances {
-		if (o.Set != "" && u.Set != o.Set) || count[u.Voice+"/"+u.Set] >= o.N {
-			continue
-		}
-		idx := byVoice[u.Voice]
-		if len(idx) < 2 {
+		if (o.Set != "" && u.Set != o.Set) || count[u.Voice+"/"+u.Set] >= o.N || prompts[i] < 0 {
 			continue
 		}
 		count[u.Voice+"/"+u.Set]++
-		k := slices.Index(idx, i)
-		pick, prompt = append(pick, i), append(prompt, idx[(k+len(idx)-1)%len(idx)])
+		pick, prompt = append(pick, i), append(prompt, prompts[i])
 	}
 	if len(pick) == 0 {
 		return nil, fmt.Errorf("tts evaluation: no utterances of set %q with another utterance of their voice for a prompt", o.Set)
 	}
-	reqs := make([]tts.Request, len(pick))
+	texts, promptClips, promptFiles := make([]string, len(pick)), make([][]float32, len(pick)), make([]string, len(pick))
 	for j, i := range pick {
-		p, err := m.Prompt(o.Clips[prompt[j]])
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Utterances[prompt[j]].File, err)
-		}
-		reqs[j] = tts.Request{Text: o.Utterances[i].Text, Prompt: p}
+		texts[j], promptClips[j], promptFiles[j] = o.Utterances[i].Text, o.Clips[prompt[j]], o.Utterances[prompt[j]].File
 	}
 	if o.Log != nil {
-		fmt.Fprintf(o.Log, "speaking %d texts\n", len(reqs))
+		fmt.Fprintf(o.Log, "speaking %d texts\n", len(pick))
 	}
 	tg := time.Now()
-	res, err := m.Generate(ctx, reqs, nil)
+	gen, res, err := ttsSpeak(ctx, m, texts, promptClips, promptFiles, o.Seed)
 	if err != nil {
 		return nil, err
 	}
-	gen := make([][]float32, len(res))
 	var audio float64
-	for j, r := range res {
-		if len(r.Frames) == 0 {
-			gen[j] = make([]float32, m.Speech.Config.SamplesPerLatent())
-		} else if gen[j], err = m.Speech.Decode(r.Frames, 0, o.Seed); err != nil {
-			return nil, err
-		}
-		audio += float64(len(gen[j])) / speech.Rate
+	for _, g := range gen {
+		audio += float64(len(g)) / speech.Rate
 	}
 	rep := &TTSReport{AudioSeconds: audio, RealTimeFactor: time.Since(tg).Seconds() / audio, FramesPerSecond: m.Format.FrameRate}
 	opts := m.Options()
@@ -172,35 +154,20 @@ func TTS(ctx context.Context, m *tts.Model, o TTSOptions) (*TTSReport, error) {
 	}
 	werO, werG := make([]speech.WER, len(pick)), make([]speech.WER, len(pick))
 	if o.Judge != nil {
-		for _, set := range []string{speech.SetNumbers, speech.SetSentences} {
-			var js []int
-			var orig, out []wav.Audio
-			var refs []string
-			for j, i := range pick {
-				if o.Utterances[i].Set == set {
-					js = append(js, j)
-					orig = append(orig, wav.Audio{Rate: speech.Rate, Samples: o.Clips[i]})
-					out = append(out, wav.Audio{Rate: speech.Rate, Samples: gen[j]})
-					refs = append(refs, o.Utterances[i].Text)
-				}
-			}
-			if len(js) == 0 {
-				continue
-			}
-			if o.Log != nil {
-				fmt.Fprintf(o.Log, "judging %d %s utterances, real and generated, with pocketsphinx\n", len(js), set)
-			}
-			_, hypO, err := o.Judge.Score(ctx, orig, refs, speech.GrammarFor(set))
-			if err != nil {
-				return nil, err
-			}
-			_, hypG, err := o.Judge.Score(ctx, out, refs, speech.GrammarFor(set))
-			if err != nil {
-				return nil, err
-			}
-			for n, j := range js {
-				werO[j], werG[j] = speech.WordErrors(refs[n], hypO[n]), speech.WordErrors(refs[n], hypG[n])
-			}
+		orig, sets := make([][]float32, len(pick)), make([]string, len(pick))
+		for j, i := range pick {
+			orig[j], sets[j] = o.Clips[i], o.Utterances[i].Set
+		}
+		hypO, err := transcribe(ctx, o.Judge, orig, sets, o.Log, "real")
+		if err != nil {
+			return nil, err
+		}
+		hypG, err := transcribe(ctx, o.Judge, gen, sets, o.Log, "generated")
+		if err != nil {
+			return nil, err
+		}
+		for j := range pick {
+			werO[j], werG[j] = speech.WordErrors(texts[j], hypO[j]), speech.WordErrors(texts[j], hypG[j])
 		}
 	}
 	sums := map[key][2]speech.WER{}
@@ -256,4 +223,87 @@ func TTS(ctx context.Context, m *tts.Model, o TTSOptions) (*TTSReport, error) {
 	}
 	rep.EvalSeconds = time.Since(t0).Seconds()
 	return rep, nil
+}
+
+// ttsPrompts is the voice prompt of each utterance of a split: the
+// utterance before it of the same voice (cyclically, in the split's order),
+// so that no prompt says the text it prompts; -1 where the voice has no
+// other utterance. The evaluation and the listening page share it, so
+// that the page's rows are spoken exactly as the table's.
+func ttsPrompts(utts []speech.Utterance) []int {
+	byVoice := map[string][]int{}
+	for i, u := range utts {
+		byVoice[u.Voice] = append(byVoice[u.Voice], i)
+	}
+	out := make([]int, len(utts))
+	for i, u := range utts {
+		idx := byVoice[u.Voice]
+		if len(idx) < 2 {
+			out[i] = -1
+			continue
+		}
+		k := slices.Index(idx, i)
+		out[i] = idx[(k+len(idx)-1)%len(idx)]
+	}
+	return out
+}
+
+// ttsSpeak speaks texts[j] in the voice of the 16 kHz clip prompts[j]
+// (named files[j] in errors) with m, and decodes the frames with the
+// model's speech tokenizer (seed: Griffin-Lim's phases). Speech the model
+// ended before its first frame becomes one frame of silence, so that every
+// text has audio for the judges.
+func ttsSpeak(ctx context.Context, m *tts.Model, texts []string, prompts [][]float32, files []string, seed uint64) ([][]float32, []tts.Result, error) {
+	reqs := make([]tts.Request, len(texts))
+	for j, text := range texts {
+		p, err := m.Prompt(prompts[j])
+		if err != nil {
+			return nil, nil, fmt.Errorf("voice prompt %s: %w", files[j], err)
+		}
+		reqs[j] = tts.Request{Text: text, Prompt: p}
+	}
+	res, err := m.Generate(ctx, reqs, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("speaking %d texts: %w", len(reqs), err)
+	}
+	gen := make([][]float32, len(res))
+	for j, r := range res {
+		if len(r.Frames) == 0 {
+			gen[j] = make([]float32, m.Speech.Config.SamplesPerLatent())
+		} else if gen[j], err = m.Speech.Decode(r.Frames, 0, seed); err != nil {
+			return nil, nil, fmt.Errorf("decoding the speech of %q: %w", texts[j], err)
+		}
+	}
+	return gen, res, nil
+}
+
+// transcribe has pocketsphinx write down each clip, with the grammar of
+// its text set (sets[j]: numbers are read against the numbers grammar,
+// sentences freely), one call per set; what names the clips in the log.
+func transcribe(ctx context.Context, j *speech.Judge, clips [][]float32, sets []string, log io.Writer, what string) ([]string, error) {
+	hyps := make([]string, len(clips))
+	for _, set := range []string{speech.SetNumbers, speech.SetSentences} {
+		var idx []int
+		var audio []wav.Audio
+		for k, s := range sets {
+			if s == set {
+				idx = append(idx, k)
+				audio = append(audio, wav.Audio{Rate: speech.Rate, Samples: clips[k]})
+			}
+		}
+		if len(idx) == 0 {
+			continue
+		}
+		if log != nil {
+			fmt.Fprintf(log, "transcribing %d %s %s utterances with pocketsphinx\n", len(idx), what, set)
+		}
+		h, err := j.Transcribe(ctx, audio, speech.GrammarFor(set))
+		if err != nil {
+			return nil, fmt.Errorf("transcribing %s %s utterances: %w", what, set, err)
+		}
+		for n, k := range idx {
+			hyps[k] = h[n]
+		}
+	}
+	return hyps, nil
 }

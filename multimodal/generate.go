@@ -45,80 +45,47 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 	if m.engine == nil {
 		return nil, errClosed
 	}
-	f := m.Format
-	conds := make([][]lm.Item, len(captions))
-	guides := make([][]lm.Item, len(captions))
-	byLen := map[int][]int{}
-	var lengths []int
-	for i, c := range captions {
-		var ids []int
-		if c != "" {
-			var err error
-			if ids, err = m.encodePrompt("the caption", c, 2+f.Items); err != nil {
-				return nil, err
-			}
-		}
-		var cond, guide Row
-		cond.EOT(f)
-		cond.Text(f, ids)
-		cond.add(lm.TokenItem(f.Vocab.BOL()), nil, true)
-		guide.EOT(f)
-		guide.Null(f, len(ids))
-		guide.add(lm.TokenItem(f.Vocab.BOL()), nil, true)
-		conds[i], guides[i] = cond.Items, guide.Items
-		if byLen[len(ids)] == nil {
-			lengths = append(lengths, len(ids))
-		}
-		byLen[len(ids)] = append(byLen[len(ids)], i)
+	batches, err := ImageBatches(m.Format, m.Text, m.Config.MaxLen, captions, m.opts.Batch)
+	if err != nil {
+		return nil, err
 	}
 	out := make([][]float32, len(captions))
-	for _, l := range lengths {
-		idx := byLen[l]
-		for s := 0; s < len(idx); s += m.opts.Batch {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			part := idx[s:min(s+m.opts.Batch, len(idx))]
-			var cond, guide [][]lm.Item
-			for _, i := range part {
-				cond, guide = append(cond, conds[i]), append(guide, guides[i])
-			}
-			if l == 0 {
-				guide = nil // no caption to guide by
-			}
-			if m.Arch == VQ {
-				codes, err := m.drawCodes(ctx, cond, guide)
-				if err != nil {
-					return nil, err
-				}
-				imgs, err := m.decodeCodes(codes)
-				if err != nil {
-					return nil, err
-				}
-				for j, i := range part {
-					out[i] = imgs[j]
-				}
-				continue
-			}
-			sess, err := m.engine.Prefill(cond, guide)
-			if err != nil {
-				return nil, err
-			}
-			lat, err := sess.Latents(lm.Segment{Max: f.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }})
-			sess.Close()
-			if err != nil {
-				return nil, err
-			}
-			imgs, err := m.Image.Decode(lat)
-			if err != nil {
-				return nil, err
-			}
-			for j, i := range part {
-				out[i] = imgs[j]
-			}
+	for _, b := range batches {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		imgs, err := m.drawImages(ctx, b.Cond, b.Guide)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range b.Index {
+			out[i] = imgs[j]
 		}
 	}
 	return out, nil
+}
+
+// drawImages draws the images after the prompt rows cond (guided by
+// guide, unless nil) and decodes them: a VQ-MLLM samples codes, LatentLM
+// solves each latent with the diffusion head.
+func (m *Model) drawImages(ctx context.Context, cond, guide [][]lm.Item) ([][]float32, error) {
+	if m.Arch == VQ {
+		codes, err := m.drawCodes(ctx, cond, guide)
+		if err != nil {
+			return nil, err
+		}
+		return m.decodeCodes(codes)
+	}
+	sess, err := m.engine.Prefill(cond, guide)
+	if err != nil {
+		return nil, err
+	}
+	lat, err := sess.Latents(lm.Segment{Max: m.Format.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }})
+	sess.Close()
+	if err != nil {
+		return nil, err
+	}
+	return m.Image.Decode(lat)
 }
 
 // Caption writes a caption for each image (image → text): the prefix

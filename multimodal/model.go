@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"unicode/utf8"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/ml/model"
@@ -198,23 +197,7 @@ func (e *PromptError) Error() string { return e.Problem }
 // encodePrompt tokenizes a prompt, refusing one that is empty, not UTF-8,
 // or too long to leave room for room more items.
 func (m *Model) encodePrompt(what, s string, room int) ([]int, error) {
-	if s == "" {
-		return nil, &PromptError{what + " is empty"}
-	}
-	if !utf8.ValidString(s) {
-		for i, r := range s {
-			if r == utf8.RuneError {
-				if _, n := utf8.DecodeRuneInString(s[i:]); n <= 1 {
-					return nil, &PromptError{fmt.Sprintf("%s is not valid UTF-8 (byte %d)", what, i)}
-				}
-			}
-		}
-	}
-	ids := m.Text.Encode(s)
-	if limit := m.Config.MaxLen - room; len(ids) > limit {
-		return nil, &PromptError{fmt.Sprintf("%s is %d tokens long; this model takes at most %d here (max_len %d)", what, len(ids), max(limit, 0), m.Config.MaxLen)}
-	}
-	return ids, nil
+	return EncodePrompt(m.Text, m.Config.MaxLen, what, s, room)
 }
 
 // errClosed is the error of a model used after Close.

@@ -92,57 +92,26 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 	if m.step == nil {
 		return nil, errClosed
 	}
-	f := m.Format
-	conds := make([][]lm.Item, len(captions))
-	guides := make([][]lm.Item, len(captions))
-	byLen := map[int][]int{}
-	var lengths []int
-	for i, c := range captions {
-		var ids []int
-		if c != "" {
-			var err error
-			if ids, err = m.encodePrompt("the caption", c, 2+f.Items); err != nil {
-				return nil, err
-			}
-		}
-		var cond, guide multimodal.Row
-		cond.EOT(f)
-		cond.Text(f, ids)
-		guide.EOT(f)
-		guide.Null(f, len(ids))
-		conds[i] = append(cond.Items, lm.TokenItem(f.Vocab.BOL()))
-		guides[i] = append(guide.Items, lm.TokenItem(f.Vocab.BOL()))
-		if byLen[len(ids)] == nil {
-			lengths = append(lengths, len(ids))
-		}
-		byLen[len(ids)] = append(byLen[len(ids)], i)
+	batches, err := multimodal.ImageBatches(m.Format, m.Text, m.Config.MaxLen, captions, m.opts.Batch)
+	if err != nil {
+		return nil, err
 	}
 	out := make([][]float32, len(captions))
-	for _, l := range lengths {
-		idx := byLen[l]
-		for s := 0; s < len(idx); s += m.opts.Batch {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			part := idx[s:min(s+m.opts.Batch, len(idx))]
-			var rows, guide [][]lm.Item
-			for _, i := range part {
-				rows, guide = append(rows, conds[i]), append(guide, guides[i])
-			}
-			if l > 0 {
-				rows = append(rows, guide...)
-			}
-			lat, err := m.drawImages(rows, l > 0)
-			if err != nil {
-				return nil, err
-			}
-			imgs, err := m.Image.Decode(lat)
-			if err != nil {
-				return nil, err
-			}
-			for j, i := range part {
-				out[i] = imgs[j]
-			}
+	for _, b := range batches {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rows := append(append([][]lm.Item(nil), b.Cond...), b.Guide...)
+		lat, err := m.drawImages(rows, b.Guide != nil)
+		if err != nil {
+			return nil, err
+		}
+		imgs, err := m.Image.Decode(lat)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range b.Index {
+			out[i] = imgs[j]
 		}
 	}
 	return out, nil

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"unicode/utf8"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -195,23 +194,7 @@ var errClosed = errors.New("transfusion: model used after Close")
 // or too long to leave room for room more items (multimodal.Model's
 // rules, with its error type).
 func (m *Model) encodePrompt(what, s string, room int) ([]int, error) {
-	if s == "" {
-		return nil, &multimodal.PromptError{Problem: what + " is empty"}
-	}
-	if !utf8.ValidString(s) {
-		for i, r := range s {
-			if r == utf8.RuneError {
-				if _, n := utf8.DecodeRuneInString(s[i:]); n <= 1 {
-					return nil, &multimodal.PromptError{Problem: fmt.Sprintf("%s is not valid UTF-8 (byte %d)", what, i)}
-				}
-			}
-		}
-	}
-	ids := m.Text.Encode(s)
-	if limit := m.Config.MaxLen - room; len(ids) > limit {
-		return nil, &multimodal.PromptError{Problem: fmt.Sprintf("%s is %d tokens long; this model takes at most %d here (max_len %d)", what, len(ids), max(limit, 0), m.Config.MaxLen)}
-	}
-	return ids, nil
+	return multimodal.EncodePrompt(m.Text, m.Config.MaxLen, what, s, room)
 }
 
 // stepGraph advances every stream by T items: inputs are tokens [S, T]

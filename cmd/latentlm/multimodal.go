@@ -286,10 +286,9 @@ func writeImage(path string, img []float32, c vae.Config) error {
 	return imageio.WriteGray(path, img, c.ImageSize, c.ImageSize)
 }
 
-// readImages reads PNGs of the model's image size: gray, or RGB for a
-// colour model (any PNG colour type then; transparency is an error).
-func readImages(m *multimodal.Model, paths []string) ([][]float32, error) {
-	c := m.Image.Config
+// readImages reads PNGs of the image tokenizer c's size: gray, or RGB for
+// a colour tokenizer (any PNG colour type then; transparency is an error).
+func readImages(c vae.Config, paths []string) ([][]float32, error) {
 	read := imageio.ReadGray
 	if c.ImageChannels() == 3 {
 		read = imageio.ReadRGB
@@ -322,7 +321,7 @@ func runCaption(args []string) error {
 		return err
 	}
 	defer m.Close()
-	imgs, err := readImages(m, fs.Args())
+	imgs, err := readImages(m.Image.Config, fs.Args())
 	if err != nil {
 		return err
 	}
@@ -358,7 +357,7 @@ Answers the question (the last argument) about each image, as `+"`path: answer`.
 		return err
 	}
 	defer m.Close()
-	imgs, err := readImages(m, paths)
+	imgs, err := readImages(m.Image.Config, paths)
 	if err != nil {
 		return err
 	}

@@ -153,24 +153,6 @@ func transfusionGenerate(fs *flags, mf modelFlags, prompt string, n int, out str
 	return true, nil
 }
 
-// readImagesOf reads PNGs for a Transfusion model (readImages' rules).
-func readImagesOf(m *transfusion.Model, paths []string) ([][]float32, error) {
-	c := m.Image.Config
-	read := imageio.ReadGray
-	if c.ImageChannels() == 3 {
-		read = imageio.ReadRGB
-	}
-	imgs := make([][]float32, len(paths))
-	for i, p := range paths {
-		img, err := read(p, c.ImageSize, c.ImageSize)
-		if err != nil {
-			return nil, err
-		}
-		imgs[i] = img
-	}
-	return imgs, nil
-}
-
 // transfusionAnswer is caption (question "") and ask for a Transfusion
 // --model; done reports whether it was one.
 func transfusionAnswer(mf modelFlags, paths []string, question string) (done bool, err error) {
@@ -179,7 +161,7 @@ func transfusionAnswer(mf modelFlags, paths []string, question string) (done boo
 		return err != nil, err
 	}
 	defer m.Close()
-	imgs, err := readImagesOf(m, paths)
+	imgs, err := readImages(m.Image.Config, paths)
 	if err != nil {
 		return true, err
 	}

@@ -1,12 +1,27 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/gomlx/compute"
+
+	"github.com/latentlm/latentlm/benchmark"
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/evaluate"
+	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/tts"
@@ -15,7 +30,7 @@ import (
 // runEvalTTS is `latentlm eval --task tts`: the text-to-speech model
 // against the real utterances of the same texts (evaluate.TTS).
 func runEvalTTS(args []string) error {
-	fs := newFlags("eval --task tts", "eval --task tts [--model DIR] [--set numbers|sentences|both] [--n 10] [--split test] [--steps 5] [--cfg 3] [--json]")
+	fs := newFlags("eval --task tts", "eval --task tts [--model DIR] [--set numbers|sentences|both] [--n 10] [--split test] [--steps 5] [--cfg 3] [--json] [--listen DIR [--listen-n 8] [--baseline DIR] [--force]]")
 	d := tts.DefaultOptions()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	modelDir := fs.String("model", "", "text-to-speech checkpoint (default: the shipped weights/"+ttsDefault+")")
@@ -36,8 +51,24 @@ func runEvalTTS(args []string) error {
 	noJudge := fs.Bool("no-judge", false, "skip pocketsphinx")
 	speakerDir := fs.String("speaker", "", "speaker judge checkpoint (default weights/speaker; none: skip)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	listen := fs.String("listen", "", "write a listening page into this folder instead of the table: index.html with the WAVs and spectrograms of the first --listen-n texts, original, reconstruction, LatentLM (and --baseline)")
+	listenN := fs.Int("listen-n", 8, "texts on the listening page, taken round-robin over the voices")
+	fs.bound("listen-n", 1, 100, false)
+	baseline := fs.String("baseline", "", "a second text-to-speech checkpoint for the listening page's baseline column")
+	force := fs.Bool("force", false, "let --listen replace a listening page written before")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *listen == "" {
+		var needs []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "listen-n" || f.Name == "baseline" || f.Name == "force" {
+				needs = append(needs, "--"+f.Name)
+			}
+		})
+		if len(needs) > 0 {
+			return fmt.Errorf("%s only make sense with --listen DIR (the listening page)", strings.Join(needs, " and "))
+		}
 	}
 	if !slices.Contains(speech.Splits, *split) {
 		return fmt.Errorf("--split %q: want train, valid or test", *split)
@@ -56,7 +87,13 @@ func runEvalTTS(args []string) error {
 			return fmt.Errorf("no --model given and no shipped %s: %w (train one with `latentlm train --task tts`)", ttsDefault, err)
 		}
 	}
-	b, _, err := openBackend(*backendName)
+	var baselineKind string
+	if *listen != "" {
+		if baselineKind, err = checkListen(*listen, *force, *baseline, *dataDir, *speakerDir, dir, *speechVAE); err != nil {
+			return err
+		}
+	}
+	b, backendUsed, err := openBackend(*backendName)
 	if err != nil {
 		return err
 	}
@@ -91,6 +128,12 @@ func runEvalTTS(args []string) error {
 	o.Speaker, o.SpeakerVoices = so.Speaker, so.SpeakerVoices
 	ctx, stop := signalContext()
 	defer stop()
+	if *listen != "" {
+		lo := listenRun{dir: *listen, force: *force, n: *listenN, set: *set, split: *split, baseline: *baseline, baselineKind: baselineKind,
+			speechVAE: *speechVAE, speaker: *speakerDir, backend: backendUsed, opts: opts, asJSON: *asJSON,
+			command: commandLine(append([]string{"latentlm", "eval", "--task", "tts"}, args...))}
+		return lo.run(ctx, b, m, utts, clips, o)
+	}
 	rep, err := evaluate.TTS(ctx, m, o)
 	if err != nil {
 		return err
@@ -110,4 +153,290 @@ func runEvalTTS(args []string) error {
 	fmt.Printf("%.0f frames and %.0f head passes per second of audio; real-time factor %.2f at batch %d (%.0f s of audio, %.0f s in all)\n",
 		rep.FramesPerSecond, rep.HeadPassesPerSecond, rep.RealTimeFactor, *batch, rep.AudioSeconds, rep.EvalSeconds)
 	return nil
+}
+
+// A listening page is written by `eval --task tts --listen DIR` rather than
+// by a speak-family command because it needs what the evaluation already
+// loads and checks: the held-out split with its real utterances and
+// prompts, the model's speech tokenizer for the reconstructions, and both
+// judges. Its rows are prompted as the table's utterances are and spoken
+// with the same code (evaluate.TTSColumn), so what one hears is what the
+// table scores.
+
+// listenBaselines make the baseline column of a listening page from a
+// checkpoint, by the kind its config.json records. A column needs only a
+// function of text and voice prompt to speech (evaluate.SpeakColumn), so
+// another system — the VALL-E-style baseline — joins the page by adding
+// its kind here. The returned function releases the model.
+var listenBaselines = map[string]func(b compute.Backend, dir string, opts tts.Options, seed uint64) (evaluate.ListenColumn, func(), error){
+	tts.Kind: func(b compute.Backend, dir string, opts tts.Options, seed uint64) (evaluate.ListenColumn, func(), error) {
+		m, err := tts.Load(b, dir, "", opts)
+		if err != nil {
+			return evaluate.ListenColumn{}, nil, fmt.Errorf("--baseline: %w", err)
+		}
+		about := fmt.Sprintf("%s (%s, %s)", dir, tts.Kind, ttsSettings(opts))
+		return evaluate.TTSColumn("baseline", "baseline", about, m, seed), m.Close, nil
+	},
+}
+
+// checkListen checks the listening page's folder and baseline before any
+// model loads, and returns the baseline's kind ("" for none). The folder
+// must be new or empty, or with --force hold only a page written before
+// (so that --force can never wipe a folder of other things), and may not
+// lie inside an input.
+func checkListen(dst string, force bool, baseline, dataDir, speakerDir string, inputs ...string) (string, error) {
+	dst = filepath.Clean(dst)
+	cache, err := speechDir(dataDir)
+	if err != nil {
+		return "", err
+	}
+	inputs = append(inputs, cache, baseline)
+	if speakerDir != "none" {
+		inputs = append(inputs, speakerDir)
+	}
+	if st, err := os.Stat(dst); err == nil && !st.IsDir() {
+		return "", fmt.Errorf("--listen %s is a file: give a folder for the page", dst)
+	}
+	entries, err := os.ReadDir(dst)
+	switch {
+	case err != nil && !os.IsNotExist(err):
+		return "", fmt.Errorf("--listen %s: %w", dst, err)
+	case len(entries) > 0 && !force:
+		return "", fmt.Errorf("--listen %s already exists and is not empty: choose another folder, or --force to replace a listening page", dst)
+	case len(entries) > 0:
+		if err := isListenPage(dst, entries); err != nil {
+			return "", err
+		}
+		if err := guard.CheckOutput(filepath.Join(dst, "index.html"), inputs...); err != nil {
+			return "", fmt.Errorf("--listen: %w", err)
+		}
+	default:
+		if err := guard.CheckOutputDir(dst, inputs...); err != nil {
+			return "", fmt.Errorf("--listen: %w", err)
+		}
+	}
+	if baseline == "" {
+		return "", nil
+	}
+	kind, err := checkpoint.ReadKind(baseline)
+	if err != nil {
+		return "", fmt.Errorf("--baseline: %w", err)
+	}
+	if listenBaselines[kind] == nil {
+		known := slices.Sorted(maps.Keys(listenBaselines))
+		return "", fmt.Errorf("--baseline %s is a %q checkpoint: the page can speak with %s", baseline, kind, strings.Join(known, ", "))
+	}
+	return kind, nil
+}
+
+// listenFile is the name of a file a listening page holds.
+var listenFile = regexp.MustCompile(`^(index\.html|listen\.json|[0-9]{2,}-[a-z0-9-]+\.(wav|png))$`)
+
+// isListenPage reports why the folder dir (with entries) is not a
+// listening page that --force may replace.
+func isListenPage(dir string, entries []os.DirEntry) error {
+	hasIndex := false
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !listenFile.MatchString(e.Name()) {
+			return fmt.Errorf("--listen %s holds %s, which no listening page holds: --force replaces only a page written before (index.html, listen.json, .wav and .png files)", dir, e.Name())
+		}
+		hasIndex = hasIndex || e.Name() == "index.html"
+	}
+	if !hasIndex {
+		return fmt.Errorf("--listen %s has no index.html: --force replaces only a listening page written before", dir)
+	}
+	return nil
+}
+
+// writeListenDir makes dst hold what fill writes, all or nothing: fill
+// writes into a temporary sibling folder that is renamed into place
+// (atomicfile.WriteDir); with force, an old page in dst is swapped out
+// only after the new one is complete, and removed then.
+func writeListenDir(dst string, force bool, fill func(dir string) error) error {
+	dst = filepath.Clean(dst)
+	entries, err := os.ReadDir(dst)
+	if !force || os.IsNotExist(err) || (err == nil && len(entries) == 0) {
+		return atomicfile.WriteDir(dst, fill)
+	}
+	parent, base := filepath.Dir(dst), filepath.Base(dst)
+	stage, err := os.MkdirTemp(parent, "."+base+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	if err := atomicfile.WriteDir(stage, fill); err != nil {
+		_ = os.RemoveAll(stage)
+		return err
+	}
+	old, err := os.MkdirTemp(parent, "."+base+".*.tmp")
+	if err != nil {
+		_ = os.RemoveAll(stage)
+		return fmt.Errorf("writing %s: %w", dst, err)
+	}
+	// old reserved a free name for the old page; os.Rename does not move
+	// a folder onto another, so the reservation goes first.
+	if err := os.Remove(old); err != nil {
+		_ = os.RemoveAll(stage)
+		return fmt.Errorf("replacing %s: %w", dst, err)
+	}
+	if err := os.Rename(dst, old); err != nil {
+		_ = os.RemoveAll(stage)
+		return fmt.Errorf("replacing %s: %w", dst, err)
+	}
+	if err := os.Rename(stage, dst); err != nil {
+		_ = os.Rename(old, dst)
+		_ = os.RemoveAll(stage)
+		return fmt.Errorf("replacing %s: %w", dst, err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("removing the old page %s: %w", old, err)
+	}
+	return atomicfile.SyncDir(parent)
+}
+
+// listenRun is a listening page to write, with what its header records.
+type listenRun struct {
+	dir, set, split, baseline, baselineKind, speechVAE, speaker, backend, command string
+	force, asJSON                                                                 bool
+	n                                                                             int
+	opts                                                                          tts.Options
+}
+
+// ttsSettings are the generation settings a page's header records.
+func ttsSettings(o tts.Options) string {
+	s := fmt.Sprintf("%d DPM-Solver++ steps, CFG %g, temperature %g, at most %g s, prompts of up to %g s, batch %d",
+		o.Steps, o.CFG, o.Temperature, o.MaxSeconds, o.PromptSeconds, o.Batch)
+	if o.EqualisePrompts {
+		s += " (longer prompts of a batch trimmed to one length, as the evaluation does)"
+	}
+	return s
+}
+
+// run writes the page of m's speech (with o's judges) for the first r.n
+// texts of the split and prints where it is and what the columns scored.
+func (r listenRun) run(ctx context.Context, b compute.Backend, m *tts.Model, utts []speech.Utterance, clips [][]float32, o evaluate.TTSOptions) error {
+	items, err := evaluate.ListenItems(utts, clips, r.set, r.n)
+	if err != nil {
+		return err
+	}
+	tok := r.speechVAE
+	if tok == "" {
+		if rec, ok := m.Info["tokenizer"].(map[string]any); ok {
+			tok, _ = rec["path"].(string)
+		}
+	}
+	seed := uint64(r.opts.Seed)
+	cols := []evaluate.ListenColumn{evaluate.OriginalColumn(),
+		evaluate.ReconstructionColumn(m.Speech, fmt.Sprintf("%s, LatentLM's speech tokenizer", tok), seed),
+		evaluate.TTSColumn("LatentLM", "latentlm", fmt.Sprintf("%s (this model)", m.Dir), m, seed)}
+	if r.baseline != "" {
+		col, release, err := listenBaselines[r.baselineKind](b, r.baseline, r.opts, seed)
+		if err != nil {
+			return err
+		}
+		defer release()
+		cols = append(cols, col)
+	}
+	set := r.set
+	if set == "" {
+		set = "numbers and sentences"
+	}
+	judge, spk := "none (--no-judge)", "none"
+	if o.Judge != nil {
+		judge = "pocketsphinx (" + o.Judge.Batch + "), the numbers grammar for numbers, its language model for sentences"
+	}
+	if o.Speaker != nil {
+		spk = r.speaker
+		if spk == "" {
+			spk, _ = weightsDir("speaker")
+		}
+		if wd, err := os.Getwd(); err == nil {
+			if rel, err := filepath.Rel(wd, spk); err == nil && filepath.IsLocal(rel) {
+				spk = rel // the page names paths as a reader of the repository sees them
+			}
+		}
+		spk = fmt.Sprintf("%s (%d voices: %s)", spk, len(o.SpeakerVoices), strings.Join(o.SpeakerVoices, ", "))
+	}
+	facts := []evaluate.ListenFact{
+		{Name: "model", Value: fmt.Sprintf("%s: %d × %d backbone, %.0f Hz × %d-channel speech latents", m.Dir, m.Config.Dim, m.Config.Depth, m.Format.FrameRate, m.Format.Channels)},
+		{Name: "generation", Value: ttsSettings(r.opts)},
+	}
+	if r.baseline != "" {
+		facts = append(facts, evaluate.ListenFact{Name: "baseline", Value: fmt.Sprintf("%s (%s)", r.baseline, r.baselineKind)})
+	}
+	facts = append(facts,
+		evaluate.ListenFact{Name: "speech tokenizer", Value: tok},
+		evaluate.ListenFact{Name: "texts", Value: fmt.Sprintf("%d of the %s split, %s, round-robin over the voices", len(items), r.split, set)},
+		evaluate.ListenFact{Name: "word judge", Value: judge},
+		evaluate.ListenFact{Name: "speaker judge", Value: spk},
+		evaluate.ListenFact{Name: "command", Value: r.command},
+		evaluate.ListenFact{Name: "date", Value: time.Now().Format(time.RFC3339)},
+		evaluate.ListenFact{Name: "machine", Value: fmt.Sprintf("%s/%s, %d cores, CPU flags: %s; backend %s; GOEXPERIMENT=simd build: %v",
+			runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchmark.CPUFeatures(), r.backend, simdBuild)},
+		evaluate.ListenFact{Name: "seed", Value: strconv.FormatInt(r.opts.Seed, 10)},
+	)
+	lo := evaluate.ListenOptions{Items: items, Columns: cols, Judge: o.Judge, Speaker: o.Speaker, SpeakerVoices: o.SpeakerVoices,
+		Title: "LatentLM text-to-speech: listening page", Facts: facts, Log: o.Log}
+	t0 := time.Now()
+	var page *evaluate.ListenPage
+	if err := writeListenDir(r.dir, r.force, func(tmp string) error {
+		var err error
+		page, err = evaluate.WriteListenPage(ctx, tmp, lo)
+		return err
+	}); err != nil {
+		return err
+	}
+	size, err := folderBytes(r.dir)
+	if err != nil {
+		return err
+	}
+	if r.asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"dir": r.dir, "bytes": size, "seconds": time.Since(t0).Seconds(), "page": page})
+	}
+	fmt.Printf("wrote %s: %d texts × %d columns, %d files, %.1f MB, in %.0f s\n", filepath.Join(r.dir, "index.html"), len(page.Rows), len(page.Columns),
+		len(page.Files)+2, float64(size)/1e6, time.Since(t0).Seconds())
+	for c, h := range page.Columns {
+		t := page.Totals[c]
+		line := fmt.Sprintf("  %-26s %6.1f s of audio", h.Name, t.Seconds)
+		if page.Judged {
+			line += fmt.Sprintf("  WER %5.1f%% (%d/%d words)", 100*t.WER, t.Errors, t.Words)
+		}
+		if page.Voiced {
+			line += fmt.Sprintf("  speaker judge right %d of %d", t.Right, t.Known)
+		}
+		fmt.Println(line)
+	}
+	return nil
+}
+
+// folderBytes is the size of the files in dir (not below it).
+func folderBytes(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			return 0, err
+		}
+		n += info.Size()
+	}
+	return n, nil
+}
+
+// commandLine is args as a shell would need them typed, for a page's
+// header.
+func commandLine(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./=:,+-@") == "" {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
 }
