@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
-
-	"github.com/latentlm/latentlm/lm"
 )
 
 // padRows is the number of rows a batch of n rows runs as: n up to 4, then
@@ -26,21 +23,29 @@ func padRows(n int) int {
 	return min((n+63)/64*64, MaxBatch)
 }
 
-// BatchItem is one request of GenerateBatch: its images, the seed of their
-// noise, its context and its progress callback.
+// BatchItem is one request of GenerateBatch or Decoder.Add: its images,
+// the seed of their noise, its context and its progress callback.
 type BatchItem struct {
-	// Ctx cancels the item: its rows stop being reported and its result is
-	// ctx's error, but they stay in the batch until it ends. Nil means
+	// Ctx cancels the item: its images leave the batch at the next latent
+	// (Decoder.Step) and its result is ctx's error. Nil means
 	// context.Background().
 	Ctx     context.Context
 	Request Request
 	// Seed seeds the initial noise of the item's images: image i of the
-	// item draws its noise from PCG(Seed, i) on the host, so its result
-	// does not depend on the other items of the batch.
+	// item draws its noise from PCG(Seed, i) on the host (a LatentLM image
+	// latent by latent, C values each, in raster order; a DiT grid all at
+	// once, the same values), so its result does not depend on the other
+	// items of the batch.
 	Seed int64
+	// Options, when set, are the item's own guidance scale and
+	// temperature in GenerateBatch (their Steps must be the batch's; their
+	// Seed is ignored); nil takes the batch's. Decoder.Add takes them as
+	// an argument instead.
+	Options *SampleOptions
 	// OnLatent, when set, is called after every latent drawn with the
-	// item's own images (Offset 0, Count its images; Partial decodes them).
-	// An error drops the item as a cancelled context does.
+	// item's own images (Offset 0, Count its images; Partial decodes them),
+	// or once with the finished grids for a DiT model. An error drops the
+	// item as a cancelled context does.
 	OnLatent func(Progress) error
 }
 
@@ -51,31 +56,34 @@ type BatchResult struct {
 }
 
 // SupportsBatch reports whether GenerateBatch can serve the generator's
-// model: a LatentLM model (a DiT model draws its grid at once from the
-// store's generator).
-func (g *Generator) SupportsBatch() bool { return g.kind == KindLatentLM }
-
-// errAllGone stops a batch whose items were all cancelled.
-var errAllGone = errors.New("latentlm: every item of the batch is gone")
+// model: a LatentLM or a DiT model (every kind Load reads).
+func (g *Generator) SupportsBatch() bool { return g.kind == KindLatentLM || g.kind == KindDiT }
 
 // GenerateBatch decodes the images of every item as one batch, one row per
-// image, with opts' steps, guidance scale and temperature (opts.Seed is
-// ignored: each item has its own). Each row's initial noise comes from its
-// item's seed and the image's index in the item (see BatchItem.Seed), and
-// the solver adds none on the way for Steps ≥ 1, so an item's images are
-// the same whether it is decoded alone or with others, byte for byte on a
-// backend whose kernels compute each row independently of the batch size
-// (they are not Generate's images for the same seed, which come from the
-// store's generator). Steps 0 (DDPM, which draws noise at every step) is
-// refused. The batch may hold at most MaxBatch rows, and runs rounded up
-// to one of a few sizes (padding rows whose results are dropped) so that
-// its graphs are compiled once per size; the tokenizer decodes each item's
-// images on their own.
+// image, with opts' steps and, unless an item has its own Options, opts'
+// guidance scale and temperature (opts.Seed is ignored: each item has its
+// own). Each row's initial noise comes from its item's seed and the
+// image's index in the item (see BatchItem.Seed), and the solver adds none
+// on the way for Steps ≥ 1, so an item's images are the same whether it is
+// decoded alone or with others, byte for byte on a backend whose kernels
+// compute each row independently of the batch size (they are not
+// Generate's images for the same seed, which come from the store's
+// generator). Steps 0 (DDPM, which draws noise at every step) is refused.
+// The batch may hold at most MaxBatch rows.
+//
+// A LatentLM batch runs on a Decoder (continuous batching) with every item
+// admitted at once, so its images are those the items get from a Decoder,
+// whenever they join one. A DiT batch draws every grid in one solver run
+// (SampleRows), padded to one of a few sizes (padding rows whose results
+// are dropped) so that its graphs are compiled once per size: a DiT
+// denoises a whole image at every step, so the natural point for requests
+// to join is between batches. The tokenizer decodes each item's images on
+// their own.
 func (g *Generator) GenerateBatch(opts SampleOptions, items []BatchItem) []BatchResult {
 	res := make([]BatchResult, len(items))
 	fail := func(err error) []BatchResult {
 		for i := range res {
-			if res[i].Err == nil {
+			if res[i].Err == nil && res[i].Images == nil {
 				res[i].Err = err
 			}
 		}
@@ -88,158 +96,170 @@ func (g *Generator) GenerateBatch(opts SampleOptions, items []BatchItem) []Batch
 		return fail(errors.New("latentlm: GenerateBatch needs Steps ≥ 1 (DPM-Solver++): DDPM draws noise at every step"))
 	}
 	if !g.SupportsBatch() {
-		return fail(fmt.Errorf("latentlm: GenerateBatch serves LatentLM models, not %s", g.kind))
+		return fail(fmt.Errorf("latentlm: GenerateBatch serves LatentLM and DiT models, not %s", g.kind))
 	}
+	// Each item's options, and the rows of the batch.
+	itemOpts := make([]SampleOptions, len(items))
+	rows := 0
+	for i, it := range items {
+		itemOpts[i] = opts
+		if it.Options != nil {
+			o := *it.Options
+			o.Seed = opts.Seed
+			if err := o.Validate(); err != nil {
+				res[i].Err = fmt.Errorf("latentlm: item %d: %w", i, err)
+				continue
+			}
+			if o.Steps != opts.Steps {
+				res[i].Err = fmt.Errorf("latentlm: item %d: steps %d in a batch of %d", i, o.Steps, opts.Steps)
+				continue
+			}
+			itemOpts[i] = o
+		}
+		if l, err := it.Request.labels(g.classes); err == nil {
+			rows += len(l)
+		}
+	}
+	if rows > MaxBatch {
+		return fail(fmt.Errorf("latentlm: batch of %d images, at most %d", rows, MaxBatch))
+	}
+	if g.kind == KindDiT {
+		return g.ditBatch(opts.Steps, itemOpts, items, res)
+	}
+	d, err := g.NewDecoder(opts.Steps, MaxBatch)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.Close()
+	index := map[int]int{} // decoder id → item
+	for i, it := range items {
+		if res[i].Err != nil {
+			continue
+		}
+		id, err := d.Add(it, itemOpts[i])
+		if err != nil {
+			res[i].Err = err
+			continue
+		}
+		index[id] = i
+	}
+	for d.Len() > 0 {
+		fin, err := d.Step()
+		for _, f := range fin {
+			res[index[f.ID]] = f.BatchResult
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	return res
+}
+
+// ditBatch is GenerateBatch for a DiT model: one SampleRows call for the
+// valid, live items (res holds the others' errors already).
+func (g *Generator) ditBatch(steps int, opts []SampleOptions, items []BatchItem, res []BatchResult) []BatchResult {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return fail(ErrClosed)
+		for i := range res {
+			if res[i].Err == nil {
+				res[i].Err = ErrClosed
+			}
+		}
+		return res
 	}
-	// Rows of the batch: item and image index of each.
-	type row struct{ item, index int }
-	var rows []row
+	per := g.tok.Config.Items() * g.channels
 	var labels []int
+	var noise [][]float32
+	var scale, temp []float64
 	itemLabels := make([][]int, len(items))
-	live := make([]bool, len(items))
+	first := make([]int, len(items))
 	for i, it := range items {
-		if it.Ctx == nil {
-			items[i].Ctx = context.Background()
+		if res[i].Err != nil {
+			continue
+		}
+		ctx := it.Ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		if err := ctx.Err(); err != nil {
+			res[i].Err = fmt.Errorf("latentlm: generation cancelled: %w", err)
+			continue
 		}
 		l, err := it.Request.labels(g.classes)
 		if err != nil {
 			res[i].Err = err
 			continue
 		}
-		itemLabels[i], live[i] = l, true
+		itemLabels[i], first[i] = l, len(labels)
 		for k, c := range l {
-			rows = append(rows, row{i, k})
-			labels = append(labels, c)
+			rng := rand.New(rand.NewPCG(uint64(it.Seed), uint64(k)))
+			z := make([]float32, per)
+			for j := range z {
+				z[j] = float32(rng.NormFloat64())
+			}
+			labels, noise = append(labels, c), append(noise, z)
+			scale, temp = append(scale, opts[i].CFG), append(temp, opts[i].Temperature)
 		}
 	}
-	if len(rows) == 0 {
+	if len(labels) == 0 {
 		return res
-	}
-	if len(rows) > MaxBatch {
-		return fail(fmt.Errorf("latentlm: batch of %d images, at most %d", len(rows), MaxBatch))
-	}
-	s, err := g.samplerFor(opts)
-	if err != nil {
-		return fail(err)
-	}
-	ls, ok := s.(*lm.Sampler)
-	if !ok {
-		return fail(fmt.Errorf("latentlm: GenerateBatch serves LatentLM models, not %s", g.kind))
 	}
 	// Padding rows (class 0, zero noise, results dropped) round the batch
 	// up to a few sizes, so that batches of varying size do not each
 	// compile their own graphs; rows do not depend on one another.
-	nrows := len(rows)
+	nrows := len(labels)
 	for range padRows(nrows) - nrows {
-		labels = append(labels, 0)
+		labels, noise = append(labels, 0), append(noise, make([]float32, per))
+		scale, temp = append(scale, 1), append(temp, 1)
 	}
-	rngs := make([]*rand.Rand, len(rows))
-	for r, rw := range rows {
-		rngs[r] = rand.New(rand.NewPCG(uint64(items[rw.item].Seed), uint64(rw.index)))
-	}
-	grid := g.tok.Config.Grid()
-	nItems := g.tok.Config.Items()
-	c := g.channels
-	sess, err := ls.Prefill(labels)
+	s, own, err := g.acquireRows(steps)
 	if err != nil {
-		g.dropSampler()
-		return fail(fmt.Errorf("latentlm: %w", err))
-	}
-	defer sess.Close()
-	// drop ends an item's part in the batch.
-	drop := func(i int, err error) {
-		if live[i] {
-			live[i] = false
-			res[i].Err = err
-		}
-	}
-	anyLive := func() bool {
-		for i := range live {
-			if live[i] {
-				return true
+		for i := range res {
+			if itemLabels[i] != nil {
+				res[i].Err = err
 			}
 		}
-		return false
-	}
-	first := make([]int, len(items)) // the item's first row
-	for r := len(rows) - 1; r >= 0; r-- {
-		first[rows[r].item] = r
-	}
-	out, err := sess.Latents(lm.Segment{Max: nItems,
-		// Before each latent: drop cancelled items, stop once none is
-		// left, and draw every row's noise from its own item's generator.
-		BeforeLatent: func(int) ([][]float32, error) {
-			for i, it := range items {
-				if live[i] && it.Ctx.Err() != nil {
-					drop(i, fmt.Errorf("latentlm: generation cancelled: %w", it.Ctx.Err()))
-				}
-			}
-			if !anyLive() {
-				return nil, errAllGone
-			}
-			noise := make([][]float32, len(labels))
-			for r := range noise {
-				noise[r] = make([]float32, c)
-				if r >= nrows {
-					continue
-				}
-				for j := range noise[r] {
-					noise[r][j] = float32(rngs[r].NormFloat64())
-				}
-			}
-			return noise, nil
-		},
-		// After each latent: report each live item's own rows.
-		AfterLatent: func(k int, sofar [][]float32) error {
-			for i, it := range items {
-				if !live[i] || it.OnLatent == nil {
-					continue
-				}
-				n := len(itemLabels[i])
-				p := Progress{Offset: 0, Count: n, Index: k, Row: k / grid, Col: k % grid, Latents: nItems, Grid: grid,
-					g: g, labels: itemLabels[i], latents: sofar[first[i] : first[i]+n], items: nItems}
-				if err := it.OnLatent(p); err != nil {
-					drop(i, fmt.Errorf("latentlm: generation stopped: %w", err))
-				}
-			}
-			return nil
-		}})
-	if errors.Is(err, errAllGone) {
 		return res
 	}
-	if err != nil {
-		g.dropSampler()
-		return fail(fmt.Errorf("latentlm: %w", err))
+	ds, ok := s.(rowSampler)
+	var out [][]float32
+	if !ok {
+		err = fmt.Errorf("latentlm: the %s sampler does not batch rows", g.kind)
+	} else {
+		out, err = ds.SampleRows(labels, noise, scale, temp)
 	}
-	for i := range items {
-		if !live[i] {
+	g.releaseRows(s, own, err != nil)
+	grid, nItems := g.tok.Config.Grid(), g.tok.Config.Items()
+	for i, it := range items {
+		l := itemLabels[i]
+		if l == nil {
 			continue
 		}
-		n := len(itemLabels[i])
-		dec, err := g.tok.Decode(out[first[i] : first[i]+n])
 		if err != nil {
 			res[i].Err = fmt.Errorf("latentlm: %w", err)
 			continue
 		}
-		imgs := make([]Image, 0, n)
-		for j, px := range dec {
-			for _, v := range px {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					err = fmt.Errorf("latentlm: model %s produced non-finite pixel values: its weights or the sampling options are broken", g.dir)
-					break
-				}
-			}
-			imgs = append(imgs, Image{Class: itemLabels[i][j], Size: g.imageSize, Pixels: px})
-		}
-		if err != nil {
-			res[i].Err = err
+		if it.Ctx != nil && it.Ctx.Err() != nil {
+			res[i].Err = fmt.Errorf("latentlm: generation cancelled: %w", it.Ctx.Err())
 			continue
 		}
-		res[i].Images = imgs
+		lat := out[first[i] : first[i]+len(l)]
+		if it.OnLatent != nil {
+			p := Progress{Count: len(l), Index: nItems - 1, Row: grid - 1, Col: grid - 1, Latents: nItems, Grid: grid,
+				g: g, labels: l, latents: lat, items: nItems}
+			if err := it.OnLatent(p); err != nil {
+				res[i].Err = fmt.Errorf("latentlm: generation stopped: %w", err)
+				continue
+			}
+		}
+		res[i].Images, res[i].Err = g.decodeImages(l, lat)
 	}
 	return res
+}
+
+// rowSampler is a sampler that draws a batch of grids from noise, guidance
+// scales and temperatures per row (dit.Sampler.SampleRows).
+type rowSampler interface {
+	SampleRows(labels []int, noise [][]float32, scale, temperature []float64) ([][]float32, error)
 }

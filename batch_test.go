@@ -2,9 +2,18 @@ package latentlm_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/ml/model"
+
 	"github.com/latentlm/latentlm"
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/dit"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/nn"
 )
 
 // TestGenerateBatchRowsIndependent: an item's images are the same, byte for
@@ -62,5 +71,81 @@ func TestGenerateBatchRowsIndependent(t *testing.T) {
 	opts.Steps = 0
 	if r := g.GenerateBatch(opts, items[:1]); r[0].Err == nil {
 		t.Error("DDPM batch accepted")
+	}
+}
+
+// tinyDiT saves an untrained DiT for the shipped MNIST tokenizer, every
+// weight drawn from N(0, 0.05) (none zero, so that class and guidance
+// matter), and loads it.
+func tinyDiT(t *testing.T) *latentlm.Generator {
+	t.Helper()
+	tokDir := "weights/vae-mnist"
+	sum, err := checkpoint.FileSHA256(filepath.Join(tokDir, checkpoint.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := dit.Config{Dim: 16, Depth: 1, Heads: 2, MLPRatio: 2, Latent: 8, Grid: 7, Classes: 10, Target: diffusion.Epsilon}
+	specs := cfg.Specs()
+	for i := range specs {
+		specs[i].Std = 0.05
+	}
+	store := model.NewStore()
+	if err := nn.Init(store, specs, 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "dit")
+	tok := lm.Tokenizer{Path: tokDir, SHA256: sum, Kind: "sigma", Items: 49, Channels: 8, Data: "mnist"}
+	if err := dit.Save(dir, cfg, store, tok, nil); err != nil {
+		t.Fatal(err)
+	}
+	g, err := latentlm.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// TestGenerateBatchDiT: a DiT batch (one solver run for every grid) gives
+// each item, with its own seed, guidance scale and temperature, byte for
+// byte the images it gets alone; the callback sees the finished grids once;
+// a cancelled item is dropped.
+func TestGenerateBatchDiT(t *testing.T) {
+	g := tinyDiT(t)
+	if !g.SupportsBatch() || g.SupportsDecoder() {
+		t.Fatalf("a DiT: batch %v, decoder %v; want batch only", g.SupportsBatch(), g.SupportsDecoder())
+	}
+	opts := latentlm.SampleOptions{Steps: 3, CFG: 4, Temperature: 1, Seed: 1}
+	own := latentlm.SampleOptions{Steps: 3, CFG: 1.5, Temperature: 0.8}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	calls, index := 0, -1
+	items := []latentlm.BatchItem{
+		{Request: latentlm.Request{Class: 3, N: 2}, Seed: 5},
+		{Request: latentlm.Request{Classes: []int{7, 1}}, Seed: 6, Options: &own, OnLatent: func(p latentlm.Progress) error {
+			calls, index = calls+1, p.Index
+			return nil
+		}},
+		{Ctx: cancelled, Request: latentlm.Request{Class: 1, N: 1}, Seed: 2},
+	}
+	got := g.GenerateBatch(opts, items)
+	if got[0].Err != nil || got[1].Err != nil || len(got[0].Images) != 2 || got[1].Images[0].Class != 7 {
+		t.Fatalf("batched: %v, %v", got[0].Err, got[1].Err)
+	}
+	if calls != 1 || index != 48 || got[2].Err == nil {
+		t.Errorf("callback: %d calls, index %d; cancelled item: %v", calls, index, got[2].Err)
+	}
+	for i := range 2 {
+		it := items[i]
+		it.OnLatent = nil
+		alone := g.GenerateBatch(opts, []latentlm.BatchItem{it})
+		if alone[0].Err != nil || !sameImages(alone[0].Images, got[i].Images) {
+			t.Errorf("item %d: its images differ batched and alone (err %v)", i, alone[0].Err)
+		}
+	}
+	// The item's own guidance scale applies: the batch's gives others.
+	plain := g.GenerateBatch(opts, []latentlm.BatchItem{{Request: items[1].Request, Seed: 6}})
+	if plain[0].Err != nil || sameImages(plain[0].Images, got[1].Images) {
+		t.Errorf("an item's own options were ignored (err %v)", plain[0].Err)
 	}
 }

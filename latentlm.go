@@ -90,6 +90,18 @@ type Generator struct {
 	// recompile; replaced (and closed) when the options change.
 	cached    sampler
 	cachedKey samplerKey
+	// rows is the sampler of per-row batching (Decoder, GenerateBatch),
+	// keyed by its solver steps alone: its graphs take the guidance scale,
+	// temperature and noise of each row as inputs. rowUsers counts the
+	// decoders and batches using it (it is replaced only when none does),
+	// rowBroken marks it for replacement after a failed step.
+	rows      sampler
+	rowSteps  int
+	rowUsers  int
+	rowBroken bool
+	// decoders are the open Decoders, whose tensors Close frees before
+	// the backend goes.
+	decoders map[*Decoder]struct{}
 }
 
 // Load reads the model checkpoint in dir — a LatentLM or a DiT model, told
@@ -266,6 +278,14 @@ func (g *Generator) Close() error {
 
 // release frees what is allocated, in dependency order.
 func (g *Generator) release() {
+	for d := range g.decoders {
+		d.free()
+	}
+	g.decoders = nil
+	if g.rows != nil {
+		g.rows.Close()
+		g.rows = nil
+	}
 	g.dropSampler()
 	if g.tok != nil {
 		g.tok.Close()

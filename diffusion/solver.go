@@ -37,6 +37,30 @@ func Guided(model TwoStreams, scale float64) Denoiser {
 	}
 }
 
+// GuideRows is Guide with a scale per item: scale [n] weighs the
+// predictions cond and uncond [n, …] of item i by scale[i], so that items
+// of different guidance scales share one batch (the server's continuous
+// batching). Each value is computed as Guide computes it with that scale.
+func GuideRows(cond, uncond, scale *Node) *Node {
+	dims := make([]int, cond.Rank())
+	for i := range dims {
+		dims[i] = 1
+	}
+	dims[0] = cond.Shape().Dimensions[0]
+	return Add(uncond, Mul(Sub(cond, uncond), Reshape(scale, dims...)))
+}
+
+// GuidedRows is Guided with a scale per item (GuideRows): scale [n] is a
+// node, an input of the graph, so one compiled graph serves any scales.
+func GuidedRows(model TwoStreams, scale *Node) Denoiser {
+	return func(x, t *Node) *Node {
+		n := x.Shape().Dimensions[0]
+		streams := 2 * n
+		pred := model(Concatenate([]*Node{x, x}, 0), BroadcastToDims(t, streams))
+		return GuideRows(SliceAxis(pred, 0, AxisRange(0, n)), SliceAxis(pred, 0, AxisRange(n, streams)), scale)
+	}
+}
+
 // SolverGraphs is what a Solver needs of a model, as graph builders. in are
 // the nodes of the tensors passed to Solver.Solve.
 type SolverGraphs struct {

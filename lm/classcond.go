@@ -99,22 +99,31 @@ func (s *Sampler) Engine() *Engine { return s.engine }
 // after it.
 func (s *Sampler) Close() { s.engine.Close() }
 
+// ClassPrefix is the prefix of a class-conditional image sequence of
+// class label, [label] <BOL>, and of its guidance stream, [null] <BOL> (in
+// LayoutPublic [label] and [null]).
+func (c Config) ClassPrefix(label int) (prefix, guide []Item, err error) {
+	if label < 0 || label >= c.Vocab.Classes {
+		return nil, nil, fmt.Errorf("class %d out of range 0…%d", label, c.Vocab.Classes-1)
+	}
+	prefix = []Item{TokenItem(label)}
+	guide = []Item{TokenItem(c.Vocab.Null())}
+	if c.Layout == LayoutBOL {
+		prefix = append(prefix, TokenItem(c.Vocab.BOL()))
+		guide = append(guide, TokenItem(c.Vocab.BOL()))
+	}
+	return prefix, guide, nil
+}
+
 // Prefill starts a guided session for one image per label: each sequence
-// holds [label] <BOL>, its guidance stream [null] <BOL> (in LayoutPublic
-// [label] and [null]).
+// holds its ClassPrefix, its guidance stream the null class's.
 func (s *Sampler) Prefill(labels []int) (*Session, error) {
-	c := s.engine.cfg
 	prefix := make([][]Item, len(labels))
 	guide := make([][]Item, len(labels))
 	for i, l := range labels {
-		if l < 0 || l >= c.Vocab.Classes {
-			return nil, fmt.Errorf("class %d out of range 0…%d", l, c.Vocab.Classes-1)
-		}
-		prefix[i] = []Item{TokenItem(l)}
-		guide[i] = []Item{TokenItem(c.Vocab.Null())}
-		if c.Layout == LayoutBOL {
-			prefix[i] = append(prefix[i], TokenItem(c.Vocab.BOL()))
-			guide[i] = append(guide[i], TokenItem(c.Vocab.BOL()))
+		var err error
+		if prefix[i], guide[i], err = s.engine.cfg.ClassPrefix(l); err != nil {
+			return nil, err
 		}
 	}
 	return s.engine.Prefill(prefix, guide)

@@ -56,7 +56,12 @@ type Engine struct {
 	// The same heads starting from noise the caller supplies
 	// (Session.SolveWithNoise), prepared on first use.
 	guidedNoise, plainNoise *diffusion.Solver
-	loop                    bool
+	// The step and heads of Rows (continuous batching: a position, a
+	// guidance scale and a temperature per sequence), prepared on first
+	// use.
+	rowStep             *model.Exec
+	rowGuided, rowPlain *diffusion.Solver
+	loop                bool
 }
 
 // NewEngine prepares generation from the weights in store (load the EMA
@@ -143,13 +148,13 @@ func (e *Engine) Config() Config { return e.cfg }
 // Close releases the compiled graphs (the store and its weights stay with
 // the caller). It is safe to call more than once; sessions fail after it.
 func (e *Engine) Close() {
-	for _, x := range []**model.Exec{&e.step, &e.logits} {
+	for _, x := range []**model.Exec{&e.step, &e.logits, &e.rowStep} {
 		if *x != nil {
 			(*x).Finalize()
 			*x = nil
 		}
 	}
-	for _, s := range []**diffusion.Solver{&e.guided, &e.plain, &e.guidedNoise, &e.plainNoise} {
+	for _, s := range []**diffusion.Solver{&e.guided, &e.plain, &e.guidedNoise, &e.plainNoise, &e.rowGuided, &e.rowPlain} {
 		if *s != nil {
 			(*s).Close()
 			*s = nil

@@ -39,8 +39,10 @@ type KV struct{ K, V *Node }
 // items of x, for inputs that already carry their positions (DiT's fixed
 // embeddings).
 type AttentionOptions struct {
-	// Pos holds the absolute positions [T] (float) of the items of x. RoPE,
-	// Causal and Cache need it.
+	// Pos holds the absolute positions [T] (float) of the items of x, or
+	// [B, T] when each sequence is at its own position (continuous
+	// batching, where a sequence joins the batch at position 0 while the
+	// others are mid-way). RoPE, Causal and Cache need it.
 	Pos *Node
 	// RoPE rotates queries and keys by Pos (rotary position embeddings).
 	RoPE bool
@@ -89,16 +91,34 @@ func (a Attention) Forward(w Weights, prefix string, x *Node, opts AttentionOpti
 	var newCache *KV
 	if cache != nil {
 		maxLen := cache.K.Shape().Dimensions[1]
-		// write[t, s] = 1 where item t goes into slot s. A product with this
-		// one-hot matrix writes the cache without DynamicUpdateSlice, which
-		// neither CPU backend implements.
-		slots := Iota(x.Graph(), Shape(x.DType(), 1, maxLen), 1)
-		write := ConvertDType(Equal(InsertAxes(pos, -1), slots), x.DType()) // [T, S]
-		keep := OneMinus(ReduceSum(write, 0))                               // [S]
-		update := func(c, n *Node) *Node {
-			written := DotGeneral(write, []int{0}, nil, n, []int{1}, nil) // [S, B, KV, hd]
-			written = TransposeAllAxes(written, 1, 0, 2, 3)
-			return Add(Mul(c, Reshape(keep, 1, maxLen, 1, 1)), written)
+		var update func(c, n *Node) *Node
+		if pos.Rank() == 1 {
+			// write[t, s] = 1 where item t goes into slot s. A product with
+			// this one-hot matrix writes the cache without
+			// DynamicUpdateSlice, which neither CPU backend implements.
+			slots := Iota(x.Graph(), Shape(x.DType(), 1, maxLen), 1)
+			write := ConvertDType(Equal(InsertAxes(pos, -1), slots), x.DType()) // [T, S]
+			keep := OneMinus(ReduceSum(write, 0))                               // [S]
+			update = func(c, n *Node) *Node {
+				written := DotGeneral(write, []int{0}, nil, n, []int{1}, nil) // [S, B, KV, hd]
+				written = TransposeAllAxes(written, 1, 0, 2, 3)
+				return Add(Mul(c, Reshape(keep, 1, maxLen, 1, 1)), written)
+			}
+		} else {
+			// Per sequence: write[b, t, s] = 1 where item t of sequence b
+			// goes into slot s, and the same one-hot product batched over
+			// b. A scatter at the positions would do too, but this keeps
+			// to the ops the [T] form already needs of every backend. A
+			// product with one 1 and zeros is exact, so where every
+			// sequence shares a position it writes the same values as the
+			// [T] form.
+			slots := Iota(x.Graph(), Shape(x.DType(), 1, 1, maxLen), 2)
+			write := ConvertDType(Equal(InsertAxes(pos, -1), slots), x.DType()) // [B, T, S]
+			keep := OneMinus(ReduceSum(write, 1))                               // [B, S]
+			update = func(c, n *Node) *Node {
+				written := DotGeneral(write, []int{1}, []int{0}, n, []int{1}, []int{0}) // [B, S, KV, hd]
+				return Add(Mul(c, Reshape(keep, batch, maxLen, 1, 1)), written)
+			}
 		}
 		newCache = &KV{K: update(cache.K, k), V: update(cache.V, v)}
 		k, v = newCache.K, newCache.V
@@ -114,8 +134,8 @@ func (a Attention) Forward(w Weights, prefix string, x *Node, opts AttentionOpti
 }
 
 // attend computes softmax(q·kᵀ/√hd)·v with q [B,T,H,hd], k and v [B,S,KV,hd];
-// with causal, query t (of sequence b) sees the keys at keyPos [S] up to
-// queryPos [T] (or [B, T]).
+// with causal, query t (of sequence b) sees the keys at keyPos [S] (or
+// [B, S]) up to queryPos [T] (or [B, T]).
 func attend(q, k, v, queryPos, keyPos *Node, causal bool) *Node {
 	dims := q.Shape().Dimensions
 	batch, seqLen, heads, hd := dims[0], dims[1], dims[2], dims[3]
@@ -131,8 +151,15 @@ func attend(q, k, v, queryPos, keyPos *Node, causal bool) *Node {
 	scores = MulScalar(scores, 1/math.Sqrt(float64(hd)))
 	if causal {
 		var allowed *Node
-		if queryPos.Rank() == 2 { // per sequence: [B, 1, T, S]
-			allowed = LessOrEqual(Reshape(keyPos, 1, 1, 1, kvLen), Reshape(queryPos, batch, 1, seqLen, 1))
+		if queryPos.Rank() == 2 || keyPos.Rank() == 2 { // per sequence: [B, 1, T, S]
+			kb, qb := 1, 1 // leading dimensions of the two
+			if keyPos.Rank() == 2 {
+				kb = batch
+			}
+			if queryPos.Rank() == 2 {
+				qb = batch
+			}
+			allowed = LessOrEqual(Reshape(keyPos, kb, 1, 1, kvLen), Reshape(queryPos, qb, 1, seqLen, 1))
 		} else {
 			allowed = LessOrEqual(InsertAxes(keyPos, 0), InsertAxes(queryPos, -1)) // [T, S]
 			allowed = Reshape(allowed, 1, 1, seqLen, kvLen)
@@ -146,7 +173,9 @@ func attend(q, k, v, queryPos, keyPos *Node, causal bool) *Node {
 }
 
 // RoPE rotates interleaved pairs (2j, 2j+1) of the last axis of x [B,T,H,hd]
-// by pos[t]·f_j with f_j = 10000^(−j/(hd/2−1)), the spacing of the public code.
+// by pos[t]·f_j (pos [T]; or pos[b, t]·f_j with pos [B, T], each sequence at
+// its own positions) with f_j = 10000^(−j/(hd/2−1)), the spacing of the
+// public code.
 // It is written as x·cos + rot(x)·sin, rot(x₀, x₁) = (−x₁, x₀), with the pair
 // swap a product with a constant matrix: slicing would need Pad in the
 // gradient, which ONNX Runtime lacks, and Reverse has no gradient in GoMLX.
@@ -164,9 +193,15 @@ func RoPE(x, pos *Node) *Node {
 		freqs[2*j+1] = freqs[2*j]
 	}
 	g := x.Graph()
-	angles := Mul(InsertAxes(pos, -1), InsertAxes(Const(g, Tensor(freqs, x.DType(), hd)), 0)) // [T, hd]
-	cos := Reshape(Cos(angles), 1, seqLen, 1, hd)
-	sin := Reshape(Sin(angles), 1, seqLen, 1, hd)
+	rows := 1
+	f := InsertAxes(Const(g, Tensor(freqs, x.DType(), hd)), 0) // [1, hd]
+	if pos.Rank() == 2 {
+		rows = dims[0]
+		f = InsertAxes(f, 0) // [1, 1, hd]
+	}
+	angles := Mul(InsertAxes(pos, -1), f) // [T, hd] or [B, T, hd]
+	cos := Reshape(Cos(angles), rows, seqLen, 1, hd)
+	sin := Reshape(Sin(angles), rows, seqLen, 1, hd)
 	// rot(x) = x·P with P the [hd, hd] matrix taking each pair (x₀, x₁) to
 	// (−x₁, x₀): one small product, which backends run well.
 	perm := make([]float64, hd*hd)

@@ -9,11 +9,11 @@ import (
 	"github.com/latentlm/latentlm"
 )
 
-// batchKey is what requests must share to be decoded together: the model's
-// compiled sampler depends on these.
+// batchKey is what requests must share to be decoded together: the
+// solver steps, which the compiled graphs unroll. Guidance scale,
+// temperature and seed are each image's own (graph inputs and host noise).
 type batchKey struct {
-	steps            int
-	cfg, temperature float64
+	steps int
 }
 
 // job is one request waiting for, or decoded in, a batch.
@@ -22,27 +22,48 @@ type job struct {
 	req      ImagesRequest
 	key      batchKey
 	onLatent func(latentlm.Progress) error
-	// begin runs (on the model's worker) when the job's batch starts.
+	// begin runs (on the model's worker) when the job starts decoding.
 	begin func()
+	start time.Time      // set by the worker when the job starts
 	done  chan jobResult // buffered: the worker never waits for the handler
 }
 
 type jobResult struct {
 	latentlm.BatchResult
-	start time.Time // of the batch
-	rows  int       // of the batch
-	jobs  int       // requests in the batch
+	start time.Time // of the job's decoding
 }
 
-// batcher runs one model's batches, one at a time, on its own goroutine:
-// at every batch start it takes the oldest waiting request and every other
-// waiting one of the same steps, cfg and temperature, up to maxRows images.
+// item is the job as a latentlm.BatchItem, and its options.
+func (j *job) item() (latentlm.BatchItem, latentlm.SampleOptions) {
+	opts := latentlm.SampleOptions{Steps: j.req.Steps, CFG: j.req.CFG, Temperature: j.req.Temperature, Seed: j.req.Seed}
+	return latentlm.BatchItem{Ctx: j.ctx, Request: latentlm.Request{Class: j.req.Class, N: j.req.N}, Seed: j.req.Seed, Options: &opts, OnLatent: j.onLatent}, opts
+}
+
+// batcher runs one model's requests on its own goroutine.
+//
+// A LatentLM model is batched continuously (latentlm.Decoder): a running
+// decode takes waiting requests in at every latent boundary, each image at
+// its own position with its own guidance scale, temperature and seed, and
+// a request leaves as soon as its images are done, so a request arriving
+// while others are mid-image starts at the next latent instead of waiting
+// for them to end. Requests are admitted in arrival order while their
+// images fit in maxRows and their steps are the decode's; the first that
+// does not fit waits, and the requests behind it wait too (first come,
+// first served: a large request, or one of other steps, is not overtaken
+// for ever). Once a decode empties it ends, and the next starts with the
+// steps of the oldest waiting request.
+//
+// A DiT model is batched at batch boundaries (Generator.GenerateBatch): a
+// DiT denoises the whole image at every solver step, so there is no item
+// boundary inside a batch for a request to join at. At every batch start
+// the worker takes the oldest waiting request and every other waiting one
+// of the same steps, up to maxRows images.
 type batcher struct {
 	s       *Server
 	name    string
 	gen     *latentlm.Generator
 	maxRows int
-	settle  time.Duration // pause after a batch before taking the next
+	settle  time.Duration // DiT: pause after a batch before taking the next
 	mu      sync.Mutex
 	pending []*job
 	wake    chan struct{}
@@ -72,14 +93,14 @@ func (b *batcher) run() {
 		select {
 		case <-b.wake:
 		case <-b.stop:
-			b.mu.Lock()
-			for _, j := range b.pending {
-				b.s.waiting.Add(-1)
-				j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: latentlm.ErrClosed}}
-			}
-			b.pending = nil
-			b.mu.Unlock()
+			b.failPending()
 			return
+		}
+		if b.gen.SupportsDecoder() {
+			if !b.continuous() {
+				return
+			}
+			continue
 		}
 		for {
 			batch := b.take()
@@ -96,6 +117,169 @@ func (b *batcher) run() {
 			}
 		}
 	}
+}
+
+// failPending answers every waiting job: the server is closing.
+func (b *batcher) failPending() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, j := range b.pending {
+		b.s.waiting.Add(-1)
+		j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: latentlm.ErrClosed}}
+	}
+	b.pending = nil
+}
+
+// stopped reports whether the server is closing.
+func (b *batcher) stopped() bool {
+	select {
+	case <-b.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// continuous decodes the waiting requests on Decoders, one decode step (a
+// latent of every image) at a time, admitting new requests before every
+// step, until none is left. It returns false when the server closes: the
+// requests in the decode and those waiting then fail.
+func (b *batcher) continuous() bool {
+	var dec *latentlm.Decoder
+	jobs := map[int]*job{} // in the decode, by Decoder id
+	defer func() {
+		if dec != nil {
+			dec.Close()
+		}
+		for _, j := range jobs {
+			b.s.running.Add(-1)
+			j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: latentlm.ErrClosed}, start: j.start}
+		}
+	}()
+	for {
+		if b.stopped() {
+			b.failPending()
+			return false
+		}
+		head := b.oldest()
+		if dec != nil && dec.Len() == 0 && (head == nil || head.key != (batchKey{dec.Steps()})) {
+			dec.Close()
+			dec = nil
+		}
+		if dec == nil {
+			if head == nil {
+				return true
+			}
+			var err error
+			if dec, err = b.gen.NewDecoder(head.key.steps, b.maxRows); err != nil {
+				b.answer(head, err)
+				continue
+			}
+		}
+		running := dec.Len() > 0
+		if joined := b.admit(dec, jobs); running {
+			b.s.metrics.joins.Add(int64(joined))
+		}
+		if dec.Len() == 0 {
+			continue
+		}
+		if b.s.beforeStep != nil {
+			b.s.beforeStep()
+		}
+		b.s.metrics.observeBatch(dec.Rows())
+		fin, err := dec.Step()
+		for _, f := range fin {
+			j := jobs[f.ID]
+			delete(jobs, f.ID)
+			b.s.running.Add(-1)
+			j.done <- jobResult{BatchResult: f.BatchResult, start: j.start}
+		}
+		if err != nil {
+			dec.Close() // every job of the decode was in fin
+			dec = nil
+		}
+	}
+}
+
+// oldest is the oldest waiting job whose client is still there (answering
+// those that are gone), or nil.
+func (b *batcher) oldest() *job {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.dropGone()
+	if len(b.pending) == 0 {
+		return nil
+	}
+	return b.pending[0]
+}
+
+// dropGone answers and removes the waiting jobs whose client is gone (with
+// b.mu held).
+func (b *batcher) dropGone() {
+	rest := b.pending[:0]
+	for _, j := range b.pending {
+		if j.ctx.Err() != nil {
+			b.s.waiting.Add(-1)
+			j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: j.ctx.Err()}}
+			continue
+		}
+		rest = append(rest, j)
+	}
+	clear(b.pending[len(rest):])
+	b.pending = rest
+}
+
+// answer removes a waiting job and answers it with err.
+func (b *batcher) answer(j *job, err error) {
+	b.mu.Lock()
+	for i, p := range b.pending {
+		if p == j {
+			b.pending = append(b.pending[:i], b.pending[i+1:]...)
+			b.s.waiting.Add(-1)
+			break
+		}
+	}
+	b.mu.Unlock()
+	j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: err}}
+}
+
+// admit moves the waiting jobs that fit into dec, in arrival order, up to
+// the first that does not (other steps, or more images than are free; the
+// first job of an empty decode always fits), and returns how many joined.
+func (b *batcher) admit(dec *latentlm.Decoder, jobs map[int]*job) int {
+	b.mu.Lock()
+	b.dropGone()
+	free, empty := dec.Free(), dec.Len() == 0
+	n := 0
+	for _, j := range b.pending {
+		if j.key != (batchKey{dec.Steps()}) || (j.req.N > free && !(empty && n == 0)) {
+			break
+		}
+		free -= j.req.N
+		n++
+	}
+	take := append([]*job(nil), b.pending[:n]...)
+	b.pending = append(b.pending[:0], b.pending[n:]...)
+	b.s.waiting.Add(-int64(n))
+	b.mu.Unlock()
+	joined := 0
+	for _, j := range take {
+		it, opts := j.item()
+		id, err := dec.Add(it, opts)
+		if err != nil {
+			j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: err}}
+			continue
+		}
+		j.start = time.Now()
+		j.begin()
+		jobs[id] = j
+		b.s.running.Add(1)
+		joined++
+	}
+	if joined > 0 && b.s.beforeGenerate != nil {
+		b.s.beforeGenerate()
+	}
+	return joined
 }
 
 // await waits until the waiting requests hold rows images, or settle
@@ -123,32 +307,29 @@ func (b *batcher) await(rows int) {
 	}
 }
 
-// take removes the next batch from the waiting jobs, answering those whose
-// client is gone.
+// take removes the next batch-boundary batch from the waiting jobs,
+// answering those whose client is gone.
 func (b *batcher) take() []*job {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.dropGone()
 	var batch, rest []*job
 	rows := 0
 	for _, j := range b.pending {
-		switch {
-		case j.ctx.Err() != nil:
-			b.s.waiting.Add(-1)
-			j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: j.ctx.Err()}}
-		case len(batch) == 0 || (j.key == batch[0].key && rows+j.req.N <= b.maxRows):
+		if len(batch) == 0 || (j.key == batch[0].key && rows+j.req.N <= b.maxRows) {
 			batch = append(batch, j)
 			rows += j.req.N
-		default:
-			rest = append(rest, j)
+			continue
 		}
+		rest = append(rest, j)
 	}
 	b.pending = rest
 	b.s.waiting.Add(-int64(len(batch)))
 	return batch
 }
 
-// decode runs one batch, hands each job its result and returns the
-// batch's images.
+// decode runs one batch-boundary batch, hands each job its result and
+// returns the batch's images.
 func (b *batcher) decode(batch []*job) int {
 	b.s.running.Add(int64(len(batch)))
 	defer b.s.running.Add(-int64(len(batch)))
@@ -160,14 +341,13 @@ func (b *batcher) decode(batch []*job) int {
 	rows := 0
 	for i, j := range batch {
 		j.begin()
-		items[i] = latentlm.BatchItem{Ctx: j.ctx, Request: latentlm.Request{Class: j.req.Class, N: j.req.N}, Seed: j.req.Seed, OnLatent: j.onLatent}
+		items[i], _ = j.item()
 		rows += j.req.N
 	}
 	b.s.metrics.observeBatch(rows)
-	k := batch[0].key
-	res := b.gen.GenerateBatch(latentlm.SampleOptions{Steps: k.steps, CFG: k.cfg, Temperature: k.temperature, Seed: 1}, items)
+	res := b.gen.GenerateBatch(latentlm.SampleOptions{Steps: batch[0].key.steps, CFG: DefaultCFG, Temperature: DefaultTemperature, Seed: 1}, items)
 	for i, j := range batch {
-		j.done <- jobResult{BatchResult: res[i], start: start, rows: rows, jobs: len(batch)}
+		j.done <- jobResult{BatchResult: res[i], start: start}
 	}
 	return rows
 }
@@ -179,10 +359,10 @@ func (s *Server) generateBatched(ctx context.Context, w http.ResponseWriter, b *
 	// mu guards w and the fields below between the worker (begin and the
 	// callback) and this handler, which may leave before the batch ends.
 	var mu sync.Mutex
-	gone, sent := false, false
+	gone, sent, first := false, false, true
 	var start time.Time
 	rc := http.NewResponseController(w)
-	j := &job{ctx: ctx, req: req, key: batchKey{req.Steps, req.CFG, req.Temperature}, done: make(chan jobResult, 1)}
+	j := &job{ctx: ctx, req: req, key: batchKey{req.Steps}, done: make(chan jobResult, 1)}
 	j.begin = func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -201,8 +381,8 @@ func (s *Server) generateBatched(ctx context.Context, w http.ResponseWriter, b *
 			if gone {
 				return context.Canceled
 			}
-			if p.Index == 0 {
-				tm.FirstLatentMS = ms(time.Since(start))
+			if first { // latent 0, or a DiT's one event
+				tm.FirstLatentMS, first = ms(time.Since(start)), false
 			}
 			return s.sendLatent(w, rc, p)
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -30,33 +31,43 @@ type BenchOptions struct {
 
 // BenchPhase is the outcome of one way of sending the requests.
 type BenchPhase struct {
-	Requests    int     `json:"requests"`
-	Lost        int     `json:"lost"` // not answered 200 with every image
-	Seconds     float64 `json:"seconds"`
-	P50MS       float64 `json:"p50_ms"`
-	P99MS       float64 `json:"p99_ms"`
-	ImagesPerS  float64 `json:"images_per_s"`
-	MeanBatch   float64 `json:"mean_batch_rows"` // images per decoded batch
-	BatchesSeen int     `json:"batches"`
+	Requests   int     `json:"requests"`
+	Lost       int     `json:"lost"` // not answered 200 with every image
+	Seconds    float64 `json:"seconds"`
+	P50MS      float64 `json:"p50_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	ImagesPerS float64 `json:"images_per_s"`
+	// MeanBatch is the images per decode step: per latent boundary of a
+	// LatentLM model's continuous decode, per batch of a DiT model.
+	MeanBatch   float64 `json:"mean_batch_rows"`
+	BatchesSeen int     `json:"batches"` // decode steps
 }
 
 // BenchResult compares concurrent with sequential serving.
 type BenchResult struct {
-	Options     BenchOptions `json:"options"`
-	Concurrent  BenchPhase   `json:"concurrent"`
-	Sequential  BenchPhase   `json:"sequential"`
-	Ratio       float64      `json:"throughput_ratio"` // concurrent / sequential images/s
-	WarmupS     float64      `json:"warmup_s"`
-	PeakRSSMiB  float64      `json:"peak_rss_mib"` // VmHWM of this process
-	Backend     string       `json:"backend"`
-	CPUFeatures string       `json:"cpu_features,omitempty"`
+	Options    BenchOptions `json:"options"`
+	Concurrent BenchPhase   `json:"concurrent"`
+	Sequential BenchPhase   `json:"sequential"`
+	Ratio      float64      `json:"throughput_ratio"` // concurrent / sequential images/s
+	// FirstLatentIdleMS is the median time, at the client, from sending a
+	// streamed request to its first latent event with the server idle;
+	// FirstLatentBusyMS the same for a request sent while Clients−1 others
+	// decode (it joins their decode at the next latent).
+	FirstLatentIdleMS float64 `json:"first_latent_idle_ms"`
+	FirstLatentBusyMS float64 `json:"first_latent_busy_ms"`
+	WarmupS           float64 `json:"warmup_s"`
+	PeakRSSMiB        float64 `json:"peak_rss_mib"` // VmHWM of this process
+	Backend           string  `json:"backend"`
+	CPUFeatures       string  `json:"cpu_features,omitempty"`
 }
 
 // Bench serves gen on 127.0.0.1 in this process with batching on, and sends
 // Clients×Requests requests of distinct seeds and classes: first from
 // Clients concurrent clients (after one untimed round of the same shape, so
 // that the batch shapes are compiled), then the same requests one at a
-// time. It reports lost requests, latencies and throughput of both.
+// time. It reports lost requests, latencies and throughput of both, and
+// the time to the first streamed latent of a request sent alone and of one
+// sent while Clients−1 others decode.
 func Bench(gen *latentlm.Generator, o BenchOptions) (BenchResult, error) {
 	if o.Clients <= 0 {
 		o.Clients = 16
@@ -160,6 +171,64 @@ func Bench(gen *latentlm.Generator, o BenchOptions) (BenchResult, error) {
 	if res.Sequential.ImagesPerS > 0 {
 		res.Ratio = res.Concurrent.ImagesPerS / res.Sequential.ImagesPerS
 	}
+	// firstLatent sends streamed request i and returns the time to its
+	// first latent event, reading the stream to its end.
+	firstLatent := func(i int) (time.Duration, error) {
+		body := fmt.Sprintf(`{"class":%d,"n":%d,"steps":%d,"cfg":%g,"seed":%d,"stream":true}`, i%gen.Classes(), o.N, o.Steps, o.CFG, 1000+i)
+		t0 := time.Now()
+		r, err := client.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		defer r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("streamed request: status %d", r.StatusCode)
+		}
+		sc := bufio.NewScanner(r.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		var first time.Duration
+		for sc.Scan() {
+			if first == 0 && sc.Text() == "event: latent" {
+				first = time.Since(t0)
+			}
+		}
+		if first == 0 {
+			return 0, fmt.Errorf("streamed request: no latent event (%v)", sc.Err())
+		}
+		return first, sc.Err()
+	}
+	const probes = 5
+	var idle, busy []float64
+	for k := range probes {
+		d, err := firstLatent(3*total + k)
+		if err != nil {
+			return res, fmt.Errorf("bench serve: %w", err)
+		}
+		idle = append(idle, float64(d.Microseconds())/1000)
+	}
+	for k := range probes {
+		var wg sync.WaitGroup
+		for c := range o.Clients - 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				send(4*total + k*o.Clients + c)
+			}()
+		}
+		// Once the others are in their decode, a streamed request joins.
+		for deadline := time.Now().Add(time.Minute); s.running.Load() < int64(o.Clients-1) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		d, err := firstLatent(4*total + k*o.Clients + o.Clients - 1)
+		wg.Wait()
+		if err != nil {
+			return res, fmt.Errorf("bench serve: %w", err)
+		}
+		busy = append(busy, float64(d.Microseconds())/1000)
+	}
+	sort.Float64s(idle)
+	sort.Float64s(busy)
+	res.FirstLatentIdleMS, res.FirstLatentBusyMS = idle[probes/2], busy[probes/2]
 	res.PeakRSSMiB = peakRSSMiB()
 	return res, nil
 }

@@ -25,9 +25,14 @@ type metrics struct {
 	// image per latent position).
 	latents   atomic.Int64
 	cancelled atomic.Int64
-	// batchRows is the histogram of the images per decoded batch
-	// (Config.BatchRows), batchRowBuckets its bounds.
+	// batchRows is the histogram of the images per decode step
+	// (Config.BatchRows): a LatentLM model's continuous decode observes
+	// every latent boundary, a DiT model every batch. batchRowBuckets are
+	// its bounds.
 	batchRows histogram
+	// joins counts the requests that joined a LatentLM decode already
+	// running (continuous batching).
+	joins atomic.Int64
 	// speech counts the utterances spoken by model, speechSeconds (under
 	// mu) their seconds of audio, speechFrames the latent frames drawn
 	// (cancelled requests included: the work done).
@@ -137,7 +142,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "latentlm_http_request_duration_seconds_count{endpoint=%q} %d\n", e, h.count)
 	}
 	if s.batchers != nil {
-		b.WriteString("# HELP latentlm_batch_rows Images per decoded batch (requests decoded together).\n# TYPE latentlm_batch_rows histogram\n")
+		b.WriteString("# HELP latentlm_batch_rows Images per decode step (requests decoded together): every latent of a LatentLM model's continuous decode, every batch of a DiT model.\n# TYPE latentlm_batch_rows histogram\n")
 		h := &m.batchRows
 		var cum int64
 		for i, le := range batchRowBuckets {
@@ -147,6 +152,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(&b, "latentlm_batch_rows_bucket{le=\"%g\"} %d\n", le, cum)
 		}
 		fmt.Fprintf(&b, "latentlm_batch_rows_bucket{le=\"+Inf\"} %d\nlatentlm_batch_rows_sum %g\nlatentlm_batch_rows_count %d\n", h.count, h.sum, h.count)
+		fmt.Fprintf(&b, "# HELP latentlm_batch_joins_total Requests that joined a decode already running (continuous batching of LatentLM models).\n# TYPE latentlm_batch_joins_total counter\nlatentlm_batch_joins_total %d\n", m.joins.Load())
 	}
 	if len(s.speechNames) > 0 {
 		b.WriteString("# HELP latentlm_speech_seconds_total Seconds of speech generated, by model.\n# TYPE latentlm_speech_seconds_total counter\n")

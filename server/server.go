@@ -10,8 +10,10 @@
 // Only the standard library's net/http is used. Requests pass a bounded
 // queue: at most Config.Concurrency generate at once, Config.Queue more
 // wait, and the rest are answered 429 with Retry-After.
-// With Config.BatchRows, the waiting requests of a LatentLM model are
-// decoded together, batch by batch (see Config.BatchRows).
+// With Config.BatchRows, the requests of a model are decoded together:
+// those of a LatentLM model join a running decode at the next latent
+// (continuous batching), those of a DiT model batch by batch (see
+// Config.BatchRows).
 package server
 
 import (
@@ -75,22 +77,29 @@ type Config struct {
 	Timeout time.Duration
 	// Log receives one line per request; nil logs nothing.
 	Log *log.Logger
-	// BatchRows, when > 0, decodes the requests of a LatentLM model
-	// together: at every batch start, the oldest waiting request and every
-	// other waiting one of the same steps, cfg and temperature, up to
-	// BatchRows images in all (at most latentlm.MaxBatch), form one batch.
-	// Each image's noise then comes from its request's seed and its index
-	// in the request (latentlm.Generator.GenerateBatch), so a request gets
-	// the same images alone or batched — not Generate's for that seed.
-	// Concurrency does not apply to batched models; Concurrency+Queue still
-	// bounds the requests admitted. 0 runs each request on its own
-	// through Generate, Concurrency at a time.
+	// BatchRows, when > 0, decodes the requests of a model together, up
+	// to BatchRows images at once (at most latentlm.MaxBatch). A LatentLM
+	// model's requests join a running decode at the next latent boundary
+	// and leave when their images are done (latentlm.Decoder: continuous
+	// batching), in arrival order, while their images fit and their steps
+	// are the decode's; guidance scale, temperature and seed are each
+	// request's own. A DiT model's requests are batched at batch
+	// boundaries: the oldest waiting request and every other waiting one
+	// of the same steps form one batch (latentlm.Generator.GenerateBatch).
+	// Each image's noise comes from its request's seed and its index in
+	// the request, so a request gets the same images alone or batched, and
+	// whenever it joins — not Generate's for that seed. Concurrency does
+	// not apply to batched models; Concurrency+Queue still bounds the
+	// requests admitted. 0 runs each request on its own through Generate,
+	// Concurrency at a time.
 	BatchRows int
-	// BatchSettle is how long, at most, a model's worker waits after a
+	// BatchSettle is how long, at most, a DiT model's worker waits after a
 	// batch of several requests before taking the next, so that the
 	// clients just answered can join it: it stops waiting as soon as as
 	// many images wait as the batch held (default 50 ms; negative: no
-	// wait). It never waits after a batch of one request.
+	// wait). It never waits after a batch of one request. A LatentLM
+	// model needs no such wait: a request arriving a moment late joins at
+	// the next latent.
 	BatchSettle time.Duration
 }
 
@@ -139,8 +148,11 @@ type Server struct {
 	batchers  map[string]*batcher
 	closeOnce sync.Once
 	// beforeGenerate, when set (by tests), runs once a request holds its
-	// slot (or its multimodal model).
+	// slot (or its multimodal model; batched, once requests join a decode).
 	beforeGenerate func()
+	// beforeStep, when set (by tests), runs before every step of a
+	// continuous decode, on the model's worker.
+	beforeStep func()
 	// onPiece, when set (by tests), runs after every piece of a
 	// completion, with the request's context.
 	onPiece func(context.Context)
@@ -260,8 +272,10 @@ func New(models []Model, cfg Config) (*Server, error) {
 }
 
 // Close stops the batch workers (Config.BatchRows): requests still waiting
-// fail. It does not close the models. Call it once the HTTP server has
-// stopped; it is safe to call more than once.
+// fail, and so do those in a LatentLM model's running decode (at its next
+// step; a DiT batch in progress finishes). It does not close the models.
+// Call it once the HTTP server has stopped; it is safe to call more than
+// once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		for _, b := range s.batchers {

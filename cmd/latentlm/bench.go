@@ -29,7 +29,8 @@ func runBench(args []string) error {
 		"  sample  images/s of class-conditional sampling (20 solver steps, CFG on;\n"+
 		"          --arch latentlm, dit or both, --batches 1,4,16,64,256)\n"+
 		"  serve   `latentlm serve` in process with the shipped MNIST model: --clients C × --requests R\n"+
-		"          concurrent requests (batched), then the same one at a time",
+		"          concurrent requests (batched), then the same one at a time, and the time\n"+
+		"          to the first streamed latent, alone and joining a running decode",
 		map[string]func([]string) error{"step": bench("step"), "train": bench("train"), "sample": bench("sample"), "serve": runBenchServe}, args)
 }
 
@@ -207,7 +208,9 @@ func parseInts(s string) ([]int, error) {
 }
 
 // runBenchServe measures `latentlm serve` with request batching: C
-// concurrent clients × R requests against the same requests one at a time.
+// concurrent clients × R requests against the same requests one at a time,
+// and the time to the first streamed latent, alone and joining a running
+// decode.
 func runBenchServe(args []string) error {
 	fs := newFlags("bench serve", "bench serve [--clients 16] [--requests 4] [--n 1] [--steps 20] [--cfg 4] [--batch-rows 64] [--backend B] [--json]")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
@@ -262,9 +265,10 @@ func runBenchServe(args []string) error {
 		name string
 		ph   server.BenchPhase
 	}{{"concurrent", r.Concurrent}, {"sequential", r.Sequential}} {
-		fmt.Printf("  %-10s requests=%d lost=%d wall=%.2fs p50=%.0fms p99=%.0fms images/s=%.2f batches=%d mean_batch=%.1f\n",
+		fmt.Printf("  %-10s requests=%d lost=%d wall=%.2fs p50=%.0fms p99=%.0fms images/s=%.2f steps=%d mean_images_per_step=%.1f\n",
 			p.name, p.ph.Requests, p.ph.Lost, p.ph.Seconds, p.ph.P50MS, p.ph.P99MS, p.ph.ImagesPerS, p.ph.BatchesSeen, p.ph.MeanBatch)
 	}
-	fmt.Printf("  throughput ratio (concurrent/sequential) = %.2f×\n  peak RSS = %.0f MiB\n  cpu_features=%q\n", r.Ratio, r.PeakRSSMiB, r.CPUFeatures)
+	fmt.Printf("  throughput ratio (concurrent/sequential) = %.2f×\n  first streamed latent (client, median of 5) = %.0f ms alone, %.0f ms joining %d others\n  peak RSS = %.0f MiB\n  cpu_features=%q\n",
+		r.Ratio, r.FirstLatentIdleMS, r.FirstLatentBusyMS, o.Clients-1, r.PeakRSSMiB, r.CPUFeatures)
 	return nil
 }
