@@ -13,6 +13,7 @@ import (
 	"github.com/latentlm/latentlm/metrics"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/vae"
 	"github.com/latentlm/latentlm/wav"
 )
 
@@ -81,6 +82,13 @@ type SpeechTokenizerReport struct {
 	// utterances per voice; CleanMelDistance is theirs without noise.
 	NoisyMelDistance map[string]float64 `json:"mel_distance_with_latent_noise"`
 	CleanMelDistance float64            `json:"mel_distance_noise_subset"`
+	// Codebooks is, for a residual-VQ tokenizer (kind rvq), the use of
+	// each codebook over the split, first codebook first: perplexity,
+	// used and dead codes. ResidualRMS[i] is the root mean square of the
+	// encoder output's norm left unexplained after i codebooks (0: the
+	// output itself), over all frames: it shrinks with every codebook.
+	Codebooks   []CodebookUsage `json:"codebooks,omitempty"`
+	ResidualRMS []float64       `json:"residual_rms,omitempty"`
 	// Seconds of computation per second of audio.
 	EncodeSecondsPerSecond float64 `json:"encode_seconds_per_audio_second"`
 	DecodeSecondsPerSecond float64 `json:"decode_seconds_per_audio_second"`
@@ -99,7 +107,7 @@ func SpeechTokenizer(ctx context.Context, m *speechvae.Model, o SpeechTokenizerO
 	}
 	t0 := time.Now()
 	c := m.Config
-	rep := &SpeechTokenizerReport{Kind: c.Kind.String(), Domain: c.Domain, FrameRate: c.FrameRate(), Channels: c.Channels,
+	rep := &SpeechTokenizerReport{Kind: c.KindName(), Domain: c.Domain, FrameRate: c.FrameRate(), Channels: c.Channels,
 		NoisyMelDistance: map[string]float64{}}
 	recon := make([][]float32, len(o.Clips))
 	latents := make([][][]float32, len(o.Clips))
@@ -136,6 +144,11 @@ func SpeechTokenizer(ctx context.Context, m *speechvae.Model, o SpeechTokenizerO
 		}
 	}
 	rep.EncodeSecondsPerSecond, rep.DecodeSecondsPerSecond = encSec/audioSec, decSec/audioSec
+	if c.Kind == vae.VQ {
+		if err := codebookUse(ctx, m, o, rep); err != nil {
+			return nil, err
+		}
+	}
 	for k := range sum {
 		mean := sum[k] / float64(frames)
 		sd := math.Sqrt(math.Max(sq[k]/float64(frames)-mean*mean, 0))
@@ -191,6 +204,43 @@ func SpeechTokenizer(ctx context.Context, m *speechvae.Model, o SpeechTokenizerO
 	}
 	rep.EvalSeconds = time.Since(t0).Seconds()
 	return rep, nil
+}
+
+// codebookUse fills the codebook usage and residual norms of a rvq
+// tokenizer's report from the codes of every clip.
+func codebookUse(ctx context.Context, m *speechvae.Model, o SpeechTokenizerOptions, rep *SpeechTokenizerReport) error {
+	c := m.Config
+	hist := make([][]int64, c.Codebooks)
+	for i := range hist {
+		hist[i] = make([]int64, c.CodebookSize)
+	}
+	sq := make([]float64, c.Codebooks+1)
+	frames := 0
+	for i, x := range o.Clips {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		q, err := m.Quantize(x)
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.Utterances[i].File, err)
+		}
+		for _, row := range q.Codes {
+			for k, code := range row {
+				hist[k][code]++
+			}
+		}
+		for k, r := range q.ResidualRMS {
+			sq[k] += r * r * float64(len(q.Codes))
+		}
+		frames += len(q.Codes)
+	}
+	for _, h := range hist {
+		rep.Codebooks = append(rep.Codebooks, CodeUsage(h))
+	}
+	for _, v := range sq {
+		rep.ResidualRMS = append(rep.ResidualRMS, math.Sqrt(v/float64(frames)))
+	}
+	return nil
 }
 
 // voiceOrder lists the voices of utts in speech.Voices order, then any

@@ -82,7 +82,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		return nil, fmt.Errorf("crop of %d latent frames: want 1…4096", o.Crop)
 	}
 	if o.Out == "" {
-		o.Out = filepath.Join("runs", fmt.Sprintf("speech-vae-%s-%s", cfg.Kind, cfg.Domain))
+		o.Out = filepath.Join("runs", fmt.Sprintf("speech-vae-%s-%s", cfg.KindName(), cfg.Domain))
 	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {
@@ -110,13 +110,18 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	tc := train.DefaultConfig()
 	tc.LR, tc.TotalSteps, tc.WarmupSteps, tc.MinLR = o.LR, int(o.Steps), 100, o.LR/20
 	tc.EMADecay = 0 // the tokenizer ships its live weights
+	// A rvq tokenizer's codebooks follow moving averages, outside the
+	// optimiser; their averages are created (or kept, when resumed).
+	if err := cfg.PrepareTraining(store); err != nil {
+		return nil, err
+	}
 	tr, err := train.New(b, store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		var target *Node
 		if len(in) > 1 {
 			target = in[1]
 		}
 		l := cfg.Loss(scope, w, in[0], target)
-		return []*Node{l.Total, l.Convergence, l.LogMag, l.Mel, l.Reg}
+		return append([]*Node{l.Total, l.Convergence, l.LogMag, l.Mel, l.Reg}, cfg.TrainingOutputs(scope, l)...)
 	})
 	if err != nil {
 		return nil, err
@@ -133,8 +138,8 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
-		Desc: fmt.Sprintf("speech-vae %s/%s", cfg.Kind, cfg.Domain), Quiet: o.Quiet, RecordEvery: 20,
-		Metrics: []string{"sc", "logmag", "mel", "reg"},
+		Desc: fmt.Sprintf("speech-vae %s/%s", cfg.KindName(), cfg.Domain), Quiet: o.Quiet, RecordEvery: 20,
+		Metrics: append([]string{"sc", "logmag", "mel", "reg"}, cfg.TrainingMetrics()...),
 		Batch: func(step int64) ([]any, int, error) {
 			crops := speechCrops(clips, o.Batch, cropSamples, o.Seed, step)
 			x := make([]float32, 0, o.Batch*o.Crop*cfg.InputWidth())

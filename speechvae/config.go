@@ -7,7 +7,9 @@
 // The encoder and decoder are Transformers over latent frames with rotary
 // positions only, so one model takes audio of any length. The noise law
 // (σ-VAE, VAE or AE) and the latent normalisation are those of the image
-// tokenizer (vae.SampleLatent, vae.Regulariser).
+// tokenizer (vae.SampleLatent, vae.Regulariser). Kind vq (`speech-vae
+// train --kind rvq`) puts a residual vector quantiser there instead, the
+// codec of the discrete text-to-speech baseline (rvq.go, package valle).
 //
 // Two domains share that trunk:
 //
@@ -69,6 +71,23 @@ type Config struct {
 	MLPRatio        float64 `json:"mlp_ratio"`
 	CSigma          float64 `json:"c_sigma"`
 	KLWeight        float64 `json:"kl_weight"`
+	// Codebooks and CodebookSize make kind vq a residual vector quantiser
+	// (rvq.go): Codebooks stages of CodebookSize entries each, every stage
+	// quantising what the previous ones left. Both are required for vq
+	// and 0 (saved without the fields) for the other kinds.
+	Codebooks    int `json:"codebooks,omitempty"`
+	CodebookSize int `json:"codebook_size,omitempty"`
+	// CommitWeight is the weight β of the commitment loss of kind vq; 0
+	// means vae.DefaultCommitWeight.
+	CommitWeight float64 `json:"commit_weight,omitempty"`
+	// CodebookDecay is the decay γ of the moving averages every codebook
+	// of kind vq follows, in (0, 1): the speech quantiser has no
+	// gradient-trained codebooks (the image study, docs/RESULTS.md, saw
+	// them collapse).
+	CodebookDecay float64 `json:"codebook_decay,omitempty"`
+	// RestartBelow is the moving count (encoder outputs per batch) under
+	// which a code is dead and restarted from the batch; 0 restarts none.
+	RestartBelow float64 `json:"restart_below,omitempty"`
 }
 
 // DefaultConfig is the shipped tokenizer's shape: 25 Hz frames of 32
@@ -89,8 +108,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Domain != Spectrum && c.Domain != Wave:
 		return fmt.Errorf("speech-vae config: domain %q: want %s or %s", c.Domain, Spectrum, Wave)
-	case c.Kind < vae.Sigma || c.Kind > vae.AE:
-		return fmt.Errorf("speech-vae config: unknown kind %v: want sigma, vae or ae", c.Kind)
+	case c.Kind < vae.Sigma || c.Kind > vae.VQ:
+		return fmt.Errorf("speech-vae config: unknown kind %v: want sigma, vae, ae or vq (rvq)", c.Kind)
 	case c.FFT < 16 || c.FFT > 4096 || c.FFT&(c.FFT-1) != 0:
 		return fmt.Errorf("speech-vae config: fft %d: want a power of two in 16…4096", c.FFT)
 	case c.FFT != 4*c.Hop:
@@ -104,7 +123,7 @@ func (c Config) Validate() error {
 	case c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:
 		return fmt.Errorf("speech-vae config: dim %d must split into %d heads of even size", c.Dim, c.Heads)
 	}
-	return nil
+	return c.validateVQ()
 }
 
 // JSON encodes the config.
@@ -148,7 +167,7 @@ func (c Config) block() nn.Block {
 	return nn.Block{Attn: nn.Attention{Dim: c.Dim, Heads: c.Heads, KVHeads: c.Heads}, Hidden: nn.SwiGLUHidden(c.Dim, c.MLPRatio)}
 }
 
-// Specs declares the weights.
+// Specs declares the weights (for kind vq, the codebooks too, CodebookName).
 func (c Config) Specs() []nn.Spec {
 	d := c.Dim
 	encOut := c.Channels
@@ -164,10 +183,18 @@ func (c Config) Specs() []nn.Spec {
 		specs = append(specs, b.Specs(fmt.Sprintf("encoder.blocks.%d", i))...)
 		specs = append(specs, b.Specs(fmt.Sprintf("decoder.blocks.%d", i))...)
 	}
-	return append(specs,
+	specs = append(specs,
 		nn.Spec{Name: "encoder.out.weight", Shape: []int{encOut, d}, Std: nn.InitStd},
 		nn.Spec{Name: "decoder.out.weight", Shape: []int{c.outputWidth(), d}, Std: nn.InitStd},
 	)
+	if c.Kind == vae.VQ {
+		// The initial entries matter little: PrepareTraining starts every
+		// code dead, so the first step seeds them from the batch.
+		for i := range c.Codebooks {
+			specs = append(specs, nn.Spec{Name: CodebookName(i), Shape: []int{c.CodebookSize, c.Channels}, Std: nn.InitStd})
+		}
+	}
+	return specs
 }
 
 // trunk runs the blocks over [B, L, Dim] with rotary positions 0…L−1 and
@@ -332,6 +359,9 @@ func hann(n int) []float64 {
 // Losses are the terms of the speech tokenizer's objective.
 type Losses struct {
 	Total, Convergence, LogMag, Mel, Reg *Node
+	// Quantized is, for kind vq, what the residual quantiser made of the
+	// encoder's outputs (nil otherwise): UpdateCodebooks needs it.
+	Quantized *Residual
 }
 
 // Loss is the objective on a batch: encoder inputs x [B, L, InputWidth]
@@ -340,10 +370,21 @@ type Losses struct {
 // convergence ‖|X| − |X̂|‖_F/‖|X|‖_F, the mean absolute difference of
 // ln|X| and of log-mel power (the losses of multi-resolution STFT
 // training, Yamamoto et al. 2020, eq. 3–5, and of the issue), plus
-// KLWeight times the noise law's regulariser.
+// KLWeight times the noise law's regulariser. For kind vq the decoder reads
+// the residual quantiser's output through the straight-through estimator
+// and Reg is β times the commitment losses of all stages (CommitLoss),
+// added with weight 1; the training graph must add UpdateCodebooks.
 func (c Config) Loss(scope *model.Scope, w nn.Weights, x, target *Node) Losses {
 	mu, logvar := c.Encode(w, x)
-	out := c.Decode(w, vae.SampleLatent(scope, c.Kind, c.CSigma, mu, logvar))
+	var q *Residual
+	var z *Node
+	if c.Kind == vae.VQ {
+		q = c.ResidualQuantize(w, mu)
+		z = vae.StraightThrough(mu, q.Sum)
+	} else {
+		z = vae.SampleLatent(scope, c.Kind, c.CSigma, mu, logvar)
+	}
+	out := c.Decode(w, z)
 	var sc, lm, mel *Node
 	if c.Domain == Wave {
 		y := c.Waveform(out)
@@ -358,6 +399,10 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, x, target *Node) Losses {
 		b, l := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 		ref := AddScalar(MulScalar(Reshape(x, b, l*c.FramesPerLatent, c.Bins()), logScale), logOffset)
 		sc, lm, mel = spectralLosses(ref, c.logMagnitudes(out), c.FFT)
+	}
+	if q != nil {
+		reg := MulScalar(q.CommitLoss(), c.Beta())
+		return Losses{Total: Add(Add(Add(sc, lm), mel), reg), Convergence: sc, LogMag: lm, Mel: mel, Reg: reg, Quantized: q}
 	}
 	reg := vae.Regulariser(c.Kind, mu, logvar)
 	total := Add(Add(Add(sc, lm), mel), MulScalar(reg, c.KLWeight))

@@ -36,7 +36,9 @@ type Model struct {
 	Mean, Std []float32
 	// GriffinLimIterations is the spectrum domain's vocoder effort.
 	GriffinLimIterations int
+	backend              compute.Backend
 	encode, decode       *model.Exec
+	codes                *model.Exec // built by the first Quantize (kind rvq)
 }
 
 // NewModel wraps a store holding weights of cfg. Statistics default to the
@@ -46,7 +48,7 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 		return nil, err
 	}
 	m := &Model{Config: cfg, Store: store, Mean: make([]float32, cfg.Channels), Std: make([]float32, cfg.Channels),
-		GriffinLimIterations: DefaultGriffinLimIterations}
+		GriffinLimIterations: DefaultGriffinLimIterations, backend: b}
 	for i := range m.Std {
 		m.Std[i] = 1
 	}
@@ -54,7 +56,12 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 	m.encode, err = model.NewExec(b, store, func(scope *model.Scope, x, mean, std, sample *Node) *Node {
 		w := nn.WeightsOf(scope.Store(), x.Graph())
 		mu, logvar := cfg.Encode(w, x)
-		z := Where(GreaterThan(sample, ZerosLike(sample)), vae.SampleLatent(scope, cfg.Kind, cfg.CSigma, mu, logvar), mu)
+		var z *Node
+		if cfg.Kind == vae.VQ {
+			z = cfg.ResidualQuantize(w, mu).Sum // the codes' latents, whatever sample says
+		} else {
+			z = Where(GreaterThan(sample, ZerosLike(sample)), vae.SampleLatent(scope, cfg.Kind, cfg.CSigma, mu, logvar), mu)
+		}
 		return Div(Sub(z, Reshape(mean, 1, 1, cfg.Channels)), Reshape(std, 1, 1, cfg.Channels))
 	})
 	if err != nil {
@@ -111,7 +118,8 @@ func (c Config) padded(samples []float32) ([]float32, int) {
 
 // Encode maps 16 kHz samples to normalised latents, one row of Channels
 // values per latent frame (Latents(len(samples)) rows). With sample set,
-// the latent is a draw of the kind's posterior; otherwise μ.
+// the latent is a draw of the kind's posterior; otherwise μ. A rvq
+// tokenizer returns the sum of its codes' entries (CodeLatents of Codes).
 func (m *Model) Encode(samples []float32, sample bool) ([][]float32, error) {
 	if m.encode == nil {
 		return nil, errClosed
@@ -262,9 +270,9 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 }
 
 // Close releases the compiled graphs (not the weights). It is safe to call
-// more than once; Encode and Decode fail after it.
+// more than once; Encode, Decode and Quantize fail after it.
 func (m *Model) Close() {
-	for _, e := range []**model.Exec{&m.encode, &m.decode} {
+	for _, e := range []**model.Exec{&m.encode, &m.decode, &m.codes} {
 		if *e != nil {
 			(*e).Finalize()
 			*e = nil

@@ -25,10 +25,12 @@ func runTrain(args []string) error {
 		return runTrainMultimodal(withoutTask(args))
 	case "tts":
 		return runTrainTTS(withoutTask(args))
+	case "valle":
+		return runTrainVALLE(withoutTask(args))
 	case "", "class":
 		args = withoutTask(args)
 	default:
-		return fmt.Errorf("unknown --task %q: want class (class → image, the default), multimodal or tts", t)
+		return fmt.Errorf("unknown --task %q: want class (class → image, the default), multimodal, tts or valle", t)
 	}
 	o := defaultLMTrainOptions()
 	fs := newFlags("train", "train [--arch latentlm|dit] [--data mnist|fashion] [--vae DIR] [--out DIR] [--steps N] [--resume] [flags]")

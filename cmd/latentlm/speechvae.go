@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/latentlm/latentlm/speaker"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/vae"
 	"github.com/latentlm/latentlm/wav"
 )
 
@@ -24,8 +26,8 @@ func init() {
 
 func runSpeechVAE(args []string) error {
 	return dispatch("speech-vae", "usage: latentlm speech-vae train|eval|encode|decode [flags]\n\n"+
-		"  train   train the speech σ-VAE (or VAE, AE) on the training split of .deps/speech\n"+
-		"  eval    distances, judges' scores, collapsed channels and noise robustness on the test split\n"+
+		"  train   train the speech σ-VAE (or VAE, AE, residual-VQ codec) on the training split of .deps/speech\n"+
+		"  eval    distances, judges' scores, collapsed channels, noise robustness and codebook use on the test split\n"+
 		"  encode  WAV files → latent frames (.safetensors)\n"+
 		"  decode  latent frames → WAV files\n"+
 		"  reconstruct  one WAV through the tokenizer and back, with spectrograms of both",
@@ -34,7 +36,7 @@ func runSpeechVAE(args []string) error {
 
 func speechVAETrain(args []string) error {
 	o := recipe.DefaultSpeechTokenizerOptions()
-	fs := newFlags("speech-vae train", "speech-vae train [--kind sigma|vae|ae] [--domain spectrum|wave] [--frames-per-latent 5] [--out DIR] [flags]")
+	fs := newFlags("speech-vae train", "speech-vae train [--kind sigma|vae|ae|rvq] [--codebooks 8 --codebook-size 1024] [--domain spectrum|wave] [--frames-per-latent 5] [--out DIR] [flags]")
 	fs.StringVar(&o.Backend, "backend", o.Backend, "compute backend: onnx, go or xla")
 	fs.StringVar(&o.Data, "data", "", "speech data cache (default .deps/speech, built by: latentlm speech data)")
 	fs.StringVar(&o.Out, "out", "", "checkpoint folder (default runs/speech-vae-<kind>-<domain>)")
@@ -46,7 +48,12 @@ func speechVAETrain(args []string) error {
 	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out")
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
-	fs.Var(&o.Model.Kind, "kind", "tokenizer kind: sigma, vae or ae (default sigma)")
+	fs.Var(speechKind{&o.Model.Kind}, "kind", "tokenizer kind: sigma, vae, ae or rvq (residual VQ, the discrete baseline's codec) (default sigma)")
+	codebooks := fs.Int("codebooks", speechvae.DefaultCodebooks, "rvq: codebooks, each quantising the residual of the ones before")
+	codebookSize := fs.Int("codebook-size", speechvae.DefaultCodebookSize, "rvq: entries per codebook")
+	commit := fs.Float64("commit-weight", vae.DefaultCommitWeight, "rvq: weight β of the commitment loss")
+	decay := fs.Float64("codebook-decay", vae.DefaultCodebookDecay, "rvq: decay of the codebooks' moving averages")
+	restart := fs.Float64("restart-below", speechvae.DefaultRestartBelow, "rvq: restart a code whose moving count (encoder outputs per batch) falls below this (0: never)")
 	fs.StringVar(&o.Model.Domain, "domain", o.Model.Domain, "spectrum (log magnitudes, Griffin-Lim vocoder) or wave (waveform in and out)")
 	fs.IntVar(&o.Model.FramesPerLatent, "frames-per-latent", o.Model.FramesPerLatent, "STFT frames of 128 samples per latent frame: 5 is 25 Hz, 10 is 12.5 Hz")
 	fs.IntVar(&o.Model.Channels, "channels", o.Model.Channels, "latent channels per frame")
@@ -58,8 +65,31 @@ func speechVAETrain(args []string) error {
 	fs.bound("crop", 1, 4096, false)
 	fs.bound("frames-per-latent", 1, 64, false)
 	fs.bound("channels", 1, 1024, false)
+	fs.bound("codebooks", 1, speechvae.MaxCodebooks, false)
+	fs.bound("codebook-size", 2, vae.MaxCodebook, false)
+	fs.bound("commit-weight", 0, 100, false)
+	fs.bound("codebook-decay", 0, 1, true)
+	fs.bound("restart-below", 0, 1e6, false)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.Model.Kind == vae.VQ {
+		o.Model = o.Model.RVQ(*codebooks, *codebookSize)
+		o.Model.CommitWeight, o.Model.CodebookDecay, o.Model.RestartBelow = *commit, *decay, *restart
+		if *decay >= 1 {
+			return fmt.Errorf("--codebook-decay %g: want a value below 1", *decay)
+		}
+		for _, name := range []string{"c-sigma", "kl-weight"} {
+			if fs.isSet(name) {
+				return fmt.Errorf("--%s is for --kind sigma, vae or ae: the residual quantiser has no noise and no latent regulariser", name)
+			}
+		}
+	} else {
+		for _, name := range []string{"codebooks", "codebook-size", "commit-weight", "codebook-decay", "restart-below"} {
+			if fs.isSet(name) {
+				return fmt.Errorf("--%s is for --kind rvq, not %v", name, o.Model.Kind)
+			}
+		}
 	}
 	dir, err := speechDir(o.Data)
 	if err != nil {
@@ -73,6 +103,29 @@ func speechVAETrain(args []string) error {
 		_, err := recipe.SpeechTokenizer(ctx, o)
 		return err
 	})
+}
+
+// speechKind is the --kind flag of speech-vae train: the kinds of
+// vae.Variant, with "rvq" for the residual quantiser (vae.VQ; "vq" is
+// accepted too: one codebook is its simplest case).
+type speechKind struct{ v *vae.Variant }
+
+func (k speechKind) String() string {
+	if k.v == nil {
+		return ""
+	}
+	return speechvae.Config{Kind: *k.v}.KindName()
+}
+
+func (k speechKind) Set(s string) error {
+	switch s {
+	case "sigma", "vae", "ae":
+		return k.v.Set(s)
+	case "rvq", "vq":
+		*k.v = vae.VQ
+		return nil
+	}
+	return fmt.Errorf("unknown kind %q: want sigma, vae, ae or rvq", s)
 }
 
 // loadSpeechVAE opens the tokenizer in dir, or the shipped weights/speech-vae.
@@ -196,6 +249,15 @@ func firstPerVoice(utts []speech.Utterance, clips [][]float32, n int) ([]speech.
 
 func printSpeechReport(dir, split string, r *evaluate.SpeechTokenizerReport) {
 	fmt.Printf("%s: %s tokenizer, %s domain, %.1f Hz × %d channels, %s split\n", dir, r.Kind, r.Domain, r.FrameRate, r.Channels, split)
+	if len(r.Codebooks) > 0 {
+		fmt.Printf("%d codebooks of %d (%.0f bits per frame, %.0f bit/s); per codebook over the split:\n", len(r.Codebooks), r.Codebooks[0].Size,
+			float64(len(r.Codebooks))*math.Log2(float64(r.Codebooks[0].Size)), r.FrameRate*float64(len(r.Codebooks))*math.Log2(float64(r.Codebooks[0].Size)))
+		fmt.Printf("%9s %10s %6s %6s %13s\n", "codebook", "perplexity", "used", "dead", "residual RMS")
+		fmt.Printf("%9s %10s %6s %6s %13.4f\n", "(none)", "", "", "", r.ResidualRMS[0])
+		for i, u := range r.Codebooks {
+			fmt.Printf("%9d %10.1f %6d %6d %13.4f\n", i+1, u.Perplexity, u.Used, u.Dead, r.ResidualRMS[i+1])
+		}
+	}
 	fmt.Printf("%-16s %5s %7s %6s %8s %17s %19s %9s %9s %5s\n", "voice", "utts", "hours", "mel", "LSD dB", "WER numbers o→r", "WER sentences o→r", "spk orig", "spk rec", "SIM")
 	for _, s := range append(slices.Clone(r.Voices), r.All) {
 		wer := func(set string) string {

@@ -1,0 +1,26 @@
+package main
+
+import "testing"
+
+// TestSpeechVAERVQFlags: the residual-VQ flags are refused with one line
+// each when they do not fit: codebook flags for another kind, an unknown
+// kind, and out-of-range codebook settings.
+func TestSpeechVAERVQFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--codebooks", "4"}, "--codebooks is for --kind rvq"},
+		{[]string{"--kind", "sigma", "--restart-below", "0.5"}, "--restart-below is for --kind rvq"},
+		{[]string{"--kind", "dvae"}, "unknown kind \"dvae\""},
+		{[]string{"--kind", "rvq", "--codebook-size", "1"}, "--codebook-size"},
+		{[]string{"--kind", "rvq", "--codebooks", "0"}, "--codebooks"},
+		{[]string{"--kind", "rvq", "--codebook-decay", "1"}, "--codebook-decay"},
+		{[]string{"--kind", "rvq", "--c-sigma", "0.5"}, "--c-sigma is for --kind sigma"},
+	} {
+		args := append([]string{"speech-vae", "train", "--data", dir, "--out", dir + "/out"}, tc.args...)
+		code, _, stderr := cli(t, dir, args...)
+		expectOneLineError(t, code, stderr, tc.want)
+	}
+}

@@ -1,0 +1,257 @@
+package recipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"time"
+
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/train"
+	"github.com/latentlm/latentlm/vae"
+	"github.com/latentlm/latentlm/valle"
+)
+
+// VALLEOptions are the settings of VALLE, the options of `latentlm train
+// --task valle`. Options.Data is the speech cache folder.
+type VALLEOptions struct {
+	Options
+	// Set is the text set: "numbers", "sentences" or "both".
+	Set string
+	// Codec is the residual-VQ speech codec (`speech-vae train --kind
+	// rvq`); there is no shipped one, so it is required.
+	Codec string
+	// PromptSeconds crops each voice prompt to a random window of this
+	// length (0: whole utterances), as TTSOptions.PromptSeconds.
+	PromptSeconds float64
+	// Limit trains on the first Limit utterances of each voice (0: all).
+	Limit int
+	// Dim, Depth and Heads are the width, blocks and heads of each of the
+	// AR and the NAR (the TTS model's backbone by default).
+	Dim, Depth, Heads int
+	// SeqLen is max_len (0: the longest sequence of the data).
+	SeqLen int
+	EMA    float64
+}
+
+// DefaultVALLEOptions are the defaults of `latentlm train --task valle`:
+// the TTS model's backbone (d192 × 4 blocks, 4 heads) for each of the AR
+// and the NAR, its prompts, set, batch, learning rate and steps.
+func DefaultVALLEOptions() VALLEOptions {
+	t := DefaultTTSOptions()
+	return VALLEOptions{Options: t.Options, Set: t.Set, PromptSeconds: t.PromptSeconds, Dim: t.Model.Dim, Depth: t.Model.Depth,
+		Heads: t.Model.Heads, EMA: t.EMA}
+}
+
+// valleCorpus is the training utterances: text ids, codes and voices.
+type valleCorpus struct {
+	texts   [][]int
+	codes   [][][]int32
+	voice   []int
+	byVoice [][]int
+}
+
+// VALLE trains the VALL-E-style discrete baseline (package valle) on the
+// training split of the speech cache into o.Out (default
+// runs/valle-<set>): the same utterances, prompts (another utterance of
+// the voice, cropped) and character texts as TTS, as codes of the codec
+// o.Codec, encoded once; every step trains the AR on the first codebook
+// and the NAR on one codebook 2…N drawn per utterance.
+func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
+	if !slices.Contains(TTSSets, o.Set) {
+		return nil, fmt.Errorf("unknown text set %q: want numbers, sentences or both", o.Set)
+	}
+	switch {
+	case o.Batch < 1:
+		return nil, errors.New("batch must be at least 1")
+	case o.Codec == "":
+		return nil, &OptionError{Option: "codec", Problem: "is required: a residual-VQ speech codec (latentlm speech-vae train --kind rvq)"}
+	case !(o.PromptSeconds >= 0 && o.PromptSeconds <= 60):
+		return nil, errors.New("prompt seconds must be in [0, 60]")
+	case o.Limit < 0 || o.SeqLen < 0:
+		return nil, errors.New("limit and seq-len must be ≥ 0")
+	}
+	if o.Out == "" {
+		o.Out = filepath.Join("runs", "valle-"+o.Set)
+	}
+	b, bname, err := openBackend(o.Backend)
+	if err != nil {
+		return nil, err
+	}
+	codec, err := speechvae.Load(b, o.Codec)
+	if err != nil {
+		return nil, err
+	}
+	defer codec.Close()
+	if codec.Config.Kind != vae.VQ {
+		return nil, fmt.Errorf("%s is a %s speech tokenizer: the discrete baseline needs a residual-VQ codec (latentlm speech-vae train --kind rvq)", o.Codec, codec.Config.KindName())
+	}
+	logf(o.Log, "reading the training split of %s\n", o.Data)
+	utts, clips, err := LoadSpeech(o.Data, speech.SplitTrain)
+	if err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	probe := valle.NewConfig(codec.Config, o.Dim, o.Depth, o.Heads, 8)
+	f, err := probe.Format()
+	if err != nil {
+		return nil, err
+	}
+	corpus := &valleCorpus{}
+	voices := map[string]int{}
+	count := map[string]int{}
+	for i, u := range utts {
+		if (o.Set != "both" && u.Set != o.Set) || (o.Limit > 0 && count[u.Voice] >= o.Limit) {
+			continue
+		}
+		count[u.Voice]++
+		ids, err := f.Text.Encode(u.Text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u.File, err)
+		}
+		codes, err := codec.Codes(clips[i])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u.File, err)
+		}
+		v, ok := voices[u.Voice]
+		if !ok {
+			v = len(corpus.byVoice)
+			voices[u.Voice] = v
+			corpus.byVoice = append(corpus.byVoice, nil)
+		}
+		corpus.byVoice[v] = append(corpus.byVoice[v], len(corpus.texts))
+		corpus.texts, corpus.codes, corpus.voice = append(corpus.texts, ids), append(corpus.codes, codes), append(corpus.voice, v)
+	}
+	if len(corpus.texts) == 0 {
+		return nil, fmt.Errorf("%s: no training utterances of the set %q", o.Data, o.Set)
+	}
+	logf(o.Log, "encoded %d utterances in %d voices into codes (%.0f s)\n", len(corpus.texts), len(corpus.byVoice), time.Since(started).Seconds())
+	promptMax := 0
+	if o.PromptSeconds > 0 {
+		promptMax = max(1, int(math.Round(o.PromptSeconds*codec.Config.FrameRate())))
+	}
+	need := 0
+	for i := range corpus.texts {
+		longest := 0
+		for _, j := range corpus.byVoice[corpus.voice[i]] {
+			longest = max(longest, len(corpus.codes[j]))
+		}
+		if promptMax > 0 {
+			longest = min(longest, promptMax)
+		}
+		need = max(need, valle.RowLen(longest, len(corpus.texts[i]), len(corpus.codes[i])))
+	}
+	if o.SeqLen == 0 {
+		o.SeqLen = (need + 7) / 8 * 8
+	} else if o.SeqLen < need {
+		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short: the longest prompt, text and speech take %d items", o.SeqLen, need)}
+	}
+	cfg := valle.NewConfig(codec.Config, o.Dim, o.Depth, o.Heads, o.SeqLen)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	run, err := train.StartRun(o.Out, valle.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
+		return 2 * cfg.LM.TrainBytes(o.Batch, cfg.LM.MaxLen, 1)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer run.Finish()
+	if cfg.Codebooks != codec.Config.Codebooks || cfg.CodebookSize != codec.Config.CodebookSize || cfg.LM.MaxLen < need {
+		return nil, fmt.Errorf("%s: the saved model (%d codebooks of %d, max_len %d) does not fit the codec %s and the data (%d of %d, %d items)", o.Out,
+			cfg.Codebooks, cfg.CodebookSize, cfg.LM.MaxLen, o.Codec, codec.Config.Codebooks, codec.Config.CodebookSize, need)
+	}
+	o.SeqLen = cfg.LM.MaxLen
+	store := run.Store
+	o.Seed = run.Seed
+	sum, err := checkpoint.FileSHA256(filepath.Join(o.Codec, checkpoint.WeightsFile))
+	if err != nil {
+		return nil, err
+	}
+	codecRec := lm.Tokenizer{Path: o.Codec, SHA256: sum, Kind: codec.Config.KindName(), Channels: codec.Config.Channels, Data: o.Set}
+	trc := train.DefaultConfig()
+	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
+	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+		return cfg.Losses(w, in[0], in[1], valle.NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9])
+	})
+	if err != nil {
+		return nil, err
+	}
+	started = time.Now()
+	save := func(step int64, h []train.Point) error {
+		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed, "batch": o.Batch,
+			"prompt_seconds": o.PromptSeconds, "train_seconds": time.Since(started).Seconds(), "utterances": len(corpus.texts), "limit": o.Limit,
+			"train_gflop": 3 * cfg.ForwardFLOPs(o.Batch, cfg.LM.MaxLen) * float64(step) / 1e9, "tokenizer": codecRec}
+		return run.Save(func(dir string) error { return valle.Save(dir, cfg, store, info) }, h, step)
+	}
+	loop := &train.Loop{
+		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
+		Desc: "valle " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: []string{"ar", "nar"},
+		Batch: func(step int64) ([]any, int, error) {
+			return corpus.batch(f, cfg, o, promptMax, step)
+		},
+	}
+	if err := run.Train(ctx, loop); err != nil {
+		return nil, err
+	}
+	if err := writeTermsPlot(filepath.Join(o.Out, "loss.png"), "VALL-E-style baseline training loss ("+o.Set+")", loop.History, loop.Metrics); err != nil {
+		return nil, err
+	}
+	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
+	return &Result{Dir: o.Out, History: loop.History}, nil
+}
+
+// batch lays out the inputs of one step from (seed, step) only, so that a
+// resumed run sees the same data, as ttsCorpus.batch: random utterances,
+// each with another utterance of its voice as the prompt (cropped to
+// promptMax frames), and a NAR stage 1…N−1 per utterance.
+func (c *valleCorpus) batch(f valle.Format, cfg valle.Config, o VALLEOptions, promptMax int, step int64) ([]any, int, error) {
+	rng := rand.New(rand.NewPCG(o.Seed, uint64(step)))
+	utts := make([]valle.Utterance, o.Batch)
+	stages := make([]int, o.Batch)
+	for i := range utts {
+		k := rng.IntN(len(c.texts))
+		same := c.byVoice[c.voice[k]]
+		p := k
+		if len(same) > 1 {
+			for p == k {
+				p = same[rng.IntN(len(same))]
+			}
+		}
+		prompt := c.codes[p]
+		if promptMax > 0 && len(prompt) > promptMax {
+			off := rng.IntN(len(prompt) - promptMax + 1)
+			prompt = prompt[off : off+promptMax]
+		}
+		utts[i] = valle.Utterance{Text: c.texts[k], Prompt: prompt, Speech: c.codes[k]}
+		stages[i] = 1 + rng.IntN(cfg.Codebooks-1)
+	}
+	l, n, b := o.SeqLen, cfg.Codebooks, o.Batch
+	ar, err := f.PackAR(utts, l)
+	if err != nil {
+		return nil, 0, err
+	}
+	nar, err := f.PackNAR(utts, stages, l)
+	if err != nil {
+		return nil, 0, err
+	}
+	return []any{
+		tensors.FromFlatDataAndDimensions(ar.Ids, b, l), tensors.FromFlatDataAndDimensions(ar.Valid, b, l),
+		tensors.FromFlatDataAndDimensions(nar.Ids, b, l), tensors.FromFlatDataAndDimensions(nar.Codes, b, l, n),
+		tensors.FromFlatDataAndDimensions(nar.Use, b, l, n), tensors.FromFlatDataAndDimensions(nar.IsFrame, b, l),
+		tensors.FromFlatDataAndDimensions(nar.Stage, b), tensors.FromFlatDataAndDimensions(nar.Last, b),
+		tensors.FromFlatDataAndDimensions(nar.Targets, b, l), tensors.FromFlatDataAndDimensions(nar.Mask, b, l),
+	}, ar.TargetsNum + nar.TargetsNum, nil
+}

@@ -1,0 +1,106 @@
+package recipe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/valle"
+)
+
+// TestVALLE: a tiny run of the discrete baseline on a synthetic speech
+// cache with an untrained residual-VQ codec writes a checkpoint that loads
+// and generates; a run stopped and resumed ends with the weights of one
+// that was not; a σ-VAE is refused as its codec, and so is no codec.
+func TestVALLE(t *testing.T) {
+	cache, sigma := tinySpeechData(t)
+	root := t.TempDir()
+	sc := speechvae.DefaultConfig()
+	sc.Channels, sc.Dim, sc.Depth, sc.Heads = 4, 16, 1, 2
+	sc = sc.RVQ(3, 8)
+	store := model.NewStore()
+	if err := nn.Init(store, sc.Specs(), 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	codec, err := speechvae.NewModel(testutil.Backend(t, ""), sc, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codecDir := filepath.Join(root, "codec")
+	if err := codec.Save(codecDir, nil); err != nil {
+		t.Fatal(err)
+	}
+	codec.Close()
+	opts := func(out string, steps int64) VALLEOptions {
+		o := DefaultVALLEOptions()
+		o.Data, o.Codec, o.Out, o.Quiet, o.Steps, o.SaveEvery, o.Batch = cache, codecDir, out, true, steps, 0, 3
+		o.Dim, o.Depth, o.Heads = 16, 1, 2
+		return o
+	}
+	ctx := context.Background()
+	straight := opts(filepath.Join(root, "straight"), 4)
+	if _, err := VALLE(ctx, straight); err != nil {
+		t.Fatal(err)
+	}
+	half := opts(filepath.Join(root, "resumed"), 2)
+	if _, err := VALLE(ctx, half); err != nil {
+		t.Fatal(err)
+	}
+	half.Steps, half.Resume = 4, true
+	if _, err := VALLE(ctx, half); err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.ReadFile(filepath.Join(straight.Out, checkpoint.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(half.Out, checkpoint.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Error("a run stopped at step 2 and resumed to 4 differs from one run straight to 4")
+	}
+	m, err := valle.Load(testutil.Backend(t, ""), straight.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Config.Codebooks != 3 || m.Config.FrameRate != 25 || m.Info["tokenizer"] == nil {
+		t.Errorf("checkpoint: %d codebooks at %g Hz, codec record %v", m.Config.Codebooks, m.Config.FrameRate, m.Info["tokenizer"])
+	}
+	text, err := m.Format.Text.Encode("one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := valle.DefaultOptions()
+	o.MaxSeconds = 0.2
+	s, err := m.Generate(ctx, text, [][]int32{{1, 2, 3}}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Codes) > 5 {
+		t.Errorf("%d frames in at most 0.2 s at 25 Hz", len(s.Codes))
+	}
+
+	bad := opts(filepath.Join(root, "sigma"), 2)
+	bad.Codec = sigma
+	if _, err := VALLE(ctx, bad); err == nil {
+		t.Error("a σ-VAE accepted as the baseline's codec")
+	}
+	bad.Codec = ""
+	var oe *OptionError
+	if _, err := VALLE(ctx, bad); !errors.As(err, &oe) || oe.Option != "codec" {
+		t.Errorf("no codec: %v", err)
+	}
+}
