@@ -76,6 +76,35 @@ function show(images, offset) {
   });
 }
 
+// postEvents POSTs req as JSON to url and calls onEvent(event, data) for
+// each Server-Sent Event of the answer, in order, until the stream ends.
+// It returns null then, or the message of the server's refusal (a 4xx or
+// 5xx JSON error, naming the field at fault) without calling onEvent.
+async function postEvents(url, req, signal, onEvent) {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(req),
+    signal,
+  });
+  if (!r.ok) {
+    const body = await r.json().catch(() => ({}));
+    const e = body.error || {};
+    return `Error ${r.status}${e.field ? " in " + e.field : ""}: ${e.message || r.statusText}`;
+  }
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return null;
+    buf += decoder.decode(value, { stream: true });
+    let events;
+    [events, buf] = parseEvents(buf);
+    for (const e of events) onEvent(e, JSON.parse(e.data));
+  }
+}
+
 // parseEvents splits the text received so far into complete events and
 // returns them with the unfinished rest.
 function parseEvents(buf) {
@@ -116,44 +145,24 @@ async function generate(ev) {
   setStatus("Waiting for the server…");
   const t0 = performance.now();
   try {
-    const r = await fetch("/v1/images", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(req),
-      signal: controller.signal,
-    });
-    if (!r.ok) {
-      const body = await r.json().catch(() => ({}));
-      const e = body.error || {};
-      box.dataset.state = "error";
-      setStatus(`Error ${r.status}${e.field ? " in " + e.field : ""}: ${e.message || r.statusText}`);
-      return;
-    }
-    const reader = r.body.getReader();
-    const decoder = new TextDecoder();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += decoder.decode(value, { stream: true });
-      let events;
-      [events, buf] = parseEvents(buf);
-      for (const e of events) {
-        const d = JSON.parse(e.data);
-        if (e.name === "latent") {
-          show(d.images, d.offset);
-          box.dataset.latents = String(Number(box.dataset.latents) + 1);
-          setStatus(`Latent ${d.index + 1} of ${d.latents} (row ${d.row + 1}, column ${d.col + 1})`);
-        } else if (e.name === "done") {
-          show(d.images, 0);
-          box.dataset.state = "done";
-          const secs = ((performance.now() - t0) / 1000).toFixed(2);
-          setStatus(`Done: ${d.images.length} image(s) in ${secs} s (first latent after ${d.timings.first_latent_ms.toFixed(0)} ms of generation).`);
-        } else if (e.name === "error") {
-          box.dataset.state = "error";
-          setStatus("Error: " + d.error.message);
-        }
+    const refused = await postEvents("/v1/images", req, controller.signal, (e, d) => {
+      if (e.name === "latent") {
+        show(d.images, d.offset);
+        box.dataset.latents = String(Number(box.dataset.latents) + 1);
+        setStatus(`Latent ${d.index + 1} of ${d.latents} (row ${d.row + 1}, column ${d.col + 1})`);
+      } else if (e.name === "done") {
+        show(d.images, 0);
+        box.dataset.state = "done";
+        const secs = ((performance.now() - t0) / 1000).toFixed(2);
+        setStatus(`Done: ${d.images.length} image(s) in ${secs} s (first latent after ${d.timings.first_latent_ms.toFixed(0)} ms of generation).`);
+      } else if (e.name === "error") {
+        box.dataset.state = "error";
+        setStatus("Error: " + d.error.message);
       }
+    });
+    if (refused) {
+      box.dataset.state = "error";
+      setStatus(refused);
     }
   } catch (e) {
     box.dataset.state = e.name === "AbortError" ? "stopped" : "error";
@@ -314,58 +323,38 @@ async function speak(ev) {
   const chunks = [];
   let rate = 16000, firstAudio = 0;
   try {
-    const r = await fetch("/v1/speech", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(req),
-      signal: speechController.signal,
-    });
-    if (!r.ok) {
-      const body = await r.json().catch(() => ({}));
-      const e = body.error || {};
-      out.dataset.state = "error";
-      setSpeechStatus(`Error ${r.status}${e.field ? " in " + e.field : ""}: ${e.message || r.statusText}`);
-      return;
-    }
-    const reader = r.body.getReader();
-    const decoder = new TextDecoder();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += decoder.decode(value, { stream: true });
-      let events;
-      [events, buf] = parseEvents(buf);
-      for (const e of events) {
-        const d = JSON.parse(e.data);
-        if (e.name === "audio") {
-          const bytes = b64ToBytes(d.pcm);
-          chunks.push(bytes);
-          rate = d.rate;
-          if (!firstAudio) firstAudio = performance.now() - t0;
-          if (player) {
-            player.play(bytes, d.rate);
-            out.dataset.scheduled = String(Number(out.dataset.scheduled) + 1);
-          }
-          out.dataset.chunks = String(chunks.length);
-          setSpeechStatus(`Speaking: ${((d.start + d.samples) / d.rate).toFixed(2)} s so far${player ? "" : " (this browser cannot play it as it comes)"}…`);
-        } else if (e.name === "done") {
-          if (wavURL) URL.revokeObjectURL(wavURL);
-          lastWAV = wavBlob(chunks, rate);
-          wavURL = URL.createObjectURL(lastWAV);
-          $("speech-download").href = wavURL;
-          $("speech-download").hidden = false;
-          $("speech-audio").src = wavURL;
-          $("speech-audio").hidden = false;
-          out.dataset.state = "done";
-          const how = d.stopped ? "ended by the model" : "cut at max seconds or the model's context";
-          setSpeechStatus(`Done: ${d.seconds.toFixed(2)} s of speech (${how}) in ${((performance.now() - t0) / 1000).toFixed(2)} s; ` +
-            `first audio after ${firstAudio.toFixed(0)} ms, real-time factor ${d.timings.real_time_factor.toFixed(2)}.`);
-        } else if (e.name === "error") {
-          out.dataset.state = "error";
-          setSpeechStatus("Error: " + d.error.message);
+    const refused = await postEvents("/v1/speech", req, speechController.signal, (e, d) => {
+      if (e.name === "audio") {
+        const bytes = b64ToBytes(d.pcm);
+        chunks.push(bytes);
+        rate = d.rate;
+        if (!firstAudio) firstAudio = performance.now() - t0;
+        if (player) {
+          player.play(bytes, d.rate);
+          out.dataset.scheduled = String(Number(out.dataset.scheduled) + 1);
         }
+        out.dataset.chunks = String(chunks.length);
+        setSpeechStatus(`Speaking: ${((d.start + d.samples) / d.rate).toFixed(2)} s so far${player ? "" : " (this browser cannot play it as it comes)"}…`);
+      } else if (e.name === "done") {
+        if (wavURL) URL.revokeObjectURL(wavURL);
+        lastWAV = wavBlob(chunks, rate);
+        wavURL = URL.createObjectURL(lastWAV);
+        $("speech-download").href = wavURL;
+        $("speech-download").hidden = false;
+        $("speech-audio").src = wavURL;
+        $("speech-audio").hidden = false;
+        out.dataset.state = "done";
+        const how = d.stopped ? "ended by the model" : "cut at max seconds or the model's context";
+        setSpeechStatus(`Done: ${d.seconds.toFixed(2)} s of speech (${how}) in ${((performance.now() - t0) / 1000).toFixed(2)} s; ` +
+          `first audio after ${firstAudio.toFixed(0)} ms, real-time factor ${d.timings.real_time_factor.toFixed(2)}.`);
+      } else if (e.name === "error") {
+        out.dataset.state = "error";
+        setSpeechStatus("Error: " + d.error.message);
       }
+    });
+    if (refused) {
+      out.dataset.state = "error";
+      setSpeechStatus(refused);
     }
   } catch (e) {
     out.dataset.state = e.name === "AbortError" ? "stopped" : "error";
