@@ -153,6 +153,15 @@ func Sample(b compute.Backend, arch string, cfg lm.Config, n, solverSteps, steps
 	return j.measure(b, max(1, min(steps, 3)))
 }
 
+// Measure times call as the benchmarks here do, for a computation the
+// caller prepared: once to compile, then steps calls (at least one), the
+// median kept. res holds what is known before timing; flops and items are
+// one call's counted matmul FLOPs and the items (images, say) it makes.
+func Measure(b compute.Backend, res Result, flops float64, items, steps int, call func() error) (Result, error) {
+	j := &job{call: call, flops: flops, items: items, res: res}
+	return j.measure(b, max(1, steps))
+}
+
 // NewStore is a store with cfg's weights initialised from seed 1 and its
 // RNG seeded with 1, and cfg's weight specs.
 func NewStore(cfg checkpoint.Model) (*model.Store, []nn.Spec, error) {

@@ -215,6 +215,27 @@ func (j Judge) Check(test *data.Dataset, n int, minAccuracy float64) (float64, e
 // canvases of seen scenes (the test split draws its scenes evenly, as
 // perSeen does).
 func TextToImage(ctx context.Context, m MultimodalModel, judge Judge, names canvas.Names, test *data.Dataset, perSeen, perHeldOut int) (MultimodalReport, error) {
+	return TextToImageWith(ctx, m, judge, names, test, perSeen, perHeldOut, nil)
+}
+
+// SeenFeatures are the judge's features (its first model's, as Predict
+// gives them) of the real test canvases of seen scenes, which TextToImage
+// compares the generated images with.
+func (j Judge) SeenFeatures(test *data.Dataset) ([][]float32, error) {
+	var real [][]float32
+	all, labels := DatasetImages(test)
+	for i, img := range all {
+		if s, err := canvas.SceneOf(labels[i]); err == nil && !s.HeldOut() {
+			real = append(real, img)
+		}
+	}
+	_, feats, err := j.Models[0].Predict(real)
+	return feats, err
+}
+
+// TextToImageWith is TextToImage with the judge's SeenFeatures of test
+// computed once for several models (nil: computed here).
+func TextToImageWith(ctx context.Context, m MultimodalModel, judge Judge, names canvas.Names, test *data.Dataset, perSeen, perHeldOut int, realFeats [][]float32) (MultimodalReport, error) {
 	r := MultimodalReport{Task: "t2i"}
 	var captions []string
 	var scenes []canvas.Scene
@@ -258,16 +279,10 @@ func TextToImage(ctx context.Context, m MultimodalModel, judge Judge, names canv
 			seenFeats = append(seenFeats, feats[i])
 		}
 	}
-	var real [][]float32
-	all, labels := DatasetImages(test)
-	for i, img := range all {
-		if s, err := canvas.SceneOf(labels[i]); err == nil && !s.HeldOut() {
-			real = append(real, img)
+	if realFeats == nil {
+		if realFeats, err = judge.SeenFeatures(test); err != nil {
+			return r, err
 		}
-	}
-	_, realFeats, err := judge.Predict(real)
-	if err != nil {
-		return r, err
 	}
 	if len(seenFeats) > 1 {
 		if r.FD, err = Frechet(seenFeats, realFeats); err != nil {

@@ -85,8 +85,9 @@ type Point struct {
 	X      float64
 	Steps  int
 	CFG    float64
-	// TrainSteps and TrainGFLOP are the training progress of a snapshot.
-	TrainSteps, TrainGFLOP float64
+	// TrainSteps, TrainGFLOP and TrainTokens are the training progress of
+	// a snapshot (TrainTokens: recorded by multimodal runs only).
+	TrainSteps, TrainGFLOP, TrainTokens float64
 }
 
 // Points expands the sweep for one model: one point per value, or for
@@ -119,7 +120,7 @@ func (s Sweep) Points(series, dir string) ([]Point, error) {
 			if err != nil {
 				return nil, err
 			}
-			p := Point{Over: s.Over, Series: series, Model: snap, X: info.Steps, Steps: s.Steps, CFG: s.CFG, TrainSteps: info.Steps, TrainGFLOP: info.GFLOP}
+			p := Point{Over: s.Over, Series: series, Model: snap, X: info.Steps, Steps: s.Steps, CFG: s.CFG, TrainSteps: info.Steps, TrainGFLOP: info.GFLOP, TrainTokens: info.Tokens}
 			if s.ByGFLOP {
 				p.X = info.GFLOP
 			}
@@ -135,6 +136,8 @@ func (s Sweep) Points(series, dir string) ([]Point, error) {
 type TrainInfo struct {
 	Steps float64 `json:"steps"`
 	GFLOP float64 `json:"train_gflop"`
+	// Tokens are the items of the sequences trained on (multimodal runs).
+	Tokens float64 `json:"train_tokens"`
 }
 
 // SnapshotInfo reads the training progress recorded in a checkpoint.

@@ -395,3 +395,59 @@ func dot(img *image.RGBA, x, y float64, c color.RGBA) {
 		}
 	}
 }
+
+// Panel is one plot of a figure of several (WritePanels): what Render
+// takes.
+type Panel struct {
+	Title, XLabel, YLabel string
+	Series                []Series
+	Axes                  Axes
+}
+
+// panelTitleH is the height of a figure's title band above its panels.
+const panelTitleH = 36
+
+// WritePanels writes the panels as one PNG figure to path: cols panels of
+// 800×500 a row (the last row may be short), under title (none if "").
+// Each panel is drawn as Render draws it, with its own axes and legend;
+// an error of any panel, or no panel, writes nothing.
+func WritePanels(path, title string, panels []Panel, cols int) error {
+	img, err := RenderPanels(title, panels, cols)
+	if err != nil {
+		return fmt.Errorf("plot: %s: %w", path, err)
+	}
+	if err := atomicfile.Write(path, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	return nil
+}
+
+// RenderPanels draws the figure WritePanels would write.
+func RenderPanels(title string, panels []Panel, cols int) (*image.RGBA, error) {
+	if len(panels) == 0 {
+		return nil, errors.New("no panels")
+	}
+	if cols < 1 {
+		return nil, fmt.Errorf("%d columns: want at least 1", cols)
+	}
+	cols = min(cols, len(panels))
+	rows := (len(panels) + cols - 1) / cols
+	top := 0
+	if title != "" {
+		top = panelTitleH
+	}
+	img := image.NewRGBA(image.Rect(0, 0, cols*plotW, top+rows*plotH))
+	draw.Draw(img, img.Bounds(), image.NewUniform(plotBG), image.Point{}, draw.Src)
+	for i, p := range panels {
+		sub, err := Render(p.Title, p.XLabel, p.YLabel, p.Series, p.Axes)
+		if err != nil {
+			return nil, fmt.Errorf("panel %d (%q): %w", i+1, p.Title, err)
+		}
+		at := image.Pt((i%cols)*plotW, top+(i/cols)*plotH)
+		draw.Draw(img, sub.Bounds().Add(at), sub, image.Point{}, draw.Src)
+	}
+	if title != "" {
+		drawText(img, title, (img.Bounds().Dx()-textWidth(title))/2, 24, plotInk)
+	}
+	return img, nil
+}

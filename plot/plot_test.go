@@ -282,3 +282,50 @@ func TestRenderIsReproducible(t *testing.T) {
 		}
 	}
 }
+
+// WritePanels tiles the panels as Render draws them, row by row under the
+// title band, and writes nothing when a panel cannot be drawn.
+func TestWritePanels(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fig.png")
+	panels := []Panel{
+		{Title: "loss", XLabel: "step", YLabel: "loss", Series: lossSeries()},
+		{Title: "fd", XLabel: "steps", YLabel: "fd", Series: stepsSeries(), Axes: Axes{LogX: true, LogY: true}},
+		{Title: "again", XLabel: "step", YLabel: "loss", Series: lossSeries()[:1]},
+	}
+	if err := WritePanels(path, "three panels", panels, 2); err != nil {
+		t.Fatal(err)
+	}
+	img := testutil.DecodePNG(t, path)
+	if got, want := img.Bounds().Size(), image.Pt(2*800, panelTitleH+2*500); got != want {
+		t.Fatalf("figure size %v, want %v", got, want)
+	}
+	for i, p := range panels {
+		want, err := Render(p.Title, p.XLabel, p.YLabel, p.Series, p.Axes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := image.Pt((i%2)*800, panelTitleH+(i/2)*500)
+		for _, q := range []image.Point{{400, 24}, {plotArea.Min.X + 50, plotArea.Min.Y + 50}, {399, 250}, {700, 480}} {
+			g := color.RGBAModel.Convert(img.At(at.X+q.X, at.Y+q.Y)).(color.RGBA)
+			if w := want.RGBAAt(q.X, q.Y); g != w {
+				t.Errorf("panel %d at %v: %v, want Render's %v", i, q, g, w)
+			}
+		}
+	}
+	// The empty fourth cell stays background.
+	if c := color.RGBAModel.Convert(img.At(800+400, panelTitleH+500+250)).(color.RGBA); c != plotBG {
+		t.Errorf("empty cell drawn: %v", c)
+	}
+
+	bad := filepath.Join(dir, "bad.png")
+	if err := WritePanels(bad, "", append(panels, Panel{Title: "empty"}), 3); err == nil {
+		t.Error("a panel without series plotted")
+	}
+	if err := WritePanels(bad, "", nil, 3); err == nil {
+		t.Error("no panels plotted")
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Errorf("a failed figure left %s (%v)", bad, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/nn"
@@ -100,6 +102,14 @@ type MultimodalOptions struct {
 	// is drawn when the checkpoint is saved, so only at steps that are
 	// multiples of both SaveEvery and SampleEvery.
 	SampleEvery int64
+	// SnapshotEvery also keeps the weights every this many steps in
+	// Out/step-NNNNNN (0: never), for `latentlm sweep --over train --task
+	// multimodal`.
+	SnapshotEvery int64
+	// TrainGFLOP, when above 0, sets Steps to the steps whose counted work
+	// ("train_gflop") is this many GFLOP: the budget of a comparison of
+	// arches at equal training compute (issue 16).
+	TrainGFLOP float64
 }
 
 // DefaultMultimodalOptions are the defaults of `latentlm train --task
@@ -441,6 +451,16 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	}
 	mix := newMixer(o, f, tok, texts, mus, scales, docs)
 	mix.codes = imageCodes
+	// A training step's work, as the checkpoint's train_gflop counts it;
+	// a FLOP budget sets the steps from it.
+	stepFLOPs := 3 * mcfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul)
+	if tf != nil {
+		stepFLOPs = 3 * tf.cfg.ForwardFLOPs(o.Batch, o.SeqLen)
+	}
+	if o.TrainGFLOP > 0 {
+		o.Steps = max(1, int64(math.Round(o.TrainGFLOP*1e9/stepFLOPs)))
+		logf(o.Log, "a budget of %g GFLOP: %d steps of %.3f GFLOP\n", o.TrainGFLOP, o.Steps, stepFLOPs/1e9)
+	}
 	lambda := o.DiffusionWeight
 	sched := diffusion.Cosine(1000)
 	trc := train.DefaultConfig()
@@ -471,19 +491,36 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"mix": []float64{o.Mix.Text, o.Mix.T2I, o.Mix.I2T, o.Mix.VQA}, "caption_dropout": o.CaptionDropout,
 			"diffusion_weight": lambda, "text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
-			"train_gflop": 3 * mcfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul) * float64(step) / 1e9} {
+			"train_gflop": stepFLOPs * float64(step) / 1e9,
+			// The items (text tokens, image latents or codes, padding) of
+			// the sequences trained on, as the FLOPs count them: the x of
+			// the paper's Figure 8.
+			"train_tokens": float64(step) * float64(o.Batch) * float64(o.SeqLen)} {
 			info[k] = v
 		}
 		if !isCanvas {
 			info["images"], info["captioned_images"] = set.N, len(texts.captioned)
 		}
-		if err := run.Save(func(dir string) error {
+		saveTo := func(dir string) error {
 			if tf != nil {
 				return tf.save(dir, store, rec, tok, info, o.Batch, o.SeqLen, step)
 			}
 			return multimodal.SaveConfig(dir, mcfg, store, rec, tok, info)
-		}, h, step); err != nil {
+		}
+		if err := run.Save(saveTo, h, step); err != nil {
 			return err
+		}
+		if o.SnapshotEvery > 0 && (step%o.SnapshotEvery == 0 || step == o.Steps) {
+			// A snapshot folder appears whole or not at all; one left by a
+			// run that was killed before its next save is replaced. The
+			// last step is kept too, so that a sweep ends where the run did.
+			snap := filepath.Join(o.Out, fmt.Sprintf("step-%06d", step))
+			if err := os.RemoveAll(snap); err != nil {
+				return err
+			}
+			if err := atomicfile.WriteDir(snap, saveTo); err != nil {
+				return err
+			}
 		}
 		if o.SampleEvery > 0 && (step%o.SampleEvery == 0 || step == o.Steps) {
 			return CaptionGrid(ctx, o.Backend, o.Out, filepath.Join(o.Out, fmt.Sprintf("samples-%06d.png", step)), grid, 4)
@@ -497,8 +534,12 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if tf != nil {
 		desc = "multimodal transfusion " + dataLabel(o.Data)
 	}
+	every := o.SaveEvery
+	if o.SnapshotEvery > 0 {
+		every = gcd(every, o.SnapshotEvery)
+	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: every, Hook: save,
 		Desc: desc, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := mix.batch(step)

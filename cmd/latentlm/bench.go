@@ -23,15 +23,18 @@ func runBench(args []string) error {
 	bench := func(sub string) func([]string) error {
 		return func(args []string) error { return runBenchSub(sub, args) }
 	}
-	return dispatch("bench", "usage: latentlm bench step|train|sample|serve [flags]\n\n"+
+	return dispatch("bench", "usage: latentlm bench step|train|sample|serve|generate [flags]\n\n"+
 		"  step    one transformer training step of the reference shape (B16·T64·d256·4 layers, docs/DESIGN.md §10)\n"+
 		"  train   one training step of the default MNIST model (--arch latentlm or dit)\n"+
 		"  sample  images/s of class-conditional sampling (20 solver steps, CFG on;\n"+
 		"          --arch latentlm, dit or both, --batches 1,4,16,64,256)\n"+
 		"  serve   `latentlm serve` in process with the shipped MNIST model: --clients C × --requests R\n"+
 		"          concurrent requests (batched), then the same one at a time, and the time\n"+
-		"          to the first streamed latent, alone and joining a running decode",
-		map[string]func([]string) error{"step": bench("step"), "train": bench("train"), "sample": bench("sample"), "serve": runBenchServe}, args)
+		"          to the first streamed latent, alone and joining a running decode\n"+
+		"  generate  images/s of text → image sampling by a multimodal checkpoint of any arch\n"+
+		"          (--model DIR: latentlm, vq or transfusion; --batches 1,16,64)",
+		map[string]func([]string) error{"step": bench("step"), "train": bench("train"), "sample": bench("sample"), "serve": runBenchServe,
+			"generate": runBenchGenerate}, args)
 }
 
 // runBenchSub parses the flags of one benchmark, checks the memory it will

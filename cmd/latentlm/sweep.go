@@ -20,6 +20,7 @@ func init() {
 
 const sweepSynopsis = `sweep --over cfg|steps|train [--values LIST] --json OUT.json --out PLOT.png NAME=MODEL ...
        latentlm sweep --from OUT.json --out PLOT.png [--y METRIC] [--x step|gflop]
+       latentlm sweep --over train --task multimodal ... (see sweep --task multimodal --help)
 
 Evaluates every NAME=MODEL (a checkpoint folder, or for --over train a
 training run written with --snapshot-every) with the eval command's scores,
@@ -38,6 +39,14 @@ generating anything. Metrics for --y: fd, accuracy, is, precision, recall,
 seconds_per_image.`
 
 func runSweep(args []string) error {
+	switch t := taskOf(args); t {
+	case "", "class":
+	case "multimodal":
+		return runSweepMultimodal(withoutTask(args))
+	default:
+		return fmt.Errorf("unknown --task %q: want class (the default) or multimodal", t)
+	}
+	args = withoutTask(args)
 	fs := newFlags("sweep", sweepSynopsis).takesArgs()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	dataName := fs.String("data", "mnist", "data set: mnist or fashion")

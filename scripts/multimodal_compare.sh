@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Issue 16: LatentLM against the VQ-MLLM and Transfusion on the captioned
+# MNIST canvases, at the same backbone, the same sequences per step and
+# equal training FLOPs (the paper's Table 3 and Figure 8 at small scale).
+#
+#   SIZE=small scripts/multimodal_compare.sh   # d128 × 4, batch 16, 1400 LatentLM steps (2-core CPU, about 70 minutes)
+#   SIZE=large scripts/multimodal_compare.sh   # d256 × 6, batch 32 (a GPU, or hours of CPU)
+#
+# What is equalised: the training FLOPs, counted as the checkpoints count
+# them ("train_gflop": 3 × the forward's matmul FLOPs per step). LatentLM
+# trains STEPS steps; its train_gflop is the budget, and the VQ-MLLM and
+# Transfusion train the steps that spend the same budget (--train-gflop)
+# at the same batch of sequences, so they see more sequences (and text
+# tokens) than LatentLM, in proportion to how much cheaper their step is.
+# Every run keeps a snapshot every STEPS/2 steps, so the snapshots at
+# LatentLM's step count compare the three at equal training tokens too.
+#
+# Writes, for each arch A (latentlm, vq, transfusion):
+#   runs/compare-SIZE/A                     the run and its step-NNNNNN snapshots
+#   runs/compare-SIZE-A.log                 its training log
+#   docs/results/compare-SIZE-A.json        eval --task text|t2i|i2t|vqa --json of
+#                                           the last step, bench generate (images/s
+#                                           at batch 1, 16, 64; GFLOP per image) and
+#                                           the training record
+# and docs/results/compare-SIZE-sweep.json and compare-SIZE.png (every
+# metric against training tokens, scored on every snapshot with fewer
+# images: SWEEP_N test canvases, 1 image per seen and 2 per held-out scene).
+#
+# Environment: BIN (default bin/latentlm, built if missing), SIZE, SEED
+# (1), STEPS (LatentLM's steps), BACKEND (the default backend if empty),
+# PHASES (train,sweep,eval,bench,table: a subset reruns only those; diag,
+# not in the default, adds LatentLM with --batch-mul 1 at the same budget).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOEXPERIMENT=simd
+
+SIZE=${SIZE:-small}
+SEED=${SEED:-1}
+BIN=${BIN:-bin/latentlm}
+PHASES=${PHASES:-train,sweep,eval,bench,table}
+SWEEP_N=${SWEEP_N:-200}
+LIMIT=0
+T2I=() ANSWERS=()
+case $SIZE in
+small) DIM=128 DEPTH=4 HEADS=4 BATCH=16 STEPS=${STEPS:-1400} ;;
+large) DIM=256 DEPTH=6 HEADS=4 BATCH=32 STEPS=${STEPS:-4000} ;;
+# A smoke test of the script itself: minutes, meaningless scores.
+tiny) DIM=32 DEPTH=1 HEADS=2 BATCH=4 STEPS=${STEPS:-4} LIMIT=256 SWEEP_N=4 SNAP_OTHERS=40 RES=${RES:-runs/compare-tiny/results}
+	T2I=(--per-seen 0 --per-held-out 1) ANSWERS=(--n 4 --max-tokens 4) ;;
+*) echo "SIZE=$SIZE: want small, large or tiny" >&2; exit 2 ;;
+esac
+# Snapshots: LatentLM's at half and all its steps; the others' every
+# LatentLM's steps (equal tokens at the first) and at their last.
+SNAP=$(( STEPS / 2 > 0 ? STEPS / 2 : 1 ))
+SNAP_OTHERS=${SNAP_OTHERS:-$STEPS}
+OUT=runs/compare-$SIZE
+RES=${RES:-docs/results}
+VAE=weights/vae-mnist-canvas
+VQVAE=${VQVAE:-runs/vae-vq-canvas}
+ARCHS=(latentlm vq transfusion)
+declare -A NAME=([latentlm]=LatentLM [vq]=VQ-MLLM [transfusion]=Transfusion)
+BACKEND_FLAG=()
+[ -n "${BACKEND:-}" ] && BACKEND_FLAG=(--backend "$BACKEND")
+has() { [[ ",$PHASES," == *",$1,"* ]]; }
+stamp() { date -u +%H:%M:%S; }
+
+[ -x "$BIN" ] || go build -o "$BIN" ./cmd/latentlm
+mkdir -p "$OUT" "$RES"
+
+if has train; then
+	if [ ! -f "$VQVAE/config.json" ]; then
+		echo "$(stamp) the VQ tokenizer: $VQVAE"
+		"$BIN" vae train --data mnist-canvas --kind vq --seed 1 --out "$VQVAE" "${BACKEND_FLAG[@]}" > "$VQVAE.log" 2>&1
+	fi
+	budget=""
+	for a in "${ARCHS[@]}"; do
+		vae=$VAE
+		[ "$a" = vq ] && vae=$VQVAE
+		len=(--steps "$STEPS") snap=$SNAP
+		# LatentLM's counted work is the budget of the others.
+		[ "$a" != latentlm ] && len=(--train-gflop "$budget") snap=$SNAP_OTHERS
+		echo "$(stamp) train $a (${len[*]}, snapshots every $snap steps) → $OUT/$a"
+		s=$(date +%s)
+		"$BIN" train --task multimodal --arch "$a" --data mnist-canvas --vae "$vae" --dim "$DIM" --depth "$DEPTH" \
+			--heads "$HEADS" --kv-heads "$HEADS" --batch "$BATCH" "${len[@]}" --snapshot-every "$snap" --limit "$LIMIT" \
+			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${BACKEND_FLAG[@]}" > "runs/compare-$SIZE-$a.log" 2>&1
+		echo "$(stamp) trained $a in $(( $(date +%s) - s )) s: $(jq -c '.info | {steps, train_gflop, train_tokens, train_seconds}' "$OUT/$a/config.json")"
+		[ "$a" = latentlm ] && budget=$(jq -r '.info.train_gflop' "$OUT/$a/config.json")
+	done
+fi
+
+if has sweep; then
+	# Figure 8: every snapshot, with fewer images than the final scores.
+	echo "$(stamp) sweep over the snapshots"
+	"$BIN" sweep --over train --task multimodal --n "$SWEEP_N" --per-seen 1 --per-held-out 2 "${ANSWERS[@]:2}" "${BACKEND_FLAG[@]}" \
+		--json "$RES/compare-$SIZE-sweep.json" --out "$RES/compare-$SIZE.png" \
+		--title "LatentLM, VQ-MLLM and Transfusion at equal training FLOPs ($SIZE: d$DIM x $DEPTH, batch $BATCH, seed $SEED)" \
+		"LatentLM=$OUT/latentlm" "VQ-MLLM=$OUT/vq" "Transfusion=$OUT/transfusion"
+fi
+
+for a in "${ARCHS[@]}"; do
+	tmp=$OUT/$a.scores
+	mkdir -p "$tmp"
+	if has eval; then
+		# The table's scores: eval's defaults (1000 test canvases; 2 images of
+		# every seen scene and 8 of every held-out one; 20 steps, CFG 4).
+		for t in text t2i i2t vqa; do
+			echo "$(stamp) eval --task $t $a"
+			extra=()
+			case $t in t2i) extra=("${T2I[@]}") ;; i2t | vqa) extra=("${ANSWERS[@]}") ;; esac
+			"$BIN" eval --task "$t" --model "$OUT/$a" --json "${extra[@]}" "${BACKEND_FLAG[@]}" > "$tmp/$t.json" 2> "$tmp/$t.log"
+		done
+	fi
+	if has bench; then
+		echo "$(stamp) bench generate $a"
+		"$BIN" bench generate --model "$OUT/$a" --batches 1,16,64 --reps 3 --json "${BACKEND_FLAG[@]}" > "$tmp/bench.json" 2> "$tmp/bench.log"
+	fi
+	if has eval || has bench; then
+		jq -n --arg arch "$a" --arg name "${NAME[$a]}" --arg size "$SIZE" \
+			--slurpfile text "$tmp/text.json" --slurpfile t2i "$tmp/t2i.json" --slurpfile i2t "$tmp/i2t.json" \
+			--slurpfile vqa "$tmp/vqa.json" --slurpfile bench "$tmp/bench.json" --slurpfile cfg "$OUT/$a/config.json" \
+			'{arch: $arch, name: $name, size: $size, model: $cfg[0].config, train: $cfg[0].info,
+			  text: $text[0], t2i: $t2i[0], i2t: $i2t[0], vqa: $vqa[0], bench: $bench[0]}' > "$RES/compare-$SIZE-$a.json"
+	fi
+done
+
+if has diag; then
+	# Not in the default phases: LatentLM with one noise draw per latent
+	# (--batch-mul 1) at the same budget, which tells how much of LatentLM's
+	# result is the cost of its head's four draws (docs/RESULTS.md).
+	a=latentlm-bm1
+	budget=$(jq -r '.info.train_gflop' "$OUT/latentlm/config.json")
+	echo "$(stamp) train $a (--train-gflop $budget)"
+	"$BIN" train --task multimodal --arch latentlm --data mnist-canvas --vae "$VAE" --dim "$DIM" --depth "$DEPTH" \
+		--heads "$HEADS" --kv-heads "$HEADS" --batch "$BATCH" --batch-mul 1 --train-gflop "$budget" --snapshot-every "$SNAP_OTHERS" \
+		--limit "$LIMIT" --sample-every 0 --seed "$SEED" --out "$OUT/$a" "${BACKEND_FLAG[@]}" > "runs/compare-$SIZE-$a.log" 2>&1
+	tmp=$OUT/$a.scores
+	mkdir -p "$tmp"
+	for t in text t2i i2t vqa; do
+		echo "$(stamp) eval --task $t $a"
+		extra=()
+		case $t in t2i) extra=("${T2I[@]}") ;; i2t | vqa) extra=("${ANSWERS[@]}") ;; esac
+		"$BIN" eval --task "$t" --model "$OUT/$a" --json "${extra[@]}" "${BACKEND_FLAG[@]}" > "$tmp/$t.json" 2> "$tmp/$t.log"
+	done
+	jq -n --arg arch "$a" --arg size "$SIZE" \
+		--slurpfile text "$tmp/text.json" --slurpfile t2i "$tmp/t2i.json" --slurpfile i2t "$tmp/i2t.json" \
+		--slurpfile vqa "$tmp/vqa.json" --slurpfile cfg "$OUT/$a/config.json" \
+		'{arch: $arch, name: "LatentLM, batch_mul 1", size: $size, model: $cfg[0].config, train: $cfg[0].info,
+		  text: $text[0], t2i: $t2i[0], i2t: $i2t[0], vqa: $vqa[0]}' > "$RES/compare-$SIZE-$a.json"
+	"$BIN" sweep --over train --task multimodal --n "$SWEEP_N" --per-seen 1 --per-held-out 2 "${ANSWERS[@]:2}" "${BACKEND_FLAG[@]}" \
+		--json "$RES/compare-$SIZE-sweep-bm1.json" --out "$OUT/$a.png" "LatentLM batch_mul 1=$OUT/$a"
+fi
+
+if has table; then
+	echo
+	echo "| | LatentLM | VQ-MLLM | Transfusion |"
+	echo "|---|---|---|---|"
+	row() { # label, jq expression over one arch's JSON
+		local line="| $1 |"
+		for a in "${ARCHS[@]}"; do line+=" $(jq -r "$2" "$RES/compare-$SIZE-$a.json") |"; done
+		echo "$line"
+	}
+	row "text bits per byte" '.text.bits_per_byte*1000|round/1000'
+	row "t2i faithfulness, seen" '"\(.t2i.seen.accuracy*1000|round/10)% (\(.t2i.seen.correct)/\(.t2i.seen.n))"'
+	row "t2i faithfulness, held-out" '"\(.t2i.held_out.accuracy*1000|round/10)% (\(.t2i.held_out.correct)/\(.t2i.held_out.n))"'
+	row "t2i layout right" '"\(.t2i.layout.accuracy*1000|round/10)%"'
+	row "t2i FD" '.t2i.fd|round'
+	row "caption exact match, seen / held-out" '"\(.i2t.seen.accuracy*1000|round/10)% / \(.i2t.held_out.accuracy*1000|round/10)%"'
+	row "caption layout right" '"\(.i2t.layout.accuracy*1000|round/10)%"'
+	row "VQA, seen / held-out" '"\(.vqa.seen.accuracy*1000|round/10)% / \(.vqa.held_out.accuracy*1000|round/10)%"'
+	row "images/s at batch 1 / 16 / 64" '[.bench[].items_per_s*100|round/100]|map(tostring)|join(" / ")'
+	row "parameters" '.bench[0].params'
+	row "GFLOP per image" '.bench[0].gflop_per_image*1000|round/1000'
+	row "training steps × batch" '"\(.train.steps) × \(.train.batch)"'
+	row "training tokens" '.train.train_tokens'
+	row "training GFLOP" '.train.train_gflop|round'
+	row "training time (s)" '.train.train_seconds|round'
+fi
+echo "$(stamp) done"
