@@ -255,17 +255,11 @@ func encodeTTSCorpus(sp *speechvae.Model, f tts.Format, o TTSOptions, utts []spe
 			c.scale[k] = float32(sp.Config.CSigma) / sp.Std[k]
 		}
 	}
-	voices := map[string]int{}
-	count := map[string]int{}
+	sel := selectVoices(utts, o.Set, o.Limit)
+	c.voice, c.byVoice = sel.voice, sel.byVoice
 	last := time.Now()
-	for i, u := range utts {
-		if o.Set != "both" && u.Set != o.Set {
-			continue
-		}
-		if o.Limit > 0 && count[u.Voice] >= o.Limit {
-			continue
-		}
-		count[u.Voice]++
+	for _, i := range sel.index {
+		u := utts[i]
 		ids, err := f.Encode(u.Text)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", u.File, err)
@@ -274,16 +268,8 @@ func encodeTTSCorpus(sp *speechvae.Model, f tts.Format, o TTSOptions, utts []spe
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", u.File, err)
 		}
-		v, ok := voices[u.Voice]
-		if !ok {
-			v = len(c.byVoice)
-			voices[u.Voice] = v
-			c.byVoice = append(c.byVoice, nil)
-		}
-		c.byVoice[v] = append(c.byVoice[v], len(c.texts))
 		c.texts = append(c.texts, ids)
 		c.frames = append(c.frames, z)
-		c.voice = append(c.voice, v)
 		if time.Since(last) > 10*time.Second {
 			last = time.Now()
 			logf(o.Log, "encoded %d utterances\n", len(c.texts))
@@ -321,4 +307,37 @@ func (c *ttsCorpus) batch(f tts.Format, o TTSOptions, promptMax int, step int64)
 		rows[i] = f.TrainingRow(prompt, c.texts[k], c.frames[k], c.scale, drop)
 	}
 	return f.Pack(rows, o.SeqLen)
+}
+
+// voiceSelection is the training utterances of a text set, the first
+// limit of each voice (0: all), grouped by voice in the order the voices
+// first appear: what both speech recipes, LatentLM's text-to-speech and
+// the VALL-E-style baseline, train on, so that they are compared on the
+// same data.
+type voiceSelection struct {
+	index   []int   // of each kept utterance, into the utterances
+	voice   []int   // the voice number of each kept utterance
+	byVoice [][]int // each voice's kept utterances, as positions in index
+}
+
+func selectVoices(utts []speech.Utterance, set string, limit int) voiceSelection {
+	var sel voiceSelection
+	voices := map[string]int{}
+	count := map[string]int{}
+	for i, u := range utts {
+		if (set != "both" && u.Set != set) || (limit > 0 && count[u.Voice] >= limit) {
+			continue
+		}
+		count[u.Voice]++
+		v, ok := voices[u.Voice]
+		if !ok {
+			v = len(sel.byVoice)
+			voices[u.Voice] = v
+			sel.byVoice = append(sel.byVoice, nil)
+		}
+		sel.byVoice[v] = append(sel.byVoice[v], len(sel.index))
+		sel.index = append(sel.index, i)
+		sel.voice = append(sel.voice, v)
+	}
+	return sel
 }

@@ -109,14 +109,10 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	corpus := &valleCorpus{}
-	voices := map[string]int{}
-	count := map[string]int{}
-	for i, u := range utts {
-		if (o.Set != "both" && u.Set != o.Set) || (o.Limit > 0 && count[u.Voice] >= o.Limit) {
-			continue
-		}
-		count[u.Voice]++
+	sel := selectVoices(utts, o.Set, o.Limit)
+	corpus := &valleCorpus{voice: sel.voice, byVoice: sel.byVoice}
+	for _, i := range sel.index {
+		u := utts[i]
 		ids, err := f.Text.Encode(u.Text)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", u.File, err)
@@ -125,14 +121,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", u.File, err)
 		}
-		v, ok := voices[u.Voice]
-		if !ok {
-			v = len(corpus.byVoice)
-			voices[u.Voice] = v
-			corpus.byVoice = append(corpus.byVoice, nil)
-		}
-		corpus.byVoice[v] = append(corpus.byVoice[v], len(corpus.texts))
-		corpus.texts, corpus.codes, corpus.voice = append(corpus.texts, ids), append(corpus.codes, codes), append(corpus.voice, v)
+		corpus.texts, corpus.codes = append(corpus.texts, ids), append(corpus.codes, codes)
 	}
 	if len(corpus.texts) == 0 {
 		return nil, fmt.Errorf("%s: no training utterances of the set %q", o.Data, o.Set)
