@@ -104,6 +104,20 @@ func (r *Rows) Hidden() ([][]float32, error) {
 	return rowsOf(tensors.MustCopyFlatData[float32](r.hidden), len(r.pos), r.e.cfg.Dim), nil
 }
 
+// Logits is the softmax head's logits [slots][vocabulary] after each
+// slot's last item (the conditional streams).
+func (r *Rows) Logits() ([][]float32, error) {
+	if r.caches == nil {
+		return nil, errors.New("lm: rows used after Close or a failed step")
+	}
+	out, err := r.e.logits.Call(r.hidden) // the conditional streams are the first
+	if err != nil {
+		return nil, fmt.Errorf("lm: token head: %w", err)
+	}
+	defer nn.Release(out[0])
+	return rowsOf(tensors.MustCopyFlatData[float32](out[0]), len(r.pos), r.e.cfg.Vocab.Size()), nil
+}
+
 // RowItem is one slot's input to Rows.Step: Item for its sequence and
 // Guide for its guidance stream (ignored without guidance).
 type RowItem struct {
