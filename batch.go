@@ -5,23 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-)
 
-// padRows is the number of rows a batch of n rows runs as: n up to 4, then
-// the next power of two up to 64, then the next multiple of 64.
-func padRows(n int) int {
-	switch {
-	case n <= 4:
-		return n
-	case n <= 64:
-		p := 8
-		for p < n {
-			p *= 2
-		}
-		return p
-	}
-	return min((n+63)/64*64, MaxBatch)
-}
+	"github.com/latentlm/latentlm/lm"
+)
 
 // BatchItem is one request of GenerateBatch or Decoder.Add: its images,
 // the seed of their noise, its context and its progress callback.
@@ -209,7 +195,7 @@ func (g *Generator) ditBatch(steps int, opts []SampleOptions, items []BatchItem,
 	// up to a few sizes, so that batches of varying size do not each
 	// compile their own graphs; rows do not depend on one another.
 	nrows := len(labels)
-	for range padRows(nrows) - nrows {
+	for range lm.PadSlots(nrows) - nrows { // ≤ MaxBatch, a multiple of 64
 		labels, noise = append(labels, 0), append(noise, make([]float32, per))
 		scale, temp = append(scale, 1), append(temp, 1)
 	}

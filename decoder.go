@@ -17,25 +17,26 @@ import (
 // arriving while others are mid-image does not wait for them to finish.
 //
 // An image is a fixed-length sequence, its class prefix and then its
-// latents in raster order. Every Step appends one item to every image in
-// the decode: the next item of its prefix, or the latent it drew last; then
-// every image past its prefix draws its next latent. Each image sits in a
-// slot of an lm.Rows batch, whose KV cache, rotary positions and causal
-// mask are per slot, and draws the noise of latent k from its own stream,
-// PCG(item seed, image index), as the k-th C values of that stream. With
-// DPM-Solver++ (which adds no noise after the initial draw) an image's
-// latents then depend on its class, seed, index, guidance scale and
-// temperature alone: an item gets byte for byte the images it gets
-// decoded alone, whenever it joins and whatever else runs, on a backend
-// whose kernels compute each row independently of the batch size (ONNX
-// Runtime on the CPU does; GenerateBatch rests on this too). They are not
-// Generate's images for the same seed, which come from the store's
-// generator, and they may differ from those of earlier versions, which
-// stepped the class prefix in as one block, by float32 rounding.
+// latents in raster order: an lm.Sequence of an lm.Batch, the decoding
+// loop that multimodal and speech requests share, whose slots each have
+// their own KV cache, rotary positions and causal mask. Every Step appends
+// one item to every image in the decode: the next item of its prefix, or
+// the latent it drew last; then every image past its prefix draws its next
+// latent, from its own noise stream, PCG(item seed, image index), as the
+// k-th C values of that stream. With DPM-Solver++ (which adds no noise
+// after the initial draw) an image's latents then depend on its class,
+// seed, index, guidance scale and temperature alone: an item gets byte for
+// byte the images it gets decoded alone, whenever it joins and whatever
+// else runs, on a backend whose kernels compute each row independently of
+// the batch size (ONNX Runtime on the CPU does; GenerateBatch rests on
+// this too). They are not Generate's images for the same seed, which come
+// from the store's generator, and they may differ from those of earlier
+// versions, which stepped the class prefix in as one block, by float32
+// rounding.
 //
-// The slots are the padded sizes of GenerateBatch (1–4, 8, 16, 32, 64, then
-// multiples of 64), grown when items join and shrunk once the batch has
-// run larger than its images need for a few steps, so that few shapes are
+// The batch runs at the padded sizes of lm.PadSlots (1–4, 8, 16, 32, 64,
+// then multiples of 64), grown when items join and shrunk once it has run
+// larger than its images need for a few steps, so that few shapes are
 // compiled and a lone request runs at the size of one.
 //
 // A Decoder serves LatentLM models (a DiT draws a whole grid at once:
@@ -48,19 +49,17 @@ type Decoder struct {
 	maxRows int
 	s       *lm.Sampler
 	own     bool // s is the decoder's own: the generator's serves other steps
-	rows    *lm.Rows
-	slots   []*decRow  // per slot: the image it holds, nil when free
-	items   []*decItem // admitted, in order; placed at the next Step
+	batch   *lm.Batch
+	items   []*decItem // admitted, in order
 	nextID  int
-	used    int // images of the items
-	small   int // consecutive steps the batch ran larger than it needed
 	err     error
 }
 
-// decRow is one image of an item in a slot.
-type decRow struct {
+// decImage is one image of an item: a sequence of the decoder's batch.
+type decImage struct {
 	item  *decItem
 	index int
+	fed   int // prefix items appended
 }
 
 // decItem is one item in a Decoder.
@@ -72,9 +71,46 @@ type decItem struct {
 	cfg, temperature float64
 	rngs             []*rand.Rand
 	latents          [][]float32 // per image, the latents so far
-	fed              int         // prefix items stepped in (all images together)
-	drawn            int         // latents drawn
-	placed           bool
+	images           []*decImage
+	ended            int // images done
+	drawn            int // latents reported (OnLatent)
+	channels, total  int // latent width, latents per image
+}
+
+// Next is the image's next item: of its prefix, or the latent it drew last.
+func (m *decImage) Next() lm.RowItem {
+	x := m.item
+	if m.fed < len(x.prefix[m.index]) {
+		m.fed++
+		return lm.RowItem{Item: x.prefix[m.index][m.fed-1], Guide: x.guide[m.index][m.fed-1]}
+	}
+	lat := x.latents[m.index]
+	z := lm.LatentItem(lat[len(lat)-x.channels:])
+	return lm.RowItem{Item: z, Guide: z}
+}
+
+// Want asks for the next latent once the prefix is in, with the image's own
+// noise, guidance scale and temperature.
+func (m *decImage) Want() lm.Want {
+	x := m.item
+	if m.fed < len(x.prefix[m.index]) {
+		return lm.Want{}
+	}
+	noise := make([]float32, x.channels)
+	for j := range noise {
+		noise[j] = float32(x.rngs[m.index].NormFloat64())
+	}
+	return lm.Want{Latent: true, Noise: noise, Scale: x.cfg, Temperature: x.temperature}
+}
+
+// Take keeps the latent; the image is done with its last.
+func (m *decImage) Take(_, z []float32) (bool, error) {
+	if z == nil {
+		return false, nil
+	}
+	x := m.item
+	x.latents[m.index] = append(x.latents[m.index], z...)
+	return len(x.latents[m.index]) == x.total*x.channels, nil
 }
 
 // Finished is an item that a Decoder step ended: its images, or the error
@@ -83,11 +119,6 @@ type Finished struct {
 	ID int // Decoder.Add's
 	BatchResult
 }
-
-// shrinkAfter is the number of consecutive steps a Decoder's batch runs
-// larger than its images need before it shrinks: the clients of finished
-// requests often send their next at once, and a resize copies the caches.
-const shrinkAfter = 8
 
 // SupportsDecoder reports whether NewDecoder serves the generator's model:
 // a LatentLM model, whose images are sequences that can join a running
@@ -116,6 +147,10 @@ func (g *Generator) NewDecoder(steps, maxRows int) (*Decoder, error) {
 		return nil, err
 	}
 	d := &Decoder{g: g, steps: steps, maxRows: maxRows, s: s.(*lm.Sampler), own: own}
+	if d.batch, err = d.s.Engine().NewBatch(maxRows, true); err != nil {
+		g.releaseRows(s, own, false)
+		return nil, err
+	}
 	if g.decoders == nil {
 		g.decoders = map[*Decoder]struct{}{}
 	}
@@ -168,13 +203,23 @@ func (d *Decoder) Steps() int { return d.steps }
 func (d *Decoder) Len() int { return len(d.items) }
 
 // Rows is the number of images in the decode.
-func (d *Decoder) Rows() int { return d.used }
+func (d *Decoder) Rows() int {
+	if d.batch == nil {
+		return 0
+	}
+	return d.batch.Len()
+}
 
 // Free is the number of images that may still join (Add).
-func (d *Decoder) Free() int { return max(0, d.maxRows-d.used) }
+func (d *Decoder) Free() int { return max(0, d.maxRows-d.Rows()) }
 
-// Slots is the size the batch runs at (Rows padded, as in GenerateBatch).
-func (d *Decoder) Slots() int { return len(d.slots) }
+// Slots is the size the batch runs at (Rows padded, lm.PadSlots).
+func (d *Decoder) Slots() int {
+	if d.batch == nil {
+		return 0
+	}
+	return d.batch.Slots()
+}
 
 // Add admits an item: its images join the decode at the next Step, each
 // at position 0, with opts' guidance scale and temperature (opts.Steps must
@@ -200,7 +245,7 @@ func (d *Decoder) Add(it BatchItem, opts SampleOptions) (int, error) {
 		return 0, err
 	}
 	n := len(labels)
-	if d.used > 0 && n > d.Free() {
+	if d.Rows() > 0 && n > d.Free() {
 		return 0, fmt.Errorf("latentlm: Decoder.Add: %d images, %d free of %d", n, d.Free(), d.maxRows)
 	}
 	if n > MaxBatch {
@@ -210,7 +255,8 @@ func (d *Decoder) Add(it BatchItem, opts SampleOptions) (int, error) {
 		it.Ctx = context.Background()
 	}
 	x := &decItem{id: d.nextID, it: it, labels: labels, cfg: opts.CFG, temperature: opts.Temperature,
-		prefix: make([][]lm.Item, n), guide: make([][]lm.Item, n), rngs: make([]*rand.Rand, n), latents: make([][]float32, n)}
+		prefix: make([][]lm.Item, n), guide: make([][]lm.Item, n), rngs: make([]*rand.Rand, n), latents: make([][]float32, n),
+		channels: g.channels, total: g.tok.Config.Items()}
 	cfg := d.s.Engine().Config()
 	for k, l := range labels {
 		if x.prefix[k], x.guide[k], err = cfg.ClassPrefix(l); err != nil {
@@ -218,10 +264,23 @@ func (d *Decoder) Add(it BatchItem, opts SampleOptions) (int, error) {
 		}
 		x.rngs[k] = rand.New(rand.NewPCG(uint64(it.Seed), uint64(k)))
 		x.latents[k] = make([]float32, 0, g.tok.Config.Items()*g.channels)
+		x.images = append(x.images, &decImage{item: x, index: k})
+	}
+	if n > d.batch.Free() { // an empty decode takes up to MaxBatch images
+		if err := d.regrow(n); err != nil {
+			return 0, err
+		}
+	}
+	for _, m := range x.images {
+		if err := d.batch.Add(m); err != nil {
+			for _, p := range x.images {
+				d.batch.Remove(p)
+			}
+			return 0, fmt.Errorf("latentlm: %w", err)
+		}
 	}
 	d.nextID++
 	d.items = append(d.items, x)
-	d.used += n
 	return x.id, nil
 }
 
@@ -265,59 +324,24 @@ func (d *Decoder) Step() ([]Finished, error) {
 	if len(d.items) == 0 {
 		return fin, nil
 	}
-	if err := d.fit(); err != nil {
+	ended, err := d.batch.Step()
+	if err != nil {
 		return d.fail(err, fin)
 	}
-	step := make([]lm.RowItem, len(d.slots))
-	for i, r := range d.slots {
-		switch {
-		case r == nil:
-			step[i].Idle = true
-		case r.item.fed < len(r.item.prefix[r.index]):
-			step[i] = lm.RowItem{Item: r.item.prefix[r.index][r.item.fed], Guide: r.item.guide[r.index][r.item.fed]}
-		default:
-			z := lm.LatentItem(r.item.latents[r.index][len(r.item.latents[r.index])-g.channels:])
-			step[i] = lm.RowItem{Item: z, Guide: z}
+	for _, e := range ended {
+		if e.Err != nil { // the images' own Take never fails
+			return d.fail(e.Err, fin)
 		}
-	}
-	if err := d.rows.Step(step); err != nil {
-		return d.fail(err, fin)
-	}
-	var drawing []*decItem
-	for _, x := range d.items {
-		if x.fed < len(x.prefix[0]) {
-			x.fed++
-		}
-		if x.fed == len(x.prefix[0]) {
-			drawing = append(drawing, x)
-		}
-	}
-	if len(drawing) > 0 {
-		n := len(d.slots)
-		noise, scale, temp := make([][]float32, n), make([]float64, n), make([]float64, n)
-		for i, r := range d.slots {
-			noise[i], temp[i] = make([]float32, g.channels), 1
-			if r == nil || r.item.fed < len(r.item.prefix[r.index]) {
-				continue
-			}
-			for j := range noise[i] {
-				noise[i][j] = float32(r.item.rngs[r.index].NormFloat64())
-			}
-			scale[i], temp[i] = r.item.cfg, r.item.temperature
-		}
-		z, err := d.rows.Solve(noise, scale, temp)
-		if err != nil {
-			return d.fail(err, fin)
-		}
-		for i, r := range d.slots {
-			if r != nil && r.item.fed == len(r.item.prefix[r.index]) {
-				r.item.latents[r.index] = append(r.item.latents[r.index], z[i]...)
-			}
-		}
+		e.Seq.(*decImage).item.ended++
 	}
 	grid, nItems := g.tok.Config.Grid(), g.tok.Config.Items()
-	for _, x := range drawing {
-		k := x.drawn
+	var done []*decItem // collected first: end removes from d.items
+	for _, x := range d.items {
+		// An item's images run in lockstep: they joined together.
+		k := len(x.latents[0])/x.channels - 1
+		if k < x.drawn {
+			continue
+		}
 		x.drawn++
 		if x.it.OnLatent != nil {
 			p := Progress{Offset: 0, Count: len(x.labels), Index: k, Row: k / grid, Col: k % grid, Latents: nItems, Grid: grid,
@@ -327,70 +351,33 @@ func (d *Decoder) Step() ([]Finished, error) {
 				continue
 			}
 		}
-		if x.drawn == nItems {
-			fin = d.end(x, nil, fin)
+		if x.ended == len(x.images) {
+			done = append(done, x)
 		}
+	}
+	for _, x := range done {
+		fin = d.end(x, nil, fin)
 	}
 	return fin, nil
 }
 
-// fit sizes the batch for the items' images (growing at once, shrinking
-// after shrinkAfter steps) and places the items added since the last step
-// into free slots, each image at position 0.
-func (d *Decoder) fit() error {
-	target := padRows(d.used)
-	if d.rows == nil {
-		r, err := d.s.Engine().NewRows(target, true)
-		if err != nil {
-			return err
-		}
-		d.rows, d.slots = r, make([]*decRow, target)
+// regrow makes room for an item of n images in an empty decode, larger
+// than maxRows (up to MaxBatch): a new batch of that size.
+func (d *Decoder) regrow(n int) error {
+	b, err := d.s.Engine().NewBatch(max(n, d.maxRows), true)
+	if err != nil {
+		return fmt.Errorf("latentlm: %w", err)
 	}
-	if target < len(d.slots) {
-		d.small++
-	} else {
-		d.small = 0
-	}
-	if target > len(d.slots) || (target < len(d.slots) && d.small >= shrinkAfter) {
-		from := make([]int, 0, target)
-		slots := make([]*decRow, 0, target)
-		for i, r := range d.slots {
-			if r != nil {
-				from, slots = append(from, i), append(slots, r)
-			}
-		}
-		for len(from) < target {
-			from, slots = append(from, -1), append(slots, nil)
-		}
-		if err := d.rows.Remap(from); err != nil {
-			return err
-		}
-		d.slots, d.small = slots, 0
-	}
-	free := 0
-	for _, x := range d.items {
-		if x.placed {
-			continue
-		}
-		for k := range x.labels {
-			for d.slots[free] != nil {
-				free++
-			}
-			d.slots[free] = &decRow{item: x, index: k}
-			d.rows.Restart(free)
-		}
-		x.placed = true
-	}
+	d.batch.Close()
+	d.batch = b
 	return nil
 }
 
 // end removes item x from the decode, freeing its slots, and appends its
 // result: err, or its images decoded.
 func (d *Decoder) end(x *decItem, err error, fin []Finished) []Finished {
-	for i, r := range d.slots {
-		if r != nil && r.item == x {
-			d.slots[i] = nil
-		}
+	for _, m := range x.images {
+		d.batch.Remove(m)
 	}
 	for i, y := range d.items {
 		if y == x {
@@ -398,7 +385,6 @@ func (d *Decoder) end(x *decItem, err error, fin []Finished) []Finished {
 			break
 		}
 	}
-	d.used -= len(x.labels)
 	f := Finished{ID: x.id}
 	if err != nil {
 		f.Err = err
@@ -415,7 +401,7 @@ func (d *Decoder) fail(err error, fin []Finished) ([]Finished, error) {
 	for _, x := range d.items {
 		fin = append(fin, Finished{ID: x.id, BatchResult: BatchResult{Err: d.err}})
 	}
-	d.items, d.used = nil, 0
+	d.items = nil
 	d.free()
 	return fin, d.err
 }
@@ -441,15 +427,14 @@ func (g *Generator) decodeImages(labels []int, latents [][]float32) ([]Image, er
 // free releases the decoder's batch and hands back its sampler (with the
 // generator locked).
 func (d *Decoder) free() {
-	if d.rows != nil {
-		d.rows.Close()
-		d.rows = nil
+	if d.batch != nil {
+		d.batch.Close()
+		d.batch = nil
 	}
 	if d.s != nil {
 		d.g.releaseRows(d.s, d.own, d.err != nil)
 		d.s = nil
 	}
-	d.slots = nil
 	delete(d.g.decoders, d)
 }
 
@@ -458,6 +443,6 @@ func (d *Decoder) free() {
 func (d *Decoder) Close() {
 	d.g.mu.Lock()
 	defer d.g.mu.Unlock()
-	d.items, d.used = nil, 0
+	d.items = nil
 	d.free()
 }
