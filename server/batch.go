@@ -28,6 +28,10 @@ type job struct {
 	done  chan jobResult // buffered: the worker never waits for the handler
 }
 
+func (j *job) context() context.Context { return j.ctx }
+
+func (j *job) fail(err error) { j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: err}} }
+
 type jobResult struct {
 	latentlm.BatchResult
 	start time.Time // of the job's decoding
@@ -64,36 +68,25 @@ type batcher struct {
 	gen     *latentlm.Generator
 	maxRows int
 	settle  time.Duration // DiT: pause after a batch before taking the next
-	mu      sync.Mutex
-	pending []*job
-	wake    chan struct{}
+	queue   *waitQueue[*job]
 	stop    chan struct{}
 }
 
 func newBatcher(s *Server, name string, gen *latentlm.Generator, maxRows int, settle time.Duration) *batcher {
-	b := &batcher{s: s, name: name, gen: gen, maxRows: maxRows, settle: settle, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	b := &batcher{s: s, name: name, gen: gen, maxRows: maxRows, settle: settle, queue: newWaitQueue[*job](s), stop: make(chan struct{})}
 	go b.run()
 	return b
 }
 
 // enqueue adds a job; the handler then waits for its result.
-func (b *batcher) enqueue(j *job) {
-	b.s.waiting.Add(1)
-	b.mu.Lock()
-	b.pending = append(b.pending, j)
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-}
+func (b *batcher) enqueue(j *job) { b.queue.push(j) }
 
 func (b *batcher) run() {
 	for {
 		select {
-		case <-b.wake:
+		case <-b.queue.wake:
 		case <-b.stop:
-			b.failPending()
+			b.queue.failAll(latentlm.ErrClosed)
 			return
 		}
 		if b.gen.SupportsDecoder() {
@@ -117,17 +110,6 @@ func (b *batcher) run() {
 			}
 		}
 	}
-}
-
-// failPending answers every waiting job: the server is closing.
-func (b *batcher) failPending() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, j := range b.pending {
-		b.s.waiting.Add(-1)
-		j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: latentlm.ErrClosed}}
-	}
-	b.pending = nil
 }
 
 // stopped reports whether the server is closing.
@@ -158,21 +140,21 @@ func (b *batcher) continuous() bool {
 	}()
 	for {
 		if b.stopped() {
-			b.failPending()
+			b.queue.failAll(latentlm.ErrClosed)
 			return false
 		}
-		head := b.oldest()
-		if dec != nil && dec.Len() == 0 && (head == nil || head.key != (batchKey{dec.Steps()})) {
+		head, waiting := b.queue.head()
+		if dec != nil && dec.Len() == 0 && (!waiting || head.key != (batchKey{dec.Steps()})) {
 			dec.Close()
 			dec = nil
 		}
 		if dec == nil {
-			if head == nil {
+			if !waiting {
 				return true
 			}
 			var err error
 			if dec, err = b.gen.NewDecoder(head.key.steps, b.maxRows); err != nil {
-				b.answer(head, err)
+				b.queue.remove(head, err)
 				continue
 			}
 		}
@@ -201,67 +183,20 @@ func (b *batcher) continuous() bool {
 	}
 }
 
-// oldest is the oldest waiting job whose client is still there (answering
-// those that are gone), or nil.
-func (b *batcher) oldest() *job {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.dropGone()
-	if len(b.pending) == 0 {
-		return nil
-	}
-	return b.pending[0]
-}
-
-// dropGone answers and removes the waiting jobs whose client is gone (with
-// b.mu held).
-func (b *batcher) dropGone() {
-	rest := b.pending[:0]
-	for _, j := range b.pending {
-		if j.ctx.Err() != nil {
-			b.s.waiting.Add(-1)
-			j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: j.ctx.Err()}}
-			continue
-		}
-		rest = append(rest, j)
-	}
-	clear(b.pending[len(rest):])
-	b.pending = rest
-}
-
-// answer removes a waiting job and answers it with err.
-func (b *batcher) answer(j *job, err error) {
-	b.mu.Lock()
-	for i, p := range b.pending {
-		if p == j {
-			b.pending = append(b.pending[:i], b.pending[i+1:]...)
-			b.s.waiting.Add(-1)
-			break
-		}
-	}
-	b.mu.Unlock()
-	j.done <- jobResult{BatchResult: latentlm.BatchResult{Err: err}}
-}
-
 // admit moves the waiting jobs that fit into dec, in arrival order, up to
 // the first that does not (other steps, or more images than are free; the
 // first job of an empty decode always fits), and returns how many joined.
 func (b *batcher) admit(dec *latentlm.Decoder, jobs map[int]*job) int {
-	b.mu.Lock()
-	b.dropGone()
 	free, empty := dec.Free(), dec.Len() == 0
 	n := 0
-	for _, j := range b.pending {
+	take := b.queue.take(true, func(j *job) bool {
 		if j.key != (batchKey{dec.Steps()}) || (j.req.N > free && !(empty && n == 0)) {
-			break
+			return false
 		}
 		free -= j.req.N
 		n++
-	}
-	take := append([]*job(nil), b.pending[:n]...)
-	b.pending = append(b.pending[:0], b.pending[n:]...)
-	b.s.waiting.Add(-int64(n))
-	b.mu.Unlock()
+		return true
+	})
 	joined := 0
 	for _, j := range take {
 		it, opts := j.item()
@@ -288,17 +223,11 @@ func (b *batcher) await(rows int) {
 	deadline := time.NewTimer(b.settle)
 	defer deadline.Stop()
 	for {
-		b.mu.Lock()
-		n := 0
-		for _, j := range b.pending {
-			n += j.req.N
-		}
-		b.mu.Unlock()
-		if n >= rows {
+		if b.queue.sum(func(j *job) int { return j.req.N }) >= rows {
 			return
 		}
 		select {
-		case <-b.wake:
+		case <-b.queue.wake:
 		case <-deadline.C:
 			return
 		case <-b.stop:
@@ -310,22 +239,18 @@ func (b *batcher) await(rows int) {
 // take removes the next batch-boundary batch from the waiting jobs,
 // answering those whose client is gone.
 func (b *batcher) take() []*job {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.dropGone()
-	var batch, rest []*job
+	var first *job
 	rows := 0
-	for _, j := range b.pending {
-		if len(batch) == 0 || (j.key == batch[0].key && rows+j.req.N <= b.maxRows) {
-			batch = append(batch, j)
+	return b.queue.take(false, func(j *job) bool {
+		if first == nil || (j.key == first.key && rows+j.req.N <= b.maxRows) {
+			if first == nil {
+				first = j
+			}
 			rows += j.req.N
-			continue
+			return true
 		}
-		rest = append(rest, j)
-	}
-	b.pending = rest
-	b.s.waiting.Add(-int64(len(batch)))
-	return batch
+		return false
+	})
 }
 
 // decode runs one batch-boundary batch, hands each job its result and
