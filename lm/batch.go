@@ -60,11 +60,11 @@ type Ended struct {
 // Batch decodes Sequences continuously: a sequence joins at the next Step,
 // at position 0 of a free slot, while the others are mid-way, and leaves
 // as soon as it is done, without the others waiting. It sizes its Rows to
-// the sequences it holds, padded (PadSlots) so that few shapes are
-// compiled: growing at once when sequences join, shrinking only after the
-// batch has run larger than it needs for ShrinkAfter steps (the clients
-// of finished requests often send their next at once, and a resize copies
-// the caches).
+// the sequences it holds, padded (PadSlots; an unguided batch to at
+// least two, see fit) so that few shapes are compiled: growing at once
+// when sequences join, shrinking only after the batch has run larger than
+// it needs for ShrinkAfter steps (the clients of finished requests often
+// send their next at once, and a resize copies the caches).
 //
 // A Batch is guided or not for all its sequences (the guidance streams
 // double the backbone's work). It needs an Engine with a DPM-Solver++ plan
@@ -251,7 +251,14 @@ func (b *Batch) Step() ([]Ended, error) {
 // fit sizes the batch for its sequences and places the waiting ones, each
 // in a free slot at position 0.
 func (b *Batch) fit() error {
+	// An unguided batch runs at least two streams, as a guided one always
+	// does: ONNX Runtime's kernels for a single row round differently from
+	// those for several, so a sequence alone would not get the results it
+	// gets in company.
 	target := PadSlots(b.Len())
+	if !b.guided {
+		target = max(target, 2)
+	}
 	if b.rows == nil {
 		r, err := b.e.NewRows(target, b.guided)
 		if err != nil {

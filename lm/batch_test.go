@@ -162,16 +162,24 @@ func TestBatchContinuous(t *testing.T) {
 		}
 		seqs = append(seqs, s)
 	}
-	var want []string
-	for _, s := range seqs {
-		want = append(want, runBatch(t, e, true, []*testSeq{s.fresh()}, []int{0})[0])
-	}
 	join := []int{0, 0, 2, 3, 3, 9}
-	got := runBatch(t, e, true, seqs, join)
-	for i := range seqs {
-		if got[i] != want[i] {
-			t.Errorf("sequence %d (joined at tick %d): batched\n%s\nalone\n%s", i, join[i], got[i], want[i])
+	var want []string
+	for _, guided := range []bool{false, true} {
+		want = want[:0]
+		for _, s := range seqs {
+			want = append(want, runBatch(t, e, guided, []*testSeq{s.fresh()}, []int{0})[0])
 		}
+		var fresh []*testSeq
+		for _, s := range seqs {
+			fresh = append(fresh, s.fresh())
+		}
+		got := runBatch(t, e, guided, fresh, join)
+		for i := range seqs {
+			if got[i] != want[i] {
+				t.Errorf("guided %v, sequence %d (joined at tick %d): batched\n%s\nalone\n%s", guided, i, join[i], got[i], want[i])
+			}
+		}
+		seqs = fresh
 	}
 	// The sequences did something: latents are finite and not all equal.
 	for i, s := range seqs {
@@ -261,5 +269,59 @@ func TestBatchRefuses(t *testing.T) {
 	}
 	if err := bt.Add(mk()); err == nil {
 		t.Error("a closed batch took a sequence")
+	}
+}
+
+// TestForStepsOutlivesRetune: the engine of ForSteps is made once per
+// steps, and a Retune of the engine it came from (a model's SetOptions)
+// neither closes it nor forgets it; Close does.
+func TestForStepsOutlivesRetune(t *testing.T) {
+	cfg := tinyConfig()
+	b := testutil.Backend(t, "")
+	store := randomStore(t, cfg, 0.05, dtypes.Float32)
+	e, err := NewEngine(b, store, cfg, SampleOptions{Steps: 2, CFG: 1, Temperature: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := e.ForSteps(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y, _ := e.ForSteps(3); y != x {
+		t.Error("ForSteps made a second engine for the same steps")
+	}
+	bt, err := x.NewBatch(2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bt.Close()
+	e2, err := e.Retune(SampleOptions{Steps: 5, CFG: 2, Temperature: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e2 == e {
+		t.Fatal("Retune to other steps kept the engine")
+	}
+	if y, _ := e2.ForSteps(3); y != x {
+		t.Error("the retuned engine forgot the engine of 3 steps")
+	}
+	s := &testSeq{prompt: []Item{TokenItem(1)}, guide: []Item{TokenItem(cfg.Vocab.Null())}, latents: true, n: 2, seed: 1, scale: 2, temp: 1}
+	if err := bt.Add(s); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := bt.Step(); err != nil {
+			t.Fatalf("a batch of the engine of 3 steps after Retune: %v", err)
+		}
+	}
+	if len(s.drawn) != 2*cfg.Latent {
+		t.Errorf("drew %d values, want %d", len(s.drawn), 2*cfg.Latent)
+	}
+	e2.Close()
+	if _, err := bt.Step(); err == nil && bt.Len() > 0 {
+		t.Error("a batch stepped after its engine's owner was closed")
+	}
+	if _, err := x.NewBatch(1, false); err == nil {
+		t.Error("the engine of 3 steps outlived Close")
 	}
 }

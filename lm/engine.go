@@ -62,6 +62,8 @@ type Engine struct {
 	rowStep             *model.Exec
 	rowGuided, rowPlain *diffusion.Solver
 	loop                bool
+	// bySteps are the engines of ForSteps, kept across Retune.
+	bySteps map[int]*Engine
 }
 
 // NewEngine prepares generation from the weights in store (load the EMA
@@ -135,8 +137,36 @@ func (e *Engine) Retune(opts SampleOptions) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lm: rebuilding the engine: %w", err)
 	}
+	n.bySteps, e.bySteps = e.bySteps, nil // the batches on them go on
 	e.Close()
 	return n, nil
+}
+
+// ForSteps returns an engine over the same weights whose DPM-Solver++ plan
+// takes steps (1…) solver steps, for continuous batches (NewBatch), which
+// take the guidance scale and temperature per sequence: one made on first
+// use and kept with e, and with the engines Retune makes from it, until
+// Close. So a model's batches of any steps run beside its own calls, and
+// a Retune for those calls does not end them.
+func (e *Engine) ForSteps(steps int) (*Engine, error) {
+	if e.step == nil {
+		return nil, errors.New("lm: engine used after Close")
+	}
+	if steps < 1 {
+		return nil, fmt.Errorf("lm: %d solver steps: continuous batches need a DPM-Solver++ plan (steps ≥ 1)", steps)
+	}
+	if x := e.bySteps[steps]; x != nil {
+		return x, nil
+	}
+	x, err := newEngine(e.backend, e.store, e.cfg, SampleOptions{Steps: steps, CFG: 1, Temperature: 1, Seed: 1}, e.loop)
+	if err != nil {
+		return nil, fmt.Errorf("lm: an engine of %d steps: %w", steps, err)
+	}
+	if e.bySteps == nil {
+		e.bySteps = map[int]*Engine{}
+	}
+	e.bySteps[steps] = x
+	return x, nil
 }
 
 // tokenStream is the PCG stream of the host generator of sampled tokens.
@@ -148,6 +178,10 @@ func (e *Engine) Config() Config { return e.cfg }
 // Close releases the compiled graphs (the store and its weights stay with
 // the caller). It is safe to call more than once; sessions fail after it.
 func (e *Engine) Close() {
+	for _, x := range e.bySteps {
+		x.Close()
+	}
+	e.bySteps = nil
 	for _, x := range []**model.Exec{&e.step, &e.logits, &e.rowStep} {
 		if *x != nil {
 			(*x).Finalize()

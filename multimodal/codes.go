@@ -71,6 +71,17 @@ func SampleCode(logits []float32, f Format, temperature float64, topK int, rng *
 	return order[len(order)-1]
 }
 
+// pickCode draws the next image code of a VQ-MLLM from the conditional
+// logits, guided by the unconditional ones (Guide with scale; nil for no
+// guidance), by SampleCode's top-k rule at temperature: the rule of
+// drawCodes and of an ImageSequence alike.
+func pickCode(cond, uncond []float32, f Format, scale, temperature float64, topK int, rng *rand.Rand) int {
+	if uncond != nil {
+		cond = Guide(cond, uncond, scale)
+	}
+	return SampleCode(cond, f, temperature, topK, rng)
+}
+
 // drawCodes draws the Items codes of one image after each prefix of cond
 // (each ending in <BOL>), guided by the prefixes of guide (the same
 // lengths; nil for none) with the options' CFG scale, temperature and
@@ -102,11 +113,11 @@ func (m *Model) drawCodes(ctx context.Context, cond, guide [][]lm.Item) ([][]int
 		}
 		items := make([]lm.Item, len(rows))
 		for i := range n {
-			l := logits[i]
+			var uncond []float32
 			if guide != nil {
-				l = Guide(l, logits[n+i], m.opts.CFG)
+				uncond = logits[n+i]
 			}
-			k := SampleCode(l, f, m.opts.Temperature, m.opts.TopK, m.rng)
+			k := pickCode(logits[i], uncond, f, m.opts.CFG, m.opts.Temperature, m.opts.TopK, m.rng)
 			codes[i] = append(codes[i], int32(k))
 			items[i] = lm.TokenItem(f.Code(k))
 			if guide != nil {

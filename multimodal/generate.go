@@ -16,6 +16,7 @@ import (
 
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/text"
 )
 
 // DefaultBatch is the default of Options.Batch.
@@ -54,7 +55,7 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		imgs, err := m.drawImages(ctx, b.Cond, b.Guide)
+		imgs, err := m.drawImages(ctx, b.Cond, b.Guide, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -67,8 +68,8 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 
 // drawImages draws the images after the prompt rows cond (guided by
 // guide, unless nil) and decodes them: a VQ-MLLM samples codes, LatentLM
-// solves each latent with the diffusion head.
-func (m *Model) drawImages(ctx context.Context, cond, guide [][]lm.Item) ([][]float32, error) {
+// solves each latent with the diffusion head (from noise, see drawLatents).
+func (m *Model) drawImages(ctx context.Context, cond, guide [][]lm.Item, noise []*rand.Rand) ([][]float32, error) {
 	if m.Arch == VQ {
 		codes, err := m.drawCodes(ctx, cond, guide)
 		if err != nil {
@@ -76,16 +77,44 @@ func (m *Model) drawImages(ctx context.Context, cond, guide [][]lm.Item) ([][]fl
 		}
 		return m.decodeCodes(codes)
 	}
-	sess, err := m.engine.Prefill(cond, guide)
-	if err != nil {
-		return nil, err
-	}
-	lat, err := sess.Latents(lm.Segment{Max: m.Format.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }})
-	sess.Close()
+	lat, err := m.drawLatents(ctx, cond, guide, noise)
 	if err != nil {
 		return nil, err
 	}
 	return m.Image.Decode(lat)
+}
+
+// drawLatents solves the latents of one image after each prompt row of
+// cond (guided by guide, unless nil) with the engine's plan, guidance
+// scale and temperature. The noise of latent k of row i is the next
+// Channels standard normal draws of noise[i] (as an ImageSequence draws
+// it), or, when noise is nil, the store's generator's.
+func (m *Model) drawLatents(ctx context.Context, cond, guide [][]lm.Item, noise []*rand.Rand) ([][]float32, error) {
+	sess, err := m.engine.Prefill(cond, guide)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	seg := lm.Segment{Max: m.Format.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }}
+	if noise != nil {
+		seg.BeforeLatent = func(int) ([][]float32, error) {
+			z := make([][]float32, len(noise))
+			for i, rng := range noise {
+				z[i] = normalDraw(rng, m.Format.Channels)
+			}
+			return z, nil
+		}
+	}
+	return sess.Latents(seg)
+}
+
+// normalDraw is the next n standard normal draws of rng.
+func normalDraw(rng *rand.Rand, n int) []float32 {
+	z := make([]float32, n)
+	for i := range z {
+		z[i] = float32(rng.NormFloat64())
+	}
+	return z
 }
 
 // Caption writes a caption for each image (image → text): the prefix
@@ -99,7 +128,7 @@ func (m *Model) Caption(ctx context.Context, images [][]float32) ([]string, erro
 // Ask answers a question about each image: the prefix <|endoftext|> <BOL>
 // z₀ … <EOL> question, then the answer, taken greedily.
 func (m *Model) Ask(ctx context.Context, images [][]float32, question string) ([]string, error) {
-	ids, err := m.encodePrompt("the question", question, m.Format.ImageLen()+3)
+	ids, err := m.encodeQuestion(question)
 	if err != nil {
 		return nil, err
 	}
@@ -112,35 +141,12 @@ func (m *Model) answer(ctx context.Context, images [][]float32, question []int) 
 	if m.engine == nil {
 		return nil, errClosed
 	}
-	f := m.Format
 	out := make([]string, 0, len(images))
 	for start := 0; start < len(images); start += m.opts.Batch {
 		batch := images[start:min(start+m.opts.Batch, len(images))]
-		rows := make([][]lm.Item, len(batch))
-		if m.Arch == VQ { // the image's codes, read as tokens
-			codes, err := m.Image.Codes(batch)
-			if err != nil {
-				return nil, err
-			}
-			for i, c := range codes {
-				var r Row
-				r.EOT(f)
-				r.ImageCodes(f, c)
-				r.Text(f, question)
-				rows[i] = r.Items
-			}
-		} else {
-			lat, err := m.Image.Encode(batch, false)
-			if err != nil {
-				return nil, err
-			}
-			for i, z := range lat {
-				var r Row
-				r.EOT(f)
-				r.Image(f, z, nil)
-				r.Text(f, question)
-				rows[i] = r.Items
-			}
+		rows, err := m.answerPrompts(batch, question)
+		if err != nil {
+			return nil, err
 		}
 		sess, err := m.engine.Prefill(rows, nil)
 		if err != nil {
@@ -156,13 +162,54 @@ func (m *Model) answer(ctx context.Context, images [][]float32, question []int) 
 	return out, nil
 }
 
+// answerPrompts lays out the prefix <|endoftext|> <BOL> image <EOL>
+// question of each image: its latents from the image tokenizer's encoder
+// (LatentLM), or its codes read as tokens (a VQ-MLLM).
+func (m *Model) answerPrompts(images [][]float32, question []int) ([][]lm.Item, error) {
+	f := m.Format
+	rows := make([][]lm.Item, len(images))
+	if m.Arch == VQ {
+		codes, err := m.Image.Codes(images)
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range codes {
+			var r Row
+			r.EOT(f)
+			r.ImageCodes(f, c)
+			r.Text(f, question)
+			rows[i] = r.Items
+		}
+		return rows, nil
+	}
+	lat, err := m.Image.Encode(images, false)
+	if err != nil {
+		return nil, err
+	}
+	for i, z := range lat {
+		var r Row
+		r.EOT(f)
+		r.Image(f, z, nil)
+		r.Text(f, question)
+		rows[i] = r.Items
+	}
+	return rows, nil
+}
+
+// encodeQuestion tokenizes Ask's question, leaving room for the image
+// before it.
+func (m *Model) encodeQuestion(question string) ([]int, error) {
+	return m.encodePrompt("the question", question, m.Format.ImageLen()+3)
+}
+
 // greedyText extends every sequence of sess with its most likely text
 // tokens until <|endoftext|>, MaxTokens or max_len.
 func (m *Model) greedyText(ctx context.Context, sess *lm.Session, n int) ([]string, error) {
-	f := m.Format
-	ids := make([][]int, n)
-	done := make([]bool, n)
-	for step := 0; step < m.opts.MaxTokens && sess.Len() < m.Config.MaxLen; step++ {
+	answers := make([]greedyAnswer, n)
+	for i := range answers {
+		answers[i] = m.newGreedyAnswer(m.opts.MaxTokens)
+	}
+	for sess.Len() < m.Config.MaxLen {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -173,18 +220,14 @@ func (m *Model) greedyText(ctx context.Context, sess *lm.Session, n int) ([]stri
 		items := make([]lm.Item, n)
 		left := 0
 		for i, l := range logits {
-			tok := m.pick(l, false, 0, 1)
-			items[i] = lm.TokenItem(tok)
-			t, _ := f.TextOf(tok)
-			if t == f.EOT {
-				done[i] = true
-			}
-			if !done[i] {
-				ids[i] = append(ids[i], t)
+			a := &answers[i]
+			tok := pickToken(l, a.f, false, 0, 1, nil)
+			if !a.done && a.take(tok, sess.Len()) {
 				left++
 			}
+			items[i] = lm.TokenItem(tok)
 		}
-		if left == 0 || step == m.opts.MaxTokens-1 || sess.Len()+1 >= m.Config.MaxLen {
+		if left == 0 {
 			break
 		}
 		if err := sess.Step(items); err != nil {
@@ -192,15 +235,55 @@ func (m *Model) greedyText(ctx context.Context, sess *lm.Session, n int) ([]stri
 		}
 	}
 	out := make([]string, n)
-	for i, t := range ids {
-		s, err := m.Text.Decode(t)
+	for i := range answers {
+		s, err := answers[i].text(m.Text)
 		if err != nil {
 			return nil, err
 		}
-		// A model may stop inside a character; the text stays printable.
-		out[i] = strings.ToValidUTF8(s, "\uFFFD")
+		out[i] = s
 	}
 	return out, nil
+}
+
+// greedyAnswer is one answer being written greedily (Caption, Ask, and
+// their sequences in a continuous batch): the most likely text token after
+// each item, up to <|endoftext|>, maxTokens tokens or max_len.
+type greedyAnswer struct {
+	f                 Format
+	maxTokens, maxLen int
+	ids               []int // the text ids so far
+	picks             int
+	done              bool
+}
+
+func (m *Model) newGreedyAnswer(maxTokens int) greedyAnswer {
+	return greedyAnswer{f: m.Format, maxTokens: maxTokens, maxLen: m.Config.MaxLen}
+}
+
+// take takes tok, picked after the answer's sequence of n items, and
+// reports whether the answer goes on: tok is then the next item.
+func (a *greedyAnswer) take(tok, n int) bool {
+	a.picks++
+	t, _ := a.f.TextOf(tok)
+	if t == a.f.EOT {
+		a.done = true
+		return false
+	}
+	a.ids = append(a.ids, t)
+	if a.picks >= a.maxTokens || n+1 >= a.maxLen {
+		a.done = true
+	}
+	return !a.done
+}
+
+// text is the answer so far as a string. A model may stop inside a
+// character; the text stays printable.
+func (a *greedyAnswer) text(tok *text.Tokenizer) (string, error) {
+	s, err := tok.Decode(a.ids)
+	if err != nil {
+		return "", err
+	}
+	return strings.ToValidUTF8(s, "\uFFFD"), nil
 }
 
 // pick chooses the next token from logits among the text ids (and <BOL>
@@ -296,6 +379,12 @@ type Piece struct {
 // the dropped caption of training. The image's items are then stepped into
 // the text stream.
 func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) error) error {
+	return m.complete(ctx, prompt, emit, nil)
+}
+
+// complete is Complete; the latents of image i are drawn from noise(i)
+// (see drawLatents) when noise is not nil.
+func (m *Model) complete(ctx context.Context, prompt string, emit func(Piece) error, noise func(image int) *rand.Rand) error {
 	if m.engine == nil {
 		return errClosed
 	}
@@ -304,32 +393,25 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 		return err
 	}
 	f := m.Format
-	var history Row // every item of the sequence so far
-	history.EOT(f)
-	history.Text(f, ids)
-	caption := 1 // where the text since the last boundary starts
+	history := completionPrompt(f, ids) // every item of the sequence so far
+	caption := 1                        // where the text since the last boundary starts
 	sess, err := m.engine.Prefill([][]lm.Item{history.Items}, nil)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	var pending []byte // the bytes of a character not yet whole
+	var out runeStream // the bytes of a character not yet whole
 	flush := func(final bool) error {
-		end := len(pending)
-		if !final {
-			end = wholeRunes(pending)
+		if s := out.flush(final); s != "" {
+			return emit(Piece{Text: s})
 		}
-		if end == 0 {
-			return nil
-		}
-		s := strings.ToValidUTF8(string(pending[:end]), "\uFFFD")
-		pending = append(pending[:0], pending[end:]...)
-		return emit(Piece{Text: s})
+		return nil
 	}
 	step := func(it lm.Item) error {
 		history.add(it, nil, true)
 		return sess.Step([]lm.Item{it})
 	}
+	images := 0
 	for tokens := 0; tokens < m.opts.MaxTokens && sess.Len() < m.Config.MaxLen; {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -338,13 +420,17 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 		if err != nil {
 			return err
 		}
-		room := m.Config.MaxLen - sess.Len()
-		tok := m.pick(logits[0], room >= f.ImageLen(), m.opts.TextTemperature, m.opts.TopP)
+		tok := m.pick(logits[0], m.imageFits(sess.Len()), m.opts.TextTemperature, m.opts.TopP)
 		if tok == f.Vocab.BOL() {
 			if err := flush(true); err != nil {
 				return err
 			}
-			img, pixels, err := m.drawImage(ctx, history, caption)
+			var rng *rand.Rand
+			if noise != nil {
+				rng = noise(images)
+			}
+			images++
+			img, pixels, err := m.drawImage(ctx, history, caption, rng)
 			if err != nil {
 				return err
 			}
@@ -366,7 +452,7 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 		if t == f.EOT {
 			break
 		}
-		pending = append(pending, m.Text.TokenBytes(t)...)
+		out.write(m.Text.TokenBytes(t))
 		if err := flush(false); err != nil {
 			return err
 		}
@@ -381,22 +467,45 @@ func (m *Model) Complete(ctx context.Context, prompt string, emit func(Piece) er
 	return flush(true)
 }
 
-// drawImage draws an image after the sequence so far (history), guided by
-// the same sequence whose items from caption on are null tokens: its
-// latents (LatentLM) or codes (a VQ-MLLM). It returns the image's items,
-// <BOL> … <EOL>, and its pixels.
-func (m *Model) drawImage(ctx context.Context, history Row, caption int) (Row, []float32, error) {
-	f := m.Format
+// completionPrompt is the start of a completion: <|endoftext|> and the
+// prompt's text ids.
+func completionPrompt(f Format, ids []int) Row {
+	var r Row
+	r.EOT(f)
+	r.Text(f, ids)
+	return r
+}
+
+// imageFits reports whether a completion of n items may open an image:
+// the whole image, <BOL> to <EOL>, must fit in max_len.
+func (m *Model) imageFits(n int) bool { return m.Config.MaxLen-n >= m.Format.ImageLen() }
+
+// imagePrompt is the prompt of an image that a completion opens after the
+// items of history: history and <BOL>, guided by the same sequence whose
+// items from caption on (the text since the last document or image
+// boundary) are null tokens, the dropped caption of training.
+func imagePrompt(f Format, history []lm.Item, caption int) (cond, guide []lm.Item) {
 	bol := lm.TokenItem(f.Vocab.BOL())
-	cond := append(append([]lm.Item(nil), history.Items...), bol)
-	guide := append([]lm.Item(nil), history.Items[:caption]...)
-	for range len(history.Items) - caption {
+	cond = append(append([]lm.Item(nil), history...), bol)
+	guide = append([]lm.Item(nil), history[:caption]...)
+	for range len(history) - caption {
 		guide = append(guide, lm.TokenItem(f.Vocab.Null()))
 	}
-	guide = append(guide, bol)
+	return cond, append(guide, bol)
+}
+
+// drawImage draws an image after the sequence so far (history), guided by
+// the same sequence whose items from caption on are null tokens
+// (imagePrompt): its latents (LatentLM, from noise unless nil: see
+// drawLatents) or codes (a VQ-MLLM). It returns the image's items,
+// <BOL> … <EOL>, and its pixels.
+func (m *Model) drawImage(ctx context.Context, history Row, caption int, noise *rand.Rand) (Row, []float32, error) {
+	f := m.Format
+	c, g := imagePrompt(f, history.Items, caption)
+	cond, guide := [][]lm.Item{c}, [][]lm.Item{g}
 	var img Row
 	if m.Arch == VQ {
-		codes, err := m.drawCodes(ctx, [][]lm.Item{cond}, [][]lm.Item{guide})
+		codes, err := m.drawCodes(ctx, cond, guide)
 		if err != nil {
 			return img, nil, err
 		}
@@ -407,12 +516,11 @@ func (m *Model) drawImage(ctx context.Context, history Row, caption int) (Row, [
 		img.ImageCodes(f, codes[0])
 		return img, pixels[0], nil
 	}
-	sess, err := m.engine.Prefill([][]lm.Item{cond}, [][]lm.Item{guide})
-	if err != nil {
-		return img, nil, err
+	var rngs []*rand.Rand
+	if noise != nil {
+		rngs = []*rand.Rand{noise}
 	}
-	defer sess.Close()
-	lat, err := sess.Latents(lm.Segment{Max: f.Items, AfterLatent: func(int, [][]float32) error { return ctx.Err() }})
+	lat, err := m.drawLatents(ctx, cond, guide, rngs)
 	if err != nil {
 		return img, nil, err
 	}
@@ -422,6 +530,28 @@ func (m *Model) drawImage(ctx context.Context, history Row, caption int) (Row, [
 	}
 	img.Image(f, lat[0], nil)
 	return img, pixels[0], nil
+}
+
+// runeStream turns the bytes of text tokens, as they come, into printable
+// pieces: whole UTF-8 characters as soon as their bytes are in (Complete,
+// and the sequences' streaming).
+type runeStream struct{ pending []byte }
+
+func (s *runeStream) write(b []byte) { s.pending = append(s.pending, b...) }
+
+// flush returns the whole characters held and forgets them ("" if none);
+// with final, every byte held, invalid ones replaced by U+FFFD.
+func (s *runeStream) flush(final bool) string {
+	end := len(s.pending)
+	if !final {
+		end = wholeRunes(s.pending)
+	}
+	if end == 0 {
+		return ""
+	}
+	out := strings.ToValidUTF8(string(s.pending[:end]), "\uFFFD")
+	s.pending = append(s.pending[:0], s.pending[end:]...)
+	return out
 }
 
 // wholeRunes is the length of the longest prefix of b that holds no

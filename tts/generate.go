@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/latentlm/latentlm/lm"
@@ -33,9 +34,35 @@ type Result struct {
 // Seconds is the duration of the frames at the format's frame rate.
 func (f Format) Seconds(frames int) float64 { return float64(frames) / f.FrameRate }
 
-// maxFrames is MaxSeconds in frames.
-func (m *Model) maxFrames() int {
-	return max(1, int(math.Floor(m.opts.MaxSeconds*m.Format.FrameRate+1e-9)))
+// frameLimit is the most frames an utterance may have after a prefix of
+// prefix items: seconds of speech (MaxSeconds) at the frame rate, at least
+// one, and no more than max_len leaves (the last frame is never appended,
+// so prefix + frames ≤ max_len). Generate and Sequence share it.
+func (m *Model) frameLimit(seconds float64, prefix int) int {
+	return min(max(1, int(math.Floor(seconds*m.Format.FrameRate+1e-9))), m.Config.MaxLen-prefix)
+}
+
+// frameNoise is an utterance's own noise: frame k starts from the k-th
+// Channels standard normal draws of PCG(seed, 0), as the class-image
+// decoder draws an image's (package latentlm's Decoder), so that the
+// speech depends on its seed alone and not on the other utterances it is
+// batched with.
+type frameNoise struct {
+	rng *rand.Rand
+	c   int
+}
+
+func newFrameNoise(seed uint64, channels int) *frameNoise {
+	return &frameNoise{rng: rand.New(rand.NewPCG(seed, 0)), c: channels}
+}
+
+// next is the next frame's noise.
+func (n *frameNoise) next() []float32 {
+	z := make([]float32, n.c)
+	for j := range z {
+		z[j] = float32(n.rng.NormFloat64())
+	}
+	return z
 }
 
 // promptFrames is the most prompt frames the options keep (0: no limit).
@@ -52,22 +79,25 @@ type prepared struct {
 	prompt [][]float32
 }
 
-func (m *Model) prepare(i int, r Request) (prepared, error) {
+// prepare checks a request and cuts its prompt (PromptSeconds, then the
+// room max_len leaves the text); who names it in errors ("request 3").
+// Generate and Sequence share it.
+func (m *Model) prepare(who string, r Request) (prepared, error) {
 	f := m.Format
 	ids, err := f.Encode(r.Text)
 	if err != nil {
 		return prepared{}, err
 	}
 	if len(r.Prompt) == 0 {
-		return prepared{}, fmt.Errorf("tts: request %d has no voice prompt", i)
+		return prepared{}, fmt.Errorf("tts: %s has no voice prompt", who)
 	}
 	for k, z := range r.Prompt {
 		if len(z) != f.Channels {
-			return prepared{}, fmt.Errorf("tts: request %d: prompt frame %d has %d values, the model %d", i, k, len(z), f.Channels)
+			return prepared{}, fmt.Errorf("tts: %s: prompt frame %d has %d values, the model %d", who, k, len(z), f.Channels)
 		}
 		for _, v := range z {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return prepared{}, fmt.Errorf("tts: request %d: prompt frame %d holds %v", i, k, v)
+				return prepared{}, fmt.Errorf("tts: %s: prompt frame %d holds %v", who, k, v)
 			}
 		}
 	}
@@ -85,6 +115,17 @@ func (m *Model) prepare(i int, r Request) (prepared, error) {
 		p = p[:room]
 	}
 	return prepared{text: ids, prompt: p}, nil
+}
+
+// prefixes is the request's prefix, <BOL> prompt <EOL> text <BOL>, and
+// with guidance (cfg ≠ 1) that of its guidance stream, the text replaced
+// by null tokens (nil without guidance).
+func (f Format) prefixes(p prepared, cfg float64) (cond, guide []lm.Item) {
+	cond = f.Prefix(p.prompt, p.text, false)
+	if cfg != 1 {
+		guide = f.Prefix(p.prompt, p.text, true)
+	}
+	return cond, guide
 }
 
 // group splits the requests into batches of at most Batch whose prefixes
@@ -131,13 +172,23 @@ func (m *Model) group(ps []prepared) [][]int {
 // request i as soon as it is drawn (z is valid during the call); an error
 // stops generation.
 func (m *Model) Generate(ctx context.Context, reqs []Request, onFrame func(i, k int, z []float32) error) ([]Result, error) {
+	return m.generate(ctx, reqs, onFrame, nil)
+}
+
+// generate is Generate; with seeds set, request i draws its own noise from
+// seeds[i] (frameNoise, as a Sequence does) rather than from the engine's
+// generator, so that the two paths can be compared.
+func (m *Model) generate(ctx context.Context, reqs []Request, onFrame func(i, k int, z []float32) error, seeds []uint64) ([]Result, error) {
 	if m.engine == nil {
 		return nil, errClosed
+	}
+	if seeds != nil && len(seeds) != len(reqs) {
+		return nil, fmt.Errorf("tts: %d seeds for %d requests", len(seeds), len(reqs))
 	}
 	ps := make([]prepared, len(reqs))
 	for i, r := range reqs {
 		var err error
-		if ps[i], err = m.prepare(i, r); err != nil {
+		if ps[i], err = m.prepare(fmt.Sprintf("request %d", i), r); err != nil {
 			return nil, err
 		}
 	}
@@ -153,17 +204,32 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, onFrame func(i, k 
 			guide = make([][]lm.Item, len(g))
 		}
 		for j, i := range g {
-			cond[j] = f.Prefix(ps[i].prompt, ps[i].text, false)
+			var u []lm.Item
+			cond[j], u = f.prefixes(ps[i], m.opts.CFG)
 			if guide != nil {
-				guide[j] = f.Prefix(ps[i].prompt, ps[i].text, true)
+				guide[j] = u
 			}
 		}
-		limit := min(m.maxFrames(), m.Config.MaxLen-len(cond[0]))
+		limit := m.frameLimit(m.opts.MaxSeconds, len(cond[0]))
+		seg := lm.Segment{Max: limit, StopAtEOL: true}
+		if seeds != nil {
+			gens := make([]*frameNoise, len(g))
+			for j, i := range g {
+				gens[j] = newFrameNoise(seeds[i], c)
+			}
+			seg.BeforeLatent = func(int) ([][]float32, error) {
+				noise := make([][]float32, len(gens))
+				for j, n := range gens {
+					noise[j] = n.next()
+				}
+				return noise, nil
+			}
+		}
 		sess, err := m.engine.Prefill(cond, guide)
 		if err != nil {
 			return nil, err
 		}
-		lat, err := sess.Latents(lm.Segment{Max: limit, StopAtEOL: true, AfterLatent: func(k int, sofar [][]float32) error {
+		seg.AfterLatent = func(k int, sofar [][]float32) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -178,7 +244,8 @@ func (m *Model) Generate(ctx context.Context, reqs []Request, onFrame func(i, k 
 				}
 			}
 			return nil
-		}})
+		}
+		lat, err := sess.Latents(seg)
 		sess.Close()
 		if err != nil {
 			return nil, err
