@@ -10,11 +10,14 @@ import (
 	"math"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/imageio"
+	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/nn"
 )
@@ -49,17 +52,21 @@ func LoadMultimodal(dir, backendName string) (Model, error) {
 	return Model{Name: filepath.Base(filepath.Clean(dir)), Multimodal: m, Backend: name}, nil
 }
 
-// mmModel is a served multimodal model. Its one engine runs one request at
-// a time: a request holds lock (a mutex whose wait a gone client can
-// abandon) from setting its options to its last piece.
+// mmModel is a served multimodal model. Its requests run as sequences of
+// one continuous decode, its seqBatcher's (s.seqBatchers[name]), each with
+// its own options: see runTask.
 type mmModel struct {
 	name, backend string
 	m             *multimodal.Model
-	lock          chan struct{}
+	// tok serialises the image tokenizer (m.Image): the handlers encode
+	// the images of captions and answers and decode drawn images on their
+	// own goroutines, and the batcher's goroutine decodes a completion's
+	// image inside Take (completionTask).
+	tok sync.Mutex
 }
 
 func newMMModel(m Model) *mmModel {
-	return &mmModel{name: m.Name, backend: m.Backend, m: m.Multimodal, lock: make(chan struct{}, 1)}
+	return &mmModel{name: m.Name, backend: m.Backend, m: m.Multimodal}
 }
 
 func (mm *mmModel) size() int { return mm.m.Image.Config.ImageSize }
@@ -100,46 +107,49 @@ func (s *Server) multimodalFor(name, what string) (*mmModel, *FieldError) {
 	return nil, bad("model", "unknown model %q: want one of %s", name, strings.Join(s.mmNames, ", "))
 }
 
-// optionSetter is multimodal.Model's SetOptions where that package has it:
-// it applies a request's options for the calls that follow and restarts
-// the model's random streams from the request's seed.
-type optionSetter interface {
-	SetOptions(multimodal.Options) error
+// options are the model's options with a request's set: a sequence's
+// own (the solver steps are its decode's).
+func (mm *mmModel) options(set func(*multimodal.Options)) multimodal.Options {
+	o := mm.m.Options()
+	set(&o)
+	return o
 }
 
-// option is one option of a request: its field, and its value as the
-// request wants it and as the model holds it.
-type option struct {
-	field      string
-	want, have any
-}
-
-// configure gives the model the options o of a request; fields names the
-// request's fields of the options it sets (steps, cfg, temperature, seed,
-// text_temperature, top_p, max_tokens). A model without SetOptions keeps
-// the options it was loaded with, and a request asking for others is
-// refused.
-func (mm *mmModel) configure(o multimodal.Options, fields map[string]string) (*FieldError, error) {
-	if set, ok := any(mm.m).(optionSetter); ok {
-		return nil, set.SetOptions(o)
-	}
-	h := mm.m.Options()
-	for _, op := range []option{{"steps", o.Steps, h.Steps}, {"cfg", o.CFG, h.CFG}, {"temperature", o.Temperature, h.Temperature},
-		{"seed", o.Seed, h.Seed}, {"text_temperature", o.TextTemperature, h.TextTemperature}, {"top_p", o.TopP, h.TopP},
-		{"max_tokens", o.MaxTokens, h.MaxTokens}} {
-		if op.want != op.have {
-			f := fields[op.field]
-			if f == "" {
-				f = "body"
-			}
-			return bad(f, "%v: this build's multimodal model keeps the options it was loaded with (%s %v); leave %s out", op.want, f, op.have, f), nil
+// decode decodes the first k latents (a VQ-MLLM: codes) of each image,
+// zeros (the mean latent) in the places still to come, with the image
+// tokenizer: the partial images of a stream and, with k = Format.Items,
+// the finished images, as ImageSequence.Decode makes them. latents holds
+// each image's latents (LatentLM), codes its codes (a VQ-MLLM).
+func (mm *mmModel) decode(latents [][]float32, codes [][]int32, k int) ([][]float32, error) {
+	f := mm.m.Format
+	var z [][]float32
+	mm.tok.Lock()
+	defer mm.tok.Unlock()
+	if mm.m.Arch == multimodal.VQ {
+		full := make([][]int32, len(codes))
+		for i, c := range codes {
+			full[i] = make([]int32, f.Items)
+			copy(full[i], c[:k])
+		}
+		var err error
+		if z, err = mm.m.Image.CodeLatents(full); err != nil {
+			return nil, err
+		}
+		for _, zi := range z {
+			clear(zi[k*f.Channels:])
+		}
+	} else {
+		z = make([][]float32, len(latents))
+		for i, l := range latents {
+			z[i] = make([]float32, f.Items*f.Channels)
+			copy(z[i], l[:k*f.Channels])
 		}
 	}
-	return nil, nil
+	return mm.m.Image.Decode(z)
 }
 
 // acquire takes a place in slots (the slots of the class-conditional
-// models, or a multimodal model's lock), in turn with the other requests,
+// models served without batching), in turn with the other requests,
 // until ctx ends. The request counts as waiting meanwhile and as running
 // after. Call release after.
 func (s *Server) acquire(ctx context.Context, slots chan struct{}) error {
@@ -182,30 +192,84 @@ func (s *Server) enter(w http.ResponseWriter, r *http.Request, ferr *FieldError)
 	return ctx, func() { cancel(); s.admitted.Add(-1) }, true
 }
 
-// take waits for mm (as acquire) and gives it a request's options: set
-// changes the model's current ones, fields names the request's fields of
-// them (as configure). Where either fails it answers the request and
-// returns false; else the caller holds the model until s.release(mm.lock).
-// queueMS is the time from t0, the request's arrival, to the model.
-func (s *Server) take(w http.ResponseWriter, ctx context.Context, mm *mmModel, t0 time.Time, fields map[string]string, set func(*multimodal.Options)) (queueMS float64, ok bool) {
-	if err := s.acquire(ctx, mm.lock); err != nil {
-		s.failed(w, ctx, err, false)
-		return 0, false
+// runTask decodes task in mm's continuous decode (its seqBatcher) and waits
+// for it: steps are its solver steps (0: any, for text), rows the most
+// sequences it holds at once. The task's callbacks run on the batcher's
+// goroutine and never write the answer: they hand what they make to the
+// handler (under a lock of their own) and signal wake, and runTask calls
+// drain on the handler's goroutine at every signal and once more when the
+// task is done. So only the handler writes to the client: a slow client
+// never holds up the decode, and callbacks that run after the handler has
+// left (its client gone, until the decode drops the request at its next
+// step) write nothing. It returns when the task ends (start: when it
+// joined the decode), when ctx ends, or when drain fails.
+func (s *Server) runTask(ctx context.Context, mm *mmModel, steps, rows int, task seqTask, wake <-chan struct{}, drain func() error) (time.Time, error) {
+	type result struct {
+		start time.Time
+		err   error
 	}
-	queueMS = ms(time.Since(t0))
-	o := mm.m.Options()
-	set(&o)
-	ferr, err := mm.configure(o, fields)
-	switch {
-	case ferr != nil:
-		writeFieldError(w, ferr)
-	case err != nil:
-		s.failed(w, ctx, err, false)
+	done := make(chan result, 1)
+	go func() {
+		start, err := s.seqBatchers[mm.name].submit(ctx, steps, rows, task, nil)
+		done <- result{start, err}
+	}()
+	for {
+		select {
+		case r := <-done:
+			if r.err == nil && drain != nil {
+				r.err = drain()
+			}
+			return r.start, r.err
+		case <-wake: // nil without drain: never
+			if err := drain(); err != nil {
+				return time.Time{}, err
+			}
+		}
+	}
+}
+
+// signal wakes a handler waiting in runTask, without blocking.
+func signal(wake chan struct{}) {
+	select {
+	case wake <- struct{}{}:
 	default:
-		return queueMS, true
 	}
-	s.release(mm.lock)
-	return 0, false
+}
+
+// seqsTask decodes a fixed set of sequences, all added at the first step
+// (the images of a prompt, captions, answers); it is finished when every
+// sequence of main has ended (a VQ-MLLM image's guidance stream is not
+// one: it leaves with its image).
+type seqsTask struct {
+	entries []seqEntry
+	main    map[lm.Sequence]bool
+	added   bool
+}
+
+func (t *seqsTask) add(seq lm.Sequence, guided, main bool) {
+	t.entries = append(t.entries, seqEntry{seq: seq, guided: guided})
+	if main {
+		if t.main == nil {
+			t.main = map[lm.Sequence]bool{}
+		}
+		t.main[seq] = true
+	}
+}
+
+func (t *seqsTask) pending() []seqEntry {
+	if t.added {
+		return nil
+	}
+	t.added = true
+	return t.entries
+}
+
+func (t *seqsTask) ended(seq lm.Sequence, err error) (bool, error) {
+	if err != nil {
+		return true, err
+	}
+	delete(t.main, seq)
+	return len(t.main) == 0, nil
 }
 
 // mmFailed answers a multimodal request that did not finish: a prompt or
@@ -230,38 +294,140 @@ type PromptImagesResponse struct {
 	Timings Timings  `json:"timings"`
 }
 
-// imageOptionFields name the options of a text → image request.
-var imageOptionFields = map[string]string{"steps": "steps", "cfg": "cfg", "temperature": "temperature", "seed": "seed"}
+// latentStream carries the latents of a streamed request's images from
+// the batcher's goroutine (OnLatent) to its handler, which decodes and
+// sends them: one event per latent, once every image has drawn it.
+type latentStream struct {
+	mu      sync.Mutex
+	latents [][]float32 // each image's latents so far (LatentLM)
+	codes   [][]int32   // each image's codes so far (a VQ-MLLM)
+	count   []int       // each image's latents so far
+	ready   int         // latents every image has drawn
+	first   time.Time   // when the first was
+	wake    chan struct{}
+}
+
+func newLatentStream(n int) *latentStream {
+	return &latentStream{latents: make([][]float32, n), codes: make([][]int32, n), count: make([]int, n), wake: make(chan struct{}, 1)}
+}
+
+// add takes latent p of image i (on the batcher's goroutine: p.Latent is
+// valid only during the call).
+func (l *latentStream) add(i int, p multimodal.ImageProgress) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p.Latent != nil {
+		l.latents[i] = append(l.latents[i], p.Latent...)
+	} else {
+		l.codes[i] = append(l.codes[i], int32(p.Code))
+	}
+	l.count[i] = p.Index + 1
+	if n := slices.Min(l.count); n > l.ready {
+		if l.ready == 0 {
+			l.first = time.Now()
+		}
+		l.ready = n
+		signal(l.wake)
+	}
+}
+
+// drawn is what the images have drawn so far. Drawn latents never change,
+// so the handler reads the slices without the lock.
+func (l *latentStream) drawn() (latents [][]float32, codes [][]int32, ready int, first time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.latents), slices.Clone(l.codes), l.ready, l.first
+}
 
 // promptImages draws req.N images of req.Prompt with the multimodal model
-// (text → image). A streamed request gets one "done" event: the model
-// reports no progress while it draws.
+// (text → image), image i an ImageSequence of the model's continuous
+// decode with the request's seed, guidance scale and temperature, as it
+// draws alone. Streamed, each latent is a "latent" event as for a class
+// (the partial images, once every image has drawn it), then the "done"
+// event.
 func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req ImagesRequest, t0 time.Time) {
 	mm := s.multimodal[req.Model]
-	queueMS, ok := s.take(w, ctx, mm, t0, imageOptionFields, func(o *multimodal.Options) {
+	o := mm.options(func(o *multimodal.Options) {
 		o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, req.Temperature, req.Seed
 	})
-	if !ok {
-		return
+	var ls *latentStream
+	if req.Stream {
+		ls = newLatentStream(req.N)
 	}
-	defer s.release(mm.lock)
-	tm := Timings{QueueMS: queueMS}
-	tg := time.Now()
-	captions := make([]string, req.N)
-	for i := range captions {
-		captions[i] = req.Prompt
+	seqs := make([]*multimodal.ImageSequence, req.N)
+	task := &seqsTask{}
+	for i := range seqs {
+		q, err := mm.m.NewImageSequence(req.Prompt, i, o)
+		if err != nil {
+			s.mmFailed(w, ctx, err, "prompt", false)
+			return
+		}
+		if ls != nil {
+			q.OnLatent = func(p multimodal.ImageProgress) error {
+				ls.add(i, p)
+				return nil
+			}
+		}
+		for j, seq := range q.Sequences() {
+			task.add(seq, q.Guided(), j == 0)
+		}
+		seqs[i] = q
 	}
-	px, err := mm.m.ImagesFor(ctx, captions)
+	items, grid := mm.m.Format.Items, mm.m.Image.Config.Grid()
+	rc := http.NewResponseController(w)
+	started, sent := false, 0
+	var wake chan struct{}
+	var drain func() error
+	if ls != nil {
+		wake = ls.wake
+		drain = func() error {
+			latents, codes, ready, _ := ls.drawn()
+			for ; sent < ready; sent++ {
+				px, err := mm.decode(latents, codes, sent+1)
+				if err != nil {
+					return err
+				}
+				enc, err := encodePictures(px, mm.size(), mm.channels())
+				if err != nil {
+					return err
+				}
+				if !started {
+					startStream(w)
+					started = true
+				}
+				ev := LatentEvent{Index: sent, Row: sent / grid, Col: sent % grid, Latents: items, Grid: grid, Images: enc}
+				if err := s.writeLatent(w, rc, ev, req.N); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	start, err := s.runTask(ctx, mm, req.Steps, len(task.entries), task, wake, drain)
 	if err != nil {
-		s.mmFailed(w, ctx, err, "prompt", false)
+		s.failed(w, ctx, err, started)
 		return
 	}
-	tm.GenerateMS = ms(time.Since(tg))
+	tm := Timings{QueueMS: ms(start.Sub(t0))}
+	if ls != nil {
+		_, _, _, first := ls.drawn()
+		tm.FirstLatentMS = ms(first.Sub(start))
+	}
+	latents, codes := make([][]float32, req.N), make([][]int32, req.N)
+	for i, q := range seqs {
+		latents[i], codes[i] = q.Latents(), q.Codes()
+	}
+	px, err := mm.decode(latents, codes, items)
+	if err != nil {
+		s.failed(w, ctx, err, started)
+		return
+	}
+	tm.GenerateMS = ms(time.Since(start))
 	s.metrics.images.Add(mm.name, int64(len(px)))
 	te := time.Now()
 	enc, err := encodePictures(px, mm.size(), mm.channels())
 	if err != nil {
-		s.failed(w, ctx, err, false)
+		s.failed(w, ctx, err, started)
 		return
 	}
 	tm.EncodeMS = ms(time.Since(te))
@@ -270,7 +436,7 @@ func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req Im
 	if s.cfg.Log != nil {
 		s.cfg.Log.Printf("%s: %d images of %q, %d steps, cfg %g, seed %d, stream %v: %.0f ms", mm.name, req.N, req.Prompt, req.Steps, req.CFG, req.Seed, req.Stream, tm.TotalMS)
 	}
-	if req.Stream {
+	if req.Stream && !started {
 		startStream(w)
 	}
 	sendDone(w, req.Stream, resp)
@@ -382,25 +548,39 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 		return
 	}
 	defer done()
-	queueMS, ok := s.take(w, ctx, mm, t0, map[string]string{"max_tokens": "max_tokens"}, func(o *multimodal.Options) { o.MaxTokens = maxTokens })
-	if !ok {
-		return
-	}
-	defer s.release(mm.lock)
-	tm := TextTimings{QueueMS: queueMS}
-	tg := time.Now()
-	var texts []string
+	// One sequence per image, its image encoded here, on the handler's
+	// goroutine; they run in the unguided batch beside whatever decodes.
+	o := mm.options(func(o *multimodal.Options) { o.MaxTokens = maxTokens })
+	seqs := make([]*multimodal.AnswerSequence, len(imgs))
+	task := &seqsTask{}
 	var err error
-	if ask {
-		texts, err = mm.m.Ask(ctx, imgs, question)
-	} else {
-		texts, err = mm.m.Caption(ctx, imgs)
+	mm.tok.Lock()
+	for i, img := range imgs {
+		if ask {
+			seqs[i], err = mm.m.NewAskSequence(img, question, o)
+		} else {
+			seqs[i], err = mm.m.NewCaptionSequence(img, o)
+		}
+		if err != nil {
+			break
+		}
+		task.add(seqs[i], false, true)
 	}
+	mm.tok.Unlock()
 	if err != nil {
 		s.mmFailed(w, ctx, err, "question", false)
 		return
 	}
-	tm.GenerateMS = ms(time.Since(tg))
+	start, err := s.runTask(ctx, mm, 0, len(seqs), task, nil, nil)
+	if err != nil {
+		s.failed(w, ctx, err, false)
+		return
+	}
+	tm := TextTimings{QueueMS: ms(start.Sub(t0)), GenerateMS: ms(time.Since(start))}
+	texts := make([]string, len(seqs))
+	for i, q := range seqs {
+		texts[i] = q.Text()
+	}
 	tm.TotalMS = ms(time.Since(t0))
 	if s.cfg.Log != nil {
 		if ask {
@@ -513,9 +693,93 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request) (CompletionsReques
 	return req, nil
 }
 
-// completionOptionFields name the options of a completion.
-var completionOptionFields = map[string]string{"steps": "steps", "cfg": "cfg", "seed": "seed",
-	"text_temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens"}
+// completionTask decodes a completion: the CompleteSequence in the
+// unguided batch and, each time it opens one, its image (TakeImage), in
+// the batch of the image's kind. The completion decodes the image inside
+// the image's last Take, with the image tokenizer, which the handlers use
+// too: the image's last latent takes mm.tok, and the completion's image
+// piece (or, should decoding fail, the image's end) gives it back.
+type completionTask struct {
+	mm     *mmModel
+	seq    *multimodal.CompleteSequence
+	added  bool
+	locked bool // mm.tok is held for the image being decoded
+}
+
+// unlock gives back mm.tok if the task holds it.
+func (t *completionTask) unlock() {
+	if t.locked {
+		t.locked = false
+		t.mm.tok.Unlock()
+	}
+}
+
+func (t *completionTask) pending() []seqEntry {
+	t.unlock()
+	if !t.added {
+		t.added = true
+		return []seqEntry{{seq: t.seq}}
+	}
+	img := t.seq.TakeImage()
+	if img == nil {
+		return nil
+	}
+	last := t.mm.m.Format.Items - 1
+	img.OnLatent = func(p multimodal.ImageProgress) error {
+		if p.Index == last && !t.locked {
+			t.mm.tok.Lock()
+			t.locked = true
+		}
+		return nil
+	}
+	var out []seqEntry
+	for _, seq := range img.Sequences() {
+		out = append(out, seqEntry{seq: seq, guided: img.Guided()})
+	}
+	return out
+}
+
+func (t *completionTask) ended(seq lm.Sequence, err error) (bool, error) {
+	t.unlock()
+	return seq == lm.Sequence(t.seq) || err != nil, err
+}
+
+// rows is the most sequences a completion holds: itself and its image
+// (a VQ-MLLM's, with its guidance stream).
+func (mm *mmModel) completionRows() int {
+	if mm.m.Arch == multimodal.VQ {
+		return 3
+	}
+	return 2
+}
+
+// pieceQueue carries a completion's pieces from the batcher's goroutine
+// (OnPiece) to its handler.
+type pieceQueue struct {
+	mu     sync.Mutex
+	pieces []multimodal.Piece
+	first  time.Time
+	wake   chan struct{}
+}
+
+func (q *pieceQueue) push(p multimodal.Piece) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.first.IsZero() {
+		q.first = time.Now()
+	}
+	q.pieces = append(q.pieces, p)
+	signal(q.wake)
+}
+
+// take hands out the pieces queued.
+func (q *pieceQueue) take() []multimodal.Piece {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p := q.pieces
+	q.pieces = nil
+	return p
+}
 
 // handleCompletions answers POST /v1/completions: the model continues the
 // prompt with text and, where it opens one, an image. Streamed, every piece
@@ -538,15 +802,30 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	defer done()
 	req.Model = mm.name
-	queueMS, ok := s.take(w, ctx, mm, t0, completionOptionFields, func(o *multimodal.Options) {
+	o := mm.options(func(o *multimodal.Options) {
 		o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, DefaultTemperature, req.Seed
 		o.TextTemperature, o.TopP, o.MaxTokens = req.Temperature, req.TopP, req.MaxTokens
 	})
-	if !ok {
+	seq, err := mm.m.NewCompleteSequence(req.Prompt, o)
+	if err != nil {
+		s.mmFailed(w, ctx, err, "prompt", false)
 		return
 	}
-	defer s.release(mm.lock)
-	tm := TextTimings{QueueMS: queueMS}
+	task := &completionTask{mm: mm, seq: seq}
+	q := &pieceQueue{wake: make(chan struct{}, 1)}
+	seq.OnPiece = func(p multimodal.Piece) error {
+		if p.Image != nil {
+			task.unlock() // decoded
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		q.push(p)
+		if s.onPiece != nil {
+			s.onPiece(ctx)
+		}
+		return nil
+	}
 	resp := CompletionResponse{Model: mm.name, Seed: req.Seed, Images: []string{}, Pieces: []CompletionPiece{}}
 	var text strings.Builder
 	var pieceText strings.Builder // the text piece being joined
@@ -569,43 +848,48 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush()
 	}
-	tg := time.Now()
-	err := mm.m.Complete(ctx, req.Prompt, func(p multimodal.Piece) error {
-		if s.onPiece != nil {
-			defer s.onPiece(ctx)
-		}
-		if tm.FirstPieceMS == 0 {
-			tm.FirstPieceMS = ms(time.Since(tg))
-		}
-		if p.Image == nil {
-			text.WriteString(p.Text)
-			pieceText.WriteString(p.Text)
-			if req.Stream {
-				return send("text", TextEvent{Text: p.Text})
+	drain := func() error {
+		for _, p := range q.take() {
+			if p.Image == nil {
+				text.WriteString(p.Text)
+				pieceText.WriteString(p.Text)
+				if req.Stream {
+					if err := send("text", TextEvent{Text: p.Text}); err != nil {
+						return err
+					}
+				}
+				continue
 			}
-			return nil
-		}
-		endText()
-		enc, err := encodePictures([][]float32{p.Image}, mm.size(), mm.channels())
-		if err != nil {
-			return err
-		}
-		i := len(resp.Images)
-		resp.Images = append(resp.Images, enc[0])
-		resp.Pieces = append(resp.Pieces, CompletionPiece{Image: &i})
-		s.metrics.images.Add(mm.name, 1)
-		if req.Stream {
-			return send("image", ImageEvent{Index: i, Image: enc[0]})
+			endText()
+			enc, err := encodePictures([][]float32{p.Image}, mm.size(), mm.channels())
+			if err != nil {
+				return err
+			}
+			i := len(resp.Images)
+			resp.Images = append(resp.Images, enc[0])
+			resp.Pieces = append(resp.Pieces, CompletionPiece{Image: &i})
+			s.metrics.images.Add(mm.name, 1)
+			if req.Stream {
+				if err := send("image", ImageEvent{Index: i, Image: enc[0]}); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
-	})
+	}
+	start, err := s.runTask(ctx, mm, req.Steps, mm.completionRows(), task, q.wake, drain)
 	if err != nil {
 		s.mmFailed(w, ctx, err, "prompt", started)
 		return
 	}
+	tm := TextTimings{QueueMS: ms(start.Sub(t0)), GenerateMS: ms(time.Since(start))}
+	q.mu.Lock()
+	if !q.first.IsZero() {
+		tm.FirstPieceMS = ms(q.first.Sub(start))
+	}
+	q.mu.Unlock()
 	endText()
 	resp.Text = text.String()
-	tm.GenerateMS = ms(time.Since(tg))
 	tm.TotalMS = ms(time.Since(t0))
 	resp.Timings = tm
 	if s.cfg.Log != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -13,8 +14,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,8 +73,45 @@ func testMultimodal(t *testing.T) Model {
 // saveTinyMultimodal saves the tiny model, for images of inChannels
 // channels (1 gray, 3 colour), as root/multimodal-tiny.
 func saveTinyMultimodal(t *testing.T, root string, inChannels int) error {
+	return saveTinyArch(t, root, inChannels, multimodal.Latent)
+}
+
+// tinyVQCodes is the codebook of the tiny VQ-MLLM's image tokenizer.
+const tinyVQCodes = 16
+
+var (
+	vqOnce sync.Once
+	vqTest Model
+	vqErr  error
+)
+
+// testVQ is the tiny model as a VQ-MLLM (arch vq): its images are the 16
+// codes of a VQ-VAE's codebook of tinyVQCodes, drawn by the softmax head.
+func testVQ(t *testing.T) Model {
+	t.Helper()
+	testMultimodal(t) // mmDir
+	vqOnce.Do(func() {
+		root := filepath.Join(mmDir, "vq")
+		if vqErr = saveTinyArch(t, root, 1, multimodal.VQ); vqErr == nil {
+			vqTest, vqErr = LoadMultimodal(filepath.Join(root, mmName), "")
+		}
+		if vqErr == nil && vqTest.Multimodal.Arch != multimodal.VQ {
+			vqErr = fmt.Errorf("the tiny VQ-MLLM loaded as arch %v", vqTest.Multimodal.Arch)
+		}
+	})
+	if vqErr != nil {
+		t.Fatal(vqErr)
+	}
+	return vqTest
+}
+
+// saveTinyArch saves the tiny model of arch as root/multimodal-tiny.
+func saveTinyArch(t *testing.T, root string, inChannels int, arch multimodal.Arch) error {
 	vc := vae.Config{Kind: vae.Sigma, ImageSize: mmSize, Patch: 14, Channels: 2, Dim: 16, Depth: 1, Heads: 2, MLPRatio: 2, CSigma: 0.5, KLWeight: 0.01,
 		InChannels: inChannels}
+	if arch == multimodal.VQ {
+		vc.Kind, vc.Codebook = vae.VQ, tinyVQCodes
+	}
 	vs := model.NewStore()
 	if err := nn.Init(vs, vc.Specs(), 1, dtypes.Float32); err != nil {
 		return err
@@ -97,8 +137,13 @@ func saveTinyMultimodal(t *testing.T, root string, inChannels int) error {
 	}
 	cfg := lm.Config{Dim: 32, Depth: 1, Heads: 2, KVHeads: 2, MLPRatio: 2, HeadDepth: 1, HeadDim: 16,
 		Latent: vc.Channels, MaxLen: 38, Target: diffusion.Velocity, Vocab: lm.Vocab{Extra: tok.Size()}}
+	mc := multimodal.Config{LM: cfg}
+	if arch == multimodal.VQ {
+		mc.LM.Latent, mc.LM.Vocab.Extra, mc.Arch, mc.Codes = 1, tok.Size()+tinyVQCodes, multimodal.VQ, tinyVQCodes
+		cfg = mc.LM
+	}
 	store := model.NewStore()
-	if err := nn.Init(store, cfg.Specs(), 2, dtypes.Float32); err != nil {
+	if err := nn.Init(store, mc.Specs(), 2, dtypes.Float32); err != nil {
 		return err
 	}
 	head := store.GetVariable(nn.WeightsScope + "/lm_head.weight")
@@ -110,15 +155,29 @@ func saveTinyMultimodal(t *testing.T, root string, inChannels int) error {
 		return err
 	}
 	rec := lm.Tokenizer{Path: vdir, SHA256: sum, Kind: vae.Kind, Items: vc.Items(), Channels: vc.Channels, Data: "random"}
-	return multimodal.Save(filepath.Join(root, mmName), cfg, store, rec, tok, nil)
+	return multimodal.SaveConfig(filepath.Join(root, mmName), mc, store, rec, tok, nil)
 }
 
-// perRequestOptions reports whether the multimodal model takes a request's
-// options (multimodal.Model.SetOptions); without, only its own are served.
-func perRequestOptions(m Model) bool {
-	_, ok := any(m.Multimodal).(optionSetter)
-	return ok
+// serveModel serves m with cfg.
+func serveModel(t *testing.T, m Model, cfg Config) (*Server, string) {
+	t.Helper()
+	s, err := New([]Model{m}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Once the handlers are done (ts.Close), the batcher closes its
+	// batches (s.Close) before TestMain closes the model.
+	t.Cleanup(s.Close)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts.URL
 }
+
+// archs are the tiny models of both archs, for the tests of each.
+var archs = []struct {
+	name  string
+	model func(*testing.T) Model
+}{{"latentlm", testMultimodal}, {"vq", testVQ}}
 
 // newMMServer serves the tiny multimodal model and, with class, the
 // shipped MNIST model.
@@ -132,6 +191,9 @@ func newMMServer(t *testing.T, cfg Config, class bool) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Once the handlers are done (ts.Close), the batcher closes its
+	// batches (s.Close) before TestMain closes the model.
+	t.Cleanup(s.Close)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	return s, ts.URL
@@ -250,7 +312,8 @@ func TestMultimodalModels(t *testing.T) {
 }
 
 // TestMultimodalImages: text → image beside the class-conditional form,
-// which is unchanged; streamed, the same images in one "done" event.
+// which is unchanged; streamed, a "latent" event per latent, then the same
+// images in the "done" event.
 func TestMultimodalImages(t *testing.T) {
 	_, url := newMMServer(t, Config{}, true)
 	var resp PromptImagesResponse
@@ -268,24 +331,21 @@ func TestMultimodalImages(t *testing.T) {
 	r := post(t, url, `{"prompt":"`+prompt+`","n":3,"stream":true}`)
 	events := readEvents(t, r.Body, nil)
 	r.Body.Close()
-	if r.Header.Get("Content-Type") != "text/event-stream" || len(events) != 1 || events[0].name != "done" {
-		t.Fatalf("stream: %s, %d events", r.Header.Get("Content-Type"), len(events))
+	items := testMultimodal(t).Multimodal.Format.Items
+	if r.Header.Get("Content-Type") != "text/event-stream" || len(events) != items+1 || events[items].name != "done" {
+		t.Fatalf("stream: %s, %d events, want %d latents and done", r.Header.Get("Content-Type"), len(events), items)
 	}
 	var done PromptImagesResponse
-	if err := json.Unmarshal(events[0].data, &done); err != nil || len(decodePNGs(t, done.Images, mmSize)) != 3 {
+	if err := json.Unmarshal(events[items].data, &done); err != nil || len(decodePNGs(t, done.Images, mmSize)) != 3 {
 		t.Fatalf("done event: %v", err)
 	}
-	if perRequestOptions(testMultimodal(t)) {
-		if !samePixels(decodePNGs(t, done.Images, mmSize), px) {
-			t.Error("the streamed images differ from the same request's without stream")
-		}
-		var other PromptImagesResponse
-		postTo(t, url, "/v1/images", `{"prompt":"`+prompt+`","n":3,"seed":2}`, &other)
-		if samePixels(decodePNGs(t, other.Images, mmSize), px) {
-			t.Error("seeds 1 and 2 drew the same images")
-		}
-	} else if st, e := postTo(t, url, "/v1/images", `{"prompt":"`+prompt+`","seed":2}`, nil); st != 400 || e.Error.Field != "seed" {
-		t.Errorf("seed 2 without per-request options: %d %+v", st, e)
+	if !samePixels(decodePNGs(t, done.Images, mmSize), px) {
+		t.Error("the streamed images differ from the same request's without stream")
+	}
+	var other PromptImagesResponse
+	postTo(t, url, "/v1/images", `{"prompt":"`+prompt+`","n":3,"seed":2}`, &other)
+	if samePixels(decodePNGs(t, other.Images, mmSize), px) {
+		t.Error("seeds 1 and 2 drew the same images")
 	}
 
 	// The class-conditional form on the same server: Generate's images.
@@ -319,10 +379,12 @@ func TestMultimodalColour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer m.Multimodal.Close()
 	s, err := New([]Model{m}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	ts := httptest.NewServer(s)
 	defer ts.Close()
 	var resp PromptImagesResponse
@@ -393,11 +455,7 @@ func TestMultimodalCaptionsAnswers(t *testing.T) {
 
 func TestMultimodalCompletions(t *testing.T) {
 	_, url := newMMServer(t, Config{}, false)
-	perRequest := perRequestOptions(testMultimodal(t))
 	greedy := `"temperature":0,`
-	if !perRequest {
-		greedy = ""
-	}
 	// A prompt whose completion has text and an image.
 	var resp CompletionResponse
 	var prompt string
@@ -412,15 +470,9 @@ func TestMultimodalCompletions(t *testing.T) {
 		}
 	}
 	if prompt == "" {
-		if perRequest {
-			t.Fatal("no prompt made a completion of text and an image")
-		}
-		t.Log("no completion of text and an image at the model's own temperature")
+		t.Fatal("no prompt made a completion of text and an image")
 	}
 	t.Logf("prompt %q: %d pieces, %d images, text %q", prompt, len(resp.Pieces), len(resp.Images), resp.Text)
-	if prompt == "" {
-		prompt = "the digit"
-	}
 
 	// Streamed: the same pieces as events, then the same answer.
 	r, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(`{`+greedy+`"prompt":"`+prompt+`","stream":true}`))
@@ -466,7 +518,7 @@ func TestMultimodalCompletions(t *testing.T) {
 			t.Fatalf("image %d of the done event differs from its event", i)
 		}
 	}
-	if perRequest && (done.Text != resp.Text || len(done.Images) != len(resp.Images)) {
+	if done.Text != resp.Text || !slices.Equal(done.Images, resp.Images) {
 		t.Errorf("the same greedy request streamed: %q, %d images; not streamed: %q, %d images", done.Text, len(done.Images), resp.Text, len(resp.Images))
 	}
 	if done.Timings.FirstPieceMS <= 0 || done.Timings.FirstPieceMS > done.Timings.GenerateMS {
@@ -682,4 +734,301 @@ func TestMultimodalQueue(t *testing.T) {
 	if st, e := postTo(t, url2, "/v1/completions", `{"prompt":"the digit"}`, nil); st != 503 || !strings.Contains(e.Error.Message, "timed out") {
 		t.Errorf("timed-out completion: %d %+v", st, e)
 	}
+}
+
+// mmAnswer posts body to url+path and returns the 200 answer's JSON without
+// its timings (which differ between runs), for comparison; safe to call
+// from any goroutine.
+func mmAnswer(url, path, body string) (string, error) {
+	r, err := http.Post(url+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	defer r.Body.Close()
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return "", err
+	}
+	if r.StatusCode != 200 {
+		return "", fmt.Errorf("POST %s %.80s: status %d: %s", path, body, r.StatusCode, raw)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return "", err
+	}
+	delete(m, "timings")
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+// TestServerMultimodalBatchedSameAsAlone: requests of every kind (prompt
+// images of different prompts, seeds, guidance scales and temperatures,
+// captions, answers, completions) that arrive while another request is
+// mid-decode join that decode at the next step, and each answer equals,
+// byte for byte (PNGs, text), the same request's sent alone to the same
+// server.
+func TestServerMultimodalBatchedSameAsAlone(t *testing.T) {
+	for _, a := range archs {
+		t.Run(a.name, func(t *testing.T) { testBatchedSameAsAlone(t, a.model(t)) })
+	}
+}
+
+func testBatchedSameAsAlone(t *testing.T, m Model) {
+	s, url := serveModel(t, m, Config{BatchRows: 32, Concurrency: 8, Queue: 8})
+	imgs := []string{pngB64(t, grayImage(mmSize, 0)), pngB64(t, grayImage(mmSize, 90))}
+	type call struct{ path, body string }
+	first := call{"/v1/images", `{"prompt":"the digit 3 is to the left of the digit 7","n":2,"steps":4,"seed":1}`}
+	joiners := []call{
+		{"/v1/images", `{"prompt":"the digit 7","n":1,"steps":4,"seed":5,"cfg":2,"temperature":0.8}`},
+		{"/v1/images", `{"prompt":"the digit 7","n":2,"steps":4,"seed":9,"cfg":6}`},
+		{"/v1/captions", `{"images":` + jsonList(imgs) + `,"max_tokens":12}`},
+		{"/v1/answers", `{"images":` + jsonList(imgs[1:]) + `,"question":"which digit is on the left?","max_tokens":9}`},
+		{"/v1/completions", `{"prompt":"the digit","steps":4,"seed":3,"temperature":0}`},
+		{"/v1/completions", `{"prompt":"A fool","steps":4,"seed":4,"temperature":1}`},
+	}
+	// The decode of the first request stops before its sixth step until
+	// every other request waits: they join it mid-way, at once.
+	const joinAt = 6
+	reached := make(chan struct{})
+	steps := 0
+	s.beforeStep = func() {
+		if steps++; steps != joinAt {
+			return
+		}
+		close(reached)
+		for deadline := time.Now().Add(10 * time.Second); s.waiting.Load() != int64(len(joiners)); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("%d requests waiting, want %d", s.waiting.Load(), len(joiners))
+				return
+			}
+		}
+	}
+	type answer struct {
+		body string
+		err  error
+	}
+	together := make([]chan answer, len(joiners)+1)
+	send := func(i int, c call) {
+		together[i] = make(chan answer, 1)
+		go func() {
+			b, err := mmAnswer(url, c.path, c.body)
+			together[i] <- answer{b, err}
+		}()
+	}
+	send(0, first)
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request's decode never reached its step", joinAt)
+	}
+	for i, c := range joiners {
+		send(i+1, c)
+	}
+	got := make([]string, len(together))
+	for i, ch := range together {
+		a := <-ch
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		got[i] = a.body
+	}
+	if j := s.metrics.joins.Load(); j != int64(len(joiners)) {
+		t.Fatalf("%d requests joined a running decode, want %d", j, len(joiners))
+	}
+	s.metrics.mu.Lock()
+	big := int64(0) // steps of 8 sequences or more
+	for i, n := range s.metrics.batchRows.counts {
+		if i >= 3 {
+			big += n
+		}
+	}
+	s.metrics.mu.Unlock()
+	if big == 0 {
+		t.Fatal("no step decoded 8 sequences or more at once")
+	}
+
+	// Each alone (one after the other: nothing joins), as it came.
+	joins := s.metrics.joins.Load()
+	for i, c := range append([]call{first}, joiners...) {
+		alone, err := mmAnswer(url, c.path, c.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if alone != got[i] {
+			t.Errorf("POST %s %s:\nalone   %.300s\ntogether %.300s", c.path, c.body, alone, got[i])
+		}
+	}
+	if s.metrics.joins.Load() != joins {
+		t.Fatal("a request sent alone joined another's decode")
+	}
+	// The answers are those of their own options: other seeds, other
+	// images; and a completion drew an image.
+	var a, b PromptImagesResponse
+	json.Unmarshal([]byte(got[1]), &a)
+	json.Unmarshal([]byte(got[2]), &b)
+	if len(a.Images) != 1 || len(b.Images) != 2 || a.Images[0] == b.Images[0] || b.Images[0] == b.Images[1] {
+		t.Error("images of other seeds agree")
+	}
+	var c CompletionResponse
+	json.Unmarshal([]byte(got[5]), &c)
+	if len(c.Images) == 0 {
+		t.Errorf("the greedy completion drew no image: %.300s", got[5])
+	}
+}
+
+// TestServerMultimodalStreamedLatents: a streamed prompt-image request gets
+// a "latent" event per latent, in raster order, each with the partial
+// images of all its images (the last one the finished images), then a
+// "done" event whose images are those of the same request unstreamed.
+func TestServerMultimodalStreamedLatents(t *testing.T) {
+	for _, a := range archs {
+		t.Run(a.name, func(t *testing.T) { testStreamedLatents(t, a.model(t)) })
+	}
+}
+
+func testStreamedLatents(t *testing.T, model Model) {
+	s, url := serveModel(t, model, Config{BatchRows: 8})
+	const body = `"prompt":"the digit 3 is to the left of the digit 7","n":2,"steps":4,"seed":7,"cfg":3`
+	var plain PromptImagesResponse
+	if st, e := postTo(t, url, "/v1/images", `{`+body+`}`, &plain); st != 200 {
+		t.Fatalf("%d %+v", st, e)
+	}
+	latents0 := s.metrics.latents.Load()
+	r := post(t, url, `{`+body+`,"stream":true}`)
+	events := readEvents(t, r.Body, nil)
+	r.Body.Close()
+	m := model.Multimodal
+	items, grid := m.Format.Items, m.Image.Config.Grid()
+	if r.Header.Get("Content-Type") != "text/event-stream" || len(events) != items+1 {
+		t.Fatalf("stream: %s, %d events, want %d", r.Header.Get("Content-Type"), len(events), items+1)
+	}
+	var last LatentEvent
+	for k, e := range events[:items] {
+		var ev LatentEvent
+		if e.name != "latent" || json.Unmarshal(e.data, &ev) != nil {
+			t.Fatalf("event %d: %s %s", k, e.name, e.data)
+		}
+		if ev.Index != k || ev.Row != k/grid || ev.Col != k%grid || ev.Latents != items || ev.Grid != grid || ev.Offset != 0 || len(ev.Images) != 2 {
+			t.Fatalf("latent event %d: %+v", k, ev)
+		}
+		decodePNGs(t, ev.Images, mmSize)
+		if k > 0 && slices.Equal(ev.Images, last.Images) {
+			t.Errorf("latent %d left the partial images as they were", k)
+		}
+		last = ev
+	}
+	var done PromptImagesResponse
+	if events[items].name != "done" || json.Unmarshal(events[items].data, &done) != nil {
+		t.Fatalf("last event: %s %s", events[items].name, events[items].data)
+	}
+	if !slices.Equal(done.Images, plain.Images) {
+		t.Error("the streamed images differ from the same request's without stream")
+	}
+	if !slices.Equal(last.Images, done.Images) {
+		t.Error("the last latent event's images are not the finished ones")
+	}
+	if done.Timings.FirstLatentMS <= 0 || done.Timings.FirstLatentMS > done.Timings.GenerateMS {
+		t.Errorf("timings: %+v", done.Timings)
+	}
+	if n := s.metrics.latents.Load() - latents0; n != int64(2*items) {
+		t.Errorf("%d latents counted, want %d", n, 2*items)
+	}
+}
+
+// TestServerMultimodalCancelMidDecode: a streamed request whose client
+// disconnects mid-decode leaves the decode at its next step; the request
+// decoded beside it finishes with the answer it gets alone.
+func TestServerMultimodalCancelMidDecode(t *testing.T) {
+	s, url := newMMServer(t, Config{BatchRows: 8, Concurrency: 4}, false)
+	// The test steps the decode: at each step the batcher says how many
+	// requests it holds and waits for the go-ahead.
+	var gated atomic.Bool
+	gated.Store(true)
+	entered, tick, stop := make(chan int64), make(chan struct{}), make(chan struct{})
+	defer close(stop) // a failed test lets the decode go on, so that the server can close
+	s.beforeStep = func() {
+		if !gated.Load() {
+			return
+		}
+		select {
+		case entered <- s.running.Load():
+		case <-stop:
+			return
+		}
+		select {
+		case <-tick:
+		case <-stop:
+		}
+	}
+	next := func() int64 {
+		t.Helper()
+		select {
+		case n := <-entered:
+			return n
+		case <-time.After(10 * time.Second):
+			t.Fatal("the decode did not step")
+		}
+		return 0
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/images",
+		strings.NewReader(`{"prompt":"the digit 3 is to the left of the digit 7","n":2,"steps":4,"stream":true}`))
+	req.Header.Set("Content-Type", "application/json")
+	gotLatent := make(chan struct{})
+	go func() {
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			close(gotLatent)
+			return
+		}
+		defer r.Body.Close()
+		readEvents(t, r.Body, func(e sseEvent) bool { return e.name == "latent" })
+		close(gotLatent)
+		io.Copy(io.Discard, r.Body)
+	}()
+	if n := next(); n != 1 {
+		t.Fatalf("first step: %d requests", n)
+	}
+	const stay = `{"prompt":"the digit 7","n":1,"steps":4,"seed":5}`
+	stayed := make(chan string, 1)
+	go func() {
+		b, err := mmAnswer(url, "/v1/images", stay)
+		if err != nil {
+			t.Error(err)
+		}
+		stayed <- b
+	}()
+	waitFor(t, "the second request waiting", func() bool { return s.waiting.Load() == 1 })
+	// Step until the streamed request's first latent reaches its client.
+	for done := false; !done; {
+		tick <- struct{}{}
+		select {
+		case <-gotLatent:
+			done = true
+		case <-time.After(50 * time.Millisecond):
+			next()
+		}
+	}
+	cancel()
+	waitFor(t, "the handler to see its client gone", func() bool { return s.metrics.cancelled.Load() == 1 })
+	if n := next(); n != 2 {
+		t.Fatalf("%d requests in the decode when the client left, want 2", n)
+	}
+	tick <- struct{}{}
+	if n := next(); n != 1 {
+		t.Fatalf("%d requests in the decode a step after the client left, want 1", n)
+	}
+	gated.Store(false)
+	tick <- struct{}{}
+	together := <-stayed
+	alone, err := mmAnswer(url, "/v1/images", stay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if together == "" || alone != together {
+		t.Errorf("the request beside the cancelled one: %.200s; alone %.200s", together, alone)
+	}
+	waitFor(t, "all answered", func() bool { return s.admitted.Load() == 0 && s.running.Load() == 0 && s.waiting.Load() == 0 })
 }

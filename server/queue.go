@@ -94,6 +94,21 @@ func (q *waitQueue[J]) remove(j J, err error) {
 	j.fail(err)
 }
 
+// drop takes j out of the queue, if it still waits there, without
+// answering it: its handler has left. (A request the worker has taken
+// already is the worker's to end.)
+func (q *waitQueue[J]) drop(j J) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, p := range q.pending {
+		if any(p) == any(j) {
+			q.pending = append(q.pending[:i], q.pending[i+1:]...)
+			q.s.waiting.Add(-1)
+			return
+		}
+	}
+}
+
 // take removes the requests that keep selects, in arrival order; with
 // prefix it stops at the first that keep refuses (first come, first
 // served), else it looks at them all.

@@ -38,6 +38,7 @@ import (
 
 	"github.com/latentlm/latentlm"
 	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/tts"
 )
@@ -109,12 +110,13 @@ type Config struct {
 type Model struct {
 	Name string
 	Gen  *latentlm.Generator
-	// Multimodal reads and writes text and images. The server runs one
-	// request at a time on it (it holds one engine).
+	// Multimodal reads and writes text and images. The server decodes its
+	// requests continuously, each a sequence of one running decode.
 	Multimodal *multimodal.Model
 	// Speech speaks text (POST /v1/speech); it needs its speech tokenizer.
-	// The server runs one request at a time on it, and sets each request's
-	// options with SetOptions.
+	// The server decodes its requests continuously, each an utterance
+	// (tts.Sequence) of one running decode with its own options; it never
+	// calls SetOptions.
 	Speech *tts.Model
 	// Voices are the named voices Speech offers (LoadVoices); without
 	// them requests send their own prompt_wav.
@@ -145,10 +147,13 @@ type Server struct {
 	running  atomic.Int64
 	metrics  *metrics
 	// batchers decode each batched model's requests (Config.BatchRows).
-	batchers  map[string]*batcher
-	closeOnce sync.Once
+	batchers map[string]*batcher
+	// seqBatchers decode each multimodal and text-to-speech model's
+	// requests (Config.BatchRows), as sequences of one continuous decode.
+	seqBatchers map[string]*seqBatcher
+	closeOnce   sync.Once
 	// beforeGenerate, when set (by tests), runs once a request holds its
-	// slot (or its multimodal model; batched, once requests join a decode).
+	// slot (batched, once requests join a decode).
 	beforeGenerate func()
 	// beforeStep, when set (by tests), runs before every step of a
 	// continuous decode, on the model's worker.
@@ -231,6 +236,23 @@ func New(models []Model, cfg Config) (*Server, error) {
 			}
 		}
 	}
+	// Multimodal and text-to-speech requests always run through their
+	// model's sequence batcher, one at a time where batching is off. The
+	// batcher admits requests by their sequences (seqRows); the batches
+	// themselves take any number (a request larger than seqRows runs
+	// alone), as their size costs nothing until sequences fill it.
+	seqRows := max(cfg.BatchRows, 1)
+	s.seqBatchers = map[string]*seqBatcher{}
+	for name, mm := range s.multimodal {
+		s.seqBatchers[name] = newSeqBatcher(s, name, seqRows, func(steps int, guided bool) (*lm.Batch, error) {
+			return mm.m.NewBatch(steps, latentlm.MaxBatch, guided)
+		})
+	}
+	for name, sm := range s.speech {
+		s.seqBatchers[name] = newSeqBatcher(s, name, seqRows, func(steps int, guided bool) (*lm.Batch, error) {
+			return sm.m.NewBatch(steps, latentlm.MaxBatch, guided)
+		})
+	}
 	sort.Strings(s.names)
 	sort.Strings(s.mmNames)
 	sort.Strings(s.speechNames)
@@ -280,6 +302,9 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		for _, b := range s.batchers {
 			close(b.stop)
+		}
+		for _, b := range s.seqBatchers {
+			b.close()
 		}
 	})
 }
@@ -708,7 +733,6 @@ func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFun
 // sendLatent streams one latent event: the partial images of the batch in
 // progress, decoded with the latents drawn so far.
 func (s *Server) sendLatent(w http.ResponseWriter, rc *http.ResponseController, p latentlm.Progress) error {
-	s.metrics.latents.Add(int64(p.Count))
 	partial, err := p.Partial()
 	if err != nil {
 		return err
@@ -717,7 +741,13 @@ func (s *Server) sendLatent(w http.ResponseWriter, rc *http.ResponseController, 
 	if err != nil {
 		return err
 	}
-	ev := LatentEvent{Index: p.Index, Row: p.Row, Col: p.Col, Latents: p.Latents, Grid: p.Grid, Offset: p.Offset, Images: enc}
+	return s.writeLatent(w, rc, LatentEvent{Index: p.Index, Row: p.Row, Col: p.Col, Latents: p.Latents, Grid: p.Grid, Offset: p.Offset, Images: enc}, p.Count)
+}
+
+// writeLatent streams latent event ev, of images images (a class's, or a
+// prompt's: promptImages).
+func (s *Server) writeLatent(w http.ResponseWriter, rc *http.ResponseController, ev LatentEvent, images int) error {
+	s.metrics.latents.Add(int64(images))
 	if err := writeEvent(w, "latent", ev); err != nil {
 		return err
 	}

@@ -53,6 +53,9 @@ func TestMain(m *testing.M) {
 	if mmTest.Multimodal != nil {
 		mmTest.Multimodal.Close()
 	}
+	if vqTest.Multimodal != nil {
+		vqTest.Multimodal.Close()
+	}
 	if mmDir != "" {
 		os.RemoveAll(mmDir)
 	}

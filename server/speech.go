@@ -20,6 +20,7 @@ import (
 
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/tts"
@@ -74,7 +75,7 @@ func LoadSpeech(dir, backendName string) (Model, error) {
 		return Model{}, fmt.Errorf("server: %w", err)
 	}
 	opts := tts.DefaultOptions()
-	opts.Batch = 1 // one request at a time: its speech must not depend on others
+	opts.Batch = 1 // the server speaks through Sequences (tts.Model.NewBatch), never Generate
 	m, err := tts.Load(b, dir, "", opts)
 	if err != nil {
 		return Model{}, fmt.Errorf("server: loading %s: %w", dir, err)
@@ -150,24 +151,28 @@ func LoadVoices(dataDir string) ([]Voice, error) {
 	return voices, nil
 }
 
-// speechModel is a served text-to-speech model. Its one engine speaks one
-// utterance at a time: a request holds lock (a mutex whose wait a gone
-// client can abandon) from setting its options to its last chunk.
+// speechModel is a served text-to-speech model. Its requests are decoded
+// together, each an utterance of one continuous batch (the model's
+// seqBatcher); each request decodes its own frames to audio on its own
+// goroutine, with the model's one speech tokenizer, which tok guards.
 type speechModel struct {
 	name, backend string
 	m             *tts.Model
 	voices        []Voice
+	// tok is a mutex (a waiter whose client is gone can abandon its wait)
+	// over the speech tokenizer — encoding voice prompts, decoding frames
+	// to audio — and prompts.
+	tok chan struct{}
 	// prompts caches the latent frames of each voice's prompt (they depend
-	// only on the model); read and written under lock.
+	// only on the model).
 	prompts map[string][][]float32
-	lock    chan struct{}
 }
 
 func newSpeechModel(m Model) (*speechModel, error) {
 	if m.Speech.Speech == nil {
 		return nil, fmt.Errorf("server: model %q has no speech tokenizer: it cannot make audio", m.Name)
 	}
-	sm := &speechModel{name: m.Name, backend: m.Backend, m: m.Speech, prompts: map[string][][]float32{}, lock: make(chan struct{}, 1)}
+	sm := &speechModel{name: m.Name, backend: m.Backend, m: m.Speech, prompts: map[string][][]float32{}, tok: make(chan struct{}, 1)}
 	seen := map[string]bool{}
 	for _, v := range m.Voices {
 		if v.Name == "" || seen[v.Name] || len(v.Samples) == 0 {
@@ -177,6 +182,40 @@ func newSpeechModel(m Model) (*speechModel, error) {
 		sm.voices = append(sm.voices, v)
 	}
 	return sm, nil
+}
+
+// lockTokenizer takes sm.tok until ctx ends; unlockTokenizer gives it
+// back.
+func (sm *speechModel) lockTokenizer(ctx context.Context) error {
+	select {
+	case sm.tok <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (sm *speechModel) unlockTokenizer() { <-sm.tok }
+
+// prompt is the latent frames of a request's voice prompt: the named
+// voice's, cached, or those of samples; took is the time spent encoding
+// them (0 when cached).
+func (sm *speechModel) prompt(ctx context.Context, voice string, samples []float32) (frames [][]float32, took time.Duration, err error) {
+	if err := sm.lockTokenizer(ctx); err != nil {
+		return nil, 0, err
+	}
+	defer sm.unlockTokenizer()
+	if p := sm.prompts[voice]; voice != "" && p != nil {
+		return p, 0, nil
+	}
+	t := time.Now()
+	if frames, err = sm.m.Prompt(samples); err != nil {
+		return nil, 0, err
+	}
+	if voice != "" {
+		sm.prompts[voice] = frames
+	}
+	return frames, time.Since(t), nil
 }
 
 func (sm *speechModel) voiceNames() []string {
@@ -453,7 +492,11 @@ func wantsWAV(r *http.Request) bool {
 // the frames are drawn (tts.Stream), so that it is the same streamed or
 // not; streamed, each chunk is an event as soon as it is decoded, and the
 // stream begins with the first, so that a text too long for the model is
-// still answered 400.
+// still answered 400. The utterance is one tts.Sequence of the model's
+// continuous batch (seqBatcher): it joins the requests being spoken at
+// the next step, with its own seed, guidance and length, and its speech is
+// what it gets alone. The batcher's goroutine only draws frames; this one
+// decodes them to audio and sends it.
 func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
 	if r.Method != http.MethodPost {
@@ -486,81 +529,129 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) {
 	}
 	defer done()
 	req.Model = sm.name
-	if err := s.acquire(ctx, sm.lock); err != nil {
-		s.failed(w, ctx, err, false)
+	prompt, promptTook, err := sm.prompt(ctx, req.Voice, req.Prompt)
+	if err != nil {
+		s.speechFailed(w, ctx, err, false)
 		return
 	}
-	defer s.release(sm.lock)
-	tm := SpeechTimings{QueueMS: ms(time.Since(t0))}
-	opts := sm.m.Options()
-	opts.Steps, opts.CFG, opts.Temperature, opts.Seed, opts.MaxSeconds, opts.Batch = req.Steps, req.CFG, DefaultTemperature, req.Seed, req.MaxSeconds, 1
-	if err := sm.m.SetOptions(opts); err != nil {
-		s.failed(w, ctx, err, false)
+	// jctx ends the request in the batcher (at its next step) when the
+	// client goes or this handler fails.
+	jctx, stop := context.WithCancel(ctx)
+	defer stop()
+	// The batcher's goroutine hands each frame over (never waiting: the
+	// channel holds them all), and this one decodes them to audio.
+	var frames chan []float32
+	seq, err := sm.m.NewSequence(tts.Request{Text: req.Text, Prompt: prompt}, uint64(req.Seed), tts.SequenceOptions{
+		CFG: req.CFG, Temperature: DefaultTemperature, MaxSeconds: req.MaxSeconds,
+		OnFrame: func(_ int, z []float32) error {
+			s.metrics.speechFrames.Add(1)
+			frames <- z
+			if s.onFrame != nil {
+				s.onFrame(jctx)
+			}
+			return nil
+		}})
+	if err != nil {
+		s.speechFailed(w, ctx, err, false)
 		return
 	}
-	tg := time.Now()
-	prompt := sm.prompts[req.Voice]
-	if prompt == nil {
-		var err error
-		if prompt, err = sm.m.Prompt(req.Prompt); err != nil {
-			s.speechFailed(w, ctx, err, false)
-			return
-		}
-		if req.Voice != "" {
-			sm.prompts[req.Voice] = prompt
-		}
-	}
+	frames = make(chan []float32, seq.MaxItems()+1) // more than its frames
 	rc := http.NewResponseController(w)
 	started := false
 	var samples []float32
-	chunks := 0
+	var firstChunk time.Time
+	var chunks []AudioEvent // decoded, not yet sent
 	st := sm.m.NewStream(func(y []float32) error {
-		if chunks == 0 {
-			tm.FirstChunkMS = ms(time.Since(tg))
+		if firstChunk.IsZero() {
+			firstChunk = time.Now()
 		}
-		ev := AudioEvent{Index: chunks, Start: len(samples), Samples: len(y), Rate: tts.Rate}
+		ev := AudioEvent{Index: len(chunks), Start: len(samples), Samples: len(y), Rate: tts.Rate}
 		samples = append(samples, y...)
-		chunks++
-		if !req.Stream {
-			return nil
+		if req.Stream {
+			ev.PCM = base64.StdEncoding.EncodeToString(wav.PCM16(y))
 		}
-		ev.PCM = base64.StdEncoding.EncodeToString(wav.PCM16(y))
-		if !started {
-			startStream(w)
-			started = true
-		}
-		if err := writeEvent(w, "audio", ev); err != nil {
-			return err
-		}
-		return rc.Flush()
-	})
-	res, err := sm.m.Generate(ctx, []tts.Request{{Text: req.Text, Prompt: prompt}}, func(_, _ int, z []float32) error {
-		s.metrics.speechFrames.Add(1)
-		if err := st.Add(z); err != nil {
-			return err
-		}
-		if s.onFrame != nil {
-			s.onFrame(ctx)
-		}
+		chunks = append(chunks, ev)
 		return nil
 	})
+	st.Seed = uint64(req.Seed)
+	sent := 0
+	// decode feeds the stream frame z (nil: the end) with the tokenizer
+	// held, then sends the chunks it decoded, without it.
+	decode := func(z []float32) error {
+		if err := sm.lockTokenizer(ctx); err != nil {
+			return err
+		}
+		if z != nil {
+			err = st.Add(z)
+		} else {
+			err = st.Close()
+		}
+		sm.unlockTokenizer()
+		if err != nil || !req.Stream {
+			return err
+		}
+		for ; sent < len(chunks); sent++ {
+			if !started {
+				startStream(w)
+				started = true
+			}
+			if err := writeEvent(w, "audio", chunks[sent]); err != nil {
+				return err
+			}
+			if err := rc.Flush(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	type outcome struct {
+		start time.Time
+		err   error
+	}
+	result := make(chan outcome, 1)
+	go func() {
+		start, err := s.seqBatchers[sm.name].submit(jctx, req.Steps, 1, &speechTask{seq: seq}, nil)
+		result <- outcome{start, err}
+	}()
+	var out outcome
+	for waiting := true; waiting && err == nil; {
+		select {
+		case z := <-frames:
+			err = decode(z)
+		case out = <-result:
+			waiting, err = false, out.err
+		}
+	}
+	for drained := false; err == nil && !drained; { // the frames sent before the request finished
+		select {
+		case z := <-frames:
+			err = decode(z)
+		default:
+			drained = true
+		}
+	}
 	if err == nil {
-		err = st.Close()
+		err = decode(nil)
 	}
 	if err == nil && len(samples) == 0 {
 		err = errors.New("the model made no speech frames")
 	}
 	if err != nil {
+		stop() // the batcher ends the request at its next step
 		s.speechFailed(w, ctx, err, started)
 		return
 	}
-	tm.GenerateMS = ms(time.Since(tg))
+	res := seq.Result()
+	// Generation starts with encoding the voice prompt; the time before it
+	// is the wait for the model.
+	tg := out.start.Add(-promptTook)
+	tm := SpeechTimings{QueueMS: ms(tg.Sub(t0)), FirstChunkMS: ms(firstChunk.Sub(tg)), GenerateMS: ms(time.Since(tg))}
 	secs := float64(len(samples)) / tts.Rate
 	tm.RealTimeFactor = tm.GenerateMS / 1000 / secs
 	s.metrics.speech.Add(sm.name, 1)
 	s.metrics.addSpeechSeconds(sm.name, secs)
 	resp := SpeechResponse{Model: sm.name, Text: tts.Normalize(req.Text), Voice: req.Voice, Seed: req.Seed, Rate: tts.Rate, Samples: len(samples),
-		Seconds: secs, Frames: len(res[0].Frames), Stopped: res[0].Stopped, PromptSeconds: sm.m.Format.Seconds(res[0].PromptFrames)}
+		Seconds: secs, Frames: len(res.Frames), Stopped: res.Stopped, PromptSeconds: sm.m.Format.Seconds(res.PromptFrames)}
 	if s.cfg.Log != nil {
 		who := req.Voice
 		if who == "" {
@@ -600,6 +691,23 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) {
 	resp.Timings = tm
 	writeJSON(w, http.StatusOK, resp)
 }
+
+// speechTask is a speech request for its model's seqBatcher: one
+// utterance, in the guided batch when its guidance needs it.
+type speechTask struct {
+	seq   *tts.Sequence
+	added bool
+}
+
+func (t *speechTask) pending() []seqEntry {
+	if t.added {
+		return nil
+	}
+	t.added = true
+	return []seqEntry{{seq: t.seq, guided: t.seq.Guided()}}
+}
+
+func (t *speechTask) ended(lm.Sequence, error) (bool, error) { return true, nil }
 
 // speechFailed answers a speech request that did not finish: text the
 // model refuses (*tts.TextError, which checkText should have caught) is

@@ -1,19 +1,24 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,6 +152,9 @@ func newSpeechServer(t *testing.T, cfg Config, class bool) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Once the handlers are done (ts.Close), the speech batcher closes its
+	// batches (s.Close) before TestMain closes the model.
+	t.Cleanup(s.Close)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	return s, ts.URL
@@ -340,7 +348,7 @@ func get(t *testing.T, url string) string {
 // in chunks of 8 frames, contiguous, whose PCM end to end is byte for byte
 // the WAV's, then a done event with the timings; with Accept: audio/wav the
 // answer is the WAV file itself. The same seed gives the same audio after
-// other requests (the model's streams restart from the seed), another
+// other requests (each draws its own noise from its seed), another
 // seed other audio; a prompt_wav (here as a data: URL) serves as the voice.
 func TestSpeechStreamMatchesJSON(t *testing.T) {
 	_, url := newSpeechServer(t, Config{}, false)
@@ -586,8 +594,9 @@ func TestSpeechCancel(t *testing.T) {
 }
 
 // TestSpeechQueueAndTimeout: speech requests share the server's bound of
-// requests admitted (429 with Retry-After beyond it) and run one at a time
-// on the model, the next waiting for it; one past the timeout is 503.
+// requests admitted (429 with Retry-After beyond it) and, with batching
+// off, run one at a time on the model, the next waiting for it; one past
+// the timeout is 503.
 func TestSpeechQueueAndTimeout(t *testing.T) {
 	s, url := newSpeechServer(t, Config{Concurrency: 1, Queue: 1}, false)
 	release := make(chan struct{})
@@ -617,5 +626,294 @@ func TestSpeechQueueAndTimeout(t *testing.T) {
 	s2.beforeGenerate = func() { time.Sleep(60 * time.Millisecond) }
 	if status, e := postTo(t, url2, "/v1/speech", body, nil); status != 503 || !strings.Contains(e.Error.Message, "timed out") {
 		t.Errorf("timed-out speech request: %d %+v", status, e)
+	}
+}
+
+// speechBytes posts a speech request and returns its audio as it came —
+// the WAV file (decoded from JSON, or the body itself with Accept:
+// audio/wav), or for "stream":true the PCM of the chunks end to end — and
+// its frames. It may run on any goroutine.
+func speechBytes(url, body string, acceptWAV bool) ([]byte, int, error) {
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/speech", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if acceptWAV {
+		req.Header.Set("Accept", "audio/wav")
+	}
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer r.Body.Close()
+	if r.StatusCode != 200 {
+		b, _ := io.ReadAll(r.Body)
+		return nil, 0, fmt.Errorf("%d %s", r.StatusCode, b)
+	}
+	switch {
+	case acceptWAV:
+		b, err := io.ReadAll(r.Body)
+		frames, _ := strconv.Atoi(r.Header.Get("X-Speech-Frames"))
+		return b, frames, err
+	case strings.Contains(body, `"stream":true`):
+		var pcm []byte
+		sc := bufio.NewScanner(r.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		name := ""
+		for sc.Scan() {
+			line := sc.Text()
+			if n, ok := strings.CutPrefix(line, "event: "); ok {
+				name = n
+				continue
+			}
+			data, ok := strings.CutPrefix(line, "data: ")
+			if !ok {
+				continue
+			}
+			switch name {
+			case "audio":
+				var ev AudioEvent
+				if err := json.Unmarshal([]byte(data), &ev); err != nil {
+					return nil, 0, err
+				}
+				chunk, err := base64.StdEncoding.DecodeString(ev.PCM)
+				if err != nil || ev.Start != len(pcm)/2 {
+					return nil, 0, fmt.Errorf("chunk %d at sample %d after %d bytes: %v", ev.Index, ev.Start, len(pcm), err)
+				}
+				pcm = append(pcm, chunk...)
+			case "done":
+				var done SpeechResponse
+				if err := json.Unmarshal([]byte(data), &done); err != nil {
+					return nil, 0, err
+				}
+				if done.Samples*2 != len(pcm) {
+					return nil, 0, fmt.Errorf("done after %d bytes of PCM: %+v", len(pcm), done)
+				}
+				return pcm, done.Frames, nil
+			default:
+				return nil, 0, fmt.Errorf("event %q: %s", name, data)
+			}
+		}
+		return nil, 0, fmt.Errorf("the stream ended without done (%v)", sc.Err())
+	}
+	var resp SpeechResponse
+	if err := json.NewDecoder(r.Body).Decode(&resp); err != nil {
+		return nil, 0, err
+	}
+	b, err := base64.StdEncoding.DecodeString(resp.Audio)
+	return b, resp.Frames, err
+}
+
+// speechAnswer is a speech request's audio and frames, or its error.
+type speechAnswer struct {
+	audio  []byte
+	frames int
+	err    error
+}
+
+// TestServerSpeechBatchedSameAsAlone: a streamed utterance runs; six more
+// requests — other texts, named voices and prompt WAVs, seeds (one the
+// same as the first's), guidance scales (1 and 0 among them), lengths,
+// answered as JSON, WAV or streams — join its running decode in two waves,
+// the first while it reads its prefix, the second while it draws frames,
+// each at its own position. All seven share the decode (six joins, steps
+// of more than one utterance) and each gets byte for byte the audio it
+// gets alone.
+func TestServerSpeechBatchedSameAsAlone(t *testing.T) {
+	s, url := newSpeechServer(t, Config{BatchRows: 16, Queue: 16}, false)
+	own := wavB64(t, sine(150, 0.25), 8000)
+	other := wavB64(t, sine(410, 0.8), 16000)
+	reqs := []struct {
+		body string
+		wav  bool
+	}{
+		{`{"text":"one two three four","voice":"test-a","seed":3,"steps":3,"cfg":2,"max_seconds":2,"stream":true}`, false},
+		// The first wave.
+		{`{"text":"hi","voice":"test-b","seed":5,"steps":3,"cfg":1,"max_seconds":0.6}`, false},
+		{`{"text":"five","prompt_wav":"` + own + `","seed":3,"steps":3,"cfg":3,"max_seconds":0.4,"stream":true}`, false},
+		{`{"text":"seven eight","voice":"test-a","seed":9,"steps":3,"cfg":1,"max_seconds":0.3}`, true},
+		// The second.
+		{`{"text":"nine","voice":"test-b","seed":3,"steps":3,"cfg":2.5,"max_seconds":0.5,"stream":true}`, false},
+		{`{"text":"ten","voice":"test-a","seed":0,"steps":3,"cfg":0,"max_seconds":0.2}`, false},
+		{`{"text":"hello there","prompt_wav":"` + other + `","seed":11,"steps":3,"cfg":1,"max_seconds":0.36,"stream":true}`, false},
+	}
+	alone := make([]speechAnswer, len(reqs))
+	for i, r := range reqs {
+		a := &alone[i]
+		if a.audio, a.frames, a.err = speechBytes(url, r.body, r.wav); a.err != nil || a.frames == 0 {
+			t.Fatalf("request %d alone: %v, %d frames", i, a.err, a.frames)
+		}
+	}
+	if bytes.Equal(alone[0].audio, alone[4].audio) || bytes.Equal(alone[1].audio, alone[3].audio) {
+		t.Fatal("requests of other texts gave the same audio")
+	}
+	// Guidance counts: the first request without it speaks otherwise.
+	if b, _, err := speechBytes(url, strings.Replace(reqs[0].body, `"cfg":2`, `"cfg":1`, 1), false); err != nil || bytes.Equal(b, alone[0].audio) {
+		t.Fatalf("request 0 with cfg 1: %v, the same audio as with cfg 2: %v", err, bytes.Equal(b, alone[0].audio))
+	}
+	joins := s.metrics.joins.Load()
+
+	got := make([]speechAnswer, len(reqs))
+	var wg sync.WaitGroup
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			wg.Go(func() {
+				a := &got[i]
+				a.audio, a.frames, a.err = speechBytes(url, reqs[i].body, reqs[i].wav)
+			})
+		}
+	}
+	// The decode's worker sends each wave and waits until it is queued, so
+	// that it joins at the next step: at step 5 the first reads its prefix
+	// (about 48 items), at step 60 it draws its frames.
+	var step atomic.Int64
+	var holding atomic.Bool
+	holding.Store(true)
+	s.beforeStep = func() {
+		if !holding.Load() {
+			return
+		}
+		switch step.Add(1) {
+		case 5:
+			send(1, 4)
+			hold(t, "the first wave", func() bool { return s.waiting.Load() == 3 })
+		case 60:
+			send(4, len(reqs))
+			hold(t, "the second wave", func() bool { return s.waiting.Load() == 3 })
+			holding.Store(false)
+		}
+	}
+	send(0, 1)
+	wg.Wait()
+	if holding.Load() {
+		t.Fatalf("the decode ended after %d steps, before the second wave", step.Load())
+	}
+	if n := s.metrics.joins.Load() - joins; n != 6 {
+		t.Errorf("%d requests joined the running decode, want 6", n)
+	}
+	s.metrics.mu.Lock()
+	h := s.metrics.batchRows
+	s.metrics.mu.Unlock()
+	if h.count == 0 || h.counts[0] == h.count || h.sum <= float64(h.count) {
+		t.Errorf("batch size histogram %+v: no step of more than one utterance", h)
+	}
+	for i := range reqs {
+		if got[i].err != nil {
+			t.Errorf("request %d batched: %v", i, got[i].err)
+			continue
+		}
+		if got[i].frames != alone[i].frames || !bytes.Equal(got[i].audio, alone[i].audio) {
+			t.Errorf("request %d (%.60s…): %d frames, %d bytes batched; %d frames, %d bytes alone: the audio differs",
+				i, reqs[i].body, got[i].frames, len(got[i].audio), alone[i].frames, len(alone[i].audio))
+		}
+	}
+}
+
+// TestServerSpeechBatchCancel: a streamed utterance whose client leaves
+// after its first chunk, while two others share its decode, is cancelled
+// at the next step — it draws no frame after the one it was at — and the
+// two others finish with the audio they get alone.
+func TestServerSpeechBatchCancel(t *testing.T) {
+	s, url := newSpeechServer(t, Config{BatchRows: 4, Queue: 8}, false)
+	others := []struct {
+		body string
+		wav  bool
+	}{
+		{`{"text":"twenty","voice":"test-a","seed":4,"steps":2,"cfg":2,"max_seconds":1.2,"stream":true}`, false},
+		{`{"text":"thirty","voice":"test-a","seed":6,"steps":2,"cfg":1,"max_seconds":1}`, true},
+	}
+	alone := make([]speechAnswer, len(others))
+	for i, o := range others {
+		a := &alone[i]
+		if a.audio, a.frames, a.err = speechBytes(url, o.body, o.wav); a.err != nil {
+			t.Fatalf("request %d alone: %v", i, a.err)
+		}
+	}
+	frames0 := s.metrics.speechFrames.Load()
+
+	// The leaving request starts first and, with the shorter prefix (a
+	// 0.6 s voice), draws its frames first: the first context to reach
+	// frame 8 is its. The hook then holds the decode until it is gone.
+	const hold8 = 8
+	var step atomic.Int64
+	var mu sync.Mutex
+	count := map[context.Context]int{}
+	var gone context.Context
+	reached := make(chan struct{})
+	s.onFrame = func(ctx context.Context) {
+		mu.Lock()
+		count[ctx]++
+		n := count[ctx]
+		first := n == hold8 && gone == nil
+		if first {
+			gone = ctx
+		}
+		mu.Unlock()
+		if first {
+			close(reached)
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}
+	got := make([]speechAnswer, len(others))
+	var wg sync.WaitGroup
+	s.beforeStep = func() {
+		if step.Add(1) != 3 {
+			return
+		}
+		for i, o := range others {
+			wg.Go(func() {
+				a := &got[i]
+				a.audio, a.frames, a.err = speechBytes(url, o.body, o.wav)
+			})
+		}
+		hold(t, "the other requests", func() bool { return s.waiting.Load() == 2 })
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/speech",
+		strings.NewReader(`{"text":"hi","voice":"test-b","seed":2,"steps":2,"cfg":3,"max_seconds":3,"stream":true}`))
+	req.Header.Set("Content-Type", "application/json")
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := readEvents(t, r.Body, func(e sseEvent) bool { return e.name == "audio" })
+	if len(events) != 1 || events[0].name != "audio" {
+		t.Fatalf("events %v, want the first chunk", events)
+	}
+	select {
+	case <-reached:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no frame 8")
+	}
+	if s.running.Load() != 3 {
+		t.Errorf("%d requests in the decode when the client goes, want 3", s.running.Load())
+	}
+	cancel()
+	r.Body.Close()
+	wg.Wait()
+	waitFor(t, "the cancelled request to end", func() bool { return s.admitted.Load() == 0 && s.metrics.cancelled.Load() == 1 })
+	drawn := s.metrics.speechFrames.Load() - frames0
+	mu.Lock()
+	var ns []int
+	for c, n := range count {
+		if c != gone {
+			ns = append(ns, n)
+		}
+	}
+	left := count[gone]
+	mu.Unlock()
+	slices.Sort(ns)
+	if want := int64(hold8 + alone[0].frames + alone[1].frames); drawn != want || left != hold8 ||
+		!slices.Equal(ns, []int{min(alone[0].frames, alone[1].frames), max(alone[0].frames, alone[1].frames)}) {
+		t.Errorf("%d frames drawn (%d by the request that left, %v by the others), want %d: %d by the request that left (cancelled at the next step), the others' %d and %d",
+			drawn, left, ns, want, hold8, alone[0].frames, alone[1].frames)
+	}
+	for i := range others {
+		if got[i].err != nil || got[i].frames != alone[i].frames || !bytes.Equal(got[i].audio, alone[i].audio) {
+			t.Errorf("request %d beside the one cancelled: %v, %d frames (%d alone), same audio %v", i, got[i].err, got[i].frames, alone[i].frames,
+				bytes.Equal(got[i].audio, alone[i].audio))
+		}
 	}
 }

@@ -335,10 +335,15 @@ func (m *Model) Speak(ctx context.Context, text string, prompt []float32, stream
 // context) and emits the new chunk's samples.
 type Stream struct {
 	Chunk, Context int
-	m              *Model
-	frames         [][]float32
-	done           int
-	emit           func([]float32) error
+	// Seed seeds the speech tokenizer's decoding (the phases of
+	// Griffin-Lim), chunk by chunk: Seed plus the index of the chunk's
+	// first frame. NewStream sets the model's Options.Seed; a server
+	// speaking many requests at once (Sequence) sets each request's own.
+	Seed   uint64
+	m      *Model
+	frames [][]float32
+	done   int
+	emit   func([]float32) error
 }
 
 // DefaultChunk and DefaultContext are a Stream's defaults: chunks of 0.32 s
@@ -350,7 +355,7 @@ const (
 
 // NewStream decodes frames with the model's speech tokenizer into emit.
 func (m *Model) NewStream(emit func(samples []float32) error) *Stream {
-	return &Stream{Chunk: DefaultChunk, Context: DefaultContext, m: m, emit: emit}
+	return &Stream{Chunk: DefaultChunk, Context: DefaultContext, Seed: uint64(m.opts.Seed), m: m, emit: emit}
 }
 
 // Add appends one frame (copied) and emits a chunk when Chunk frames are
@@ -373,7 +378,7 @@ func (s *Stream) Close() error {
 
 func (s *Stream) flush() error {
 	start := max(0, s.done-s.Context)
-	y, err := s.m.Speech.Decode(s.frames[start:], 0, uint64(s.m.opts.Seed)+uint64(s.done))
+	y, err := s.m.Speech.Decode(s.frames[start:], 0, s.Seed+uint64(s.done))
 	if err != nil {
 		return err
 	}

@@ -212,17 +212,23 @@ func parseInts(s string) ([]int, error) {
 
 // runBenchServe measures `latentlm serve` with request batching: C
 // concurrent clients × R requests against the same requests one at a time,
-// and the time to the first streamed latent, alone and joining a running
-// decode.
+// and the time to the first streamed output, alone and joining a running
+// decode; for class → image requests (the shipped MNIST model), text →
+// image requests and captions (the shipped multimodal model, with
+// captions and canvases of the test split), or speech (a text-to-speech
+// model, speaking test texts in the named voices).
 func runBenchServe(args []string) error {
-	fs := newFlags("bench serve", "bench serve [--clients 16] [--requests 4] [--n 1] [--steps 20] [--cfg 4] [--batch-rows 64] [--backend B] [--json]")
+	fs := newFlags("bench serve", "bench serve [--task images|t2i|captions|speech] [--model DIR] [--clients 16] [--requests 4] [--n 1] [--steps 20] [--cfg 4] [--batch-rows 64] [--backend B] [--json]")
+	task := fs.String("task", "images", "requests: images (class → image), t2i (caption → image), captions (image → text) or speech")
+	modelDir := fs.String("model", "", "the model to serve (default: the shipped latentlm-mnist for images, multimodal-mnist for t2i and captions; speech needs one)")
+	speechData := fs.String("speech-data", "", "speech data folder of the voices and texts (default: the cache of `latentlm speech data`)")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	clients := fs.Int("clients", 16, "concurrent clients")
 	requests := fs.Int("requests", 4, "requests per client")
-	n := fs.Int("n", 1, "images per request")
+	n := fs.Int("n", 1, "images per request (images, t2i)")
 	steps := fs.Int("steps", 20, "DPM-Solver++ steps")
 	cfg := fs.Float64("cfg", 4, "guidance scale")
-	batchRows := fs.Int("batch-rows", 64, "most images per decoded batch")
+	batchRows := fs.Int("batch-rows", 64, "most sequences (images, captions, utterances) per decode")
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	fs.bound("clients", 1, 1024, false)
 	fs.bound("requests", 1, 10000, false)
@@ -235,23 +241,66 @@ func runBenchServe(args []string) error {
 	if *cfg < 0 || *cfg > server.MaxCFG {
 		return fmt.Errorf("--cfg %g out of range 0…%d", *cfg, server.MaxCFG)
 	}
-	dir, err := weightsDir("latentlm-mnist")
-	if err != nil {
-		return err
+	bo := server.BenchOptions{Task: *task, Clients: *clients, Requests: *requests, N: *n, Steps: *steps, CFG: *cfg, BatchRows: *batchRows}
+	var m server.Model
+	var backendUsed string
+	switch *task {
+	case "images":
+		dir := *modelDir
+		if dir == "" {
+			var err error
+			if dir, err = weightsDir("latentlm-mnist"); err != nil {
+				return err
+			}
+		}
+		opts := []latentlm.Option{latentlm.WithBatch(server.MaxImages)}
+		if *backendName != "" {
+			opts = append(opts, latentlm.WithBackend(*backendName))
+		}
+		g, err := latentlm.Load(dir, opts...)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		if err := fs.checkMemory("bench serve", g.MemoryEstimate(*batchRows)); err != nil {
+			return err
+		}
+		m, backendUsed = server.Model{Name: "bench", Gen: g}, g.Backend()
+	case "t2i", "captions":
+		dir := *modelDir
+		if dir == "" {
+			var err error
+			if dir, err = weightsDir("multimodal-mnist"); err != nil {
+				return err
+			}
+		}
+		var err error
+		if m, err = server.LoadMultimodal(dir, *backendName); err != nil {
+			return err
+		}
+		defer m.Multimodal.Close()
+		backendUsed = m.Backend
+		if bo.Prompts, bo.Images, err = benchCanvases(m.Multimodal.Image.Config.ImageSize, *clients**requests); err != nil {
+			return err
+		}
+	case "speech":
+		if *modelDir == "" {
+			return errors.New("bench serve --task speech needs --model DIR (a text-to-speech checkpoint: `latentlm train --task tts`)")
+		}
+		var err error
+		if m, err = server.LoadSpeech(*modelDir, *backendName); err != nil {
+			return err
+		}
+		defer m.Speech.Close()
+		backendUsed = m.Backend
+		if bo.Texts, bo.Voices, err = benchSpeech(*speechData, &m); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--task %q: want images, t2i, captions or speech", *task)
 	}
-	opts := []latentlm.Option{latentlm.WithBatch(server.MaxImages)}
-	if *backendName != "" {
-		opts = append(opts, latentlm.WithBackend(*backendName))
-	}
-	g, err := latentlm.Load(dir, opts...)
-	if err != nil {
-		return err
-	}
-	defer g.Close()
-	if err := fs.checkMemory("bench serve", g.MemoryEstimate(*batchRows)); err != nil {
-		return err
-	}
-	r, err := server.Bench(g, server.BenchOptions{Clients: *clients, Requests: *requests, N: *n, Steps: *steps, CFG: *cfg, BatchRows: *batchRows})
+	m.Name = "bench"
+	r, err := server.Bench(m, backendUsed, bo)
 	if err != nil {
 		return err
 	}
@@ -262,16 +311,19 @@ func runBenchServe(args []string) error {
 		return enc.Encode(r)
 	}
 	o := r.Options
-	fmt.Printf("bench serve: %s backend, %d clients × %d requests, n %d, %d steps, cfg %g, batches of up to %d images (warm-up %.1fs)\n",
-		r.Backend, o.Clients, o.Requests, o.N, o.Steps, o.CFG, o.BatchRows, r.WarmupS)
+	fmt.Printf("bench serve: %s, %s backend, %d clients × %d requests, n %d, %d steps, cfg %g, batches of up to %d sequences (warm-up %.1fs)\n",
+		o.Task, r.Backend, o.Clients, o.Requests, o.N, o.Steps, o.CFG, o.BatchRows, r.WarmupS)
 	for _, p := range []struct {
 		name string
 		ph   server.BenchPhase
 	}{{"concurrent", r.Concurrent}, {"sequential", r.Sequential}} {
-		fmt.Printf("  %-10s requests=%d lost=%d wall=%.2fs p50=%.0fms p99=%.0fms images/s=%.2f steps=%d mean_images_per_step=%.1f\n",
-			p.name, p.ph.Requests, p.ph.Lost, p.ph.Seconds, p.ph.P50MS, p.ph.P99MS, p.ph.ImagesPerS, p.ph.BatchesSeen, p.ph.MeanBatch)
+		fmt.Printf("  %-10s requests=%d lost=%d wall=%.2fs p50=%.0fms p99=%.0fms %s/s=%.2f steps=%d mean_sequences_per_step=%.1f\n",
+			p.name, p.ph.Requests, p.ph.Lost, p.ph.Seconds, p.ph.P50MS, p.ph.P99MS, r.Units, p.ph.PerS, p.ph.BatchesSeen, p.ph.MeanBatch)
 	}
-	fmt.Printf("  throughput ratio (concurrent/sequential) = %.2f×\n  first streamed latent (client, median of 5) = %.0f ms alone, %.0f ms joining %d others\n  peak RSS = %.0f MiB\n  cpu_features=%q\n",
-		r.Ratio, r.FirstLatentIdleMS, r.FirstLatentBusyMS, o.Clients-1, r.PeakRSSMiB, r.CPUFeatures)
+	fmt.Printf("  throughput ratio (concurrent/sequential) = %.2f×\n", r.Ratio)
+	if r.FirstEvent != "" {
+		fmt.Printf("  first streamed %s event (client, median of 5) = %.0f ms alone, %.0f ms joining %d others\n", r.FirstEvent, r.FirstIdleMS, r.FirstBusyMS, o.Clients-1)
+	}
+	fmt.Printf("  peak RSS = %.0f MiB\n  cpu_features=%q\n", r.PeakRSSMiB, r.CPUFeatures)
 	return nil
 }
