@@ -142,7 +142,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "latentlm_http_request_duration_seconds_count{endpoint=%q} %d\n", e, h.count)
 	}
 	if s.batchers != nil {
-		b.WriteString("# HELP latentlm_batch_rows Images per decode step (requests decoded together): every latent of a LatentLM model's continuous decode, every batch of a DiT model.\n# TYPE latentlm_batch_rows histogram\n")
+		b.WriteString("# HELP latentlm_batch_rows Sequences per decode step (images, captions, completions and utterances decoded together): every step of a continuous decode, every batch of a DiT model.\n# TYPE latentlm_batch_rows histogram\n")
 		h := &m.batchRows
 		var cum int64
 		for i, le := range batchRowBuckets {
@@ -152,7 +152,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(&b, "latentlm_batch_rows_bucket{le=\"%g\"} %d\n", le, cum)
 		}
 		fmt.Fprintf(&b, "latentlm_batch_rows_bucket{le=\"+Inf\"} %d\nlatentlm_batch_rows_sum %g\nlatentlm_batch_rows_count %d\n", h.count, h.sum, h.count)
-		fmt.Fprintf(&b, "# HELP latentlm_batch_joins_total Requests that joined a decode already running (continuous batching of LatentLM models).\n# TYPE latentlm_batch_joins_total counter\nlatentlm_batch_joins_total %d\n", m.joins.Load())
+		fmt.Fprintf(&b, "# HELP latentlm_batch_joins_total Requests that joined a decode already running (continuous batching).\n# TYPE latentlm_batch_joins_total counter\nlatentlm_batch_joins_total %d\n", m.joins.Load())
 	}
 	if len(s.speechNames) > 0 {
 		b.WriteString("# HELP latentlm_speech_seconds_total Seconds of speech generated, by model.\n# TYPE latentlm_speech_seconds_total counter\n")

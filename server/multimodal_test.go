@@ -161,7 +161,13 @@ func saveTinyArch(t *testing.T, root string, inChannels int, arch multimodal.Arc
 // serveModel serves m with cfg.
 func serveModel(t *testing.T, m Model, cfg Config) (*Server, string) {
 	t.Helper()
-	s, err := New([]Model{m}, cfg)
+	return serveModels(t, cfg, m)
+}
+
+// serveModels serves models with cfg until the test ends.
+func serveModels(t *testing.T, cfg Config, models ...Model) (*Server, string) {
+	t.Helper()
+	s, err := New(models, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,16 +193,7 @@ func newMMServer(t *testing.T, cfg Config, class bool) (*Server, string) {
 	if class {
 		models = append(models, Model{Name: "latentlm-mnist", Gen: testGen(t)})
 	}
-	s, err := New(models, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Once the handlers are done (ts.Close), the batcher closes its
-	// batches (s.Close) before TestMain closes the model.
-	t.Cleanup(s.Close)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return s, ts.URL
+	return serveModels(t, cfg, models...)
 }
 
 // postTo posts body as JSON to url+path and decodes the answer into out

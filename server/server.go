@@ -293,11 +293,12 @@ func New(models []Model, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the batch workers (Config.BatchRows): requests still waiting
-// fail, and so do those in a LatentLM model's running decode (at its next
-// step; a DiT batch in progress finishes). It does not close the models.
-// Call it once the HTTP server has stopped; it is safe to call more than
-// once.
+// Close stops the batch workers: requests still waiting fail, and so do
+// those in a running decode (at its next step; a DiT batch in progress
+// finishes). It waits for the workers of multimodal and text-to-speech
+// models to close their batches, so that the models can be closed after
+// it; it does not close the models. Call it once the HTTP server has
+// stopped; it is safe to call more than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		for _, b := range s.batchers {

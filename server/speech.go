@@ -735,10 +735,11 @@ type SpeechDefaults struct {
 	MaxSeconds float64 `json:"max_seconds"`
 }
 
-// SpeechMemory estimates, generously, the memory in bytes a speech request
-// to m may take beside the weights: the engine's activations at the
-// model's context and the audio of MaxSpeechSeconds, so that `latentlm
-// serve` can refuse to start where that does not fit.
-func SpeechMemory(m *tts.Model) float64 {
-	return m.Config.Activations(2, m.Config.MaxLen, 1, false) + MaxSpeechSeconds*tts.Rate*4*8
+// SpeechMemory estimates, generously, the memory in bytes that rows
+// utterances decoded together by m may take beside the weights: the
+// engine's activations at the model's context, a guidance stream each,
+// and the audio of MaxSpeechSeconds each, so that `latentlm serve` can
+// refuse to start where that does not fit.
+func SpeechMemory(m *tts.Model, rows int) float64 {
+	return m.Config.Activations(2*rows, m.Config.MaxLen, 1, false) + float64(rows)*MaxSpeechSeconds*tts.Rate*4*8
 }

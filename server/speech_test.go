@@ -11,7 +11,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -148,16 +147,7 @@ func newSpeechServer(t *testing.T, cfg Config, class bool) (*Server, string) {
 	if class {
 		models = append(models, Model{Name: "latentlm-mnist", Gen: testGen(t)})
 	}
-	s, err := New(models, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Once the handlers are done (ts.Close), the speech batcher closes its
-	// batches (s.Close) before TestMain closes the model.
-	t.Cleanup(s.Close)
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	return s, ts.URL
+	return serveModels(t, cfg, models...)
 }
 
 // wavB64 encodes samples at rate as a base64 16-bit WAV file.

@@ -32,7 +32,7 @@ func runServe(args []string) error {
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	concurrency := fs.Int("concurrency", 1, "requests generating at once")
 	queue := fs.Int("queue", 8, "requests that may wait for a slot before the server answers 429")
-	batchRows := fs.Int("batch-rows", 64, "decode waiting requests of a LatentLM model with the same steps, cfg and temperature together, up to this many images a batch (0: each request alone, as Generate)")
+	batchRows := fs.Int("batch-rows", 64, "decode the requests of a model continuously, each joining the running decode of its solver steps, up to this many images, captions or utterances at once (0: one request at a time)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "limit of one request, queueing included")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM or Ctrl-C, how long requests in flight may take to finish")
 	fs.bound("concurrency", 1, 64, false)
@@ -131,12 +131,16 @@ func runServe(args []string) error {
 			need += m.Gen.MemoryEstimate(server.MaxImages)
 			continue
 		}
+		// A decode holds up to batch-rows sequences (a larger request
+		// runs alone), each with a guidance stream at most.
+		rows := max(*batchRows, 1)
 		if m.Speech != nil {
-			need += server.SpeechMemory(m.Speech)
+			need += server.SpeechMemory(m.Speech, rows)
 			continue
 		}
 		px := m.Multimodal.Image.Config.ImageSize * m.Multimodal.Image.Config.ImageSize
-		need += float64(server.MaxImages*px)*4*4 + m.Multimodal.Config.Activations(2*server.MaxImages, m.Multimodal.Config.MaxLen, 1, false)
+		rows = max(rows, server.MaxImages)
+		need += float64(rows*px)*4*4 + m.Multimodal.Config.Activations(2*rows, m.Multimodal.Config.MaxLen, 1, false)
 	}
 	if err := fs.checkMemory(fmt.Sprintf("serving %d models at up to %d images a request", len(models), server.MaxImages), need); err != nil {
 		return err
