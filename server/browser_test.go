@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,21 +67,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("starting generation: %v", err)
 	}
 
-	for {
-		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("images").dataset.state || ""`))
-		if err != nil {
-			t.Fatalf("waiting for the generation: %v", err)
-		}
-		if state == "done" {
-			break
-		}
-		if state == "error" || state == "stopped" {
-			status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
-			t.Fatalf("generation ended %s: %s", state, status)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-
+	status := waitDone(t, ctx, "images", "status")
 	srcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__srcs`))
 	if err != nil {
 		t.Fatal(err)
@@ -90,10 +77,6 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	latents, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.getElementById("images").dataset.latents)`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +96,8 @@ func TestBrowser(t *testing.T) {
 	if !strings.HasPrefix(status, "Done:") {
 		t.Errorf("status %q, want Done: …", status)
 	}
-	decodeDataURL(t, "the first partial image", srcs[0])
-	decodeDataURL(t, "the final image", final)
+	decodeDataURL(t, "the first partial image", srcs[0], 28)
+	decodeDataURL(t, "the final image", final, 28)
 
 	if os.Getenv("LATENTLM_SCREENSHOT") == "1" {
 		shot, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("main")))
@@ -195,26 +178,9 @@ func TestBrowserSpeech(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("speech-text"), "n"+kb.Enter)); err != nil {
 		t.Fatalf("typing the text: %v", err)
 	}
-	for {
-		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("speech-out").dataset.state || ""`))
-		if err != nil {
-			t.Fatalf("waiting for the speech: %v", err)
-		}
-		if state == "done" {
-			break
-		}
-		if state == "error" || state == "stopped" {
-			status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("speech-status")))
-			t.Fatalf("speech ended %s: %s", state, status)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	status := waitDone(t, ctx, "speech-out", "speech-status")
 	out, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`({...document.getElementById("speech-out").dataset,
 		images: String(document.getElementById("image-section").hidden), link: String(document.getElementById("speech-download").hidden)})`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("speech-status")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,8 +220,9 @@ func TestBrowserSpeech(t *testing.T) {
 	t.Logf("browser speech test took %v", time.Since(start).Round(time.Millisecond))
 }
 
-// decodeDataURL checks that src is a data URL of a 28×28 PNG.
-func decodeDataURL(t *testing.T, what, src string) {
+// decodeDataURL checks that src is a data URL of a size×size PNG and
+// returns its base64.
+func decodeDataURL(t *testing.T, what, src string, size int) string {
 	t.Helper()
 	const prefix = "data:image/png;base64,"
 	if !strings.HasPrefix(src, prefix) {
@@ -269,7 +236,226 @@ func decodeDataURL(t *testing.T, what, src string) {
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
-	if b := img.Bounds(); b.Dx() != 28 || b.Dy() != 28 {
-		t.Fatalf("%s is %v, want 28×28", what, b)
+	if b := img.Bounds(); b.Dx() != size || b.Dy() != size {
+		t.Fatalf("%s is %v, want %d×%d", what, b, size, size)
 	}
+	return src[len(prefix):]
+}
+
+// waitDone waits until the element out of the page has data-state "done"
+// and returns the text of its status line, failing the test if it ends in
+// "error" or "stopped".
+func waitDone(t *testing.T, ctx context.Context, out, status string) string {
+	t.Helper()
+	return waitState(t, ctx, out, status, "done")
+}
+
+// waitState waits until the element out of the page has data-state want
+// (or, unless want is one of them, fails the test on "error" or "stopped")
+// and returns the text of its status line.
+func waitState(t *testing.T, ctx context.Context, out, status, want string) string {
+	t.Helper()
+	for {
+		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("`+out+`").dataset.state || ""`))
+		if err != nil {
+			t.Fatalf("waiting for #%s: %v", out, err)
+		}
+		if state == want {
+			break
+		}
+		if state == "error" || state == "stopped" {
+			text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID(status)))
+			t.Fatalf("#%s ended %s: %s", out, state, text)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID(status)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
+}
+
+// clearState forgets the data-state of the element out of the page, so
+// that waitState waits for the next request's.
+func clearState(t *testing.T, ctx context.Context, out string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`delete document.getElementById("`+out+`").dataset.state`)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBrowserMultimodal drives the page in headless chromium on a server of
+// the class-conditional model and the tiny multimodal one: both are in the
+// model list and the "read and write" section shows. From the keyboard it
+// picks the multimodal model (the prompt replaces the class), types a
+// prompt and presses Enter, and checks that partial images were drawn
+// before the final one, a 56×56 PNG; it captions that image through its
+// Caption button and asks a question about it, each answer the server's
+// own to the same request; a PNG of the wrong size is refused naming the
+// field; and a completion streams its text, the server's own completion of
+// the same request.
+func TestBrowserMultimodal(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("chromium not installed: run make setup (it installs Debian's chromium): %v", err)
+	}
+	_, url := newMMServer(t, Config{}, true)
+	items := testMultimodal(t).Multimodal.Format.Items
+	start := time.Now()
+	ctx := newBrowser(t)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(url+"/"),
+		chromedp.WaitReady(chromedp.CSS(`#model option[value="`+mmName+`"]`)),
+	)
+	if err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	const layout = `[...document.querySelectorAll("#model option")].map((o) => o.value).join(" ") +
+		" | class " + !document.getElementById("class-row").hidden + ", prompt " + !document.getElementById("prompt-row").hidden +
+		", read and write " + !document.getElementById("mm-section").hidden`
+	page, err := chromedp.Run(ctx, chromedp.Evaluate[string](layout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "latentlm-mnist " + mmName + " | class true, prompt false, read and write true"; page != want {
+		t.Fatalf("the page: %q, want %q", page, want)
+	}
+	// The keyboard: the model list, the next model.
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.ID("model")), chromedp.KeyEvent(kb.ArrowDown)); err != nil {
+		t.Fatalf("picking the multimodal model: %v", err)
+	}
+	if page, err = chromedp.Run(ctx, chromedp.Evaluate[string](layout)); err != nil {
+		t.Fatal(err)
+	}
+	if want := "latentlm-mnist " + mmName + " | class false, prompt true, read and write true"; page != want {
+		t.Fatalf("with the multimodal model picked, the page: %q, want %q", page, want)
+	}
+	for _, f := range [][2]string{{"n", "1"}, {"steps", "2"}, {"seed", "3"}} {
+		if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID(f[0]), f[1])); err != nil {
+			t.Fatalf("setting #%s to %q: %v", f[0], f[1], err)
+		}
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](recordSrcs)); err != nil {
+		t.Fatalf("watching the image: %v", err)
+	}
+	const prompt = "the digit 3"
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("prompt"), prompt+kb.Enter)); err != nil {
+		t.Fatalf("typing the prompt: %v", err)
+	}
+	status := waitDone(t, ctx, "images", "status")
+	srcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__srcs`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#images img").src`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	latents, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.getElementById("images").dataset.latents)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("prompt %q: %d latent events drawn, %d images replaced before the final one; status: %q", prompt, latents, len(srcs), status)
+	partial := 0
+	for _, s := range srcs {
+		if s != final {
+			partial++
+		}
+	}
+	if latents != items || partial == 0 || !strings.HasPrefix(status, "Done: 1 image(s)") {
+		t.Fatalf("%d latent events, %d partial images of %d, status %q; want %d latents and partial images before the final one", latents, partial, len(srcs), status, items)
+	}
+	decodeDataURL(t, "the first partial image", srcs[0], mmSize)
+	img := decodeDataURL(t, "the final image", final, mmSize)
+	var want PromptImagesResponse
+	if st, e := postTo(t, url, "/v1/images", `{"model":"`+mmName+`","prompt":"`+prompt+`","steps":2,"seed":3}`, &want); st != 200 || len(want.Images) != 1 {
+		t.Fatalf("the same request: %d %+v", st, e)
+	}
+	if !samePixels(decodePNGs(t, []string{img}, mmSize), decodePNGs(t, want.Images, mmSize)) {
+		t.Error("the page's image differs from the server's answer to the same request")
+	}
+
+	// The Caption button under the image reads it.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#image-actions button`))); err != nil {
+		t.Fatalf("captioning the image: %v", err)
+	}
+	status = waitDone(t, ctx, "read-out", "read-status")
+	read := func() map[string]string {
+		t.Helper()
+		out, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`({...document.getElementById("read-out").dataset, shown: document.getElementById("read-text").textContent})`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := read()
+	t.Logf("caption: %v; status %q", out, status)
+	var caps CaptionsResponse
+	if st, e := postTo(t, url, "/v1/captions", `{"images":["`+img+`"]}`, &caps); st != 200 || len(caps.Captions) != 1 {
+		t.Fatalf("captions: %d %+v", st, e)
+	}
+	if out["kind"] != "caption" || out["text"] != caps.Captions[0] || !strings.HasPrefix(out["shown"], "Caption: ") {
+		t.Errorf("the page's caption %v, want %q", out, caps.Captions[0])
+	}
+	// A question, and Enter.
+	const question = "which digit is on the left?"
+	clearState(t, ctx, "read-out")
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("read-question"), question+kb.Enter)); err != nil {
+		t.Fatalf("asking: %v", err)
+	}
+	waitDone(t, ctx, "read-out", "read-status")
+	out = read()
+	var ans AnswersResponse
+	if st, e := postTo(t, url, "/v1/answers", `{"images":["`+img+`"],"question":"`+question+`"}`, &ans); st != 200 || len(ans.Answers) != 1 {
+		t.Fatalf("answers: %d %+v", st, e)
+	}
+	if out["kind"] != "answer" || out["text"] != ans.Answers[0] || !strings.HasPrefix(out["shown"], "Q: "+question) {
+		t.Errorf("the page's answer %v, want %q", out, ans.Answers[0])
+	}
+	// A PNG file of the wrong size: the server's refusal, naming the field.
+	small := filepath.Join(t.TempDir(), "small.png")
+	var b bytes.Buffer
+	if err := png.Encode(&b, grayImage(28, 200)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(small, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clearState(t, ctx, "read-out")
+	if err := chromedp.Do(ctx, chromedp.SetUploadFiles(chromedp.ID("read-file"), []string{small}),
+		chromedp.WaitVisible(chromedp.Search(`//p[@id="read-status"][starts-with(., "small.png")]`)),
+		chromedp.Click(chromedp.ID("read-go"))); err != nil {
+		t.Fatalf("reading a file: %v", err)
+	}
+	status = waitState(t, ctx, "read-out", "read-status", "error")
+	if !strings.Contains(status, "Error 400 in images") || !strings.Contains(status, "want 56×56") {
+		t.Errorf("reading a 28×28 PNG: status %q, want the refusal naming images", status)
+	}
+
+	// A completion, its text streamed.
+	const complete = "the digit 3 is"
+	for _, f := range [][2]string{{"complete-steps", "2"}, {"complete-seed", "2"}} {
+		if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID(f[0]), f[1])); err != nil {
+			t.Fatalf("setting #%s to %q: %v", f[0], f[1], err)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("complete-prompt"), complete+kb.Enter)); err != nil {
+		t.Fatalf("typing the completion's prompt: %v", err)
+	}
+	status = waitDone(t, ctx, "complete-out", "complete-status")
+	cout, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`({...document.getElementById("complete-out").dataset,
+		shown: document.getElementById("complete-out").textContent, imgs: String(document.querySelectorAll("#complete-out img").length)})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("completion: %v; status %q", cout, status)
+	var comp CompletionResponse
+	if st, e := postTo(t, url, "/v1/completions", `{"prompt":"`+complete+`","steps":2,"seed":2}`, &comp); st != 200 {
+		t.Fatalf("completion: %d %+v", st, e)
+	}
+	if cout["text"] == "" || cout["texts"] == "0" || cout["text"] != comp.Text || cout["shown"] != complete+comp.Text ||
+		cout["images"] != strconv.Itoa(len(comp.Images)) || cout["imgs"] != cout["images"] {
+		t.Errorf("the page's completion %v; the server's %q and %d images", cout, comp.Text, len(comp.Images))
+	}
+	t.Logf("browser multimodal test took %v", time.Since(start).Round(time.Millisecond))
 }
