@@ -497,12 +497,20 @@ type wireImageText struct {
 	Images    *[]string `json:"images"`
 	Question  *string   `json:"question"`
 	MaxTokens *int      `json:"max_tokens"`
+	Stream    *bool     `json:"stream"`
 }
 
 var (
-	captionsFields = fieldKinds{{"model", "a string"}, {"images", "an array of base64 PNGs"}, {"max_tokens", "an integer"}}
-	answersFields  = fieldKinds{{"model", "a string"}, {"images", "an array of base64 PNGs"}, {"question", "a string"}, {"max_tokens", "an integer"}}
+	captionsFields = fieldKinds{{"model", "a string"}, {"images", "an array of base64 PNGs"}, {"max_tokens", "an integer"}, {"stream", "true or false"}}
+	answersFields  = fieldKinds{{"model", "a string"}, {"images", "an array of base64 PNGs"}, {"question", "a string"}, {"max_tokens", "an integer"}, {"stream", "true or false"}}
 )
+
+// CaptionTextEvent is the data of a streamed "text" event of a caption or
+// an answer: the next text of image Index's, whole UTF-8 characters.
+type CaptionTextEvent struct {
+	Index int    `json:"index"`
+	Text  string `json:"text"`
+}
 
 func (s *Server) handleCaptions(w http.ResponseWriter, r *http.Request) { s.imageText(w, r, false) }
 
@@ -548,11 +556,14 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 		return
 	}
 	defer done()
+	stream := false
+	setIf(&stream, wire.Stream)
 	// One sequence per image, its image encoded here, on the handler's
 	// goroutine; they run in the unguided batch beside whatever decodes.
 	o := mm.options(func(o *multimodal.Options) { o.MaxTokens = maxTokens })
 	seqs := make([]*multimodal.AnswerSequence, len(imgs))
 	task := &seqsTask{}
+	q := newPieceQueue[CaptionTextEvent]()
 	var err error
 	mm.tok.Lock()
 	for i, img := range imgs {
@@ -564,6 +575,15 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 		if err != nil {
 			break
 		}
+		if stream {
+			seqs[i].OnText = func(t string) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				q.push(CaptionTextEvent{Index: i, Text: t})
+				return nil
+			}
+		}
 		task.add(seqs[i], false, true)
 	}
 	mm.tok.Unlock()
@@ -571,9 +591,36 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 		s.mmFailed(w, ctx, err, "question", false)
 		return
 	}
-	start, err := s.runTask(ctx, mm, 0, len(seqs), task, nil, nil)
+	// Streamed, each piece of text is a "text" event as soon as it is
+	// made; the stream begins with the first.
+	rc := http.NewResponseController(w)
+	started := false
+	send := func(event string, v any) error {
+		if !started {
+			startStream(w)
+			started = true
+		}
+		if err := writeEvent(w, event, v); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	var wake chan struct{}
+	var drain func() error
+	if stream {
+		wake = q.wake
+		drain = func() error {
+			for _, ev := range q.take() {
+				if err := send("text", ev); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	start, err := s.runTask(ctx, mm, 0, len(seqs), task, wake, drain)
 	if err != nil {
-		s.failed(w, ctx, err, false)
+		s.failed(w, ctx, err, started)
 		return
 	}
 	tm := TextTimings{QueueMS: ms(start.Sub(t0)), GenerateMS: ms(time.Since(start))}
@@ -589,14 +636,18 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 			s.cfg.Log.Printf("%s: captions of %d images: %.0f ms", mm.name, len(imgs), tm.TotalMS)
 		}
 	}
+	var resp any = CaptionsResponse{Model: mm.name, Captions: texts, Timings: tm}
 	if ask {
 		for i, a := range texts {
 			texts[i] = strings.TrimSpace(a)
 		}
-		writeJSON(w, http.StatusOK, AnswersResponse{Model: mm.name, Question: question, Answers: texts, Timings: tm})
+		resp = AnswersResponse{Model: mm.name, Question: question, Answers: texts, Timings: tm}
+	}
+	if stream {
+		send("done", resp)
 		return
 	}
-	writeJSON(w, http.StatusOK, CaptionsResponse{Model: mm.name, Captions: texts, Timings: tm})
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // CompletionsRequest is the body of POST /v1/completions.
@@ -753,16 +804,19 @@ func (mm *mmModel) completionRows() int {
 	return 2
 }
 
-// pieceQueue carries a completion's pieces from the batcher's goroutine
-// (OnPiece) to its handler.
-type pieceQueue struct {
+// pieceQueue carries what a request's sequences make (a completion's
+// pieces, the text of captions) from the batcher's goroutine, where their
+// callbacks run, to its handler, which runTask wakes to write it.
+type pieceQueue[T any] struct {
 	mu     sync.Mutex
-	pieces []multimodal.Piece
+	pieces []T
 	first  time.Time
 	wake   chan struct{}
 }
 
-func (q *pieceQueue) push(p multimodal.Piece) {
+func newPieceQueue[T any]() *pieceQueue[T] { return &pieceQueue[T]{wake: make(chan struct{}, 1)} }
+
+func (q *pieceQueue[T]) push(p T) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.first.IsZero() {
@@ -773,7 +827,7 @@ func (q *pieceQueue) push(p multimodal.Piece) {
 }
 
 // take hands out the pieces queued.
-func (q *pieceQueue) take() []multimodal.Piece {
+func (q *pieceQueue[T]) take() []T {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	p := q.pieces
@@ -812,7 +866,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	task := &completionTask{mm: mm, seq: seq}
-	q := &pieceQueue{wake: make(chan struct{}, 1)}
+	q := newPieceQueue[multimodal.Piece]()
 	seq.OnPiece = func(p multimodal.Piece) error {
 		if p.Image != nil {
 			task.unlock() // decoded
