@@ -40,6 +40,25 @@ const recordSrcs = `(() => {
 // checks that partial images were drawn before the final one and that the
 // final one is a 28×28 PNG. With LATENTLM_SCREENSHOT=1 it saves the page to
 // docs/serve.png.
+// imagesDrawn waits for the page's image generation to end and returns its
+// status line, the image sources replaced before the final one (recorded
+// by recordSrcs), the final image's source and the latent events drawn.
+func imagesDrawn(t *testing.T, ctx context.Context) (status string, srcs []string, final string, latents int) {
+	t.Helper()
+	status = waitDone(t, ctx, "images", "status")
+	var err error
+	if srcs, err = chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__srcs`)); err != nil {
+		t.Fatal(err)
+	}
+	if final, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#images img").src`)); err != nil {
+		t.Fatal(err)
+	}
+	if latents, err = chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.getElementById("images").dataset.latents)`)); err != nil {
+		t.Fatal(err)
+	}
+	return status, srcs, final, latents
+}
+
 func TestBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Skipf("chromium not installed: run make setup (it installs Debian's chromium): %v", err)
@@ -67,19 +86,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("starting generation: %v", err)
 	}
 
-	status := waitDone(t, ctx, "images", "status")
-	srcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__srcs`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	final, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#images img").src`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	latents, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.getElementById("images").dataset.latents)`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	status, srcs, final, latents := imagesDrawn(t, ctx)
 	t.Logf("%d latent events drawn, %d images replaced before the final one; status: %q", latents, len(srcs), status)
 	if latents < 1 {
 		t.Fatalf("the page drew %d latent events before the final image, want at least 1", latents)
@@ -342,19 +349,7 @@ func TestBrowserMultimodal(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("prompt"), prompt+kb.Enter)); err != nil {
 		t.Fatalf("typing the prompt: %v", err)
 	}
-	status := waitDone(t, ctx, "images", "status")
-	srcs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__srcs`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	final, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#images img").src`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	latents, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.getElementById("images").dataset.latents)`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	status, srcs, final, latents := imagesDrawn(t, ctx)
 	t.Logf("prompt %q: %d latent events drawn, %d images replaced before the final one; status: %q", prompt, latents, len(srcs), status)
 	partial := 0
 	for _, s := range srcs {

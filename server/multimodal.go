@@ -374,8 +374,7 @@ func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req Im
 		seqs[i] = q
 	}
 	items, grid := mm.m.Format.Items, mm.m.Image.Config.Grid()
-	rc := http.NewResponseController(w)
-	started, sent := false, 0
+	es, sent := newEventStream(w), 0
 	var wake chan struct{}
 	var drain func() error
 	if ls != nil {
@@ -391,12 +390,9 @@ func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req Im
 				if err != nil {
 					return err
 				}
-				if !started {
-					startStream(w)
-					started = true
-				}
+				es.open()
 				ev := LatentEvent{Index: sent, Row: sent / grid, Col: sent % grid, Latents: items, Grid: grid, Images: enc}
-				if err := s.writeLatent(w, rc, ev, req.N); err != nil {
+				if err := s.writeLatent(w, es.rc, ev, req.N); err != nil {
 					return err
 				}
 			}
@@ -405,7 +401,7 @@ func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req Im
 	}
 	start, err := s.runTask(ctx, mm, req.Steps, len(task.entries), task, wake, drain)
 	if err != nil {
-		s.failed(w, ctx, err, started)
+		s.failed(w, ctx, err, es.started)
 		return
 	}
 	tm := Timings{QueueMS: ms(start.Sub(t0))}
@@ -419,7 +415,7 @@ func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req Im
 	}
 	px, err := mm.decode(latents, codes, items)
 	if err != nil {
-		s.failed(w, ctx, err, started)
+		s.failed(w, ctx, err, es.started)
 		return
 	}
 	tm.GenerateMS = ms(time.Since(start))
@@ -427,7 +423,7 @@ func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req Im
 	te := time.Now()
 	enc, err := encodePictures(px, mm.size(), mm.channels())
 	if err != nil {
-		s.failed(w, ctx, err, started)
+		s.failed(w, ctx, err, es.started)
 		return
 	}
 	tm.EncodeMS = ms(time.Since(te))
@@ -436,10 +432,40 @@ func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req Im
 	if s.cfg.Log != nil {
 		s.cfg.Log.Printf("%s: %d images of %q, %d steps, cfg %g, seed %d, stream %v: %.0f ms", mm.name, req.N, req.Prompt, req.Steps, req.CFG, req.Seed, req.Stream, tm.TotalMS)
 	}
-	if req.Stream && !started {
-		startStream(w)
+	if req.Stream {
+		es.open()
 	}
 	sendDone(w, req.Stream, resp)
+}
+
+// eventStream writes the Server-Sent Events of one answer. The stream
+// opens with the first event, so that a request refused before it is still
+// answered with a status and a JSON error (started tells which happened).
+type eventStream struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func newEventStream(w http.ResponseWriter) *eventStream {
+	return &eventStream{w: w, rc: http.NewResponseController(w)}
+}
+
+// open sends the stream's headers, once.
+func (e *eventStream) open() {
+	if !e.started {
+		startStream(e.w)
+		e.started = true
+	}
+}
+
+// send writes one event and flushes it to the client.
+func (e *eventStream) send(event string, v any) error {
+	e.open()
+	if err := writeEvent(e.w, event, v); err != nil {
+		return err
+	}
+	return e.rc.Flush()
 }
 
 // startStream sends the headers of an event stream.
@@ -593,25 +619,14 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 	}
 	// Streamed, each piece of text is a "text" event as soon as it is
 	// made; the stream begins with the first.
-	rc := http.NewResponseController(w)
-	started := false
-	send := func(event string, v any) error {
-		if !started {
-			startStream(w)
-			started = true
-		}
-		if err := writeEvent(w, event, v); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	es := newEventStream(w)
 	var wake chan struct{}
 	var drain func() error
 	if stream {
 		wake = q.wake
 		drain = func() error {
 			for _, ev := range q.take() {
-				if err := send("text", ev); err != nil {
+				if err := es.send("text", ev); err != nil {
 					return err
 				}
 			}
@@ -620,7 +635,7 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 	}
 	start, err := s.runTask(ctx, mm, 0, len(seqs), task, wake, drain)
 	if err != nil {
-		s.failed(w, ctx, err, started)
+		s.failed(w, ctx, err, es.started)
 		return
 	}
 	tm := TextTimings{QueueMS: ms(start.Sub(t0)), GenerateMS: ms(time.Since(start))}
@@ -644,7 +659,7 @@ func (s *Server) imageText(w http.ResponseWriter, r *http.Request, ask bool) {
 		resp = AnswersResponse{Model: mm.name, Question: question, Answers: texts, Timings: tm}
 	}
 	if stream {
-		send("done", resp)
+		es.send("done", resp)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -890,25 +905,14 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 			pieceText.Reset()
 		}
 	}
-	rc := http.NewResponseController(w)
-	started := false
-	send := func(event string, v any) error {
-		if !started {
-			startStream(w)
-			started = true
-		}
-		if err := writeEvent(w, event, v); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	es := newEventStream(w)
 	drain := func() error {
 		for _, p := range q.take() {
 			if p.Image == nil {
 				text.WriteString(p.Text)
 				pieceText.WriteString(p.Text)
 				if req.Stream {
-					if err := send("text", TextEvent{Text: p.Text}); err != nil {
+					if err := es.send("text", TextEvent{Text: p.Text}); err != nil {
 						return err
 					}
 				}
@@ -924,7 +928,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 			resp.Pieces = append(resp.Pieces, CompletionPiece{Image: &i})
 			s.metrics.images.Add(mm.name, 1)
 			if req.Stream {
-				if err := send("image", ImageEvent{Index: i, Image: enc[0]}); err != nil {
+				if err := es.send("image", ImageEvent{Index: i, Image: enc[0]}); err != nil {
 					return err
 				}
 			}
@@ -933,7 +937,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	start, err := s.runTask(ctx, mm, req.Steps, mm.completionRows(), task, q.wake, drain)
 	if err != nil {
-		s.mmFailed(w, ctx, err, "prompt", started)
+		s.mmFailed(w, ctx, err, "prompt", es.started)
 		return
 	}
 	tm := TextTimings{QueueMS: ms(start.Sub(t0)), GenerateMS: ms(time.Since(start))}
@@ -950,7 +954,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Log.Printf("%s: completion of %q, %d bytes of text and %d images, seed %d, stream %v: %.0f ms", mm.name, req.Prompt, len(resp.Text), len(resp.Images), req.Seed, req.Stream, tm.TotalMS)
 	}
 	if req.Stream {
-		send("done", resp)
+		es.send("done", resp)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)

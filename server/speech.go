@@ -556,8 +556,7 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	frames = make(chan []float32, seq.MaxItems()+1) // more than its frames
-	rc := http.NewResponseController(w)
-	started := false
+	es := newEventStream(w)
 	var samples []float32
 	var firstChunk time.Time
 	var chunks []AudioEvent // decoded, not yet sent
@@ -591,14 +590,7 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		for ; sent < len(chunks); sent++ {
-			if !started {
-				startStream(w)
-				started = true
-			}
-			if err := writeEvent(w, "audio", chunks[sent]); err != nil {
-				return err
-			}
-			if err := rc.Flush(); err != nil {
+			if err := es.send("audio", chunks[sent]); err != nil {
 				return err
 			}
 		}
@@ -638,7 +630,7 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		stop() // the batcher ends the request at its next step
-		s.speechFailed(w, ctx, err, started)
+		s.speechFailed(w, ctx, err, es.started)
 		return
 	}
 	res := seq.Result()
@@ -663,9 +655,7 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) {
 	if req.Stream {
 		tm.TotalMS = ms(time.Since(t0))
 		resp.Timings = tm
-		if !started { // cannot happen: a request with speech sent a chunk
-			startStream(w)
-		}
+		es.open() // a request with speech has sent a chunk already
 		sendDone(w, true, resp)
 		return
 	}
