@@ -38,6 +38,24 @@ type Sequence interface {
 	Take(logits, latent []float32) (done bool, err error)
 }
 
+// BlockReader is a Sequence that can hand the Batch several items at once:
+// the items it would append next, one a tick, wanting nothing before the
+// last of them (a prompt, an image to read back). The Batch reads them in
+// one block within one tick (Rows.Read: a few backbone calls on the
+// sequence's own streams, instead of one step of the whole batch per
+// item), and then calls Want and Take as on the tick of the last. So a
+// request that joins a busy decode with a long prompt reaches its first
+// output in a tick, not in as many ticks as its prompt has items.
+type BlockReader interface {
+	Sequence
+	// Block returns the items the sequence appends next and those of its
+	// guidance stream (nil: the items themselves), and advances the
+	// sequence as if Next had given each of them and Take had taken all
+	// but the last; or nothing, when its next item is not part of a block
+	// (then Next gives it).
+	Block() (items, guide []Item)
+}
+
 // Want is what a Sequence needs after an item.
 type Want struct {
 	// Logits asks for the softmax head's logits after the item.
@@ -182,22 +200,43 @@ func (b *Batch) Step() ([]Ended, error) {
 	}
 	n := len(b.slots)
 	step := make([]RowItem, n)
+	active := make([]bool, n) // Want and Take this tick
+	stepping := false
+	var blocks []int
+	var blockItems, blockGuides [][]Item
 	for i, s := range b.slots {
+		step[i].Idle = true
 		if s == nil {
-			step[i].Idle = true
 			continue
 		}
-		if step[i] = s.Next(); step[i].Idle {
-			step[i] = RowItem{Idle: true}
+		if br, ok := s.(BlockReader); ok {
+			if items, guide := br.Block(); len(items) > 0 {
+				if guide == nil {
+					guide = items
+				}
+				blocks, blockItems, blockGuides = append(blocks, i), append(blockItems, items), append(blockGuides, guide)
+				active[i] = true
+				continue
+			}
+		}
+		if it := s.Next(); !it.Idle {
+			step[i], active[i], stepping = it, true, true
 		}
 	}
-	if err := b.rows.Step(step); err != nil {
-		return b.fail(err)
+	if stepping {
+		if err := b.rows.Step(step); err != nil {
+			return b.fail(err)
+		}
+	}
+	if len(blocks) > 0 { // after Step, which writes every slot's hidden state
+		if err := b.rows.Read(blocks, blockItems, blockGuides); err != nil {
+			return b.fail(err)
+		}
 	}
 	wants := make([]Want, n)
 	var logits, latents bool
 	for i, s := range b.slots {
-		if s != nil && !step[i].Idle {
+		if active[i] {
 			wants[i] = s.Want()
 			logits = logits || wants[i].Logits
 			latents = latents || wants[i].Latent
@@ -229,7 +268,7 @@ func (b *Batch) Step() ([]Ended, error) {
 	}
 	var ended []Ended
 	for i, s := range b.slots {
-		if s == nil || step[i].Idle {
+		if !active[i] {
 			continue
 		}
 		var l, lat []float32

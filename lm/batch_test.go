@@ -22,6 +22,7 @@ type testSeq struct {
 	seed          uint64
 	scale, temp   float64
 	idleAt        map[int]bool // ticks (counted from the sequence's first) to wait
+	block         bool         // read the prompt in one block (BlockReader)
 
 	rng   *rand.Rand
 	tick  int
@@ -41,6 +42,18 @@ func (s *testSeq) Next() RowItem {
 		return RowItem{Item: s.prompt[s.fed-1], Guide: s.guide[s.fed-1]}
 	}
 	return RowItem{Item: s.last, Guide: s.last}
+}
+
+// blockSeq is a testSeq that reads its prompt in one block.
+type blockSeq struct{ *testSeq }
+
+func (s blockSeq) Block() (items, guide []Item) {
+	if s.fed > 0 || len(s.prompt) < 2 {
+		return nil, nil
+	}
+	s.tick++
+	s.fed = len(s.prompt)
+	return s.prompt, s.guide
 }
 
 func (s *testSeq) Want() Want {
@@ -90,7 +103,15 @@ func (s *testSeq) result() string { return fmt.Sprint(s.drawn, s.toks) }
 
 // fresh is an unstarted copy of the sequence.
 func (s *testSeq) fresh() *testSeq {
-	return &testSeq{prompt: s.prompt, guide: s.guide, latents: s.latents, n: s.n, seed: s.seed, scale: s.scale, temp: s.temp, idleAt: s.idleAt}
+	return &testSeq{prompt: s.prompt, guide: s.guide, latents: s.latents, n: s.n, seed: s.seed, scale: s.scale, temp: s.temp, idleAt: s.idleAt, block: s.block}
+}
+
+// seq is the sequence as the Batch sees it.
+func (s *testSeq) seq() Sequence {
+	if s.block {
+		return blockSeq{s}
+	}
+	return s
 }
 
 // runBatch runs the sequences through one Batch, sequence i joining before
@@ -109,7 +130,7 @@ func runBatch(t *testing.T, e *Engine, guided bool, seqs []*testSeq, join []int)
 		}
 		for i, s := range seqs {
 			if join[i] == tick {
-				if err := b.Add(s); err != nil {
+				if err := b.Add(s.seq()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -122,7 +143,12 @@ func runBatch(t *testing.T, e *Engine, guided bool, seqs []*testSeq, join []int)
 			if x.Err != nil {
 				t.Fatal(x.Err)
 			}
-			done[x.Seq.(*testSeq)] = true
+			switch q := x.Seq.(type) {
+			case *testSeq:
+				done[q] = true
+			case blockSeq:
+				done[q.testSeq] = true
+			}
 		}
 	}
 	out := make([]string, len(seqs))
@@ -323,5 +349,61 @@ func TestForStepsOutlivesRetune(t *testing.T) {
 	}
 	if _, err := x.NewBatch(1, false); err == nil {
 		t.Error("the engine of 3 steps outlived Close")
+	}
+}
+
+// TestBatchBlocks: sequences that read their prompts in one block
+// (BlockReader, Rows.Read) get, alone or joining a running batch beside
+// sequences that read item by item, the same results bit for bit; and
+// results that agree, to float32 rounding, with reading item by item.
+func TestBatchBlocks(t *testing.T) {
+	cfg := tinyConfig()
+	b := testutil.Backend(t, "")
+	store := randomStore(t, cfg, 0.05, dtypes.Float32)
+	e, err := NewEngine(b, store, cfg, SampleOptions{Steps: 3, CFG: 1, Temperature: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	null := TokenItem(cfg.Vocab.Null())
+	var seqs []*testSeq
+	for i := range 5 {
+		prompt, guide := []Item{TokenItem(i % cfg.Vocab.Classes)}, []Item{null}
+		for k := range 2 + i%3 {
+			z := make([]float32, cfg.Latent)
+			z[(i+k)%cfg.Latent] = 0.5 - 0.2*float32(k)
+			prompt, guide = append(prompt, LatentItem(z)), append(guide, LatentItem(z))
+		}
+		seqs = append(seqs, &testSeq{prompt: prompt, guide: guide, latents: true, n: 3, seed: uint64(7 + i), scale: 1.5 + float64(i), temp: 1, block: i != 2})
+	}
+	join := []int{0, 1, 1, 2, 4}
+	for _, guided := range []bool{false, true} {
+		var alone, stepped []*testSeq
+		for _, s := range seqs {
+			a := s.fresh()
+			runBatch(t, e, guided, []*testSeq{a}, []int{0})
+			alone = append(alone, a)
+			p := s.fresh()
+			p.block = false
+			runBatch(t, e, guided, []*testSeq{p}, []int{0})
+			stepped = append(stepped, p)
+		}
+		var fresh []*testSeq
+		for _, s := range seqs {
+			fresh = append(fresh, s.fresh())
+		}
+		runBatch(t, e, guided, fresh, join)
+		for i, s := range fresh {
+			if s.result() != alone[i].result() {
+				t.Errorf("guided %v, sequence %d (block %v, joined at %d): batched %s, alone %s", guided, i, s.block, join[i], s.result(), alone[i].result())
+			}
+			var worst float64
+			for j, v := range alone[i].drawn {
+				worst = max(worst, math.Abs(float64(v-stepped[i].drawn[j])))
+			}
+			if len(alone[i].drawn) != len(stepped[i].drawn) || worst > 1e-4 {
+				t.Errorf("guided %v, sequence %d: block and item by item differ by %g (%d and %d values)", guided, i, worst, len(alone[i].drawn), len(stepped[i].drawn))
+			}
+		}
 	}
 }

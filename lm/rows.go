@@ -221,6 +221,125 @@ func (r *Rows) Step(items []RowItem) error {
 	return nil
 }
 
+// Read appends a block of items to each of the given slots at once, in
+// place of one Step per item: items[k] to slot slots[k]'s sequence and
+// guide[k] to its guidance stream (ignored without guidance; nil: the
+// items themselves). Each slot's block runs through the backbone on its
+// own streams alone (as a Session of one sequence, from the slot's
+// position), in pieces of power-of-two lengths so that few shapes are
+// compiled; its keys, values and last hidden state are then written into
+// the slot. So a sequence's results depend on its own items alone, as with
+// Step, whatever the other slots hold; they agree with those of Step,
+// item by item, up to float32 rounding. A prompt of many items then costs
+// a few backbone calls instead of one step of the whole batch per item.
+// The caches are copied through the host, once per call.
+func (r *Rows) Read(slots []int, items, guide [][]Item) error {
+	e, c := r.e, r.e.cfg
+	switch {
+	case e.step == nil:
+		return errors.New("lm: engine used after Close")
+	case r.caches == nil:
+		return errors.New("lm: rows used after Close or a failed step")
+	case len(items) != len(slots) || (guide != nil && len(guide) != len(slots)):
+		return fmt.Errorf("lm: blocks of items for %d and %d slots, want %d", len(items), len(guide), len(slots))
+	}
+	n := len(r.pos)
+	streams := r.streams(n)
+	own := func(i int) []int { // the streams of slot i
+		if r.guided {
+			return []int{i, n + i}
+		}
+		return []int{i}
+	}
+	seen := map[int]bool{}
+	for k, i := range slots {
+		if seen[i] {
+			return fmt.Errorf("lm: slot %d given two blocks", i)
+		}
+		seen[i] = true
+		gl := len(items[k])
+		if guide != nil {
+			gl = len(guide[k])
+		}
+		switch {
+		case i < 0 || i >= n:
+			return fmt.Errorf("lm: slot %d of %d", i, n)
+		case len(items[k]) == 0 || gl != len(items[k]):
+			return fmt.Errorf("lm: slot %d: a block of %d items and %d guide items", i, len(items[k]), gl)
+		case r.pos[i]+len(items[k]) > c.MaxLen:
+			return fmt.Errorf("lm: slot %d: sequence of %d items exceeds max_len %d", i, r.pos[i]+len(items[k]), c.MaxLen)
+		}
+	}
+	shape := r.cacheShape(n)
+	width := shape.Size() / streams // one stream's cache
+	flat := make([][]float32, len(r.caches))
+	for l, ct := range r.caches {
+		flat[l] = tensors.MustCopyFlatData[float32](ct.(*tensors.Tensor))
+	}
+	hidden := tensors.MustCopyFlatData[float32](r.hidden)
+	for k, i := range slots {
+		st := own(i)
+		sess := &Session{e: e, n: 1, guided: r.guided, pos: r.pos[i], caches: make([]any, len(r.caches))}
+		for l := range r.caches {
+			part := make([]float32, 0, len(st)*width)
+			for _, j := range st {
+				part = append(part, flat[l][j*width:(j+1)*width]...)
+			}
+			sess.caches[l] = tensors.FromFlatDataAndDimensions(part, append([]int{len(st)}, shape.Dimensions[1:]...)...)
+		}
+		g := items[k]
+		if guide != nil {
+			g = guide[k]
+		}
+		for done := 0; done < len(items[k]); {
+			t := 1 // the largest power of two that fits
+			for t*2 <= len(items[k])-done {
+				t *= 2
+			}
+			rows := [][]Item{items[k][done : done+t]}
+			if r.guided {
+				rows = append(rows, g[done:done+t])
+			}
+			for _, row := range rows {
+				for _, it := range row {
+					if err := e.check(it); err != nil {
+						sess.Close()
+						return fmt.Errorf("lm: slot %d: %w", i, err)
+					}
+				}
+			}
+			if err := sess.advance(rows); err != nil {
+				sess.Close()
+				return fmt.Errorf("lm: slot %d: %w", i, err)
+			}
+			done += t
+		}
+		for l, ct := range sess.caches {
+			part := tensors.MustCopyFlatData[float32](ct.(*tensors.Tensor))
+			for q, j := range st {
+				copy(flat[l][j*width:(j+1)*width], part[q*width:(q+1)*width])
+			}
+		}
+		h := tensors.MustCopyFlatData[float32](sess.hidden)
+		for q, j := range st {
+			copy(hidden[j*c.Dim:(j+1)*c.Dim], h[q*c.Dim:(q+1)*c.Dim])
+		}
+		sess.Close()
+	}
+	// Nothing changes until every block is read: an error above leaves
+	// the slots as they were.
+	for k, i := range slots {
+		r.pos[i] += len(items[k])
+	}
+	for l := range r.caches {
+		nn.Release(r.caches[l])
+		r.caches[l] = tensors.FromFlatDataAndDimensions(flat[l], shape.Dimensions...)
+	}
+	nn.Release(r.hidden)
+	r.hidden = tensors.FromFlatDataAndDimensions(hidden, streams, c.Dim)
+	return nil
+}
+
 // rowHeadGraphs is the diffusion head as Rows.Solve runs it: inputs are
 // the hidden states [S, d], the noise [n, C], the temperature [n] and,
 // with guidance, the guidance scale [n] of each slot, so that one compiled
