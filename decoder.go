@@ -89,6 +89,16 @@ func (m *decImage) Next() lm.RowItem {
 	return lm.RowItem{Item: z, Guide: z}
 }
 
+// Block hands the batch the class prefix in one block (lm.BlockReader).
+func (m *decImage) Block() (items, guide []lm.Item) {
+	x := m.item
+	if m.fed > 0 || len(x.prefix[m.index]) < 2 {
+		return nil, nil
+	}
+	m.fed = len(x.prefix[m.index])
+	return x.prefix[m.index], x.guide[m.index]
+}
+
 // Want asks for the next latent once the prefix is in, with the image's own
 // noise, guidance scale and temperature.
 func (m *decImage) Want() lm.Want {

@@ -282,6 +282,9 @@ func (s *ImageSequence) Take(logits, latent []float32) (bool, error) {
 	return s.take(0, logits, latent)
 }
 
+// Block hands the batch the image's prompt in one block (lm.BlockReader).
+func (s *ImageSequence) Block() (items, guide []lm.Item) { return s.block(0) }
+
 // codeGuide is the guidance stream of a VQ-MLLM image, a sequence of its
 // own in an unguided batch: its prefix is the image's with the caption
 // nulled, its items the image's codes, and its logits are the
@@ -294,6 +297,7 @@ func (g *codeGuide) Want() lm.Want    { return g.img.want(1) }
 func (g *codeGuide) Take(logits, latent []float32) (bool, error) {
 	return g.img.take(1, logits, latent)
 }
+func (g *codeGuide) Block() (items, guide []lm.Item) { return g.img.block(1) }
 
 // prefix is the prompt of stream st: 0 the image's, 1 its guide's.
 func (s *ImageSequence) prefix(st int) []lm.Item {
@@ -346,6 +350,20 @@ func (s *ImageSequence) next(st int) lm.RowItem {
 	}
 	it := s.item(j)
 	return lm.RowItem{Item: it, Guide: it}
+}
+
+// block is stream st's prompt while none of it is read: the items Next
+// would give one a tick, nothing wanted before the last (lm.BlockReader).
+func (s *ImageSequence) block(st int) (items, guide []lm.Item) {
+	pre := s.prefix(st)
+	if s.err != nil || s.fed[st] > 0 || len(pre) < 2 {
+		return nil, nil
+	}
+	s.fed[st] = len(pre) - 1
+	if s.Guided() {
+		return pre, s.guide
+	}
+	return pre, nil
 }
 
 func (s *ImageSequence) want(st int) lm.Want {
@@ -532,6 +550,16 @@ func (s *AnswerSequence) Next() lm.RowItem {
 	return lm.RowItem{Item: it, Guide: it}
 }
 
+// Block hands the batch the prompt (the image and question) in one block
+// (lm.BlockReader).
+func (s *AnswerSequence) Block() (items, guide []lm.Item) {
+	if s.err != nil || s.fed > 0 || len(s.prefix) < 2 {
+		return nil, nil
+	}
+	s.fed = len(s.prefix) - 1
+	return s.prefix, nil
+}
+
 // Want asks for the logits after the prompt's last item and after each
 // token (lm.Sequence), while max_len leaves room for another token.
 func (s *AnswerSequence) Want() lm.Want {
@@ -701,6 +729,17 @@ func (s *CompleteSequence) Next() lm.RowItem {
 	}
 	it := s.history.Items[s.fed]
 	return lm.RowItem{Item: it, Guide: it}
+}
+
+// Block hands the batch the items known and not yet read in one block
+// (lm.BlockReader): the prompt, and an image once drawn.
+func (s *CompleteSequence) Block() (items, guide []lm.Item) {
+	if s.err != nil || s.img != nil || len(s.history.Items)-s.fed < 2 {
+		return nil, nil
+	}
+	items = s.history.Items[s.fed:]
+	s.fed = len(s.history.Items) - 1
+	return items, nil
 }
 
 // Want asks for the logits after the last known item (lm.Sequence), while

@@ -703,8 +703,8 @@ type speechAnswer struct {
 // requests — other texts, named voices and prompt WAVs, seeds (one the
 // same as the first's), guidance scales (1 and 0 among them), lengths,
 // answered as JSON, WAV or streams — join its running decode in two waves,
-// the first while it reads its prefix, the second while it draws frames,
-// each at its own position. All seven share the decode (six joins, steps
+// the first as it draws its first frames (its prefix read in one block),
+// the second later, each at its own position. All seven share the decode (six joins, steps
 // of more than one utterance) and each gets byte for byte the audio it
 // gets alone.
 func TestServerSpeechBatchedSameAsAlone(t *testing.T) {
@@ -752,8 +752,8 @@ func TestServerSpeechBatchedSameAsAlone(t *testing.T) {
 		}
 	}
 	// The decode's worker sends each wave and waits until it is queued, so
-	// that it joins at the next step: at step 5 the first reads its prefix
-	// (about 48 items), at step 60 it draws its frames.
+	// that it joins at the next step: at step 2 the first has read its
+	// prefix (one block) and drawn a frame, at step 20 twenty.
 	var step atomic.Int64
 	var holding atomic.Bool
 	holding.Store(true)
@@ -762,10 +762,10 @@ func TestServerSpeechBatchedSameAsAlone(t *testing.T) {
 			return
 		}
 		switch step.Add(1) {
-		case 5:
+		case 2:
 			send(1, 4)
 			hold(t, "the first wave", func() bool { return s.waiting.Load() == 3 })
-		case 60:
+		case 20:
 			send(4, len(reqs))
 			hold(t, "the second wave", func() bool { return s.waiting.Load() == 3 })
 			holding.Store(false)

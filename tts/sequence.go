@@ -164,6 +164,17 @@ func (s *Sequence) Next() lm.RowItem {
 	return lm.RowItem{Item: z, Guide: z}
 }
 
+// Block hands the batch the prefix (<BOL> voice prompt <EOL> text <BOL>,
+// and its guidance stream's) in one block (lm.BlockReader), so that an
+// utterance joining a busy decode reads its voice prompt in a tick.
+func (s *Sequence) Block() (items, guide []lm.Item) {
+	if s.done || s.pos > 0 || len(s.cond) < 2 {
+		return nil, nil
+	}
+	s.pos = len(s.cond) - 1
+	return s.cond, s.guide
+}
+
 // Want is nothing while the prefix is read, the first frame after its
 // last item, and after every frame the logits (does the utterance end?)
 // together with the next frame, which Take ignores when it ends: one tick

@@ -132,8 +132,8 @@ func TestSequenceContinuousBatch(t *testing.T) {
 		{reqs[2], 8, with(2, 1, 3/testRate)},
 		{reqs[2], 9, with(2, 1, 0)}, // alone at the end: the batch shrinks
 	}
-	starts := []int{2, 0, 3, 5, 6, 9, 9, 10, 20}
-	drops := map[int]int{4: 20}
+	starts := []int{2, 0, 3, 3, 4, 4, 5, 5, 20}
+	drops := map[int]int{4: 7}
 	seqs := make([]*Sequence, len(specs))
 	streamed := make([][][]float32, len(specs))
 	js := make([]joining, len(specs))
