@@ -376,7 +376,12 @@ func TestBatchBlocks(t *testing.T) {
 		}
 		seqs = append(seqs, &testSeq{prompt: prompt, guide: guide, latents: true, n: 3, seed: uint64(7 + i), scale: 1.5 + float64(i), temp: 1, block: i != 2})
 	}
-	join := []int{0, 1, 1, 2, 4}
+	// A sixth like the fourth, of another seed, joining at its tick: their
+	// blocks are read together.
+	sixth := seqs[3].fresh()
+	sixth.seed, sixth.scale = 99, 2
+	seqs = append(seqs, sixth)
+	join := []int{0, 1, 1, 2, 4, 2}
 	for _, guided := range []bool{false, true} {
 		var alone, stepped []*testSeq
 		for _, s := range seqs {

@@ -225,12 +225,14 @@ func (r *Rows) Step(items []RowItem) error {
 // place of one Step per item: items[k] to slot slots[k]'s sequence and
 // guide[k] to its guidance stream (ignored without guidance; nil: the
 // items themselves). Each slot's block runs through the backbone on its
-// own streams alone (as a Session of one sequence, from the slot's
-// position), in pieces of power-of-two lengths so that few shapes are
-// compiled; its keys, values and last hidden state are then written into
-// the slot. So a sequence's results depend on its own items alone, as with
-// Step, whatever the other slots hold; they agree with those of Step,
-// item by item, up to float32 rounding. A prompt of many items then costs
+// own streams (as a Session, from the slot's position, together with the
+// blocks of other slots at the same position and of the same length), in
+// pieces of power-of-two lengths so that few shapes are compiled; its
+// keys, values and last hidden state are then written into the slot. So a
+// sequence's results depend on its own items alone, as with Step, whatever
+// the other slots hold (on a backend whose kernels compute each row
+// independently of the batch size, from two rows on); they agree with
+// those of Step, item by item, up to float32 rounding. A prompt of many items then costs
 // a few backbone calls instead of one step of the whole batch per item.
 // The caches are copied through the host, once per call.
 func (r *Rows) Read(slots []int, items, guide [][]Item) error {
@@ -245,12 +247,6 @@ func (r *Rows) Read(slots []int, items, guide [][]Item) error {
 	}
 	n := len(r.pos)
 	streams := r.streams(n)
-	own := func(i int) []int { // the streams of slot i
-		if r.guided {
-			return []int{i, n + i}
-		}
-		return []int{i}
-	}
 	seen := map[int]bool{}
 	for k, i := range slots {
 		if seen[i] {
@@ -277,52 +273,85 @@ func (r *Rows) Read(slots []int, items, guide [][]Item) error {
 		flat[l] = tensors.MustCopyFlatData[float32](ct.(*tensors.Tensor))
 	}
 	hidden := tensors.MustCopyFlatData[float32](r.hidden)
+	// Blocks at one position and of one length share a session: the
+	// conditional streams, then the guidance streams, as Prefill lays
+	// them out, and at least two streams (a lone unguided block gets a
+	// copy of itself beside it), as Rows always runs, so that a block's
+	// result does not depend on how many were read with it.
+	type key struct{ pos, n int }
+	groups := map[key][]int{}
+	var order []key
 	for k, i := range slots {
-		st := own(i)
-		sess := &Session{e: e, n: 1, guided: r.guided, pos: r.pos[i], caches: make([]any, len(r.caches))}
+		g := key{r.pos[i], len(items[k])}
+		if groups[g] == nil {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], k)
+	}
+	for _, g := range order {
+		ks := groups[g]
+		var st []int // the streams read, each a stream of the Rows
+		var rows [][]Item
+		for _, k := range ks {
+			st, rows = append(st, slots[k]), append(rows, items[k])
+		}
+		if r.guided {
+			for _, k := range ks {
+				gd := items[k]
+				if guide != nil {
+					gd = guide[k]
+				}
+				st, rows = append(st, n+slots[k]), append(rows, gd)
+			}
+		} else if len(ks) == 1 {
+			st, rows = append(st, -1), append(rows, items[ks[0]]) // the copy: not written back
+		}
+		for q, row := range rows {
+			for _, it := range row {
+				if err := e.check(it); err != nil {
+					return fmt.Errorf("lm: slot %d: %w", slots[ks[q%len(ks)]], err)
+				}
+			}
+		}
+		sess := &Session{e: e, n: len(ks), guided: r.guided, pos: g.pos, caches: make([]any, len(r.caches))}
 		for l := range r.caches {
 			part := make([]float32, 0, len(st)*width)
 			for _, j := range st {
+				if j < 0 {
+					j = st[0]
+				}
 				part = append(part, flat[l][j*width:(j+1)*width]...)
 			}
 			sess.caches[l] = tensors.FromFlatDataAndDimensions(part, append([]int{len(st)}, shape.Dimensions[1:]...)...)
 		}
-		g := items[k]
-		if guide != nil {
-			g = guide[k]
-		}
-		for done := 0; done < len(items[k]); {
+		for done := 0; done < g.n; {
 			t := 1 // the largest power of two that fits
-			for t*2 <= len(items[k])-done {
+			for t*2 <= g.n-done {
 				t *= 2
 			}
-			rows := [][]Item{items[k][done : done+t]}
-			if r.guided {
-				rows = append(rows, g[done:done+t])
+			piece := make([][]Item, len(rows))
+			for q, row := range rows {
+				piece[q] = row[done : done+t]
 			}
-			for _, row := range rows {
-				for _, it := range row {
-					if err := e.check(it); err != nil {
-						sess.Close()
-						return fmt.Errorf("lm: slot %d: %w", i, err)
-					}
-				}
-			}
-			if err := sess.advance(rows); err != nil {
+			if err := sess.advance(piece); err != nil {
 				sess.Close()
-				return fmt.Errorf("lm: slot %d: %w", i, err)
+				return fmt.Errorf("lm: reading %d blocks of %d items: %w", len(ks), g.n, err)
 			}
 			done += t
 		}
 		for l, ct := range sess.caches {
 			part := tensors.MustCopyFlatData[float32](ct.(*tensors.Tensor))
 			for q, j := range st {
-				copy(flat[l][j*width:(j+1)*width], part[q*width:(q+1)*width])
+				if j >= 0 {
+					copy(flat[l][j*width:(j+1)*width], part[q*width:(q+1)*width])
+				}
 			}
 		}
 		h := tensors.MustCopyFlatData[float32](sess.hidden)
 		for q, j := range st {
-			copy(hidden[j*c.Dim:(j+1)*c.Dim], h[q*c.Dim:(q+1)*c.Dim])
+			if j >= 0 {
+				copy(hidden[j*c.Dim:(j+1)*c.Dim], h[q*c.Dim:(q+1)*c.Dim])
+			}
 		}
 		sess.Close()
 	}
