@@ -225,14 +225,12 @@ func (r *Rows) Step(items []RowItem) error {
 // place of one Step per item: items[k] to slot slots[k]'s sequence and
 // guide[k] to its guidance stream (ignored without guidance; nil: the
 // items themselves). Each slot's block runs through the backbone on its
-// own streams (as a Session, from the slot's position, together with the
-// blocks of other slots at the same position and of the same length), in
-// pieces of power-of-two lengths so that few shapes are compiled; its
-// keys, values and last hidden state are then written into the slot. So a
-// sequence's results depend on its own items alone, as with Step, whatever
-// the other slots hold (on a backend whose kernels compute each row
-// independently of the batch size, from two rows on); they agree with
-// those of Step, item by item, up to float32 rounding. A prompt of many items then costs
+// own streams alone (as a Session of one sequence, from the slot's
+// position), in pieces of power-of-two lengths so that few shapes are
+// compiled; its keys, values and last hidden state are then written into
+// the slot. So a sequence's results depend on its own items alone, as with
+// Step, whatever the other slots hold; they agree with those of Step, item
+// by item, up to float32 rounding. A prompt of many items then costs
 // a few backbone calls instead of one step of the whole batch per item.
 // The caches are copied through the host, once per call.
 func (r *Rows) Read(slots []int, items, guide [][]Item) error {
@@ -273,47 +271,33 @@ func (r *Rows) Read(slots []int, items, guide [][]Item) error {
 		flat[l] = tensors.MustCopyFlatData[float32](ct.(*tensors.Tensor))
 	}
 	hidden := tensors.MustCopyFlatData[float32](r.hidden)
-	// Blocks at one position and of one length share a session: the
-	// conditional streams, then the guidance streams, as Prefill lays
-	// them out, and at least two streams (a lone unguided block gets a
-	// copy of itself beside it), as Rows always runs, so that a block's
-	// result does not depend on how many were read with it.
-	type key struct{ pos, n int }
-	groups := map[key][]int{}
-	var order []key
+	// Each block is read in a session of its own, of two streams: the
+	// slot's and its guidance stream, or without guidance a copy of the
+	// slot's (not written back), as Rows always runs at least two. So a
+	// block's result does not depend on the blocks read with it, and the
+	// backbone's graphs are compiled for a few lengths only (an Exec
+	// holds a bounded number of shapes).
 	for k, i := range slots {
-		g := key{r.pos[i], len(items[k])}
-		if groups[g] == nil {
-			order = append(order, g)
+		gd := items[k]
+		if guide != nil {
+			gd = guide[k]
 		}
-		groups[g] = append(groups[g], k)
-	}
-	for _, g := range order {
-		ks := groups[g]
-		var st []int // the streams read, each a stream of the Rows
-		var rows [][]Item
-		for _, k := range ks {
-			st, rows = append(st, slots[k]), append(rows, items[k])
-		}
+		st := []int{i, -1} // the streams read, as streams of the Rows
 		if r.guided {
-			for _, k := range ks {
-				gd := items[k]
-				if guide != nil {
-					gd = guide[k]
-				}
-				st, rows = append(st, n+slots[k]), append(rows, gd)
-			}
-		} else if len(ks) == 1 {
-			st, rows = append(st, -1), append(rows, items[ks[0]]) // the copy: not written back
+			st[1] = n + i
 		}
-		for q, row := range rows {
+		rows := [][]Item{items[k], gd}
+		if !r.guided {
+			rows[1] = items[k]
+		}
+		for _, row := range rows {
 			for _, it := range row {
 				if err := e.check(it); err != nil {
-					return fmt.Errorf("lm: slot %d: %w", slots[ks[q%len(ks)]], err)
+					return fmt.Errorf("lm: slot %d: %w", i, err)
 				}
 			}
 		}
-		sess := &Session{e: e, n: len(ks), guided: r.guided, pos: g.pos, caches: make([]any, len(r.caches))}
+		sess := &Session{e: e, n: 1, guided: r.guided, pos: r.pos[i], caches: make([]any, len(r.caches))}
 		for l := range r.caches {
 			part := make([]float32, 0, len(st)*width)
 			for _, j := range st {
@@ -324,9 +308,9 @@ func (r *Rows) Read(slots []int, items, guide [][]Item) error {
 			}
 			sess.caches[l] = tensors.FromFlatDataAndDimensions(part, append([]int{len(st)}, shape.Dimensions[1:]...)...)
 		}
-		for done := 0; done < g.n; {
+		for done := 0; done < len(items[k]); {
 			t := 1 // the largest power of two that fits
-			for t*2 <= g.n-done {
+			for t*2 <= len(items[k])-done {
 				t *= 2
 			}
 			piece := make([][]Item, len(rows))
@@ -335,7 +319,7 @@ func (r *Rows) Read(slots []int, items, guide [][]Item) error {
 			}
 			if err := sess.advance(piece); err != nil {
 				sess.Close()
-				return fmt.Errorf("lm: reading %d blocks of %d items: %w", len(ks), g.n, err)
+				return fmt.Errorf("lm: slot %d: reading %d items: %w", i, len(items[k]), err)
 			}
 			done += t
 		}
