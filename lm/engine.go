@@ -98,6 +98,10 @@ func newEngine(backend compute.Backend, store *model.Store, cfg Config, opts Sam
 	if e.step, err = model.NewExec(backend, store, e.stepGraph); err != nil {
 		return nil, err
 	}
+	// Prefills of any length, and the blocks of Rows.Read (a shape per
+	// padded number of streams and power-of-two length), take more shapes
+	// than GoMLX's default bound.
+	e.step.SetMaxCache(maxBlockShapes)
 	if e.logits, err = model.NewExec(backend, store, func(scope *model.Scope, h *Node) *Node {
 		return cfg.Logits(nn.WeightsOf(scope.Store(), h.Graph()), h)
 	}); err != nil {
@@ -141,6 +145,10 @@ func (e *Engine) Retune(opts SampleOptions) (*Engine, error) {
 	e.Close()
 	return n, nil
 }
+
+// maxBlockShapes bounds the shapes compiled for Rows.Read: PadSlots sizes
+// of up to 1024 streams (21) times power-of-two lengths (up to 12).
+const maxBlockShapes = 256
 
 // ForSteps returns an engine over the same weights whose DPM-Solver++ plan
 // takes steps (1…) solver steps, for continuous batches (NewBatch), which

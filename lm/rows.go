@@ -225,12 +225,14 @@ func (r *Rows) Step(items []RowItem) error {
 // place of one Step per item: items[k] to slot slots[k]'s sequence and
 // guide[k] to its guidance stream (ignored without guidance; nil: the
 // items themselves). Each slot's block runs through the backbone on its
-// own streams alone (as a Session of one sequence, from the slot's
-// position), in pieces of power-of-two lengths so that few shapes are
-// compiled; its keys, values and last hidden state are then written into
-// the slot. So a sequence's results depend on its own items alone, as with
-// Step, whatever the other slots hold; they agree with those of Step, item
-// by item, up to float32 rounding. A prompt of many items then costs
+// own streams (as a Session from the slot's position, with the blocks of
+// other slots at the same position and of the same length), in pieces of
+// power-of-two lengths so that few shapes are compiled; its keys, values
+// and last hidden state are then written into the slot. So a sequence's
+// results depend on its own items alone, as with Step, whatever the other
+// slots hold (on a backend whose kernels compute each row independently
+// of the batch size, from two rows on); they agree with those of Step,
+// item by item, up to float32 rounding. A prompt of many items then costs
 // a few backbone calls instead of one step of the whole batch per item.
 // The caches are copied through the host, once per call.
 func (r *Rows) Read(slots []int, items, guide [][]Item) error {
@@ -271,33 +273,49 @@ func (r *Rows) Read(slots []int, items, guide [][]Item) error {
 		flat[l] = tensors.MustCopyFlatData[float32](ct.(*tensors.Tensor))
 	}
 	hidden := tensors.MustCopyFlatData[float32](r.hidden)
-	// Each block is read in a session of its own, of two streams: the
-	// slot's and its guidance stream, or without guidance a copy of the
-	// slot's (not written back), as Rows always runs at least two. So a
-	// block's result does not depend on the blocks read with it, and the
-	// backbone's graphs are compiled for a few lengths only (an Exec
-	// holds a bounded number of shapes).
+	// Blocks at one position and of one length are read together, in one
+	// session: the slots' streams, then their guidance streams (as
+	// Prefill lays them out), padded with copies of the first (not
+	// written back) to a size of PadSlots and at least two streams, as
+	// Rows always runs. So a block's result does not depend on how many
+	// were read with it, and the backbone compiles a few shapes only.
+	type key struct{ pos, n int }
+	groups := map[key][]int{}
+	var order []key
 	for k, i := range slots {
-		gd := items[k]
-		if guide != nil {
-			gd = guide[k]
+		g := key{r.pos[i], len(items[k])}
+		if groups[g] == nil {
+			order = append(order, g)
 		}
-		st := []int{i, -1} // the streams read, as streams of the Rows
+		groups[g] = append(groups[g], k)
+	}
+	for _, g := range order {
+		ks := groups[g]
+		var st []int // the streams read, as streams of the Rows (−1: a copy)
+		var rows [][]Item
+		for _, k := range ks {
+			st, rows = append(st, slots[k]), append(rows, items[k])
+		}
 		if r.guided {
-			st[1] = n + i
+			for _, k := range ks {
+				gd := items[k]
+				if guide != nil {
+					gd = guide[k]
+				}
+				st, rows = append(st, n+slots[k]), append(rows, gd)
+			}
 		}
-		rows := [][]Item{items[k], gd}
-		if !r.guided {
-			rows[1] = items[k]
-		}
-		for _, row := range rows {
+		for q, row := range rows {
 			for _, it := range row {
 				if err := e.check(it); err != nil {
-					return fmt.Errorf("lm: slot %d: %w", i, err)
+					return fmt.Errorf("lm: slot %d: %w", slots[ks[q%len(ks)]], err)
 				}
 			}
 		}
-		sess := &Session{e: e, n: 1, guided: r.guided, pos: r.pos[i], caches: make([]any, len(r.caches))}
+		for len(st) < max(2, PadSlots(len(st))) {
+			st, rows = append(st, -1), append(rows, rows[0])
+		}
+		sess := &Session{e: e, n: len(ks), guided: r.guided, pos: g.pos, caches: make([]any, len(r.caches))}
 		for l := range r.caches {
 			part := make([]float32, 0, len(st)*width)
 			for _, j := range st {
@@ -308,9 +326,9 @@ func (r *Rows) Read(slots []int, items, guide [][]Item) error {
 			}
 			sess.caches[l] = tensors.FromFlatDataAndDimensions(part, append([]int{len(st)}, shape.Dimensions[1:]...)...)
 		}
-		for done := 0; done < len(items[k]); {
+		for done := 0; done < g.n; {
 			t := 1 // the largest power of two that fits
-			for t*2 <= len(items[k])-done {
+			for t*2 <= g.n-done {
 				t *= 2
 			}
 			piece := make([][]Item, len(rows))
@@ -319,7 +337,7 @@ func (r *Rows) Read(slots []int, items, guide [][]Item) error {
 			}
 			if err := sess.advance(piece); err != nil {
 				sess.Close()
-				return fmt.Errorf("lm: slot %d: reading %d items: %w", i, len(items[k]), err)
+				return fmt.Errorf("lm: reading %d blocks of %d items: %w", len(ks), g.n, err)
 			}
 			done += t
 		}
