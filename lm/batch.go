@@ -96,8 +96,21 @@ type Batch struct {
 	slots   []Sequence // nil where free
 	waiting []Sequence // added, placed at the next Step
 	small   int        // consecutive steps run larger than needed
-	err     error
+	// MinBlock is the shortest block the batch reads in one go
+	// (Rows.Read, DefaultMinBlock).
+	MinBlock int
+	// short are the items left of blocks shorter than MinBlock, stepped
+	// one a tick.
+	short map[Sequence][]RowItem
+	err   error
 }
+
+// DefaultMinBlock is Batch.MinBlock of a new Batch: a block shorter than
+// it (a class prefix, a caption → image prompt) is stepped in one item a
+// tick with the rest of the batch, which costs less than backbone calls
+// and compiled shapes of its own; a longer one (an image and question, a
+// voice prompt) is read in one tick.
+const DefaultMinBlock = 16
 
 // ShrinkAfter is the number of consecutive steps a Batch runs larger than
 // its sequences need before it shrinks.
@@ -130,7 +143,7 @@ func (e *Engine) NewBatch(maxSeqs int, guided bool) (*Batch, error) {
 	case e.opts.Steps < 1:
 		return nil, errors.New("lm: a Batch needs a DPM-Solver++ plan (Steps ≥ 1): DDPM draws noise at every step")
 	}
-	return &Batch{e: e, guided: guided, max: maxSeqs}, nil
+	return &Batch{e: e, guided: guided, max: maxSeqs, MinBlock: DefaultMinBlock}, nil
 }
 
 // Guided reports whether the batch has guidance streams.
@@ -168,6 +181,7 @@ func (b *Batch) Add(s Sequence) error {
 // Remove drops a sequence (a cancelled request) from the batch; its slot is
 // free at the next Step. It reports whether the sequence was there.
 func (b *Batch) Remove(s Sequence) bool {
+	delete(b.short, s)
 	for i, t := range b.slots {
 		if t == s {
 			b.slots[i] = nil
@@ -209,10 +223,34 @@ func (b *Batch) Step() ([]Ended, error) {
 		if s == nil {
 			continue
 		}
+		if q := b.short[s]; len(q) > 0 {
+			step[i], stepping = q[0], true
+			if b.short[s] = q[1:]; len(q) == 1 {
+				delete(b.short, s)
+				active[i] = true
+			}
+			continue
+		}
 		if br, ok := s.(BlockReader); ok {
 			if items, guide := br.Block(); len(items) > 0 {
 				if guide == nil {
 					guide = items
+				}
+				if len(items) < b.MinBlock {
+					q := make([]RowItem, len(items))
+					for j := range items {
+						q[j] = RowItem{Item: items[j], Guide: guide[j]}
+					}
+					step[i], stepping = q[0], true
+					if len(q) > 1 {
+						if b.short == nil {
+							b.short = map[Sequence][]RowItem{}
+						}
+						b.short[s] = q[1:]
+					} else {
+						active[i] = true
+					}
+					continue
 				}
 				blocks, blockItems, blockGuides = append(blocks, i), append(blockItems, items), append(blockGuides, guide)
 				active[i] = true

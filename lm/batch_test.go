@@ -118,10 +118,18 @@ func (s *testSeq) seq() Sequence {
 // tick join[i], and returns each one's result.
 func runBatch(t *testing.T, e *Engine, guided bool, seqs []*testSeq, join []int) []string {
 	t.Helper()
+	return runBatchBlocks(t, e, guided, DefaultMinBlock, seqs, join)
+}
+
+// runBatchBlocks is runBatch with blocks of minBlock items or more read in
+// one go.
+func runBatchBlocks(t *testing.T, e *Engine, guided bool, minBlock int, seqs []*testSeq, join []int) []string {
+	t.Helper()
 	b, err := e.NewBatch(len(seqs), guided)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.MinBlock = minBlock
 	defer b.Close()
 	done := map[*testSeq]bool{}
 	for tick := 0; len(done) < len(seqs); tick++ {
@@ -352,10 +360,11 @@ func TestForStepsOutlivesRetune(t *testing.T) {
 	}
 }
 
-// TestBatchBlocks: sequences that read their prompts in one block
-// (BlockReader, Rows.Read) get, alone or joining a running batch beside
-// sequences that read item by item, the same results bit for bit; and
-// results that agree, to float32 rounding, with reading item by item.
+// TestBatchBlocks: sequences that hand their prompts over as blocks
+// (BlockReader) get, alone or joining a running batch beside sequences
+// that read item by item, the same results bit for bit, whether the blocks
+// are read in one go (Rows.Read) or, shorter than MinBlock, stepped in;
+// and results that agree, to float32 rounding, with reading item by item.
 func TestBatchBlocks(t *testing.T) {
 	cfg := tinyConfig()
 	b := testutil.Backend(t, "")
@@ -382,11 +391,15 @@ func TestBatchBlocks(t *testing.T) {
 	sixth.seed, sixth.scale = 99, 2
 	seqs = append(seqs, sixth)
 	join := []int{0, 1, 1, 2, 4, 2}
-	for _, guided := range []bool{false, true} {
+	for _, c := range []struct {
+		guided   bool
+		minBlock int
+	}{{false, 2}, {true, 2}, {false, DefaultMinBlock}, {true, DefaultMinBlock}} {
+		guided := c.guided
 		var alone, stepped []*testSeq
 		for _, s := range seqs {
 			a := s.fresh()
-			runBatch(t, e, guided, []*testSeq{a}, []int{0})
+			runBatchBlocks(t, e, guided, c.minBlock, []*testSeq{a}, []int{0})
 			alone = append(alone, a)
 			p := s.fresh()
 			p.block = false
@@ -397,17 +410,17 @@ func TestBatchBlocks(t *testing.T) {
 		for _, s := range seqs {
 			fresh = append(fresh, s.fresh())
 		}
-		runBatch(t, e, guided, fresh, join)
+		runBatchBlocks(t, e, guided, c.minBlock, fresh, join)
 		for i, s := range fresh {
 			if s.result() != alone[i].result() {
-				t.Errorf("guided %v, sequence %d (block %v, joined at %d): batched %s, alone %s", guided, i, s.block, join[i], s.result(), alone[i].result())
+				t.Errorf("guided %v, min block %d, sequence %d (block %v, joined at %d): batched %s, alone %s", guided, c.minBlock, i, s.block, join[i], s.result(), alone[i].result())
 			}
 			var worst float64
 			for j, v := range alone[i].drawn {
 				worst = max(worst, math.Abs(float64(v-stepped[i].drawn[j])))
 			}
 			if len(alone[i].drawn) != len(stepped[i].drawn) || worst > 1e-4 {
-				t.Errorf("guided %v, sequence %d: block and item by item differ by %g (%d and %d values)", guided, i, worst, len(alone[i].drawn), len(stepped[i].drawn))
+				t.Errorf("guided %v, min block %d, sequence %d: block and item by item differ by %g (%d and %d values)", guided, c.minBlock, i, worst, len(alone[i].drawn), len(stepped[i].drawn))
 			}
 		}
 	}

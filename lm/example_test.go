@@ -9,8 +9,10 @@ import (
 	"github.com/latentlm/latentlm/lm"
 )
 
-// digit is a class-conditional image as a Sequence: its class prefix, read
-// in one block, then its latents, each drawn from its own noise with
+// digit is a class-conditional image as a Sequence: its class prefix,
+// handed over as a block (shorter than lm.DefaultMinBlock, so the batch
+// steps it in, one item a tick: the first latent comes on the second
+// tick), then its latents, each drawn from its own noise with
 // classifier-free guidance.
 type digit struct {
 	prefix, guide []lm.Item
@@ -96,6 +98,6 @@ func ExampleBatch() {
 		}
 	}
 	// Output:
-	// tick 48: a digit of 49 latents done
-	// tick 72: a digit of 49 latents done
+	// tick 49: a digit of 49 latents done
+	// tick 73: a digit of 49 latents done
 }

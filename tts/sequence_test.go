@@ -67,6 +67,7 @@ func alone(t *testing.T, m *Model, guided bool, s *Sequence) Result {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	b.MinBlock = 2 // as TestSequenceContinuousBatch reads
 	drive(t, b, []joining{{seq: s}})
 	if !s.Done() {
 		t.Fatal("a sequence left the batch unfinished")
@@ -153,6 +154,9 @@ func TestSequenceContinuousBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	// The tiny model's prefixes are short: read them in one go, as the
+	// batch reads real voice prompts (lm.DefaultMinBlock).
+	b.MinBlock = 2
 	sizes := drive(t, b, js)
 	t.Logf("batch sizes tick by tick: %v", sizes)
 	if slices.Max(sizes) != 8 || sizes[len(sizes)-1] >= 8 {
@@ -204,6 +208,7 @@ func TestSequenceContinuousBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unguided.Close()
+	unguided.MinBlock = 2
 	self, company := specs[2].new(t, m), seqSpec{reqs[2], 11, with(1, 0.9, 0)}.new(t, m)
 	drive(t, unguided, []joining{{seq: self}, {seq: company}})
 	plain, lone := self.Result(), alone(t, m, false, specs[2].new(t, m))
