@@ -501,6 +501,10 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		if !isCanvas {
 			info["images"], info["captioned_images"] = set.N, len(texts.captioned)
 		}
+		info["lr"] = o.LR
+		if o.Init != "" { // a continuation: its weights began as these
+			info["init"] = o.Init
+		}
 		saveTo := func(dir string) error {
 			if tf != nil {
 				return tf.save(dir, store, rec, tok, info, o.Batch, o.SeqLen, step)
