@@ -114,6 +114,19 @@ func (s *testSeq) seq() Sequence {
 	return s
 }
 
+// tinyEngine is an engine of the tiny random model with opts, closed when
+// the test ends.
+func tinyEngine(t *testing.T, opts SampleOptions) *Engine {
+	t.Helper()
+	cfg := tinyConfig()
+	e, err := NewEngine(testutil.Backend(t, ""), randomStore(t, cfg, 0.05, dtypes.Float32), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
 // runBatch runs the sequences through one Batch, sequence i joining before
 // tick join[i], and returns each one's result.
 func runBatch(t *testing.T, e *Engine, guided bool, seqs []*testSeq, join []int) []string {
@@ -173,13 +186,7 @@ func runBatchBlocks(t *testing.T, e *Engine, guided bool, minBlock int, seqs []*
 // with exactly the results each gets alone in a batch.
 func TestBatchContinuous(t *testing.T) {
 	cfg := tinyConfig()
-	b := testutil.Backend(t, "")
-	store := randomStore(t, cfg, 0.05, dtypes.Float32)
-	e, err := NewEngine(b, store, cfg, SampleOptions{Steps: 3, CFG: 1, Temperature: 1, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := tinyEngine(t, SampleOptions{Steps: 3, CFG: 1, Temperature: 1, Seed: 1})
 	null := TokenItem(cfg.Vocab.Null())
 	var seqs []*testSeq
 	for i := range 6 {
@@ -241,22 +248,11 @@ func TestBatchContinuous(t *testing.T) {
 // plan has no Batch, a removed sequence ends nothing, and a closed batch
 // fails.
 func TestBatchRefuses(t *testing.T) {
-	cfg := tinyConfig()
-	b := testutil.Backend(t, "")
-	store := randomStore(t, cfg, 0.05, dtypes.Float32)
-	ddpm, err := NewEngine(b, store, cfg, SampleOptions{Steps: 0, CFG: 1, Temperature: 1, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ddpm.Close()
+	ddpm := tinyEngine(t, SampleOptions{Steps: 0, CFG: 1, Temperature: 1, Seed: 1})
 	if _, err := ddpm.NewBatch(2, false); err == nil {
 		t.Error("a DDPM engine made a Batch")
 	}
-	e, err := NewEngine(b, store, cfg, SampleOptions{Steps: 2, CFG: 1, Temperature: 1, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := tinyEngine(t, SampleOptions{Steps: 2, CFG: 1, Temperature: 1, Seed: 1})
 	bt, err := e.NewBatch(2, false)
 	if err != nil {
 		t.Fatal(err)
@@ -311,12 +307,7 @@ func TestBatchRefuses(t *testing.T) {
 // neither closes it nor forgets it; Close does.
 func TestForStepsOutlivesRetune(t *testing.T) {
 	cfg := tinyConfig()
-	b := testutil.Backend(t, "")
-	store := randomStore(t, cfg, 0.05, dtypes.Float32)
-	e, err := NewEngine(b, store, cfg, SampleOptions{Steps: 2, CFG: 1, Temperature: 1, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := tinyEngine(t, SampleOptions{Steps: 2, CFG: 1, Temperature: 1, Seed: 1})
 	x, err := e.ForSteps(3)
 	if err != nil {
 		t.Fatal(err)
@@ -367,13 +358,7 @@ func TestForStepsOutlivesRetune(t *testing.T) {
 // and results that agree, to float32 rounding, with reading item by item.
 func TestBatchBlocks(t *testing.T) {
 	cfg := tinyConfig()
-	b := testutil.Backend(t, "")
-	store := randomStore(t, cfg, 0.05, dtypes.Float32)
-	e, err := NewEngine(b, store, cfg, SampleOptions{Steps: 3, CFG: 1, Temperature: 1, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := tinyEngine(t, SampleOptions{Steps: 3, CFG: 1, Temperature: 1, Seed: 1})
 	null := TokenItem(cfg.Vocab.Null())
 	var seqs []*testSeq
 	for i := range 5 {
