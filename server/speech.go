@@ -154,14 +154,14 @@ func LoadVoices(dataDir string) ([]Voice, error) {
 // speechModel is a served text-to-speech model. Its requests are decoded
 // together, each an utterance of one continuous batch (the model's
 // seqBatcher); each request decodes its own frames to audio on its own
-// goroutine, with the model's one speech tokenizer, which tok guards.
+// goroutine, with the model's one speech tokenizer.
 type speechModel struct {
 	name, backend string
 	m             *tts.Model
 	voices        []Voice
 	// tok is a mutex (a waiter whose client is gone can abandon its wait)
-	// over the speech tokenizer — encoding voice prompts, decoding frames
-	// to audio — and prompts.
+	// over encoding voice prompts and their cache, prompts. Decoding
+	// frames to audio needs none: each request decodes its own.
 	tok chan struct{}
 	// prompts caches the latent frames of each voice's prompt (they depend
 	// only on the model).
@@ -574,18 +574,17 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) {
 	})
 	st.Seed = uint64(req.Seed)
 	sent := 0
-	// decode feeds the stream frame z (nil: the end) with the tokenizer
-	// held, then sends the chunks it decoded, without it.
+	// decode feeds the stream frame z (nil: the end), then sends the
+	// chunks it decoded. Requests decode side by side: the tokenizer's
+	// decoder is a compiled graph (safe for concurrent calls) and
+	// Griffin-Lim a pure function of its input and seed.
 	decode := func(z []float32) error {
-		if err := sm.lockTokenizer(ctx); err != nil {
-			return err
-		}
+		var err error
 		if z != nil {
 			err = st.Add(z)
 		} else {
 			err = st.Close()
 		}
-		sm.unlockTokenizer()
 		if err != nil || !req.Stream {
 			return err
 		}
