@@ -2,18 +2,10 @@ package latentlm_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/gomlx/ml/model"
-
 	"github.com/latentlm/latentlm"
-	"github.com/latentlm/latentlm/checkpoint"
-	"github.com/latentlm/latentlm/diffusion"
-	"github.com/latentlm/latentlm/dit"
-	"github.com/latentlm/latentlm/lm"
-	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/internal/testgen"
 )
 
 // TestGenerateBatchRowsIndependent: an item's images are the same, byte for
@@ -74,44 +66,12 @@ func TestGenerateBatchRowsIndependent(t *testing.T) {
 	}
 }
 
-// tinyDiT saves an untrained DiT for the shipped MNIST tokenizer, every
-// weight drawn from N(0, 0.05) (none zero, so that class and guidance
-// matter), and loads it.
-func tinyDiT(t *testing.T) *latentlm.Generator {
-	t.Helper()
-	tokDir := "weights/vae-mnist"
-	sum, err := checkpoint.FileSHA256(filepath.Join(tokDir, checkpoint.WeightsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := dit.Config{Dim: 16, Depth: 1, Heads: 2, MLPRatio: 2, Latent: 8, Grid: 7, Classes: 10, Target: diffusion.Epsilon}
-	specs := cfg.Specs()
-	for i := range specs {
-		specs[i].Std = 0.05
-	}
-	store := model.NewStore()
-	if err := nn.Init(store, specs, 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "dit")
-	tok := lm.Tokenizer{Path: tokDir, SHA256: sum, Kind: "sigma", Items: 49, Channels: 8, Data: "mnist"}
-	if err := dit.Save(dir, cfg, store, tok, nil); err != nil {
-		t.Fatal(err)
-	}
-	g, err := latentlm.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	return g
-}
-
 // TestGenerateBatchDiT: a DiT batch (one solver run for every grid) gives
 // each item, with its own seed, guidance scale and temperature, byte for
 // byte the images it gets alone; the callback sees the finished grids once;
 // a cancelled item is dropped.
 func TestGenerateBatchDiT(t *testing.T) {
-	g := tinyDiT(t)
+	g := testgen.DiT(t)
 	if !g.SupportsBatch() || g.SupportsDecoder() {
 		t.Fatalf("a DiT: batch %v, decoder %v; want batch only", g.SupportsBatch(), g.SupportsDecoder())
 	}

@@ -8,22 +8,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/gomlx/ml/model"
-
-	"github.com/latentlm/latentlm"
-	"github.com/latentlm/latentlm/checkpoint"
-	"github.com/latentlm/latentlm/diffusion"
-	"github.com/latentlm/latentlm/dit"
-	"github.com/latentlm/latentlm/lm"
-	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/internal/testgen"
 )
 
 // batchedImages posts body and returns the images of its answer (the
@@ -286,48 +277,13 @@ func TestServerBatchCancel(t *testing.T) {
 	}
 }
 
-// tinyDiTModel saves an untrained DiT for the shipped MNIST tokenizer,
-// every weight drawn from N(0, 0.05) (so that class and guidance matter),
-// and loads it.
-func tinyDiTModel(t *testing.T) *latentlm.Generator {
-	t.Helper()
-	tokDir, err := latentlm.ShippedWeights("vae-mnist")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, err := checkpoint.FileSHA256(filepath.Join(tokDir, checkpoint.WeightsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := dit.Config{Dim: 16, Depth: 1, Heads: 2, MLPRatio: 2, Latent: 8, Grid: 7, Classes: 10, Target: diffusion.Epsilon}
-	specs := cfg.Specs()
-	for i := range specs {
-		specs[i].Std = 0.05
-	}
-	store := model.NewStore()
-	if err := nn.Init(store, specs, 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "dit-mnist")
-	tok := lm.Tokenizer{Path: tokDir, SHA256: sum, Kind: "sigma", Items: 49, Channels: 8, Data: "mnist"}
-	if err := dit.Save(dir, cfg, store, tok, nil); err != nil {
-		t.Fatal(err)
-	}
-	g, err := latentlm.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	return g
-}
-
 // TestServerDiTBatched: concurrent requests for a DiT model, of different
 // seeds, sizes and guidance scales, are decoded in one batch (after the
 // first, held until the others wait); each gets byte for byte the images
 // it gets alone, streamed (one latent event) or not.
 func TestServerDiTBatched(t *testing.T) {
 	const clients = 6
-	s, err := New([]Model{{Name: "dit", Gen: tinyDiTModel(t)}}, Config{BatchRows: 16, Queue: 16})
+	s, err := New([]Model{{Name: "dit", Gen: testgen.DiT(t)}}, Config{BatchRows: 16, Queue: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
