@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,6 +61,16 @@ func runTrainTTS(args []string) error {
 	if o.SeqLen > 0 && o.SeqLen < 8 {
 		return errors.New("--seq-len must be 0 (from the data) or at least 8")
 	}
+	return runSpeechTask(fs, &o.Options, "tts", args, func(ctx context.Context) error {
+		_, err := recipe.TTS(ctx, o)
+		return err
+	})
+}
+
+// runSpeechTask runs `train --task task` (text-to-speech or the VALL-E
+// baseline) on the speech data o.Data names (default: the cache of
+// `latentlm speech data`), cancelled by Ctrl-C with a checkpoint saved.
+func runSpeechTask(fs *flags, o *recipe.Options, task string, args []string, run func(ctx context.Context) error) error {
 	dir, err := speechDir(o.Data)
 	if err != nil {
 		return err
@@ -70,10 +81,7 @@ func runTrainTTS(args []string) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	return runRecipe(fs, &o.Options, append([]string{"train", "--task", "tts"}, args...), func() error {
-		_, err := recipe.TTS(ctx, o)
-		return err
-	})
+	return runRecipe(fs, o, append([]string{"train", "--task", task}, args...), func() error { return run(ctx) })
 }
 
 // speakRequest is what speak was asked, checked before any model loads.

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"os"
 
 	"github.com/latentlm/latentlm/recipe"
 )
@@ -36,17 +36,7 @@ func runTrainVALLE(args []string) error {
 	if o.Codec == "" {
 		return errors.New("--codec is required: a residual-VQ speech codec (latentlm speech-vae train --kind rvq)")
 	}
-	dir, err := speechDir(o.Data)
-	if err != nil {
-		return err
-	}
-	o.Data = dir
-	if !o.Quiet {
-		o.Log = os.Stderr
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	return runRecipe(fs, &o.Options, append([]string{"train", "--task", "valle"}, args...), func() error {
+	return runSpeechTask(fs, &o.Options, "valle", args, func(ctx context.Context) error {
 		_, err := recipe.VALLE(ctx, o)
 		return err
 	})
