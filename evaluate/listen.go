@@ -16,7 +16,6 @@ import (
 	"github.com/latentlm/latentlm/metrics"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/speechvae"
-	"github.com/latentlm/latentlm/tts"
 	"github.com/latentlm/latentlm/wav"
 )
 
@@ -101,28 +100,28 @@ func ReconstructionColumn(m *speechvae.Model, about string, seed uint64) ListenC
 		}}
 }
 
-// TTSColumn is a LatentLM text-to-speech model m speaking each row's text
-// in the voice of its prompt, through the evaluation's own generation
-// (ttsSpeak, so the page hears what `eval --task tts` scores); the note
-// says whether the model ended the speech itself.
-func TTSColumn(name, key, about string, m *tts.Model, seed uint64) ListenColumn {
+// TTSColumn is a text-to-speech system speaking each row's text in the
+// voice of its prompt, through the evaluation's own generation
+// (TTSSystem.Speak, so the page hears what `eval --task tts` scores); the
+// note says whether the model ended the speech itself.
+func TTSColumn(name, key, about string, m TTSSystem, seed uint64) ListenColumn {
 	return ListenColumn{Name: name, Key: key, About: about,
 		Render: func(ctx context.Context, items []ListenItem) ([]ListenAudio, error) {
 			texts, prompts, files := make([]string, len(items)), make([][]float32, len(items)), make([]string, len(items))
 			for i, it := range items {
 				texts[i], prompts[i], files[i] = it.Text, it.Prompt, it.PromptFile
 			}
-			gen, res, err := ttsSpeak(ctx, m, texts, prompts, files, seed)
+			spoken, err := m.Speak(ctx, texts, prompts, files, seed)
 			if err != nil {
 				return nil, err
 			}
 			out := make([]ListenAudio, len(items))
-			for i := range items {
-				note := fmt.Sprintf("%d frames; cut at the length bound", len(res[i].Frames))
-				if res[i].Stopped {
-					note = fmt.Sprintf("%d frames; the model ended it (<EOL>)", len(res[i].Frames))
+			for i, sp := range spoken {
+				note := fmt.Sprintf("%d frames; cut at the length bound", sp.Frames)
+				if sp.Stopped {
+					note = fmt.Sprintf("%d frames; the model ended it (<EOL>)", sp.Frames)
 				}
-				out[i] = ListenAudio{Samples: gen[i], Note: note}
+				out[i] = ListenAudio{Samples: sp.Samples, Note: note}
 			}
 			return out, nil
 		}}

@@ -11,6 +11,7 @@ import (
 	"github.com/latentlm/latentlm/metrics"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/tts"
+	"github.com/latentlm/latentlm/valle"
 	"github.com/latentlm/latentlm/wav"
 )
 
@@ -70,6 +71,9 @@ type TTSReport struct {
 	// diffusion head's passes (solver steps × 2 with guidance).
 	FramesPerSecond     float64 `json:"frames_per_audio_second"`
 	HeadPassesPerSecond float64 `json:"head_passes_per_audio_second"`
+	// DecodingStepsPerSecond is the sequential backbone passes (Spoken.Steps)
+	// per second of generated frames, measured over the utterances.
+	DecodingStepsPerSecond float64 `json:"decoding_steps_per_audio_second"`
 	// RealTimeFactor is generation and decoding time over the audio's
 	// duration, at the options' batch size.
 	RealTimeFactor float64 `json:"real_time_factor"`
@@ -77,12 +81,39 @@ type TTSReport struct {
 	EvalSeconds    float64 `json:"eval_seconds"`
 }
 
+// TTSSystem is a text-to-speech system that TTS scores and a listening
+// page plays (TTSColumn): LatentLM (LatentLMTTS) or the VALL-E-style
+// discrete baseline (VALLETTS), so that one evaluation, with the same
+// texts, prompts and judges, compares the two (the paper's Table 4).
+type TTSSystem interface {
+	// Speak says texts[j] in the voice of the 16 kHz clip prompts[j]
+	// (named files[j] in errors); seed seeds the decoder's phases.
+	Speak(ctx context.Context, texts []string, prompts [][]float32, files []string, seed uint64) ([]Spoken, error)
+	// Rates are the frames the model generates per second of audio, and
+	// its diffusion head's passes per second of audio (0: no head).
+	Rates() (frames, headPasses float64)
+}
+
+// Spoken is one utterance a TTSSystem said.
+type Spoken struct {
+	Samples []float32 // 16 kHz
+	// Stopped reports that the model ended the speech itself (<EOL>);
+	// false means that the length bound cut it.
+	Stopped bool
+	Frames  int
+	// Steps are the sequential backbone passes that made it: one per frame
+	// and one for the <EOL> decision, and for the VALL-E-style baseline
+	// one more per codebook its NAR fills. The paper's "decoding steps"
+	// (§4.4: LatentLM's 15 frames a second against VALL-E 2's 75).
+	Steps int
+}
+
 // TTS speaks the first N texts of each voice and set of a split with m,
 // each in the voice of a prompt taken from another utterance of the same
 // voice in the split, and scores the speech against the real utterances
 // of the same texts: WER, the voice judge's accuracy and SIM, whether the
-// model stopped itself, and the duration.
-func TTS(ctx context.Context, m *tts.Model, o TTSOptions) (*TTSReport, error) {
+// model stopped itself, the duration and the decoding steps.
+func TTS(ctx context.Context, m TTSSystem, o TTSOptions) (*TTSReport, error) {
 	if len(o.Utterances) != len(o.Clips) || len(o.Clips) == 0 {
 		return nil, fmt.Errorf("tts evaluation: %d utterances for %d clips", len(o.Utterances), len(o.Clips))
 	}
@@ -113,21 +144,23 @@ func TTS(ctx context.Context, m *tts.Model, o TTSOptions) (*TTSReport, error) {
 		fmt.Fprintf(o.Log, "speaking %d texts\n", len(pick))
 	}
 	tg := time.Now()
-	gen, res, err := ttsSpeak(ctx, m, texts, promptClips, promptFiles, o.Seed)
+	spoken, err := m.Speak(ctx, texts, promptClips, promptFiles, o.Seed)
 	if err != nil {
 		return nil, err
 	}
 	var audio float64
-	for _, g := range gen {
-		audio += float64(len(g)) / speech.Rate
+	var steps, frames int
+	gen := make([][]float32, len(spoken))
+	for j, g := range spoken {
+		gen[j] = g.Samples
+		audio += float64(len(g.Samples)) / speech.Rate
+		steps, frames = steps+g.Steps, frames+g.Frames
 	}
-	rep := &TTSReport{AudioSeconds: audio, RealTimeFactor: time.Since(tg).Seconds() / audio, FramesPerSecond: m.Format.FrameRate}
-	opts := m.Options()
-	passes := float64(max(opts.Steps, 1))
-	if opts.CFG != 1 {
-		passes *= 2
+	rep := &TTSReport{AudioSeconds: audio, RealTimeFactor: time.Since(tg).Seconds() / audio}
+	rep.FramesPerSecond, rep.HeadPassesPerSecond = m.Rates()
+	if frames > 0 {
+		rep.DecodingStepsPerSecond = float64(steps) / (float64(frames) / rep.FramesPerSecond)
 	}
-	rep.HeadPassesPerSecond = m.Format.FrameRate * passes
 	// Scores per voice and set, then over voices per set.
 	type key struct{ voice, set string }
 	acc := map[key]*TTSScores{}
@@ -178,7 +211,7 @@ func TTS(ctx context.Context, m *tts.Model, o TTSOptions) (*TTSReport, error) {
 		for _, k := range []key{{u.Voice, u.Set}, {"all", u.Set}} {
 			s := row(k)
 			s.Utterances++
-			if res[j].Stopped {
+			if spoken[j].Stopped {
 				s.Stopped++
 			}
 			if math.Abs(ratio-1) <= 0.2 {
@@ -248,34 +281,81 @@ func ttsPrompts(utts []speech.Utterance) []int {
 	return out
 }
 
-// ttsSpeak speaks texts[j] in the voice of the 16 kHz clip prompts[j]
-// (named files[j] in errors) with m, and decodes the frames with the
-// model's speech tokenizer (seed: Griffin-Lim's phases). Speech the model
-// ended before its first frame becomes one frame of silence, so that every
-// text has audio for the judges.
-func ttsSpeak(ctx context.Context, m *tts.Model, texts []string, prompts [][]float32, files []string, seed uint64) ([][]float32, []tts.Result, error) {
+// LatentLMTTS is a LatentLM text-to-speech model as a TTSSystem: the
+// texts are spoken in one batch (tts.Model.Generate, at its options'
+// batch size), and the frames decoded by the model's speech tokenizer.
+func LatentLMTTS(m *tts.Model) TTSSystem { return latentLMTTS{m} }
+
+type latentLMTTS struct{ m *tts.Model }
+
+// Speak speaks every text with m and decodes the frames (seed:
+// Griffin-Lim's phases). Speech the model ended before its first frame
+// becomes one frame of silence, so that every text has audio for the
+// judges.
+func (l latentLMTTS) Speak(ctx context.Context, texts []string, prompts [][]float32, files []string, seed uint64) ([]Spoken, error) {
+	m := l.m
 	reqs := make([]tts.Request, len(texts))
 	for j, text := range texts {
 		p, err := m.Prompt(prompts[j])
 		if err != nil {
-			return nil, nil, fmt.Errorf("voice prompt %s: %w", files[j], err)
+			return nil, fmt.Errorf("voice prompt %s: %w", files[j], err)
 		}
 		reqs[j] = tts.Request{Text: text, Prompt: p}
 	}
 	res, err := m.Generate(ctx, reqs, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("speaking %d texts: %w", len(reqs), err)
+		return nil, fmt.Errorf("speaking %d texts: %w", len(reqs), err)
 	}
-	gen := make([][]float32, len(res))
+	out := make([]Spoken, len(res))
 	for j, r := range res {
+		out[j] = Spoken{Stopped: r.Stopped, Frames: len(r.Frames), Steps: len(r.Frames)}
+		if r.Stopped {
+			out[j].Steps++
+		}
 		if len(r.Frames) == 0 {
-			gen[j] = make([]float32, m.Speech.Config.SamplesPerLatent())
-		} else if gen[j], err = m.Speech.Decode(r.Frames, 0, seed); err != nil {
-			return nil, nil, fmt.Errorf("decoding the speech of %q: %w", texts[j], err)
+			out[j].Samples = make([]float32, m.Speech.Config.SamplesPerLatent())
+		} else if out[j].Samples, err = m.Speech.Decode(r.Frames, 0, seed); err != nil {
+			return nil, fmt.Errorf("decoding the speech of %q: %w", texts[j], err)
 		}
 	}
-	return gen, res, nil
+	return out, nil
 }
+
+// Rates: a backbone step per frame, and the head's solver steps per frame,
+// twice with guidance.
+func (l latentLMTTS) Rates() (frames, headPasses float64) {
+	opts := l.m.Options()
+	passes := float64(max(opts.Steps, 1))
+	if opts.CFG != 1 {
+		passes *= 2
+	}
+	return l.m.Format.FrameRate, l.m.Format.FrameRate * passes
+}
+
+// VALLETTS is the VALL-E-style baseline (package valle) as a TTSSystem,
+// generating with o: one utterance at a time (its AR has no batched
+// sampler), each drawn with o.Seed.
+func VALLETTS(s *valle.Speaker, o valle.Options) TTSSystem { return valleTTS{s, o} }
+
+type valleTTS struct {
+	s *valle.Speaker
+	o valle.Options
+}
+
+func (v valleTTS) Speak(ctx context.Context, texts []string, prompts [][]float32, files []string, seed uint64) ([]Spoken, error) {
+	out := make([]Spoken, len(texts))
+	for j, text := range texts {
+		sp, err := v.s.Speak(ctx, text, prompts[j], v.o, seed)
+		if err != nil {
+			return nil, fmt.Errorf("speaking %q in the voice of %s: %w", text, files[j], err)
+		}
+		out[j] = Spoken{Samples: sp.Samples, Stopped: sp.Stopped, Frames: len(sp.Codes), Steps: sp.ARSteps + sp.NARPasses}
+	}
+	return out, nil
+}
+
+// Rates: the codec's frame rate; no diffusion head.
+func (v valleTTS) Rates() (frames, headPasses float64) { return v.s.Model.Config.FrameRate, 0 }
 
 // transcribe has pocketsphinx write down each clip, with the grammar of
 // its text set (sets[j]: numbers are read against the numbers grammar,

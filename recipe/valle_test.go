@@ -3,6 +3,7 @@ package recipe
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -72,6 +73,37 @@ func TestVALLE(t *testing.T) {
 	}
 	if len(s.Codes) > 5 {
 		t.Errorf("%d frames in at most 0.2 s at 25 Hz", len(s.Codes))
+	}
+	// The baseline with its codec: text and a 16 kHz prompt in, speech out,
+	// the codec found from the checkpoint's record.
+	sp, err := valle.LoadSpeaker(testutil.Backend(t, ""), straight.Out, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	prompt := make([]float32, 8000)
+	for i := range prompt {
+		prompt[i] = float32(0.3 * math.Sin(float64(i)/10))
+	}
+	said, err := sp.Speak(ctx, "one", prompt, o, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, per := len(said.Codes), sp.Codec.Config.SamplesPerLatent()
+	if want := max(frames, 1) * per; len(said.Samples) != want {
+		t.Errorf("%d frames spoken as %d samples, want %d", frames, len(said.Samples), want)
+	}
+	if frames > 0 && said.NARPasses != 2 {
+		t.Errorf("%d NAR passes for 3 codebooks, want 2", said.NARPasses)
+	}
+	if _, err := sp.Speak(ctx, "", prompt, o, 1); err == nil {
+		t.Error("empty text spoken")
+	}
+	if _, err := sp.Speak(ctx, "one", nil, o, 1); err == nil {
+		t.Error("an empty prompt accepted")
+	}
+	if _, err := valle.LoadSpeaker(testutil.Backend(t, ""), straight.Out, sigma); err == nil {
+		t.Error("a σ-VAE accepted as the baseline's codec")
 	}
 
 	bad := opts(filepath.Join(root, "sigma"), 2)

@@ -25,6 +25,7 @@ import (
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/tts"
+	"github.com/latentlm/latentlm/valle"
 )
 
 // runEvalTTS is `latentlm eval --task tts`: the text-to-speech model
@@ -33,7 +34,7 @@ func runEvalTTS(args []string) error {
 	fs := newFlags("eval --task tts", "eval --task tts [--model DIR] [--set numbers|sentences|both] [--n 10] [--split test] [--steps 5] [--cfg 3] [--json] [--listen DIR [--listen-n 8] [--baseline DIR] [--force]]")
 	d := tts.DefaultOptions()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	modelDir := fs.String("model", "", "text-to-speech checkpoint (default: the shipped weights/"+ttsDefault+")")
+	modelDir := fs.String("model", "", "text-to-speech checkpoint, LatentLM's or the VALL-E-style baseline's (train --task valle; --steps and --cfg do not apply to it) (default: the shipped weights/"+ttsDefault+")")
 	speechVAE := fs.String("speech-vae", "", "speech tokenizer (default: the model's own)")
 	dataDir := fs.String("data", "", "speech data cache (default .deps/speech)")
 	split := fs.String("split", speech.SplitTest, "split whose texts are spoken: train, valid or test")
@@ -103,11 +104,32 @@ func runEvalTTS(args []string) error {
 	// batches full and the shapes few.
 	opts := tts.Options{SampleOptions: lm.SampleOptions{Steps: *steps, CFG: *cfg, Temperature: d.Temperature, Seed: *seed},
 		MaxSeconds: *maxSeconds, PromptSeconds: d.PromptSeconds, Batch: *batch, EqualisePrompts: *batch > 1}
-	m, err := tts.Load(b, dir, *speechVAE, opts)
+	kind, err := checkpoint.ReadKind(dir)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
+	var system evaluate.TTSSystem
+	var m *tts.Model
+	switch kind {
+	case valle.Kind:
+		// The discrete baseline is scored by the same evaluation; its page
+		// column joins a LatentLM model's page (--baseline).
+		if *listen != "" {
+			return fmt.Errorf("--model %s is a VALL-E-style baseline: its listening page is LatentLM's, with --baseline %s", dir, dir)
+		}
+		s, err := valle.LoadSpeaker(b, dir, *speechVAE)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		system = evaluate.VALLETTS(s, valleOptions(opts))
+	default:
+		if m, err = tts.Load(b, dir, *speechVAE, opts); err != nil {
+			return err
+		}
+		defer m.Close()
+		system = evaluate.LatentLMTTS(m)
+	}
 	utts, clips, err := loadSpeechSplit(*dataDir, *split)
 	if err != nil {
 		return err
@@ -134,24 +156,29 @@ func runEvalTTS(args []string) error {
 			command: commandLine(append([]string{"latentlm", "eval", "--task", "tts"}, args...))}
 		return lo.run(ctx, b, m, utts, clips, o)
 	}
-	rep, err := evaluate.TTS(ctx, m, o)
+	rep, err := evaluate.TTS(ctx, system, o)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"model": dir, "split": *split, "steps": *steps, "cfg": *cfg, "report": rep})
+		return enc.Encode(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *steps, "cfg": *cfg, "report": rep})
 	}
-	fmt.Printf("%s on the %s split, %d DPM-Solver++ steps, CFG %g\n", dir, *split, *steps, *cfg)
+	if kind == valle.Kind {
+		vo := valleOptions(opts)
+		fmt.Printf("%s (VALL-E-style) on the %s split, codes drawn at temperature %g among the %d likeliest\n", dir, *split, vo.Temperature, vo.TopK)
+	} else {
+		fmt.Printf("%s on the %s split, %d DPM-Solver++ steps, CFG %g\n", dir, *split, *steps, *cfg)
+	}
 	fmt.Printf("%-16s %-9s %5s %17s %9s %9s %5s %8s %8s %6s\n", "voice", "set", "utts", "WER orig→gen", "spk gen", "spk orig", "SIM", "stopped", "±20%", "ratio")
 	for _, r := range rep.Rows {
 		fmt.Printf("%-16s %-9s %5d %17s %8.1f%% %8.1f%% %5.2f %7.0f%% %7.0f%% %6.2f\n", r.Voice, r.Set, r.Utterances,
 			fmt.Sprintf("%.1f%%→%.1f%%", 100*r.WEROriginal, 100*r.WERGenerated), 100*r.SpeakerAccuracy, 100*r.SpeakerAccuracyOriginal,
 			r.SIM, 100*r.Stopped, 100*r.WithinDuration, r.DurationRatio)
 	}
-	fmt.Printf("%.0f frames and %.0f head passes per second of audio; real-time factor %.2f at batch %d (%.0f s of audio, %.0f s in all)\n",
-		rep.FramesPerSecond, rep.HeadPassesPerSecond, rep.RealTimeFactor, *batch, rep.AudioSeconds, rep.EvalSeconds)
+	fmt.Printf("%.0f frames, %.1f decoding steps and %.0f head passes per second of audio; real-time factor %.2f at batch %d (%.0f s of audio, %.0f s in all)\n",
+		rep.FramesPerSecond, rep.DecodingStepsPerSecond, rep.HeadPassesPerSecond, rep.RealTimeFactor, *batch, rep.AudioSeconds, rep.EvalSeconds)
 	return nil
 }
 
@@ -175,8 +202,26 @@ var listenBaselines = map[string]func(b compute.Backend, dir string, opts tts.Op
 			return evaluate.ListenColumn{}, nil, fmt.Errorf("--baseline: %w", err)
 		}
 		about := fmt.Sprintf("%s (%s, %s)", dir, tts.Kind, ttsSettings(opts))
-		return evaluate.TTSColumn("baseline", "baseline", about, m, seed), m.Close, nil
+		return evaluate.TTSColumn("baseline", "baseline", about, evaluate.LatentLMTTS(m), seed), m.Close, nil
 	},
+	valle.Kind: func(b compute.Backend, dir string, opts tts.Options, seed uint64) (evaluate.ListenColumn, func(), error) {
+		s, err := valle.LoadSpeaker(b, dir, "")
+		if err != nil {
+			return evaluate.ListenColumn{}, nil, fmt.Errorf("--baseline: %w", err)
+		}
+		vo := valleOptions(opts)
+		about := fmt.Sprintf("%s (%s, temperature %g among the %d likeliest codes, at most %g s)", dir, valle.Kind, vo.Temperature, vo.TopK, vo.MaxSeconds)
+		return evaluate.TTSColumn("VALL-E-style", "valle", about, evaluate.VALLETTS(s, vo), seed), s.Close, nil
+	},
+}
+
+// valleOptions are the VALL-E-style baseline's sampling (valle.DefaultOptions:
+// temperature 1 among the 50 likeliest codes) under the evaluation's
+// length bound and seed.
+func valleOptions(o tts.Options) valle.Options {
+	vo := valle.DefaultOptions()
+	vo.MaxSeconds, vo.Seed = o.MaxSeconds, uint64(o.Seed)
+	return vo
 }
 
 // checkListen checks the listening page's folder and baseline before any
@@ -327,7 +372,7 @@ func (r listenRun) run(ctx context.Context, b compute.Backend, m *tts.Model, utt
 	seed := uint64(r.opts.Seed)
 	cols := []evaluate.ListenColumn{evaluate.OriginalColumn(),
 		evaluate.ReconstructionColumn(m.Speech, fmt.Sprintf("%s, LatentLM's speech tokenizer", tok), seed),
-		evaluate.TTSColumn("LatentLM", "latentlm", fmt.Sprintf("%s (this model)", m.Dir), m, seed)}
+		evaluate.TTSColumn("LatentLM", "latentlm", fmt.Sprintf("%s (this model)", m.Dir), evaluate.LatentLMTTS(m), seed)}
 	if r.baseline != "" {
 		col, release, err := listenBaselines[r.baselineKind](b, r.baseline, r.opts, seed)
 		if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/speechvae"
 	"github.com/latentlm/latentlm/tts"
+	"github.com/latentlm/latentlm/valle"
 	"github.com/latentlm/latentlm/wav"
 )
 
@@ -35,6 +36,44 @@ import (
 // ends the speech itself and --max-seconds sets its length.
 type listenFixture struct {
 	root, cache, vae, model string
+}
+
+// valleBaseline writes beside the fixture a tiny random VALL-E-style
+// baseline on a tiny untrained residual-VQ codec of 3 codebooks, and
+// returns its folder.
+func (f listenFixture) valleBaseline(t *testing.T) string {
+	t.Helper()
+	sc := speechvae.DefaultConfig()
+	sc.Channels, sc.Dim, sc.Depth, sc.Heads = 4, 16, 1, 2
+	sc = sc.RVQ(3, 8)
+	cs := model.NewStore()
+	if err := nn.Init(cs, sc.Specs(), 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	codec, err := speechvae.NewModel(testutil.Backend(t, ""), sc, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codecDir, dir := filepath.Join(f.root, "codec"), filepath.Join(f.root, "valle")
+	err = codec.Save(codecDir, nil)
+	codec.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := checkpoint.FileSHA256(filepath.Join(codecDir, checkpoint.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := valle.NewConfig(sc, 32, 1, 2, 160)
+	store := model.NewStore()
+	if err := nn.Init(store, cfg.Specs(), 4, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	rec := lm.Tokenizer{Path: codecDir, SHA256: sum, Kind: sc.KindName(), Channels: sc.Channels, Data: "random"}
+	if err := valle.Save(dir, cfg, store, map[string]any{"tokenizer": rec, "prompt_seconds": 3.0}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func newListenFixture(t *testing.T) listenFixture {
@@ -416,6 +455,53 @@ func TestEvalTTSTable(t *testing.T) {
 	if a := rows["all"]; a.Stopped != 0 || math.Abs(out.Report.AudioSeconds-4*0.2) > 1e-9 {
 		t.Errorf("stopped %v, %v s of audio; want 0 and 0.8 s", a.Stopped, out.Report.AudioSeconds)
 	}
+	// A backbone step per frame: the model never ends its speech.
+	if r := out.Report; r.DecodingStepsPerSecond != r.FramesPerSecond {
+		t.Errorf("%v decoding steps a second at %v frames a second, want equal", r.DecodingStepsPerSecond, r.FramesPerSecond)
+	}
 	code, _, stderr = cli(t, f.root, "eval", "--task", "tts", "--listen-n", "3")
 	expectOneLineError(t, code, stderr, "--listen-n only make sense with --listen")
+}
+
+// TestEvalTTSVALLE: the VALL-E-style baseline is scored by the same
+// evaluation (its kind read from the checkpoint), its decoding steps
+// counting the NAR's passes, and joins a LatentLM page as --baseline; it
+// has no page of its own.
+func TestEvalTTSVALLE(t *testing.T) {
+	f := newListenFixture(t)
+	baseline := f.valleBaseline(t)
+	args := f.args("--n", "2", "--json")
+	args[1] = baseline // --model
+	code, stdout, stderr := cli(t, f.root, append([]string{"eval", "--task", "tts"}, args...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var out struct {
+		Kind   string             `json:"kind"`
+		Report evaluate.TTSReport `json:"report"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	r := out.Report
+	if out.Kind != valle.Kind || len(r.Rows) != 3 || r.Rows[2].Utterances != 4 || r.HeadPassesPerSecond != 0 {
+		t.Fatalf("kind %q, report %+v", out.Kind, r)
+	}
+	// At most 0.2 s (5 frames at 25 Hz) each; the NAR's 2 passes for
+	// codebooks 2 and 3 come on top of the AR's step per frame.
+	if r.AudioSeconds > 4*0.2+1e-9 || r.FramesPerSecond != 25 || r.DecodingStepsPerSecond <= r.FramesPerSecond+2/0.2-1e-9 {
+		t.Errorf("%v s of audio, %v frames and %v decoding steps a second", r.AudioSeconds, r.FramesPerSecond, r.DecodingStepsPerSecond)
+	}
+	page := filepath.Join(f.root, "page")
+	if err := runEvalTTS(f.args("--listen", page, "--listen-n", "2", "--baseline", baseline)); err != nil {
+		t.Fatal(err)
+	}
+	checkListenPage(t, page, 2, 4)
+	if b, _ := os.ReadFile(filepath.Join(page, "index.html")); !strings.Contains(string(b), "VALL-E-style") {
+		t.Error("the page has no VALL-E-style column")
+	}
+	args = f.args("--listen", filepath.Join(f.root, "page2"))
+	args[1] = baseline
+	code, _, stderr = cli(t, f.root, append([]string{"eval", "--task", "tts"}, args...)...)
+	expectOneLineError(t, code, stderr, "with --baseline")
 }
