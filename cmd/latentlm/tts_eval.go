@@ -49,6 +49,8 @@ func runEvalTTS(args []string) error {
 	fs.bound("batch", 1, 4096, false)
 	maxSeconds := fs.Float64("max-seconds", d.MaxSeconds, "the most speech generated when the model does not end it itself")
 	fs.bound("max-seconds", 0, 3600, true)
+	promptSeconds := fs.Float64("prompt-seconds", d.PromptSeconds, "keep the first seconds of each voice prompt (0: the whole utterance; the paper's two column groups are 3 s and whole)")
+	fs.bound("prompt-seconds", 0, 3600, false)
 	noJudge := fs.Bool("no-judge", false, "skip pocketsphinx")
 	speakerDir := fs.String("speaker", "", "speaker judge checkpoint (default weights/speaker; none: skip)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -103,7 +105,7 @@ func runEvalTTS(args []string) error {
 	// trimming the longer prompts of a batch (never below 1 s) keeps the
 	// batches full and the shapes few.
 	opts := tts.Options{SampleOptions: lm.SampleOptions{Steps: *steps, CFG: *cfg, Temperature: d.Temperature, Seed: *seed},
-		MaxSeconds: *maxSeconds, PromptSeconds: d.PromptSeconds, Batch: *batch, EqualisePrompts: *batch > 1}
+		MaxSeconds: *maxSeconds, PromptSeconds: *promptSeconds, Batch: *batch, EqualisePrompts: *batch > 1}
 	kind, err := checkpoint.ReadKind(dir)
 	if err != nil {
 		return err
@@ -122,6 +124,7 @@ func runEvalTTS(args []string) error {
 			return err
 		}
 		defer s.Close()
+		s.PromptSeconds = opts.PromptSeconds
 		system = evaluate.VALLETTS(s, valleOptions(opts))
 	default:
 		if m, err = tts.Load(b, dir, *speechVAE, opts); err != nil {
@@ -163,7 +166,7 @@ func runEvalTTS(args []string) error {
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *steps, "cfg": *cfg, "report": rep})
+		return enc.Encode(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *steps, "cfg": *cfg, "prompt_seconds": *promptSeconds, "report": rep})
 	}
 	if kind == valle.Kind {
 		vo := valleOptions(opts)
@@ -209,8 +212,9 @@ var listenBaselines = map[string]func(b compute.Backend, dir string, opts tts.Op
 		if err != nil {
 			return evaluate.ListenColumn{}, nil, fmt.Errorf("--baseline: %w", err)
 		}
+		s.PromptSeconds = opts.PromptSeconds
 		vo := valleOptions(opts)
-		about := fmt.Sprintf("%s (%s, temperature %g among the %d likeliest codes, at most %g s)", dir, valle.Kind, vo.Temperature, vo.TopK, vo.MaxSeconds)
+		about := fmt.Sprintf("%s (%s, temperature %g among the %d likeliest codes, at most %g s, prompts of up to %g s)", dir, valle.Kind, vo.Temperature, vo.TopK, vo.MaxSeconds, s.PromptSeconds)
 		return evaluate.TTSColumn("VALL-E-style", "valle", about, evaluate.VALLETTS(s, vo), seed), s.Close, nil
 	},
 }

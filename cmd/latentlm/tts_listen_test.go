@@ -461,6 +461,14 @@ func TestEvalTTSTable(t *testing.T) {
 	}
 	code, _, stderr = cli(t, f.root, "eval", "--task", "tts", "--listen-n", "3")
 	expectOneLineError(t, code, stderr, "--listen-n only make sense with --listen")
+	// Whole utterances as prompts (the paper's second column group).
+	code, stdout, stderr = cli(t, f.root, append([]string{"eval", "--task", "tts"}, f.args("--n", "1", "--json", "--prompt-seconds", "0")...)...)
+	var whole struct {
+		PromptSeconds *float64 `json:"prompt_seconds"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &whole) != nil || whole.PromptSeconds == nil || *whole.PromptSeconds != 0 {
+		t.Errorf("--prompt-seconds 0: exit %d, %s%s", code, stdout, stderr)
+	}
 }
 
 // TestEvalTTSVALLE: the VALL-E-style baseline is scored by the same
