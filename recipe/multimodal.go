@@ -110,6 +110,13 @@ type MultimodalOptions struct {
 	// ("train_gflop") is this many GFLOP: the budget of a comparison of
 	// arches at equal training compute (issue 16).
 	TrainGFLOP float64
+	// MatchParams, when above 0, sets the backbone's depth (Model.Depth)
+	// of a new run to the one whose parameter count, for this arch and
+	// vocabulary, is nearest to MatchParams: the equal-parameter condition
+	// of the paper's comparison (its Table 3), which one width alone does
+	// not give, since LatentLM's diffusion head and the VQ-MLLM's image
+	// codes weigh differently (MultimodalParams counts a checkpoint's).
+	MatchParams int
 }
 
 // DefaultMultimodalOptions are the defaults of `latentlm train --task
@@ -376,6 +383,12 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	o.Model.MaxLen = o.SeqLen
 	if o.SeqLen < need {
 		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short: the longest caption or question with its image takes %d items with this tokenizer", o.SeqLen, need)}
+	}
+	if o.MatchParams > 0 && !o.Resume {
+		var params int
+		o.Model.Depth, params = depthForParams(o, codes)
+		logf(o.Log, "depth %d: %d parameters, the nearest to the %d asked for (%+.1f%%)\n",
+			o.Model.Depth, params, o.MatchParams, 100*(float64(params)/float64(o.MatchParams)-1))
 	}
 	mcfg := multimodal.Config{LM: o.Model, Arch: o.Arch, Codes: codes}
 	tf, err := newTransfusionRun(o)
@@ -1225,4 +1238,57 @@ func spread(idx []int, n int) []int {
 		out[k] = idx[k*len(idx)/n]
 	}
 	return out
+}
+
+// paramsOf counts the parameters of the model o trains (the arch's
+// weights: multimodal.Config.Specs, or transfusion.Config.Specs).
+func paramsOf(o MultimodalOptions, codes int) int {
+	if o.Transfusion.On {
+		return nn.CountParams(transfusion.FromLM(o.Model).Specs())
+	}
+	return nn.CountParams(multimodal.Config{LM: o.Model, Arch: o.Arch, Codes: codes}.Specs())
+}
+
+// maxMatchDepth bounds the depths depthForParams tries.
+const maxMatchDepth = 64
+
+// depthForParams is the backbone depth, among 1…maxMatchDepth, whose
+// parameter count is nearest to o.MatchParams (the shallower on a tie),
+// and that count.
+func depthForParams(o MultimodalOptions, codes int) (depth, params int) {
+	best := math.MaxInt
+	for d := 1; d <= maxMatchDepth; d++ {
+		o.Model.Depth = d
+		p := paramsOf(o, codes)
+		if off := max(p-o.MatchParams, o.MatchParams-p); off < best {
+			best, depth, params = off, d, p
+		}
+	}
+	return depth, params
+}
+
+// MultimodalParams is the parameter count of the multimodal or
+// Transfusion checkpoint in dir, read from its config.json alone: what
+// MultimodalOptions.MatchParams takes to train another arch at the same
+// size.
+func MultimodalParams(dir string) (int, error) {
+	kind, err := checkpoint.ReadKind(dir)
+	if err != nil {
+		return 0, err
+	}
+	switch kind {
+	case multimodal.Kind:
+		var c multimodal.Config
+		if _, err := checkpoint.ReadHeader(dir, kind, &c); err != nil {
+			return 0, err
+		}
+		return nn.CountParams(c.Specs()), nil
+	case transfusion.Kind:
+		var c transfusion.Config
+		if _, err := checkpoint.ReadHeader(dir, kind, &c); err != nil {
+			return 0, err
+		}
+		return nn.CountParams(c.Specs()), nil
+	}
+	return 0, fmt.Errorf("%s: a %s checkpoint, not a multimodal or Transfusion one", dir, kind)
 }

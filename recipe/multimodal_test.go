@@ -19,6 +19,7 @@ import (
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/safetensors"
 	"github.com/latentlm/latentlm/text"
 	"github.com/latentlm/latentlm/vae"
 )
@@ -285,4 +286,82 @@ func TestInitFrom(t *testing.T) {
 	if _, _, err := initFrom(dst, t.TempDir()); err == nil {
 		t.Error("an empty folder was accepted")
 	}
+}
+
+// TestMatchParams: MultimodalParams counts what a checkpoint holds (the
+// elements of its model.safetensors, counted here independently), and
+// MatchParams picks, for each arch, the depth whose count is nearest: the
+// count of a depth comes back as that depth, and the baselines matched to
+// LatentLM's size land within half a block of it.
+func TestMatchParams(t *testing.T) {
+	dir, err := shippedWeights("multimodal-mnist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := MultimodalParams(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Load(filepath.Join(dir, checkpoint.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, x := range f.Tensors {
+		held += len(x.Data) / x.DType.Size()
+	}
+	if n != held {
+		t.Errorf("MultimodalParams(%s) = %d, its weights hold %d numbers", dir, n, held)
+	}
+	if _, err := MultimodalParams(filepath.Join(filepath.Dir(dir), "vae-mnist-canvas")); err == nil || !strings.Contains(err.Error(), "not a multimodal") {
+		t.Errorf("a tokenizer's folder: %v, want an error naming its kind", err)
+	}
+
+	o := DefaultMultimodalOptions()
+	o.Model.Dim, o.Model.Depth, o.Model.MaxLen = 128, 4, 80
+	o.Model.Vocab = lm.Vocab{Extra: 2048}
+	o.Model.Latent = 16
+	latent := paramsOf(o, 0)
+	block := paramsOf(withDepth(o, 5), 0) - latent
+	for _, arch := range []struct {
+		name  string
+		o     MultimodalOptions
+		codes int
+	}{
+		{"latentlm", o, 0},
+		{"vq", vqOptions(o, 1024), 1024},
+		{"transfusion", transfusionOptions(o), 0},
+	} {
+		for _, depth := range []int{1, 3, 7} {
+			a := withDepth(arch.o, depth)
+			a.MatchParams = paramsOf(a, arch.codes)
+			if got, _ := depthForParams(a, arch.codes); got != depth {
+				t.Errorf("%s: the count of depth %d matched depth %d", arch.name, depth, got)
+			}
+		}
+		a := arch.o
+		a.MatchParams = latent
+		depth, params := depthForParams(a, arch.codes)
+		if off := params - latent; 2*max(off, -off) > block {
+			t.Errorf("%s matched to LatentLM's %d parameters: depth %d has %d, %+d, over half a block (%d)", arch.name, latent, depth, params, off, block)
+		}
+		t.Logf("%s: depth %d, %d parameters against LatentLM's %d (%+.1f%%)", arch.name, depth, params, latent, 100*(float64(params)/float64(latent)-1))
+	}
+}
+
+func withDepth(o MultimodalOptions, depth int) MultimodalOptions {
+	o.Model.Depth = depth
+	return o
+}
+
+func vqOptions(o MultimodalOptions, codes int) MultimodalOptions {
+	o.Arch = multimodal.VQ
+	o.Model.Vocab.Extra += codes
+	o.Model.Latent = 1
+	return o
+}
+
+func transfusionOptions(o MultimodalOptions) MultimodalOptions {
+	o.Transfusion.On = true
+	return o
 }

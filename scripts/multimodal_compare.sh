@@ -26,8 +26,18 @@
 # metric against training tokens, scored on every snapshot with fewer
 # images: SWEEP_N test canvases, 1 image per seen and 2 per held-out scene).
 #
+# What is also equalised (MATCH=params, the default): the parameters. The
+# three share the width, heads and text vocabulary, but at one depth
+# LatentLM's diffusion head and the VQ-MLLM's image codes weigh
+# differently (d128 × 4: 1.90 M, 1.54 M and 1.33 M parameters), so the
+# baselines take the depth whose count is nearest to LatentLM's
+# (`train --match-params`; d128: VQ-MLLM 6 blocks, +1.0%, Transfusion 7,
+# −0.1%). MATCH=depth gives all three DEPTH blocks instead, the runs of
+# runs/compare-SIZE and docs/results/compare-SIZE-*; MATCH=params writes
+# runs/compare-SIZE-params and docs/results/compare-SIZE-params-*.
+#
 # Environment: BIN (default bin/latentlm, built if missing), SIZE, SEED
-# (1), STEPS (LatentLM's steps), BACKEND (the default backend if empty),
+# (1), STEPS (LatentLM's steps), MATCH, BACKEND (the default backend if empty),
 # PHASES (train,sweep,eval,bench,table: a subset reruns only those; diag,
 # not in the default, adds LatentLM with --batch-mul 1 at the same budget).
 set -euo pipefail
@@ -53,7 +63,13 @@ esac
 # LatentLM's steps (equal tokens at the first) and at their last.
 SNAP=$(( STEPS / 2 > 0 ? STEPS / 2 : 1 ))
 SNAP_OTHERS=${SNAP_OTHERS:-$STEPS}
-OUT=runs/compare-$SIZE
+MATCH=${MATCH:-params}
+case $MATCH in
+params) NAME_=$SIZE-params ;;
+depth) NAME_=$SIZE ;;
+*) echo "MATCH=$MATCH: want params or depth" >&2; exit 2 ;;
+esac
+OUT=runs/compare-$NAME_
 RES=${RES:-docs/results}
 VAE=weights/vae-mnist-canvas
 VQVAE=${VQVAE:-runs/vae-vq-canvas}
@@ -76,14 +92,16 @@ if has train; then
 	for a in "${ARCHS[@]}"; do
 		vae=$VAE
 		[ "$a" = vq ] && vae=$VQVAE
-		len=(--steps "$STEPS") snap=$SNAP
-		# LatentLM's counted work is the budget of the others.
+		len=(--steps "$STEPS") snap=$SNAP size=(--depth "$DEPTH")
+		# LatentLM's counted work is the budget of the others, and its
+		# parameter count their size.
 		[ "$a" != latentlm ] && len=(--train-gflop "$budget") snap=$SNAP_OTHERS
+		[ "$a" != latentlm ] && [ "$MATCH" = params ] && size=(--match-params "$OUT/latentlm")
 		echo "$(stamp) train $a (${len[*]}, snapshots every $snap steps) → $OUT/$a"
 		s=$(date +%s)
-		"$BIN" train --task multimodal --arch "$a" --data mnist-canvas --vae "$vae" --dim "$DIM" --depth "$DEPTH" \
+		"$BIN" train --task multimodal --arch "$a" --data mnist-canvas --vae "$vae" --dim "$DIM" "${size[@]}" \
 			--heads "$HEADS" --kv-heads "$HEADS" --batch "$BATCH" "${len[@]}" --snapshot-every "$snap" --limit "$LIMIT" \
-			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${BACKEND_FLAG[@]}" > "runs/compare-$SIZE-$a.log" 2>&1
+			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${BACKEND_FLAG[@]}" > "runs/compare-$NAME_-$a.log" 2>&1
 		echo "$(stamp) trained $a in $(( $(date +%s) - s )) s: $(jq -c '.info | {steps, train_gflop, train_tokens, train_seconds}' "$OUT/$a/config.json")"
 		[ "$a" = latentlm ] && budget=$(jq -r '.info.train_gflop' "$OUT/$a/config.json")
 	done
@@ -93,8 +111,8 @@ if has sweep; then
 	# Figure 8: every snapshot, with fewer images than the final scores.
 	echo "$(stamp) sweep over the snapshots"
 	"$BIN" sweep --over train --task multimodal --n "$SWEEP_N" --per-seen 1 --per-held-out 2 "${ANSWERS[@]:2}" "${BACKEND_FLAG[@]}" \
-		--json "$RES/compare-$SIZE-sweep.json" --out "$RES/compare-$SIZE.png" \
-		--title "LatentLM, VQ-MLLM and Transfusion at equal training FLOPs ($SIZE: d$DIM x $DEPTH, batch $BATCH, seed $SEED)" \
+		--json "$RES/compare-$NAME_-sweep.json" --out "$RES/compare-$NAME_.png" \
+		--title "LatentLM, VQ-MLLM and Transfusion at equal training FLOPs ($SIZE, equal $MATCH: d$DIM x $DEPTH, batch $BATCH, seed $SEED)" \
 		"LatentLM=$OUT/latentlm" "VQ-MLLM=$OUT/vq" "Transfusion=$OUT/transfusion"
 fi
 
@@ -120,7 +138,7 @@ for a in "${ARCHS[@]}"; do
 			--slurpfile text "$tmp/text.json" --slurpfile t2i "$tmp/t2i.json" --slurpfile i2t "$tmp/i2t.json" \
 			--slurpfile vqa "$tmp/vqa.json" --slurpfile bench "$tmp/bench.json" --slurpfile cfg "$OUT/$a/config.json" \
 			'{arch: $arch, name: $name, size: $size, model: $cfg[0].config, train: $cfg[0].info,
-			  text: $text[0], t2i: $t2i[0], i2t: $i2t[0], vqa: $vqa[0], bench: $bench[0]}' > "$RES/compare-$SIZE-$a.json"
+			  text: $text[0], t2i: $t2i[0], i2t: $i2t[0], vqa: $vqa[0], bench: $bench[0]}' > "$RES/compare-$NAME_-$a.json"
 	fi
 done
 
@@ -133,7 +151,7 @@ if has diag; then
 	echo "$(stamp) train $a (--train-gflop $budget)"
 	"$BIN" train --task multimodal --arch latentlm --data mnist-canvas --vae "$VAE" --dim "$DIM" --depth "$DEPTH" \
 		--heads "$HEADS" --kv-heads "$HEADS" --batch "$BATCH" --batch-mul 1 --train-gflop "$budget" --snapshot-every "$SNAP_OTHERS" \
-		--limit "$LIMIT" --sample-every 0 --seed "$SEED" --out "$OUT/$a" "${BACKEND_FLAG[@]}" > "runs/compare-$SIZE-$a.log" 2>&1
+		--limit "$LIMIT" --sample-every 0 --seed "$SEED" --out "$OUT/$a" "${BACKEND_FLAG[@]}" > "runs/compare-$NAME_-$a.log" 2>&1
 	tmp=$OUT/$a.scores
 	mkdir -p "$tmp"
 	for t in text t2i i2t vqa; do
@@ -146,9 +164,9 @@ if has diag; then
 		--slurpfile text "$tmp/text.json" --slurpfile t2i "$tmp/t2i.json" --slurpfile i2t "$tmp/i2t.json" \
 		--slurpfile vqa "$tmp/vqa.json" --slurpfile cfg "$OUT/$a/config.json" \
 		'{arch: $arch, name: "LatentLM, batch_mul 1", size: $size, model: $cfg[0].config, train: $cfg[0].info,
-		  text: $text[0], t2i: $t2i[0], i2t: $i2t[0], vqa: $vqa[0]}' > "$RES/compare-$SIZE-$a.json"
+		  text: $text[0], t2i: $t2i[0], i2t: $i2t[0], vqa: $vqa[0]}' > "$RES/compare-$NAME_-$a.json"
 	"$BIN" sweep --over train --task multimodal --n "$SWEEP_N" --per-seen 1 --per-held-out 2 "${ANSWERS[@]:2}" "${BACKEND_FLAG[@]}" \
-		--json "$RES/compare-$SIZE-sweep-bm1.json" --out "$OUT/$a.png" "LatentLM batch_mul 1=$OUT/$a"
+		--json "$RES/compare-$NAME_-sweep-bm1.json" --out "$OUT/$a.png" "LatentLM batch_mul 1=$OUT/$a"
 fi
 
 if has table; then
@@ -157,7 +175,7 @@ if has table; then
 	echo "|---|---|---|---|"
 	row() { # label, jq expression over one arch's JSON
 		local line="| $1 |"
-		for a in "${ARCHS[@]}"; do line+=" $(jq -r "$2" "$RES/compare-$SIZE-$a.json") |"; done
+		for a in "${ARCHS[@]}"; do line+=" $(jq -r "$2" "$RES/compare-$NAME_-$a.json") |"; done
 		echo "$line"
 	}
 	row "text bits per byte" '.text.bits_per_byte*1000|round/1000'
@@ -170,6 +188,7 @@ if has table; then
 	row "VQA, seen / held-out" '"\(.vqa.seen.accuracy*1000|round/10)% / \(.vqa.held_out.accuracy*1000|round/10)%"'
 	row "images/s at batch 1 / 16 / 64" '[.bench[].items_per_s*100|round/100]|map(tostring)|join(" / ")'
 	row "parameters" '.bench[0].params'
+	row "backbone blocks" '.model.depth'
 	row "GFLOP per image" '.bench[0].gflop_per_image*1000|round/1000'
 	row "training steps × batch" '"\(.train.steps) × \(.train.batch)"'
 	row "training tokens" '.train.train_tokens'

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/latentlm/latentlm/canvas"
+	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/internal/guard"
@@ -101,6 +104,7 @@ documents, which generate draws from without --prompt.`)
 	fs.Int64Var(&o.SampleEvery, "sample-every", o.SampleEvery, "caption → image grid period in steps (0: never)")
 	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the weights every N steps and at the last in --out/step-NNNNNN (for latentlm sweep --over train --task multimodal)")
 	fs.Float64Var(&o.TrainGFLOP, "train-gflop", 0, "train for the steps whose counted work is this many GFLOP, instead of --steps (the budget of a comparison at equal compute)")
+	matchParams := fs.String("match-params", "", "instead of --depth, the depth whose parameter count is nearest to this: a number, or a multimodal or Transfusion checkpoint's (the equal-size condition of latentlm vs --arch vq|transfusion)")
 	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "backbone width")
 	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "backbone blocks")
 	fs.IntVar(&o.Model.Heads, "heads", o.Model.Heads, "attention heads")
@@ -120,6 +124,11 @@ documents, which generate draws from without --prompt.`)
 	}
 	if fs.isSet("train-gflop") && fs.isSet("steps") {
 		return errors.New("--train-gflop sets the steps: give it or --steps, not both")
+	}
+	if *matchParams != "" {
+		if err := setMatchParams(&o, *matchParams, fs.isSet("depth")); err != nil {
+			return err
+		}
 	}
 	if !fs.isSet("data") && o.Tokenizer != "" {
 		// The data the tokenizer was trained on.
@@ -525,25 +534,10 @@ func runEvalMultimodal(task string, args []string) error {
 		}
 		switch task {
 		case "t2i":
-			dir := *judgeDir
-			if dir == "" {
-				if dir, err = weightsDir("judge-" + *dataName); err != nil {
-					return err
-				}
-			}
-			b, _, berr := openBackend(*mf.backend)
-			if berr != nil {
-				return berr
-			}
-			judge, jerr := evaluate.LoadJudge(b, dir)
+			judge, jerr := canvasJudge(ctx, *mf.backend, *judgeDir, *dataName, test)
 			if jerr != nil {
 				return jerr
 			}
-			acc, jerr := judge.Check(test, test.N, 0.98)
-			if jerr != nil {
-				return fmt.Errorf("judge %s: %w", dir, jerr)
-			}
-			fmt.Fprintf(os.Stderr, "judge %s reads %.2f%% of the %d real test canvases right\n", dir, 100*acc, test.N)
 			r, err = evaluate.TextToImage(ctx, m, judge, names, test, *perSeen, *perHeld)
 		case "i2t":
 			r, err = evaluate.ImageToText(ctx, m, names, test, *n)
@@ -762,4 +756,58 @@ func printImageSetReport(r *evaluate.ImageSetReport) {
 		shown++
 		fmt.Printf("    %s %q: want %s; got %s\n", p.Group, p.Prompt, strings.Join(want, ", "), strings.Join(got, "; "))
 	}
+}
+
+// setMatchParams reads --match-params: a parameter count, or a checkpoint
+// whose count the new run matches in size (recipe.MultimodalParams).
+func setMatchParams(o *recipe.MultimodalOptions, value string, depthSet bool) error {
+	switch {
+	case depthSet:
+		return errors.New("--match-params sets the depth: give it or --depth, not both")
+	case o.Resume:
+		return errors.New("--match-params is for a new run: a resumed run keeps its saved depth")
+	}
+	if n, err := strconv.Atoi(value); err == nil {
+		if n < 1 {
+			return fmt.Errorf("--match-params %d: want a positive parameter count or a checkpoint folder", n)
+		}
+		o.MatchParams = n
+		return nil
+	}
+	n, err := recipe.MultimodalParams(value)
+	if err != nil {
+		return fmt.Errorf("--match-params: %w", err)
+	}
+	o.MatchParams = n
+	return nil
+}
+
+// judgeMinAccuracy is how much of the real test canvases a judge must read
+// right before it judges anything (docs/DESIGN.md §11).
+const judgeMinAccuracy = 0.98
+
+// canvasJudge loads the canvas judge in dir (default: the shipped
+// judge-DATA) on the backend named by backendArg and checks it first on
+// every real test canvas: below judgeMinAccuracy it is refused.
+func canvasJudge(ctx context.Context, backendArg, dir, data string, test *data.Dataset) (evaluate.Judge, error) {
+	if dir == "" {
+		var err error
+		if dir, err = weightsDir("judge-" + data); err != nil {
+			return evaluate.Judge{}, err
+		}
+	}
+	b, _, err := openBackend(backendArg)
+	if err != nil {
+		return evaluate.Judge{}, err
+	}
+	judge, err := evaluate.LoadJudge(b, dir)
+	if err != nil {
+		return evaluate.Judge{}, err
+	}
+	acc, err := judge.Check(ctx, test, test.N, judgeMinAccuracy)
+	if err != nil {
+		return evaluate.Judge{}, fmt.Errorf("judge %s: %w", dir, err)
+	}
+	fmt.Fprintf(os.Stderr, "judge %s reads %.2f%% of the %d real test canvases right\n", dir, 100*acc, test.N)
+	return judge, nil
 }

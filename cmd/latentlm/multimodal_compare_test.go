@@ -7,8 +7,12 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/recipe"
+	"github.com/latentlm/latentlm/transfusion"
 )
 
 // TestMultimodalSweepAndBench: train --task multimodal --snapshot-every
@@ -70,10 +74,12 @@ func TestMultimodalSweepAndBench(t *testing.T) {
 	}
 	perStep := tf.GFLOP / tf.Steps
 	budget := filepath.Join(dir, "budget")
-	trainArgs := []string{"train", "--task", "multimodal", "--arch", "transfusion", "--vae", "weights/vae-mnist-canvas",
-		"--tokenizer", filepath.Join("weights", multimodalDefault, "tokenizer.json"), "--text", corpus, "--limit", "64",
-		"--batch", "4", "--dim", "32", "--depth", "1", "--heads", "2", "--kv-heads", "2", "--sample-every", "0", "--out", budget, "--quiet",
-		"--train-gflop", strconv.FormatFloat(2.4*perStep, 'g', -1, 64)}
+	transfusionArgs := func(out string, more ...string) []string {
+		return append([]string{"train", "--task", "multimodal", "--arch", "transfusion", "--vae", "weights/vae-mnist-canvas",
+			"--tokenizer", filepath.Join("weights", multimodalDefault, "tokenizer.json"), "--text", corpus, "--limit", "64",
+			"--batch", "4", "--dim", "32", "--heads", "2", "--kv-heads", "2", "--sample-every", "0", "--out", out, "--quiet"}, more...)
+	}
+	trainArgs := transfusionArgs(budget, "--depth", "1", "--train-gflop", strconv.FormatFloat(2.4*perStep, 'g', -1, 64))
 	code, _, stderr = cli(t, root, append(trainArgs, "--steps", "5")...)
 	expectOneLineError(t, code, stderr, "--train-gflop sets the steps")
 	if code, _, stderr := cli(t, root, trainArgs...); code != 0 {
@@ -81,6 +87,37 @@ func TestMultimodalSweepAndBench(t *testing.T) {
 	}
 	if got, err := evaluate.SnapshotInfo(budget); err != nil || got.Steps != 2 {
 		t.Errorf("a budget of 2.4 steps trained %g steps (%v), want 2", got.Steps, err)
+	}
+	// --match-params: the depth of LatentLM's size, not --depth's.
+	sized := filepath.Join(dir, "sized")
+	code, _, stderr = cli(t, root, transfusionArgs(sized, "--steps", "1", "--depth", "1", "--match-params", "1000")...)
+	expectOneLineError(t, code, stderr, "--match-params sets the depth")
+	code, _, stderr = cli(t, root, transfusionArgs(sized, "--steps", "1", "--match-params", "0")...)
+	expectOneLineError(t, code, stderr, "--match-params 0")
+	code, _, stderr = cli(t, root, transfusionArgs(sized, "--steps", "1", "--match-params", filepath.Join(dir, "none"))...)
+	expectOneLineError(t, code, stderr, "not a checkpoint")
+	latentParams, err := recipe.MultimodalParams(filepath.Join(dir, "latentlm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := cli(t, root, transfusionArgs(sized, "--steps", "1", "--match-params", filepath.Join(dir, "latentlm"))...); code != 0 {
+		t.Fatalf("train --match-params: exit %d: %s", code, stderr)
+	}
+	var matched transfusion.Config
+	if _, err := checkpoint.ReadHeader(sized, transfusion.Kind, &matched); err != nil {
+		t.Fatal(err)
+	}
+	// The head of the tiny LatentLM (width 128, 3 blocks) outweighs its one
+	// d32 block: the Transfusion model of its size is several blocks deep.
+	params, err := recipe.MultimodalParams(sized)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fewer := matched
+	fewer.Depth--
+	block := params - nn.CountParams(fewer.Specs())
+	if off := params - latentParams; matched.Depth < 2 || 2*max(off, -off) > block {
+		t.Errorf("--match-params %d: depth %d with %d parameters (a block is %d)", latentParams, matched.Depth, params, block)
 	}
 
 	sweepJSON, fig := filepath.Join(dir, "sweep.json"), filepath.Join(dir, "fig.png")
