@@ -1,6 +1,8 @@
 package evaluate
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/latentlm/latentlm/canvas"
 	"github.com/latentlm/latentlm/classifier"
 	"github.com/latentlm/latentlm/data"
+	"github.com/latentlm/latentlm/metrics"
 	"github.com/latentlm/latentlm/nn"
 )
 
@@ -86,5 +89,39 @@ func TestCanvasContext(t *testing.T) {
 		if row.N != 480 || (kind != "noise") != (row.Accuracy != nil) {
 			t.Errorf("reference %s: %d images, accuracy %v", kind, row.N, row.Accuracy)
 		}
+	}
+
+	// The judge's gate reads the canvases a batch at a time, as one pass
+	// would, and stops when its context is done.
+	judge := Judge{Models: []*classifier.Model{m}}
+	const n = 2*classifier.PredictBatch + 7
+	acc, err = judge.Check(context.Background(), c.Test, n, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, labels := DatasetImages(c.Test)
+	probs, _, err := m.Predict(imgs[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	right := 0
+	for i, p := range probs {
+		if metrics.Argmax(p) == labels[i] {
+			right++
+		}
+	}
+	if want := float64(right) / n; acc != want {
+		t.Errorf("Check read %v right, one pass %v", acc, want)
+	}
+	if _, err := judge.Check(context.Background(), c.Test, n, 1.01); err == nil || !strings.Contains(err.Error(), "below the 101%") {
+		t.Errorf("an impossible bar: %v", err)
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := judge.Check(done, c.Test, n, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("Check after cancel: %v", err)
+	}
+	if _, err := judge.SeenFeatures(done, c.Test); !errors.Is(err, context.Canceled) {
+		t.Errorf("SeenFeatures after cancel: %v", err)
 	}
 }

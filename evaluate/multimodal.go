@@ -186,12 +186,38 @@ func (j Judge) Predict(images [][]float32) (probs, feats [][]float32, err error)
 	return probs, feats, nil
 }
 
+// judgeChunk is how many images the judge reads between two looks at the
+// context, so that a long pass over the test set stops soon on Ctrl-C:
+// one of the classifier's batches, so that every image is read in the
+// same batch position as in one pass.
+const judgeChunk = classifier.PredictBatch
+
+// inChunks runs predict over images judgeChunk at a time, stopping when
+// ctx is done, and returns the rows of all chunks in order.
+func inChunks(ctx context.Context, images [][]float32, predict func([][]float32) ([][]float32, error)) ([][]float32, error) {
+	out := make([][]float32, 0, len(images))
+	for start := 0; start < len(images); start += judgeChunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rows, err := predict(images[start:min(start+judgeChunk, len(images))])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
 // Check measures the judge on the first n real test canvases and refuses it
 // below minAccuracy.
-func (j Judge) Check(test *data.Dataset, n int, minAccuracy float64) (float64, error) {
+func (j Judge) Check(ctx context.Context, test *data.Dataset, n int, minAccuracy float64) (float64, error) {
 	n = min(n, test.N)
 	imgs, labels := DatasetImages(test)
-	probs, _, err := j.Predict(imgs[:n])
+	probs, err := inChunks(ctx, imgs[:n], func(x [][]float32) ([][]float32, error) {
+		p, _, err := j.Predict(x)
+		return p, err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -221,7 +247,7 @@ func TextToImage(ctx context.Context, m MultimodalModel, judge Judge, names canv
 // SeenFeatures are the judge's features (its first model's, as Predict
 // gives them) of the real test canvases of seen scenes, which TextToImage
 // compares the generated images with.
-func (j Judge) SeenFeatures(test *data.Dataset) ([][]float32, error) {
+func (j Judge) SeenFeatures(ctx context.Context, test *data.Dataset) ([][]float32, error) {
 	var real [][]float32
 	all, labels := DatasetImages(test)
 	for i, img := range all {
@@ -229,8 +255,10 @@ func (j Judge) SeenFeatures(test *data.Dataset) ([][]float32, error) {
 			real = append(real, img)
 		}
 	}
-	_, feats, err := j.Models[0].Predict(real)
-	return feats, err
+	return inChunks(ctx, real, func(x [][]float32) ([][]float32, error) {
+		_, f, err := j.Models[0].Predict(x)
+		return f, err
+	})
 }
 
 // TextToImageWith is TextToImage with the judge's SeenFeatures of test
@@ -280,7 +308,7 @@ func TextToImageWith(ctx context.Context, m MultimodalModel, judge Judge, names 
 		}
 	}
 	if realFeats == nil {
-		if realFeats, err = judge.SeenFeatures(test); err != nil {
+		if realFeats, err = judge.SeenFeatures(ctx, test); err != nil {
 			return r, err
 		}
 	}

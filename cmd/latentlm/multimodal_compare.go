@@ -118,7 +118,7 @@ type canvasScorer struct {
 }
 
 // prepare loads what the tasks need.
-func (s *canvasScorer) prepare(tasks []string, texts []string) error {
+func (s *canvasScorer) prepare(ctx context.Context, tasks []string, texts []string) error {
 	var err error
 	if s.names, err = canvas.NamesOf(s.data); err != nil {
 		return err
@@ -139,25 +139,10 @@ func (s *canvasScorer) prepare(tasks []string, texts []string) error {
 		}
 	}
 	if slices.Contains(tasks, "t2i") {
-		dir := s.judgeDir
-		if dir == "" {
-			if dir, err = weightsDir("judge-" + s.data); err != nil {
-				return err
-			}
-		}
-		b, _, err := openBackend(s.backendArg)
-		if err != nil {
+		if s.judge, err = canvasJudge(ctx, s.backendArg, s.judgeDir, s.data, s.test); err != nil {
 			return err
 		}
-		if s.judge, err = evaluate.LoadJudge(b, dir); err != nil {
-			return err
-		}
-		acc, err := s.judge.Check(s.test, s.test.N, 0.98)
-		if err != nil {
-			return fmt.Errorf("judge %s: %w", dir, err)
-		}
-		fmt.Fprintf(os.Stderr, "judge %s reads %.2f%% of the %d real test canvases right\n", dir, 100*acc, s.test.N)
-		if s.seenFeats, err = s.judge.SeenFeatures(s.test); err != nil {
+		if s.seenFeats, err = s.judge.SeenFeatures(ctx, s.test); err != nil {
 			return err
 		}
 	}
@@ -286,11 +271,11 @@ func runSweepMultimodal(args []string) error {
 		points = append(points, ps...)
 	}
 	s := &canvasScorer{data: *dataName, n: *n, perSeen: *perSeen, perHeld: *perHeld, judgeDir: *judgeDir, backendArg: *mf.backend}
-	if err := s.prepare(tasks, texts); err != nil {
-		return err
-	}
 	ctx, cancel := signalContext()
 	defer cancel()
+	if err := s.prepare(ctx, tasks, texts); err != nil {
+		return err
+	}
 	var rows []evaluate.MultimodalSweepRow
 	for i, p := range points {
 		fmt.Fprintf(os.Stderr, "[%d/%d] %s step %g (%s)...", i+1, len(points), p.Series, p.TrainSteps, p.Model)

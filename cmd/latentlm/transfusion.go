@@ -234,25 +234,10 @@ func transfusionEval(mf modelFlags, o transfusionEvalOptions) (done bool, err er
 		}
 		switch o.task {
 		case "t2i":
-			dir := o.judge
-			if dir == "" {
-				if dir, err = weightsDir("judge-" + o.data); err != nil {
-					return true, err
-				}
-			}
-			b, _, berr := openBackend(*mf.backend)
-			if berr != nil {
-				return true, berr
-			}
-			judge, jerr := evaluate.LoadJudge(b, dir)
+			judge, jerr := canvasJudge(ctx, *mf.backend, o.judge, o.data, test)
 			if jerr != nil {
 				return true, jerr
 			}
-			acc, jerr := judge.Check(test, test.N, 0.98)
-			if jerr != nil {
-				return true, fmt.Errorf("judge %s: %w", dir, jerr)
-			}
-			fmt.Fprintf(os.Stderr, "judge %s reads %.2f%% of the %d real test canvases right\n", dir, 100*acc, test.N)
 			r, err = evaluate.TextToImage(ctx, m, judge, names, test, o.perSeen, o.perHe)
 		case "i2t":
 			r, err = evaluate.ImageToText(ctx, m, names, test, o.n)
