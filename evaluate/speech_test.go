@@ -5,13 +5,9 @@ import (
 	"math"
 	"testing"
 
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/latentlm/latentlm/internal/testutil"
-	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/speech"
-	"github.com/latentlm/latentlm/speechvae"
 )
 
 // TestSpeechTokenizerCodebooks: the evaluation of a residual-VQ tokenizer
@@ -27,21 +23,9 @@ func TestSpeechTokenizerCodebooks(t *testing.T) {
 	}
 	clips := [][]float32{tone(3000, 150), tone(5000, 300)} // 5 + 8 frames
 	utts := []speech.Utterance{{Voice: "a", Set: speech.SetNumbers, File: "a.wav"}, {Voice: "b", Set: speech.SetNumbers, File: "b.wav"}}
-	for _, rvq := range []bool{false, true} {
-		c := speechvae.DefaultConfig()
-		c.Channels, c.Dim, c.Depth, c.Heads = 4, 16, 1, 2
-		if rvq {
-			c = c.RVQ(3, 8)
-		}
-		store := model.NewStore()
-		if err := nn.Init(store, c.Specs(), 1, dtypes.Float32); err != nil {
-			t.Fatal(err)
-		}
-		m, err := speechvae.NewModel(testutil.Backend(t, ""), c, store)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
+	for _, codebooks := range []int{0, 3} {
+		rvq := codebooks > 0
+		m := testspeech.Tokenizer(t, codebooks)
 		m.GriffinLimIterations = 2
 		rep, err := SpeechTokenizer(context.Background(), m, SpeechTokenizerOptions{Utterances: utts, Clips: clips, NoiseN: 1, Seed: 1})
 		if err != nil {

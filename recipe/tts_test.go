@@ -10,14 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
-	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speech"
-	"github.com/latentlm/latentlm/speechvae"
 	"github.com/latentlm/latentlm/tts"
 	"github.com/latentlm/latentlm/wav"
 )
@@ -60,21 +57,8 @@ func tinySpeechData(t *testing.T) (cache, tokenizer string) {
 	if err := os.WriteFile(filepath.Join(cache, speech.ManifestFile), []byte(`{"format": 1, "rate": 16000}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sc := speechvae.DefaultConfig()
-	sc.Channels, sc.Dim, sc.Depth, sc.Heads = 4, 16, 1, 2
-	store := model.NewStore()
-	if err := nn.Init(store, sc.Specs(), 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	m, err := speechvae.NewModel(testutil.Backend(t, ""), sc, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
 	tokenizer = filepath.Join(root, "speech-vae")
-	if err := m.Save(tokenizer, nil); err != nil {
-		t.Fatal(err)
-	}
+	testspeech.Save(t, 0, tokenizer)
 	return cache, tokenizer
 }
 

@@ -7,12 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
-	"github.com/latentlm/latentlm/nn"
-	"github.com/latentlm/latentlm/speechvae"
 	"github.com/latentlm/latentlm/valle"
 )
 
@@ -23,22 +20,8 @@ import (
 func TestVALLE(t *testing.T) {
 	cache, sigma := tinySpeechData(t)
 	root := t.TempDir()
-	sc := speechvae.DefaultConfig()
-	sc.Channels, sc.Dim, sc.Depth, sc.Heads = 4, 16, 1, 2
-	sc = sc.RVQ(3, 8)
-	store := model.NewStore()
-	if err := nn.Init(store, sc.Specs(), 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	codec, err := speechvae.NewModel(testutil.Backend(t, ""), sc, store)
-	if err != nil {
-		t.Fatal(err)
-	}
 	codecDir := filepath.Join(root, "codec")
-	if err := codec.Save(codecDir, nil); err != nil {
-		t.Fatal(err)
-	}
-	codec.Close()
+	testspeech.Save(t, 3, codecDir)
 	opts := func(out string, steps int64) VALLEOptions {
 		o := DefaultVALLEOptions()
 		o.Data, o.Codec, o.Out, o.Quiet, o.Steps, o.SaveEvery, o.Batch = cache, codecDir, out, true, steps, 0, 3

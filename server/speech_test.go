@@ -24,12 +24,10 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/latentlm/latentlm/checkpoint"
-	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speech"
-	"github.com/latentlm/latentlm/speechvae"
 	"github.com/latentlm/latentlm/tts"
 	"github.com/latentlm/latentlm/wav"
 )
@@ -97,26 +95,8 @@ func testSpeech(t *testing.T) Model {
 // saveTinyTTS saves the tiny speech tokenizer as root/speech-vae and the
 // tiny text-to-speech model as root/tts-tiny.
 func saveTinyTTS(t *testing.T, root string) error {
-	sc := speechvae.DefaultConfig()
-	sc.Channels, sc.Dim, sc.Depth, sc.Heads = 4, 16, 1, 2
-	ss := model.NewStore()
-	if err := nn.Init(ss, sc.Specs(), 1, dtypes.Float32); err != nil {
-		return err
-	}
-	sp, err := speechvae.NewModel(testutil.Backend(t, ""), sc, ss)
-	if err != nil {
-		return err
-	}
 	vdir := filepath.Join(root, "speech-vae")
-	err = sp.Save(vdir, nil)
-	sp.Close()
-	if err != nil {
-		return err
-	}
-	sum, err := checkpoint.FileSHA256(filepath.Join(vdir, checkpoint.WeightsFile))
-	if err != nil {
-		return err
-	}
+	sc, sum := testspeech.Save(t, 0, vdir)
 	f, err := tts.NewFormat(tts.Alphabet, sc.Channels, sc.FrameRate())
 	if err != nil {
 		return err

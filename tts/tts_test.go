@@ -15,6 +15,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
@@ -503,16 +504,8 @@ func TestMaxSecondsBoundsRunaway(t *testing.T) {
 // the speech tokenizer, a whole number of frames long; streamed, its chunks
 // arrive while frames are drawn and end to end are the result.
 func TestSpeakStreams(t *testing.T) {
-	sc := speechvae.DefaultConfig()
-	sc.Channels, sc.Dim, sc.Depth, sc.Heads = testChannels, 16, 1, 2
-	store := model.NewStore()
-	if err := nn.Init(store, sc.Specs(), 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := speechvae.NewModel(testutil.Backend(t, ""), sc, store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := testspeech.Tokenizer(t, 0)
+	sc := sp.Config
 	sp.GriffinLimIterations = 2
 	opts := DefaultOptions()
 	opts.MaxSeconds = 0.8 // 20 frames

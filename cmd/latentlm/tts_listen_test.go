@@ -17,13 +17,11 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/evaluate"
-	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speech"
-	"github.com/latentlm/latentlm/speechvae"
 	"github.com/latentlm/latentlm/tts"
 	"github.com/latentlm/latentlm/valle"
 	"github.com/latentlm/latentlm/wav"
@@ -43,27 +41,8 @@ type listenFixture struct {
 // returns its folder.
 func (f listenFixture) valleBaseline(t *testing.T) string {
 	t.Helper()
-	sc := speechvae.DefaultConfig()
-	sc.Channels, sc.Dim, sc.Depth, sc.Heads = 4, 16, 1, 2
-	sc = sc.RVQ(3, 8)
-	cs := model.NewStore()
-	if err := nn.Init(cs, sc.Specs(), 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	codec, err := speechvae.NewModel(testutil.Backend(t, ""), sc, cs)
-	if err != nil {
-		t.Fatal(err)
-	}
 	codecDir, dir := filepath.Join(f.root, "codec"), filepath.Join(f.root, "valle")
-	err = codec.Save(codecDir, nil)
-	codec.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, err := checkpoint.FileSHA256(filepath.Join(codecDir, checkpoint.WeightsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc, sum := testspeech.Save(t, 3, codecDir)
 	cfg := valle.NewConfig(sc, 32, 1, 2, 160)
 	store := model.NewStore()
 	if err := nn.Init(store, cfg.Specs(), 4, dtypes.Float32); err != nil {
@@ -105,25 +84,7 @@ func newListenFixture(t *testing.T) listenFixture {
 	if err := os.WriteFile(filepath.Join(f.cache, speech.ManifestFile), []byte(`{"format": 1, "rate": 16000}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sc := speechvae.DefaultConfig()
-	sc.Channels, sc.Dim, sc.Depth, sc.Heads = 4, 16, 1, 2
-	ss := model.NewStore()
-	if err := nn.Init(ss, sc.Specs(), 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := speechvae.NewModel(testutil.Backend(t, ""), sc, ss)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = sp.Save(f.vae, nil)
-	sp.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, err := checkpoint.FileSHA256(filepath.Join(f.vae, checkpoint.WeightsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc, sum := testspeech.Save(t, 0, f.vae)
 	tf, err := tts.NewFormat(tts.Alphabet, sc.Channels, sc.FrameRate())
 	if err != nil {
 		t.Fatal(err)
