@@ -5,7 +5,6 @@ import (
 	"math"
 	"testing"
 
-
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/speech"
 )

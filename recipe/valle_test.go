@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/valle"
