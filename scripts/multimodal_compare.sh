@@ -36,6 +36,11 @@
 # runs/compare-SIZE and docs/results/compare-SIZE-*; MATCH=params writes
 # runs/compare-SIZE-params and docs/results/compare-SIZE-params-*.
 #
+# A training run the script finished (OUT/A.trained exists) is not
+# repeated, so a run stopped midway restarts where it stopped; MATCH only
+# changes the baselines, so runs/compare-SIZE/latentlm may be copied into
+# runs/compare-SIZE-params with its .trained mark.
+#
 # Environment: BIN (default bin/latentlm, built if missing), SIZE, SEED
 # (1), STEPS (LatentLM's steps), MATCH, BACKEND (the default backend if empty),
 # PHASES (train,sweep,eval,bench,table: a subset reruns only those; diag,
@@ -97,6 +102,12 @@ if has train; then
 		# parameter count their size.
 		[ "$a" != latentlm ] && len=(--train-gflop "$budget") snap=$SNAP_OTHERS
 		[ "$a" != latentlm ] && [ "$MATCH" = params ] && size=(--match-params "$OUT/latentlm")
+		if [ -f "$OUT/$a.trained" ]; then
+			# A run this script finished before is not repeated.
+			echo "$(stamp) $OUT/$a is trained already ($OUT/$a.trained)"
+			[ "$a" = latentlm ] && budget=$(jq -r '.info.train_gflop' "$OUT/$a/config.json")
+			continue
+		fi
 		echo "$(stamp) train $a (${len[*]}, snapshots every $snap steps) → $OUT/$a"
 		s=$(date +%s)
 		"$BIN" train --task multimodal --arch "$a" --data mnist-canvas --vae "$vae" --dim "$DIM" "${size[@]}" \
@@ -104,6 +115,7 @@ if has train; then
 			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${BACKEND_FLAG[@]}" > "runs/compare-$NAME_-$a.log" 2>&1
 		echo "$(stamp) trained $a in $(( $(date +%s) - s )) s: $(jq -c '.info | {steps, train_gflop, train_tokens, train_seconds}' "$OUT/$a/config.json")"
 		[ "$a" = latentlm ] && budget=$(jq -r '.info.train_gflop' "$OUT/$a/config.json")
+		touch "$OUT/$a.trained"
 	done
 fi
 
