@@ -57,7 +57,7 @@ func runTrain(args []string) error {
 	fs.IntVar(&o.Model.KVHeads, "kv-heads", o.Model.KVHeads, "key/value heads (grouped-query attention; latentlm only)")
 	fs.IntVar(&o.Model.HeadDim, "head-dim", o.Model.HeadDim, "diffusion head width (latentlm only)")
 	fs.IntVar(&o.Model.HeadDepth, "head-depth", o.Model.HeadDepth, "diffusion head blocks (latentlm only)")
-	fs.Var(&o.Model.Target, "target", "diffusion target: eps or v (default v)")
+	fs.Var(&o.Model.Target, "target", "diffusion target: eps or v")
 	fs.Var(&o.Model.Layout, "layout", "class-conditional sequence layout: public ([class] z0 … z47, the public PyTorch code's; the default) or bol ([class] <BOL> z0 … z48 <EOL>, the layout of the shipped weights)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -111,7 +111,7 @@ documents, which generate draws from without --prompt.`)
 	fs.IntVar(&o.Model.KVHeads, "kv-heads", o.Model.KVHeads, "key/value heads")
 	fs.IntVar(&o.Model.HeadDim, "head-dim", o.Model.HeadDim, "diffusion head width")
 	fs.IntVar(&o.Model.HeadDepth, "head-depth", o.Model.HeadDepth, "diffusion head blocks")
-	fs.Var(&o.Model.Target, "target", "diffusion target: eps or v (default v)")
+	fs.Var(&o.Model.Target, "target", "diffusion target: eps or v")
 	fs.bound("vocab", 258, 65536, false)
 	fs.bound("seq-len", 8, 4096, false)
 	for _, m := range []string{"mix-text", "mix-t2i", "mix-i2t", "mix-vqa", "diffusion-weight"} {

@@ -48,7 +48,7 @@ func speechVAETrain(args []string) error {
 	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out")
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
-	fs.Var(speechKind{&o.Model.Kind}, "kind", "tokenizer kind: sigma, vae, ae or rvq (residual VQ, the discrete baseline's codec) (default sigma)")
+	fs.Var(speechKind{&o.Model.Kind}, "kind", "tokenizer kind: sigma, vae, ae or rvq (residual VQ, the discrete baseline's codec)")
 	codebooks := fs.Int("codebooks", speechvae.DefaultCodebooks, "rvq: codebooks, each quantising the residual of the ones before")
 	codebookSize := fs.Int("codebook-size", speechvae.DefaultCodebookSize, "rvq: entries per codebook")
 	commit := fs.Float64("commit-weight", vae.DefaultCommitWeight, "rvq: weight β of the commitment loss")
