@@ -119,12 +119,11 @@ func runEvalTTS(args []string) error {
 		if *listen != "" {
 			return fmt.Errorf("--model %s is a VALL-E-style baseline: its listening page is LatentLM's, with --baseline %s", dir, dir)
 		}
-		s, err := valle.LoadSpeaker(b, dir, *speechVAE)
+		s, err := valleSpeaker(b, dir, *speechVAE, opts)
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		s.PromptSeconds = opts.PromptSeconds
 		system = evaluate.VALLETTS(s, valleOptions(opts))
 	default:
 		if m, err = tts.Load(b, dir, *speechVAE, opts); err != nil {
@@ -208,15 +207,26 @@ var listenBaselines = map[string]func(b compute.Backend, dir string, opts tts.Op
 		return evaluate.TTSColumn("baseline", "baseline", about, evaluate.LatentLMTTS(m), seed), m.Close, nil
 	},
 	valle.Kind: func(b compute.Backend, dir string, opts tts.Options, seed uint64) (evaluate.ListenColumn, func(), error) {
-		s, err := valle.LoadSpeaker(b, dir, "")
+		s, err := valleSpeaker(b, dir, "", opts)
 		if err != nil {
 			return evaluate.ListenColumn{}, nil, fmt.Errorf("--baseline: %w", err)
 		}
-		s.PromptSeconds = opts.PromptSeconds
 		vo := valleOptions(opts)
 		about := fmt.Sprintf("%s (%s, temperature %g among the %d likeliest codes, at most %g s, prompts of up to %g s)", dir, valle.Kind, vo.Temperature, vo.TopK, vo.MaxSeconds, s.PromptSeconds)
 		return evaluate.TTSColumn("VALL-E-style", "valle", about, evaluate.VALLETTS(s, vo), seed), s.Close, nil
 	},
+}
+
+// valleSpeaker loads the VALL-E-style baseline in dir with its codec
+// (codecDir, or the one it records), its voice prompts cropped as LatentLM's
+// are (opts.PromptSeconds), so that both systems hear the same prompts.
+func valleSpeaker(b compute.Backend, dir, codecDir string, opts tts.Options) (*valle.Speaker, error) {
+	s, err := valle.LoadSpeaker(b, dir, codecDir)
+	if err != nil {
+		return nil, err
+	}
+	s.PromptSeconds = opts.PromptSeconds
+	return s, nil
 }
 
 // valleOptions are the VALL-E-style baseline's sampling (valle.DefaultOptions:
