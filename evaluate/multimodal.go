@@ -45,6 +45,15 @@ type MultimodalReport struct {
 	// Layout counts the answers (t2i, i2t) whose layout — which quadrant,
 	// side by side or one above the other — is right, whatever the digits.
 	Layout Accuracy `json:"layout"`
+	// Single and Pair split t2i's faithfulness (seen and held-out
+	// together) by whether the caption asks for one image or two, and
+	// Digits counts the classes drawn right (one per single, two per pair)
+	// in the images whose layout is right: where drawing fails, they tell a
+	// model that cannot draw a legible digit from one that cannot bind two
+	// digits to their places.
+	Single Accuracy `json:"single,omitzero"`
+	Pair   Accuracy `json:"pair,omitzero"`
+	Digits Accuracy `json:"digits,omitzero"`
 	// FD is the Fréchet distance between the judge's features of the
 	// generated canvases and of the real test canvases (t2i).
 	FD float64 `json:"fd,omitempty"`
@@ -289,11 +298,23 @@ func TextToImageWith(ctx context.Context, m MultimodalModel, judge Judge, names 
 		got := metrics.Argmax(p)
 		ok := got == scenes[i].ID()
 		gs, _ := canvas.SceneOf(got)
-		r.Layout.Add(gs.Layout == scenes[i].Layout)
-		if scenes[i].HeldOut() {
+		want := scenes[i]
+		r.Layout.Add(gs.Layout == want.Layout)
+		if want.HeldOut() {
 			r.HeldOut.Add(ok)
 		} else {
 			r.Seen.Add(ok)
+		}
+		if want.Layout.Single() {
+			r.Single.Add(ok)
+		} else {
+			r.Pair.Add(ok)
+		}
+		if gs.Layout == want.Layout {
+			r.Digits.Add(gs.A == want.A)
+			if !want.Layout.Single() {
+				r.Digits.Add(gs.B == want.B)
+			}
 		}
 		if !ok && len(r.Examples) < 8 {
 			r.Examples = append(r.Examples, [2]string{captions[i], names.Caption(gs)})

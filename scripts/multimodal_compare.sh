@@ -4,6 +4,7 @@
 # equal training FLOPs (the paper's Table 3 and Figure 8 at small scale).
 #
 #   SIZE=small scripts/multimodal_compare.sh   # d128 × 4, batch 16, 1400 LatentLM steps (2-core CPU, about 70 minutes)
+#   SIZE=medium scripts/multimodal_compare.sh  # d192 × 6, batch 16, 1400 LatentLM steps (2-core CPU, about 75 minutes)
 #   SIZE=large scripts/multimodal_compare.sh   # d256 × 6, batch 32 (a GPU, or hours of CPU)
 #
 # What is equalised: the training FLOPs, counted as the checkpoints count
@@ -58,11 +59,12 @@ LIMIT=0
 T2I=() ANSWERS=()
 case $SIZE in
 small) DIM=128 DEPTH=4 HEADS=4 BATCH=16 STEPS=${STEPS:-1400} ;;
+medium) DIM=192 DEPTH=6 HEADS=4 BATCH=16 STEPS=${STEPS:-1400} ;;
 large) DIM=256 DEPTH=6 HEADS=4 BATCH=32 STEPS=${STEPS:-4000} ;;
 # A smoke test of the script itself: minutes, meaningless scores.
 tiny) DIM=32 DEPTH=1 HEADS=2 BATCH=4 STEPS=${STEPS:-4} LIMIT=256 SWEEP_N=4 SNAP_OTHERS=40 RES=${RES:-runs/compare-tiny/results}
 	T2I=(--per-seen 0 --per-held-out 1) ANSWERS=(--n 4 --max-tokens 4) ;;
-*) echo "SIZE=$SIZE: want small, large or tiny" >&2; exit 2 ;;
+*) echo "SIZE=$SIZE: want small, medium, large or tiny" >&2; exit 2 ;;
 esac
 # Snapshots: LatentLM's at half and all its steps; the others' every
 # LatentLM's steps (equal tokens at the first) and at their last.

@@ -570,7 +570,9 @@ func printMultimodalReport(r evaluate.MultimodalReport) {
 		fmt.Printf(", layout right %.2f%%", 100*r.Layout.Rate)
 	}
 	if r.Task == "t2i" {
-		fmt.Printf(", FD %.2f", r.FD)
+		fmt.Printf(", FD %.2f\n  single images %.2f%% (%d/%d), pairs %.2f%% (%d/%d); digits right where the layout is %.2f%% (%d/%d)",
+			r.FD, 100*r.Single.Rate, r.Single.Correct, r.Single.N, 100*r.Pair.Rate, r.Pair.Correct, r.Pair.N,
+			100*r.Digits.Rate, r.Digits.Correct, r.Digits.N)
 	}
 	fmt.Println()
 	for _, e := range r.Examples {
