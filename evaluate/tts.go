@@ -333,8 +333,8 @@ func (l latentLMTTS) Rates() (frames, headPasses float64) {
 }
 
 // VALLETTS is the VALL-E-style baseline (package valle) as a TTSSystem,
-// generating with o: one utterance at a time (its AR has no batched
-// sampler), each drawn with o.Seed.
+// generating with o: o.Batch utterances at a time (valle.Speaker.SpeakBatch),
+// each drawn from its own generator of o.Seed.
 func VALLETTS(s *valle.Speaker, o valle.Options) TTSSystem { return valleTTS{s, o} }
 
 type valleTTS struct {
@@ -343,12 +343,12 @@ type valleTTS struct {
 }
 
 func (v valleTTS) Speak(ctx context.Context, texts []string, prompts [][]float32, files []string, seed uint64) ([]Spoken, error) {
-	out := make([]Spoken, len(texts))
-	for j, text := range texts {
-		sp, err := v.s.Speak(ctx, text, prompts[j], v.o, seed)
-		if err != nil {
-			return nil, fmt.Errorf("speaking %q in the voice of %s: %w", text, files[j], err)
-		}
+	spoken, err := v.s.SpeakBatch(ctx, texts, prompts, v.o, seed)
+	if err != nil {
+		return nil, fmt.Errorf("speaking %d texts: %w", len(texts), err)
+	}
+	out := make([]Spoken, len(spoken))
+	for j, sp := range spoken {
 		out[j] = Spoken{Samples: sp.Samples, Stopped: sp.Stopped, Frames: len(sp.Codes), Steps: sp.ARSteps + sp.NARPasses}
 	}
 	return out, nil

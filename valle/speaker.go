@@ -84,44 +84,66 @@ type Spoken struct {
 }
 
 // Speak says text in the voice of prompt (16 kHz samples of another
-// utterance). seed seeds the decoder's Griffin-Lim phases; o.Seed the
-// draw of the codes. Speech the model ends before its first frame is one
-// frame of silence, so that every text has audio to judge.
+// utterance): SpeakBatch of one.
 func (s *Speaker) Speak(ctx context.Context, text string, prompt []float32, o Options, seed uint64) (*Spoken, error) {
+	out, err := s.SpeakBatch(ctx, []string{text}, [][]float32{prompt}, o, seed)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// SpeakBatch says texts[i] in the voice of prompts[i], o.Batch utterances
+// at a time (Model.GenerateBatch). seed seeds the decoder's Griffin-Lim
+// phases; o.Seed the draw of the codes. Speech the model ends before its
+// first frame is one frame of silence, so that every text has audio to
+// judge.
+func (s *Speaker) SpeakBatch(ctx context.Context, texts []string, prompts [][]float32, o Options, seed uint64) ([]*Spoken, error) {
 	if s.Model == nil || s.Codec == nil {
 		return nil, errClosed
 	}
-	ids, err := s.Model.Format.Text.Encode(text)
-	if err != nil {
-		return nil, err
-	}
-	if len(prompt) == 0 {
-		return nil, errors.New("valle: the voice prompt holds no audio")
+	if len(prompts) != len(texts) {
+		return nil, fmt.Errorf("valle: %d voice prompts for %d texts", len(prompts), len(texts))
 	}
 	per := s.Codec.Config.SamplesPerLatent()
-	if s.PromptSeconds > 0 {
-		frames := max(1, int(math.Round(s.PromptSeconds*s.Codec.Config.FrameRate())))
-		prompt = prompt[:min(len(prompt), frames*per)]
+	reqs := make([]Request, len(texts))
+	for i, text := range texts {
+		ids, err := s.Model.Format.Text.Encode(text)
+		if err != nil {
+			return nil, err
+		}
+		prompt := prompts[i]
+		if len(prompt) == 0 {
+			return nil, errors.New("valle: the voice prompt holds no audio")
+		}
+		if s.PromptSeconds > 0 {
+			frames := max(1, int(math.Round(s.PromptSeconds*s.Codec.Config.FrameRate())))
+			prompt = prompt[:min(len(prompt), frames*per)]
+		}
+		codes, err := s.Codec.Codes(prompt)
+		if err != nil {
+			return nil, fmt.Errorf("valle: the voice prompt: %w", err)
+		}
+		reqs[i] = Request{Text: ids, Prompt: codes}
 	}
-	codes, err := s.Codec.Codes(prompt)
-	if err != nil {
-		return nil, fmt.Errorf("valle: the voice prompt: %w", err)
-	}
-	sp, err := s.Model.Generate(ctx, ids, codes, o)
+	sps, err := s.Model.GenerateBatch(ctx, reqs, o)
 	if err != nil {
 		return nil, err
 	}
-	out := &Spoken{Speech: sp}
-	if len(sp.Codes) == 0 {
-		out.Samples = make([]float32, per)
-		return out, nil
-	}
-	z, err := s.Codec.CodeLatents(sp.Codes)
-	if err != nil {
-		return nil, err
-	}
-	if out.Samples, err = s.Codec.Decode(z, 0, seed); err != nil {
-		return nil, fmt.Errorf("valle: decoding the speech of %q: %w", text, err)
+	out := make([]*Spoken, len(sps))
+	for i, sp := range sps {
+		out[i] = &Spoken{Speech: sp}
+		if len(sp.Codes) == 0 {
+			out[i].Samples = make([]float32, per)
+			continue
+		}
+		z, err := s.Codec.CodeLatents(sp.Codes)
+		if err != nil {
+			return nil, err
+		}
+		if out[i].Samples, err = s.Codec.Decode(z, 0, seed); err != nil {
+			return nil, fmt.Errorf("valle: decoding the speech of %q: %w", texts[i], err)
+		}
 	}
 	return out, nil
 }

@@ -243,6 +243,35 @@ func TestOverfitDecoding(t *testing.T) {
 		}
 	})
 
+	t.Run("a batch speaks as one at a time", func(t *testing.T) {
+		o := DefaultOptions() // sampled hot, from each utterance's own generator
+		o.Batch, o.Temperature = 3, 5
+		var reqs []Request
+		for range 2 {
+			for _, u := range utts {
+				reqs = append(reqs, Request{Text: u.Text, Prompt: u.Prompt})
+			}
+		}
+		got, err := m.GenerateBatch(ctx, reqs, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Batch = 1
+		for i, r := range reqs {
+			want, err := m.Generate(ctx, r.Text, r.Prompt, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got[i], want) {
+				t.Errorf("request %d: in a batch of 3 %+v, alone %+v", i, *got[i], *want)
+			}
+		}
+		reqs[2].Prompt = [][]int32{{0}}
+		if _, err := m.GenerateBatch(ctx, reqs, o); err == nil || !strings.Contains(err.Error(), "request 2: valle: prompt frame 0") {
+			t.Errorf("a bad third request: %v", err)
+		}
+	})
+
 	t.Run("KV cache matches the full forward pass", func(t *testing.T) {
 		ids, _ := f.ARRow(utts[1])
 		full := arLogits(t, m, ids)

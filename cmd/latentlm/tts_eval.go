@@ -231,10 +231,10 @@ func valleSpeaker(b compute.Backend, dir, codecDir string, opts tts.Options) (*v
 
 // valleOptions are the VALL-E-style baseline's sampling (valle.DefaultOptions:
 // temperature 1 among the 50 likeliest codes) under the evaluation's
-// length bound and seed.
+// length bound, seed and batch.
 func valleOptions(o tts.Options) valle.Options {
 	vo := valle.DefaultOptions()
-	vo.MaxSeconds, vo.Seed = o.MaxSeconds, uint64(o.Seed)
+	vo.MaxSeconds, vo.Seed, vo.Batch = o.MaxSeconds, uint64(o.Seed), o.Batch
 	return vo
 }
 
