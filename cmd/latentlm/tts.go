@@ -11,11 +11,15 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gomlx/compute"
+
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/recipe"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/tts"
+	"github.com/latentlm/latentlm/valle"
 	"github.com/latentlm/latentlm/wav"
 )
 
@@ -150,7 +154,7 @@ func runSpeak(args []string) error {
 	fs := newFlags("speak", `speak --text "four hundred twelve" (--voice NAME | --prompt x.wav) [--out y.wav] [--model DIR] [--cfg 3] [--steps 5] [--max-seconds 10] [--seed 1] [--stream]`)
 	d := tts.DefaultOptions()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	modelDir := fs.String("model", "", "text-to-speech checkpoint (default: the shipped weights/"+ttsDefault+")")
+	modelDir := fs.String("model", "", "text-to-speech checkpoint: LatentLM's, or the VALL-E-style baseline's (train --task valle; --steps, --cfg and --stream are LatentLM's) (default: the shipped weights/"+ttsDefault+")")
 	speechVAE := fs.String("speech-vae", "", "speech tokenizer (default: the model's own)")
 	text := fs.String("text", "", "the words to speak, numbers spelt out")
 	voice := fs.String("voice", "", "speak in this voice of the speech data, imitating its first test utterance ("+voiceNames()+")")
@@ -185,6 +189,18 @@ func runSpeak(args []string) error {
 	b, _, err := openBackend(*backendName)
 	if err != nil {
 		return err
+	}
+	kind, err := checkpoint.ReadKind(dir)
+	if err != nil {
+		return err
+	}
+	if kind == valle.Kind {
+		if *stream {
+			return fmt.Errorf("--stream: %s is a VALL-E-style baseline, whose audio exists only once its NAR has filled every codebook; stream with a LatentLM model", dir)
+		}
+		vo := valleOptions(opts)
+		vo.Temperature = *temperature
+		return speakVALLE(b, dir, *speechVAE, opts, vo, req, *out)
 	}
 	m, err := tts.Load(b, dir, *speechVAE, opts)
 	if err != nil {
@@ -240,6 +256,39 @@ func runSpeak(args []string) error {
 		fmt.Printf("; first audio after %.2f s", firstChunk.Seconds())
 	}
 	fmt.Println()
+	return nil
+}
+
+// speakVALLE is speak for the VALL-E-style baseline in dir (package valle):
+// the same request, prompt crop and report, its codes drawn as vo says.
+func speakVALLE(b compute.Backend, dir, codecDir string, opts tts.Options, vo valle.Options, req *speakRequest, out string) error {
+	s, err := valleSpeaker(b, dir, codecDir, opts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := s.Model.Format.Text.Encode(req.text); err != nil {
+		return fmt.Errorf("--text: %w", err)
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	start := time.Now()
+	sp, err := s.Speak(ctx, req.text, req.prompt, vo, uint64(opts.Seed))
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	if err := wav.Write(out, wav.Audio{Rate: tts.Rate, Samples: sp.Samples}); err != nil {
+		return err
+	}
+	secs := float64(len(sp.Samples)) / tts.Rate
+	how := "ended by the model's <EOL>"
+	if !sp.Stopped {
+		how = fmt.Sprintf("cut at --max-seconds %g or max_len: the model did not end it", vo.MaxSeconds)
+	}
+	fmt.Printf("wrote %s: %.2f s of speech, %d frames of %d codes, %s; voice prompt from %s\n", out, secs, len(sp.Codes), s.Model.Config.Codebooks, how, req.source)
+	fmt.Printf("generated in %.2f s: real-time factor %.3f (VALL-E-style: %d AR steps and %d NAR passes, codes at temperature %g among the %d likeliest)\n",
+		elapsed.Seconds(), elapsed.Seconds()/max(secs, 1e-9), sp.ARSteps, sp.NARPasses, vo.Temperature, vo.TopK)
 	return nil
 }
 

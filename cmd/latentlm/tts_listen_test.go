@@ -473,4 +473,23 @@ func TestEvalTTSVALLE(t *testing.T) {
 	args[1] = baseline
 	code, _, stderr = cli(t, f.root, append([]string{"eval", "--task", "tts"}, args...)...)
 	expectOneLineError(t, code, stderr, "with --baseline")
+
+	// speak dispatches on the checkpoint's kind too: a WAV and the
+	// baseline's counts; no streaming, and its own alphabet.
+	speak := func(extra ...string) (int, string, string) {
+		return cli(t, f.root, append([]string{"speak", "--model", baseline, "--voice", "flite-slt", "--data", f.cache, "--max-seconds", "0.2"}, extra...)...)
+	}
+	said := filepath.Join(f.root, "said.wav")
+	code, stdout, stderr = speak("--text", "two", "--out", said)
+	if code != 0 {
+		t.Fatalf("speak: exit %d: %s", code, stderr)
+	}
+	a, err := wav.Read(said)
+	if err != nil || len(a.Samples) == 0 || !strings.Contains(stdout, "VALL-E-style") || !strings.Contains(stdout, "NAR passes") {
+		t.Errorf("speak wrote %d samples (%v) and said %q", len(a.Samples), err, stdout)
+	}
+	code, _, stderr = speak("--text", "two", "--out", said, "--stream")
+	expectOneLineError(t, code, stderr, "VALL-E-style baseline")
+	code, _, stderr = speak("--text", "t\u00e9", "--out", said)
+	expectOneLineError(t, code, stderr, "alphabet")
 }
