@@ -82,9 +82,15 @@ type Result struct {
 	// Sampling: solver steps and counted matmul GFLOP per image.
 	SolverSteps   int     `json:"solver_steps,omitempty"`
 	GFLOPPerImage float64 `json:"gflop_per_image,omitempty"`
-	CPUs          int     `json:"cpus"`
-	CPUFeatures   string  `json:"cpu_features"`
-	Date          string  `json:"date"`
+	// Speech: the seconds of audio one call speaks, the median call's
+	// time over them (the real-time factor), and the sequential backbone
+	// passes per second of audio (the paper's decoding steps).
+	AudioSeconds          float64 `json:"audio_seconds,omitempty"`
+	RealTimeFactor        float64 `json:"real_time_factor,omitempty"`
+	DecodingStepsPerAudio float64 `json:"decoding_steps_per_audio_second,omitempty"`
+	CPUs                  int     `json:"cpus"`
+	CPUFeatures           string  `json:"cpu_features"`
+	Date                  string  `json:"date"`
 }
 
 const (

@@ -121,20 +121,9 @@ func TTS(ctx context.Context, m TTSSystem, o TTSOptions) (*TTSReport, error) {
 		o.N = 10
 	}
 	t0 := time.Now()
-	// The texts to speak and their prompts (ttsPrompts): no prompt says
-	// the text.
-	prompts := ttsPrompts(o.Utterances)
-	count := map[string]int{}
-	var pick, prompt []int
-	for i, u := range o.Utterances {
-		if (o.Set != "" && u.Set != o.Set) || count[u.Voice+"/"+u.Set] >= o.N || prompts[i] < 0 {
-			continue
-		}
-		count[u.Voice+"/"+u.Set]++
-		pick, prompt = append(pick, i), append(prompt, prompts[i])
-	}
-	if len(pick) == 0 {
-		return nil, fmt.Errorf("tts evaluation: no utterances of set %q with another utterance of their voice for a prompt", o.Set)
+	pick, prompt, err := TTSPicks(o.Utterances, o.Set, o.N)
+	if err != nil {
+		return nil, err
 	}
 	texts, promptClips, promptFiles := make([]string, len(pick)), make([][]float32, len(pick)), make([]string, len(pick))
 	for j, i := range pick {
@@ -256,6 +245,27 @@ func TTS(ctx context.Context, m TTSSystem, o TTSOptions) (*TTSReport, error) {
 	}
 	rep.EvalSeconds = time.Since(t0).Seconds()
 	return rep, nil
+}
+
+// TTSPicks are the utterances TTS speaks, indices into utts: the first n of
+// each voice and set (set "" for both sets) that have another utterance of
+// their voice for a prompt; prompt[j] is pick[j]'s prompt (ttsPrompts), so
+// that no prompt says the text it prompts. The speed benchmark speaks the
+// same texts.
+func TTSPicks(utts []speech.Utterance, set string, n int) (pick, prompt []int, err error) {
+	prompts := ttsPrompts(utts)
+	count := map[string]int{}
+	for i, u := range utts {
+		if (set != "" && u.Set != set) || count[u.Voice+"/"+u.Set] >= n || prompts[i] < 0 {
+			continue
+		}
+		count[u.Voice+"/"+u.Set]++
+		pick, prompt = append(pick, i), append(prompt, prompts[i])
+	}
+	if len(pick) == 0 {
+		return nil, nil, fmt.Errorf("tts evaluation: no utterances of set %q with another utterance of their voice for a prompt", set)
+	}
+	return pick, prompt, nil
 }
 
 // ttsPrompts is the voice prompt of each utterance of a split: the

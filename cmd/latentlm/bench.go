@@ -23,7 +23,7 @@ func runBench(args []string) error {
 	bench := func(sub string) func([]string) error {
 		return func(args []string) error { return runBenchSub(sub, args) }
 	}
-	return dispatch("bench", "usage: latentlm bench step|train|sample|serve|generate [flags]\n\n"+
+	return dispatch("bench", "usage: latentlm bench step|train|sample|serve|generate|speak [flags]\n\n"+
 		"  step    one transformer training step of the reference shape (B16·T64·d256·4 layers, docs/DESIGN.md §10)\n"+
 		"  train   one training step of the default MNIST model (--arch latentlm or dit)\n"+
 		"  sample  images/s of class-conditional sampling (20 solver steps, CFG on;\n"+
@@ -32,9 +32,11 @@ func runBench(args []string) error {
 		"          concurrent requests (batched), then the same one at a time, and the time\n"+
 		"          to the first streamed latent, alone and joining a running decode\n"+
 		"  generate  images/s of text → image sampling by a multimodal checkpoint of any arch\n"+
-		"          (--model DIR: latentlm, vq or transfusion; --batches 1,16,64)",
+		"          (--model DIR: latentlm, vq or transfusion; --batches 1,16,64)\n"+
+		"  speak   real-time factor of text-to-speech, text to 16 kHz audio, by a LatentLM or\n"+
+		"          VALL-E-style checkpoint (--model DIR, --batches 1,16)",
 		map[string]func([]string) error{"step": bench("step"), "train": bench("train"), "sample": bench("sample"), "serve": runBenchServe,
-			"generate": runBenchGenerate}, args)
+			"generate": runBenchGenerate, "speak": runBenchSpeak}, args)
 }
 
 // runBenchSub parses the flags of one benchmark, checks the memory it will

@@ -110,28 +110,16 @@ func runEvalTTS(args []string) error {
 	if err != nil {
 		return err
 	}
-	var system evaluate.TTSSystem
-	var m *tts.Model
-	switch kind {
-	case valle.Kind:
-		// The discrete baseline is scored by the same evaluation; its page
-		// column joins a LatentLM model's page (--baseline).
-		if *listen != "" {
-			return fmt.Errorf("--model %s is a VALL-E-style baseline: its listening page is LatentLM's, with --baseline %s", dir, dir)
-		}
-		s, err := valleSpeaker(b, dir, *speechVAE, opts)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		system = evaluate.VALLETTS(s, valleOptions(opts))
-	default:
-		if m, err = tts.Load(b, dir, *speechVAE, opts); err != nil {
-			return err
-		}
-		defer m.Close()
-		system = evaluate.LatentLMTTS(m)
+	// The discrete baseline is scored by the same evaluation; its page
+	// column joins a LatentLM model's page (--baseline).
+	if kind == valle.Kind && *listen != "" {
+		return fmt.Errorf("--model %s is a VALL-E-style baseline: its listening page is LatentLM's, with --baseline %s", dir, dir)
 	}
+	system, m, closeSystem, err := loadTTSSystem(b, kind, dir, *speechVAE, opts)
+	if err != nil {
+		return err
+	}
+	defer closeSystem()
 	utts, clips, err := loadSpeechSplit(*dataDir, *split)
 	if err != nil {
 		return err
@@ -215,6 +203,24 @@ var listenBaselines = map[string]func(b compute.Backend, dir string, opts tts.Op
 		about := fmt.Sprintf("%s (%s, temperature %g among the %d likeliest codes, at most %g s, prompts of up to %g s)", dir, valle.Kind, vo.Temperature, vo.TopK, vo.MaxSeconds, s.PromptSeconds)
 		return evaluate.TTSColumn("VALL-E-style", "valle", about, evaluate.VALLETTS(s, vo), seed), s.Close, nil
 	},
+}
+
+// loadTTSSystem loads the text-to-speech checkpoint in dir, of kind (a
+// LatentLM model, or the VALL-E-style baseline with its codec), as the
+// evaluation's TTSSystem under opts; m is the LatentLM model (nil for the
+// baseline). close releases what it loaded.
+func loadTTSSystem(b compute.Backend, kind, dir, speechVAE string, opts tts.Options) (system evaluate.TTSSystem, m *tts.Model, close func(), err error) {
+	if kind == valle.Kind {
+		s, err := valleSpeaker(b, dir, speechVAE, opts)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return evaluate.VALLETTS(s, valleOptions(opts)), nil, s.Close, nil
+	}
+	if m, err = tts.Load(b, dir, speechVAE, opts); err != nil {
+		return nil, nil, nil, err
+	}
+	return evaluate.LatentLMTTS(m), m, m.Close, nil
 }
 
 // valleSpeaker loads the VALL-E-style baseline in dir with its codec

@@ -17,6 +17,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/latentlm/latentlm/benchmark"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/lm"
@@ -492,4 +493,29 @@ func TestEvalTTSVALLE(t *testing.T) {
 	expectOneLineError(t, code, stderr, "VALL-E-style baseline")
 	code, _, stderr = speak("--text", "t\u00e9", "--out", said)
 	expectOneLineError(t, code, stderr, "alphabet")
+
+	// bench speak times both kinds on the same texts: the real-time factor
+	// is the median call over the audio it spoke.
+	for _, dir := range []string{baseline, f.model} {
+		code, stdout, stderr = cli(t, f.root, "bench", "speak", "--model", dir, "--data", f.cache, "--batches", "1,2", "--reps", "1",
+			"--steps", "2", "--max-seconds", "0.2", "--json")
+		if code != 0 {
+			t.Fatalf("bench speak %s: exit %d: %s", dir, code, stderr)
+		}
+		var res []benchmark.Result
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+			t.Fatalf("%v: %s", err, stdout)
+		}
+		if len(res) != 2 || res[1].Batch != 2 {
+			t.Fatalf("bench speak %s: %+v", dir, res)
+		}
+		for _, r := range res {
+			if r.AudioSeconds <= 0 || r.AudioSeconds > float64(r.Batch)*0.2+1e-9 || math.Abs(r.RealTimeFactor-r.MedianS/r.AudioSeconds) > 1e-9 ||
+				r.DecodingStepsPerAudio < 25 || r.CPUFeatures == "" {
+				t.Errorf("bench speak %s, batch %d: %+v", dir, r.Batch, r)
+			}
+		}
+	}
+	code, _, stderr = cli(t, f.root, "bench", "speak", "--model", baseline, "--data", f.cache, "--batches", "7")
+	expectOneLineError(t, code, stderr, "the test split has 6")
 }
