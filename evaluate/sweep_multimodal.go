@@ -29,6 +29,10 @@ type MultimodalSweepRow struct {
 	// Reports are the scores by task (text, t2i, i2t, vqa), as eval --task
 	// --json prints them.
 	Reports map[string]MultimodalReport `json:"reports"`
+	// Settings are the scoring settings (test canvases, images per scene,
+	// judge, sampling), so that a resumed sweep reuses only rows scored as
+	// it would score them.
+	Settings string `json:"settings,omitempty"`
 	// Seconds is the time the snapshot's scoring took.
 	Seconds float64 `json:"seconds"`
 }

@@ -189,7 +189,9 @@ transfusion) on the canvas tasks, as eval --task does (--n, --per-seen,
 snapshot, and draws one panel per metric with one line per run against
 the training tokens (the paper's Figure 8), or the steps or GFLOP.
 
-The JSON is rewritten after every row; --from replots it. Metrics for --y:
+The JSON is rewritten after every row; --resume keeps the rows it holds of
+the same snapshots and settings and scores only the others (a sweep stopped
+midway goes on where it stopped); --from replots it. Metrics for --y:
 ` + "bits_per_byte, t2i_seen, t2i_held_out, t2i_layout, fd, i2t_seen, i2t_held_out, i2t_layout, vqa_seen, vqa_held_out."
 
 func runSweepMultimodal(args []string) error {
@@ -205,6 +207,7 @@ func runSweepMultimodal(args []string) error {
 	var texts stringList
 	fs.Var(&texts, "text", "score these UTF-8 files instead of the fortunes' validation split (text)")
 	jsonOut := fs.String("json", "", "where to write the rows (JSON)")
+	resume := fs.Bool("resume", false, "keep the rows --json already holds for the same snapshots, tasks and settings; score only the others")
 	from := fs.String("from", "", "replot this saved sweep instead of evaluating")
 	plotOut := fs.String("out", "", "PNG figure to write")
 	yList := fs.String("y", "", "comma-separated metrics, one panel each (default: every metric scored)")
@@ -270,22 +273,39 @@ func runSweepMultimodal(args []string) error {
 		}
 		points = append(points, ps...)
 	}
+	settings := fmt.Sprintf("data=%s judge=%s n=%d per-seen=%d per-held-out=%d text=%v steps=%d cfg=%g temperature=%g seed=%d text-temperature=%g top-p=%g top-k=%d max-tokens=%d",
+		*dataName, *judgeDir, *n, *perSeen, *perHeld, texts, *mf.sample.steps, *mf.sample.cfg, *mf.sample.temperature, *mf.sample.seed,
+		*mf.textTemp, *mf.topP, *mf.topK, *mf.maxTokens)
+	done := map[string]evaluate.MultimodalSweepRow{}
+	if *resume {
+		if done, err = resumableRows(*jsonOut, settings, tasks); err != nil {
+			return err
+		}
+	}
 	s := &canvasScorer{data: *dataName, n: *n, perSeen: *perSeen, perHeld: *perHeld, judgeDir: *judgeDir, backendArg: *mf.backend}
 	ctx, cancel := signalContext()
 	defer cancel()
-	if err := s.prepare(ctx, tasks, texts); err != nil {
-		return err
+	if len(done) < len(points) {
+		if err := s.prepare(ctx, tasks, texts); err != nil {
+			return err
+		}
 	}
 	var rows []evaluate.MultimodalSweepRow
 	for i, p := range points {
 		fmt.Fprintf(os.Stderr, "[%d/%d] %s step %g (%s)...", i+1, len(points), p.Series, p.TrainSteps, p.Model)
+		if row, ok := done[p.Model]; ok {
+			row.Series = p.Series
+			rows = append(rows, row)
+			fmt.Fprintln(os.Stderr, " scored before (--resume)")
+			continue
+		}
 		t0 := time.Now()
 		row, err := sweepSnapshot(ctx, mf, s, p, tasks)
 		if err != nil {
 			fmt.Fprintln(os.Stderr)
 			return fmt.Errorf("%s: %s", p.Model, strings.TrimPrefix(err.Error(), "latentlm: "))
 		}
-		row.Seconds = time.Since(t0).Seconds()
+		row.Seconds, row.Settings = time.Since(t0).Seconds(), settings
 		var got []string
 		for _, t := range tasks {
 			r := row.Reports[t]
@@ -302,6 +322,35 @@ func runSweepMultimodal(args []string) error {
 		}
 	}
 	return plotMultimodalSweep(*plotOut, *title, rows, metrics, *xName)
+}
+
+// resumableRows are the rows of the sweep JSON at path (none when it does
+// not exist yet) that a resumed sweep keeps, by snapshot folder: those
+// scored with settings on every task. A row of other settings is an error,
+// since keeping it would mix two scorings in one figure.
+func resumableRows(path, settings string, tasks []string) (map[string]evaluate.MultimodalSweepRow, error) {
+	out := map[string]evaluate.MultimodalSweepRow{}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	rows, err := evaluate.ReadMultimodalSweep(path)
+	if err != nil {
+		return nil, fmt.Errorf("--resume: %w", err)
+	}
+	for _, r := range rows {
+		if r.Settings != settings {
+			return nil, fmt.Errorf("--resume: %s: the row of %s was scored with other settings (%q; now %q): score into a new --json", path, r.Model, r.Settings, settings)
+		}
+		complete := true
+		for _, t := range tasks {
+			_, ok := r.Reports[t]
+			complete = complete && ok
+		}
+		if complete {
+			out[r.Model] = r
+		}
+	}
+	return out, nil
 }
 
 // sweepSnapshot scores one snapshot on the tasks, holding its model only

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/latentlm/latentlm/checkpoint"
@@ -145,6 +146,26 @@ func TestMultimodalSweepAndBench(t *testing.T) {
 	if img := testutil.DecodePNG(t, fig); img.Bounds().Dx() != 3*800 {
 		t.Errorf("figure %v wide, want 3 panels (bits per byte, caption seen, held-out, layout) a row", img.Bounds())
 	}
+	// --resume keeps the rows of the same snapshots and settings (a sweep
+	// killed midway goes on), and refuses rows scored otherwise.
+	sweepArgs := func(more ...string) []string {
+		return append([]string{"sweep", "--over", "train", "--task", "multimodal", "--tasks", "text,i2t", "--text", corpus,
+			"--max-tokens", "3", "--json", sweepJSON, "--out", fig, "--resume"}, append(more,
+			"LatentLM="+filepath.Join(dir, "latentlm"), "Transfusion="+filepath.Join(dir, "transfusion"))...)
+	}
+	if err := evaluate.WriteMultimodalSweep(sweepJSON, rows[:2]); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = cli(t, root, sweepArgs("--n", "2")...)
+	if code != 0 || strings.Count(stderr, "scored before (--resume)") != 2 {
+		t.Fatalf("sweep --resume: exit %d: %s", code, stderr)
+	}
+	resumed, err := evaluate.ReadMultimodalSweep(sweepJSON)
+	if err != nil || len(resumed) != 3 || resumed[0].Seconds != rows[0].Seconds || resumed[2].Model != rows[2].Model {
+		t.Fatalf("resumed sweep: %v, %+v", err, resumed)
+	}
+	code, _, stderr = cli(t, root, sweepArgs("--n", "3")...)
+	expectOneLineError(t, code, stderr, "other settings")
 	again := filepath.Join(dir, "again.png")
 	if code, _, stderr := cli(t, root, "sweep", "--task", "multimodal", "--from", sweepJSON, "--out", again, "--y", "bits_per_byte", "--x", "gflop"); code != 0 {
 		t.Fatalf("sweep --from: exit %d: %s", code, stderr)
