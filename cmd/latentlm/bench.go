@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -178,9 +176,7 @@ func runBenchSub(sub string, args []string) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return printJSON(results)
 	}
 	for _, r := range results {
 		fmt.Printf("%-34s backend=%s batch=%d params=%d first=%.2fs median=%.4fs items/s=%.1f", r.Name, r.Backend, r.Batch, r.Params, r.FirstCallS, r.MedianS, r.ItemsPerS)
@@ -308,9 +304,7 @@ func runBenchServe(args []string) error {
 	}
 	r.CPUFeatures = benchmark.CPUFeatures()
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return printJSON(r)
 	}
 	o := r.Options
 	fmt.Printf("bench serve: %s, %s backend, %d clients × %d requests, n %d, %d steps, cfg %g, batches of up to %d sequences (warm-up %.1fs)\n",

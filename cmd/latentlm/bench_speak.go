@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/latentlm/latentlm/benchmark"
 	"github.com/latentlm/latentlm/checkpoint"
@@ -121,9 +119,7 @@ func runBenchSpeak(args []string) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return printJSON(results)
 	}
 	return nil
 }

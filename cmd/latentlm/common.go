@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -125,4 +126,12 @@ func addSampleFlags(fs *flags, modelHelp, vaeHelp string, batch int) sampleFlags
 // options are the sampler options the flags select.
 func (f sampleFlags) options() lm.SampleOptions {
 	return lm.SampleOptions{Steps: *f.steps, CFG: *f.cfg, Temperature: *f.temperature, Seed: *f.seed}
+}
+
+// printJSON writes v to standard output as indented JSON, the --json output
+// of every command.
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

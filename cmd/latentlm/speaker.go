@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -111,9 +110,7 @@ func speakerEval(args []string) error {
 		return unprefixed(err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"model": dir, "data": data, "voices": m.Voices, "report": r})
+		return printJSON(map[string]any{"model": dir, "data": data, "voices": m.Voices, "report": r})
 	}
 	fmt.Printf("speaker judge %s on the %s split of %s\n", dir, *split, data)
 	speaker.WriteReport(os.Stdout, r)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -215,9 +214,7 @@ func speechJudge(args []string) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"split": *split, "n": *n, "seconds": time.Since(start).Seconds(), "results": rows})
+		return printJSON(map[string]any{"split": *split, "n": *n, "seconds": time.Since(start).Seconds(), "results": rows})
 	}
 	fmt.Printf("%-18s %-10s %6s %6s %7s\n", "voice", "set", "utts", "words", "WER")
 	for _, r := range rows {

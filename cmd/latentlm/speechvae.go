@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -211,9 +210,7 @@ func speechVAEEval(args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"model": dir, "split": *split, "report": rep})
+		return printJSON(map[string]any{"model": dir, "split": *split, "report": rep})
 	}
 	printSpeechReport(dir, *split, rep)
 	return nil

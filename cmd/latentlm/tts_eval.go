@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"maps"
@@ -151,9 +150,7 @@ func runEvalTTS(args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *steps, "cfg": *cfg, "prompt_seconds": *promptSeconds, "report": rep})
+		return printJSON(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *steps, "cfg": *cfg, "prompt_seconds": *promptSeconds, "report": rep})
 	}
 	if kind == valle.Kind {
 		vo := valleOptions(opts)
@@ -455,9 +452,7 @@ func (r listenRun) run(ctx context.Context, b compute.Backend, m *tts.Model, utt
 		return err
 	}
 	if r.asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"dir": r.dir, "bytes": size, "seconds": time.Since(t0).Seconds(), "page": page})
+		return printJSON(map[string]any{"dir": r.dir, "bytes": size, "seconds": time.Since(t0).Seconds(), "page": page})
 	}
 	fmt.Printf("wrote %s: %d texts × %d columns, %d files, %.1f MB, in %.0f s\n", filepath.Join(r.dir, "index.html"), len(page.Rows), len(page.Columns),
 		len(page.Files)+2, float64(size)/1e6, time.Since(t0).Seconds())

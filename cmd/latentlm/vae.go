@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -188,9 +187,7 @@ func vaeEval(args []string) error {
 	}
 	rep.Checkpoint = *f.ckpt
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(rep)
 	}
 	fmt.Printf("tokenizer %s on %s test (%d images)\n", rep.Kind, rep.Data, rep.Images)
 	fmt.Printf("  PSNR %.2f dB  SSIM %.4f\n", rep.PSNR, rep.SSIM)
