@@ -7,9 +7,7 @@ import (
 	"github.com/latentlm/latentlm/benchmark"
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/evaluate"
-	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/speech"
-	"github.com/latentlm/latentlm/tts"
 )
 
 const benchSpeakSynopsis = `bench speak --model DIR [--batches 1,16] [--reps 3] [--set numbers] [--steps 5] [--cfg 3] [--json]
@@ -27,7 +25,6 @@ LatentLM's).`
 // runBenchSpeak is `latentlm bench speak`.
 func runBenchSpeak(args []string) error {
 	fs := newFlags("bench speak", benchSpeakSynopsis)
-	d := tts.DefaultOptions()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	modelDir := fs.String("model", "", "text-to-speech checkpoint: LatentLM's or the VALL-E-style baseline's")
 	speechVAE := fs.String("speech-vae", "", "speech tokenizer or codec (default: the model's own)")
@@ -36,14 +33,7 @@ func runBenchSpeak(args []string) error {
 	batchList := fs.String("batches", "1,16", "comma-separated batch sizes")
 	reps := fs.Int("reps", 3, "timed calls per batch size (after one compiling call)")
 	fs.bound("reps", 1, 1000, false)
-	fs.bound("steps", 0, 1000, false)
-	steps := fs.Int("steps", d.Steps, "DPM-Solver++ steps per frame")
-	cfg := fs.Float64("cfg", d.CFG, "classifier-free guidance scale (1: none)")
-	seed := fs.Int64("seed", d.Seed, "random seed")
-	maxSeconds := fs.Float64("max-seconds", d.MaxSeconds, "the most speech generated when the model does not end it itself")
-	fs.bound("max-seconds", 0, 3600, true)
-	promptSeconds := fs.Float64("prompt-seconds", d.PromptSeconds, "keep the first seconds of each voice prompt (0: the whole utterance)")
-	fs.bound("prompt-seconds", 0, 3600, false)
+	gen := addTTSFlags(fs)
 	asJSON := fs.Bool("json", false, "print results as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,9 +75,7 @@ func runBenchSpeak(args []string) error {
 		for j := range n {
 			texts[j], prompts[j], files[j] = utts[pick[j]].Text, clips[prompt[j]], utts[prompt[j]].File
 		}
-		opts := tts.Options{SampleOptions: lm.SampleOptions{Steps: *steps, CFG: *cfg, Temperature: d.Temperature, Seed: *seed},
-			MaxSeconds: *maxSeconds, PromptSeconds: *promptSeconds, Batch: n, EqualisePrompts: n > 1}
-		system, _, closeSystem, err := loadTTSSystem(b, kind, *modelDir, *speechVAE, opts)
+		system, _, closeSystem, err := loadTTSSystem(b, kind, *modelDir, *speechVAE, gen.options(n))
 		if err != nil {
 			return err
 		}
@@ -95,7 +83,7 @@ func runBenchSpeak(args []string) error {
 		var passes int
 		res := benchmark.Result{Name: fmt.Sprintf("%s_speak_b%d", kind, n), Arch: kind, Batch: n}
 		r, err := benchmark.Measure(b, res, 0, n, *reps, func() error {
-			spoken, err := system.Speak(ctx, texts, prompts, files, uint64(*seed))
+			spoken, err := system.Speak(ctx, texts, prompts, files, uint64(*gen.seed))
 			audio, passes = 0, 0
 			for _, s := range spoken {
 				audio += float64(len(s.Samples)) / speech.Rate

@@ -245,10 +245,7 @@ func runSpeak(args []string) error {
 		return err
 	}
 	secs := float64(len(s.Samples)) / tts.Rate
-	how := "ended by the model's <EOL>"
-	if !s.Stopped {
-		how = fmt.Sprintf("cut at --max-seconds %g or max_len: the model did not end it", *maxSeconds)
-	}
+	how := howEnded(s.Stopped, *maxSeconds)
 	fmt.Printf("wrote %s: %.2f s of speech, %d frames, %s; voice prompt %.2f s from %s\n", *out, secs, len(s.Frames), how, m.Format.Seconds(s.PromptFrames), req.source)
 	rtf := elapsed.Seconds() / max(secs, 1e-9)
 	fmt.Printf("generated in %.2f s: real-time factor %.3f (%d solver steps, guidance %g)", elapsed.Seconds(), rtf, *steps, *cfg)
@@ -282,14 +279,20 @@ func speakVALLE(b compute.Backend, dir, codecDir string, opts tts.Options, vo va
 		return err
 	}
 	secs := float64(len(sp.Samples)) / tts.Rate
-	how := "ended by the model's <EOL>"
-	if !sp.Stopped {
-		how = fmt.Sprintf("cut at --max-seconds %g or max_len: the model did not end it", vo.MaxSeconds)
-	}
+	how := howEnded(sp.Stopped, vo.MaxSeconds)
 	fmt.Printf("wrote %s: %.2f s of speech, %d frames of %d codes, %s; voice prompt from %s\n", out, secs, len(sp.Codes), s.Model.Config.Codebooks, how, req.source)
 	fmt.Printf("generated in %.2f s: real-time factor %.3f (VALL-E-style: %d AR steps and %d NAR passes, codes at temperature %g among the %d likeliest)\n",
 		elapsed.Seconds(), elapsed.Seconds()/max(secs, 1e-9), sp.ARSteps, sp.NARPasses, vo.Temperature, vo.TopK)
 	return nil
+}
+
+// howEnded says how speak's utterance ended: by the model, or cut by the
+// length bound.
+func howEnded(stopped bool, maxSeconds float64) string {
+	if stopped {
+		return "ended by the model's <EOL>"
+	}
+	return fmt.Sprintf("cut at --max-seconds %g or max_len: the model did not end it", maxSeconds)
 }
 
 // voiceNames lists the voices of the speech data.

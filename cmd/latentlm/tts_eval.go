@@ -40,16 +40,9 @@ func runEvalTTS(args []string) error {
 	set := fs.String("set", speech.SetNumbers, "text set: numbers, sentences or both")
 	n := fs.Int("n", 10, "texts per voice and set")
 	fs.bound("n", 1, 100000, false)
-	fs.bound("steps", 0, 1000, false)
-	steps := fs.Int("steps", d.Steps, "DPM-Solver++ steps per frame")
-	cfg := fs.Float64("cfg", d.CFG, "classifier-free guidance scale (1: none)")
-	seed := fs.Int64("seed", d.Seed, "random seed")
+	gen := addTTSFlags(fs)
 	batch := fs.Int("batch", d.Batch, "utterances generated at once")
 	fs.bound("batch", 1, 4096, false)
-	maxSeconds := fs.Float64("max-seconds", d.MaxSeconds, "the most speech generated when the model does not end it itself")
-	fs.bound("max-seconds", 0, 3600, true)
-	promptSeconds := fs.Float64("prompt-seconds", d.PromptSeconds, "keep the first seconds of each voice prompt (0: the whole utterance; the paper's two column groups are 3 s and whole)")
-	fs.bound("prompt-seconds", 0, 3600, false)
 	noJudge := fs.Bool("no-judge", false, "skip pocketsphinx")
 	speakerDir := fs.String("speaker", "", "speaker judge checkpoint (default weights/speaker; none: skip)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -99,12 +92,7 @@ func runEvalTTS(args []string) error {
 	if err != nil {
 		return err
 	}
-	// EqualisePrompts: texts of many lengths would otherwise make as many
-	// batch shapes, each a compiled graph (the engine keeps at most 32);
-	// trimming the longer prompts of a batch (never below 1 s) keeps the
-	// batches full and the shapes few.
-	opts := tts.Options{SampleOptions: lm.SampleOptions{Steps: *steps, CFG: *cfg, Temperature: d.Temperature, Seed: *seed},
-		MaxSeconds: *maxSeconds, PromptSeconds: *promptSeconds, Batch: *batch, EqualisePrompts: *batch > 1}
+	opts := gen.options(*batch)
 	kind, err := checkpoint.ReadKind(dir)
 	if err != nil {
 		return err
@@ -123,7 +111,7 @@ func runEvalTTS(args []string) error {
 	if err != nil {
 		return err
 	}
-	o := evaluate.TTSOptions{Utterances: utts, Clips: clips, Set: *set, N: *n, Seed: uint64(*seed)}
+	o := evaluate.TTSOptions{Utterances: utts, Clips: clips, Set: *set, N: *n, Seed: uint64(*gen.seed)}
 	if !*asJSON {
 		o.Log = os.Stderr
 	}
@@ -150,13 +138,13 @@ func runEvalTTS(args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *steps, "cfg": *cfg, "prompt_seconds": *promptSeconds, "report": rep})
+		return printJSON(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *gen.steps, "cfg": *gen.cfg, "prompt_seconds": *gen.promptS, "report": rep})
 	}
 	if kind == valle.Kind {
 		vo := valleOptions(opts)
 		fmt.Printf("%s (VALL-E-style) on the %s split, codes drawn at temperature %g among the %d likeliest\n", dir, *split, vo.Temperature, vo.TopK)
 	} else {
-		fmt.Printf("%s on the %s split, %d DPM-Solver++ steps, CFG %g\n", dir, *split, *steps, *cfg)
+		fmt.Printf("%s on the %s split, %d DPM-Solver++ steps, CFG %g\n", dir, *split, *gen.steps, *gen.cfg)
 	}
 	fmt.Printf("%-16s %-9s %5s %17s %9s %9s %5s %8s %8s %6s\n", "voice", "set", "utts", "WER orig→gen", "spk gen", "spk orig", "SIM", "stopped", "±20%", "ratio")
 	for _, r := range rep.Rows {
@@ -202,11 +190,45 @@ var listenBaselines = map[string]func(b compute.Backend, dir string, opts tts.Op
 	},
 }
 
+// ttsFlags are the generation flags of the commands that score or time
+// text-to-speech (eval --task tts, bench speak), which must speak alike.
+type ttsFlags struct {
+	steps                    *int
+	cfg, maxSeconds, promptS *float64
+	seed                     *int64
+}
+
+// addTTSFlags declares --steps, --cfg, --seed, --max-seconds and
+// --prompt-seconds with tts.DefaultOptions' values.
+func addTTSFlags(fs *flags) ttsFlags {
+	d := tts.DefaultOptions()
+	fs.bound("steps", 0, 1000, false)
+	fs.bound("max-seconds", 0, 3600, true)
+	fs.bound("prompt-seconds", 0, 3600, false)
+	return ttsFlags{
+		steps:      fs.Int("steps", d.Steps, "DPM-Solver++ steps per frame"),
+		cfg:        fs.Float64("cfg", d.CFG, "classifier-free guidance scale (1: none)"),
+		seed:       fs.Int64("seed", d.Seed, "random seed"),
+		maxSeconds: fs.Float64("max-seconds", d.MaxSeconds, "the most speech generated when the model does not end it itself"),
+		promptS:    fs.Float64("prompt-seconds", d.PromptSeconds, "keep the first seconds of each voice prompt (0: the whole utterance; the paper's two column groups are 3 s and whole)"),
+	}
+}
+
+// options are the flags' tts.Options for batches of batch utterances.
+// EqualisePrompts: texts of many lengths would otherwise make as many batch
+// shapes, each a compiled graph (the engine keeps at most 32); trimming the
+// longer prompts of a batch (never below 1 s) keeps the batches full and
+// the shapes few.
+func (f ttsFlags) options(batch int) tts.Options {
+	return tts.Options{SampleOptions: lm.SampleOptions{Steps: *f.steps, CFG: *f.cfg, Temperature: tts.DefaultOptions().Temperature, Seed: *f.seed},
+		MaxSeconds: *f.maxSeconds, PromptSeconds: *f.promptS, Batch: batch, EqualisePrompts: batch > 1}
+}
+
 // loadTTSSystem loads the text-to-speech checkpoint in dir, of kind (a
 // LatentLM model, or the VALL-E-style baseline with its codec), as the
 // evaluation's TTSSystem under opts; m is the LatentLM model (nil for the
-// baseline). close releases what it loaded.
-func loadTTSSystem(b compute.Backend, kind, dir, speechVAE string, opts tts.Options) (system evaluate.TTSSystem, m *tts.Model, close func(), err error) {
+// baseline). release frees what it loaded.
+func loadTTSSystem(b compute.Backend, kind, dir, speechVAE string, opts tts.Options) (system evaluate.TTSSystem, m *tts.Model, release func(), err error) {
 	if kind == valle.Kind {
 		s, err := valleSpeaker(b, dir, speechVAE, opts)
 		if err != nil {
