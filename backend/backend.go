@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute-onnx" // registers "onnx"
@@ -103,12 +104,20 @@ func Open(name string) (compute.Backend, error) {
 			return nil, errors.New("backend xla: this binary was built without XLA support; rebuild with `make build-xla` on a machine with a PJRT plugin")
 		}
 	}
+	if base != "go" {
+		// ONNX Runtime and XLA allocate with the C library: see
+		// keepFreedMemoryReturned.
+		returnFreedMemory.Do(func() { keepFreedMemoryReturned() })
+	}
 	b, err := compute.NewWithConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening backend %s: %w", cfg, err)
 	}
 	return b, nil
 }
+
+// returnFreedMemory tunes the C allocator once per process.
+var returnFreedMemory sync.Once
 
 func registered(name string) bool {
 	for _, n := range compute.List() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/text"
 	"github.com/latentlm/latentlm/vae"
 )
@@ -80,6 +81,7 @@ type Model struct {
 
 	backend compute.Backend
 	store   *model.Store
+	owned   []*model.Store // the weights Load read for this model alone, freed by Close
 	opts    Options
 	engine  *lm.Engine
 	rng     *rand.Rand
@@ -155,6 +157,7 @@ func Load(b compute.Backend, dir, imageDir string, opts Options) (*Model, error)
 		img.Close()
 		return nil, err
 	}
+	m.owned = []*model.Store{store, img.Store}
 	m.rng = rand.New(rand.NewPCG(uint64(opts.Seed), textStream))
 	return m, nil
 }
@@ -162,7 +165,8 @@ func Load(b compute.Backend, dir, imageDir string, opts Options) (*Model, error)
 // textStream is the PCG stream of the host generator of text tokens.
 const textStream = 0x7465_7874
 
-// Close releases the compiled graphs and the image tokenizer.
+// Close releases the compiled graphs, the image tokenizer and the weights
+// Load read (nn.ReleaseStores). It is safe to call more than once.
 func (m *Model) Close() {
 	if m.engine != nil {
 		m.engine.Close()
@@ -175,6 +179,8 @@ func (m *Model) Close() {
 	if m.Image != nil {
 		m.Image.Close()
 	}
+	nn.ReleaseStores(m.owned...)
+	m.owned = nil
 }
 
 // Captioned says whether the model learnt captions: every canvas model,

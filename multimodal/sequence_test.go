@@ -765,3 +765,30 @@ func ExampleModel_NewBatch() {
 	// the digit 9 is at the bottom right of the image
 	// one
 }
+
+// TestCloseReleasesLoadedWeights checks that Close frees the weights Load
+// read, the model's and its image tokenizer's, at once (nn.ReleaseStores):
+// a process that opens snapshot after snapshot (sweep) grew by each one's
+// until a collection that the backend's C memory never triggers.
+func TestCloseReleasesLoadedWeights(t *testing.T) {
+	b, err := backend.Open(backend.Resolve(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(b, "../weights/multimodal-mnist", "", DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights, image := m.store, m.Image.Store
+	if weights.NumVariables() == 0 || image.NumVariables() == 0 {
+		t.Fatalf("loaded model holds %d and %d variables", weights.NumVariables(), image.NumVariables())
+	}
+	m.Close()
+	if n, k := weights.NumVariables(), image.NumVariables(); n != 0 || k != 0 {
+		t.Errorf("after Close the model's store holds %d variables and the tokenizer's %d, want none", n, k)
+	}
+	m.Close() // a second Close is harmless
+	if _, err := m.ImagesFor(context.Background(), []string{"the digit 3 is at the top left of the image"}); err == nil {
+		t.Error("drawing after Close did not fail")
+	}
+}

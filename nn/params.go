@@ -220,3 +220,16 @@ func Release(xs ...any) {
 		}
 	}
 }
+
+// ReleaseStores frees the weights of stores now (see Release): a model
+// that loaded its own weights calls it from Close, so that a process
+// opening model after model (a sweep over snapshots, a server) does not
+// keep each one's weights until a collection that C memory never
+// triggers.
+func ReleaseStores(stores ...*model.Store) {
+	for _, s := range stores {
+		if s != nil {
+			s.Finalize()
+		}
+	}
+}

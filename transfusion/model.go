@@ -42,6 +42,7 @@ type Model struct {
 	logits        *model.Exec       // the softmax head
 	guided, plain *diffusion.Solver // whole-image solvers, with and without guidance
 	nats          *model.Exec       // teacher-forced cross-entropy, built on first use
+	owned         []*model.Store    // the weights Load read for this model alone, freed by Close
 }
 
 // Save writes a Transfusion checkpoint into dir: the EMA weights and
@@ -102,6 +103,7 @@ func Load(b compute.Backend, dir, imageDir string, opts multimodal.Options) (*Mo
 	}
 	m := &Model{Config: cfg, Text: tok, Image: img, Info: h.Info, Dir: dir, backend: b, store: store, opts: opts,
 		Format: multimodal.Format{Vocab: cfg.Vocab, EOT: tok.EOT(), Items: ic.Items(), Channels: ic.Channels}}
+	m.owned = []*model.Store{store, img.Store}
 	if err := m.compile(); err != nil {
 		m.Close()
 		return nil, err
@@ -157,8 +159,9 @@ func (m *Model) compile() error {
 	return err
 }
 
-// Close releases the compiled graphs and the image tokenizer. It is safe
-// to call more than once.
+// Close releases the compiled graphs, the image tokenizer and, for a model
+// Load read, its weights (nn.ReleaseStores). It is safe to call more than
+// once.
 func (m *Model) Close() {
 	for _, x := range []**model.Exec{&m.step, &m.logits, &m.nats} {
 		if *x != nil {
@@ -175,6 +178,8 @@ func (m *Model) Close() {
 	if m.Image != nil {
 		m.Image.Close()
 	}
+	nn.ReleaseStores(m.owned...)
+	m.owned = nil
 }
 
 // Options are the generation options the model was loaded with.

@@ -11,6 +11,7 @@ import (
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speechvae"
 )
 
@@ -85,6 +86,7 @@ type Model struct {
 	opts   Options
 	store  *model.Store
 	engine *lm.Engine
+	owned  []*model.Store // the weights Load read for this model alone, freed by Close
 }
 
 // New makes a model from weights in store (the EMA weights) of cfg, laid
@@ -154,10 +156,12 @@ func Load(b compute.Backend, dir, speechDir string, opts Options) (*Model, error
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	m.Info, m.Dir = h.Info, dir
+	m.owned = []*model.Store{store, sp.Store}
 	return m, nil
 }
 
-// Close releases the compiled graphs and the speech tokenizer.
+// Close releases the compiled graphs, the speech tokenizer and, for a
+// model Load read, its weights (nn.ReleaseStores).
 func (m *Model) Close() {
 	if m.engine != nil {
 		m.engine.Close()
@@ -166,6 +170,8 @@ func (m *Model) Close() {
 	if m.Speech != nil {
 		m.Speech.Close()
 	}
+	nn.ReleaseStores(m.owned...)
+	m.owned = nil
 }
 
 // Options are the generation options the model was made with.

@@ -64,6 +64,7 @@ type Model struct {
 	store   *model.Store
 	engine  *lm.Engine
 	nar     *model.Exec
+	owned   []*model.Store // the weights Load read for this model alone, freed by Close
 }
 
 // New makes a model from the weights in store (the EMA weights for a
@@ -112,10 +113,12 @@ func Load(b compute.Backend, dir string) (*Model, error) {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	m.Info = h.Info
+	m.owned = []*model.Store{store}
 	return m, nil
 }
 
-// Close releases the compiled graphs; it is safe to call more than once.
+// Close releases the compiled graphs and, for a model Load read, its
+// weights (nn.ReleaseStores); it is safe to call more than once.
 func (m *Model) Close() {
 	if m.engine != nil {
 		m.engine.Close()
@@ -125,6 +128,8 @@ func (m *Model) Close() {
 		m.nar.Finalize()
 		m.nar = nil
 	}
+	nn.ReleaseStores(m.owned...)
+	m.owned = nil
 }
 
 var errClosed = errors.New("valle: model used after Close")

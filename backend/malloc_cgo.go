@@ -1,0 +1,74 @@
+//go:build linux && cgo
+
+package backend
+
+/*
+#include <malloc.h>
+#include <stdlib.h>
+
+// fixMmapThreshold sets glibc's mmap threshold to n bytes and, because it
+// is set explicitly, turns off glibc's dynamic raising of it. It returns 0
+// where the C library has no such option (musl).
+static int fixMmapThreshold(int n) {
+#ifdef M_MMAP_THRESHOLD
+	return mallopt(M_MMAP_THRESHOLD, n);
+#else
+	return 0;
+#endif
+}
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#define HAVE_MALLINFO2 1
+#else
+#define HAVE_MALLINFO2 0
+#endif
+
+// mappedBytes is the bytes the C allocator holds in mmap-ed chunks.
+static size_t mappedBytes(void) {
+#if HAVE_MALLINFO2
+	return mallinfo2().hblkhd;
+#else
+	return 0;
+#endif
+}
+
+static int haveMallinfo2(void) { return HAVE_MALLINFO2; }
+
+static void *allocate(size_t n) { return malloc(n); }
+static void release(void *p) { free(p); }
+*/
+import "C"
+
+import "unsafe"
+
+// mmapThreshold is the size from which the C allocator maps each block of
+// its own, and unmaps it when freed: glibc's initial threshold, kept.
+const mmapThreshold = 128 << 10
+
+// keepFreedMemoryReturned stops the C heap of ONNX Runtime (or XLA) from
+// keeping what it has freed. glibc starts by mapping blocks of 128 KiB or
+// more and unmapping them on free, but each time such a block is freed it
+// raises the threshold to that block's size (up to 32 MiB), so that after
+// the first graph is released, the activations and caches of the next
+// ones come from the heap, whose freed middle the process keeps. A
+// long-lived process that loads, runs and closes model after model (sweep
+// over snapshots, a server) then grows by the size of each model's working
+// memory: measured on a sweep of six snapshots, 2.3 → 4.3 GB resident
+// (docs/BENCHMARKS.md, "Memory of long-lived processes"). Setting the
+// threshold explicitly keeps it fixed. It reports whether the C library
+// took the option.
+func keepFreedMemoryReturned() bool { return C.fixMmapThreshold(mmapThreshold) == 1 }
+
+// mappedAfterReuse frees a block just above the threshold, then allocates
+// a smaller one still above it, and reports whether that one was mapped
+// (as a fixed threshold does) rather than taken from the heap (as glibc's
+// raised threshold does). For the tests of keepFreedMemoryReturned.
+func mappedAfterReuse() (mapped, known bool) {
+	p := C.allocate(C.size_t(mmapThreshold * 4))
+	C.release(p)
+	before := C.mappedBytes()
+	q := C.allocate(C.size_t(mmapThreshold * 2))
+	after := C.mappedBytes()
+	C.release(unsafe.Pointer(q))
+	return after > before, C.haveMallinfo2() == 1
+}

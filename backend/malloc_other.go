@@ -1,0 +1,9 @@
+//go:build !linux || !cgo
+
+package backend
+
+// keepFreedMemoryReturned does nothing where there is no glibc to tune
+// (see malloc_cgo.go).
+func keepFreedMemoryReturned() bool { return false }
+
+func mappedAfterReuse() (mapped, known bool) { return false, false }
