@@ -62,12 +62,15 @@ func (m *Model) Predict(images [][]float32) (probs, feats [][]float32, err error
 		for i := start; i < end; i++ {
 			copy(flat[(i-start)*px:], images[i])
 		}
-		out, err := m.predict.Call(tensors.FromFlatDataAndDimensions(flat, c.ImageDims(PredictBatch)...))
+		in := tensors.FromFlatDataAndDimensions(flat, c.ImageDims(PredictBatch)...)
+		out, err := m.predict.Call(in)
+		nn.Release(in)
 		if err != nil {
 			return nil, nil, fmt.Errorf("classifier: %w", err)
 		}
 		p := tensors.MustCopyFlatData[float32](out[0])
 		f := tensors.MustCopyFlatData[float32](out[1])
+		nn.Release(out[0], out[1]) // C memory the collector does not see
 		for i := 0; i < end-start; i++ {
 			probs = append(probs, p[i*c.Classes:(i+1)*c.Classes:(i+1)*c.Classes])
 			feats = append(feats, f[i*c.Features:(i+1)*c.Features:(i+1)*c.Features])
