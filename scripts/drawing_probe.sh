@@ -13,8 +13,9 @@
 #
 # Each cycle takes about 20 minutes on the 2-core CPU alone (30 beside
 # another run). Writes runs/probe-TOKENIZER/cycleN (checkpoints and
-# caption → image sample grids) and docs/results/probe-TOKENIZER-cycleN.json
-# (eval --task t2i --json without the examples). Cycles already trained
+# caption → image sample grids, samples-002400.png the last; RESULTS shows
+# cycle 3's) and docs/results/probe-TOKENIZER-cycleN.json (eval --task t2i
+# --json without the examples). Cycles already trained
 # (their config.json records 2400 steps) are not trained again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
