@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -195,12 +193,10 @@ func runEval(args []string) error {
 		rows = append(rows, *row)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
 		if len(rows) == 1 {
-			return enc.Encode(rows[0])
+			return printJSON(rows[0])
 		}
-		return enc.Encode(rows)
+		return printJSON(rows)
 	}
 	fmt.Printf("%s: %s, classifier %s; FD against the %d test images, k-NN scores (k=%d) against %d of them (setup %s)\n",
 		*dataName, plural(len(rows), "row"), ec.ClassifierPath, ec.Test.N, prK, ec.ReferenceSize(), setup.Round(time.Millisecond))
