@@ -107,7 +107,7 @@ func Open(name string) (compute.Backend, error) {
 	if base != "go" {
 		// ONNX Runtime and XLA allocate with the C library: see
 		// keepFreedMemoryReturned.
-		returnFreedMemory.Do(func() { keepFreedMemoryReturned() })
+		returnFreedMemory.Do(keepFreedMemoryReturned)
 	}
 	b, err := compute.NewWithConfig(cfg)
 	if err != nil {

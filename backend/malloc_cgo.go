@@ -7,13 +7,11 @@ package backend
 #include <stdlib.h>
 
 // fixMmapThreshold sets glibc's mmap threshold to n bytes and, because it
-// is set explicitly, turns off glibc's dynamic raising of it. It returns 0
-// where the C library has no such option (musl).
-static int fixMmapThreshold(int n) {
+// is set explicitly, turns off glibc's dynamic raising of it. It does
+// nothing where the C library has no such option (musl).
+static void fixMmapThreshold(int n) {
 #ifdef M_MMAP_THRESHOLD
-	return mallopt(M_MMAP_THRESHOLD, n);
-#else
-	return 0;
+	mallopt(M_MMAP_THRESHOLD, n);
 #endif
 }
 
@@ -55,12 +53,11 @@ const mmapThreshold = 128 << 10
 // over snapshots, a server) then grows by the size of each model's working
 // memory: measured on a sweep of six snapshots, 2.3 → 4.3 GB resident
 // (docs/BENCHMARKS.md, "Memory of long-lived processes"). Setting the
-// threshold explicitly keeps it fixed. It reports whether the C library
-// took the option.
-func keepFreedMemoryReturned() bool { return C.fixMmapThreshold(mmapThreshold) == 1 }
+// threshold explicitly keeps it fixed.
+func keepFreedMemoryReturned() { C.fixMmapThreshold(mmapThreshold) }
 
-// mappedAfterReuse frees a block just above the threshold, then allocates
-// a smaller one still above it, and reports whether that one was mapped
+// mappedAfterReuse frees a block of four times the threshold, then
+// allocates one of twice it, and reports whether that one was mapped
 // (as a fixed threshold does) rather than taken from the heap (as glibc's
 // raised threshold does). For the tests of keepFreedMemoryReturned.
 func mappedAfterReuse() (mapped, known bool) {

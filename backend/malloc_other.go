@@ -4,6 +4,6 @@ package backend
 
 // keepFreedMemoryReturned does nothing where there is no glibc to tune
 // (see malloc_cgo.go).
-func keepFreedMemoryReturned() bool { return false }
+func keepFreedMemoryReturned() {}
 
 func mappedAfterReuse() (mapped, known bool) { return false, false }
