@@ -145,6 +145,15 @@ func (r *Row) Image(f Format, latents, scale []float32) {
 	r.add(lm.TokenItem(f.Vocab.EOL()), nil, true)
 }
 
+// AsContext makes items [from, to) inputs only, not targets: the latents
+// (or codes) of an image a sequence reads as context rather than learns to
+// draw (recipe.MultimodalOptions.ContextImagesUntrained).
+func (r *Row) AsContext(from, to int) {
+	for j := from; j < to; j++ {
+		r.NotTarget[j] = true
+	}
+}
+
 // ImageCodes appends a VQ-MLLM's image: <BOL>, the image's codes (Items
 // indices into the codebook, vae.Model.Codes) as tokens, and <EOL>.
 func (r *Row) ImageCodes(f Format, codes []int32) {

@@ -95,7 +95,16 @@ type MultimodalOptions struct {
 	CaptionDropout float64
 	// DiffusionWeight is λ of 𝓛_CE + λ·𝓛_diff.
 	DiffusionWeight float64
-	Mix             Mixture
+	// ContextImagesUntrained leaves out of the loss the images that image
+	// → caption and question sequences read as context: they are inputs
+	// only, and only caption → image sequences (and image-only documents)
+	// train the drawing. By default every image's latents (or codes) are
+	// targets, as docs/DESIGN.md §11 has it: an image that opens a
+	// sequence is drawn unconditionally, from <|endoftext|> <BOL>. The
+	// ablation asks whether that shares the small model's drawing with
+	// images no caption steers (docs/RESULTS.md "Multimodal").
+	ContextImagesUntrained bool
+	Mix                    Mixture
 	EMA             float64
 	// SampleEvery is the period in steps of a caption → image grid
 	// Out/samples-NNNNNN.png, also drawn at the last step (0: never). It
@@ -503,6 +512,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		for k, v := range map[string]any{"steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"mix": []float64{o.Mix.Text, o.Mix.T2I, o.Mix.I2T, o.Mix.VQA}, "caption_dropout": o.CaptionDropout,
+			"context_images_trained": !o.ContextImagesUntrained,
 			"diffusion_weight": lambda, "text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
 			"train_gflop": stepFLOPs * float64(step) / 1e9,
 			// The items (text tokens, image latents or codes, padding) of
@@ -851,6 +861,13 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 			}
 			r.Image(f, m.mus[k*per:(k+1)*per], m.scales[k*per:(k+1)*per])
 		}
+		contextImage := func() {
+			from := len(r.Items)
+			image()
+			if o.ContextImagesUntrained {
+				r.AsContext(from+1, len(r.Items)-1) // <BOL> and <EOL> stay targets
+			}
+		}
 		r.EOT(f)
 		switch task {
 		case 1: // caption → image, the caption dropped now and then
@@ -864,11 +881,11 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 			}
 			image()
 		case 2: // image → caption, canonical
-			image()
+			contextImage()
 			r.Text(f, im.captions[g][0])
 		case 3: // image + question → answer
 			x := im.questions[g][rng.IntN(len(im.questions[g]))]
-			image()
+			contextImage()
 			r.Prompt(f, x.q) // an input, not a target: after <EOL> the model learns captions only
 			r.Text(f, x.a)
 		}

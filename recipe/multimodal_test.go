@@ -14,6 +14,7 @@ import (
 
 	"github.com/latentlm/latentlm/canvas"
 	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/data"
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/lm"
@@ -188,15 +189,8 @@ func TestHeldOutNeverTrained(t *testing.T) {
 		}
 	}
 	names := canvas.MNIST
-	tok, err := text.Train(append(captionTexts(names), tinyCorpus), 400)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := multimodal.Format{Vocab: o.Model.Vocab, EOT: tok.EOT(), Items: 49, Channels: 2}
-	f.Vocab.Classes, f.Vocab.Extra = 0, tok.Size()
-	per := f.Items * f.Channels
-	mus := make([]float32, ds.N*per)
-	mix := newMixer(o, f, tok, canvasTexts(tok, names, ds.Labels), mus, mus, []string{tinyCorpus})
+	mix, tok := canvasMixer(t, o, ds)
+	f := mix.f
 	parsed := 0
 	for step := range int64(200) {
 		bt, err := mix.batch(step)
@@ -237,6 +231,76 @@ func TestHeldOutNeverTrained(t *testing.T) {
 		t.Fatalf("only %d captions parsed in 200 batches: the check saw too little", parsed)
 	}
 	t.Logf("%d captions in 200 batches, none of a held-out scene", parsed)
+}
+
+// canvasMixer is the training mixer of o over the canvases ds, with a
+// small BPE and zero latents of 2 channels.
+func canvasMixer(t *testing.T, o MultimodalOptions, ds *data.Dataset) (*mixer, *text.Tokenizer) {
+	t.Helper()
+	names := canvas.MNIST
+	tok, err := text.Train(append(captionTexts(names), tinyCorpus), 400)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := multimodal.Format{Vocab: o.Model.Vocab, EOT: tok.EOT(), Items: 49, Channels: 2}
+	f.Vocab.Classes, f.Vocab.Extra = 0, tok.Size()
+	mus := make([]float32, ds.N*f.Items*f.Channels)
+	return newMixer(o, f, tok, canvasTexts(tok, names, ds.Labels), mus, mus, []string{tinyCorpus}), tok
+}
+
+// TestContextImagesUntrained: by default the latents of every image are
+// diffusion targets; with ContextImagesUntrained, those of an image that
+// opens its sequence (image → caption, questions) are not, while the
+// images drawn from a caption still are, and <BOL> and <EOL> stay targets
+// everywhere.
+func TestContextImagesUntrained(t *testing.T) {
+	ds, err := LoadSplit("mnist-canvas", "train", 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := tinyMultimodal(t, 1)
+	for _, untrained := range []bool{false, true} {
+		o := base
+		o.Mix, o.CaptionDropout, o.ContextImagesUntrained = Mixture{T2I: 1, I2T: 1, VQA: 1}, 0, untrained
+		mix, _ := canvasMixer(t, o, ds)
+		f := mix.f
+		var context, drawn int
+		for step := range int64(20) {
+			bt, err := mix.batch(step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r := range bt.Rows {
+				row := r * bt.Len
+				opens := int(bt.Ids[row+1]) == f.Vocab.BOL() // <|endoftext|> <BOL>: the image is context
+				bol := row
+				for int(bt.Ids[bol]) != f.Vocab.BOL() || bt.IsLatent[bol] != 0 {
+					bol++
+				}
+				eol := bol + f.Items + 1
+				if int(bt.Ids[eol]) != f.Vocab.EOL() || bt.Valid[bol] != 1 || bt.Valid[eol] != 1 {
+					t.Fatalf("untrained %v, step %d row %d: <BOL> at %d and <EOL> at %d are not both targets", untrained, step, r, bol-row, eol-row)
+				}
+				want := float32(1)
+				if opens && untrained {
+					want = 0
+				}
+				for k := bol + 1; k < eol; k++ {
+					if bt.IsLatent[k] != 1 || bt.Valid[k] != want {
+						t.Fatalf("untrained %v, step %d row %d item %d: latent %v target %v, want a latent of target %v", untrained, step, r, k-row, bt.IsLatent[k], bt.Valid[k], want)
+					}
+				}
+				if opens {
+					context++
+				} else {
+					drawn++
+				}
+			}
+		}
+		if context == 0 || drawn == 0 {
+			t.Fatalf("untrained %v: %d context and %d drawn images in 20 batches: the check saw too little", untrained, context, drawn)
+		}
+	}
 }
 
 // TestInitFrom: a multimodal store starts from a class-conditional

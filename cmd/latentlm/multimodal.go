@@ -98,6 +98,7 @@ documents, which generate draws from without --prompt.`)
 	fs.Float64Var(&o.Mix.VQA, "mix-vqa", o.Mix.VQA, "weight of image + question → answer sequences (canvases only)")
 	fs.Float64Var(&o.CaptionDropout, "caption-dropout", o.CaptionDropout, "probability of replacing a caption by null tokens (for guidance)")
 	fs.Float64Var(&o.DiffusionWeight, "diffusion-weight", o.DiffusionWeight, "λ of CE + λ·diffusion")
+	contextLoss := fs.Bool("context-image-loss", true, "train the drawing on the images image → caption and question sequences read too (unconditionally); =false leaves them out of the loss")
 	fs.Var(archFlag{&o.Arch, &o.Transfusion.On}, "arch", "how images enter the model: latentlm (σ-VAE latents, diffusion head; default) or vq (the VQ-MLLM baseline: the codes of a --vae trained with --kind vq, predicted by the softmax head)"+archUsage)
 	addTransfusionFlags(fs, &o)
 	fs.Float64Var(&o.EMA, "ema", o.EMA, "EMA decay of the weights (sampling uses the EMA)")
@@ -125,6 +126,7 @@ documents, which generate draws from without --prompt.`)
 	if fs.isSet("train-gflop") && fs.isSet("steps") {
 		return errors.New("--train-gflop sets the steps: give it or --steps, not both")
 	}
+	o.ContextImagesUntrained = !*contextLoss
 	if *matchParams != "" {
 		if err := setMatchParams(&o, *matchParams, fs.isSet("depth")); err != nil {
 			return err
