@@ -105,7 +105,7 @@ type MultimodalOptions struct {
 	// images no caption steers (docs/RESULTS.md "Multimodal").
 	ContextImagesUntrained bool
 	Mix                    Mixture
-	EMA             float64
+	EMA                    float64
 	// SampleEvery is the period in steps of a caption → image grid
 	// Out/samples-NNNNNN.png, also drawn at the last step (0: never). It
 	// is drawn when the checkpoint is saved, so only at steps that are
@@ -513,7 +513,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"mix": []float64{o.Mix.Text, o.Mix.T2I, o.Mix.I2T, o.Mix.VQA}, "caption_dropout": o.CaptionDropout,
 			"context_images_trained": !o.ContextImagesUntrained,
-			"diffusion_weight": lambda, "text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
+			"diffusion_weight":       lambda, "text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
 			"train_gflop": stepFLOPs * float64(step) / 1e9,
 			// The items (text tokens, image latents or codes, padding) of
 			// the sequences trained on, as the FLOPs count them: the x of
