@@ -512,8 +512,8 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		for k, v := range map[string]any{"steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"mix": []float64{o.Mix.Text, o.Mix.T2I, o.Mix.I2T, o.Mix.VQA}, "caption_dropout": o.CaptionDropout,
-			"context_images_trained": !o.ContextImagesUntrained,
-			"diffusion_weight":       lambda, "text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
+			"context_images_trained": !o.ContextImagesUntrained, "diffusion_weight": lambda,
+			"text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
 			"train_gflop": stepFLOPs * float64(step) / 1e9,
 			// The items (text tokens, image latents or codes, padding) of
 			// the sequences trained on, as the FLOPs count them: the x of
