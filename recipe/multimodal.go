@@ -102,7 +102,8 @@ type MultimodalOptions struct {
 	// targets, as docs/DESIGN.md §11 has it: an image that opens a
 	// sequence is drawn unconditionally, from <|endoftext|> <BOL>. The
 	// ablation asks whether that shares the small model's drawing with
-	// images no caption steers (docs/RESULTS.md "Multimodal").
+	// images no caption steers (docs/RESULTS.md, "The probe's recipe on
+	// the whole mixture": it does not, and captions need it).
 	ContextImagesUntrained bool
 	Mix                    Mixture
 	EMA                    float64
