@@ -855,17 +855,16 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 			k = pool[rng.IntN(len(pool))]
 		}
 		g := im.group[k]
-		image := func() {
+		// image appends image k; one the sequence reads as context is
+		// left out of the loss with ContextImagesUntrained.
+		image := func(context bool) {
+			from := len(r.Items)
 			if f.Codes > 0 {
 				r.ImageCodes(f, m.codes[k*f.Items:(k+1)*f.Items])
-				return
+			} else {
+				r.Image(f, m.mus[k*per:(k+1)*per], m.scales[k*per:(k+1)*per])
 			}
-			r.Image(f, m.mus[k*per:(k+1)*per], m.scales[k*per:(k+1)*per])
-		}
-		contextImage := func() {
-			from := len(r.Items)
-			image()
-			if o.ContextImagesUntrained {
+			if context && o.ContextImagesUntrained {
 				r.AsContext(from+1, len(r.Items)-1) // <BOL> and <EOL> stay targets
 			}
 		}
@@ -880,13 +879,13 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 					r.Text(f, c)
 				}
 			}
-			image()
+			image(false)
 		case 2: // image → caption, canonical
-			contextImage()
+			image(true)
 			r.Text(f, im.captions[g][0])
 		case 3: // image + question → answer
 			x := im.questions[g][rng.IntN(len(im.questions[g]))]
-			contextImage()
+			image(true)
 			r.Prompt(f, x.q) // an input, not a target: after <EOL> the model learns captions only
 			r.Text(f, x.a)
 		}

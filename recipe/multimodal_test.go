@@ -258,12 +258,12 @@ func TestContextImagesUntrained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := tinyMultimodal(t, 1)
+	o := tinyMultimodal(t, 1)
+	o.Mix, o.CaptionDropout = Mixture{T2I: 1, I2T: 1, VQA: 1}, 0
+	mix, _ := canvasMixer(t, o, ds)
+	f := mix.f
 	for _, untrained := range []bool{false, true} {
-		o := base
-		o.Mix, o.CaptionDropout, o.ContextImagesUntrained = Mixture{T2I: 1, I2T: 1, VQA: 1}, 0, untrained
-		mix, _ := canvasMixer(t, o, ds)
-		f := mix.f
+		mix.o.ContextImagesUntrained = untrained
 		var context, drawn int
 		for step := range int64(20) {
 			bt, err := mix.batch(step)
