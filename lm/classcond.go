@@ -55,7 +55,7 @@ func (c Config) ClassLoss(scope *model.Scope, w nn.Weights, labels, latents *Nod
 	if c.Layout == LayoutPublic {
 		dims := latents.Shape().Dimensions
 		h, _ := c.Backbone(w, it, Positions(g, dtypes.Float32, 0, dims[1]), nil)
-		diff := c.diffusionLoss(scope, w, h, latents, Ones(g, nn.Shape(latents.DType(), dims[0], dims[1])), sched, batchMul)
+		diff := c.diffusionLoss(scope, w, h, latents, Ones(g, nn.Shape(latents.DType(), dims[0], dims[1])), sched, batchMul, LossOptions{})
 		return Losses{Total: diff, CE: ScalarZero(g, diff.DType()), Diffusion: diff}
 	}
 	valid := OnesLike(it.IsLatent)

@@ -190,6 +190,14 @@ func (c Config) ForwardFLOPs(batch, length, batchMul int) float64 {
 	return float64(batch) * float64(length) * (perItem + float64(batchMul)*c.headFLOPs())
 }
 
+// ForwardFLOPsRows is ForwardFLOPs with the condition layer and the
+// diffusion head run on headRows gathered rows instead of every item
+// (LossOptions.HeadRows).
+func (c Config) ForwardFLOPsRows(batch, length, headRows, batchMul int) float64 {
+	perRow := 2*float64(c.Dim)*float64(c.HeadDim) + float64(batchMul)*c.headFLOPs()
+	return c.ForwardFLOPs(batch, length, batchMul) - float64(batch*length-headRows)*perRow
+}
+
 // SampleFLOPs counts the matmul FLOPs of generating one image of `items`
 // latents with `steps` solver steps under guidance (two streams): per
 // stream, one backbone step per item with the KV cache (attention over the

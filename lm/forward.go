@@ -123,6 +123,22 @@ type LossOptions struct {
 	// chooses between going on and <EOL> (the paper's §3.3, where the
 	// model decides the length of the speech; package tts).
 	LatentTokens *Node
+	// HeadRows, when set, [K] int32, are the positions, flattened as
+	// b·(L−1)+t over the L−1 predicting positions, where the next item is
+	// a latent target (Valid and IsLatent), and HeadRowWeights [K] float32
+	// is 1 at each of them and 0 at the entries that only pad K (HeadRows
+	// lays both out on the host). The diffusion head then runs on these K
+	// rows alone instead of on every position, which is the same objective
+	// (the other positions' terms are masked out anyway) for a fraction of
+	// the head's work where latents are a small part of the sequence: in
+	// text-to-speech the voice prompt, the text and the padding are about
+	// four fifths of every row, and the head, batchMul draws a row, is
+	// about half of a training step's matmuls.
+	HeadRows, HeadRowWeights *Node
+	// noise, when set, replaces the draws of the diffusion timesteps and
+	// noise from the store's RNG (tests compare the gathered head with the
+	// full one on the same draws): m draws of [m] int32 and [m, C].
+	noise func(g *Graph, m int) (ts, eps *Node)
 }
 
 // LossWith is Loss with optional terms (LossOptions).
@@ -140,7 +156,7 @@ func (c Config) LossWith(scope *model.Scope, w nn.Weights, it Items, valid *Node
 	}
 	ce := nn.CrossEntropy(c.Logits(w, h), next.Ids, tokenMask)
 
-	diff := c.diffusionLoss(scope, w, h, next.Latents, Mul(next.IsLatent, nextValid), sched, batchMul)
+	diff := c.diffusionLoss(scope, w, h, next.Latents, Mul(next.IsLatent, nextValid), sched, batchMul, opts)
 	return Losses{Total: Add(ce, diff), CE: ce, Diffusion: diff}
 }
 
@@ -148,20 +164,36 @@ func (c Config) LossWith(scope *model.Scope, w nn.Weights, it Items, valid *Node
 // [B, T, d] condition the clean latents x0 [B, T, C] where mask [B, T] is 1,
 // with batchMul noise draws (t, ε) per item from the store's RNG; it is the
 // mean over the masked draws of the squared error of the head's target.
-func (c Config) diffusionLoss(scope *model.Scope, w nn.Weights, h, x0, mask *Node, sched *diffusion.Schedule, batchMul int) *Node {
+// With opts.HeadRows only those rows of h, x0 and mask are kept (gathered)
+// before the head runs.
+func (c Config) diffusionLoss(scope *model.Scope, w nn.Weights, h, x0, mask *Node, sched *diffusion.Schedule, batchMul int, opts LossOptions) *Node {
 	g := h.Graph()
 	dims := h.Shape().Dimensions
 	n := dims[0] * dims[1]
-	cond := Reshape(c.Condition(w, h), n, c.HeadDim)
 	x0 = Reshape(x0, n, c.Latent)
 	latMask := Reshape(mask, n)
+	var cond *Node
+	if opts.HeadRows == nil {
+		cond = Reshape(c.Condition(w, h), n, c.HeadDim)
+	} else {
+		rows := InsertAxes(ConvertDType(opts.HeadRows, dtypes.Int64), -1) // ONNX Runtime scatters (Gather's gradient) with int64 indices only
+		cond = c.Condition(w, Gather(Reshape(h, n, dims[2]), rows))
+		x0 = Gather(x0, rows)
+		latMask = Mul(Gather(latMask, rows), opts.HeadRowWeights)
+		n = opts.HeadRows.Shape().Dimensions[0]
+	}
 	tile := func(x *Node) *Node { // [n, …] → [batchMul·n, …]
 		d := append([]int{batchMul}, x.Shape().Dimensions...)
 		return Reshape(BroadcastToDims(InsertAxes(x, 0), d...), append([]int{batchMul * n}, x.Shape().Dimensions[1:]...)...)
 	}
 	cond, x0, latMask = tile(cond), tile(x0), tile(latMask)
-	ts := scope.RandomIntN(g, int32(sched.T), nn.Shape(dtypes.Int32, batchMul*n))
-	eps := scope.RandomNormal(g, nn.Shape(dtypes.Float32, batchMul*n, c.Latent))
+	var ts, eps *Node
+	if opts.noise != nil {
+		ts, eps = opts.noise(g, batchMul*n)
+	} else {
+		ts = scope.RandomIntN(g, int32(sched.T), nn.Shape(dtypes.Int32, batchMul*n))
+		eps = scope.RandomNormal(g, nn.Shape(dtypes.Float32, batchMul*n, c.Latent))
+	}
 	xt, want := sched.AddNoise(x0, eps, ts, c.Target)
 	pred := c.Head(w, xt, ConvertDType(ts, dtypes.Float32), cond)
 	perItem := ReduceMean(Square(Sub(pred, want)), -1)

@@ -162,7 +162,7 @@ func TestPublicLayoutForward(t *testing.T) {
 			it := Items{Ids: Const(g, tensors.FromFlatDataAndDimensions(ids, batch, n)),
 				Latents: Const(g, tensors.FromFlatDataAndDimensions(items, batch, n, C)), IsLatent: Const(g, tensors.FromFlatDataAndDimensions(isLat, batch, n))}
 			h, _ := cfg.Backbone(w, it, Positions(g, dtypes.Float32, 0, n), nil)
-			d := cfg.diffusionLoss(scope, w, h, z, Ones(g, nn.Shape(dtypes.Float32, batch, n)), sched, 2)
+			d := cfg.diffusionLoss(scope, w, h, z, Ones(g, nn.Shape(dtypes.Float32, batch, n)), sched, 2, LossOptions{})
 			return []*Node{d, ScalarZero(g, dtypes.Float32)}
 		}, tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, n, C))
 		if err != nil {

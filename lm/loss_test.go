@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/diffusion"
+	"github.com/latentlm/latentlm/internal/flopcount"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/nn"
 )
@@ -25,7 +26,7 @@ func lossBefore(c Config, scope *model.Scope, w nn.Weights, it Items, valid *Nod
 	nextValid := SliceAxis(valid, 1, AxisRange(1, length))
 	tokenMask := Mul(OneMinus(next.IsLatent), nextValid)
 	ce := nn.CrossEntropy(c.Logits(w, h), next.Ids, tokenMask)
-	diff := c.diffusionLoss(scope, w, h, next.Latents, Mul(next.IsLatent, nextValid), sched, batchMul)
+	diff := c.diffusionLoss(scope, w, h, next.Latents, Mul(next.IsLatent, nextValid), sched, batchMul, LossOptions{})
 	return Losses{Total: Add(ce, diff), CE: ce, Diffusion: diff}
 }
 
@@ -202,4 +203,167 @@ func TestLatentTokensTrainSoftmaxAtLatents(t *testing.T) {
 		}
 	}
 	t.Logf("cross-entropy over %d targets %.5f; with %d marked latents %.5f", nPlain, wantPlain, nMarked-nPlain, wantMarked)
+}
+
+// sparseLossCase is newLossCase with the targets of its last row and a
+// half cut, so that HeadRows pads K and K stays below every position.
+func sparseLossCase() lossCase {
+	lc := newLossCase()
+	for i := 3 * lc.length / 2; i < len(lc.valid); i++ {
+		lc.valid[i] = 0
+	}
+	return lc
+}
+
+// TestHeadRowsSameObjective: with HeadRows the diffusion head runs on the
+// gathered target rows alone, and the objective and every weight's
+// gradient are those of the head run on every position, on the same noise
+// draws (each gathered row takes the draws of the position it came from).
+// The case's rows have padding and latents that are not targets, and K is
+// padded past the targets.
+func TestHeadRowsSameObjective(t *testing.T) {
+	lc := sparseLossCase()
+	cfg := lc.cfg
+	const batchMul = 2
+	pred := lc.length - 1
+	n := lc.batch * pred
+	rows, weights := HeadRows(lc.isLat, lc.valid, lc.batch, lc.length)
+	targets := 0
+	for b := range lc.batch {
+		for i := 1; i < lc.length; i++ {
+			if k := b*lc.length + i; lc.isLat[k] == 1 && lc.valid[k] == 1 {
+				targets++
+			}
+		}
+	}
+	if k := len(rows); k != len(weights) || k <= targets || k >= n {
+		t.Fatalf("HeadRows: %d rows, %d weights, for %d targets of %d positions: want padding, and fewer than every position", len(rows), len(weights), targets, n)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	ts := make([]int32, batchMul*n)
+	eps := make([]float32, batchMul*n*cfg.Latent)
+	for i := range ts {
+		ts[i] = int32(rng.IntN(1000))
+	}
+	for i := range eps {
+		eps[i] = float32(rng.NormFloat64())
+	}
+	k := len(rows)
+	tsK := make([]int32, batchMul*k)
+	epsK := make([]float32, batchMul*k*cfg.Latent)
+	for j := range batchMul {
+		for i, r := range rows {
+			tsK[j*k+i] = ts[j*n+int(r)]
+			copy(epsK[(j*k+i)*cfg.Latent:(j*k+i+1)*cfg.Latent], eps[(j*n+int(r))*cfg.Latent:])
+		}
+	}
+	store := randomStore(t, cfg, 0.1, dtypes.Float32)
+	sched := diffusion.Cosine(1000)
+	run := func(gather bool) [][]float32 {
+		t.Helper()
+		args := lc.args(false)
+		args = append(args, tensors.FromFlatDataAndDimensions(rows, k), tensors.FromFlatDataAndDimensions(weights, k))
+		outs, err := model.CallOnceN(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) []*Node {
+			g := in[0].Graph()
+			w := nn.WeightsOf(scope.Store(), g)
+			opts := LossOptions{noise: func(g *Graph, m int) (*Node, *Node) {
+				if m == batchMul*k {
+					return Const(g, tensors.FromFlatDataAndDimensions(tsK, m)), Const(g, tensors.FromFlatDataAndDimensions(epsK, m, cfg.Latent))
+				}
+				return Const(g, tensors.FromFlatDataAndDimensions(ts, m)), Const(g, tensors.FromFlatDataAndDimensions(eps, m, cfg.Latent))
+			}}
+			if gather {
+				opts.HeadRows, opts.HeadRowWeights = in[4], in[5]
+			}
+			l := cfg.LossWith(scope, w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]}, in[3], sched, batchMul, opts)
+			grads := scope.Store().Scope(nn.WeightsScope).BuildTrainableVariablesGradientsGraph(l.Total)
+			return append([]*Node{l.CE, l.Diffusion}, grads...)
+		}, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := make([][]float32, len(outs))
+		for i, o := range outs {
+			r[i] = tensors.MustCopyFlatData[float32](o)
+		}
+		return r
+	}
+	full, gathered := run(false), run(true)
+	if full[0][0] != gathered[0][0] {
+		t.Errorf("cross-entropy %v with HeadRows, want %v", gathered[0][0], full[0][0])
+	}
+	if d, g := full[1][0], gathered[1][0]; math.Abs(float64(d-g)) > 1e-5*math.Abs(float64(d)) || d == 0 {
+		t.Errorf("diffusion loss %v with HeadRows, want %v", g, d)
+	}
+	worst := 0.0
+	for i := 2; i < len(full); i++ {
+		for j := range full[i] {
+			worst = max(worst, math.Abs(float64(full[i][j]-gathered[i][j])))
+		}
+	}
+	if worst > 1e-5 {
+		t.Errorf("gradients differ by up to %g with HeadRows", worst)
+	}
+	t.Logf("%d targets in %d head rows of %d positions; diffusion %v, gradients of %d weights within %g", targets, k, n, full[1][0], len(full)-2, worst)
+}
+
+// TestHeadRowBucket: the buckets hold n, grow by 2^(1/3) (and 8), never pass
+// the limit, and stay few.
+func TestHeadRowBucket(t *testing.T) {
+	for _, limit := range []int{7, 100, 3952, 16384} {
+		sizes := map[int]bool{}
+		for n := 0; n <= limit; n++ {
+			k := HeadRowBucket(n, limit)
+			if k < n || k > limit {
+				t.Fatalf("HeadRowBucket(%d, %d) = %d: want n ≤ K ≤ limit", n, limit, k)
+			}
+			if k > 16 && float64(k) > 1.26*float64(n)+8 {
+				t.Fatalf("HeadRowBucket(%d, %d) = %d: more than 26%% of padding, plus 8", n, limit, k)
+			}
+			sizes[k] = true
+		}
+		if len(sizes) > 32 {
+			t.Errorf("limit %d: %d sizes of K, more than an executable's 32 graphs", limit, len(sizes))
+		}
+	}
+}
+
+// TestForwardFLOPsRows: the matmul FLOPs that HeadRows saves, counted in
+// the two loss graphs, are what ForwardFLOPsRows subtracts from
+// ForwardFLOPs.
+func TestForwardFLOPsRows(t *testing.T) {
+	lc := sparseLossCase()
+	cfg := lc.cfg
+	const batchMul = 3
+	rows, weights := HeadRows(lc.isLat, lc.valid, lc.batch, lc.length)
+	store := randomStore(t, cfg, 0.1, dtypes.Float32)
+	sched := diffusion.Cosine(1000)
+	count := func(gather bool) float64 {
+		var flops float64
+		args := append(lc.args(false), tensors.FromFlatDataAndDimensions(rows, len(rows)), tensors.FromFlatDataAndDimensions(weights, len(rows)))
+		if _, err := model.CallOnceN(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) []*Node {
+			var opts LossOptions
+			if gather {
+				opts.HeadRows, opts.HeadRowWeights = in[4], in[5]
+			}
+			l := cfg.LossWith(scope, nn.WeightsOf(scope.Store(), in[0].Graph()), Items{Ids: in[0], Latents: in[1], IsLatent: in[2]}, in[3], sched, batchMul, opts)
+			var err error
+			if flops, err = flopcount.Matmul(in[0].Graph()); err != nil {
+				t.Fatal(err)
+			}
+			return []*Node{l.Total}
+		}, args...); err != nil {
+			t.Fatal(err)
+		}
+		return flops
+	}
+	saved := count(false) - count(true)
+	items := lc.length - 1 // the positions that predict
+	want := cfg.ForwardFLOPs(lc.batch, items, batchMul) - cfg.ForwardFLOPsRows(lc.batch, items, len(rows), batchMul)
+	if saved <= 0 || math.Abs(saved-want) > 1e-9*want {
+		t.Errorf("HeadRows saves %g matmul FLOPs in the graph, ForwardFLOPsRows %g", saved, want)
+	}
+	if got := cfg.ForwardFLOPsRows(lc.batch, items, lc.batch*items, batchMul); got != cfg.ForwardFLOPs(lc.batch, items, batchMul) {
+		t.Errorf("ForwardFLOPsRows over every position %g, ForwardFLOPs %g", got, cfg.ForwardFLOPs(lc.batch, items, batchMul))
+	}
 }

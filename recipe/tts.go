@@ -11,7 +11,6 @@ import (
 	"time"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/checkpoint"
@@ -201,7 +200,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	trc := train.DefaultConfig()
 	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
 	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return tts.Losses(scope, w, cfg, kind, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4], in[5])
+		return tts.Losses(scope, w, cfg, kind, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
 	})
 	if err != nil {
 		return nil, err
@@ -211,7 +210,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "utterances": len(corpus.texts), "limit": o.Limit,
-			"train_gflop": 3 * cfg.ForwardFLOPs(o.Batch, cfg.MaxLen, o.BatchMul) * float64(step) / 1e9}
+			"train_gflop": corpus.trainGFLOP(cfg, o, promptMax, step)}
 		return run.Save(func(dir string) error { return tts.Save(dir, cfg, store, tokRec, rec, info) }, h, step)
 	}
 	loop := &train.Loop{
@@ -222,15 +221,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 			if err != nil {
 				return nil, 0, err
 			}
-			n, l, c := bt.Rows, bt.Len, f.Channels
-			return []any{
-				tensors.FromFlatDataAndDimensions(bt.Ids, n, l),
-				tensors.FromFlatDataAndDimensions(bt.Latents, n, l, c),
-				tensors.FromFlatDataAndDimensions(bt.Scales, n, l, c),
-				tensors.FromFlatDataAndDimensions(bt.IsLatent, n, l),
-				tensors.FromFlatDataAndDimensions(bt.Valid, n, l),
-				tensors.FromFlatDataAndDimensions(bt.LatentTokens, n, l),
-			}, bt.Tokens + bt.Continues + bt.LatentItems, nil
+			return bt.Inputs(f.Channels), bt.Tokens + bt.Continues + bt.LatentItems, nil
 		},
 	}
 	if err := run.Train(ctx, loop); err != nil {
@@ -281,15 +272,23 @@ func encodeTTSCorpus(sp *speechvae.Model, f tts.Format, o TTSOptions, utts []spe
 	return c, nil
 }
 
-// batch lays out the sequences of one step, from (seed, step) only, so a
+// ttsPick is one sequence of a step: utterance k, spoken after a prompt
+// cut from utterance p at frame off (length promptMax, or all of it), its
+// text dropped or not.
+type ttsPick struct {
+	k, p, off int
+	drop      bool
+}
+
+// picks draws the sequences of one step from (seed, step) only, so a
 // resumed run sees the same data: for each, a random utterance; as its
 // prompt another random utterance of the same voice (itself only if the
 // voice has no other), cropped to a random window of promptMax frames;
-// the text, dropped now and then; and the utterance's speech.
-func (c *ttsCorpus) batch(f tts.Format, o TTSOptions, promptMax int, step int64) (*tts.Batch, error) {
+// and whether its text is dropped.
+func (c *ttsCorpus) picks(o TTSOptions, promptMax int, step int64) []ttsPick {
 	rng := rand.New(rand.NewPCG(o.Seed, uint64(step)))
-	rows := make([]tts.Row, o.Batch)
-	for i := range rows {
+	out := make([]ttsPick, o.Batch)
+	for i := range out {
 		k := rng.IntN(len(c.texts))
 		same := c.byVoice[c.voice[k]]
 		p := k
@@ -298,15 +297,44 @@ func (c *ttsCorpus) batch(f tts.Format, o TTSOptions, promptMax int, step int64)
 				p = same[rng.IntN(len(same))]
 			}
 		}
-		prompt := c.frames[p]
-		if promptMax > 0 && len(prompt) > promptMax {
-			off := rng.IntN(len(prompt) - promptMax + 1)
-			prompt = prompt[off : off+promptMax]
+		off := 0
+		if n := len(c.frames[p]); promptMax > 0 && n > promptMax {
+			off = rng.IntN(n - promptMax + 1)
 		}
-		drop := rng.Float64() < o.TextDropout
-		rows[i] = f.TrainingRow(prompt, c.texts[k], c.frames[k], c.scale, drop)
+		out[i] = ttsPick{k: k, p: p, off: off, drop: rng.Float64() < o.TextDropout}
+	}
+	return out
+}
+
+// batch lays out the sequences of one step (picks).
+func (c *ttsCorpus) batch(f tts.Format, o TTSOptions, promptMax int, step int64) (*tts.Batch, error) {
+	picks := c.picks(o, promptMax, step)
+	rows := make([]tts.Row, len(picks))
+	for i, pk := range picks {
+		prompt := c.frames[pk.p]
+		if promptMax > 0 && len(prompt) > promptMax {
+			prompt = prompt[pk.off : pk.off+promptMax]
+		}
+		rows[i] = f.TrainingRow(prompt, c.texts[pk.k], c.frames[pk.k], c.scale, pk.drop)
 	}
 	return f.Pack(rows, o.SeqLen)
+}
+
+// trainGFLOP counts the matmul work of the first steps steps (3× the
+// forward pass, lm.Config.ForwardFLOPsRows): every step's diffusion head
+// ran on its speech frames, padded as lm.HeadRows pads them, which the
+// picks give without laying the batches out again.
+func (c *ttsCorpus) trainGFLOP(cfg lm.Config, o TTSOptions, promptMax int, steps int64) float64 {
+	var flops float64
+	limit := o.Batch * (o.SeqLen - 1)
+	for step := range steps {
+		frames := 0
+		for _, pk := range c.picks(o, promptMax, step) {
+			frames += len(c.frames[pk.k])
+		}
+		flops += 3 * cfg.ForwardFLOPsRows(o.Batch, o.SeqLen, lm.HeadRowBucket(frames, limit), o.BatchMul)
+	}
+	return flops / 1e9
 }
 
 // voiceSelection is the training utterances of a text set, the first

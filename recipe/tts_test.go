@@ -155,3 +155,46 @@ func TestTTS(t *testing.T) {
 		}
 	}
 }
+
+// TestTTSTrainFLOPs: the work a TTS run records counts, for every step,
+// the diffusion head on the rows the batch gathers for it (tts.Batch
+// HeadRows), which trainGFLOP recounts from the steps' picks alone.
+func TestTTSTrainFLOPs(t *testing.T) {
+	f, err := tts.NewFormat("abc ", 3, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &ttsCorpus{scale: make([]float32, 3)}
+	for i := range 12 {
+		c.texts = append(c.texts, make([]int, 1+i%4))
+		c.frames = append(c.frames, make([][]float32, 3+5*i))
+		for k := range c.frames[i] {
+			c.frames[i][k] = make([]float32, 3)
+		}
+		c.voice = append(c.voice, i%3)
+	}
+	c.byVoice = [][]int{{0, 3, 6, 9}, {1, 4, 7, 10}, {2, 5, 8, 11}}
+	o := DefaultTTSOptions()
+	o.Batch, o.BatchMul, o.SeqLen = 5, 4, 140
+	const promptMax, steps = 20, 6
+	cfg := o.Model
+	cfg.Vocab, cfg.Latent, cfg.MaxLen = f.Vocab, f.Channels, o.SeqLen
+	var want float64
+	sizes := map[int]bool{}
+	for step := range int64(steps) {
+		bt, err := c.batch(f, o, promptMax, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes[len(bt.HeadRows)] = true
+		want += 3 * cfg.ForwardFLOPsRows(o.Batch, o.SeqLen, len(bt.HeadRows), o.BatchMul) / 1e9
+	}
+	got := c.trainGFLOP(cfg, o, promptMax, steps)
+	if math.Abs(got-want) > 1e-9*want {
+		t.Errorf("trainGFLOP %.9g, the batches' head rows give %.9g", got, want)
+	}
+	if all := 3 * cfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul) * steps / 1e9; got >= all {
+		t.Errorf("trainGFLOP %.6g: not below the head at every position (%.6g)", got, all)
+	}
+	t.Logf("%d steps: %.4g GFLOP (%d sizes of head rows)", steps, got, len(sizes))
+}

@@ -66,6 +66,7 @@ import (
 	"unicode/utf8"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/diffusion"
@@ -251,6 +252,10 @@ type Batch struct {
 	*multimodal.Batch
 	LatentTokens []float32
 	Continues    int // Continue targets
+	// HeadRows and HeadRowWeights are where the diffusion head runs
+	// (lm.HeadRows): the speech frames, about a fifth of the positions.
+	HeadRows       []int32
+	HeadRowWeights []float32
 }
 
 // Pack lays rows out at length l, padding short ones; a longer row is an
@@ -275,7 +280,25 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 			}
 		}
 	}
+	out.HeadRows, out.HeadRowWeights = lm.HeadRows(b.IsLatent, b.Valid, len(rows), l)
 	return out, nil
+}
+
+// Inputs are the batch as the inputs of Losses, in its order: ids,
+// latents (the σ-VAE means), their noise scales, isLatent, valid,
+// latentTokens, headRows and headRowWeights; channels is the latent width.
+func (b *Batch) Inputs(channels int) []any {
+	n, l, c, k := b.Rows, b.Len, channels, len(b.HeadRows)
+	return []any{
+		tensors.FromFlatDataAndDimensions(b.Ids, n, l),
+		tensors.FromFlatDataAndDimensions(b.Latents, n, l, c),
+		tensors.FromFlatDataAndDimensions(b.Scales, n, l, c),
+		tensors.FromFlatDataAndDimensions(b.IsLatent, n, l),
+		tensors.FromFlatDataAndDimensions(b.Valid, n, l),
+		tensors.FromFlatDataAndDimensions(b.LatentTokens, n, l),
+		tensors.FromFlatDataAndDimensions(b.HeadRows, k),
+		tensors.FromFlatDataAndDimensions(b.HeadRowWeights, k),
+	}
 }
 
 // Losses is the text-to-speech objective of one batch: 𝓛 = 𝓛_CE + λ·𝓛_diff
@@ -283,11 +306,13 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 // of the speech frames (lm.LossOptions.LatentTokens) and 𝓛_diff the speech
 // frames, redrawn every step from their σ-VAE means and noise scales as
 // vae.Config.Redraw does for images (kind is the speech tokenizer's
-// noise law). It returns the total, then the two terms.
+// noise law), with the diffusion head run on the speech frames' rows alone
+// (headRows, headRowWeights: Batch.HeadRows). It returns the total, then
+// the two terms.
 func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, kind vae.Variant, sched *diffusion.Schedule, batchMul int, lambda float64,
-	ids, mu, scale, isLatent, valid, latentTokens *Node) []*Node {
+	ids, mu, scale, isLatent, valid, latentTokens, headRows, headRowWeights *Node) []*Node {
 	lat := vae.Config{Kind: kind}.Redraw(scope, mu, scale)
 	l := cfg.LossWith(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul,
-		lm.LossOptions{LatentTokens: latentTokens})
+		lm.LossOptions{LatentTokens: latentTokens, HeadRows: headRows, HeadRowWeights: headRowWeights})
 	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
 }

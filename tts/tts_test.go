@@ -277,7 +277,7 @@ func trainOverfit(t *testing.T, steps int, withContinue bool, opts Options) *Mod
 		if !withContinue {
 			in[5] = ZerosLike(in[5])
 		}
-		return Losses(scope, w, cfg, vae.Sigma, sched, 4, 1, in[0], in[1], in[2], in[3], in[4], in[5])
+		return Losses(scope, w, cfg, vae.Sigma, sched, 4, 1, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -296,10 +296,7 @@ func trainOverfit(t *testing.T, steps int, withContinue bool, opts Options) *Mod
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, l, c := bt.Rows, bt.Len, f.Channels
-		res, err := tr.Step(tensors.FromFlatDataAndDimensions(bt.Ids, n, l), tensors.FromFlatDataAndDimensions(bt.Latents, n, l, c),
-			tensors.FromFlatDataAndDimensions(bt.Scales, n, l, c), tensors.FromFlatDataAndDimensions(bt.IsLatent, n, l),
-			tensors.FromFlatDataAndDimensions(bt.Valid, n, l), tensors.FromFlatDataAndDimensions(bt.LatentTokens, n, l))
+		res, err := tr.Step(bt.Inputs(f.Channels)...)
 		if err != nil {
 			t.Fatal(err)
 		}
