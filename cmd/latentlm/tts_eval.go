@@ -138,7 +138,7 @@ func runEvalTTS(args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *gen.steps, "cfg": *gen.cfg, "prompt_seconds": *gen.promptS, "report": rep})
+		return printJSON(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *gen.steps, "cfg": *gen.cfg, "temperature": *gen.temp, "prompt_seconds": *gen.promptS, "report": rep})
 	}
 	if kind == valle.Kind {
 		vo := valleOptions(opts)
@@ -193,13 +193,13 @@ var listenBaselines = map[string]func(b compute.Backend, dir string, opts tts.Op
 // ttsFlags are the generation flags of the commands that score or time
 // text-to-speech (eval --task tts, bench speak), which must speak alike.
 type ttsFlags struct {
-	steps                    *int
-	cfg, maxSeconds, promptS *float64
-	seed                     *int64
+	steps                          *int
+	cfg, temp, maxSeconds, promptS *float64
+	seed                           *int64
 }
 
-// addTTSFlags declares --steps, --cfg, --seed, --max-seconds and
-// --prompt-seconds with tts.DefaultOptions' values.
+// addTTSFlags declares --steps, --cfg, --temperature, --seed, --max-seconds
+// and --prompt-seconds with tts.DefaultOptions' values.
 func addTTSFlags(fs *flags) ttsFlags {
 	d := tts.DefaultOptions()
 	fs.bound("steps", 0, 1000, false)
@@ -208,6 +208,7 @@ func addTTSFlags(fs *flags) ttsFlags {
 	return ttsFlags{
 		steps:      fs.Int("steps", d.Steps, "DPM-Solver++ steps per frame"),
 		cfg:        fs.Float64("cfg", d.CFG, "classifier-free guidance scale (1: none)"),
+		temp:       fs.Float64("temperature", d.Temperature, "scale of the initial noise of each frame (LatentLM; below 1 trades variety for steadiness)"),
 		seed:       fs.Int64("seed", d.Seed, "random seed"),
 		maxSeconds: fs.Float64("max-seconds", d.MaxSeconds, "the most speech generated when the model does not end it itself"),
 		promptS:    fs.Float64("prompt-seconds", d.PromptSeconds, "keep the first seconds of each voice prompt (0: the whole utterance; the paper's two column groups are 3 s and whole)"),
@@ -220,7 +221,7 @@ func addTTSFlags(fs *flags) ttsFlags {
 // longer prompts of a batch (never below 1 s) keeps the batches full and
 // the shapes few.
 func (f ttsFlags) options(batch int) tts.Options {
-	return tts.Options{SampleOptions: lm.SampleOptions{Steps: *f.steps, CFG: *f.cfg, Temperature: tts.DefaultOptions().Temperature, Seed: *f.seed},
+	return tts.Options{SampleOptions: lm.SampleOptions{Steps: *f.steps, CFG: *f.cfg, Temperature: *f.temp, Seed: *f.seed},
 		MaxSeconds: *f.maxSeconds, PromptSeconds: *f.promptS, Batch: batch, EqualisePrompts: batch > 1}
 }
 
