@@ -206,11 +206,15 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		return nil, err
 	}
 	started = time.Now()
+	var gflop float64 // the work of steps [0, counted), added to at each save
+	var counted int64
 	save := func(step int64, h []train.Point) error {
+		gflop += corpus.trainGFLOP(cfg, o, promptMax, counted, step)
+		counted = step
 		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "utterances": len(corpus.texts), "limit": o.Limit,
-			"train_gflop": corpus.trainGFLOP(cfg, o, promptMax, step)}
+			"train_gflop": gflop}
 		return run.Save(func(dir string) error { return tts.Save(dir, cfg, store, tokRec, rec, info) }, h, step)
 	}
 	loop := &train.Loop{
@@ -320,14 +324,14 @@ func (c *ttsCorpus) batch(f tts.Format, o TTSOptions, promptMax int, step int64)
 	return f.Pack(rows, o.SeqLen)
 }
 
-// trainGFLOP counts the matmul work of the first steps steps (3× the
-// forward pass, lm.Config.ForwardFLOPsRows): every step's diffusion head
-// ran on its speech frames, padded as lm.HeadRows pads them, which the
-// picks give without laying the batches out again.
-func (c *ttsCorpus) trainGFLOP(cfg lm.Config, o TTSOptions, promptMax int, steps int64) float64 {
+// trainGFLOP counts the matmul work of steps [from, to) (3× the forward
+// pass, lm.Config.ForwardFLOPsRows): every step's diffusion head ran on
+// its speech frames, padded as lm.HeadRows pads them, which the picks give
+// without laying the batches out again.
+func (c *ttsCorpus) trainGFLOP(cfg lm.Config, o TTSOptions, promptMax int, from, to int64) float64 {
 	var flops float64
 	limit := o.Batch * (o.SeqLen - 1)
-	for step := range steps {
+	for step := from; step < to; step++ {
 		frames := 0
 		for _, pk := range c.picks(o, promptMax, step) {
 			frames += len(c.frames[pk.k])

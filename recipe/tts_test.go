@@ -189,7 +189,7 @@ func TestTTSTrainFLOPs(t *testing.T) {
 		sizes[len(bt.HeadRows)] = true
 		want += 3 * cfg.ForwardFLOPsRows(o.Batch, o.SeqLen, len(bt.HeadRows), o.BatchMul) / 1e9
 	}
-	got := c.trainGFLOP(cfg, o, promptMax, steps)
+	got := c.trainGFLOP(cfg, o, promptMax, 0, 2) + c.trainGFLOP(cfg, o, promptMax, 2, steps)
 	if math.Abs(got-want) > 1e-9*want {
 		t.Errorf("trainGFLOP %.9g, the batches' head rows give %.9g", got, want)
 	}
