@@ -32,6 +32,11 @@ type TTSOptions struct {
 	Speaker       func(clips [][]float32) (probs, embeddings [][]float32, err error)
 	SpeakerVoices []string
 	Seed          uint64
+	// TeacherForced scores speech drawn frame by frame from the real
+	// utterance's frames before each one (TeacherForcer), not generated
+	// freely: a diagnostic of the model's one-step predictions. The
+	// lengths are then the real ones by construction.
+	TeacherForced bool
 	Log           io.Writer
 }
 
@@ -94,6 +99,17 @@ type TTSSystem interface {
 	Rates() (frames, headPasses float64)
 }
 
+// TeacherForcer is a TTSSystem that can also speak teacher-forced: every
+// frame drawn from the real utterance's frames before it, so that its
+// one-step predictions are judged apart from the drift of free generation
+// (tts.Model.TeacherForced).
+type TeacherForcer interface {
+	// SpeakTeacherForced says texts[j] in the voice of prompts[j], each
+	// frame drawn from those of the real utterance truths[j] (16 kHz)
+	// before it.
+	SpeakTeacherForced(ctx context.Context, texts []string, prompts, truths [][]float32, files []string, seed uint64) ([]Spoken, error)
+}
+
 // Spoken is one utterance a TTSSystem said.
 type Spoken struct {
 	Samples []float32 // 16 kHz
@@ -133,7 +149,20 @@ func TTS(ctx context.Context, m TTSSystem, o TTSOptions) (*TTSReport, error) {
 		fmt.Fprintf(o.Log, "speaking %d texts\n", len(pick))
 	}
 	tg := time.Now()
-	spoken, err := m.Speak(ctx, texts, promptClips, promptFiles, o.Seed)
+	var spoken []Spoken
+	if o.TeacherForced {
+		tf, ok := m.(TeacherForcer)
+		if !ok {
+			return nil, fmt.Errorf("tts evaluation: this system cannot speak teacher-forced")
+		}
+		truths := make([][]float32, len(pick))
+		for j, i := range pick {
+			truths[j] = o.Clips[i]
+		}
+		spoken, err = tf.SpeakTeacherForced(ctx, texts, promptClips, truths, promptFiles, o.Seed)
+	} else {
+		spoken, err = m.Speak(ctx, texts, promptClips, promptFiles, o.Seed)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -316,6 +345,37 @@ func (l latentLMTTS) Speak(ctx context.Context, texts []string, prompts [][]floa
 	if err != nil {
 		return nil, fmt.Errorf("speaking %d texts: %w", len(reqs), err)
 	}
+	return l.decode(texts, res, seed)
+}
+
+// SpeakTeacherForced speaks every text with each frame drawn from the
+// frames of the real utterance truths[j] before it (tts.Model.TeacherForced;
+// request j's noise from seed+j), and decodes them as Speak does.
+func (l latentLMTTS) SpeakTeacherForced(ctx context.Context, texts []string, prompts, truths [][]float32, files []string, seed uint64) ([]Spoken, error) {
+	m := l.m
+	reqs, frames, seeds := make([]tts.Request, len(texts)), make([][][]float32, len(texts)), make([]uint64, len(texts))
+	for j, text := range texts {
+		p, err := m.Prompt(prompts[j])
+		if err != nil {
+			return nil, fmt.Errorf("voice prompt %s: %w", files[j], err)
+		}
+		if frames[j], err = m.Speech.Encode(truths[j], false); err != nil {
+			return nil, fmt.Errorf("the real utterance of %q: %w", text, err)
+		}
+		reqs[j], seeds[j] = tts.Request{Text: text, Prompt: p}, seed+uint64(j)
+	}
+	res, err := m.TeacherForced(ctx, reqs, frames, seeds)
+	if err != nil {
+		return nil, fmt.Errorf("speaking %d texts teacher-forced: %w", len(reqs), err)
+	}
+	return l.decode(texts, res, seed)
+}
+
+// decode turns the frames of every result into audio (seed: Griffin-Lim's
+// phases).
+func (l latentLMTTS) decode(texts []string, res []tts.Result, seed uint64) ([]Spoken, error) {
+	m := l.m
+	var err error
 	out := make([]Spoken, len(res))
 	for j, r := range res {
 		out[j] = Spoken{Stopped: r.Stopped, Frames: len(r.Frames), Steps: len(r.Frames)}

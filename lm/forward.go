@@ -135,6 +135,13 @@ type LossOptions struct {
 	// four fifths of every row, and the head, batchMul draws a row, is
 	// about half of a training step's matmuls.
 	HeadRows, HeadRowWeights *Node
+	// InputLatents, when set, [B, L, C], are the latents the backbone
+	// reads in place of Items.Latents, which stay the diffusion targets:
+	// noisier inputs than targets, so that the model cannot lean on the
+	// latents before a position alone and must read its condition too
+	// (text-to-speech's input noise, package tts; the role of Tacotron's
+	// pre-net dropout, Shen et al., 2018).
+	InputLatents *Node
 	// noise, when set, replaces the draws of the diffusion timesteps and
 	// noise from the store's RNG (tests compare the gathered head with the
 	// full one on the same draws): m draws of [m] int32 and [m, C].
@@ -145,7 +152,11 @@ type LossOptions struct {
 func (c Config) LossWith(scope *model.Scope, w nn.Weights, it Items, valid *Node, sched *diffusion.Schedule, batchMul int, opts LossOptions) Losses {
 	g := valid.Graph()
 	length := it.Ids.Shape().Dimensions[1]
-	h, _ := c.Backbone(w, it.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil)
+	in := it
+	if opts.InputLatents != nil {
+		in.Latents = opts.InputLatents
+	}
+	h, _ := c.Backbone(w, in.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil)
 	next := it.Slice(1, length)
 	nextValid := SliceAxis(valid, 1, AxisRange(1, length))
 

@@ -3,6 +3,7 @@ package lm
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -365,5 +366,54 @@ func TestForwardFLOPsRows(t *testing.T) {
 	}
 	if got := cfg.ForwardFLOPsRows(lc.batch, items, lc.batch*items, batchMul); got != cfg.ForwardFLOPs(lc.batch, items, batchMul) {
 		t.Errorf("ForwardFLOPsRows over every position %g, ForwardFLOPs %g", got, cfg.ForwardFLOPs(lc.batch, items, batchMul))
+	}
+}
+
+// TestInputLatents: with InputLatents the backbone reads them and the
+// targets stay Items.Latents. The same latents as input give the objective
+// of no option bit for bit, and so do inputs changed only at the last
+// position (which no position reads); inputs changed where the backbone
+// reads them change it, and differently from changing the targets too.
+func TestInputLatents(t *testing.T) {
+	lc := newLossCase()
+	cfg := lc.cfg
+	store := randomStore(t, cfg, 0.1, dtypes.Float32)
+	sched := diffusion.Cosine(1000)
+	c := cfg.Latent
+	shifted := func(from int) []float32 { // lc.lat + 0.5 at positions ≥ from of every row
+		out := slices.Clone(lc.lat)
+		for b := range lc.batch {
+			for i := from; i < lc.length; i++ {
+				for j := range c {
+					out[(b*lc.length+i)*c+j] += 0.5
+				}
+			}
+		}
+		return out
+	}
+	withInputs := func(in []float32) [3]float32 {
+		return losses(t, store, lc, false, func(scope *model.Scope, w nn.Weights, it Items, valid, _ *Node) Losses {
+			x := Const(valid.Graph(), tensors.FromFlatDataAndDimensions(in, lc.batch, lc.length, c))
+			return cfg.LossWith(scope, w, it, valid, sched, 2, LossOptions{InputLatents: x})
+		})
+	}
+	plain := losses(t, store, lc, false, func(scope *model.Scope, w nn.Weights, it Items, valid, _ *Node) Losses {
+		return cfg.LossWith(scope, w, it, valid, sched, 2, LossOptions{})
+	})
+	same, lastOnly, read := withInputs(lc.lat), withInputs(shifted(lc.length-1)), withInputs(shifted(0))
+	moved := lc
+	moved.lat = shifted(0)
+	both := losses(t, store, moved, false, func(scope *model.Scope, w nn.Weights, it Items, valid, _ *Node) Losses {
+		return cfg.LossWith(scope, w, it, valid, sched, 2, LossOptions{})
+	})
+	t.Logf("objective (total, CE, diffusion): plain %v, same inputs %v, last input changed %v, inputs changed %v, inputs and targets changed %v", plain, same, lastOnly, read, both)
+	if same != plain || lastOnly != plain {
+		t.Errorf("inputs equal to the latents where read give %v and %v, want %v", same, lastOnly, plain)
+	}
+	if read[2] == plain[2] || read[1] == plain[1] {
+		t.Errorf("inputs changed where the backbone reads them leave the objective at %v", read)
+	}
+	if read[2] == both[2] {
+		t.Errorf("changing the targets as well as the inputs leaves the diffusion loss at %v: the targets are not Items.Latents", read[2])
 	}
 }

@@ -52,7 +52,11 @@ type TTSOptions struct {
 	BatchMul int
 	// DiffusionWeight is λ of 𝓛_CE + λ·𝓛_diff.
 	DiffusionWeight float64
-	EMA             float64
+	// InputNoise is the standard deviation of Gaussian noise added to the
+	// latent frames the backbone reads, not to its targets (tts.Losses): 0
+	// for none.
+	InputNoise float64
+	EMA        float64
 }
 
 // DefaultTTSOptions are the defaults of `latentlm train --task tts`: the
@@ -100,6 +104,8 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		return nil, errors.New("text dropout must be in [0, 1)")
 	case !(o.DiffusionWeight >= 0):
 		return nil, errors.New("the diffusion weight must be ≥ 0")
+	case !(o.InputNoise >= 0 && o.InputNoise <= 100):
+		return nil, errors.New("the input noise must be in [0, 100]")
 	case !(o.PromptSeconds >= 0 && o.PromptSeconds <= 60):
 		return nil, errors.New("prompt seconds must be in [0, 60]")
 	case o.Limit < 0 || o.SeqLen < 0:
@@ -200,7 +206,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	trc := train.DefaultConfig()
 	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
 	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return tts.Losses(scope, w, cfg, kind, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
+		return tts.Losses(scope, w, cfg, kind, sched, o.BatchMul, lambda, o.InputNoise, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
 	})
 	if err != nil {
 		return nil, err
@@ -213,7 +219,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		counted = step
 		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
-			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "utterances": len(corpus.texts), "limit": o.Limit,
+			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "input_noise": o.InputNoise, "utterances": len(corpus.texts), "limit": o.Limit,
 			"train_gflop": gflop}
 		return run.Save(func(dir string) error { return tts.Save(dir, cfg, store, tokRec, rec, info) }, h, step)
 	}

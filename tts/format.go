@@ -307,12 +307,18 @@ func (b *Batch) Inputs(channels int) []any {
 // frames, redrawn every step from their σ-VAE means and noise scales as
 // vae.Config.Redraw does for images (kind is the speech tokenizer's
 // noise law), with the diffusion head run on the speech frames' rows alone
-// (headRows, headRowWeights: Batch.HeadRows). It returns the total, then
-// the two terms.
-func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, kind vae.Variant, sched *diffusion.Schedule, batchMul int, lambda float64,
+// (headRows, headRowWeights: Batch.HeadRows). With inputNoise > 0 the
+// backbone reads every latent (prompt and speech) with Gaussian noise of
+// that standard deviation added (in the normalised units of the frames,
+// one per channel), while the targets stay the redrawn frames
+// (lm.LossOptions.InputLatents). It returns the total, then the two terms.
+func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, kind vae.Variant, sched *diffusion.Schedule, batchMul int, lambda, inputNoise float64,
 	ids, mu, scale, isLatent, valid, latentTokens, headRows, headRowWeights *Node) []*Node {
 	lat := vae.Config{Kind: kind}.Redraw(scope, mu, scale)
-	l := cfg.LossWith(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul,
-		lm.LossOptions{LatentTokens: latentTokens, HeadRows: headRows, HeadRowWeights: headRowWeights})
+	opts := lm.LossOptions{LatentTokens: latentTokens, HeadRows: headRows, HeadRowWeights: headRowWeights}
+	if inputNoise > 0 {
+		opts.InputLatents = Add(lat, MulScalar(scope.RandomNormal(lat.Graph(), lat.Shape()), inputNoise))
+	}
+	l := cfg.LossWith(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul, opts)
 	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
 }

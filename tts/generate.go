@@ -91,15 +91,8 @@ func (m *Model) prepare(who string, r Request) (prepared, error) {
 	if len(r.Prompt) == 0 {
 		return prepared{}, fmt.Errorf("tts: %s has no voice prompt", who)
 	}
-	for k, z := range r.Prompt {
-		if len(z) != f.Channels {
-			return prepared{}, fmt.Errorf("tts: %s: prompt frame %d has %d values, the model %d", who, k, len(z), f.Channels)
-		}
-		for _, v := range z {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return prepared{}, fmt.Errorf("tts: %s: prompt frame %d holds %v", who, k, v)
-			}
-		}
+	if err := m.checkFrames(who+": prompt", r.Prompt); err != nil {
+		return prepared{}, err
 	}
 	p := r.Prompt
 	if n := m.promptFrames(); n > 0 && len(p) > n {
@@ -115,6 +108,25 @@ func (m *Model) prepare(who string, r Request) (prepared, error) {
 		p = p[:room]
 	}
 	return prepared{text: ids, prompt: p}, nil
+}
+
+// checkFrames reports a frame of the wrong width or with a value that is
+// not finite; what names the frames in errors ("request 3: prompt").
+func (m *Model) checkFrames(what string, frames [][]float32) error {
+	if len(frames) == 0 {
+		return fmt.Errorf("tts: %s: no frames", what)
+	}
+	for k, z := range frames {
+		if len(z) != m.Format.Channels {
+			return fmt.Errorf("tts: %s: frame %d has %d values, the model %d", what, k, len(z), m.Format.Channels)
+		}
+		for _, v := range z {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("tts: %s: frame %d holds %v", what, k, v)
+			}
+		}
+	}
+	return nil
 }
 
 // prefixes is the request's prefix, <BOL> prompt <EOL> text <BOL>, and

@@ -3,6 +3,7 @@ package tts
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/latentlm/latentlm/lm"
@@ -58,7 +59,10 @@ type Sequence struct {
 	guided      bool
 	noise       *frameNoise
 	pending     []float32 // the next frame's noise, drawn by Want
+	fed         []float32 // the last frame as read, with its input noise
 	onFrame     func(k int, z []float32) error
+	teacher     [][]float32 // the true frames read instead of the drawn ones (SequenceOptions.Teacher)
+	readNoise   *readNoise  // the noise added to the frames the model reads (SequenceOptions.InputNoise)
 	res         Result
 	done        bool
 }
@@ -80,6 +84,23 @@ type SequenceOptions struct {
 	// modify it. An error ends the sequence with that error (Take returns
 	// it; the others go on).
 	OnFrame func(k int, z []float32) error
+	// Teacher, when set, are the true frames of the utterance (normalised,
+	// as Model.Prompt gives them). The sequence then reads them as its
+	// history instead of the frames it draws (teacher forcing): frame k is
+	// drawn from the prefix and Teacher[:k], exactly len(Teacher) frames
+	// are drawn (or as many as max_len leaves room for) and <EOL> is not
+	// heeded. It is a diagnostic, not a way to speak: the frames say how
+	// good the model's one-step predictions are, apart from the drift of
+	// free generation where each frame feeds on the model's own (exposure
+	// bias); `latentlm eval --task tts --teacher-forced` judges them.
+	Teacher [][]float32
+	// InputNoise, when above 0, adds Gaussian noise of this standard
+	// deviation to every frame the model reads (the voice prompt's and
+	// each drawn or teacher frame fed back), not to the frames it returns:
+	// generation then sees the inputs that a model trained with that
+	// input noise read (recipe.TTSOptions.InputNoise, tts.Losses). Its
+	// draws come from PCG(seed, 1), apart from the frames' noise.
+	InputNoise float64
 }
 
 // SequenceOptions are the model's options (Options) as a sequence's: its
@@ -107,10 +128,28 @@ func (m *Model) NewSequence(r Request, seed uint64, o SequenceOptions) (*Sequenc
 	if err != nil {
 		return nil, err
 	}
+	if !(o.InputNoise >= 0 && o.InputNoise <= 100) {
+		return nil, fmt.Errorf("tts: input noise %v: want a value in [0, 100]", o.InputNoise)
+	}
+	var rn *readNoise
+	if o.InputNoise > 0 {
+		rn = &readNoise{rng: rand.New(rand.NewPCG(seed, 1)), sd: o.InputNoise}
+		noisy := make([][]float32, len(p.prompt))
+		for k, z := range p.prompt {
+			noisy[k] = rn.add(z)
+		}
+		p.prompt = noisy
+	}
 	cond, guide := m.Format.prefixes(p, o.CFG)
 	s := &Sequence{f: m.Format, cond: cond, guide: guide, limit: m.frameLimit(o.MaxSeconds, len(cond)),
 		scale: o.CFG, temp: o.Temperature, guided: guide != nil, noise: newFrameNoise(seed, m.Format.Channels),
-		onFrame: o.OnFrame, res: Result{PromptFrames: len(p.prompt)}}
+		onFrame: o.OnFrame, readNoise: rn, res: Result{PromptFrames: len(p.prompt)}}
+	if o.Teacher != nil {
+		if err := m.checkFrames("the teacher frames", o.Teacher); err != nil {
+			return nil, err
+		}
+		s.teacher, s.limit = o.Teacher, min(len(o.Teacher), m.Config.MaxLen-len(cond))
+	}
 	if guide == nil { // CFG 1: the guidance stream follows the sequence itself
 		s.guide = cond
 	}
@@ -160,8 +199,18 @@ func (s *Sequence) Next() lm.RowItem {
 	case s.pos < len(s.cond):
 		return lm.RowItem{Item: s.cond[s.pos], Guide: s.guide[s.pos]}
 	}
-	z := lm.LatentItem(s.res.Frames[len(s.res.Frames)-1])
-	return lm.RowItem{Item: z, Guide: z}
+	last := s.res.Frames
+	if s.teacher != nil {
+		last = s.teacher
+	}
+	z := last[len(s.res.Frames)-1]
+	if s.readNoise != nil {
+		if s.fed == nil { // Next may be asked again before Take: the same draw
+			s.fed = s.readNoise.add(z)
+		}
+		z = s.fed
+	}
+	return lm.RowItem{Item: lm.LatentItem(z), Guide: lm.LatentItem(z)}
 }
 
 // Block hands the batch the prefix (<BOL> voice prompt <EOL> text <BOL>,
@@ -207,7 +256,7 @@ func (s *Sequence) Take(logits, latent []float32) (bool, error) {
 			s.done = true
 			return true, errors.New("tts: sequence given no logits after a frame")
 		}
-		if s.f.ends(logits) {
+		if s.teacher == nil && s.f.ends(logits) {
 			s.res.Stopped, s.done = true, true
 			return true, nil
 		}
@@ -216,7 +265,7 @@ func (s *Sequence) Take(logits, latent []float32) (bool, error) {
 		s.done = true
 		return true, fmt.Errorf("tts: sequence given a frame of %d values, the model has %d channels", len(latent), s.f.Channels)
 	}
-	s.pending = nil
+	s.pending, s.fed = nil, nil
 	k, z := len(s.res.Frames), slices.Clip(slices.Clone(latent))
 	s.res.Frames = append(s.res.Frames, z)
 	s.done = len(s.res.Frames) == s.limit
@@ -227,6 +276,22 @@ func (s *Sequence) Take(logits, latent []float32) (bool, error) {
 		}
 	}
 	return s.done, nil
+}
+
+// readNoise adds Gaussian noise to the frames a sequence reads
+// (SequenceOptions.InputNoise).
+type readNoise struct {
+	rng *rand.Rand
+	sd  float64
+}
+
+// add is a noisy copy of z.
+func (n *readNoise) add(z []float32) []float32 {
+	out := make([]float32, len(z))
+	for j, v := range z {
+		out[j] = v + float32(n.sd*n.rng.NormFloat64())
+	}
+	return out
 }
 
 // ends reports whether the softmax head ends an utterance after a frame:

@@ -277,7 +277,7 @@ func trainOverfit(t *testing.T, steps int, withContinue bool, opts Options) *Mod
 		if !withContinue {
 			in[5] = ZerosLike(in[5])
 		}
-		return Losses(scope, w, cfg, vae.Sigma, sched, 4, 1, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
+		return Losses(scope, w, cfg, vae.Sigma, sched, 4, 1, 0, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
 	})
 	if err != nil {
 		t.Fatal(err)

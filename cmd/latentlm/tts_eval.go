@@ -51,6 +51,7 @@ func runEvalTTS(args []string) error {
 	fs.bound("listen-n", 1, 100, false)
 	baseline := fs.String("baseline", "", "a second text-to-speech checkpoint for the listening page's baseline column")
 	force := fs.Bool("force", false, "let --listen replace a listening page written before")
+	teacher := fs.Bool("teacher-forced", false, "a diagnostic: draw each frame from the real utterance's frames before it (teacher forcing) instead of the model's own, so the scores judge its one-step predictions apart from the drift of free generation (LatentLM models only; not with --listen)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,6 +65,9 @@ func runEvalTTS(args []string) error {
 		if len(needs) > 0 {
 			return fmt.Errorf("%s only make sense with --listen DIR (the listening page)", strings.Join(needs, " and "))
 		}
+	}
+	if *teacher && *listen != "" {
+		return fmt.Errorf("--teacher-forced is a diagnostic of the scores; the listening page plays free generation (leave out --listen)")
 	}
 	if !slices.Contains(speech.Splits, *split) {
 		return fmt.Errorf("--split %q: want train, valid or test", *split)
@@ -111,7 +115,7 @@ func runEvalTTS(args []string) error {
 	if err != nil {
 		return err
 	}
-	o := evaluate.TTSOptions{Utterances: utts, Clips: clips, Set: *set, N: *n, Seed: uint64(*gen.seed)}
+	o := evaluate.TTSOptions{Utterances: utts, Clips: clips, Set: *set, N: *n, Seed: uint64(*gen.seed), TeacherForced: *teacher}
 	if !*asJSON {
 		o.Log = os.Stderr
 	}
