@@ -100,7 +100,7 @@ func resumeIsExact(t *testing.T, what, root string, train func(out string, steps
 
 // TestTTS: a tiny run on a synthetic speech cache writes a checkpoint that
 // records its alphabet, frame rate and speech tokenizer, loads and speaks;
-// a run stopped and resumed ends with the weights of the run that was not
+// a run (with input noise) stopped and resumed ends with the weights of the run that was not
 // stopped (the batches depend only on seed and step); bad options are
 // refused.
 func TestTTS(t *testing.T) {
@@ -110,7 +110,7 @@ func TestTTS(t *testing.T) {
 	straight := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "straight"), 4)
 	resumeIsExact(t, "a run", root, func(out string, steps int64, resume bool) error {
 		o := tinyTTSOptions(cache, tokenizer, out, steps)
-		o.Resume = resume
+		o.Resume, o.InputNoise = resume, 0.3 // the input noise's draws resume too
 		_, err := TTS(ctx, o)
 		return err
 	})
@@ -122,6 +122,9 @@ func TestTTS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	if got := m.Info["input_noise"]; got != 0.3 {
+		t.Errorf("the checkpoint records input noise %v, want 0.3", got)
+	}
 	if m.Format.AlphabetString() != tts.Alphabet || m.Format.FrameRate != 25 || m.Config.MaxLen%8 != 0 {
 		t.Errorf("format %q at %g Hz, max_len %d", m.Format.AlphabetString(), m.Format.FrameRate, m.Config.MaxLen)
 	}
@@ -146,6 +149,7 @@ func TestTTS(t *testing.T) {
 		{func(o *TTSOptions) { o.Set = "poems" }, "unknown text set"},
 		{func(o *TTSOptions) { o.SeqLen = 10 }, "too short"},
 		{func(o *TTSOptions) { o.TextDropout = 1 }, "dropout"},
+		{func(o *TTSOptions) { o.InputNoise = -1 }, "input noise"},
 		{func(o *TTSOptions) { o.Set = speech.SetSentences }, "no training utterances"},
 	} {
 		o := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "bad"), 1)

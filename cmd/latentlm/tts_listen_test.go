@@ -421,6 +421,20 @@ func TestEvalTTSTable(t *testing.T) {
 	if r := out.Report; r.DecodingStepsPerSecond != r.FramesPerSecond {
 		t.Errorf("%v decoding steps a second at %v frames a second, want equal", r.DecodingStepsPerSecond, r.FramesPerSecond)
 	}
+	// Teacher-forced: a frame per frame of the real utterance, whatever
+	// --max-seconds says, so every length is the real one.
+	code, stdout, stderr = cli(t, f.root, append([]string{"eval", "--task", "tts"}, f.args("--n", "2", "--json", "--teacher-forced")...)...)
+	var forced struct {
+		Report evaluate.TTSReport `json:"report"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &forced) != nil || len(forced.Report.Rows) != 3 {
+		t.Fatalf("--teacher-forced: exit %d, %s%s", code, stdout, stderr)
+	}
+	if a := forced.Report.Rows[2]; a.Voice != "all" || a.WithinDuration != 1 || math.Abs(a.DurationRatio-1) > 0.1 || a.Stopped != 0 || forced.Report.AudioSeconds < 1 {
+		t.Errorf("--teacher-forced: %+v, %v s of audio; want the real lengths (over 1 s in all), none stopped", a, forced.Report.AudioSeconds)
+	}
+	code, _, stderr = cli(t, f.root, append([]string{"eval", "--task", "tts"}, f.args("--teacher-forced", "--listen", filepath.Join(f.root, "tf"))...)...)
+	expectOneLineError(t, code, stderr, "--teacher-forced is a diagnostic")
 	code, _, stderr = cli(t, f.root, "eval", "--task", "tts", "--listen-n", "3")
 	expectOneLineError(t, code, stderr, "--listen-n only make sense with --listen")
 	// Whole utterances as prompts (the paper's second column group).
