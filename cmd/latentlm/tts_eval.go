@@ -142,13 +142,17 @@ func runEvalTTS(args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *gen.steps, "cfg": *gen.cfg, "temperature": *gen.temp, "prompt_seconds": *gen.promptS, "report": rep})
+		return printJSON(map[string]any{"model": dir, "kind": kind, "split": *split, "steps": *gen.steps, "cfg": *gen.cfg, "temperature": *gen.temp, "prompt_seconds": *gen.promptS, "teacher_forced": *teacher, "report": rep})
 	}
 	if kind == valle.Kind {
 		vo := valleOptions(opts)
 		fmt.Printf("%s (VALL-E-style) on the %s split, codes drawn at temperature %g among the %d likeliest\n", dir, *split, vo.Temperature, vo.TopK)
 	} else {
-		fmt.Printf("%s on the %s split, %d DPM-Solver++ steps, CFG %g\n", dir, *split, *gen.steps, *gen.cfg)
+		how := ""
+		if *teacher {
+			how = ", teacher-forced (each frame drawn from the real utterance's frames before it)"
+		}
+		fmt.Printf("%s on the %s split, %d DPM-Solver++ steps, CFG %g%s\n", dir, *split, *gen.steps, *gen.cfg, how)
 	}
 	fmt.Printf("%-16s %-9s %5s %17s %9s %9s %5s %8s %8s %6s\n", "voice", "set", "utts", "WER orig→gen", "spk gen", "spk orig", "SIM", "stopped", "±20%", "ratio")
 	for _, r := range rep.Rows {
