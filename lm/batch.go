@@ -1,6 +1,7 @@
 package lm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -323,6 +324,35 @@ func (b *Batch) Step() ([]Ended, error) {
 		}
 	}
 	return ended, nil
+}
+
+// Run admits seqs in order as slots free and steps until every one has
+// ended: a whole set of requests decoded on one continuous batch. It
+// returns ctx's error as it is, and the first error of a step or of a
+// sequence.
+func (b *Batch) Run(ctx context.Context, seqs []Sequence) error {
+	for next, running := 0, 0; next < len(seqs) || running > 0; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for ; next < len(seqs) && b.Free() > 0; next++ {
+			if err := b.Add(seqs[next]); err != nil {
+				return err
+			}
+			running++
+		}
+		ended, err := b.Step()
+		if err != nil {
+			return err
+		}
+		for _, e := range ended {
+			if e.Err != nil {
+				return e.Err
+			}
+			running--
+		}
+	}
+	return nil
 }
 
 // fit sizes the batch for its sequences and places the waiting ones, each

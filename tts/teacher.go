@@ -3,6 +3,8 @@ package tts
 import (
 	"context"
 	"fmt"
+
+	"github.com/latentlm/latentlm/lm"
 )
 
 // TeacherForced draws every frame of each request from the real frames
@@ -40,27 +42,15 @@ func (m *Model) TeacherForced(ctx context.Context, reqs []Request, truth [][][]f
 		return nil, err
 	}
 	defer b.Close()
-	next := 0
-	for done := 0; done < len(seqs); {
-		if err := ctx.Err(); err != nil {
+	ls := make([]lm.Sequence, len(seqs))
+	for i, s := range seqs {
+		ls[i] = s
+	}
+	if err := b.Run(ctx, ls); err != nil {
+		if ctx.Err() != nil {
 			return nil, err
 		}
-		for next < len(seqs) && b.Free() > 0 {
-			if err := b.Add(seqs[next]); err != nil {
-				return nil, fmt.Errorf("tts: request %d: %w", next, err)
-			}
-			next++
-		}
-		ended, err := b.Step()
-		if err != nil {
-			return nil, fmt.Errorf("tts: teacher-forced frames: %w", err)
-		}
-		for _, e := range ended {
-			if e.Err != nil {
-				return nil, fmt.Errorf("tts: teacher-forced frames: %w", e.Err)
-			}
-		}
-		done += len(ended)
+		return nil, fmt.Errorf("tts: teacher-forced frames: %w", err)
 	}
 	out := make([]Result, len(seqs))
 	for i, s := range seqs {

@@ -61,26 +61,15 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, o Options) ([
 		return nil, fmt.Errorf("valle: %w", err)
 	}
 	defer b.Close()
-	for next, running := 0, 0; next < len(seqs) || running > 0; {
-		if err := ctx.Err(); err != nil {
+	ls := make([]lm.Sequence, len(seqs))
+	for i, s := range seqs {
+		ls[i] = s
+	}
+	if err := b.Run(ctx, ls); err != nil {
+		if ctx.Err() != nil {
 			return nil, err
 		}
-		for ; next < len(seqs) && b.Free() > 0; next++ {
-			if err := b.Add(seqs[next]); err != nil {
-				return nil, fmt.Errorf("valle: %w", err)
-			}
-			running++
-		}
-		ended, err := b.Step()
-		if err != nil {
-			return nil, fmt.Errorf("valle: %w", err)
-		}
-		for _, e := range ended {
-			if e.Err != nil {
-				return nil, fmt.Errorf("valle: %w", e.Err)
-			}
-			running--
-		}
+		return nil, fmt.Errorf("valle: %w", err)
 	}
 
 	out := make([]*Speech, len(seqs))
