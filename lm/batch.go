@@ -355,6 +355,16 @@ func (b *Batch) Run(ctx context.Context, seqs []Sequence) error {
 	return nil
 }
 
+// Run is Batch.Run for a slice of one concrete sequence type, which Go
+// does not convert to []Sequence by itself.
+func Run[S Sequence](ctx context.Context, b *Batch, seqs []S) error {
+	ls := make([]Sequence, len(seqs))
+	for i, s := range seqs {
+		ls[i] = s
+	}
+	return b.Run(ctx, ls)
+}
+
 // fit sizes the batch for its sequences and places the waiting ones, each
 // in a free slot at position 0.
 func (b *Batch) fit() error {

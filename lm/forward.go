@@ -40,22 +40,53 @@ func (c Config) Embed(w nn.Weights, it Items) *Node {
 // returns the normalised hidden states RMSNorm(h) [B, T, d]. With caches (one
 // per layer) it decodes incrementally and returns the updated caches.
 func (c Config) Backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV) (*Node, []*nn.KV) {
+	h, newCaches, _ := c.backbone(w, it, pos, caches, nil)
+	return h, newCaches
+}
+
+// GuidedHead is the query head whose attention LossOptions.Guide guides,
+// in each layer of the upper half of the backbone (GuidedLayer). The lower
+// layers are left free: they see the items and their positions alone, and
+// where the speech has got to in the text is something a layer can only
+// find from what the layers below it have read.
+const GuidedHead = 0
+
+// GuidedLayer reports whether LossOptions.Guide guides layer i.
+func (c Config) GuidedLayer(i int) bool { return i >= c.Depth/2 }
+
+// backbone is Backbone; with guide [B, T, T] set it also returns the sum
+// over the guided layers of the guided attention penalty
+// (nn.Attention.ForwardGuided of GuidedHead).
+func (c Config) backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV, guide *Node) (*Node, []*nn.KV, *Node) {
 	x := c.Embed(w, it)
 	b := c.block()
 	var newCaches []*nn.KV
+	var penalty *Node
 	for i := range c.Depth {
 		var cache *nn.KV
 		if caches != nil {
 			cache = caches[i]
 		}
 		var nc *nn.KV
-		x, nc = b.Forward(w, fmt.Sprintf("blocks.%d", i), x, pos, true, cache)
+		prefix := fmt.Sprintf("blocks.%d", i)
+		opts := nn.AttentionOptions{Pos: pos, RoPE: pos != nil, Causal: true, Cache: cache}
+		if guide != nil && c.GuidedLayer(i) {
+			var p *Node
+			x, nc, p = b.ForwardGuided(w, prefix, x, opts, guide, GuidedHead)
+			if penalty == nil {
+				penalty = p
+			} else {
+				penalty = Add(penalty, p)
+			}
+		} else {
+			x, nc = b.ForwardWith(w, prefix, x, opts)
+		}
 		newCaches = append(newCaches, nc)
 	}
 	if caches == nil {
 		newCaches = nil
 	}
-	return nn.RMSNorm(x), newCaches
+	return nn.RMSNorm(x), newCaches, penalty
 }
 
 // Logits is the softmax head over the discrete vocabulary.
@@ -96,6 +127,9 @@ func Positions(g *Graph, dtype dtypes.DType, from, n int) *Node {
 // Losses are the terms of the training objective.
 type Losses struct {
 	Total, CE, Diffusion *Node
+	// Align is the guided attention penalty (LossOptions.Guide), part of
+	// Total; nil without a guide.
+	Align *Node
 }
 
 // Loss is the teacher-forced objective over items [B, L] with valid [B, L]
@@ -142,6 +176,15 @@ type LossOptions struct {
 	// (text-to-speech's input noise, package tts; the role of Tacotron's
 	// pre-net dropout, Shen et al., 2018).
 	InputLatents *Node
+	// Guide, when set, [B, L, L], weighs the attention probabilities of
+	// GuidedHead in the guided layers (GuidedLayer): Losses.Align, added
+	// to Total, is Σ p[b, t, s]·Guide[b, t, s] over the layers, queries t
+	// and keys s of the backbone's L−1 positions (the last row and column
+	// are unused). It is the guided attention loss of Tachibana et al.
+	// (2017, arXiv 1710.08969, §4.1); the host chooses the weights, and so
+	// the term's scale (tts.Format.Guide). Text-to-speech uses it to make
+	// one head read the text in step with the speech.
+	Guide *Node
 	// noise, when set, replaces the draws of the diffusion timesteps and
 	// noise from the store's RNG (tests compare the gathered head with the
 	// full one on the same draws): m draws of [m] int32 and [m, C].
@@ -156,7 +199,11 @@ func (c Config) LossWith(scope *model.Scope, w nn.Weights, it Items, valid *Node
 	if opts.InputLatents != nil {
 		in.Latents = opts.InputLatents
 	}
-	h, _ := c.Backbone(w, in.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil)
+	var guide *Node
+	if opts.Guide != nil {
+		guide = Slice(opts.Guide, AxisRange(), AxisRange(0, length-1), AxisRange(0, length-1))
+	}
+	h, _, align := c.backbone(w, in.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil, guide)
 	next := it.Slice(1, length)
 	nextValid := SliceAxis(valid, 1, AxisRange(1, length))
 
@@ -168,7 +215,11 @@ func (c Config) LossWith(scope *model.Scope, w nn.Weights, it Items, valid *Node
 	ce := nn.CrossEntropy(c.Logits(w, h), next.Ids, tokenMask)
 
 	diff := c.diffusionLoss(scope, w, h, next.Latents, Mul(next.IsLatent, nextValid), sched, batchMul, opts)
-	return Losses{Total: Add(ce, diff), CE: ce, Diffusion: diff}
+	l := Losses{Total: Add(ce, diff), CE: ce, Diffusion: diff, Align: align}
+	if align != nil {
+		l.Total = Add(l.Total, align)
+	}
+	return l
 }
 
 // diffusionLoss is the diffusion term of the objective: the hidden states h

@@ -417,3 +417,78 @@ func TestInputLatents(t *testing.T) {
 		t.Errorf("changing the targets as well as the inputs leaves the diffusion loss at %v: the targets are not Items.Latents", read[2])
 	}
 }
+
+// TestGuide checks the guided attention term against cases whose answer
+// is known: an all-zero guide leaves the objective bit for bit as it was
+// (Align 0); a guide that is w on every key of n query rows gives
+// Align = w·n·(guided layers), because each row's probabilities sum to 1;
+// weights on keys after the query (masked out) give 0; and Total is the
+// plain objective plus Align.
+func TestGuide(t *testing.T) {
+	lc := newLossCase()
+	cfg := lc.cfg
+	store := randomStore(t, cfg, 0.1, dtypes.Float32)
+	sched := diffusion.Cosine(1000)
+	guided := 0
+	for i := range cfg.Depth {
+		if cfg.GuidedLayer(i) {
+			guided++
+		}
+	}
+	if guided == 0 || cfg.GuidedLayer(0) {
+		t.Fatalf("depth %d: %d guided layers, layer 0 guided %v", cfg.Depth, guided, cfg.GuidedLayer(0))
+	}
+	n, l := lc.batch, lc.length
+	run := func(guide []float32) [4]float32 {
+		if err := store.SetRNGStateFromSeed(5); err != nil {
+			t.Fatal(err)
+		}
+		args := append(lc.args(false), tensors.FromFlatDataAndDimensions(guide, n, l, l))
+		outs, err := model.CallOnceN(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) []*Node {
+			w := nn.WeightsOf(scope.Store(), in[0].Graph())
+			r := cfg.LossWith(scope, w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]}, in[3], sched, 2, LossOptions{Guide: in[4]})
+			return []*Node{r.Total, r.CE, r.Diffusion, r.Align}
+		}, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r [4]float32
+		for i := range r {
+			r[i] = tensors.ToScalar[float32](outs[i])
+		}
+		return r
+	}
+	plain := losses(t, store, lc, false, func(scope *model.Scope, w nn.Weights, it Items, valid, _ *Node) Losses {
+		return cfg.LossWith(scope, w, it, valid, sched, 2, LossOptions{})
+	})
+	zero := run(make([]float32, n*l*l))
+	if [3]float32(zero[:3]) != plain || zero[3] != 0 {
+		t.Errorf("an all-zero guide gives %v, want %v and 0", zero, plain)
+	}
+
+	const w = 0.25
+	full := make([]float32, n*l*l)   // w on every key of rows (0, 3) and (2, 5)
+	future := make([]float32, n*l*l) // 1 on every key after the query
+	for _, q := range [][2]int{{0, 3}, {2, 5}} {
+		for s := range l {
+			full[(q[0]*l+q[1])*l+s] = w
+		}
+	}
+	for b := range n {
+		for q := range l {
+			for s := q + 1; s < l; s++ {
+				future[(b*l+q)*l+s] = 1
+			}
+		}
+	}
+	got := run(full)
+	if want := float32(w * 2 * float64(guided)); math.Abs(float64(got[3]-want)) > 1e-5 {
+		t.Errorf("guide %g on every key of 2 rows: Align %g, want %g", w, got[3], want)
+	}
+	if d := got[0] - (plain[0] + got[3]); math.Abs(float64(d)) > 1e-5 {
+		t.Errorf("Total %g is not the plain objective %g plus Align %g", got[0], plain[0], got[3])
+	}
+	if a := run(future)[3]; math.Abs(float64(a)) > 1e-6 {
+		t.Errorf("weights on masked keys give Align %g, want 0", a)
+	}
+}

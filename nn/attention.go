@@ -2,6 +2,7 @@ package nn
 
 import (
 	"errors"
+	"fmt"
 	"math"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -66,6 +67,35 @@ type AttentionOptions struct {
 // Forward runs attention over x [B, T, Dim] as opts says. It returns the
 // output [B, T, Dim] and, with opts.Cache, the updated cache (else nil).
 func (a Attention) Forward(w Weights, prefix string, x *Node, opts AttentionOptions) (*Node, *KV) {
+	out, cache, _ := a.forward(w, prefix, x, opts)
+	return out, cache
+}
+
+// ForwardGuided is Forward that also returns a penalty on where one head
+// looks: Σ_{b,t,s} p[b, head, t, s]·guide[b, t, s], the attention
+// probabilities of query head `head` weighted by guide [B, T, S] (S the
+// keys: T, or the cache's length). It is the guided attention loss of
+// Tachibana et al. (2017, arXiv 1710.08969, §4.1), which makes a
+// text-to-speech model's attention find the text it is saying early in
+// training, when guide is small near the diagonal of text against speech
+// and large elsewhere (tts.Format.Guide).
+func (a Attention) ForwardGuided(w Weights, prefix string, x *Node, opts AttentionOptions, guide *Node, head int) (*Node, *KV, *Node) {
+	if head < 0 || head >= a.Heads {
+		panic(fmt.Errorf("nn.Attention: guided head %d of %d", head, a.Heads))
+	}
+	out, cache, probs := a.forward(w, prefix, x, opts)
+	// One head's probabilities by a one-hot mask over the heads rather than
+	// a slice: the gradient of a slice is a Pad, which ONNX Runtime lacks.
+	mask := make([]float64, a.Heads)
+	mask[head] = 1
+	g := x.Graph()
+	weights := Mul(InsertAxes(guide, 1), Reshape(Const(g, Tensor(mask, x.DType(), a.Heads)), 1, a.Heads, 1, 1))
+	return out, cache, ReduceAllSum(Mul(probs, weights))
+}
+
+// forward is Forward, returning the attention probabilities [B, H, T, S]
+// too.
+func (a Attention) forward(w Weights, prefix string, x *Node, opts AttentionOptions) (*Node, *KV, *Node) {
 	if opts.Pos == nil && (opts.RoPE || opts.Causal || opts.Cache != nil) {
 		// An error, not a string: GoMLX turns only error panics of a graph
 		// function into an error of the call.
@@ -128,15 +158,16 @@ func (a Attention) Forward(w Weights, prefix string, x *Node, opts AttentionOpti
 	if opts.Visible != nil {
 		queryPos = opts.Visible
 	}
-	out := attend(q, k, v, queryPos, keyPos, opts.Causal || cache != nil)
+	out, probs := attend(q, k, v, queryPos, keyPos, opts.Causal || cache != nil)
 	out = Reshape(out, batch, seqLen, a.Dim)
-	return Linear(out, w.Get("%s.proj.weight", prefix)), newCache
+	return Linear(out, w.Get("%s.proj.weight", prefix)), newCache, probs
 }
 
 // attend computes softmax(q·kᵀ/√hd)·v with q [B,T,H,hd], k and v [B,S,KV,hd];
 // with causal, query t (of sequence b) sees the keys at keyPos [S] (or
-// [B, S]) up to queryPos [T] (or [B, T]).
-func attend(q, k, v, queryPos, keyPos *Node, causal bool) *Node {
+// [B, S]) up to queryPos [T] (or [B, T]). It returns the output and the
+// probabilities [B, H, T, S].
+func attend(q, k, v, queryPos, keyPos *Node, causal bool) (*Node, *Node) {
 	dims := q.Shape().Dimensions
 	batch, seqLen, heads, hd := dims[0], dims[1], dims[2], dims[3]
 	kvLen, kvHeads := k.Shape().Dimensions[1], k.Shape().Dimensions[2]
@@ -169,7 +200,7 @@ func attend(q, k, v, queryPos, keyPos *Node, causal bool) *Node {
 	}
 	probs := Softmax(scores, -1)
 	out := DotGeneral(probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, T, hd]
-	return TransposeAllAxes(out, 0, 2, 1, 3)
+	return TransposeAllAxes(out, 0, 2, 1, 3), probs
 }
 
 // RoPE rotates interleaved pairs (2j, 2j+1) of the last axis of x [B,T,H,hd]

@@ -1,6 +1,7 @@
 package nn_test
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -230,5 +231,82 @@ func TestAttentionVisible(t *testing.T) {
 				t.Errorf("sequence %d: item %d unchanged by item %d", b, i, j)
 			}
 		}
+	}
+}
+
+// TestAttentionGuided checks the guided attention penalty against a
+// float64 computation on the host: the causal attention probabilities of
+// head 3 (whose key head is 1, checking the grouped-query mapping) from
+// the store's q and k weights, weighted by a random guide; and the output
+// equals Forward's.
+func TestAttentionGuided(t *testing.T) {
+	store := attnStore(t)
+	x := attnInput(4)
+	const head = 3
+	rng := rand.New(rand.NewPCG(9, 9))
+	guide := make([]float64, attnBatch*attnSeq*attnSeq)
+	for i := range guide {
+		guide[i] = rng.Float64()
+	}
+	exec, err := model.NewExec(testutil.Backend(t, "go"), store, func(scope *model.Scope, xN, gN *Node) (*Node, *Node) {
+		pos := Iota(xN.Graph(), nn.Shape(dtypes.Float64, attnSeq), 0)
+		y, _, penalty := testAttn.ForwardGuided(nn.WeightsOf(scope.Store(), xN.Graph()), "attn", xN, nn.AttentionOptions{Pos: pos, Causal: true}, gN, head)
+		return y, penalty
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Finalize()
+	outs, err := exec.Call(tensors.FromFlatDataAndDimensions(x, attnBatch, attnSeq, attnDim), tensors.FromFlatDataAndDimensions(guide, attnBatch, attnSeq, attnSeq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := attention(t, store, x, func(pos *Node) nn.AttentionOptions { return nn.AttentionOptions{Pos: pos, Causal: true} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := testutil.RelErr(tensors.MustCopyFlatData[float64](outs[0]), plain); e > 1e-12 {
+		t.Errorf("guided output differs from Forward's by %.3g", e)
+	}
+
+	qkv := tensors.MustCopyFlatData[float64](store.GetVariable(nn.WeightsScope + "/attn.qkv.weight").MustValue())
+	hd := testAttn.HeadDim()
+	kvHead := head / (testAttn.Heads / testAttn.KVHeads)
+	project := func(v []float64, row int) []float64 { // rows row…row+hd of qkv applied to v
+		out := make([]float64, hd)
+		for r := range hd {
+			for c := range attnDim {
+				out[r] += qkv[(row+r)*attnDim+c] * v[c]
+			}
+		}
+		return out
+	}
+	want := 0.0
+	for b := range attnBatch {
+		for q := range attnSeq {
+			qv := project(item(x, b, q), head*hd)
+			scores := make([]float64, q+1)
+			top := math.Inf(-1)
+			for s := 0; s <= q; s++ {
+				kv := project(item(x, b, s), attnDim+kvHead*hd)
+				for j := range hd {
+					scores[s] += qv[j] * kv[j]
+				}
+				scores[s] /= math.Sqrt(float64(hd))
+				top = math.Max(top, scores[s])
+			}
+			sum := 0.0
+			for s := range scores {
+				scores[s] = math.Exp(scores[s] - top)
+				sum += scores[s]
+			}
+			for s := range scores {
+				want += scores[s] / sum * guide[(b*attnSeq+q)*attnSeq+s]
+			}
+		}
+	}
+	got := tensors.ToScalar[float64](outs[1])
+	if math.Abs(got-want) > 1e-12*math.Abs(want) {
+		t.Errorf("penalty %.15g, host reference %.15g", got, want)
 	}
 }

@@ -28,9 +28,20 @@ func (b Block) Forward(w Weights, prefix string, x, pos *Node, causal bool, cach
 // masks, cache), for masks Forward cannot express.
 func (b Block) ForwardWith(w Weights, prefix string, x *Node, opts AttentionOptions) (*Node, *KV) {
 	h, newCache := b.Attn.Forward(w, prefix+".attn", RMSNorm(x), opts)
+	return b.finish(w, prefix, x, h), newCache
+}
+
+// ForwardGuided is ForwardWith that also returns the guided attention
+// penalty of one head (Attention.ForwardGuided).
+func (b Block) ForwardGuided(w Weights, prefix string, x *Node, opts AttentionOptions, guide *Node, head int) (*Node, *KV, *Node) {
+	h, newCache, penalty := b.Attn.ForwardGuided(w, prefix+".attn", RMSNorm(x), opts, guide, head)
+	return b.finish(w, prefix, x, h), newCache, penalty
+}
+
+// finish adds the attention output h to the residual x and applies the MLP.
+func (b Block) finish(w Weights, prefix string, x, h *Node) *Node {
 	x = Add(x, h)
-	x = Add(x, SwiGLU(w, prefix+".mlp", RMSNorm(x)))
-	return x, newCache
+	return Add(x, SwiGLU(w, prefix+".mlp", RMSNorm(x)))
 }
 
 // Embed looks up rows of table [V, d] for integer ids of any shape.

@@ -56,7 +56,10 @@ type TTSOptions struct {
 	// latent frames the backbone reads, not to its targets (tts.Losses): 0
 	// for none.
 	InputNoise float64
-	EMA        float64
+	// Align is the weight of the guided attention term (tts.Format.Guide,
+	// tts.Losses): 0 for none.
+	Align float64
+	EMA   float64
 }
 
 // DefaultTTSOptions are the defaults of `latentlm train --task tts`: the
@@ -108,6 +111,8 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		return nil, errors.New("the diffusion weight must be ≥ 0")
 	case !(o.InputNoise >= 0 && o.InputNoise <= 100):
 		return nil, errors.New("the input noise must be in [0, 100]")
+	case !(o.Align >= 0 && o.Align <= 1e6):
+		return nil, errors.New("the alignment weight must be in [0, 1e6]")
 	case !(o.PromptSeconds >= 0 && o.PromptSeconds <= 60):
 		return nil, errors.New("prompt seconds must be in [0, 60]")
 	case o.Limit < 0 || o.SeqLen < 0:
@@ -208,7 +213,11 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	trc := train.DefaultConfig()
 	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
 	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return tts.Losses(scope, w, cfg, kind, sched, o.BatchMul, lambda, o.InputNoise, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
+		var guide *Node
+		if o.Align > 0 {
+			guide = in[8]
+		}
+		return tts.Losses(scope, w, cfg, kind, sched, o.BatchMul, lambda, o.InputNoise, o.Align, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], guide)
 	})
 	if err != nil {
 		return nil, err
@@ -221,13 +230,17 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		counted = step
 		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
-			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "input_noise": o.InputNoise, "utterances": len(corpus.texts), "limit": o.Limit,
+			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "input_noise": o.InputNoise, "align": o.Align, "utterances": len(corpus.texts), "limit": o.Limit,
 			"train_gflop": gflop}
 		return run.Save(func(dir string) error { return tts.Save(dir, cfg, store, tokRec, rec, info) }, h, step)
 	}
+	metrics := []string{"ce", "diff"}
+	if o.Align > 0 {
+		metrics = append(metrics, "align")
+	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
-		Desc: "tts " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: []string{"ce", "diff"},
+		Desc: "tts " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := corpus.batch(f, o, promptMax, step)
 			if err != nil {
@@ -329,7 +342,11 @@ func (c *ttsCorpus) batch(f tts.Format, o TTSOptions, promptMax int, step int64)
 		}
 		rows[i] = f.TrainingRow(prompt, c.texts[pk.k], c.frames[pk.k], c.scale, pk.drop)
 	}
-	return f.Pack(rows, o.SeqLen)
+	b, err := f.Pack(rows, o.SeqLen)
+	if err == nil && o.Align > 0 {
+		b.Guide = f.Guide(rows, o.SeqLen)
+	}
+	return b, err
 }
 
 // trainGFLOP counts the matmul work of steps [from, to) (3× the forward

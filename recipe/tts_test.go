@@ -110,7 +110,7 @@ func TestTTS(t *testing.T) {
 	straight := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "straight"), 4)
 	resumeIsExact(t, "a run", root, func(out string, steps int64, resume bool) error {
 		o := tinyTTSOptions(cache, tokenizer, out, steps)
-		o.Resume, o.InputNoise = resume, 0.3 // the input noise's draws resume too
+		o.Resume, o.InputNoise, o.Align = resume, 0.3, 2 // the input noise's draws resume too
 		_, err := TTS(ctx, o)
 		return err
 	})
@@ -124,6 +124,9 @@ func TestTTS(t *testing.T) {
 	defer m.Close()
 	if got := m.Info["input_noise"]; got != 0.3 {
 		t.Errorf("the checkpoint records input noise %v, want 0.3", got)
+	}
+	if got := m.Info["align"]; got != 2.0 {
+		t.Errorf("the checkpoint records alignment weight %v, want 2", got)
 	}
 	if m.Format.AlphabetString() != tts.Alphabet || m.Format.FrameRate != 25 || m.Config.MaxLen%8 != 0 {
 		t.Errorf("format %q at %g Hz, max_len %d", m.Format.AlphabetString(), m.Format.FrameRate, m.Config.MaxLen)
@@ -150,6 +153,7 @@ func TestTTS(t *testing.T) {
 		{func(o *TTSOptions) { o.SeqLen = 10 }, "too short"},
 		{func(o *TTSOptions) { o.TextDropout = 1 }, "dropout"},
 		{func(o *TTSOptions) { o.InputNoise = -1 }, "input noise"},
+		{func(o *TTSOptions) { o.Align = -1 }, "alignment weight"},
 		{func(o *TTSOptions) { o.Set = speech.SetSentences }, "no training utterances"},
 	} {
 		o := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "bad"), 1)

@@ -60,7 +60,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				if mode == "every-position" {
 					in = append(in, nil, nil)
 				}
-				return Losses(scope, w, cfg, vae.Sigma, sched, batchMul, 1, 0, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
+				return Losses(scope, w, cfg, vae.Sigma, sched, batchMul, 1, 0, 0, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], nil)
 			})
 			if err != nil {
 				b.Fatal(err)

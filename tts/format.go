@@ -62,6 +62,7 @@ package tts
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 
@@ -207,6 +208,11 @@ func (f Format) Prefix(prompt [][]float32, text []int, null bool) []lm.Item {
 type Row struct {
 	multimodal.Row
 	Continue []bool
+	// TextStart, TextEnd and SpeechBOL place the text [TextStart,
+	// TextEnd) and the <BOL> that opens the speech; TextDropped says the
+	// text was replaced by null tokens. Format.Guide reads them.
+	TextStart, TextEnd, SpeechBOL int
+	TextDropped                   bool
 }
 
 func (r *Row) add(it lm.Item, scale []float32, target, cont bool) {
@@ -230,12 +236,14 @@ func (f Format) TrainingRow(prompt [][]float32, text []int, speech [][]float32, 
 		r.add(lm.LatentItem(z), scale, false, false)
 	}
 	r.add(lm.TokenItem(f.Vocab.EOL()), nil, false, false)
+	r.TextStart, r.TextDropped = len(r.Items), dropText
 	for _, id := range text {
 		if dropText {
 			id = f.Vocab.Null()
 		}
 		r.add(lm.TokenItem(id), nil, false, false)
 	}
+	r.TextEnd, r.SpeechBOL = len(r.Items), len(r.Items)
 	r.add(lm.TokenItem(f.Vocab.BOL()), nil, false, false)
 	for k, z := range speech {
 		r.add(lm.LatentItem(z), scale, true, k > 0)
@@ -256,6 +264,9 @@ type Batch struct {
 	// (lm.HeadRows): the speech frames, about a fifth of the positions.
 	HeadRows       []int32
 	HeadRowWeights []float32
+	// Guide, when set, is Format.Guide of the rows [Rows, Len, Len]: the
+	// last of Inputs.
+	Guide []float32
 }
 
 // Pack lays rows out at length l, padding short ones; a longer row is an
@@ -286,10 +297,11 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 
 // Inputs are the batch as the inputs of Losses, in its order: ids,
 // latents (the σ-VAE means), their noise scales, isLatent, valid,
-// latentTokens, headRows and headRowWeights; channels is the latent width.
+// latentTokens, headRows, headRowWeights and, when set, the guide;
+// channels is the latent width.
 func (b *Batch) Inputs(channels int) []any {
 	n, l, c, k := b.Rows, b.Len, channels, len(b.HeadRows)
-	return []any{
+	in := []any{
 		tensors.FromFlatDataAndDimensions(b.Ids, n, l),
 		tensors.FromFlatDataAndDimensions(b.Latents, n, l, c),
 		tensors.FromFlatDataAndDimensions(b.Scales, n, l, c),
@@ -299,6 +311,65 @@ func (b *Batch) Inputs(channels int) []any {
 		tensors.FromFlatDataAndDimensions(b.HeadRows, k),
 		tensors.FromFlatDataAndDimensions(b.HeadRowWeights, k),
 	}
+	if b.Guide != nil {
+		in = append(in, tensors.FromFlatDataAndDimensions(b.Guide, n, l, l))
+	}
+	return in
+}
+
+// GuideWidth is g of the guided attention weights (Format.Guide), the
+// value of Tachibana et al. (2017, §4.1).
+const GuideWidth = 0.2
+
+// Guide lays out the guided attention weights of rows packed at length l
+// (lm.LossOptions.Guide, [len(rows), l, l]), after Tachibana et al. (2017,
+// arXiv 1710.08969, §4.1). The queries are the positions that predict the
+// speech: its <BOL> (predicting frame 0) and each of its N frames (the
+// next frame, or <EOL> after the last), the n-th at progress n/N through
+// the speech. Such a query's weight on text key k (the j-th of T
+// characters, at (j+½)/T through the text) is 1 − exp(−(j/T − n/N)²/2g²),
+// near 0 on the characters being said and near 1 on those far from them,
+// and 1 on every key that is not text: the guided head is meant to read
+// the text, in step with the speech. Each query row is divided by the
+// number of queries in the batch, so Σ p·w is the mean penalty per query,
+// between 0 and 1. Rows whose text was dropped have no queries.
+//
+// Without it the model must find the alignment of characters to frames by
+// itself, from 400 texts; with it, one head is shown where to look from
+// the first step, and what a frame should sound like becomes a function of
+// the characters under that head, which carries over to unseen texts.
+func (f Format) Guide(rows []Row, l int) []float32 {
+	out := make([]float32, len(rows)*l*l)
+	queries := 0
+	for _, r := range rows {
+		if !r.TextDropped && r.TextEnd > r.TextStart {
+			queries += len(r.Items) - 1 - r.SpeechBOL
+		}
+	}
+	if queries == 0 {
+		return out
+	}
+	for b, r := range rows {
+		if r.TextDropped || r.TextEnd <= r.TextStart {
+			continue
+		}
+		frames := len(r.Items) - 2 - r.SpeechBOL // <BOL> z₀ … z_{N−1} <EOL>
+		chars := r.TextEnd - r.TextStart
+		for n := 0; n <= frames; n++ {
+			q := r.SpeechBOL + n
+			row := out[(b*l+q)*l : (b*l+q+1)*l]
+			progress := float64(n) / float64(max(frames, 1))
+			for k := range row {
+				w := 1.0
+				if k >= r.TextStart && k < r.TextEnd {
+					d := (float64(k-r.TextStart)+0.5)/float64(chars) - progress
+					w = 1 - math.Exp(-d*d/(2*GuideWidth*GuideWidth))
+				}
+				row[k] = float32(w / float64(queries))
+			}
+		}
+	}
+	return out
 }
 
 // Losses is the text-to-speech objective of one batch: 𝓛 = 𝓛_CE + λ·𝓛_diff
@@ -311,14 +382,28 @@ func (b *Batch) Inputs(channels int) []any {
 // backbone reads every latent (prompt and speech) with Gaussian noise of
 // that standard deviation added (in the normalised units of the frames,
 // one per channel), while the targets stay the redrawn frames
-// (lm.LossOptions.InputLatents). It returns the total, then the two terms.
-func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, kind vae.Variant, sched *diffusion.Schedule, batchMul int, lambda, inputNoise float64,
-	ids, mu, scale, isLatent, valid, latentTokens, headRows, headRowWeights *Node) []*Node {
+// (lm.LossOptions.InputLatents). With guide (Format.Guide, else nil) the
+// objective also has align·𝓛_align, 𝓛_align the guided attention penalty
+// averaged over the guided layers (lm.LossOptions.Guide). It returns the
+// total, then the terms: 𝓛_CE, 𝓛_diff and, with guide, 𝓛_align.
+func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, kind vae.Variant, sched *diffusion.Schedule, batchMul int, lambda, inputNoise, align float64,
+	ids, mu, scale, isLatent, valid, latentTokens, headRows, headRowWeights, guide *Node) []*Node {
 	lat := vae.Config{Kind: kind}.Redraw(scope, mu, scale)
-	opts := lm.LossOptions{LatentTokens: latentTokens, HeadRows: headRows, HeadRowWeights: headRowWeights}
+	opts := lm.LossOptions{LatentTokens: latentTokens, HeadRows: headRows, HeadRowWeights: headRowWeights, Guide: guide}
 	if inputNoise > 0 {
 		opts.InputLatents = Add(lat, MulScalar(scope.RandomNormal(lat.Graph(), lat.Shape()), inputNoise))
 	}
 	l := cfg.LossWith(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul, opts)
-	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
+	total := Add(l.CE, MulScalar(l.Diffusion, lambda))
+	if guide == nil {
+		return []*Node{total, l.CE, l.Diffusion}
+	}
+	layers := 0
+	for i := range cfg.Depth {
+		if cfg.GuidedLayer(i) {
+			layers++
+		}
+	}
+	mean := DivScalar(l.Align, float64(layers))
+	return []*Node{Add(total, MulScalar(mean, align)), l.CE, l.Diffusion, mean}
 }

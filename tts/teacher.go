@@ -42,11 +42,7 @@ func (m *Model) TeacherForced(ctx context.Context, reqs []Request, truth [][][]f
 		return nil, err
 	}
 	defer b.Close()
-	ls := make([]lm.Sequence, len(seqs))
-	for i, s := range seqs {
-		ls[i] = s
-	}
-	if err := b.Run(ctx, ls); err != nil {
+	if err := lm.Run(ctx, b, seqs); err != nil {
 		if ctx.Err() != nil {
 			return nil, err
 		}

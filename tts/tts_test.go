@@ -259,6 +259,15 @@ func overfitFrame(k, j int) float32 { return float32(0.8 * math.Cos(0.7*float64(
 // (continue targets on or off) and returns it on its engine.
 func trainOverfit(t *testing.T, steps int, withContinue bool, opts Options) *Model {
 	t.Helper()
+	m, _ := trainOverfitGuided(t, steps, withContinue, 0, opts)
+	return m
+}
+
+// trainOverfitGuided is trainOverfit with the guided attention term of
+// weight align (none at 0); it also returns the term's mean over the first
+// and the last ten steps.
+func trainOverfitGuided(t *testing.T, steps int, withContinue bool, align float64, opts Options) (*Model, [2]float64) {
+	t.Helper()
 	f := testFormat(t)
 	prompt := frames(2, testChannels, func(k, j int) float32 { return float32(0.5 * math.Sin(float64(k+2*j))) })
 	cfg := tinyConfig(f, 24)
@@ -277,7 +286,11 @@ func trainOverfit(t *testing.T, steps int, withContinue bool, opts Options) *Mod
 		if !withContinue {
 			in[5] = ZerosLike(in[5])
 		}
-		return Losses(scope, w, cfg, vae.Sigma, sched, 4, 1, 0, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
+		var guide *Node
+		if align > 0 {
+			guide = in[8]
+		}
+		return Losses(scope, w, cfg, vae.Sigma, sched, 4, 1, 0, align, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], guide)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -286,6 +299,7 @@ func trainOverfit(t *testing.T, steps int, withContinue bool, opts Options) *Mod
 	rng := rand.New(rand.NewPCG(5, 5))
 	scale := make([]float32, testChannels) // no σ-VAE noise: exact targets
 	var first, last float64
+	var alignTerm [2]float64
 	for step := range steps {
 		rows := make([]Row, batch)
 		for i := range rows {
@@ -296,9 +310,20 @@ func trainOverfit(t *testing.T, steps int, withContinue bool, opts Options) *Mod
 		if err != nil {
 			t.Fatal(err)
 		}
+		if align > 0 {
+			bt.Guide = f.Guide(rows, cfg.MaxLen)
+		}
 		res, err := tr.Step(bt.Inputs(f.Channels)...)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if align > 0 {
+			switch {
+			case step < 10:
+				alignTerm[0] += res.Metrics[2] / 10
+			case step >= steps-10:
+				alignTerm[1] += res.Metrics[2] / 10
+			}
 		}
 		if step == 0 {
 			first = res.Loss
@@ -311,7 +336,7 @@ func trainOverfit(t *testing.T, steps int, withContinue bool, opts Options) *Mod
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	return m
+	return m, alignTerm
 }
 
 func overfitRequests(m *Model) []Request {

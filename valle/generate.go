@@ -61,11 +61,7 @@ func (m *Model) GenerateBatch(ctx context.Context, reqs []Request, o Options) ([
 		return nil, fmt.Errorf("valle: %w", err)
 	}
 	defer b.Close()
-	ls := make([]lm.Sequence, len(seqs))
-	for i, s := range seqs {
-		ls[i] = s
-	}
-	if err := b.Run(ctx, ls); err != nil {
+	if err := lm.Run(ctx, b, seqs); err != nil {
 		if ctx.Err() != nil {
 			return nil, err
 		}

@@ -45,6 +45,7 @@ func runTrainTTS(args []string) error {
 	fs.IntVar(&o.BatchMul, "batch-mul", o.BatchMul, "noise draws per latent frame (batch_mul)")
 	fs.Float64Var(&o.DiffusionWeight, "diffusion-weight", o.DiffusionWeight, "λ of CE + λ·diffusion")
 	fs.Float64Var(&o.InputNoise, "input-noise", o.InputNoise, "standard deviation of noise added to the latent frames the model reads, not to its targets (0: none)")
+	fs.Float64Var(&o.Align, "align", o.Align, "weight of the guided attention loss that shows one head where the speech is in the text (0: none)")
 	fs.Float64Var(&o.EMA, "ema", o.EMA, "EMA decay of the weights (generation uses the EMA)")
 	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "backbone width")
 	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "backbone blocks")
@@ -58,6 +59,7 @@ func runTrainTTS(args []string) error {
 	fs.bound("seq-len", 0, 1<<16, false)
 	fs.bound("diffusion-weight", 0, 1e6, false)
 	fs.bound("input-noise", 0, 100, false)
+	fs.bound("align", 0, 1e6, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
