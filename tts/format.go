@@ -327,7 +327,7 @@ const GuideWidth = 0.2
 // speech: its <BOL> (predicting frame 0) and each of its N frames (the
 // next frame, or <EOL> after the last), the n-th at progress n/N through
 // the speech. Such a query's weight on text key k (the j-th of T
-// characters, at (j+½)/T through the text) is 1 − exp(−(j/T − n/N)²/2g²),
+// characters, at (j+½)/T through the text) is 1 − exp(−((j+½)/T − n/N)²/2g²),
 // near 0 on the characters being said and near 1 on those far from them,
 // and 1 on every key that is not text: the guided head is meant to read
 // the text, in step with the speech. Each query row is divided by the
