@@ -340,34 +340,11 @@ func (s *Session) advance(rows [][]Item) error {
 	if e.step == nil {
 		return errors.New("lm: engine used after Close")
 	}
-	streams, t := len(rows), len(rows[0])
+	t := len(rows[0])
 	if s.pos+t > c.MaxLen {
 		return fmt.Errorf("lm: sequence of %d items exceeds max_len %d", s.pos+t, c.MaxLen)
 	}
-	ids := make([]int32, streams*t)
-	lat := make([]float32, streams*t*c.Latent)
-	isL := make([]float32, streams*t)
-	for i, r := range rows {
-		for j, it := range r {
-			k := i*t + j
-			if it.IsLatent() {
-				copy(lat[k*c.Latent:(k+1)*c.Latent], it.Latent)
-				isL[k] = 1
-			} else {
-				ids[k] = int32(it.Token)
-			}
-		}
-	}
-	pos := make([]float32, t)
-	for i := range pos {
-		pos[i] = float32(s.pos + i)
-	}
-	args := append([]any{
-		tensors.FromFlatDataAndDimensions(ids, streams, t),
-		tensors.FromFlatDataAndDimensions(lat, streams, t, c.Latent),
-		tensors.FromFlatDataAndDimensions(isL, streams, t),
-		tensors.FromFlatDataAndDimensions(pos, t),
-	}, s.caches...)
+	args := append(itemTensors(c, rows, s.pos), s.caches...)
 	outs, err := e.step.Call(args...)
 	nn.Release(args...) // the inputs, old caches included, are spent
 	if err != nil {
@@ -695,4 +672,86 @@ func (s *Session) Close() {
 	nn.Release(s.caches...)
 	nn.Release(s.hidden)
 	s.caches, s.hidden, s.pending = nil, nil, nil
+}
+
+// itemTensors lays rows of items (all of one length t) out as the inputs
+// of a decoding graph: ids [S, t], latents [S, t, C], isLatent [S, t] and
+// the positions from, …, from+t−1.
+func itemTensors(c Config, rows [][]Item, from int) []any {
+	streams, t := len(rows), len(rows[0])
+	ids := make([]int32, streams*t)
+	lat := make([]float32, streams*t*c.Latent)
+	isL := make([]float32, streams*t)
+	for i, r := range rows {
+		for j, it := range r {
+			k := i*t + j
+			if it.IsLatent() {
+				copy(lat[k*c.Latent:(k+1)*c.Latent], it.Latent)
+				isL[k] = 1
+			} else {
+				ids[k] = int32(it.Token)
+			}
+		}
+	}
+	pos := make([]float32, t)
+	for i := range pos {
+		pos[i] = float32(from + i)
+	}
+	return []any{
+		tensors.FromFlatDataAndDimensions(ids, streams, t),
+		tensors.FromFlatDataAndDimensions(lat, streams, t, c.Latent),
+		tensors.FromFlatDataAndDimensions(isL, streams, t),
+		tensors.FromFlatDataAndDimensions(pos, t),
+	}
+}
+
+// Attention returns the attention probabilities of layer `layer` over one
+// whole sequence of items, read causally as in training: out[h][t][s] is
+// how much query head h at item t looks at item s (0 for s > t). It is a
+// diagnostic, compiled for each call: text-to-speech draws the guided
+// head's reading of the text from it (tts.Model.Alignment).
+func (e *Engine) Attention(items []Item, layer int) ([][][]float32, error) {
+	c := e.cfg
+	switch {
+	case e.step == nil:
+		return nil, errors.New("lm: engine used after Close")
+	case layer < 0 || layer >= c.Depth:
+		return nil, fmt.Errorf("lm: attention of layer %d: the model has %d", layer, c.Depth)
+	case len(items) == 0:
+		return nil, errors.New("lm: attention of no items")
+	case len(items) > c.MaxLen:
+		return nil, fmt.Errorf("lm: sequence of %d items exceeds max_len %d", len(items), c.MaxLen)
+	}
+	for _, it := range items {
+		if err := e.check(it); err != nil {
+			return nil, fmt.Errorf("lm: %w", err)
+		}
+	}
+	args := itemTensors(c, [][]Item{items}, 0)
+	defer nn.Release(args...)
+	out, err := model.CallOnce(e.backend, e.store, func(scope *model.Scope, in []*Node) *Node {
+		w := nn.WeightsOf(scope.Store(), in[0].Graph())
+		x := c.Embed(w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]})
+		b := c.block()
+		opts := nn.AttentionOptions{Pos: in[3], RoPE: true, Causal: true}
+		for i := range layer {
+			x, _ = b.ForwardWith(w, fmt.Sprintf("blocks.%d", i), x, opts)
+		}
+		_, _, probs := b.ForwardProbs(w, fmt.Sprintf("blocks.%d", layer), x, opts)
+		return probs
+	}, args...)
+	if err != nil {
+		return nil, fmt.Errorf("lm: attention: %w", err)
+	}
+	defer out.FinalizeAll()
+	flat := tensors.MustCopyFlatData[float32](out)
+	t := len(items)
+	probs := make([][][]float32, c.Heads)
+	for h := range probs {
+		probs[h] = make([][]float32, t)
+		for q := range t {
+			probs[h][q] = flat[(h*t+q)*t : (h*t+q+1)*t]
+		}
+	}
+	return probs, nil
 }

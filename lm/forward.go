@@ -56,7 +56,7 @@ func (c Config) GuidedLayer(i int) bool { return i >= c.Depth/2 }
 
 // backbone is Backbone; with guide [B, T, T] set it also returns the sum
 // over the guided layers of the guided attention penalty
-// (nn.Attention.ForwardGuided of GuidedHead).
+// (nn.GuidePenalty of GuidedHead).
 func (c Config) backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV, guide *Node) (*Node, []*nn.KV, *Node) {
 	x := c.Embed(w, it)
 	b := c.block()
@@ -71,8 +71,9 @@ func (c Config) backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV, gui
 		prefix := fmt.Sprintf("blocks.%d", i)
 		opts := nn.AttentionOptions{Pos: pos, RoPE: pos != nil, Causal: true, Cache: cache}
 		if guide != nil && c.GuidedLayer(i) {
-			var p *Node
-			x, nc, p = b.ForwardGuided(w, prefix, x, opts, guide, GuidedHead)
+			var probs *Node
+			x, nc, probs = b.ForwardProbs(w, prefix, x, opts)
+			p := nn.GuidePenalty(probs, guide, GuidedHead)
 			if penalty == nil {
 				penalty = p
 			} else {

@@ -492,3 +492,73 @@ func TestGuide(t *testing.T) {
 		t.Errorf("weights on masked keys give Align %g, want 0", a)
 	}
 }
+
+// TestEngineAttention: the probabilities Engine.Attention reads for one
+// sequence are causal rows that sum to 1, and weighted by a random guide
+// they give the Align term the training objective computes for the same
+// sequence through its own graph (the last guided layer alone guided
+// there, by a guide that is zero in the other rows).
+func TestEngineAttention(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.Depth = 2 // layer 1 alone is guided
+	store := randomStore(t, cfg, 0.1, dtypes.Float32)
+	const length = 8
+	ids, lat, isLat := randomItems(cfg, 1, length, rand.New(rand.NewPCG(3, 4)))
+	items := make([]Item, length)
+	for i := range items {
+		if isLat[i] == 1 {
+			items[i] = LatentItem(lat[i*cfg.Latent : (i+1)*cfg.Latent])
+		} else {
+			items[i] = TokenItem(int(ids[i]))
+		}
+	}
+	e, err := NewEngine(testutil.Backend(t, ""), store, cfg, SampleOptions{Steps: 2, CFG: 1, Temperature: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.Attention(items, 2); err == nil {
+		t.Error("layer 2 of 2 accepted")
+	}
+	probs, err := e.Attention(items[:length-1], 1) // the L−1 positions the objective reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	guide := make([]float32, length*length)
+	want := 0.0
+	for q, row := range probs[GuidedHead] {
+		sum := 0.0
+		for s, p := range row {
+			sum += float64(p)
+			if s > q && p != 0 {
+				t.Errorf("query %d looks at later item %d (%g)", q, s, p)
+			}
+			g := rng.Float32()
+			guide[q*length+s] = g
+			want += float64(p) * float64(g)
+		}
+		if math.Abs(sum-1) > 1e-5 {
+			t.Errorf("query %d: probabilities sum to %g", q, sum)
+		}
+	}
+	if err := store.SetRNGStateFromSeed(5); err != nil {
+		t.Fatal(err)
+	}
+	valid := make([]float32, length)
+	for i := range valid {
+		valid[i] = 1
+	}
+	out, err := model.CallOnce(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) *Node {
+		w := nn.WeightsOf(scope.Store(), in[0].Graph())
+		return cfg.LossWith(scope, w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]}, in[3], diffusion.Cosine(1000), 1, LossOptions{Guide: in[4]}).Align
+	}, tensors.FromFlatDataAndDimensions(ids, 1, length), tensors.FromFlatDataAndDimensions(lat, 1, length, cfg.Latent),
+		tensors.FromFlatDataAndDimensions(isLat, 1, length), tensors.FromFlatDataAndDimensions(valid, 1, length),
+		tensors.FromFlatDataAndDimensions(guide, 1, length, length))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tensors.ToScalar[float32](out); math.Abs(float64(got)-want) > 1e-5*math.Max(1, want) {
+		t.Errorf("Align of the objective %g, Σ p·guide of Engine.Attention %g", got, want)
+	}
+}

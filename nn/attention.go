@@ -67,35 +67,14 @@ type AttentionOptions struct {
 // Forward runs attention over x [B, T, Dim] as opts says. It returns the
 // output [B, T, Dim] and, with opts.Cache, the updated cache (else nil).
 func (a Attention) Forward(w Weights, prefix string, x *Node, opts AttentionOptions) (*Node, *KV) {
-	out, cache, _ := a.forward(w, prefix, x, opts)
+	out, cache, _ := a.ForwardProbs(w, prefix, x, opts)
 	return out, cache
 }
 
-// ForwardGuided is Forward that also returns a penalty on where one head
-// looks: Σ_{b,t,s} p[b, head, t, s]·guide[b, t, s], the attention
-// probabilities of query head `head` weighted by guide [B, T, S] (S the
-// keys: T, or the cache's length). It is the guided attention loss of
-// Tachibana et al. (2017, arXiv 1710.08969, §4.1), which makes a
-// text-to-speech model's attention find the text it is saying early in
-// training, when guide is small near the diagonal of text against speech
-// and large elsewhere (tts.Format.Guide).
-func (a Attention) ForwardGuided(w Weights, prefix string, x *Node, opts AttentionOptions, guide *Node, head int) (*Node, *KV, *Node) {
-	if head < 0 || head >= a.Heads {
-		panic(fmt.Errorf("nn.Attention: guided head %d of %d", head, a.Heads))
-	}
-	out, cache, probs := a.forward(w, prefix, x, opts)
-	// One head's probabilities by a one-hot mask over the heads rather than
-	// a slice: the gradient of a slice is a Pad, which ONNX Runtime lacks.
-	mask := make([]float64, a.Heads)
-	mask[head] = 1
-	g := x.Graph()
-	weights := Mul(InsertAxes(guide, 1), Reshape(Const(g, Tensor(mask, x.DType(), a.Heads)), 1, a.Heads, 1, 1))
-	return out, cache, ReduceAllSum(Mul(probs, weights))
-}
-
-// forward is Forward, returning the attention probabilities [B, H, T, S]
-// too.
-func (a Attention) forward(w Weights, prefix string, x *Node, opts AttentionOptions) (*Node, *KV, *Node) {
+// ForwardProbs is Forward that also returns the attention probabilities
+// [B, H, T, S] (S the keys: T, or the cache's length), for a loss on where
+// heads look (GuidePenalty) or a picture of it.
+func (a Attention) ForwardProbs(w Weights, prefix string, x *Node, opts AttentionOptions) (*Node, *KV, *Node) {
 	if opts.Pos == nil && (opts.RoPE || opts.Causal || opts.Cache != nil) {
 		// An error, not a string: GoMLX turns only error panics of a graph
 		// function into an error of the call.
@@ -201,6 +180,28 @@ func attend(q, k, v, queryPos, keyPos *Node, causal bool) (*Node, *Node) {
 	probs := Softmax(scores, -1)
 	out := DotGeneral(probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, T, hd]
 	return TransposeAllAxes(out, 0, 2, 1, 3), probs
+}
+
+// GuidePenalty is Σ_{b,t,s} p[b, head, t, s]·guide[b, t, s]: the attention
+// probabilities probs [B, H, T, S] of query head `head` weighted by guide
+// [B, T, S]. It is the guided attention loss of Tachibana et al. (2017,
+// arXiv 1710.08969, §4.1), which makes a text-to-speech model's attention
+// find the text it is saying early in training, when guide is small near
+// the diagonal of text against speech and large elsewhere
+// (tts.Format.Guide).
+func GuidePenalty(probs, guide *Node, head int) *Node {
+	heads := probs.Shape().Dimensions[1]
+	if head < 0 || head >= heads {
+		// An error, not a string: GoMLX turns only error panics of a graph
+		// function into an error of the call.
+		panic(fmt.Errorf("nn.GuidePenalty: head %d of %d", head, heads))
+	}
+	// One head's probabilities by a one-hot mask over the heads rather than
+	// a slice: the gradient of a slice is a Pad, which ONNX Runtime lacks.
+	mask := make([]float64, heads)
+	mask[head] = 1
+	weights := Mul(InsertAxes(guide, 1), Reshape(Const(probs.Graph(), Tensor(mask, probs.DType(), heads)), 1, heads, 1, 1))
+	return ReduceAllSum(Mul(probs, weights))
 }
 
 // RoPE rotates interleaved pairs (2j, 2j+1) of the last axis of x [B,T,H,hd]

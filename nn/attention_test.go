@@ -250,8 +250,8 @@ func TestAttentionGuided(t *testing.T) {
 	}
 	exec, err := model.NewExec(testutil.Backend(t, "go"), store, func(scope *model.Scope, xN, gN *Node) (*Node, *Node) {
 		pos := Iota(xN.Graph(), nn.Shape(dtypes.Float64, attnSeq), 0)
-		y, _, penalty := testAttn.ForwardGuided(nn.WeightsOf(scope.Store(), xN.Graph()), "attn", xN, nn.AttentionOptions{Pos: pos, Causal: true}, gN, head)
-		return y, penalty
+		y, _, probs := testAttn.ForwardProbs(nn.WeightsOf(scope.Store(), xN.Graph()), "attn", xN, nn.AttentionOptions{Pos: pos, Causal: true})
+		return y, nn.GuidePenalty(probs, gN, head)
 	})
 	if err != nil {
 		t.Fatal(err)

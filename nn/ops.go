@@ -31,11 +31,11 @@ func (b Block) ForwardWith(w Weights, prefix string, x *Node, opts AttentionOpti
 	return b.finish(w, prefix, x, h), newCache
 }
 
-// ForwardGuided is ForwardWith that also returns the guided attention
-// penalty of one head (Attention.ForwardGuided).
-func (b Block) ForwardGuided(w Weights, prefix string, x *Node, opts AttentionOptions, guide *Node, head int) (*Node, *KV, *Node) {
-	h, newCache, penalty := b.Attn.ForwardGuided(w, prefix+".attn", RMSNorm(x), opts, guide, head)
-	return b.finish(w, prefix, x, h), newCache, penalty
+// ForwardProbs is ForwardWith that also returns the attention
+// probabilities [B, H, T, S] (Attention.ForwardProbs).
+func (b Block) ForwardProbs(w Weights, prefix string, x *Node, opts AttentionOptions) (*Node, *KV, *Node) {
+	h, newCache, probs := b.Attn.ForwardProbs(w, prefix+".attn", RMSNorm(x), opts)
+	return b.finish(w, prefix, x, h), newCache, probs
 }
 
 // finish adds the attention output h to the residual x and applies the MLP.

@@ -2,7 +2,10 @@ package tts
 
 import (
 	"math"
+	"path/filepath"
 	"testing"
+
+	"github.com/latentlm/latentlm/internal/testutil"
 )
 
 // TestGuideLayout checks Format.Guide on a row whose answer is worked out
@@ -75,10 +78,58 @@ func TestGuideLayout(t *testing.T) {
 // TestGuidedTrainingAligns: trained with the guided attention term, the
 // tiny overfit model moves the guided head's attention onto the diagonal:
 // the term (between 0 and 1) falls to under half its value at the start.
+// Model.Alignment then shows the head reading one of the training texts
+// in order as it says it: the character it looks at most moves forward
+// with the frames (a correlation above 0.8), and the picture is written.
 func TestGuidedTrainingAligns(t *testing.T) {
-	_, align := trainOverfitGuided(t, 150, true, 1, DefaultOptions())
+	m, align := trainOverfitGuided(t, 150, true, 1, DefaultOptions())
 	t.Logf("guided attention term: %.3f over the first 10 steps, %.3f over the last 10", align[0], align[1])
 	if !(align[0] > 0 && align[0] <= 1) || !(align[1] < align[0]/2) {
 		t.Errorf("guided attention term %.3f → %.3f, want a fall to under half", align[0], align[1])
 	}
+	req := overfitRequests(m)[2]
+	truth := frames(overfitData[2].frames, testChannels, overfitFrame)
+	a, err := m.Alignment(req, truth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Weights) != len(truth)+1 || len(a.Weights[0]) != len(req.Text) {
+		t.Fatalf("alignment of %d×%d, want %d×%d", len(a.Weights), len(a.Weights[0]), len(truth)+1, len(req.Text))
+	}
+	var xs, ys []float64
+	for n, row := range a.Weights {
+		best := 0
+		for j := range row {
+			if row[j] > row[best] {
+				best = j
+			}
+		}
+		xs, ys = append(xs, float64(n)), append(ys, float64(best))
+	}
+	if r := correlation(xs, ys); !(r > 0.8) {
+		t.Errorf("the most looked-at characters %v against the frames: correlation %.2f, want above 0.8", ys, r)
+	}
+	path := filepath.Join(t.TempDir(), "a.png")
+	if err := a.WritePNG(path); err != nil {
+		t.Fatal(err)
+	}
+	if b := testutil.DecodePNG(t, path).Bounds(); b.Dx() != (len(truth)+1)*alignmentCell || b.Dy() != len(req.Text)*alignmentCell {
+		t.Errorf("picture of %v", b)
+	}
+	if _, err := m.Alignment(req, nil); err == nil {
+		t.Error("an alignment of no frames accepted")
+	}
+}
+
+// correlation is Pearson's r of x and y.
+func correlation(x, y []float64) float64 {
+	mx, _ := testutil.MeanStd(x)
+	my, _ := testutil.MeanStd(y)
+	var sxy, sxx, syy float64
+	for i := range x {
+		sxy += (x[i] - mx) * (y[i] - my)
+		sxx += (x[i] - mx) * (x[i] - mx)
+		syy += (y[i] - my) * (y[i] - my)
+	}
+	return sxy / math.Sqrt(sxx*syy)
 }

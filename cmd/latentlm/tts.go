@@ -155,7 +155,7 @@ func checkSpeak(text, voice, promptPath, dataDir, out, modelDir string) (*speakR
 }
 
 func runSpeak(args []string) error {
-	fs := newFlags("speak", `speak --text "four hundred twelve" (--voice NAME | --prompt x.wav) [--out y.wav] [--model DIR] [--cfg 3] [--steps 5] [--max-seconds 10] [--seed 1] [--stream]`)
+	fs := newFlags("speak", `speak --text "four hundred twelve" (--voice NAME | --prompt x.wav) [--out y.wav] [--model DIR] [--cfg 3] [--steps 5] [--max-seconds 10] [--seed 1] [--stream] [--alignment a.png]`)
 	d := tts.DefaultOptions()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	modelDir := fs.String("model", "", "text-to-speech checkpoint: LatentLM's, or the VALL-E-style baseline's (train --task valle; --steps, --cfg and --stream are LatentLM's) (default: the shipped weights/"+ttsDefault+")")
@@ -173,6 +173,7 @@ func runSpeak(args []string) error {
 	maxSeconds := fs.Float64("max-seconds", d.MaxSeconds, "the most speech generated when the model does not end it itself")
 	promptSeconds := fs.Float64("prompt-seconds", d.PromptSeconds, "keep the first seconds of the prompt (0: all that fits)")
 	stream := fs.Bool("stream", false, "write the WAV in chunks while the frames are generated (the file grows; its header is completed at the end)")
+	alignment := fs.String("alignment", "", "also draw where the guided attention head looked in the text while speaking, as this PNG (frames left to right, characters top to bottom)")
 	fs.bound("max-seconds", 0, 3600, true)
 	fs.bound("prompt-seconds", 0, 3600, false)
 	if err := fs.Parse(args); err != nil {
@@ -181,6 +182,14 @@ func runSpeak(args []string) error {
 	req, err := checkSpeak(*text, *voice, *prompt, *dataDir, *out, *modelDir)
 	if err != nil {
 		return err
+	}
+	if *alignment != "" {
+		if !strings.EqualFold(filepath.Ext(*alignment), ".png") {
+			return fmt.Errorf("--alignment %s: the picture is a PNG: give a name ending in .png", *alignment)
+		}
+		if err := guard.CheckOutput(*alignment, *out, *modelDir); err != nil {
+			return fmt.Errorf("--alignment: %w", err)
+		}
 	}
 	opts := tts.Options{SampleOptions: lm.SampleOptions{Steps: *steps, CFG: *cfg, Temperature: *temperature, Seed: *seed},
 		MaxSeconds: *maxSeconds, PromptSeconds: *promptSeconds, Batch: 1}
@@ -201,6 +210,9 @@ func runSpeak(args []string) error {
 	if kind == valle.Kind {
 		if *stream {
 			return fmt.Errorf("--stream: %s is a VALL-E-style baseline, whose audio exists only once its NAR has filled every codebook; stream with a LatentLM model", dir)
+		}
+		if *alignment != "" {
+			return fmt.Errorf("--alignment: %s is a VALL-E-style baseline, which has no guided attention head; draw it for a LatentLM model", dir)
 		}
 		vo := valleOptions(opts)
 		vo.Temperature = *temperature
@@ -257,6 +269,20 @@ func runSpeak(args []string) error {
 		fmt.Printf("; first audio after %.2f s", firstChunk.Seconds())
 	}
 	fmt.Println()
+	if *alignment != "" {
+		frames, err := m.Prompt(req.prompt)
+		if err != nil {
+			return err
+		}
+		a, err := m.Alignment(tts.Request{Text: req.text, Prompt: frames}, s.Frames)
+		if err != nil {
+			return err
+		}
+		if err := a.WritePNG(*alignment); err != nil {
+			return err
+		}
+		fmt.Printf("wrote %s: the guided head's reading of the text (a diagonal when it reads in step)\n", *alignment)
+	}
 	return nil
 }
 

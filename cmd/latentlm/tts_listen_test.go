@@ -19,6 +19,7 @@ import (
 
 	"github.com/latentlm/latentlm/benchmark"
 	"github.com/latentlm/latentlm/evaluate"
+	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
@@ -507,6 +508,24 @@ func TestEvalTTSVALLE(t *testing.T) {
 	expectOneLineError(t, code, stderr, "VALL-E-style baseline")
 	code, _, stderr = speak("--text", "t\u00e9", "--out", said)
 	expectOneLineError(t, code, stderr, "alphabet")
+	picture := filepath.Join(f.root, "alignment.png")
+	code, _, stderr = speak("--text", "two", "--out", said, "--alignment", picture)
+	expectOneLineError(t, code, stderr, "no guided attention head")
+
+	// A LatentLM model draws its alignment: frames+1 columns of 4 pixels
+	// (the speech's <BOL> and each frame), a row of 4 per character.
+	code, stdout, stderr = cli(t, f.root, "speak", "--model", f.model, "--voice", "flite-slt", "--data", f.cache, "--max-seconds", "0.2",
+		"--text", "two", "--out", said, "--alignment", picture)
+	if code != 0 {
+		t.Fatalf("speak --alignment: exit %d: %s", code, stderr)
+	}
+	a, err = wav.Read(said)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := testutil.DecodePNG(t, picture).Bounds(); b.Dy() != 3*4 || b.Dx() < 2*4 || !strings.Contains(stdout, picture) {
+		t.Errorf("alignment picture of %v for %d samples; speak said %q", b, len(a.Samples), stdout)
+	}
 
 	// bench speak times both kinds on the same texts: the real-time factor
 	// is the median call over the audio it spoke.

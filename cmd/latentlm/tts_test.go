@@ -58,6 +58,8 @@ func TestSpeakBadInput(t *testing.T) {
 		{[]string{"--text", "hi", "--prompt", good, "--max-seconds", "0"}, "--max-seconds"},
 		{[]string{"--text", "hi", "--prompt", good, "--steps", "-1"}, "--steps"},
 		{[]string{"--text", "hi", "--prompt", good, "--model", model}, "no-model"},
+		{[]string{"--text", "hi", "--prompt", good, "--alignment", filepath.Join(dir, "a.txt")}, "ending in .png"},
+		{[]string{"--text", "hi", "--prompt", good, "--alignment", good}, "ending in .png"},
 	} {
 		args := append(c.args, "--out", out)
 		if i := indexOf(c.args, "--out"); i >= 0 {
