@@ -19,8 +19,8 @@ import (
 
 	"github.com/latentlm/latentlm/benchmark"
 	"github.com/latentlm/latentlm/evaluate"
-	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/internal/testspeech"
+	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speech"
