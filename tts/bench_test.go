@@ -22,8 +22,10 @@ import (
 // channels at 25 Hz) on rows shaped like the spoken numbers' (a 3 s prompt,
 // 28 characters, 53 speech frames, padded to 248 items), with the diffusion
 // head on every position ("every-position") and on the speech frames'
-// rows alone ("head-rows", lm.LossOptions.HeadRows): the two sub-benchmarks'
-// ns/op give the speed-up of one run on one machine.
+// rows alone ("head-rows", lm.LossOptions.HeadRows), and that with the
+// guided attention term too ("guided", the recipe's default): the
+// sub-benchmarks' ns/op give the speed-up of the gathered head and the
+// cost of the guide in one run on one machine.
 //
 //	go test -run '^$' -bench TrainStep -benchtime 10x ./tts
 func BenchmarkTrainStep(b *testing.B) {
@@ -50,7 +52,8 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 	be := testutil.Backend(b, "")
 	sched := diffusion.Cosine(1000)
-	for _, mode := range []string{"every-position", "head-rows"} {
+	guide := f.Guide(rows, length)
+	for _, mode := range []string{"every-position", "head-rows", "guided"} {
 		b.Run(mode, func(b *testing.B) {
 			store := model.NewStore()
 			if err := nn.Init(store, cfg.Specs(), 1, dtypes.Float32); err != nil {
@@ -60,12 +63,20 @@ func BenchmarkTrainStep(b *testing.B) {
 				if mode == "every-position" {
 					in = append(in, nil, nil)
 				}
-				return Losses(scope, w, cfg, vae.Sigma, sched, batchMul, 1, 0, 0, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], nil)
+				align, g := 0.0, (*Node)(nil)
+				if mode == "guided" {
+					align, g = 1, in[8]
+				}
+				return Losses(scope, w, cfg, vae.Sigma, sched, batchMul, 1, 0, align, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], g)
 			})
 			if err != nil {
 				b.Fatal(err)
 			}
-			inputs := bt.Inputs(f.Channels)
+			gb := *bt
+			if mode == "guided" {
+				gb.Guide = guide
+			}
+			inputs := gb.Inputs(f.Channels)
 			if mode == "every-position" {
 				inputs = inputs[:6]
 			}
@@ -79,7 +90,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 			}
 			head := batch * (length - 1)
-			if mode == "head-rows" {
+			if mode != "every-position" {
 				head = len(bt.HeadRows)
 			}
 			b.ReportMetric(float64(head), "head-rows")
