@@ -729,15 +729,16 @@ func (e *Engine) Attention(items []Item, layer int) ([][][]float32, error) {
 	}
 	args := itemTensors(c, [][]Item{items}, 0)
 	defer nn.Release(args...)
+	upTo := c
+	upTo.Depth = layer + 1 // the layers above do not change it
 	out, err := model.CallOnce(e.backend, e.store, func(scope *model.Scope, in []*Node) *Node {
 		w := nn.WeightsOf(scope.Store(), in[0].Graph())
-		x := c.Embed(w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]})
-		b := c.block()
-		opts := nn.AttentionOptions{Pos: in[3], RoPE: true, Causal: true}
-		for i := range layer {
-			x, _ = b.ForwardWith(w, fmt.Sprintf("blocks.%d", i), x, opts)
-		}
-		_, _, probs := b.ForwardProbs(w, fmt.Sprintf("blocks.%d", layer), x, opts)
+		var probs *Node
+		upTo.backbone(w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]}, in[3], nil, func(i int, p *Node) {
+			if i == layer {
+				probs = p
+			}
+		})
 		return probs
 	}, args...)
 	if err != nil {

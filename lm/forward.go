@@ -40,8 +40,7 @@ func (c Config) Embed(w nn.Weights, it Items) *Node {
 // returns the normalised hidden states RMSNorm(h) [B, T, d]. With caches (one
 // per layer) it decodes incrementally and returns the updated caches.
 func (c Config) Backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV) (*Node, []*nn.KV) {
-	h, newCaches, _ := c.backbone(w, it, pos, caches, nil)
-	return h, newCaches
+	return c.backbone(w, it, pos, caches, nil)
 }
 
 // GuidedHead is the query head whose attention LossOptions.Guide guides,
@@ -54,40 +53,31 @@ const GuidedHead = 0
 // GuidedLayer reports whether LossOptions.Guide guides layer i.
 func (c Config) GuidedLayer(i int) bool { return i >= c.Depth/2 }
 
-// backbone is Backbone; with guide [B, T, T] set it also returns the sum
-// over the guided layers of the guided attention penalty
-// (nn.GuidePenalty of GuidedHead).
-func (c Config) backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV, guide *Node) (*Node, []*nn.KV, *Node) {
+// backbone is Backbone that hands each layer's attention probabilities
+// [B, H, T, S] to onProbs (when set): the guided attention penalty of the
+// objective and Engine.Attention's picture read them there. Every layer
+// computes them anyway, so the graph is Backbone's either way.
+func (c Config) backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV, onProbs func(layer int, probs *Node)) (*Node, []*nn.KV) {
 	x := c.Embed(w, it)
 	b := c.block()
 	var newCaches []*nn.KV
-	var penalty *Node
 	for i := range c.Depth {
 		var cache *nn.KV
 		if caches != nil {
 			cache = caches[i]
 		}
-		var nc *nn.KV
-		prefix := fmt.Sprintf("blocks.%d", i)
-		opts := nn.AttentionOptions{Pos: pos, RoPE: pos != nil, Causal: true, Cache: cache}
-		if guide != nil && c.GuidedLayer(i) {
-			var probs *Node
-			x, nc, probs = b.ForwardProbs(w, prefix, x, opts)
-			p := nn.GuidePenalty(probs, guide, GuidedHead)
-			if penalty == nil {
-				penalty = p
-			} else {
-				penalty = Add(penalty, p)
-			}
-		} else {
-			x, nc = b.ForwardWith(w, prefix, x, opts)
+		var kv *nn.KV
+		var probs *Node
+		x, kv, probs = b.ForwardProbs(w, fmt.Sprintf("blocks.%d", i), x, nn.AttentionOptions{Pos: pos, RoPE: pos != nil, Causal: true, Cache: cache})
+		if onProbs != nil {
+			onProbs(i, probs)
 		}
-		newCaches = append(newCaches, nc)
+		newCaches = append(newCaches, kv)
 	}
 	if caches == nil {
 		newCaches = nil
 	}
-	return nn.RMSNorm(x), newCaches, penalty
+	return nn.RMSNorm(x), newCaches
 }
 
 // Logits is the softmax head over the discrete vocabulary.
@@ -200,11 +190,22 @@ func (c Config) LossWith(scope *model.Scope, w nn.Weights, it Items, valid *Node
 	if opts.InputLatents != nil {
 		in.Latents = opts.InputLatents
 	}
-	var guide *Node
+	var align *Node
+	var onProbs func(int, *Node)
 	if opts.Guide != nil {
-		guide = Slice(opts.Guide, AxisRange(), AxisRange(0, length-1), AxisRange(0, length-1))
+		guide := Slice(opts.Guide, AxisRange(), AxisRange(0, length-1), AxisRange(0, length-1))
+		onProbs = func(layer int, probs *Node) { // Σ over the guided layers
+			if !c.GuidedLayer(layer) {
+				return
+			}
+			p := nn.GuidePenalty(probs, guide, GuidedHead)
+			if align != nil {
+				p = Add(align, p)
+			}
+			align = p
+		}
 	}
-	h, _, align := c.backbone(w, in.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil, guide)
+	h, _ := c.backbone(w, in.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil, onProbs)
 	next := it.Slice(1, length)
 	nextValid := SliceAxis(valid, 1, AxisRange(1, length))
 
