@@ -282,11 +282,11 @@ func runBenchServe(args []string) error {
 			return err
 		}
 	case "speech":
-		if *modelDir == "" {
-			return errors.New("bench serve --task speech needs --model DIR (a text-to-speech checkpoint: `latentlm train --task tts`)")
+		dir, err := ttsModel(*modelDir)
+		if err != nil {
+			return err
 		}
-		var err error
-		if m, err = server.LoadSpeech(*modelDir, *backendName); err != nil {
+		if m, err = server.LoadSpeech(dir, *backendName); err != nil {
 			return err
 		}
 		defer m.Speech.Close()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/latentlm/latentlm/benchmark"
@@ -10,7 +9,7 @@ import (
 	"github.com/latentlm/latentlm/speech"
 )
 
-const benchSpeakSynopsis = `bench speak --model DIR [--batches 1,16] [--reps 3] [--set numbers] [--steps 5] [--cfg 3] [--json]
+const benchSpeakSynopsis = `bench speak [--model DIR] [--batches 1,16] [--reps 3] [--set numbers] [--steps 5] [--cfg 3] [--json]
 
 Times text-to-speech from text to 16 kHz audio (the audio decoder included),
 as the paper's Table 4 reports its speed: for each batch size B, the first
@@ -26,7 +25,7 @@ LatentLM's).`
 func runBenchSpeak(args []string) error {
 	fs := newFlags("bench speak", benchSpeakSynopsis)
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	modelDir := fs.String("model", "", "text-to-speech checkpoint: LatentLM's or the VALL-E-style baseline's")
+	modelDir := fs.String("model", "", "text-to-speech checkpoint: LatentLM's or the VALL-E-style baseline's (default: the shipped weights/"+ttsDefault+")")
 	speechVAE := fs.String("speech-vae", "", "speech tokenizer or codec (default: the model's own)")
 	dataDir := fs.String("data", "", "speech data cache (default .deps/speech)")
 	set := fs.String("set", speech.SetNumbers, "text set: numbers or sentences")
@@ -38,8 +37,9 @@ func runBenchSpeak(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *modelDir == "" {
-		return errors.New("--model DIR is required")
+	dir, err := ttsModel(*modelDir)
+	if err != nil {
+		return err
 	}
 	if *set != speech.SetNumbers && *set != speech.SetSentences {
 		return fmt.Errorf("--set %q: want numbers or sentences", *set)
@@ -48,7 +48,7 @@ func runBenchSpeak(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--batches: %w", err)
 	}
-	kind, err := checkpoint.ReadKind(*modelDir)
+	kind, err := checkpoint.ReadKind(dir)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func runBenchSpeak(args []string) error {
 		for j := range n {
 			texts[j], prompts[j], files[j] = utts[pick[j]].Text, clips[prompt[j]], utts[prompt[j]].File
 		}
-		system, _, closeSystem, err := loadTTSSystem(b, kind, *modelDir, *speechVAE, gen.options(n))
+		system, _, closeSystem, err := loadTTSSystem(b, kind, dir, *speechVAE, gen.options(n))
 		if err != nil {
 			return err
 		}

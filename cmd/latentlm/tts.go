@@ -30,6 +30,19 @@ func init() {
 // ttsDefault is the text-to-speech model speak uses without --model.
 const ttsDefault = "tts"
 
+// ttsModel is the text-to-speech checkpoint a command uses: the one named,
+// else the shipped weights/tts.
+func ttsModel(named string) (string, error) {
+	if named != "" {
+		return named, nil
+	}
+	dir, err := weightsDir(ttsDefault)
+	if err != nil {
+		return "", fmt.Errorf("no --model given and no shipped %s: %w (train one with `latentlm train --task tts`)", ttsDefault, err)
+	}
+	return dir, nil
+}
+
 // runTrainTTS is `train --task tts`.
 func runTrainTTS(args []string) error {
 	o := recipe.DefaultTTSOptions()
@@ -193,11 +206,9 @@ func runSpeak(args []string) error {
 	}
 	opts := tts.Options{SampleOptions: lm.SampleOptions{Steps: *steps, CFG: *cfg, Temperature: *temperature, Seed: *seed},
 		MaxSeconds: *maxSeconds, PromptSeconds: *promptSeconds, Batch: 1}
-	dir := *modelDir
-	if dir == "" {
-		if dir, err = weightsDir(ttsDefault); err != nil {
-			return fmt.Errorf("no --model given and no shipped %s: %w (train one with `latentlm train --task tts`)", ttsDefault, err)
-		}
+	dir, err := ttsModel(*modelDir)
+	if err != nil {
+		return err
 	}
 	b, _, err := openBackend(*backendName)
 	if err != nil {

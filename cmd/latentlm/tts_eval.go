@@ -79,12 +79,9 @@ func runEvalTTS(args []string) error {
 	default:
 		return fmt.Errorf("--set %q: want numbers, sentences or both", *set)
 	}
-	dir := *modelDir
-	var err error
-	if dir == "" {
-		if dir, err = weightsDir(ttsDefault); err != nil {
-			return fmt.Errorf("no --model given and no shipped %s: %w (train one with `latentlm train --task tts`)", ttsDefault, err)
-		}
+	dir, err := ttsModel(*modelDir)
+	if err != nil {
+		return err
 	}
 	var baselineKind string
 	if *listen != "" {
