@@ -53,6 +53,10 @@ const GuidedHead = 0
 // GuidedLayer reports whether LossOptions.Guide guides layer i.
 func (c Config) GuidedLayer(i int) bool { return i >= c.Depth/2 }
 
+// GuidedLayers is the number of layers LossOptions.Guide guides: Losses.Align
+// divided by it is the mean penalty of a guided layer.
+func (c Config) GuidedLayers() int { return c.Depth - c.Depth/2 }
+
 // backbone is Backbone that hands each layer's attention probabilities
 // [B, H, T, S] to onProbs (when set): the guided attention penalty of the
 // objective and Engine.Attention's picture read them there. Every layer
@@ -78,6 +82,29 @@ func (c Config) backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV, onP
 		newCaches = nil
 	}
 	return nn.RMSNorm(x), newCaches
+}
+
+// GuidedBackbone is Backbone without caches that also returns the guided
+// attention penalty of guide [B, T, T] (T the items of it): Σ p·guide of
+// GuidedHead's attention probabilities p over the guided layers
+// (GuidedLayer; nn.GuidePenalty). With guide nil it is Backbone, and the
+// penalty is nil. LossWith and the VALL-E-style baseline's AR read it.
+func (c Config) GuidedBackbone(w nn.Weights, it Items, pos, guide *Node) (h, align *Node) {
+	var onProbs func(int, *Node)
+	if guide != nil {
+		onProbs = func(layer int, probs *Node) { // Σ over the guided layers
+			if !c.GuidedLayer(layer) {
+				return
+			}
+			p := nn.GuidePenalty(probs, guide, GuidedHead)
+			if align != nil {
+				p = Add(align, p)
+			}
+			align = p
+		}
+	}
+	h, _ = c.backbone(w, it, pos, nil, onProbs)
+	return h, align
 }
 
 // Logits is the softmax head over the discrete vocabulary.
@@ -190,22 +217,11 @@ func (c Config) LossWith(scope *model.Scope, w nn.Weights, it Items, valid *Node
 	if opts.InputLatents != nil {
 		in.Latents = opts.InputLatents
 	}
-	var align *Node
-	var onProbs func(int, *Node)
+	var guide *Node
 	if opts.Guide != nil {
-		guide := Slice(opts.Guide, AxisRange(), AxisRange(0, length-1), AxisRange(0, length-1))
-		onProbs = func(layer int, probs *Node) { // Σ over the guided layers
-			if !c.GuidedLayer(layer) {
-				return
-			}
-			p := nn.GuidePenalty(probs, guide, GuidedHead)
-			if align != nil {
-				p = Add(align, p)
-			}
-			align = p
-		}
+		guide = Slice(opts.Guide, AxisRange(), AxisRange(0, length-1), AxisRange(0, length-1))
 	}
-	h, _ := c.backbone(w, in.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), nil, onProbs)
+	h, align := c.GuidedBackbone(w, in.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), guide)
 	next := it.Slice(1, length)
 	nextValid := SliceAxis(valid, 1, AxisRange(1, length))
 

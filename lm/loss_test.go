@@ -435,6 +435,9 @@ func TestGuide(t *testing.T) {
 			guided++
 		}
 	}
+	if guided != cfg.GuidedLayers() {
+		t.Fatalf("%d layers are guided, GuidedLayers says %d", guided, cfg.GuidedLayers())
+	}
 	if guided == 0 || cfg.GuidedLayer(0) {
 		t.Fatalf("depth %d: %d guided layers, layer 0 guided %v", cfg.Depth, guided, cfg.GuidedLayer(0))
 	}

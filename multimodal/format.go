@@ -231,13 +231,21 @@ func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, tok vae.Config, sch
 // [B, L]), text and image codes alike — next-token prediction over one
 // vocabulary, the VQ-MLLM of the paper's Table 3. ids [B, L] hold every
 // item (a VQ-MLLM has no latents). It returns the total and the
-// cross-entropy (the same), the order train.Loop.Metrics names them.
-func CodeLosses(w nn.Weights, cfg lm.Config, ids, valid *Node) []*Node {
+// cross-entropy, the order train.Loop.Metrics names them. A guide
+// [B, L, L] (nil for none) adds the guided attention penalty
+// (lm.LossOptions.Guide) to the total, and is returned third.
+func CodeLosses(w nn.Weights, cfg lm.Config, ids, valid, guide *Node) []*Node {
 	g := ids.Graph()
 	dims := ids.Shape().Dimensions
 	b, l := dims[0], dims[1]
 	it := lm.Items{Ids: ids, Latents: Zeros(g, nn.Shape(dtypes.Float32, b, l, cfg.Latent)), IsLatent: Zeros(g, nn.Shape(dtypes.Float32, b, l))}
-	h, _ := cfg.Backbone(w, it.Slice(0, l-1), lm.Positions(g, dtypes.Float32, 0, l-1), nil)
+	if guide != nil {
+		guide = Slice(guide, AxisRange(), AxisRange(0, l-1), AxisRange(0, l-1))
+	}
+	h, align := cfg.GuidedBackbone(w, it.Slice(0, l-1), lm.Positions(g, dtypes.Float32, 0, l-1), guide)
 	ce := nn.CrossEntropy(cfg.Logits(w, h), SliceAxis(ids, 1, AxisRange(1, l)), SliceAxis(valid, 1, AxisRange(1, l)))
-	return []*Node{ce, ce}
+	if align == nil {
+		return []*Node{ce, ce}
+	}
+	return []*Node{Add(ce, align), ce, align}
 }

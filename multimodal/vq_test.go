@@ -162,7 +162,7 @@ func trainVQ(t *testing.T, cfg Config, f Format, rows []Row, steps int) (*model.
 	tc := train.DefaultConfig()
 	tc.LR, tc.WarmupSteps, tc.TotalSteps, tc.MinLR, tc.EMADecay = 3e-3, 5, steps, 3e-4, 0
 	tr, err := train.New(testutil.Backend(t, ""), store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return CodeLosses(w, cfg.LM, in[0], in[1])
+		return CodeLosses(w, cfg.LM, in[0], in[1], nil)
 	})
 	if err != nil {
 		t.Fatal(err)

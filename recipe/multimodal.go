@@ -490,7 +490,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
 	loss := func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 		if isVQ {
-			return multimodal.CodeLosses(w, cfg, in[0], in[1])
+			return multimodal.CodeLosses(w, cfg, in[0], in[1], nil)
 		}
 		return multimodal.Losses(scope, w, cfg, tc, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4])
 	}

@@ -44,15 +44,19 @@ type VALLEOptions struct {
 	// SeqLen is max_len (0: the longest sequence of the data).
 	SeqLen int
 	EMA    float64
+	// Align is the weight of the AR's guided attention term (valle.Config.Losses;
+	// 0: none), the one TTSOptions.Align gives LatentLM.
+	Align float64
 }
 
 // DefaultVALLEOptions are the defaults of `latentlm train --task valle`:
 // the TTS model's backbone (d192 × 4 blocks, 4 heads) for each of the AR
-// and the NAR, its prompts, set, batch, learning rate and steps.
+// and the NAR, its prompts, set, batch, learning rate, steps and guided
+// attention weight.
 func DefaultVALLEOptions() VALLEOptions {
 	t := DefaultTTSOptions()
 	return VALLEOptions{Options: t.Options, Set: t.Set, PromptSeconds: t.PromptSeconds, Dim: t.Model.Dim, Depth: t.Model.Depth,
-		Heads: t.Model.Heads, EMA: t.EMA}
+		Heads: t.Model.Heads, EMA: t.EMA, Align: t.Align}
 }
 
 // valleCorpus is the training utterances: text ids, codes and voices.
@@ -82,6 +86,8 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		return nil, errors.New("prompt seconds must be in [0, 60]")
 	case o.Limit < 0 || o.SeqLen < 0:
 		return nil, errors.New("limit and seq-len must be ≥ 0")
+	case !(o.Align >= 0 && o.Align <= 1e6):
+		return nil, &OptionError{Option: "align", Problem: fmt.Sprintf("%g is out of range 0…1e6", o.Align)}
 	}
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", "valle-"+o.Set)
@@ -173,7 +179,11 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	trc := train.DefaultConfig()
 	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
 	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return cfg.Losses(w, in[0], in[1], valle.NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9])
+		var guide *Node
+		if o.Align > 0 {
+			guide = in[10]
+		}
+		return cfg.Losses(w, in[0], in[1], valle.NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9], guide, o.Align)
 	})
 	if err != nil {
 		return nil, err
@@ -181,13 +191,17 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	started = time.Now()
 	save := func(step int64, h []train.Point) error {
 		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed, "batch": o.Batch,
-			"prompt_seconds": o.PromptSeconds, "train_seconds": time.Since(started).Seconds(), "utterances": len(corpus.texts), "limit": o.Limit,
+			"prompt_seconds": o.PromptSeconds, "align": o.Align, "train_seconds": time.Since(started).Seconds(), "utterances": len(corpus.texts), "limit": o.Limit,
 			"train_gflop": 3 * cfg.ForwardFLOPs(o.Batch, cfg.LM.MaxLen) * float64(step) / 1e9, "tokenizer": codecRec}
 		return run.Save(func(dir string) error { return valle.Save(dir, cfg, store, info) }, h, step)
 	}
+	metrics := []string{"ar", "nar"}
+	if o.Align > 0 {
+		metrics = append(metrics, "align")
+	}
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
-		Desc: "valle " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: []string{"ar", "nar"},
+		Desc: "valle " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			return corpus.batch(f, cfg, o, promptMax, step)
 		},
@@ -236,11 +250,15 @@ func (c *valleCorpus) batch(f valle.Format, cfg valle.Config, o VALLEOptions, pr
 	if err != nil {
 		return nil, 0, err
 	}
-	return []any{
+	in := []any{
 		tensors.FromFlatDataAndDimensions(ar.Ids, b, l), tensors.FromFlatDataAndDimensions(ar.Valid, b, l),
 		tensors.FromFlatDataAndDimensions(nar.Ids, b, l), tensors.FromFlatDataAndDimensions(nar.Codes, b, l, n),
 		tensors.FromFlatDataAndDimensions(nar.Use, b, l, n), tensors.FromFlatDataAndDimensions(nar.IsFrame, b, l),
 		tensors.FromFlatDataAndDimensions(nar.Stage, b), tensors.FromFlatDataAndDimensions(nar.Last, b),
 		tensors.FromFlatDataAndDimensions(nar.Targets, b, l), tensors.FromFlatDataAndDimensions(nar.Mask, b, l),
-	}, ar.TargetsNum + nar.TargetsNum, nil
+	}
+	if o.Align > 0 {
+		in = append(in, tensors.FromFlatDataAndDimensions(f.ARGuide(utts, l), b, l, l))
+	}
+	return in, ar.TargetsNum + nar.TargetsNum, nil
 }

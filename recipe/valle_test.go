@@ -43,6 +43,11 @@ func TestVALLE(t *testing.T) {
 	if m.Config.Codebooks != 3 || m.Config.FrameRate != 25 || m.Info["tokenizer"] == nil {
 		t.Errorf("checkpoint: %d codebooks at %g Hz, codec record %v", m.Config.Codebooks, m.Config.FrameRate, m.Info["tokenizer"])
 	}
+	// The default trains the AR with the guided attention term, as
+	// LatentLM's text-to-speech (the resume above covers it).
+	if got := m.Info["align"]; got != DefaultTTSOptions().Align || got != 1.0 {
+		t.Errorf("the checkpoint records alignment weight %v, want the TTS default 1", got)
+	}
 	text, err := m.Format.Text.Encode("one")
 	if err != nil {
 		t.Fatal(err)
@@ -93,8 +98,12 @@ func TestVALLE(t *testing.T) {
 	if _, err := VALLE(ctx, bad); err == nil {
 		t.Error("a σ-VAE accepted as the baseline's codec")
 	}
-	bad.Codec = ""
+	bad.Codec, bad.Align = codecDir, -1
 	var oe *OptionError
+	if _, err := VALLE(ctx, bad); !errors.As(err, &oe) || oe.Option != "align" {
+		t.Errorf("alignment weight -1: %v", err)
+	}
+	bad.Codec, bad.Align = "", 1
 	if _, err := VALLE(ctx, bad); !errors.As(err, &oe) || oe.Option != "codec" {
 		t.Errorf("no codec: %v", err)
 	}

@@ -321,48 +321,76 @@ func (b *Batch) Inputs(channels int) []any {
 // value of Tachibana et al. (2017, §4.1).
 const GuideWidth = 0.2
 
-// Guide lays out the guided attention weights of rows packed at length l
-// (lm.LossOptions.Guide, [len(rows), l, l]), after Tachibana et al. (2017,
-// arXiv 1710.08969, §4.1). The queries are the positions that predict the
-// speech: its <BOL> (predicting frame 0) and each of its N frames (the
-// next frame, or <EOL> after the last), the n-th at progress n/N through
-// the speech. Such a query's weight on text key k (the j-th of T
-// characters, at (j+½)/T through the text) is 1 − exp(−((j+½)/T − n/N)²/2g²),
-// near 0 on the characters being said and near 1 on those far from them,
-// and 1 on every key that is not text: the guided head is meant to read
-// the text, in step with the speech. Each query row is divided by the
-// number of queries in the batch, so Σ p·w is the mean penalty per query,
-// between 0 and 1. Rows whose text was dropped have no queries.
+// GuideSpan is where one sequence's text and speech lie, as Guide reads
+// them: the text is items [TextStart, TextEnd) (none when they are equal,
+// as for a row whose text was dropped), and the speech is the <BOL> at
+// SpeechBOL followed by Frames frames. LatentLM's rows (Row.GuideSpan) and
+// the VALL-E-style baseline's (valle.Format.GuideSpan) share this layout.
+type GuideSpan struct {
+	TextStart, TextEnd, SpeechBOL, Frames int
+}
+
+// GuideSpan is the row's text and speech for Guide.
+func (r Row) GuideSpan() GuideSpan {
+	s := GuideSpan{TextStart: r.TextStart, TextEnd: r.TextEnd, SpeechBOL: r.SpeechBOL, Frames: len(r.Items) - 2 - r.SpeechBOL} // <BOL> z₀ … z_{N−1} <EOL>
+	if r.TextDropped {
+		s.TextEnd = s.TextStart
+	}
+	return s
+}
+
+// Guide is the guided attention weights of rows packed at length l: Guide
+// of their spans.
+func (f Format) Guide(rows []Row, l int) []float32 {
+	spans := make([]GuideSpan, len(rows))
+	for i, r := range rows {
+		spans[i] = r.GuideSpan()
+	}
+	return Guide(spans, l)
+}
+
+// Guide lays out the guided attention weights of sequences packed at length
+// l (lm.LossOptions.Guide, [len(spans), l, l]), after Tachibana et al.
+// (2017, arXiv 1710.08969, §4.1). The queries are the positions that
+// predict the speech: its <BOL> (predicting frame 0) and each of its N
+// frames (the next frame, or <EOL> after the last), the n-th at progress
+// n/N through the speech. Such a query's weight on text key k (the j-th of
+// T characters, at (j+½)/T through the text) is
+// 1 − exp(−((j+½)/T − n/N)²/2g²), near 0 on the characters being said and
+// near 1 on those far from them, and 1 on every key that is not text: the
+// guided head is meant to read the text, in step with the speech. Each
+// query row is divided by the number of queries in the batch, so Σ p·w is
+// the mean penalty per query, between 0 and 1. Sequences without text have
+// no queries.
 //
 // Without it the model must find the alignment of characters to frames by
 // itself, from 400 texts; with it, one head is shown where to look from
 // the first step, and what a frame should sound like becomes a function of
 // the characters under that head, which carries over to unseen texts.
-func (f Format) Guide(rows []Row, l int) []float32 {
-	out := make([]float32, len(rows)*l*l)
+func Guide(spans []GuideSpan, l int) []float32 {
+	out := make([]float32, len(spans)*l*l)
 	queries := 0
-	for _, r := range rows {
-		if !r.TextDropped && r.TextEnd > r.TextStart {
-			queries += len(r.Items) - 1 - r.SpeechBOL
+	for _, s := range spans {
+		if s.TextEnd > s.TextStart {
+			queries += s.Frames + 1
 		}
 	}
 	if queries == 0 {
 		return out
 	}
-	for b, r := range rows {
-		if r.TextDropped || r.TextEnd <= r.TextStart {
+	for b, s := range spans {
+		if s.TextEnd <= s.TextStart {
 			continue
 		}
-		frames := len(r.Items) - 2 - r.SpeechBOL // <BOL> z₀ … z_{N−1} <EOL>
-		chars := r.TextEnd - r.TextStart
-		for n := 0; n <= frames; n++ {
-			q := r.SpeechBOL + n
+		chars := s.TextEnd - s.TextStart
+		for n := 0; n <= s.Frames; n++ {
+			q := s.SpeechBOL + n
 			row := out[(b*l+q)*l : (b*l+q+1)*l]
-			progress := float64(n) / float64(max(frames, 1))
+			progress := float64(n) / float64(max(s.Frames, 1))
 			for k := range row {
 				w := 1.0
-				if k >= r.TextStart && k < r.TextEnd {
-					d := (float64(k-r.TextStart)+0.5)/float64(chars) - progress
+				if k >= s.TextStart && k < s.TextEnd {
+					d := (float64(k-s.TextStart)+0.5)/float64(chars) - progress
 					w = 1 - math.Exp(-d*d/(2*GuideWidth*GuideWidth))
 				}
 				row[k] = float32(w / float64(queries))
@@ -398,12 +426,6 @@ func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, kind vae.Variant, s
 	if guide == nil {
 		return []*Node{total, l.CE, l.Diffusion}
 	}
-	layers := 0
-	for i := range cfg.Depth {
-		if cfg.GuidedLayer(i) {
-			layers++
-		}
-	}
-	mean := DivScalar(l.Align, float64(layers))
+	mean := DivScalar(l.Align, float64(cfg.GuidedLayers()))
 	return []*Node{Add(total, MulScalar(mean, align)), l.CE, l.Diffusion, mean}
 }

@@ -55,10 +55,20 @@ func (c Config) NARLogits(w nn.Weights, in NARInputs) *Node {
 // over its targets (the first codebook's codes and <EOL>,
 // multimodal.CodeLosses) plus the NAR's over the codes of each row's
 // stage at the speech frames. It returns the total, then the two terms.
-func (c Config) Losses(w nn.Weights, arIds, arValid *Node, nar NARInputs, targets, mask *Node) []*Node {
-	ar := multimodal.CodeLosses(w, c.LM, arIds, arValid)[0]
+// With a guide [B, L, L] (Format.ARGuide; nil for none) the objective also
+// has align·𝓛_align, 𝓛_align the AR's guided attention penalty averaged
+// over the guided layers, as LatentLM's text-to-speech trains with
+// (tts.Losses), returned fourth: so the comparison can give both models
+// the same help in finding where they are in the text.
+func (c Config) Losses(w nn.Weights, arIds, arValid *Node, nar NARInputs, targets, mask, guide *Node, align float64) []*Node {
+	terms := multimodal.CodeLosses(w, c.LM, arIds, arValid, guide)
+	ar := terms[1]
 	nc := nn.CrossEntropy(c.NARLogits(w, nar), targets, mask)
-	return []*Node{Add(ar, nc), ar, nc}
+	if guide == nil {
+		return []*Node{Add(ar, nc), ar, nc}
+	}
+	mean := DivScalar(terms[2], float64(c.LM.GuidedLayers()))
+	return []*Node{Add(Add(ar, nc), MulScalar(mean, align)), ar, nc, mean}
 }
 
 // ARLogits is the AR's teacher-forced softmax head over ids [B, L]:

@@ -239,6 +239,24 @@ func (f Format) ARRow(u Utterance) (ids []int, target []bool) {
 	return append(ids, f.Vocab.EOL()), append(target, true)
 }
 
+// GuideSpan is where the AR row of u has its text and speech (tts.Guide):
+// the row is laid out as LatentLM's, <BOL> prompt <EOL> text <BOL> frames
+// <EOL>, with the first codebook's codes for frames.
+func (f Format) GuideSpan(u Utterance) tts.GuideSpan {
+	start := 2 + len(u.Prompt)
+	return tts.GuideSpan{TextStart: start, TextEnd: start + len(u.Text), SpeechBOL: start + len(u.Text), Frames: len(u.Speech)}
+}
+
+// ARGuide is the guided attention weights of the AR rows of utts packed at
+// length l (tts.Guide; the guide of Losses).
+func (f Format) ARGuide(utts []Utterance, l int) []float32 {
+	spans := make([]tts.GuideSpan, len(utts))
+	for i, u := range utts {
+		spans[i] = f.GuideSpan(u)
+	}
+	return tts.Guide(spans, l)
+}
+
 // ARBatch is AR rows packed to one length: ids and target masks [B, L].
 type ARBatch struct {
 	Rows, Len  int

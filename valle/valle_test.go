@@ -64,7 +64,7 @@ func trainer(t *testing.T, cfg Config, lr float64, steps int) (*model.Store, fun
 	tc := train.DefaultConfig()
 	tc.LR, tc.WarmupSteps, tc.TotalSteps, tc.EMADecay = lr, 5, steps, 0
 	tr, err := train.New(testutil.Backend(t, ""), store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return cfg.Losses(w, in[0], in[1], NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9])
+		return cfg.Losses(w, in[0], in[1], NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9], nil, 0)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -393,5 +393,107 @@ func TestNARIgnoresPadding(t *testing.T) {
 		if math.Abs(float64(v-b[i])) > 1e-4 {
 			t.Fatalf("logit %d: %g alone, %g padded beside a longer row", i, v, b[i])
 		}
+	}
+}
+
+// TestGuide: the AR's guided attention term. GuideSpan finds the text and
+// the speech's <BOL> where ARRow put them; ARGuide weighs exactly the
+// queries that predict the speech (its <BOL> and every frame); and in
+// Losses an all-zero guide leaves the objective as without one (penalty
+// 0), while a guide of 1/Q on every key of every query row gives a mean
+// penalty of exactly 1 (each row's probabilities sum to 1), added to the
+// total with the align weight.
+func TestGuide(t *testing.T) {
+	cfg := tinyConfig()
+	f, err := cfg.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	utts := []Utterance{toyUtterance(t, f, "ab"), toyUtterance(t, f, "b")}
+	const l = 32
+	for i, u := range utts {
+		ids, _ := f.ARRow(u)
+		s := f.GuideSpan(u)
+		if !reflect.DeepEqual(ids[s.TextStart:s.TextEnd], u.Text) || ids[s.TextStart-1] != f.Vocab.EOL() || ids[s.SpeechBOL] != f.Vocab.BOL() ||
+			s.Frames != len(u.Speech) || s.SpeechBOL+s.Frames+2 != len(ids) {
+			t.Errorf("utterance %d: span %+v does not fit its AR row %v", i, s, ids)
+		}
+	}
+	guide := f.ARGuide(utts, l)
+	queries := 0
+	for _, u := range utts {
+		queries += len(u.Speech) + 1
+	}
+	for b, u := range utts {
+		s := f.GuideSpan(u)
+		for q := range l {
+			row := guide[(b*l+q)*l : (b*l+q+1)*l]
+			isQuery := q >= s.SpeechBOL && q <= s.SpeechBOL+s.Frames
+			for k, w := range row {
+				switch {
+				case !isQuery && w != 0:
+					t.Fatalf("row %d query %d is not one that predicts speech but weighs key %d by %g", b, q, k, w)
+				case isQuery && (k < s.TextStart || k >= s.TextEnd) && math.Abs(float64(w)-1/float64(queries)) > 1e-7:
+					t.Fatalf("row %d query %d: key %d outside the text weighs %g, want 1/%d", b, q, k, w, queries)
+				case isQuery && k >= s.TextStart && k < s.TextEnd && !(w >= 0 && w < 1/float32(queries)):
+					t.Fatalf("row %d query %d: text key %d weighs %g, want in [0, 1/%d)", b, q, k, w, queries)
+				}
+			}
+		}
+	}
+
+	store := model.NewStore()
+	if err := nn.Init(store, cfg.Specs(), 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	ar, err := f.PackAR(utts, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := f.PackNAR(utts, []int{1, 2}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, n := len(utts), cfg.Codebooks
+	args := []any{tensors.FromFlatDataAndDimensions(ar.Ids, b, l), tensors.FromFlatDataAndDimensions(ar.Valid, b, l),
+		tensors.FromFlatDataAndDimensions(nb.Ids, b, l), tensors.FromFlatDataAndDimensions(nb.Codes, b, l, n),
+		tensors.FromFlatDataAndDimensions(nb.Use, b, l, n), tensors.FromFlatDataAndDimensions(nb.IsFrame, b, l),
+		tensors.FromFlatDataAndDimensions(nb.Stage, b), tensors.FromFlatDataAndDimensions(nb.Last, b),
+		tensors.FromFlatDataAndDimensions(nb.Targets, b, l), tensors.FromFlatDataAndDimensions(nb.Mask, b, l)}
+	const weight = 0.5
+	run := func(guide []float32) []float32 {
+		in := args
+		if guide != nil {
+			in = append(append([]any(nil), args...), tensors.FromFlatDataAndDimensions(guide, b, l, l))
+		}
+		outs, err := model.CallOnceN(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) []*Node {
+			w := nn.WeightsOf(scope.Store(), in[0].Graph())
+			var g *Node
+			if len(in) > 10 {
+				g = in[10]
+			}
+			return cfg.Losses(w, in[0], in[1], NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9], g, weight)
+		}, in...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := make([]float32, len(outs))
+		for i := range r {
+			r[i] = tensors.ToScalar[float32](outs[i])
+		}
+		return r
+	}
+	plain := run(nil)
+	zero := run(make([]float32, b*l*l))
+	if len(plain) != 3 || len(zero) != 4 || !reflect.DeepEqual(zero[:3], plain) || zero[3] != 0 {
+		t.Errorf("an all-zero guide gives %v, want %v and 0", zero, plain)
+	}
+	flat := make([]float32, b*l*l)
+	for i := range flat {
+		flat[i] = 1 / float32(b*(l-1)) // the guided queries are the first l−1 of each row
+	}
+	full := run(flat)
+	if math.Abs(float64(full[3])-1) > 1e-4 || math.Abs(float64(full[0]-plain[0])-weight) > 1e-4 || full[1] != plain[1] || full[2] != plain[2] {
+		t.Errorf("a guide of 1/Q everywhere gives %v, want penalty 1 and total %g + %g", full, plain[0], weight)
 	}
 }

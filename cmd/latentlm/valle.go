@@ -24,6 +24,8 @@ func runTrainVALLE(args []string) error {
 	fs.IntVar(&o.Dim, "dim", o.Dim, "width of each of the AR and NAR")
 	fs.IntVar(&o.Depth, "depth", o.Depth, "blocks of each of the AR and NAR")
 	fs.IntVar(&o.Heads, "heads", o.Heads, "attention heads")
+	fs.Float64Var(&o.Align, "align", o.Align, "weight of the AR's guided attention loss, as train --task tts --align (0: none)")
+	fs.bound("align", 0, 1e6, false)
 	fs.bound("prompt-seconds", 0, 60, false)
 	fs.bound("seq-len", 0, 1<<16, false)
 	fs.bound("ema", 0, 1, false)
