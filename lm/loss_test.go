@@ -78,22 +78,35 @@ func (lc lossCase) args(withMark bool) []any {
 // so that every variant draws the same diffusion noise.
 func losses(t *testing.T, store *model.Store, lc lossCase, withMark bool, fn func(scope *model.Scope, w nn.Weights, it Items, valid, mark *Node) Losses) [3]float32 {
 	t.Helper()
-	if err := store.SetRNGStateFromSeed(5); err != nil {
-		t.Fatal(err)
-	}
-	outs, err := model.CallOnceN(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) []*Node {
-		w := nn.WeightsOf(scope.Store(), in[0].Graph())
+	r := lossTerms(t, store, lc.args(withMark), func(scope *model.Scope, w nn.Weights, in []*Node) Losses {
 		var mark *Node
 		if len(in) > 4 {
 			mark = in[4]
 		}
-		l := fn(scope, w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]}, in[3], mark)
-		return []*Node{l.Total, l.CE, l.Diffusion}
-	}, lc.args(withMark)...)
+		return fn(scope, w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]}, in[3], mark)
+	})
+	return [3]float32(r[:3])
+}
+
+// lossTerms evaluates the terms fn builds from the inputs args with the
+// store's RNG seeded at 5: Total, CE, Diffusion and Align (0 without).
+func lossTerms(t *testing.T, store *model.Store, args []any, fn func(scope *model.Scope, w nn.Weights, in []*Node) Losses) [4]float32 {
+	t.Helper()
+	if err := store.SetRNGStateFromSeed(5); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := model.CallOnceN(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) []*Node {
+		l := fn(scope, nn.WeightsOf(scope.Store(), in[0].Graph()), in)
+		align := l.Align
+		if align == nil {
+			align = ZerosLike(l.Total)
+		}
+		return []*Node{l.Total, l.CE, l.Diffusion, align}
+	}, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r [3]float32
+	var r [4]float32
 	for i := range r {
 		r[i] = tensors.ToScalar[float32](outs[i])
 	}
@@ -443,23 +456,10 @@ func TestGuide(t *testing.T) {
 	}
 	n, l := lc.batch, lc.length
 	run := func(guide []float32) [4]float32 {
-		if err := store.SetRNGStateFromSeed(5); err != nil {
-			t.Fatal(err)
-		}
 		args := append(lc.args(false), tensors.FromFlatDataAndDimensions(guide, n, l, l))
-		outs, err := model.CallOnceN(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) []*Node {
-			w := nn.WeightsOf(scope.Store(), in[0].Graph())
-			r := cfg.LossWith(scope, w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]}, in[3], sched, 2, LossOptions{Guide: in[4]})
-			return []*Node{r.Total, r.CE, r.Diffusion, r.Align}
-		}, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r [4]float32
-		for i := range r {
-			r[i] = tensors.ToScalar[float32](outs[i])
-		}
-		return r
+		return lossTerms(t, store, args, func(scope *model.Scope, w nn.Weights, in []*Node) Losses {
+			return cfg.LossWith(scope, w, Items{Ids: in[0], Latents: in[1], IsLatent: in[2]}, in[3], sched, 2, LossOptions{Guide: in[4]})
+		})
 	}
 	plain := losses(t, store, lc, false, func(scope *model.Scope, w nn.Weights, it Items, valid, _ *Node) Losses {
 		return cfg.LossWith(scope, w, it, valid, sched, 2, LossOptions{})
