@@ -223,7 +223,7 @@ func runSpeak(args []string) error {
 			return fmt.Errorf("--stream: %s is a VALL-E-style baseline, whose audio exists only once its NAR has filled every codebook; stream with a LatentLM model", dir)
 		}
 		if *alignment != "" {
-			return fmt.Errorf("--alignment: %s is a VALL-E-style baseline, which has no guided attention head; draw it for a LatentLM model", dir)
+			return fmt.Errorf("--alignment: %s is a VALL-E-style baseline, and --alignment draws LatentLM models only", dir)
 		}
 		vo := valleOptions(opts)
 		vo.Temperature = *temperature

@@ -510,7 +510,7 @@ func TestEvalTTSVALLE(t *testing.T) {
 	expectOneLineError(t, code, stderr, "alphabet")
 	picture := filepath.Join(f.root, "alignment.png")
 	code, _, stderr = speak("--text", "two", "--out", said, "--alignment", picture)
-	expectOneLineError(t, code, stderr, "no guided attention head")
+	expectOneLineError(t, code, stderr, "draws LatentLM models only")
 
 	// A LatentLM model draws its alignment: frames+1 columns of 4 pixels
 	// (the speech's <BOL> and each frame), a row of 4 per character.
