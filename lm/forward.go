@@ -85,13 +85,17 @@ func (c Config) backbone(w nn.Weights, it Items, pos *Node, caches []*nn.KV, onP
 }
 
 // GuidedBackbone is Backbone without caches that also returns the guided
-// attention penalty of guide [B, T, T] (T the items of it): Σ p·guide of
-// GuidedHead's attention probabilities p over the guided layers
-// (GuidedLayer; nn.GuidePenalty). With guide nil it is Backbone, and the
-// penalty is nil. LossWith and the VALL-E-style baseline's AR read it.
+// attention penalty of guide [B, L, L] (L ≥ T, the items of it; its first
+// T queries and keys are read, so a teacher-forced pass over items 0…L−2
+// takes the whole sequence's guide): Σ p·guide of GuidedHead's attention
+// probabilities p over the guided layers (GuidedLayer; nn.GuidePenalty).
+// With guide nil it is Backbone, and the penalty is nil. LossWith and the
+// VALL-E-style baseline's AR (multimodal.CodeLosses) read it.
 func (c Config) GuidedBackbone(w nn.Weights, it Items, pos, guide *Node) (h, align *Node) {
 	var onProbs func(int, *Node)
 	if guide != nil {
+		t := it.Ids.Shape().Dimensions[1]
+		guide = Slice(guide, AxisRange(), AxisRange(0, t), AxisRange(0, t))
 		onProbs = func(layer int, probs *Node) { // Σ over the guided layers
 			if !c.GuidedLayer(layer) {
 				return
@@ -217,11 +221,7 @@ func (c Config) LossWith(scope *model.Scope, w nn.Weights, it Items, valid *Node
 	if opts.InputLatents != nil {
 		in.Latents = opts.InputLatents
 	}
-	var guide *Node
-	if opts.Guide != nil {
-		guide = Slice(opts.Guide, AxisRange(), AxisRange(0, length-1), AxisRange(0, length-1))
-	}
-	h, align := c.GuidedBackbone(w, in.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), guide)
+	h, align := c.GuidedBackbone(w, in.Slice(0, length-1), Positions(g, dtypes.Float32, 0, length-1), opts.Guide)
 	next := it.Slice(1, length)
 	nextValid := SliceAxis(valid, 1, AxisRange(1, length))
 

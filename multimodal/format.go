@@ -239,9 +239,6 @@ func CodeLosses(w nn.Weights, cfg lm.Config, ids, valid, guide *Node) []*Node {
 	dims := ids.Shape().Dimensions
 	b, l := dims[0], dims[1]
 	it := lm.Items{Ids: ids, Latents: Zeros(g, nn.Shape(dtypes.Float32, b, l, cfg.Latent)), IsLatent: Zeros(g, nn.Shape(dtypes.Float32, b, l))}
-	if guide != nil {
-		guide = Slice(guide, AxisRange(), AxisRange(0, l-1), AxisRange(0, l-1))
-	}
 	h, align := cfg.GuidedBackbone(w, it.Slice(0, l-1), lm.Positions(g, dtypes.Float32, 0, l-1), guide)
 	ce := nn.CrossEntropy(cfg.Logits(w, h), SliceAxis(ids, 1, AxisRange(1, l)), SliceAxis(valid, 1, AxisRange(1, l)))
 	if align == nil {

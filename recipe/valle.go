@@ -11,7 +11,6 @@ import (
 	"time"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/checkpoint"
@@ -179,11 +178,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	trc := train.DefaultConfig()
 	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
 	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		var guide *Node
-		if o.Align > 0 {
-			guide = in[10]
-		}
-		return cfg.Losses(w, in[0], in[1], valle.NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9], guide, o.Align)
+		return cfg.TrainingLosses(w, in, o.Align)
 	})
 	if err != nil {
 		return nil, err
@@ -241,7 +236,7 @@ func (c *valleCorpus) batch(f valle.Format, cfg valle.Config, o VALLEOptions, pr
 		utts[i] = valle.Utterance{Text: c.texts[k], Prompt: prompt, Speech: c.codes[k]}
 		stages[i] = 1 + rng.IntN(cfg.Codebooks-1)
 	}
-	l, n, b := o.SeqLen, cfg.Codebooks, o.Batch
+	l := o.SeqLen
 	ar, err := f.PackAR(utts, l)
 	if err != nil {
 		return nil, 0, err
@@ -250,15 +245,9 @@ func (c *valleCorpus) batch(f valle.Format, cfg valle.Config, o VALLEOptions, pr
 	if err != nil {
 		return nil, 0, err
 	}
-	in := []any{
-		tensors.FromFlatDataAndDimensions(ar.Ids, b, l), tensors.FromFlatDataAndDimensions(ar.Valid, b, l),
-		tensors.FromFlatDataAndDimensions(nar.Ids, b, l), tensors.FromFlatDataAndDimensions(nar.Codes, b, l, n),
-		tensors.FromFlatDataAndDimensions(nar.Use, b, l, n), tensors.FromFlatDataAndDimensions(nar.IsFrame, b, l),
-		tensors.FromFlatDataAndDimensions(nar.Stage, b), tensors.FromFlatDataAndDimensions(nar.Last, b),
-		tensors.FromFlatDataAndDimensions(nar.Targets, b, l), tensors.FromFlatDataAndDimensions(nar.Mask, b, l),
-	}
+	var guide []float32
 	if o.Align > 0 {
-		in = append(in, tensors.FromFlatDataAndDimensions(f.ARGuide(utts, l), b, l, l))
+		guide = f.ARGuide(utts, l)
 	}
-	return in, ar.TargetsNum + nar.TargetsNum, nil
+	return valle.TrainingInputs(ar, nar, guide), ar.TargetsNum + nar.TargetsNum, nil
 }

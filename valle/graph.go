@@ -5,6 +5,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/multimodal"
@@ -69,6 +70,35 @@ func (c Config) Losses(w nn.Weights, arIds, arValid *Node, nar NARInputs, target
 	}
 	mean := DivScalar(terms[2], float64(c.LM.GuidedLayers()))
 	return []*Node{Add(Add(ar, nc), MulScalar(mean, align)), ar, nc, mean}
+}
+
+// TrainingInputs are the inputs of one training step, in the order
+// TrainingLosses reads them: the AR batch (ids, valid), the NAR batch (ids,
+// codes, use, is-frame, stage, last, targets, mask) and, when not nil, the
+// AR's guide (Format.ARGuide).
+func TrainingInputs(ar *ARBatch, nar *NARBatch, guide []float32) []any {
+	b, l, n := ar.Rows, ar.Len, len(nar.Codes)/(nar.Rows*nar.Len)
+	in := []any{
+		tensors.FromFlatDataAndDimensions(ar.Ids, b, l), tensors.FromFlatDataAndDimensions(ar.Valid, b, l),
+		tensors.FromFlatDataAndDimensions(nar.Ids, b, l), tensors.FromFlatDataAndDimensions(nar.Codes, b, l, n),
+		tensors.FromFlatDataAndDimensions(nar.Use, b, l, n), tensors.FromFlatDataAndDimensions(nar.IsFrame, b, l),
+		tensors.FromFlatDataAndDimensions(nar.Stage, b), tensors.FromFlatDataAndDimensions(nar.Last, b),
+		tensors.FromFlatDataAndDimensions(nar.Targets, b, l), tensors.FromFlatDataAndDimensions(nar.Mask, b, l),
+	}
+	if guide != nil {
+		in = append(in, tensors.FromFlatDataAndDimensions(guide, b, l, l))
+	}
+	return in
+}
+
+// TrainingLosses is Losses over the graph inputs of TrainingInputs, the
+// guide the eleventh when there is one.
+func (c Config) TrainingLosses(w nn.Weights, in []*Node, align float64) []*Node {
+	var guide *Node
+	if len(in) > 10 {
+		guide = in[10]
+	}
+	return c.Losses(w, in[0], in[1], NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9], guide, align)
 }
 
 // ARLogits is the AR's teacher-forced softmax head over ids [B, L]:

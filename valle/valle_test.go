@@ -64,7 +64,7 @@ func trainer(t *testing.T, cfg Config, lr float64, steps int) (*model.Store, fun
 	tc := train.DefaultConfig()
 	tc.LR, tc.WarmupSteps, tc.TotalSteps, tc.EMADecay = lr, 5, steps, 0
 	tr, err := train.New(testutil.Backend(t, ""), store, tc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return cfg.Losses(w, in[0], in[1], NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9], nil, 0)
+		return cfg.TrainingLosses(w, in, 0)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -83,12 +83,7 @@ func trainer(t *testing.T, cfg Config, lr float64, steps int) (*model.Store, fun
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, n := len(utts), cfg.Codebooks
-		r, err := tr.Step(tensors.FromFlatDataAndDimensions(ar.Ids, b, l), tensors.FromFlatDataAndDimensions(ar.Valid, b, l),
-			tensors.FromFlatDataAndDimensions(nb.Ids, b, l), tensors.FromFlatDataAndDimensions(nb.Codes, b, l, n),
-			tensors.FromFlatDataAndDimensions(nb.Use, b, l, n), tensors.FromFlatDataAndDimensions(nb.IsFrame, b, l),
-			tensors.FromFlatDataAndDimensions(nb.Stage, b), tensors.FromFlatDataAndDimensions(nb.Last, b),
-			tensors.FromFlatDataAndDimensions(nb.Targets, b, l), tensors.FromFlatDataAndDimensions(nb.Mask, b, l))
+		r, err := tr.Step(TrainingInputs(ar, nb, nil)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,26 +449,11 @@ func TestGuide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, n := len(utts), cfg.Codebooks
-	args := []any{tensors.FromFlatDataAndDimensions(ar.Ids, b, l), tensors.FromFlatDataAndDimensions(ar.Valid, b, l),
-		tensors.FromFlatDataAndDimensions(nb.Ids, b, l), tensors.FromFlatDataAndDimensions(nb.Codes, b, l, n),
-		tensors.FromFlatDataAndDimensions(nb.Use, b, l, n), tensors.FromFlatDataAndDimensions(nb.IsFrame, b, l),
-		tensors.FromFlatDataAndDimensions(nb.Stage, b), tensors.FromFlatDataAndDimensions(nb.Last, b),
-		tensors.FromFlatDataAndDimensions(nb.Targets, b, l), tensors.FromFlatDataAndDimensions(nb.Mask, b, l)}
 	const weight = 0.5
 	run := func(guide []float32) []float32 {
-		in := args
-		if guide != nil {
-			in = append(append([]any(nil), args...), tensors.FromFlatDataAndDimensions(guide, b, l, l))
-		}
 		outs, err := model.CallOnceN(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) []*Node {
-			w := nn.WeightsOf(scope.Store(), in[0].Graph())
-			var g *Node
-			if len(in) > 10 {
-				g = in[10]
-			}
-			return cfg.Losses(w, in[0], in[1], NARInputs{Ids: in[2], Codes: in[3], Use: in[4], IsFrame: in[5], Stage: in[6], Last: in[7]}, in[8], in[9], g, weight)
-		}, in...)
+			return cfg.TrainingLosses(nn.WeightsOf(scope.Store(), in[0].Graph()), in, weight)
+		}, TrainingInputs(ar, nb, guide)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -483,6 +463,7 @@ func TestGuide(t *testing.T) {
 		}
 		return r
 	}
+	b := len(utts)
 	plain := run(nil)
 	zero := run(make([]float32, b*l*l))
 	if len(plain) != 3 || len(zero) != 4 || !reflect.DeepEqual(zero[:3], plain) || zero[3] != 0 {
