@@ -7,6 +7,7 @@
 #
 #   scripts/multimodal_cpu.sh              # the mixture run, about 1 h 30 min alone
 #   PART=ablation scripts/multimodal_cpu.sh   # two runs of 2400 steps, 17 min each alone
+#   PART=continue scripts/multimodal_cpu.sh   # the shipped model, 7000 more steps, 2 h alone
 #
 # The mixture run: the 7×7-patch canvas tokenizer (64 latents on the grid
 # every layout's digits sit on), a d128 × 4 model, batch 16, a peak learning
@@ -23,6 +24,12 @@
 # config.json records its steps is not trained again; an interrupted one
 # resumes (SIGTERM saves it). The JSON files are eval --json without its
 # examples.
+#
+# The continuation (2026-12-03): the d256 × 6 model of weights/multimodal-mnist
+# as it stood at 9600 steps (commit 4a2dfe9), a fresh optimiser, and the
+# probe's batch of 16 with drawing weighted up (4 : 1.5 : 0.5 : 0.5 for
+# drawing, captions, text and questions; lr 1e-3), 7000 steps, seed 5, into
+# runs/mm-b16 and docs/results/multimodal-b16-{t2i,i2t,vqa,text}.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./bin/latentlm
@@ -72,8 +79,17 @@ ablation)
 		done
 	done
 	;;
+continue)
+	"$bin" train --task multimodal --vae weights/vae-mnist-canvas --init weights/multimodal-mnist \
+		--tokenizer weights/multimodal-mnist/tokenizer.json --batch 16 --lr 1e-3 --steps 7000 --seed 5 \
+		--mix-text 0.5 --mix-t2i 4 --mix-i2t 1.5 --mix-vqa 0.5 --save-every 1000 --sample-every 2000 \
+		--out runs/mm-b16
+	for task in t2i i2t vqa text; do
+		score "$task" runs/mm-b16 "multimodal-b16-$task"
+	done
+	;;
 *)
-	echo "multimodal_cpu.sh: PART=$PART: want mixture or ablation" >&2
+	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation or continue" >&2
 	exit 2
 	;;
 esac
