@@ -48,7 +48,7 @@ train() {
 	grep -q "\"steps\": $steps" "$dir/config.json" 2>/dev/null && return
 	local resume=()
 	[ -f "$dir/train_state.safetensors" ] && resume=(--resume)
-	"$bin" train "${common[@]}" --steps "$steps" --out "$dir" "${resume[@]}" "$@"
+	"$bin" train --steps "$steps" --out "$dir" "${resume[@]}" "$@"
 }
 
 # score TASK DIR NAME: eval --task TASK of DIR into docs/results/NAME.json.
@@ -61,8 +61,8 @@ score() {
 mkdir -p docs/results
 case "${PART:-mixture}" in
 mixture)
-	train runs/multimodal-p7 12000 --mix-text 0.5 --mix-t2i 4 --mix-i2t 2 --mix-vqa 0.5 --save-every 1000 --sample-every 3000
-	train runs/text-only-p7 857 --mix-text 1 --mix-t2i 0 --mix-i2t 0 --mix-vqa 0 --sample-every 0
+	train runs/multimodal-p7 12000 "${common[@]}" --mix-text 0.5 --mix-t2i 4 --mix-i2t 2 --mix-vqa 0.5 --save-every 1000 --sample-every 3000
+	train runs/text-only-p7 857 "${common[@]}" --mix-text 1 --mix-t2i 0 --mix-i2t 0 --mix-vqa 0 --sample-every 0
 	for task in t2i i2t vqa text; do
 		score "$task" runs/multimodal-p7 "multimodal-p7-$task"
 	done
@@ -72,7 +72,7 @@ ablation)
 	for loss in on off; do
 		flag=true
 		[ "$loss" = off ] && flag=false
-		train "runs/ablate-context-$loss" 2400 --mix-text 0 --mix-t2i 1 --mix-i2t 1 --mix-vqa 0 \
+		train "runs/ablate-context-$loss" 2400 "${common[@]}" --mix-text 0 --mix-t2i 1 --mix-i2t 1 --mix-vqa 0 \
 			--context-image-loss="$flag" --save-every 1200 --sample-every 0 --quiet
 		for task in t2i i2t; do
 			score "$task" "runs/ablate-context-$loss" "ablate-context-$loss-$task"
@@ -80,10 +80,9 @@ ablation)
 	done
 	;;
 continue)
-	"$bin" train --task multimodal --vae weights/vae-mnist-canvas --init weights/multimodal-mnist \
-		--tokenizer weights/multimodal-mnist/tokenizer.json --batch 16 --lr 1e-3 --steps 7000 --seed 5 \
-		--mix-text 0.5 --mix-t2i 4 --mix-i2t 1.5 --mix-vqa 0.5 --save-every 1000 --sample-every 2000 \
-		--out runs/mm-b16
+	train runs/mm-b16 7000 --task multimodal --vae weights/vae-mnist-canvas --init weights/multimodal-mnist \
+		--tokenizer weights/multimodal-mnist/tokenizer.json --batch 16 --lr 1e-3 --seed 5 \
+		--mix-text 0.5 --mix-t2i 4 --mix-i2t 1.5 --mix-vqa 0.5 --save-every 1000 --sample-every 2000
 	for task in t2i i2t vqa text; do
 		score "$task" runs/mm-b16 "multimodal-b16-$task"
 	done
