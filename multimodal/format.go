@@ -200,7 +200,7 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 				if s := r.Scales[j]; s != nil {
 					copy(b.Scales[k*c:(k+1)*c], s)
 				}
-				if j > 0 {
+				if j > 0 && !r.NotTarget[j] {
 					b.LatentItems++
 				}
 				continue

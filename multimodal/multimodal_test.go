@@ -227,6 +227,16 @@ func TestPack(t *testing.T) {
 	if _, err := f.Pack([]Row{a}, 5); err == nil {
 		t.Fatal("a row longer than the length was packed")
 	}
+	// An image read as context is an input only: neither its latents nor
+	// its <BOL> and <EOL> count as targets (nor are they Valid).
+	a.AsContext(4, 11)
+	bt, err = f.Pack([]Row{a, b}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + len(tok.Encode("hello")); bt.Tokens != want || bt.LatentItems != 0 || bt.Valid[5] != 0 {
+		t.Fatalf("with the image as context: counted %d tokens and %d latents (valid %v), want %d and 0", bt.Tokens, bt.LatentItems, bt.Valid[5], want)
+	}
 }
 
 // TestTinyTrainingLowersBothLosses: a few dozen steps of the multimodal

@@ -8,6 +8,7 @@
 #   scripts/multimodal_cpu.sh              # the mixture run, about 1 h 30 min alone
 #   PART=ablation scripts/multimodal_cpu.sh   # two runs of 2400 steps, 17 min each alone
 #   PART=continue scripts/multimodal_cpu.sh   # the shipped model, 7000 more steps, 2 h alone
+#   PART=lambda scripts/multimodal_cpu.sh     # the mixture run with λ = 4, about 1 h 30 min alone
 #
 # The mixture run: the 7×7-patch canvas tokenizer (64 latents on the grid
 # every layout's digits sit on), a d128 × 4 model, batch 16, a peak learning
@@ -30,6 +31,12 @@
 # probe's batch of 16 with drawing weighted up (4 : 1.5 : 0.5 : 0.5 for
 # drawing, captions, text and questions; lr 1e-3), 7000 steps, seed 5, into
 # runs/mm-b16 and docs/results/multimodal-b16-{t2i,i2t,vqa,text}.json.
+#
+# The λ run (2026-12-03): the mixture run with the diffusion loss weighted
+# four times (𝓛_CE + 4·𝓛_diff; the paper's λ is 1), to ask whether the
+# drawing loses the shared trunk to the other tasks' gradients. Into
+# runs/multimodal-p7-l4 and docs/results/multimodal-p7-l4-*.json; its
+# text-only comparator is runs/text-only-p7's, the same text sequences.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./bin/latentlm
@@ -37,8 +44,13 @@ vae=runs/vae-canvas-p7
 common=(--task multimodal --vae "$vae" --tokenizer weights/multimodal-mnist/tokenizer.json
 	--dim 128 --depth 4 --batch 16 --lr 2e-3 --seed 1)
 
-[ -f "$vae/model.safetensors" ] ||
-	"$bin" vae train --data mnist-canvas --channels 12 --patch 7 --seed 1 --out "$vae"
+# The tokenizer, unless it holds its 1500 steps already (a checkpoint saved
+# part way has a model file too, so its config is what says it is done).
+if ! grep -q '"steps": 1500' "$vae/config.json" 2>/dev/null; then
+	resume=()
+	[ -f "$vae/train_state.safetensors" ] && resume=(--resume)
+	"$bin" vae train --data mnist-canvas --channels 12 --patch 7 --seed 1 --out "$vae" "${resume[@]}"
+fi
 
 # train DIR STEPS FLAGS…: trains into DIR unless it holds STEPS steps already,
 # resuming a run that was stopped part way.
@@ -87,8 +99,15 @@ continue)
 		score "$task" runs/mm-b16 "multimodal-b16-$task"
 	done
 	;;
+lambda)
+	train runs/multimodal-p7-l4 12000 "${common[@]}" --mix-text 0.5 --mix-t2i 4 --mix-i2t 2 --mix-vqa 0.5 \
+		--diffusion-weight 4 --save-every 500 --sample-every 3000
+	for task in t2i i2t vqa text; do
+		score "$task" runs/multimodal-p7-l4 "multimodal-p7-l4-$task"
+	done
+	;;
 *)
-	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation or continue" >&2
+	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue or lambda" >&2
 	exit 2
 	;;
 esac
