@@ -138,8 +138,9 @@ func TestTrainingRowAndPack(t *testing.T) {
 	if b.Ids[l+4] != int32(V.Null()) || b.Ids[l+5] != int32(V.Null()) || b.Ids[l+8] != int32(f.Continue()) {
 		t.Errorf("dropped text row: %v", b.Ids[l:2*l])
 	}
-	if b.Continues != 4 || b.Tokens != 2 || b.LatentItems != 10 {
-		t.Errorf("%d Continue, %d token and %d latent targets counted; want 4, 2 and 10 (Pack counts every latent)", b.Continues, b.Tokens, b.LatentItems)
+	// The voice prompt's latents are inputs, not targets: 3 speech latents a row.
+	if b.Continues != 4 || b.Tokens != 2 || b.LatentItems != 6 {
+		t.Errorf("%d Continue, %d token and %d latent targets counted; want 4, 2 and 6", b.Continues, b.Tokens, b.LatentItems)
 	}
 	if b.Latents[8*testChannels] != 11 || b.Scales[8*testChannels] != 0.5 || b.Scales[0] != 0 {
 		t.Errorf("latents or scales misplaced: %v %v", b.Latents[8*testChannels], b.Scales[8*testChannels])
