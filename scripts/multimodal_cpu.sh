@@ -8,7 +8,7 @@
 #   scripts/multimodal_cpu.sh              # the mixture run, about 1 h 30 min alone
 #   PART=ablation scripts/multimodal_cpu.sh   # two runs of 2400 steps, 17 min each alone
 #   PART=continue scripts/multimodal_cpu.sh   # the shipped model, 7000 more steps, 2 h alone
-#   PART=lambda scripts/multimodal_cpu.sh     # the mixture run with λ = 4, about 1 h 30 min alone
+#   PART=lambda scripts/multimodal_cpu.sh     # the mixture run with λ = 4, 1 h 30 min to 2 h 30 min alone
 #
 # The mixture run: the 7×7-patch canvas tokenizer (64 latents on the grid
 # every layout's digits sit on), a d128 × 4 model, batch 16, a peak learning
@@ -37,6 +37,9 @@
 # drawing loses the shared trunk to the other tasks' gradients. Into
 # runs/multimodal-p7-l4 and docs/results/multimodal-p7-l4-*.json; its
 # text-only comparator is runs/text-only-p7's, the same text sequences.
+# Its midpoint files (docs/results/multimodal-p7-l4-6000-*.json) are the
+# same four scores of a copy of runs/multimodal-p7-l4 taken when its
+# config.json said 6000 steps (the run saves every 500 over the same files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./bin/latentlm
