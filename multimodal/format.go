@@ -191,6 +191,8 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 			if !r.NotTarget[j] {
 				b.Valid[k] = 1
 			}
+			// The first item is never predicted: it has nothing before it.
+			target := j > 0 && !r.NotTarget[j]
 			if it.IsLatent() {
 				if len(it.Latent) != c {
 					return nil, fmt.Errorf("multimodal: sequence %d item %d: latent of %d values, want %d", i, j, len(it.Latent), c)
@@ -200,13 +202,13 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 				if s := r.Scales[j]; s != nil {
 					copy(b.Scales[k*c:(k+1)*c], s)
 				}
-				if j > 0 && !r.NotTarget[j] {
+				if target {
 					b.LatentItems++
 				}
 				continue
 			}
 			b.Ids[k] = int32(it.Token)
-			if j > 0 && !r.NotTarget[j] {
+			if target {
 				b.Tokens++
 			}
 		}

@@ -47,24 +47,27 @@ vae=runs/vae-canvas-p7
 common=(--task multimodal --vae "$vae" --tokenizer weights/multimodal-mnist/tokenizer.json
 	--dim 128 --depth 4 --batch 16 --lr 2e-3 --seed 1)
 
-# The tokenizer, unless it holds its 1500 steps already (a checkpoint saved
-# part way has a model file too, so its config is what says it is done).
-if ! grep -q '"steps": 1500' "$vae/config.json" 2>/dev/null; then
-	resume=()
-	[ -f "$vae/train_state.safetensors" ] && resume=(--resume)
-	"$bin" vae train --data mnist-canvas --channels 12 --patch 7 --seed 1 --out "$vae" "${resume[@]}"
-fi
-
-# train DIR STEPS FLAGS…: trains into DIR unless it holds STEPS steps already,
-# resuming a run that was stopped part way.
-train() {
+# resumable DIR STEPS COMMAND…: runs the training COMMAND into DIR unless
+# DIR holds STEPS steps already, resuming a run that was stopped part way (a
+# checkpoint saved part way has a model file too, so its config.json is
+# what says it is done).
+resumable() {
 	local dir=$1 steps=$2
 	shift 2
 	grep -q "\"steps\": $steps" "$dir/config.json" 2>/dev/null && return
 	local resume=()
 	[ -f "$dir/train_state.safetensors" ] && resume=(--resume)
-	"$bin" train --steps "$steps" --out "$dir" "${resume[@]}" "$@"
+	"$@" --steps "$steps" --out "$dir" "${resume[@]}"
 }
+
+# train DIR STEPS FLAGS…: a LatentLM run, resumable.
+train() {
+	local dir=$1 steps=$2
+	shift 2
+	resumable "$dir" "$steps" "$bin" train "$@"
+}
+
+resumable "$vae" 1500 "$bin" vae train --data mnist-canvas --channels 12 --patch 7 --seed 1
 
 # score TASK DIR NAME: eval --task TASK of DIR into docs/results/NAME.json.
 score() {
