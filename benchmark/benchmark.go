@@ -244,7 +244,10 @@ func prepareTrain(b compute.Backend, cfg lm.Config, batch, items int) (*job, err
 	labels, lat := randomBatch(batch, items, cfg.Latent, cfg.Vocab.Classes)
 	return &job{
 		call: func() error {
-			_, err := tr.Step(tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, items, cfg.Latent))
+			// Fresh inputs each step, freed after it, as train.Loop does.
+			in := []any{tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, items, cfg.Latent)}
+			_, err := tr.Step(in...)
+			nn.Release(in...)
 			return err
 		},
 		flops: 3 * cfg.ForwardFLOPs(batch, items+2, BatchMul),
@@ -269,7 +272,10 @@ func prepareTrainDiT(b compute.Backend, cfg dit.Config, batch int) (*job, error)
 	labels, lat := randomBatch(batch, cfg.Items(), cfg.Latent, cfg.Classes)
 	return &job{
 		call: func() error {
-			_, err := tr.Step(tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, cfg.Items(), cfg.Latent))
+			// Fresh inputs each step, freed after it, as train.Loop does.
+			in := []any{tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, cfg.Items(), cfg.Latent)}
+			_, err := tr.Step(in...)
+			nn.Release(in...)
 			return err
 		},
 		flops: 3 * cfg.ForwardFLOPs(batch),

@@ -620,7 +620,9 @@ func (m *Model) TextNats(docs [][]int) (nats float64, tokens int, err error) {
 			copy(ids[(i-s)*l:], windows[i])
 			copy(mask[(i-s)*l:], masks[i])
 		}
-		out, err := m.nats.Call(tensors.FromFlatDataAndDimensions(ids, batch, l), tensors.FromFlatDataAndDimensions(mask, batch, l))
+		args := []any{tensors.FromFlatDataAndDimensions(ids, batch, l), tensors.FromFlatDataAndDimensions(mask, batch, l)}
+		out, err := m.nats.Call(args...)
+		nn.Release(args...)
 		if err != nil {
 			return 0, 0, fmt.Errorf("multimodal: text cross-entropy: %w", err)
 		}

@@ -180,6 +180,7 @@ func (t *Trainer) Step(inputs ...any) (Result, error) {
 	vals := make([]float64, len(outs))
 	for i, o := range outs {
 		vals[i] = scalar(o)
+		nn.Release(o) // C memory the collector does not see (nn.Release)
 	}
 	n := len(vals)
 	return Result{Loss: vals[0], Metrics: vals[1 : n-2], GradNorm: vals[n-2], LR: vals[n-1]}, nil

@@ -61,3 +61,40 @@ func TestScheduleClipAndEMA(t *testing.T) {
 		t.Errorf("step count %d, want 12", got)
 	}
 }
+
+// TestLoopFreesSpentInputs checks that the loop frees each step's inputs
+// once the step has run: GoMLX sets no finalizer on tensors, and ONNX
+// Runtime copies every input into C memory, so a loop that kept them would
+// grow by the size of a batch at every step.
+func TestLoopFreesSpentInputs(t *testing.T) {
+	store := model.NewStore()
+	if err := nn.Init(store, []nn.Spec{{Name: "w", Shape: []int{1, 1}, Std: 1}}, 1, dtypes.Float32); err != nil {
+		t.Fatal(err)
+	}
+	cfg := train.DefaultConfig()
+	cfg.WarmupSteps, cfg.TotalSteps = 1, 5
+	tr, err := train.New(testutil.Backend(t, ""), store, cfg, func(_ *model.Scope, w nn.Weights, in []*Node) []*Node {
+		return []*Node{ReduceAllSum(Mul(w.Get("w"), in[0]))}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var given []*tensors.Tensor
+	loop := &train.Loop{Trainer: tr, Store: store, Steps: 5, Quiet: true,
+		Batch: func(step int64) ([]any, int, error) {
+			x := tensors.FromFlatDataAndDimensions([]float32{float32(step)}, 1, 1)
+			given = append(given, x)
+			return []any{x}, 1, nil
+		}}
+	if err := loop.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(given) != 5 {
+		t.Fatalf("the loop asked for %d batches, want 5", len(given))
+	}
+	for i, x := range given {
+		if x.Ok() {
+			t.Errorf("the input of step %d is still held after the run", i)
+		}
+	}
+}

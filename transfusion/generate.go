@@ -313,7 +313,9 @@ func (m *Model) TextNats(docs [][]int) (nats float64, tokens int, err error) {
 				mask[(i-s)*l+j] = 1
 			}
 		}
-		out, err := m.nats.Call(tensors.FromFlatDataAndDimensions(ids, batch, l), tensors.FromFlatDataAndDimensions(mask, batch, l))
+		args := []any{tensors.FromFlatDataAndDimensions(ids, batch, l), tensors.FromFlatDataAndDimensions(mask, batch, l)}
+		out, err := m.nats.Call(args...)
+		nn.Release(args...)
 		if err != nil {
 			return 0, 0, fmt.Errorf("transfusion: text cross-entropy: %w", err)
 		}

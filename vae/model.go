@@ -374,11 +374,14 @@ func (m *Model) EncodeMoments(images [][]float32) (mu, scale [][]float32, err er
 		if err != nil {
 			return nil, nil, err
 		}
-		out, err := m.logvar.Call(tensors.FromFlatDataAndDimensions(flat, c.ImageDims(len(images))...))
+		in := tensors.FromFlatDataAndDimensions(flat, c.ImageDims(len(images))...)
+		out, err := m.logvar.Call(in)
+		nn.Release(in)
 		if err != nil {
 			return nil, nil, err
 		}
 		lv := split(tensors.MustCopyFlatData[float32](out[0]), len(images))
+		nn.Release(out[0])
 		for i := range lv {
 			scale[i] = make([]float32, len(lv[i]))
 			for k, v := range lv[i] {
