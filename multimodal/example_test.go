@@ -41,3 +41,25 @@ func Example() {
 	// the digit 4 is at the bottom right of the image
 	// one
 }
+
+// Draw emoji from a caption with the shipped emoji model: colour images of
+// the image tokenizer's size, height × width × 3 values in [0, 1].
+func ExampleModel_Images() {
+	b, err := backend.Open(backend.Resolve(""))
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := multimodal.Load(b, "../weights/latentlm-emoji", "", multimodal.DefaultOptions())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	imgs, err := m.Images(context.Background(), "thumbs up sign, dark skin tone", 2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	size := m.Image.Config.ImageSize
+	fmt.Printf("%d images of %d×%d pixels, %d values each\n", len(imgs), size, size, len(imgs[0]))
+	// Output:
+	// 2 images of 32×32 pixels, 3072 values each
+}

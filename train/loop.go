@@ -32,7 +32,7 @@ type Loop struct {
 	// resumed run sees the same data. The tensors among the inputs must be
 	// new ones: the loop frees them after the step (nn.Release), since a
 	// backend such as ONNX Runtime copies each into C memory that nothing
-	// else would free — 28 MB a minute in an emoji run before this.
+	// else would free (0.8 MB a step for an emoji run: docs/BENCHMARKS.md).
 	Batch func(step int64) ([]any, int, error)
 	// Every is the period, in steps, of Hook; 0 calls it only at the end.
 	// Hook is always called when the run ends (finished or cancelled), so

@@ -171,7 +171,8 @@ type Result struct {
 	LR       float64
 }
 
-// Step runs one optimisation step on the inputs.
+// Step runs one optimisation step on the inputs, which stay the caller's
+// to reuse or free (Loop frees them); its own outputs it frees at once.
 func (t *Trainer) Step(inputs ...any) (Result, error) {
 	outs, err := t.exec.Call(inputs...)
 	if err != nil {
@@ -180,7 +181,7 @@ func (t *Trainer) Step(inputs ...any) (Result, error) {
 	vals := make([]float64, len(outs))
 	for i, o := range outs {
 		vals[i] = scalar(o)
-		nn.Release(o) // C memory the collector does not see (nn.Release)
+		nn.Release(o) // nothing else would (nn.Release)
 	}
 	n := len(vals)
 	return Result{Loss: vals[0], Metrics: vals[1 : n-2], GradNorm: vals[n-2], LR: vals[n-1]}, nil
