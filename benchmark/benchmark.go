@@ -244,10 +244,7 @@ func prepareTrain(b compute.Backend, cfg lm.Config, batch, items int) (*job, err
 	labels, lat := randomBatch(batch, items, cfg.Latent, cfg.Vocab.Classes)
 	return &job{
 		call: func() error {
-			// Fresh inputs each step, freed after it, as train.Loop does.
-			in := []any{tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, items, cfg.Latent)}
-			_, err := tr.Step(in...)
-			nn.Release(in...)
+			_, err := tr.StepAndFree(tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, items, cfg.Latent))
 			return err
 		},
 		flops: 3 * cfg.ForwardFLOPs(batch, items+2, BatchMul),
@@ -272,10 +269,7 @@ func prepareTrainDiT(b compute.Backend, cfg dit.Config, batch int) (*job, error)
 	labels, lat := randomBatch(batch, cfg.Items(), cfg.Latent, cfg.Classes)
 	return &job{
 		call: func() error {
-			// Fresh inputs each step, freed after it, as train.Loop does.
-			in := []any{tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, cfg.Items(), cfg.Latent)}
-			_, err := tr.Step(in...)
-			nn.Release(in...)
+			_, err := tr.StepAndFree(tensors.FromFlatDataAndDimensions(labels, batch), tensors.FromFlatDataAndDimensions(lat, batch, cfg.Items(), cfg.Latent))
 			return err
 		},
 		flops: 3 * cfg.ForwardFLOPs(batch),

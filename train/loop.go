@@ -9,7 +9,6 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/internal/progress"
-	"github.com/latentlm/latentlm/nn"
 )
 
 // Point is one entry of the loss history.
@@ -30,9 +29,8 @@ type Loop struct {
 	// Batch returns the inputs of 0-based step and how many items (for the
 	// items/s figure) they hold. It must depend only on step, so that a
 	// resumed run sees the same data. The tensors among the inputs must be
-	// new ones: the loop frees them after the step (nn.Release), since a
-	// backend such as ONNX Runtime copies each into C memory that nothing
-	// else would free (0.8 MB a step for an emoji run: docs/BENCHMARKS.md).
+	// new ones: the loop frees them after the step (Trainer.StepAndFree;
+	// keeping them cost 0.8 MB a step in an emoji run: docs/BENCHMARKS.md).
 	Batch func(step int64) ([]any, int, error)
 	// Every is the period, in steps, of Hook; 0 calls it only at the end.
 	// Hook is always called when the run ends (finished or cancelled), so
@@ -82,8 +80,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		res, err := l.Trainer.Step(inputs...)
-		nn.Release(inputs...) // spent: see Batch
+		res, err := l.Trainer.StepAndFree(inputs...)
 		if err != nil {
 			return err
 		}

@@ -172,7 +172,7 @@ type Result struct {
 }
 
 // Step runs one optimisation step on the inputs, which stay the caller's
-// to reuse or free (Loop frees them); its own outputs it frees at once.
+// to reuse or free (StepAndFree frees them); its own outputs it frees at once.
 func (t *Trainer) Step(inputs ...any) (Result, error) {
 	outs, err := t.exec.Call(inputs...)
 	if err != nil {
@@ -185,6 +185,16 @@ func (t *Trainer) Step(inputs ...any) (Result, error) {
 	}
 	n := len(vals)
 	return Result{Loss: vals[0], Metrics: vals[1 : n-2], GradNorm: vals[n-2], LR: vals[n-1]}, nil
+}
+
+// StepAndFree runs Step on inputs made for this step alone, then frees
+// the tensors among them (nn.Release): what Loop does with each batch, since
+// a backend such as ONNX Runtime keeps a C copy of every input that nothing
+// else would free.
+func (t *Trainer) StepAndFree(inputs ...any) (Result, error) {
+	res, err := t.Step(inputs...)
+	nn.Release(inputs...)
+	return res, err
 }
 
 // StepCount is the number of steps taken so far (0 before the first).
