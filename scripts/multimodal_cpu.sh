@@ -9,6 +9,7 @@
 #   PART=ablation scripts/multimodal_cpu.sh   # two runs of 2400 steps, 17 min each alone
 #   PART=continue scripts/multimodal_cpu.sh   # the shipped model, 7000 more steps, 2 h alone
 #   PART=lambda scripts/multimodal_cpu.sh     # the mixture run with λ = 4, 1 h 30 min to 2 h 30 min alone
+#   PART=emoji scripts/multimodal_cpu.sh      # issue 20: emoji with λ = 4 (weights/latentlm-emoji), 1 h 40 min alone
 #
 # The mixture run: the 7×7-patch canvas tokenizer (64 latents on the grid
 # every layout's digits sit on), a d128 × 4 model, batch 16, a peak learning
@@ -40,6 +41,15 @@
 # Its midpoint files (docs/results/multimodal-p7-l4-6000-*.json) are the
 # same four scores of a copy of runs/multimodal-p7-l4 taken when its
 # config.json said 6000 steps (the run saves every 500 over the same files).
+#
+# The emoji run (issue 20, 2026-12-03): the first emoji run's recipe (d192 ×
+# 4, batch 32, lr 1e-3, seed 1, caption → image and image → caption in equal
+# parts) with λ = 4 and 4000 steps instead of 2500, into
+# runs/latentlm-emoji-l4 (shipped as weights/latentlm-emoji), keeping the
+# weights every 500 steps so that step 2500 can be set against the first
+# run's end. Scores: eval --task t2i --limit 100 --seen 100 (100 seen
+# prompts, 100 of held-out combinations and unseen emoji) with each prompt's
+# verdicts, into docs/results/latentlm-emoji-l4-{2500,4000}.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./bin/latentlm
@@ -67,18 +77,25 @@ train() {
 	resumable "$dir" "$steps" "$bin" train "$@"
 }
 
-resumable "$vae" 1500 "$bin" vae train --data mnist-canvas --channels 12 --patch 7 --seed 1
+# canvasTokenizer: the 7×7-patch canvas tokenizer the d128 × 4 runs read.
+canvasTokenizer() {
+	resumable "$vae" 1500 "$bin" vae train --data mnist-canvas --channels 12 --patch 7 --seed 1
+}
 
-# score TASK DIR NAME: eval --task TASK of DIR into docs/results/NAME.json.
+# score TASK DIR NAME [FLAGS…]: eval --task TASK of DIR into
+# docs/results/NAME.json, without the canvas scores' examples.
 score() {
-	"$bin" eval --task "$1" --model "$2" --json |
+	local task=$1 dir=$2 name=$3
+	shift 3
+	"$bin" eval --task "$task" --model "$dir" --json "$@" |
 		python3 -c 'import json,sys; r=json.load(sys.stdin); r.pop("examples",None); json.dump(r,sys.stdout,indent=1)' \
-			>"docs/results/$3.json"
+			>"docs/results/$name.json"
 }
 
 mkdir -p docs/results
 case "${PART:-mixture}" in
 mixture)
+	canvasTokenizer
 	train runs/multimodal-p7 12000 "${common[@]}" --mix-text 0.5 --mix-t2i 4 --mix-i2t 2 --mix-vqa 0.5 --save-every 1000 --sample-every 3000
 	train runs/text-only-p7 857 "${common[@]}" --mix-text 1 --mix-t2i 0 --mix-i2t 0 --mix-vqa 0 --sample-every 0
 	for task in t2i i2t vqa text; do
@@ -87,6 +104,7 @@ mixture)
 	score text runs/text-only-p7 text-only-p7
 	;;
 ablation)
+	canvasTokenizer
 	for loss in on off; do
 		flag=true
 		[ "$loss" = off ] && flag=false
@@ -106,14 +124,22 @@ continue)
 	done
 	;;
 lambda)
+	canvasTokenizer
 	train runs/multimodal-p7-l4 12000 "${common[@]}" --mix-text 0.5 --mix-t2i 4 --mix-i2t 2 --mix-vqa 0.5 \
 		--diffusion-weight 4 --save-every 500 --sample-every 3000
 	for task in t2i i2t vqa text; do
 		score "$task" runs/multimodal-p7-l4 "multimodal-p7-l4-$task"
 	done
 	;;
+emoji)
+	train runs/latentlm-emoji-l4 4000 --task multimodal --data emoji --vae weights/vae-emoji --dim 192 --depth 4 \
+		--diffusion-weight 4 --seed 1 --snapshot-every 500 --sample-every 1000
+	for step in 2500 4000; do
+		score t2i "runs/latentlm-emoji-l4/step-00$step" "latentlm-emoji-l4-$step" --limit 100 --seen 100
+	done
+	;;
 *)
-	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue or lambda" >&2
+	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda or emoji" >&2
 	exit 2
 	;;
 esac
