@@ -9,7 +9,8 @@
 #   PART=ablation scripts/multimodal_cpu.sh   # two runs of 2400 steps, 17 min each alone
 #   PART=continue scripts/multimodal_cpu.sh   # the shipped model, 7000 more steps, 2 h alone
 #   PART=lambda scripts/multimodal_cpu.sh     # the mixture run with λ = 4, 1 h 30 min to 2 h 30 min alone
-#   PART=emoji scripts/multimodal_cpu.sh      # issue 20: emoji with λ = 4 (weights/latentlm-emoji), 1 h 40 min alone
+#   PART=emoji scripts/multimodal_cpu.sh      # issue 20: emoji with λ = 4, 1 h 40 min alone
+#   PART=emoji-continue scripts/multimodal_cpu.sh   # then 4000 + 2500 more steps (weights/latentlm-emoji), 1 h 40 min alone
 #
 # The mixture run: the 7×7-patch canvas tokenizer (64 latents on the grid
 # every layout's digits sit on), a d128 × 4 model, batch 16, a peak learning
@@ -50,6 +51,15 @@
 # run's end. Scores: eval --task t2i --limit 100 --seen 100 (100 seen
 # prompts, 100 of held-out combinations and unseen emoji) with each prompt's
 # verdicts, into docs/results/latentlm-emoji-l4-{2500,4000}.json.
+#
+# Its continuation (2026-12-03): two more stages, each started from the
+# last one's weights (--init, with its caption tokenizer) at half the peak
+# learning rate (5e-4, a fresh warm-up and cosine) and with caption → image
+# weighted twice image → caption: 4000 steps into runs/latentlm-emoji-l4c,
+# then 2500 into runs/latentlm-emoji-l4d (shipped as
+# weights/latentlm-emoji). Scores as above, into
+# docs/results/latentlm-emoji-l4c-{2000,4000}.json and
+# latentlm-emoji-l4d-2500.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./bin/latentlm
@@ -92,6 +102,12 @@ score() {
 			>"docs/results/$name.json"
 }
 
+# emojiFirstRun: the λ = 4 emoji run the continuation starts from.
+emojiFirstRun() {
+	train runs/latentlm-emoji-l4 4000 --task multimodal --data emoji --vae weights/vae-emoji --dim 192 --depth 4 \
+		--diffusion-weight 4 --seed 1 --snapshot-every 500 --sample-every 1000
+}
+
 mkdir -p docs/results
 case "${PART:-mixture}" in
 mixture)
@@ -132,14 +148,28 @@ lambda)
 	done
 	;;
 emoji)
-	train runs/latentlm-emoji-l4 4000 --task multimodal --data emoji --vae weights/vae-emoji --dim 192 --depth 4 \
-		--diffusion-weight 4 --seed 1 --snapshot-every 500 --sample-every 1000
+	emojiFirstRun
 	for step in 2500 4000; do
 		score t2i "runs/latentlm-emoji-l4/step-00$step" "latentlm-emoji-l4-$step" --limit 100 --seen 100
 	done
 	;;
+emoji-continue)
+	emojiFirstRun
+	from=runs/latentlm-emoji-l4
+	for stage in c:4000:2:1000 d:2500:3:500; do
+		IFS=: read -r name steps seed every <<<"$stage"
+		out="runs/latentlm-emoji-l4$name"
+		train "$out" "$steps" --task multimodal --data emoji --vae weights/vae-emoji \
+			--init "$from" --tokenizer "$from/tokenizer.json" --dim 192 --depth 4 --diffusion-weight 4 \
+			--mix-t2i 2 --mix-i2t 1 --lr 5e-4 --seed "$seed" --snapshot-every "$every" --sample-every "$every"
+		from=$out
+	done
+	score t2i runs/latentlm-emoji-l4c/step-002000 latentlm-emoji-l4c-2000 --limit 100 --seen 100
+	score t2i runs/latentlm-emoji-l4c latentlm-emoji-l4c-4000 --limit 100 --seen 100
+	score t2i runs/latentlm-emoji-l4d latentlm-emoji-l4d-2500 --limit 100 --seen 100
+	;;
 *)
-	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda or emoji" >&2
+	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda, emoji or emoji-continue" >&2
 	exit 2
 	;;
 esac
