@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The speech tokenizer runs of docs/BENCHMARKS.md ("Speech tokenizer"):
 # σ-VAE, VAE and AE at one budget, the 12.5 Hz variant and the wave-domain
-# attempt, each evaluated on the test split of .deps/speech with the
+# attempt, the STFT-frame-rate stages and the loss floor, each evaluated on the test split of .deps/speech with the
 # pocketsphinx and speaker judges. Runs go to runs/speech/, reports to
 # docs/results/speech-vae-*.json. A run that already finished (its loss.png
 # exists) is not repeated. `scripts/speech_tokenizer.sh NAME` runs one.
@@ -37,8 +37,10 @@ declare -A FLAGS=(
   [ae-25hz]="--kind ae"
   [sigma-12hz]="--frames-per-latent 10 --channels 64"
   [sigma-wave]="--domain wave"
+  [sigma-framed]="--frame-dim 128 --frame-depth 2"
+  [sigma-floor]="--loss-floor 0.01"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor)
 
 case "${1:-all}" in
   all) for n in "${ORDER[@]}"; do run "$n" ${FLAGS[$n]}; done ;;

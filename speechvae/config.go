@@ -67,10 +67,31 @@ type Config struct {
 	Channels        int     `json:"latent_channels"`
 	Dim             int     `json:"dim"`
 	Depth           int     `json:"depth"` // blocks in each of encoder and decoder
+	// FrameDim and FrameDepth, when FrameDepth > 0, add FrameDepth blocks
+	// of width FrameDim at the STFT frame rate on each side of the trunk:
+	// the encoder embeds each STFT frame before the trunk reads a latent
+	// frame's FramesPerLatent of them, and the decoder expands each latent
+	// frame into FramesPerLatent frame vectors that write one STFT frame
+	// each. Without them a latent frame's five STFT frames are one linear
+	// map of one Dim-wide vector (rank Dim for 5·Bins outputs), too coarse
+	// for the quick changes of consonants. The image tokenizer needs no
+	// such stage: a patch is small against its width.
+	FrameDim   int `json:"frame_dim,omitempty"`
+	FrameDepth int `json:"frame_depth,omitempty"`
 	Heads           int     `json:"heads"`
 	MLPRatio        float64 `json:"mlp_ratio"`
 	CSigma          float64 `json:"c_sigma"`
 	KLWeight        float64 `json:"kl_weight"`
+	// LossFloor, when above 0, is the magnitude under which the log
+	// losses stop counting: both sides are raised to it first, so a
+	// decoder that writes anything below it where the target is below it
+	// loses nothing. Without it half of all STFT bins of the shipped data
+	// lie more than 70 dB under an utterance's loudest one (in silences
+	// and spectral valleys), and their log errors, inaudible, weigh as
+	// much as the formants'. 0 compares the values as they are, down to
+	// the input's floor magFloor (111 dB under the median utterance's
+	// loudest bin).
+	LossFloor float64 `json:"loss_floor,omitempty"`
 	// Codebooks and CodebookSize make kind vq a residual vector quantiser
 	// (rvq.go): Codebooks stages of CodebookSize entries each, every stage
 	// quantising what the previous ones left. Both are required for vq
@@ -118,10 +139,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("speech-vae config: frames_per_latent %d out of range 1…64", c.FramesPerLatent)
 	case !(c.MLPRatio > 0 && c.MLPRatio <= 64):
 		return fmt.Errorf("speech-vae config: mlp_ratio %g out of range (0, 64]", c.MLPRatio)
+	case !(c.LossFloor >= 0 && c.LossFloor <= 1):
+		return fmt.Errorf("speech-vae config: loss_floor %g out of range [0, 1]", c.LossFloor)
 	case !(c.CSigma >= 0 && c.CSigma <= 100) || !(c.KLWeight >= 0 && c.KLWeight <= 1e6):
 		return fmt.Errorf("speech-vae config: c_sigma %g and kl_weight %g must be finite and ≥ 0", c.CSigma, c.KLWeight)
 	case c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:
 		return fmt.Errorf("speech-vae config: dim %d must split into %d heads of even size", c.Dim, c.Heads)
+	case c.FrameDepth < 0 || c.FrameDepth > 64 || c.FrameDim < 0 || c.FrameDim > 1<<14:
+		return fmt.Errorf("speech-vae config: frame_depth %d and frame_dim %d out of range 0…64 and 0…16384", c.FrameDepth, c.FrameDim)
+	case (c.FrameDepth > 0) != (c.FrameDim > 0):
+		return fmt.Errorf("speech-vae config: frame_depth %d and frame_dim %d: give both or neither", c.FrameDepth, c.FrameDim)
+	case c.FrameDepth > 0 && (c.FrameDim%c.Heads != 0 || (c.FrameDim/c.Heads)%2 != 0):
+		return fmt.Errorf("speech-vae config: frame_dim %d must split into %d heads of even size", c.FrameDim, c.Heads)
 	}
 	return c.validateVQ()
 }
@@ -163,9 +192,17 @@ func (c Config) outputWidth() int {
 	return c.FramesPerLatent * c.Bins()
 }
 
-func (c Config) block() nn.Block {
-	return nn.Block{Attn: nn.Attention{Dim: c.Dim, Heads: c.Heads, KVHeads: c.Heads}, Hidden: nn.SwiGLUHidden(c.Dim, c.MLPRatio)}
+func (c Config) block() nn.Block { return c.blockOf(c.Dim) }
+
+// frameBlock is a block of the STFT-frame-rate stages.
+func (c Config) frameBlock() nn.Block { return c.blockOf(c.FrameDim) }
+
+func (c Config) blockOf(dim int) nn.Block {
+	return nn.Block{Attn: nn.Attention{Dim: dim, Heads: c.Heads, KVHeads: c.Heads}, Hidden: nn.SwiGLUHidden(dim, c.MLPRatio)}
 }
+
+// framed reports whether the model has the STFT-frame-rate stages.
+func (c Config) framed() bool { return c.FrameDepth > 0 }
 
 // Specs declares the weights (for kind vq, the codebooks too, CodebookName).
 func (c Config) Specs() []nn.Spec {
@@ -174,8 +211,15 @@ func (c Config) Specs() []nn.Spec {
 	if c.Kind == vae.VAE {
 		encOut = 2 * c.Channels
 	}
+	// What the trunk's ends read and write per latent frame: the raw
+	// frame, or FramesPerLatent vectors of the frame-rate stages.
+	trunkIn, outIn, outWidth := c.InputWidth(), d, c.outputWidth()
+	if c.framed() {
+		f, fd := c.FramesPerLatent, c.FrameDim
+		trunkIn, outIn, outWidth = f*fd, fd, c.outputWidth()/f
+	}
 	specs := []nn.Spec{
-		{Name: "encoder.frame_embed.weight", Shape: []int{d, c.InputWidth()}, Std: nn.InitStd},
+		{Name: "encoder.frame_embed.weight", Shape: []int{d, trunkIn}, Std: nn.InitStd},
 		{Name: "decoder.latent_embed.weight", Shape: []int{d, c.Channels}, Std: nn.InitStd},
 	}
 	b := c.block()
@@ -183,9 +227,20 @@ func (c Config) Specs() []nn.Spec {
 		specs = append(specs, b.Specs(fmt.Sprintf("encoder.blocks.%d", i))...)
 		specs = append(specs, b.Specs(fmt.Sprintf("decoder.blocks.%d", i))...)
 	}
+	if c.framed() {
+		f, fd := c.FramesPerLatent, c.FrameDim
+		specs = append(specs,
+			nn.Spec{Name: "encoder.frames.embed.weight", Shape: []int{fd, c.InputWidth() / f}, Std: nn.InitStd},
+			nn.Spec{Name: "decoder.frames.expand.weight", Shape: []int{f * fd, d}, Std: nn.InitStd})
+		fb := c.frameBlock()
+		for i := range c.FrameDepth {
+			specs = append(specs, fb.Specs(fmt.Sprintf("encoder.frames.blocks.%d", i))...)
+			specs = append(specs, fb.Specs(fmt.Sprintf("decoder.frames.blocks.%d", i))...)
+		}
+	}
 	specs = append(specs,
 		nn.Spec{Name: "encoder.out.weight", Shape: []int{encOut, d}, Std: nn.InitStd},
-		nn.Spec{Name: "decoder.out.weight", Shape: []int{c.outputWidth(), d}, Std: nn.InitStd},
+		nn.Spec{Name: "decoder.out.weight", Shape: []int{outWidth, outIn}, Std: nn.InitStd},
 	)
 	if c.Kind == vae.VQ {
 		// The initial entries matter little: PrepareTraining starts every
@@ -197,20 +252,32 @@ func (c Config) Specs() []nn.Spec {
 	return specs
 }
 
-// trunk runs the blocks over [B, L, Dim] with rotary positions 0…L−1 and
-// no absolute embedding, so that any length works.
-func (c Config) trunk(w nn.Weights, prefix string, x *Node) *Node {
+// stack runs depth blocks b over [B, L, width] with rotary positions
+// 0…L−1 and no absolute embedding, so that any length works.
+func stack(w nn.Weights, prefix string, b nn.Block, depth int, x *Node) *Node {
 	pos := Iota(x.Graph(), nn.Shape(x.DType(), x.Shape().Dimensions[1]), 0)
-	b := c.block()
-	for i := range c.Depth {
+	for i := range depth {
 		x, _ = b.Forward(w, fmt.Sprintf("%s.blocks.%d", prefix, i), x, pos, false, nil)
 	}
 	return nn.RMSNorm(x)
 }
 
+// trunk runs the latent-rate blocks of encoder or decoder.
+func (c Config) trunk(w nn.Weights, prefix string, x *Node) *Node {
+	return stack(w, prefix, c.block(), c.Depth, x)
+}
+
 // Encode maps encoder inputs [B, L, InputWidth] (see Inputs) to μ
 // [B, L, Channels] and, for kind vae, the log-variance (nil otherwise).
 func (c Config) Encode(w nn.Weights, x *Node) (mu, logvar *Node) {
+	if c.framed() {
+		// Each STFT frame (or its Hop samples) on its own, then the
+		// latent frame's FramesPerLatent results side by side.
+		b, l, f := x.Shape().Dimensions[0], x.Shape().Dimensions[1], c.FramesPerLatent
+		frames := Reshape(x, b, l*f, c.InputWidth()/f)
+		h := stack(w, "encoder.frames", c.frameBlock(), c.FrameDepth, nn.Linear(frames, w.Get("encoder.frames.embed.weight")))
+		x = Reshape(h, b, l, f*c.FrameDim)
+	}
 	h := c.trunk(w, "encoder", nn.Linear(x, w.Get("encoder.frame_embed.weight")))
 	out := nn.Linear(h, w.Get("encoder.out.weight"))
 	if c.Kind != vae.VAE {
@@ -223,7 +290,13 @@ func (c Config) Encode(w nn.Weights, x *Node) (mu, logvar *Node) {
 // [B, L, outputWidth]; Magnitudes and Waveform interpret it.
 func (c Config) Decode(w nn.Weights, z *Node) *Node {
 	h := c.trunk(w, "decoder", nn.Linear(z, w.Get("decoder.latent_embed.weight")))
-	return nn.Linear(h, w.Get("decoder.out.weight"))
+	if !c.framed() {
+		return nn.Linear(h, w.Get("decoder.out.weight"))
+	}
+	b, l, f := h.Shape().Dimensions[0], h.Shape().Dimensions[1], c.FramesPerLatent
+	frames := Reshape(nn.Linear(h, w.Get("decoder.frames.expand.weight")), b, l*f, c.FrameDim)
+	frames = stack(w, "decoder.frames", c.frameBlock(), c.FrameDepth, frames)
+	return Reshape(nn.Linear(frames, w.Get("decoder.out.weight")), b, l, c.outputWidth())
 }
 
 // The spectrum domain reads log magnitudes as (ln max(|X|, magFloor) −
@@ -391,14 +464,14 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, x, target *Node) Losses {
 		for _, fft := range []int{c.FFT / 2, c.FFT, 2 * c.FFT} {
 			ref := logMagnitudeGraph(target, fft)
 			got := logMagnitudeGraph(y, fft)
-			s, l, m := spectralLosses(ref, got, fft)
+			s, l, m := c.spectralLosses(ref, got, fft)
 			sc, lm, mel = addOr(sc, s), addOr(lm, l), addOr(mel, m)
 		}
 		sc, lm, mel = MulScalar(sc, 1.0/3), MulScalar(lm, 1.0/3), MulScalar(mel, 1.0/3)
 	} else {
 		b, l := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 		ref := AddScalar(MulScalar(Reshape(x, b, l*c.FramesPerLatent, c.Bins()), logScale), logOffset)
-		sc, lm, mel = spectralLosses(ref, c.logMagnitudes(out), c.FFT)
+		sc, lm, mel = c.spectralLosses(ref, c.logMagnitudes(out), c.FFT)
 	}
 	if q != nil {
 		reg := MulScalar(q.CommitLoss(), c.Beta())
@@ -416,17 +489,28 @@ func addOr(a, b *Node) *Node {
 	return Add(a, b)
 }
 
-// spectralLosses compares log magnitudes [B, T, FFT/2+1].
-func spectralLosses(ref, got *Node, fft int) (convergence, logMag, mel *Node) {
+// spectralLosses compares log magnitudes [B, T, FFT/2+1]. With a
+// LossFloor, both sides of the log terms are raised to it first (a mel
+// band's power to its square); without, the log terms read the values as
+// they are (mel power plus 1e-8), as the shipped tokenizer was trained.
+func (c Config) spectralLosses(ref, got *Node, fft int) (convergence, logMag, mel *Node) {
 	g := ref.Graph()
 	refMag, gotMag := Exp(ref), Exp(got)
 	num := Sqrt(ReduceSum(Square(Sub(refMag, gotMag)), 1, 2))
 	den := Sqrt(AddScalar(ReduceSum(Square(refMag), 1, 2), 1e-6))
 	convergence = ReduceAllMean(Div(num, den))
-	logMag = ReduceAllMean(Abs(Sub(ref, got)))
+	floored := func(logm *Node) *Node { return logm }
+	powerLog := func(p *Node) *Node { return Log(AddScalar(p, 1e-8)) }
+	if c.LossFloor > 0 {
+		logFloor := ConstAsDType(g, ref.DType(), math.Log(c.LossFloor))
+		powerFloor := ConstAsDType(g, ref.DType(), c.LossFloor*c.LossFloor)
+		floored = func(logm *Node) *Node { return Max(logm, logFloor) }
+		powerLog = func(p *Node) *Node { return Log(Max(p, powerFloor)) }
+	}
+	logMag = ReduceAllMean(Abs(Sub(floored(ref), floored(got))))
 	fb := ConvertDType(Const(g, melMatrix(fft)), ref.DType()) // [Bins, Mels]
 	melOf := func(logm *Node) *Node {
-		return Log(AddScalar(Einsum("btk,km->btm", Exp(MulScalar(logm, 2)), fb), 1e-8))
+		return powerLog(Einsum("btk,km->btm", Exp(MulScalar(logm, 2)), fb))
 	}
 	mel = ReduceAllMean(Abs(Sub(melOf(ref), melOf(got))))
 	return convergence, logMag, mel

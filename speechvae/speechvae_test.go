@@ -26,6 +26,23 @@ func tinyConfig(domain string, kind vae.Variant) Config {
 	return c
 }
 
+// framed is c with one STFT-frame-rate block of width 16 on each side.
+func framed(c Config) Config {
+	c.FrameDim, c.FrameDepth = 16, 1
+	return c
+}
+
+// configs are the tiny configurations every shape test covers: both
+// domains, with and without the frame-rate stages.
+func configs(kind vae.Variant) map[string]Config {
+	out := map[string]Config{}
+	for _, domain := range []string{Spectrum, Wave} {
+		out[domain] = tinyConfig(domain, kind)
+		out[domain+"-framed"] = framed(tinyConfig(domain, kind))
+	}
+	return out
+}
+
 // voiced is a toy utterance: a harmonic tone whose pitch glides, with a
 // formant-like emphasis, and silence at both ends.
 func voiced(n int, f0 float64) []float32 {
@@ -62,8 +79,8 @@ func newModel(t *testing.T, cfg Config) *Model {
 // TestEncodeDecodeKeepsLength: n samples → ⌈n/640⌉ latent frames → n samples,
 // for lengths that are and are not whole frames or buckets, both domains.
 func TestEncodeDecodeKeepsLength(t *testing.T) {
-	for _, domain := range []string{Spectrum, Wave} {
-		m := newModel(t, tinyConfig(domain, vae.Sigma))
+	for domain, c := range configs(vae.Sigma) {
+		m := newModel(t, c)
 		for _, n := range []int{100, 640, 6401, 20000} {
 			z, err := m.Encode(voiced(n, 150), true)
 			if err != nil {
@@ -98,6 +115,21 @@ func TestFrameRates(t *testing.T) {
 	bad.Domain = "mel"
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "domain") {
 		t.Errorf("domain mel: %v", err)
+	}
+	half := DefaultConfig()
+	half.FrameDepth = 2
+	if err := half.Validate(); err == nil || !strings.Contains(err.Error(), "both or neither") {
+		t.Errorf("frame_depth without frame_dim: %v", err)
+	}
+	odd := framed(DefaultConfig())
+	odd.FrameDim = 20 // 4 heads of 5
+	if err := odd.Validate(); err == nil || !strings.Contains(err.Error(), "heads") {
+		t.Errorf("frame_dim 20 in 4 heads: %v", err)
+	}
+	loud := DefaultConfig()
+	loud.LossFloor = 2
+	if err := loud.Validate(); err == nil || !strings.Contains(err.Error(), "loss_floor") {
+		t.Errorf("loss_floor 2: %v", err)
 	}
 }
 
@@ -185,9 +217,9 @@ func TestLogMagnitudeGraphMatchesHost(t *testing.T) {
 // TestTinyTrainingLowersLoss: a few steps on toy voices lower the
 // spectral losses in both domains.
 func TestTinyTrainingLowersLoss(t *testing.T) {
-	for _, domain := range []string{Spectrum, Wave} {
-		t.Run(domain, func(t *testing.T) {
-			c := tinyConfig(domain, vae.Sigma)
+	for name, c := range configs(vae.Sigma) {
+		t.Run(name, func(t *testing.T) {
+			domain := c.Domain
 			l := 8
 			n := l * c.SamplesPerLatent()
 			var x, wave []float32
@@ -259,5 +291,68 @@ func TestLatentsFile(t *testing.T) {
 	}
 	if _, _, err := m.ReadLatents(filepath.Join(dir, "junk.safetensors")); err == nil {
 		t.Error("junk latents file accepted")
+	}
+}
+
+// TestLossFloor: with a LossFloor, log errors wholly under it cost
+// nothing, errors above it cost what they did, and without one the same
+// errors under it are counted; mel checked band by band on the host.
+func TestLossFloor(t *testing.T) {
+	const fft, frames = 512, 3
+	bins := fft/2 + 1
+	constant := func(g *Graph, v float64) *Node {
+		flat := make([]float32, frames*bins)
+		for i := range flat {
+			flat[i] = float32(math.Log(v))
+		}
+		return Const(g, tensors.FromFlatDataAndDimensions(flat, 1, frames, bins))
+	}
+	losses := func(floor, ref, got float64) (logMag, mel float64) {
+		c := DefaultConfig()
+		c.LossFloor = floor
+		out := run(t, func(g *Graph) *Node {
+			_, l, m := c.spectralLosses(constant(g, ref), constant(g, got), fft)
+			return Stack([]*Node{l, m}, 0)
+		})
+		return float64(out[0]), float64(out[1])
+	}
+	// Host mel: each band's power is its filter weights' sum times the
+	// (flat) power; with the floor's square under both.
+	hostMel := func(floor, ref, got float64) float64 {
+		fb := melMatrix(fft)
+		var sum float64
+		mels := len(fb[0])
+		for m := range mels {
+			var w float64
+			for k := range bins {
+				w += float64(fb[k][m])
+			}
+			pr, pg := w*ref*ref, w*got*got
+			if floor > 0 {
+				pr, pg = math.Max(pr, floor*floor), math.Max(pg, floor*floor)
+			} else {
+				pr, pg = pr+1e-8, pg+1e-8
+			}
+			sum += math.Abs(math.Log(pr) - math.Log(pg))
+		}
+		return sum / float64(mels)
+	}
+	for _, tc := range []struct {
+		name            string
+		floor, ref, got float64
+		wantLog         float64
+	}{
+		{"under the floor", 1e-2, 1e-3, 1e-5, 0},
+		{"no floor", 0, 1e-3, 1e-4, math.Log(10)},
+		{"above the floor", 1e-2, 1, 0.5, math.Log(2)},
+		{"across the floor", 1e-2, 1e-1, 1e-4, math.Log(10)},
+	} {
+		l, m := losses(tc.floor, tc.ref, tc.got)
+		if math.Abs(l-tc.wantLog) > 1e-4 {
+			t.Errorf("%s: log-magnitude loss %g, want %g", tc.name, l, tc.wantLog)
+		}
+		if want := hostMel(tc.floor, tc.ref, tc.got); math.Abs(m-want) > 1e-3*(1+want) {
+			t.Errorf("%s: mel loss %g, want %g", tc.name, m, want)
+		}
 	}
 }
