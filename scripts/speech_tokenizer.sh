@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The speech tokenizer runs of docs/BENCHMARKS.md ("Speech tokenizer"):
-# σ-VAE, VAE and AE at one budget, the 12.5 Hz variant and the wave-domain
-# attempt, the STFT-frame-rate stages and the loss floor, each evaluated on the test split of .deps/speech with the
-# pocketsphinx and speaker judges. Runs go to runs/speech/, reports to
+# σ-VAE, VAE and AE at one budget, the 12.5 Hz variant, the wave-domain
+# attempt, the STFT-frame-rate stages and the loss floor, each evaluated on
+# the test split of .deps/speech with the pocketsphinx and speaker judges. Runs go to runs/speech/, reports to
 # docs/results/speech-vae-*.json. A run that already finished (its loss.png
 # exists) is not repeated. `scripts/speech_tokenizer.sh NAME` runs one.
 set -euo pipefail

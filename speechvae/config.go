@@ -63,10 +63,10 @@ type Config struct {
 	Hop int `json:"hop"`
 	// FramesPerLatent STFT frames make one latent frame: 5 × 128 samples
 	// is 25 Hz at 16 kHz, 10 is 12.5 Hz.
-	FramesPerLatent int     `json:"frames_per_latent"`
-	Channels        int     `json:"latent_channels"`
-	Dim             int     `json:"dim"`
-	Depth           int     `json:"depth"` // blocks in each of encoder and decoder
+	FramesPerLatent int `json:"frames_per_latent"`
+	Channels        int `json:"latent_channels"`
+	Dim             int `json:"dim"`
+	Depth           int `json:"depth"` // blocks in each of encoder and decoder
 	// FrameDim and FrameDepth, when FrameDepth > 0, add FrameDepth blocks
 	// of width FrameDim at the STFT frame rate on each side of the trunk:
 	// the encoder embeds each STFT frame before the trunk reads a latent
@@ -76,12 +76,12 @@ type Config struct {
 	// map of one Dim-wide vector (rank Dim for 5·Bins outputs), too coarse
 	// for the quick changes of consonants. The image tokenizer needs no
 	// such stage: a patch is small against its width.
-	FrameDim   int `json:"frame_dim,omitempty"`
-	FrameDepth int `json:"frame_depth,omitempty"`
-	Heads           int     `json:"heads"`
-	MLPRatio        float64 `json:"mlp_ratio"`
-	CSigma          float64 `json:"c_sigma"`
-	KLWeight        float64 `json:"kl_weight"`
+	FrameDim   int     `json:"frame_dim,omitempty"`
+	FrameDepth int     `json:"frame_depth,omitempty"`
+	Heads      int     `json:"heads"`
+	MLPRatio   float64 `json:"mlp_ratio"`
+	CSigma     float64 `json:"c_sigma"`
+	KLWeight   float64 `json:"kl_weight"`
 	// LossFloor, when above 0, is the magnitude under which the log
 	// losses stop counting: both sides are raised to it first, so a
 	// decoder that writes anything below it where the target is below it
