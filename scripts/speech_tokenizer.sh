@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The speech tokenizer runs of docs/BENCHMARKS.md ("Speech tokenizer"):
 # σ-VAE, VAE and AE at one budget, the 12.5 Hz variant, the wave-domain
-# attempt, the STFT-frame-rate stages and the loss floor, each evaluated on
-# the test split of .deps/speech with the pocketsphinx and speaker judges. Runs go to runs/speech/, reports to
-# docs/results/speech-vae-*.json. A run that already finished (its loss.png
-# exists) is not repeated. `scripts/speech_tokenizer.sh NAME` runs one.
+# attempt, the STFT-frame-rate stages, the loss floor, a weaker latent
+# regulariser and twice the learning rate, each evaluated on the test
+# split of .deps/speech with the pocketsphinx and speaker judges. Runs go
+# to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
+# already finished (its loss.png exists) is not repeated. `scripts/speech_tokenizer.sh NAME` runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -39,8 +40,10 @@ declare -A FLAGS=(
   [sigma-wave]="--domain wave"
   [sigma-framed]="--frame-dim 128 --frame-depth 2"
   [sigma-floor]="--loss-floor 0.01"
+  [sigma-kl0.001]="--kl-weight 0.001"
+  [sigma-lr2e-3]="--lr 2e-3"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3)
 
 case "${1:-all}" in
   all) for n in "${ORDER[@]}"; do run "$n" ${FLAGS[$n]}; done ;;
