@@ -111,25 +111,20 @@ func TestFrameRates(t *testing.T) {
 	if c.FrameRate() != 12.5 {
 		t.Errorf("10 frames per latent: %g Hz, want 12.5", c.FrameRate())
 	}
-	bad := DefaultConfig()
-	bad.Domain = "mel"
-	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "domain") {
-		t.Errorf("domain mel: %v", err)
-	}
-	half := DefaultConfig()
-	half.FrameDepth = 2
-	if err := half.Validate(); err == nil || !strings.Contains(err.Error(), "both or neither") {
-		t.Errorf("frame_depth without frame_dim: %v", err)
-	}
-	odd := framed(DefaultConfig())
-	odd.FrameDim = 20 // 4 heads of 5
-	if err := odd.Validate(); err == nil || !strings.Contains(err.Error(), "heads") {
-		t.Errorf("frame_dim 20 in 4 heads: %v", err)
-	}
-	loud := DefaultConfig()
-	loud.LossFloor = 2
-	if err := loud.Validate(); err == nil || !strings.Contains(err.Error(), "loss_floor") {
-		t.Errorf("loss_floor 2: %v", err)
+	for _, tc := range []struct {
+		name, want string
+		edit       func(*Config)
+	}{
+		{"domain mel", "domain", func(c *Config) { c.Domain = "mel" }},
+		{"frame_depth without frame_dim", "both or neither", func(c *Config) { c.FrameDepth = 2 }},
+		{"frame_dim 20 in 4 heads of 5", "heads", func(c *Config) { c.FrameDim, c.FrameDepth = 20, 1 }},
+		{"loss_floor 2", "loss_floor", func(c *Config) { c.LossFloor = 2 }},
+	} {
+		bad := DefaultConfig()
+		tc.edit(&bad)
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error about %q", tc.name, err, tc.want)
+		}
 	}
 }
 
