@@ -73,9 +73,11 @@ type Config struct {
 	// frame's FramesPerLatent of them, and the decoder expands each latent
 	// frame into FramesPerLatent frame vectors that write one STFT frame
 	// each. Without them a latent frame's five STFT frames are one linear
-	// map of one Dim-wide vector (rank Dim for 5·Bins outputs), too coarse
-	// for the quick changes of consonants. The image tokenizer needs no
-	// such stage: a patch is small against its width.
+	// map of one Dim-wide vector (rank Dim for 5·Bins outputs), which
+	// may be too coarse for the quick changes of consonants. Measured at
+	// the shipped recipe's budget (2500 steps, FrameDim 128, FrameDepth
+	// 2) they reconstruct worse, not better (docs/RESULTS.md, "Speech"), so
+	// the default has none.
 	FrameDim   int     `json:"frame_dim,omitempty"`
 	FrameDepth int     `json:"frame_depth,omitempty"`
 	Heads      int     `json:"heads"`
@@ -90,7 +92,8 @@ type Config struct {
 	// and spectral valleys), and their log errors, inaudible, weigh as
 	// much as the formants'. 0 compares the values as they are, down to
 	// the input's floor magFloor (111 dB under the median utterance's
-	// loudest bin).
+	// loudest bin): a floor of 0.01 measured no better (docs/RESULTS.md,
+	// "Speech").
 	LossFloor float64 `json:"loss_floor,omitempty"`
 	// Codebooks and CodebookSize make kind vq a residual vector quantiser
 	// (rvq.go): Codebooks stages of CodebookSize entries each, every stage
