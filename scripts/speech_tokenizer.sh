@@ -5,7 +5,8 @@
 # regulariser and twice the learning rate, each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
-# already finished (its loss.png exists) is not repeated. `scripts/speech_tokenizer.sh NAME` runs one.
+# already finished (its loss.png exists) is not repeated.
+# `scripts/speech_tokenizer.sh NAME` runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}

@@ -26,8 +26,8 @@ func tinyConfig(domain string, kind vae.Variant) Config {
 	return c
 }
 
-// framed is c with one STFT-frame-rate block of width 16 on each side.
-func framed(c Config) Config {
+// withFrameStages is c with one STFT-frame-rate block of width 16 on each side.
+func withFrameStages(c Config) Config {
 	c.FrameDim, c.FrameDepth = 16, 1
 	return c
 }
@@ -38,7 +38,7 @@ func configs(kind vae.Variant) map[string]Config {
 	out := map[string]Config{}
 	for _, domain := range []string{Spectrum, Wave} {
 		out[domain] = tinyConfig(domain, kind)
-		out[domain+"-framed"] = framed(tinyConfig(domain, kind))
+		out[domain+"-framed"] = withFrameStages(tinyConfig(domain, kind))
 	}
 	return out
 }
