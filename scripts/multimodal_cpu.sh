@@ -9,6 +9,7 @@
 #   PART=ablation scripts/multimodal_cpu.sh   # two runs of 2400 steps, 17 min each alone
 #   PART=continue scripts/multimodal_cpu.sh   # the shipped model, 7000 more steps, 2 h alone
 #   PART=lambda scripts/multimodal_cpu.sh     # the mixture run with λ = 4, 1 h 30 min to 2 h 30 min alone
+#   PART=lambda16 scripts/multimodal_cpu.sh   # the same with λ = 16, 2 h alone
 #   PART=emoji scripts/multimodal_cpu.sh      # issue 20: emoji with λ = 4, 1 h 40 min alone
 #   PART=emoji-continue scripts/multimodal_cpu.sh   # then 4000 + 2500 more steps (weights/latentlm-emoji), 1 h 40 min alone
 #
@@ -42,6 +43,11 @@
 # Its midpoint files (docs/results/multimodal-p7-l4-6000-*.json) are the
 # same four scores of a copy of runs/multimodal-p7-l4 taken when its
 # config.json said 6000 steps (the run saves every 500 over the same files).
+#
+# The λ = 16 run (2026-12-04): the same again with 𝓛_CE + 16·𝓛_diff, the
+# next step of a geometric sweep (1, 4, 16), into runs/multimodal-p7-l16
+# and docs/results/multimodal-p7-l16-{6000,12000}-*.json; step 6000 is its
+# kept snapshot (runs/multimodal-p7-l16/step-006000).
 #
 # The emoji run (issue 20, 2026-12-03): the first emoji run's recipe (d192 ×
 # 4, batch 32, lr 1e-3, seed 1, caption → image and image → caption in equal
@@ -147,6 +153,18 @@ lambda)
 		score "$task" runs/multimodal-p7-l4 "multimodal-p7-l4-$task"
 	done
 	;;
+lambda16)
+	canvasTokenizer
+	train runs/multimodal-p7-l16 12000 "${common[@]}" --mix-text 0.5 --mix-t2i 4 --mix-i2t 2 --mix-vqa 0.5 \
+		--diffusion-weight 16 --save-every 500 --snapshot-every 6000 --sample-every 3000
+	for step in 6000 12000; do
+		dir=runs/multimodal-p7-l16/$(printf step-%06d "$step")
+		[ "$step" = 12000 ] && dir=runs/multimodal-p7-l16
+		for task in t2i i2t vqa text; do
+			score "$task" "$dir" "multimodal-p7-l16-$step-$task"
+		done
+	done
+	;;
 emoji)
 	emojiFirstRun
 	for step in 2500 4000; do
@@ -169,7 +187,7 @@ emoji-continue)
 	score t2i runs/latentlm-emoji-l4d latentlm-emoji-l4d-2500 --limit 100 --seen 100
 	;;
 *)
-	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda, emoji or emoji-continue" >&2
+	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda, lambda16, emoji or emoji-continue" >&2
 	exit 2
 	;;
 esac
