@@ -42,7 +42,7 @@ if [ -z "${BACKEND:-}" ]; then
 	export LD_LIBRARY_PATH="$(ls -d "$site"/nvidia/*/lib | tr '\n' ':')${LD_LIBRARY_PATH:-}"
 	cu=$(ls -d "$site"/nvidia/cu13 2>/dev/null | head -1)
 	[ -n "$cu" ] && export XLA_FLAGS="--xla_gpu_cuda_data_dir=$cu"
-	export GOPJRT_CUDA_CHECKS=0
+	export GOPJRT_CUDA_CHECKS=0 GOMLX_NO_AUTO_INSTALL=1
 	BACKEND="xla:$plugin"
 	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 fi
