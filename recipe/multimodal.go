@@ -449,7 +449,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	store := run.Store
 	o.Seed = run.Seed
 	if o.Init != "" && train.StepCount(store) == 0 {
-		copied, total, err := initFrom(store, o.Init)
+		copied, total, _, err := initFrom(store, o.Init, lm.Kind, multimodal.Kind)
 		if err != nil {
 			return nil, err
 		}
@@ -995,25 +995,26 @@ func writeTermsPlot(path, title string, h []train.Point, terms []string) error {
 	return plot.Write(path, title, "step", "loss", series, plot.Axes{LogY: true})
 }
 
-// initFrom copies into store every weight of the LatentLM checkpoint in
-// dir (class-conditional or multimodal) that has a weight of the same name
-// and shape there.
-func initFrom(store *model.Store, dir string) (copied, total int, err error) {
+// initFrom copies into store every weight of the checkpoint in dir that
+// has a weight of the same name and shape there, and returns the tokenizer
+// record dir was trained on. kinds are the checkpoint kinds accepted; a
+// multimodal one is read with any arch's config, the others with lm.Config.
+func initFrom(store *model.Store, dir string, kinds ...string) (copied, total int, tok lm.Tokenizer, err error) {
 	kind, err := checkpoint.ReadKind(dir)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, tok, err
 	}
-	if kind != lm.Kind && kind != multimodal.Kind {
-		return 0, 0, fmt.Errorf("--init %s: a %q checkpoint, want a LatentLM one (%s or %s)", dir, kind, lm.Kind, multimodal.Kind)
+	if !slices.Contains(kinds, kind) {
+		return 0, 0, tok, fmt.Errorf("--init %s: a %q checkpoint, want %s", dir, kind, strings.Join(kinds, " or "))
 	}
 	var src *model.Store
 	if kind == multimodal.Kind { // any arch
-		src, _, err = lm.LoadKind(dir, kind, &multimodal.Config{})
+		src, tok, err = lm.LoadKind(dir, kind, &multimodal.Config{})
 	} else {
-		src, _, err = lm.LoadKind(dir, kind, &lm.Config{})
+		src, tok, err = lm.LoadKind(dir, kind, &lm.Config{})
 	}
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, tok, err
 	}
 	from := map[string]*model.Variable{}
 	for _, v := range nn.Trainable(src) {
@@ -1027,18 +1028,18 @@ func initFrom(store *model.Store, dir string) (copied, total int, err error) {
 		}
 		val, err := sv.Value()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, tok, err
 		}
 		clone, err := val.LocalClone()
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, tok, err
 		}
 		if err := v.SetValue(clone); err != nil {
-			return 0, 0, err
+			return 0, 0, tok, err
 		}
 		copied++
 	}
-	return copied, total, nil
+	return copied, total, tok, nil
 }
 
 func fileExists(path string) bool {

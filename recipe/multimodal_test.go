@@ -323,7 +323,7 @@ func TestInitFrom(t *testing.T) {
 	if err := nn.Init(dst, mm.Specs(), 2, dtypes.Float32); err != nil {
 		t.Fatal(err)
 	}
-	copied, total, err := initFrom(dst, dir)
+	copied, total, _, err := initFrom(dst, dir, lm.Kind, multimodal.Kind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,8 +347,11 @@ func TestInitFrom(t *testing.T) {
 	if copied != total-2 {
 		t.Errorf("copied %d of %d weights, want all but the two vocabulary tables", copied, total)
 	}
-	if _, _, err := initFrom(dst, t.TempDir()); err == nil {
+	if _, _, _, err := initFrom(dst, t.TempDir(), lm.Kind); err == nil {
 		t.Error("an empty folder was accepted")
+	}
+	if _, _, _, err := initFrom(dst, dir, multimodal.Kind); err == nil || !strings.Contains(err.Error(), "want multimodal") {
+		t.Errorf("a class-conditional checkpoint where only a multimodal one will do: %v", err)
 	}
 }
 

@@ -42,6 +42,12 @@ type TTSOptions struct {
 	// Limit trains on the first Limit utterances of each voice only (0:
 	// all), for quick runs.
 	Limit int
+	// Init starts a new run from the weights of another text-to-speech
+	// checkpoint, wherever a weight of the same name has the same shape,
+	// with a fresh optimiser and learning-rate schedule (a warm restart
+	// that needs no optimiser state, such as from the shipped weights/tts).
+	// It must have been trained on the same speech tokenizer.
+	Init string
 	// Model is the backbone; vocabulary, latent width and max_len are set
 	// here (max_len from SeqLen). A resumed run uses the saved one.
 	Model lm.Config
@@ -208,6 +214,16 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		return nil, err
 	}
 	tokRec := lm.Tokenizer{Path: o.SpeechVAE, SHA256: sum, Kind: sc.Kind.String(), Channels: sc.Channels, Data: o.Set}
+	if o.Init != "" && train.StepCount(store) == 0 {
+		copied, total, initTok, err := initFrom(store, o.Init, tts.Kind)
+		if err != nil {
+			return nil, err
+		}
+		if initTok.SHA256 != sum {
+			return nil, fmt.Errorf("--init %s was trained on the speech tokenizer %s (sha256 %.12s…), not on %s (%.12s…): its weights read other latents", o.Init, initTok.Path, initTok.SHA256, o.SpeechVAE, sum)
+		}
+		logf(o.Log, "started %d of %d weights from %s\n", copied, total, o.Init)
+	}
 	rec := tts.Record{Alphabet: f.AlphabetString(), FrameRate: f.FrameRate, PromptSeconds: o.PromptSeconds}
 
 	sched := diffusion.Cosine(1000)
@@ -234,6 +250,9 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "input_noise": o.InputNoise, "align": o.Align, "utterances": len(corpus.texts), "limit": o.Limit,
 			"train_gflop": gflop}
+		if o.Init != "" { // a continuation: its weights began as these
+			info["init"] = o.Init
+		}
 		return run.Save(func(dir string) error { return tts.Save(dir, cfg, store, tokRec, rec, info) }, h, step)
 	}
 	metrics := []string{"ce", "diff"}

@@ -10,9 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/core/tensors"
+
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/tts"
 	"github.com/latentlm/latentlm/wav"
@@ -205,4 +209,80 @@ func TestTTSTrainFLOPs(t *testing.T) {
 		t.Errorf("trainGFLOP %.6g: not below the head at every position (%.6g)", got, all)
 	}
 	t.Logf("%d steps: %.4g GFLOP (%d sizes of head rows)", steps, got, len(sizes))
+}
+
+// TestTTSInit: a run started with Init from another text-to-speech
+// checkpoint begins with its weights (at a learning rate of nearly 0 it
+// ends with them, although its own seed would draw others) and records
+// where it began; a checkpoint of another kind, or one trained on another
+// speech tokenizer, is refused.
+func TestTTSInit(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	from := filepath.Join(root, "from")
+	if _, err := TTS(ctx, tinyTTSOptions(cache, tokenizer, from, 2)); err != nil {
+		t.Fatal(err)
+	}
+	o := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "init"), 1)
+	o.Init, o.LR, o.Seed = from, 1e-12, 7
+	if _, err := TTS(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	weight := func(dir string) []float32 {
+		store, _, err := lm.LoadKind(dir, tts.Kind, &lm.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := store.GetVariable(nn.WeightsScope + "/blocks.0.attn.qkv.weight")
+		if v == nil {
+			t.Fatalf("%s: no blocks.0.attn.qkv.weight", dir)
+		}
+		x, err := v.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float32](x)
+	}
+	want, got := weight(from), weight(o.Out)
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-6 {
+			t.Fatalf("weight %d is %g, want %g (the init checkpoint's)", i, got[i], want[i])
+		}
+	}
+	opts := tts.DefaultOptions()
+	m, err := tts.Load(testutil.Backend(t, ""), o.Out, "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Info["init"] != from {
+		t.Errorf("the checkpoint records init %v, want %s", m.Info["init"], from)
+	}
+
+	// The same tokenizer but for one value: another SHA-256.
+	other := filepath.Join(root, "other-vae")
+	if err := os.CopyFS(other, os.DirFS(tokenizer)); err != nil {
+		t.Fatal(err)
+	}
+	weights := filepath.Join(other, checkpoint.WeightsFile)
+	b, err := os.ReadFile(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(weights, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ speechVAE, init, want string }{
+		{other, from, "trained on the speech tokenizer"},
+		{tokenizer, tokenizer, "want tts"},
+	} {
+		o := tinyTTSOptions(cache, c.speechVAE, filepath.Join(root, "bad"), 1)
+		o.Init = c.init
+		if _, err := TTS(ctx, o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("init %s with speech tokenizer %s: %v, want an error with %q", c.init, c.speechVAE, err, c.want)
+		}
+		os.RemoveAll(o.Out)
+	}
 }

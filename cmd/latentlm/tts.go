@@ -46,12 +46,13 @@ func ttsModel(named string) (string, error) {
 // runTrainTTS is `train --task tts`.
 func runTrainTTS(args []string) error {
 	o := recipe.DefaultTTSOptions()
-	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--speech-vae DIR] [--data DIR] [--out DIR] [--steps N] [flags]")
+	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--speech-vae DIR] [--data DIR] [--out DIR] [--steps N] [--init DIR] [flags]")
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/tts-<set>)")
 	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by: latentlm speech data)"
 	fs.Lookup("limit").Usage = "use only the first N training utterances of each voice (0: all)"
 	fs.StringVar(&o.Set, "set", o.Set, "text set: numbers, sentences or both")
 	fs.StringVar(&o.SpeechVAE, "speech-vae", "", "speech tokenizer (default: the shipped weights/speech-vae)")
+	fs.StringVar(&o.Init, "init", "", "start from the weights of this text-to-speech checkpoint (e.g. weights/tts) with a fresh optimiser and schedule")
 	fs.Float64Var(&o.PromptSeconds, "prompt-seconds", o.PromptSeconds, "crop each voice prompt to a random window of this length (0: whole utterances)")
 	fs.Float64Var(&o.TextDropout, "text-dropout", o.TextDropout, "probability of replacing the text by null tokens (for guidance)")
 	fs.IntVar(&o.SeqLen, "seq-len", 0, "sequence length (max_len; 0: the longest sequence of the data)")
