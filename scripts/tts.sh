@@ -5,12 +5,25 @@
 # Figure 10 ablations (solver steps 3/5/10, guidance 1–5). The model goes to
 # runs/tts-numbers, the reports to docs/results/tts-*.json. A finished
 # training run (loss.png exists) is not repeated.
+#
+# PART=continue: the shipped weights/tts (4000 steps) continued for 1500
+# steps with --init, a warm restart with a fresh optimiser at half the
+# peak learning rate (5e-4), seed 2, into runs/tts-numbers-init, scored
+# into docs/results/tts-numbers-init-5500.json (2026-12-04).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
 M=runs/tts-numbers
 D=docs/results
 mkdir -p "$D"
+if [[ ${PART:-} == continue ]]; then
+  C=runs/tts-numbers-init
+  if [[ ! -f $C/loss.png ]]; then
+    "$L" train --task tts --set numbers --init weights/tts --lr 5e-4 --steps 1500 --seed 2 --out "$C"
+  fi
+  "$L" eval --task tts --model "$C" --set numbers --n 10 --json > "$D/tts-numbers-init-5500.json"
+  exit
+fi
 if [[ ! -f $M/loss.png ]]; then
   "$L" train --task tts --set numbers --speech-vae weights/speech-vae --steps "${STEPS:-2500}" --seed 1 --out "$M" --quiet
 fi
