@@ -1,0 +1,61 @@
+package recipe
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/multimodal"
+	"github.com/latentlm/latentlm/nn"
+)
+
+// initFrom copies into store every weight of the checkpoint in dir that
+// has a weight of the same name and shape there, and returns the tokenizer
+// record dir was trained on. kinds are the checkpoint kinds accepted; a
+// multimodal one is read with any arch's config, the others with lm.Config.
+func initFrom(store *model.Store, dir string, kinds ...string) (copied, total int, tok lm.Tokenizer, err error) {
+	kind, err := checkpoint.ReadKind(dir)
+	if err != nil {
+		return 0, 0, tok, err
+	}
+	if !slices.Contains(kinds, kind) {
+		return 0, 0, tok, fmt.Errorf("--init %s: a %q checkpoint, want %s", dir, kind, strings.Join(kinds, " or "))
+	}
+	var src *model.Store
+	if kind == multimodal.Kind { // any arch
+		src, tok, err = lm.LoadKind(dir, kind, &multimodal.Config{})
+	} else {
+		src, tok, err = lm.LoadKind(dir, kind, &lm.Config{})
+	}
+	if err != nil {
+		return 0, 0, tok, err
+	}
+	from := map[string]*model.Variable{}
+	for _, v := range nn.Trainable(src) {
+		from[nn.WeightName(v)] = v
+	}
+	for _, v := range nn.Trainable(store) {
+		total++
+		sv := from[nn.WeightName(v)]
+		if sv == nil || !sv.Shape().Equal(v.Shape()) {
+			continue
+		}
+		val, err := sv.Value()
+		if err != nil {
+			return 0, 0, tok, err
+		}
+		clone, err := val.LocalClone()
+		if err != nil {
+			return 0, 0, tok, err
+		}
+		if err := v.SetValue(clone); err != nil {
+			return 0, 0, tok, err
+		}
+		copied++
+	}
+	return copied, total, tok, nil
+}
