@@ -6,8 +6,9 @@
 #
 #   runs/gpu-mm     issue 15: the multimodal model at the shipped size (d256 × 6)
 #                   on the 7×7-patch canvas tokenizer, with the drawing-heavy
-#                   mixture and λ = LAMBDA (default 4) of docs/RESULTS.md
-#                   "The diffusion weight λ", batch 32, lr 1e-3, seed 1
+#                   mixture and λ = LAMBDA (default 16) of docs/RESULTS.md
+#                   "The diffusion weight λ" and "λ = 16", batch 32, lr 1e-3,
+#                   seed 1
 #   runs/gpu-text   its text-only comparator: the same size and as many text
 #                   sequences (steps × 0.5/7)
 #   runs/gpu-emoji  issue 20: caption → image emoji at d256 × 6, λ = 4, on the
@@ -24,7 +25,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 budget=${BUDGET:-540}
-lambda=${LAMBDA:-4}
+lambda=${LAMBDA:-16}
 calibrate=${CALIBRATE:-90}
 out=${OUT:-/tmp/gpu-issues}
 mkdir -p "$out" runs

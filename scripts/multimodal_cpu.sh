@@ -9,7 +9,8 @@
 #   PART=ablation scripts/multimodal_cpu.sh   # two runs of 2400 steps, 17 min each alone
 #   PART=continue scripts/multimodal_cpu.sh   # the shipped model, 7000 more steps, 2 h alone
 #   PART=lambda scripts/multimodal_cpu.sh     # the mixture run with λ = 4, 1 h 30 min to 2 h 30 min alone
-#   PART=lambda16 scripts/multimodal_cpu.sh   # the same with λ = 16, 2 h alone
+#   PART=lambda16 scripts/multimodal_cpu.sh   # the same with λ = 16, 1 h 10 min alone
+#   PART=shipped-l16 scripts/multimodal_cpu.sh   # the shipped model, 7000 more steps with λ = 16, about 2 h alone (not yet run)
 #   PART=emoji scripts/multimodal_cpu.sh      # issue 20: emoji with λ = 4, 1 h 40 min alone
 #   PART=emoji-continue scripts/multimodal_cpu.sh   # then 4000 + 2500 more steps (weights/latentlm-emoji), 1 h 40 min alone
 #
@@ -48,6 +49,11 @@
 # next step of a geometric sweep (1, 4, 16), into runs/multimodal-p7-l16
 # and docs/results/multimodal-p7-l16-{6000,12000}-*.json; step 6000 is its
 # kept snapshot (runs/multimodal-p7-l16/step-006000).
+#
+# The λ = 16 continuation (prepared 2026-12-04, not yet run): the
+# continuation above (runs/mm-b16's recipe, from weights/multimodal-mnist)
+# with --diffusion-weight 16, seed 6, into runs/mm-l16 and
+# docs/results/multimodal-shipped-l16-{t2i,i2t,vqa,text}.json.
 #
 # The emoji run (issue 20, 2026-12-03): the first emoji run's recipe (d192 ×
 # 4, batch 32, lr 1e-3, seed 1, caption → image and image → caption in equal
@@ -153,6 +159,14 @@ lambda)
 		score "$task" runs/multimodal-p7-l4 "multimodal-p7-l4-$task"
 	done
 	;;
+shipped-l16)
+	train runs/mm-l16 7000 --task multimodal --vae weights/vae-mnist-canvas --init weights/multimodal-mnist \
+		--tokenizer weights/multimodal-mnist/tokenizer.json --batch 16 --lr 1e-3 --seed 6 --diffusion-weight 16 \
+		--mix-text 0.5 --mix-t2i 4 --mix-i2t 1.5 --mix-vqa 0.5 --save-every 500 --sample-every 2000
+	for task in t2i i2t vqa text; do
+		score "$task" runs/mm-l16 "multimodal-shipped-l16-$task"
+	done
+	;;
 lambda16)
 	canvasTokenizer
 	train runs/multimodal-p7-l16 12000 "${common[@]}" --mix-text 0.5 --mix-t2i 4 --mix-i2t 2 --mix-vqa 0.5 \
@@ -187,7 +201,7 @@ emoji-continue)
 	score t2i runs/latentlm-emoji-l4d latentlm-emoji-l4d-2500 --limit 100 --seen 100
 	;;
 *)
-	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda, lambda16, emoji or emoji-continue" >&2
+	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda, lambda16, shipped-l16, emoji or emoji-continue" >&2
 	exit 2
 	;;
 esac
