@@ -10,6 +10,8 @@
 # steps with --init, a warm restart with a fresh optimiser at half the
 # peak learning rate (5e-4), seed 2, into runs/tts-numbers-init, scored
 # into docs/results/tts-numbers-init-5500.json (2026-12-04).
+# PART=continue2: the same once more from runs/tts-numbers-init (seed 3),
+# into runs/tts-numbers-init2 and docs/results/tts-numbers-init-7000.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -22,6 +24,14 @@ if [[ ${PART:-} == continue ]]; then
     "$L" train --task tts --set numbers --init weights/tts --lr 5e-4 --steps 1500 --seed 2 --out "$C"
   fi
   "$L" eval --task tts --model "$C" --set numbers --n 10 --json > "$D/tts-numbers-init-5500.json"
+  exit
+fi
+if [[ ${PART:-} == continue2 ]]; then
+  C=runs/tts-numbers-init2
+  if [[ ! -f $C/loss.png ]]; then
+    "$L" train --task tts --set numbers --init runs/tts-numbers-init --lr 5e-4 --steps 1500 --seed 3 --out "$C"
+  fi
+  "$L" eval --task tts --model "$C" --set numbers --n 10 --json > "$D/tts-numbers-init-7000.json"
   exit
 fi
 if [[ ! -f $M/loss.png ]]; then
