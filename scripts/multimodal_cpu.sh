@@ -120,6 +120,20 @@ emojiFirstRun() {
 		--diffusion-weight 4 --seed 1 --snapshot-every 500 --sample-every 1000
 }
 
+# continueShipped DIR NAME FLAGS…: the shipped d256 × 6 model continued for
+# 7000 steps at batch 16 with drawing weighted up, then scored into
+# docs/results/NAME-{t2i,i2t,vqa,text}.json.
+continueShipped() {
+	local dir=$1 name=$2
+	shift 2
+	train "$dir" 7000 --task multimodal --vae weights/vae-mnist-canvas --init weights/multimodal-mnist \
+		--tokenizer weights/multimodal-mnist/tokenizer.json --batch 16 --lr 1e-3 \
+		--mix-text 0.5 --mix-t2i 4 --mix-i2t 1.5 --mix-vqa 0.5 --sample-every 2000 "$@"
+	for task in t2i i2t vqa text; do
+		score "$task" "$dir" "$name-$task"
+	done
+}
+
 mkdir -p docs/results
 case "${PART:-mixture}" in
 mixture)
@@ -144,12 +158,7 @@ ablation)
 	done
 	;;
 continue)
-	train runs/mm-b16 7000 --task multimodal --vae weights/vae-mnist-canvas --init weights/multimodal-mnist \
-		--tokenizer weights/multimodal-mnist/tokenizer.json --batch 16 --lr 1e-3 --seed 5 \
-		--mix-text 0.5 --mix-t2i 4 --mix-i2t 1.5 --mix-vqa 0.5 --save-every 1000 --sample-every 2000
-	for task in t2i i2t vqa text; do
-		score "$task" runs/mm-b16 "multimodal-b16-$task"
-	done
+	continueShipped runs/mm-b16 multimodal-b16 --seed 5 --save-every 1000
 	;;
 lambda)
 	canvasTokenizer
@@ -160,12 +169,7 @@ lambda)
 	done
 	;;
 shipped-l16)
-	train runs/mm-l16 7000 --task multimodal --vae weights/vae-mnist-canvas --init weights/multimodal-mnist \
-		--tokenizer weights/multimodal-mnist/tokenizer.json --batch 16 --lr 1e-3 --seed 6 --diffusion-weight 16 \
-		--mix-text 0.5 --mix-t2i 4 --mix-i2t 1.5 --mix-vqa 0.5 --save-every 500 --sample-every 2000
-	for task in t2i i2t vqa text; do
-		score "$task" runs/mm-l16 "multimodal-shipped-l16-$task"
-	done
+	continueShipped runs/mm-l16 multimodal-shipped-l16 --seed 6 --save-every 500 --diffusion-weight 16
 	;;
 lambda16)
 	canvasTokenizer
