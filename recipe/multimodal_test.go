@@ -303,6 +303,21 @@ func TestContextImagesUntrained(t *testing.T) {
 	}
 }
 
+// weightValues returns the values of the weight called name (under
+// nn.WeightsScope) in store s, failing the test when s has none.
+func weightValues(t *testing.T, s *model.Store, name string) []float32 {
+	t.Helper()
+	v := s.GetVariable(nn.WeightsScope + "/" + name)
+	if v == nil {
+		t.Fatalf("no %s", name)
+	}
+	x, err := v.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tensors.MustCopyFlatData[float32](x)
+}
+
 // TestInitFrom: a multimodal store starts from a class-conditional
 // checkpoint wherever names and shapes agree — the blocks and the head —
 // and keeps its own vocabulary tables.
@@ -327,17 +342,7 @@ func TestInitFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	value := func(s *model.Store, name string) []float32 {
-		v := s.GetVariable(nn.WeightsScope + "/" + name)
-		if v == nil {
-			t.Fatalf("no %s", name)
-		}
-		x, err := v.Value()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tensors.MustCopyFlatData[float32](x)
-	}
+	value := func(s *model.Store, name string) []float32 { return weightValues(t, s, name) }
 	if !slices.Equal(value(dst, "x_embedder.weight"), value(src, "x_embedder.weight")) {
 		t.Error("a shared weight was not copied")
 	}

@@ -10,13 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gomlx/gomlx/core/tensors"
-
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/lm"
-	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/tts"
 	"github.com/latentlm/latentlm/wav"
@@ -234,15 +231,7 @@ func TestTTSInit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := store.GetVariable(nn.WeightsScope + "/blocks.0.attn.qkv.weight")
-		if v == nil {
-			t.Fatalf("%s: no blocks.0.attn.qkv.weight", dir)
-		}
-		x, err := v.Value()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tensors.MustCopyFlatData[float32](x)
+		return weightValues(t, store, "blocks.0.attn.qkv.weight")
 	}
 	want, got := weight(from), weight(o.Out)
 	for i := range want {

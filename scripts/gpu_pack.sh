@@ -46,7 +46,10 @@ pack)
 	done
 	grep -qx '/.device/' "$exclude" || echo '/.device/' >>"$exclude"
 	grep -qx '/weights/' "$exclude" || echo '/weights/' >>"$exclude"
-	git rm -r -q --cached weights
+	# Packing twice is harmless: the second time nothing under weights/ is tracked.
+	if git ls-files --error-unmatch weights >/dev/null 2>&1; then
+		git rm -r -q --cached weights
+	fi
 	du -sh .device .deps/mnist .deps/emoji-twitter
 	echo "tracked files now: $(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1) bytes; run scripts/gpu_pack.sh restore after the call"
 	;;
