@@ -11,29 +11,39 @@
 # peak learning rate (5e-4), seed 2, into runs/tts-numbers-init, scored
 # into docs/results/tts-numbers-init-5500.json (2026-12-04).
 # PART=continue2: the same once more from runs/tts-numbers-init (seed 3),
-# into runs/tts-numbers-init2 and docs/results/tts-numbers-init-7000.json.
+# into runs/tts-numbers-init2 and docs/results/tts-numbers-init-7000.json,
+# which became weights/tts. PART=continue3 goes on the same way from
+# weights/tts (seed 4, 8500 steps); PART=texts1600 is the same run on a
+# cache of four times the training texts (2026-12-04).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
 M=runs/tts-numbers
 D=docs/results
 mkdir -p "$D"
-if [[ ${PART:-} == continue ]]; then
-  C=runs/tts-numbers-init
-  if [[ ! -f $C/loss.png ]]; then
-    "$L" train --task tts --set numbers --init weights/tts --lr 5e-4 --steps 1500 --seed 2 --out "$C"
+# continueRun FROM SEED OUT STEP [DATA]: one warm restart of 1500 steps from
+# FROM's weights (on the speech cache DATA, default .deps/speech), scored on
+# the test texts into docs/results/tts-numbers-init-STEP.json (10 per voice,
+# 70 in all, as every earlier row) and ...-STEP-n50.json (all 350: the
+# 70 differ by a few points from one sampling seed to the next).
+continueRun() {
+  if [[ ! -f $3/loss.png ]]; then
+    "$L" train --task tts --set numbers --init "$1" --lr 5e-4 --steps 1500 --seed "$2" --data "${5:-.deps/speech}" --out "$3"
   fi
-  "$L" eval --task tts --model "$C" --set numbers --n 10 --json > "$D/tts-numbers-init-5500.json"
-  exit
-fi
-if [[ ${PART:-} == continue2 ]]; then
-  C=runs/tts-numbers-init2
-  if [[ ! -f $C/loss.png ]]; then
-    "$L" train --task tts --set numbers --init runs/tts-numbers-init --lr 5e-4 --steps 1500 --seed 3 --out "$C"
-  fi
-  "$L" eval --task tts --model "$C" --set numbers --n 10 --json > "$D/tts-numbers-init-7000.json"
-  exit
-fi
+  "$L" eval --task tts --model "$3" --set numbers --n 10 --json > "$D/tts-numbers-init-$4.json"
+  "$L" eval --task tts --model "$3" --set numbers --n 50 --json > "$D/tts-numbers-init-$4-n50.json"
+}
+# The cache with four times the training texts (1600 per set; the same
+# validation and test texts, since NumberTexts draws those first).
+data1600() {
+  "$L" speech data --out .deps/speech-1600 --texts 1600 --quiet
+}
+case ${PART:-} in
+continue) continueRun weights/tts 2 runs/tts-numbers-init 5500; exit ;;
+continue2) continueRun runs/tts-numbers-init 3 runs/tts-numbers-init2 7000; exit ;;
+continue3) continueRun weights/tts 4 runs/tts-numbers-init3 8500; exit ;;
+texts1600) data1600; continueRun weights/tts 4 runs/tts-numbers-t1600 8500-t1600 .deps/speech-1600; exit ;;
+esac
 if [[ ! -f $M/loss.png ]]; then
   "$L" train --task tts --set numbers --speech-vae weights/speech-vae --steps "${STEPS:-2500}" --seed 1 --out "$M" --quiet
 fi
