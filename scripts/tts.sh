@@ -14,7 +14,8 @@
 # into runs/tts-numbers-init2 and docs/results/tts-numbers-init-7000.json,
 # which became weights/tts. PART=continue3 goes on the same way from
 # weights/tts (seed 4, 8500 steps); PART=texts1600 is the same run on a
-# cache of four times the training texts (2026-12-04).
+# cache of four times the training texts, and PART=texts1600b|texts1600c
+# go on from it on that cache (seeds 5, 6; 10000, 11500 steps) (2026-12-04).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -43,6 +44,8 @@ continue) continueRun weights/tts 2 runs/tts-numbers-init 5500; exit ;;
 continue2) continueRun runs/tts-numbers-init 3 runs/tts-numbers-init2 7000; exit ;;
 continue3) continueRun weights/tts 4 runs/tts-numbers-init3 8500; exit ;;
 texts1600) data1600; continueRun weights/tts 4 runs/tts-numbers-t1600 8500-t1600 .deps/speech-1600; exit ;;
+texts1600b) data1600; continueRun runs/tts-numbers-t1600 5 runs/tts-numbers-t1600b 10000-t1600 .deps/speech-1600; exit ;;
+texts1600c) data1600; continueRun runs/tts-numbers-t1600b 6 runs/tts-numbers-t1600c 11500-t1600 .deps/speech-1600; exit ;;
 esac
 if [[ ! -f $M/loss.png ]]; then
   "$L" train --task tts --set numbers --speech-vae weights/speech-vae --steps "${STEPS:-2500}" --seed 1 --out "$M" --quiet

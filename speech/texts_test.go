@@ -1,6 +1,7 @@
 package speech
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -134,5 +135,43 @@ func TestNormalizeAndWER(t *testing.T) {
 	total := WER{1, 3}.Add(WER{0, 7})
 	if total.Rate() != 0.1 || (WER{2, 0}).Rate() != 1 || (WER{}).Rate() != 0 {
 		t.Errorf("rates: %v %v %v", total.Rate(), WER{2, 0}.Rate(), WER{}.Rate())
+	}
+}
+
+// TestMoreTrainingTextsKeepTheTestSet: a cache with more training texts
+// (speech data --texts) holds the same validation and test texts, and the
+// smaller cache's training texts first, so that models trained on either
+// are scored on the same utterances (docs/RESULTS.md, "All 350 test texts,
+// and four times the training texts").
+func TestMoreTrainingTextsKeepTheTestSet(t *testing.T) {
+	small, large := DefaultOptions(t.TempDir()), DefaultOptions(t.TempDir())
+	small.Texts, large.Texts = 40, 160
+	small.Eval, large.Eval = 10, 10
+	for _, o := range []*Options{&small, &large} {
+		if err := o.fill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(small.FortunesDir); err != nil {
+		t.Skipf("no fortunes (make setup installs them): %v", err)
+	}
+	a, err := planTexts(small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := planTexts(large, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range []string{SetNumbers, SetSentences} {
+		for _, split := range []string{SplitValid, SplitTest} {
+			if !slices.Equal(a[set][split], b[set][split]) {
+				t.Errorf("%s/%s: the texts differ with more training texts", set, split)
+			}
+		}
+		tr, trLarge := a[set][SplitTrain], b[set][SplitTrain]
+		if len(tr) != 40 || len(trLarge) != 160 || !slices.Equal(tr, trLarge[:40]) {
+			t.Errorf("%s/train: %d and %d texts, the smaller not a prefix of the larger", set, len(tr), len(trLarge))
+		}
 	}
 }
