@@ -15,7 +15,12 @@
 # which became weights/tts. PART=continue3 goes on the same way from
 # weights/tts (seed 4, 8500 steps); PART=texts1600 is the same run on a
 # cache of four times the training texts, and PART=texts1600b|texts1600c
-# go on from it on that cache (seeds 5, 6; 10000, 11500 steps) (2026-12-04).
+# go on from it on that cache (seeds 5, 6; 10000, 11500 steps) (2026-12-04);
+# texts1600c became weights/tts. The parts that start from weights/tts read
+# the weights shipped on their day (4000 steps for continue, 7000 for
+# continue3 and texts1600), so rerun now they start from later weights.
+# PART=texts1600d is the next step: one more restart from weights/tts on the
+# 1600-text cache (seed 7, 13000 steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -46,6 +51,7 @@ continue3) continueRun weights/tts 4 runs/tts-numbers-init3 8500; exit ;;
 texts1600) data1600; continueRun weights/tts 4 runs/tts-numbers-t1600 8500-t1600 .deps/speech-1600; exit ;;
 texts1600b) data1600; continueRun runs/tts-numbers-t1600 5 runs/tts-numbers-t1600b 10000-t1600 .deps/speech-1600; exit ;;
 texts1600c) data1600; continueRun runs/tts-numbers-t1600b 6 runs/tts-numbers-t1600c 11500-t1600 .deps/speech-1600; exit ;;
+texts1600d) data1600; continueRun weights/tts 7 runs/tts-numbers-t1600d 13000-t1600 .deps/speech-1600; exit ;;
 esac
 if [[ ! -f $M/loss.png ]]; then
   "$L" train --task tts --set numbers --speech-vae weights/speech-vae --steps "${STEPS:-2500}" --seed 1 --out "$M" --quiet
