@@ -16,11 +16,11 @@
 # weights/tts (seed 4, 8500 steps); PART=texts1600 is the same run on a
 # cache of four times the training texts, and PART=texts1600b|texts1600c
 # go on from it on that cache (seeds 5, 6; 10000, 11500 steps) (2026-12-04);
-# texts1600c became weights/tts. The parts that start from weights/tts read
+# texts1600d (from texts1600c, seed 7) became weights/tts. The parts that start from weights/tts read
 # the weights shipped on their day (4000 steps for continue, 7000 for
 # continue3 and texts1600), so rerun now they start from later weights.
-# PART=texts1600d is the next step: one more restart from weights/tts on the
-# 1600-text cache (seed 7, 13000 steps).
+# PART=texts1600d was one more restart on the
+# 1600-text cache (seed 7, 13000 steps); rerun now it starts from its own result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
