@@ -18,9 +18,10 @@
 # go on from it on that cache (seeds 5, 6; 10000, 11500 steps) (2026-12-04);
 # texts1600d (from texts1600c, seed 7) became weights/tts. The parts that start from weights/tts read
 # the weights shipped on their day (4000 steps for continue, 7000 for
-# continue3 and texts1600), so rerun now they start from later weights.
+# continue3 and texts1600, 11500 for texts1600d), so rerun now they start
+# from later weights.
 # PART=texts1600d was one more restart on the
-# 1600-text cache (seed 7, 13000 steps); rerun now it starts from its own result.
+# 1600-text cache (seed 7, 13000 steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
