@@ -13,15 +13,13 @@
 # PART=continue2: the same once more from runs/tts-numbers-init (seed 3),
 # into runs/tts-numbers-init2 and docs/results/tts-numbers-init-7000.json,
 # which became weights/tts. PART=continue3 goes on the same way from
-# weights/tts (seed 4, 8500 steps); PART=texts1600 is the same run on a
-# cache of four times the training texts, and PART=texts1600b|texts1600c
-# go on from it on that cache (seeds 5, 6; 10000, 11500 steps) (2026-12-04);
-# texts1600d (from texts1600c, seed 7) became weights/tts. The parts that start from weights/tts read
-# the weights shipped on their day (4000 steps for continue, 7000 for
-# continue3 and texts1600, 11500 for texts1600d), so rerun now they start
-# from later weights.
-# PART=texts1600d was one more restart on the
-# 1600-text cache (seed 7, 13000 steps).
+# weights/tts (seed 4, 8500 steps). PART=texts1600 is that run on a cache of
+# four times the training texts; texts1600b and texts1600c go on from it on
+# that cache (seeds 5, 6), and texts1600d from weights/tts, then texts1600c
+# (seed 7, 13000 steps), which became weights/tts (2026-12-04). A part that
+# starts from weights/tts read the weights shipped on its day (4000 steps for
+# continue, 7000 for continue3 and texts1600, 11500 for texts1600d), so rerun
+# now it starts from later weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
