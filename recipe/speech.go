@@ -3,8 +3,10 @@ package recipe
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"time"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
@@ -215,4 +217,46 @@ func statClips(clips [][]float32, n int, seed uint64) [][]float32 {
 		out[i] = clips[j]
 	}
 	return out
+}
+
+// SpeechCorpusOptions are the settings of EncodeSpeechCorpus, the options
+// of `latentlm speech-vae encode-data`.
+type SpeechCorpusOptions struct {
+	Backend   string    // compute backend ("" for the default)
+	Data      string    // the speech cache folder
+	Split     string    // speech.SplitTrain, SplitValid or SplitTest
+	Set       string    // numbers, sentences or both
+	SpeechVAE string    // the tokenizer ("" for the shipped weights/speech-vae)
+	Out       string    // the corpus file (.safetensors)
+	Log       io.Writer // progress lines; nil for none
+}
+
+// EncodeSpeechCorpus encodes one split and text set of a speech cache
+// with a speech tokenizer into a corpus file (speechvae.Corpus), which
+// `train --task tts --data FILE` reads instead of the audio: a run then
+// needs neither the WAVs nor the tokenizer's weights, nor the encoding
+// time (110 s for the 9600 training utterances of four times the texts).
+func EncodeSpeechCorpus(ctx context.Context, o SpeechCorpusOptions) (*speechvae.Corpus, error) {
+	switch {
+	case !slices.Contains(speech.Splits, o.Split):
+		return nil, fmt.Errorf("unknown split %q: want train, valid or test", o.Split)
+	case !slices.Contains(TTSSets, o.Set):
+		return nil, fmt.Errorf("unknown text set %q: want numbers, sentences or both", o.Set)
+	case !IsSpeechCorpus(o.Out):
+		return nil, fmt.Errorf("the corpus file %q must end in .safetensors", o.Out)
+	}
+	b, _, err := openBackend(o.Backend)
+	if err != nil {
+		return nil, err
+	}
+	c, err := encodeSpeechSplit(ctx, b, o.SpeechVAE, o.Data, o.Split, o.Log, func(utts []speech.Utterance) []int {
+		return selectVoices(utts, o.Set, 0).index
+	}, func(speechvae.Config, string) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Utterances) == 0 {
+		return nil, fmt.Errorf("%s: no %s utterances of the set %q", o.Data, o.Split, o.Set)
+	}
+	return c, c.Save(o.Out)
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -133,36 +136,20 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.SpeechVAE == "" {
-		if o.SpeechVAE, err = shippedWeights("speech-vae"); err != nil {
-			return nil, fmt.Errorf("no speech tokenizer: %w (train one with `latentlm speech-vae train` and name it with --speech-vae)", err)
-		}
-	}
-	sp, err := speechvae.Load(b, o.SpeechVAE)
+	lat, err := ttsLatents(ctx, b, o)
 	if err != nil {
 		return nil, err
 	}
-	defer sp.Close()
-	sc := sp.Config
-	if sc.Kind == vae.VAE {
-		return nil, fmt.Errorf("speech tokenizer %s is a plain VAE: text-to-speech trains on σ-VAE (or AE) tokenizers, whose noise scale needs no posterior variances", o.SpeechVAE)
-	}
+	tok := lat.Tokenizer
+	sc := tok.Config
 	f, err := tts.NewFormat(tts.Alphabet, sc.Channels, sc.FrameRate())
 	if err != nil {
 		return nil, err
 	}
-
-	logf(o.Log, "reading the training split of %s\n", o.Data)
-	utts, clips, err := LoadSpeech(o.Data, speech.SplitTrain)
+	corpus, err := newTTSCorpus(f, o, lat)
 	if err != nil {
 		return nil, err
 	}
-	started := time.Now()
-	corpus, err := encodeTTSCorpus(sp, f, o, utts, clips)
-	if err != nil {
-		return nil, err
-	}
-	logf(o.Log, "encoded %d utterances in %d voices into latent frames (%.0f s)\n", len(corpus.texts), len(corpus.byVoice), time.Since(started).Seconds())
 	promptMax := 0
 	if o.PromptSeconds > 0 {
 		promptMax = max(1, int(math.Round(o.PromptSeconds*f.FrameRate)))
@@ -209,18 +196,15 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	}
 	store := run.Store
 	o.Seed = run.Seed
-	sum, err := checkpoint.FileSHA256(filepath.Join(o.SpeechVAE, checkpoint.WeightsFile))
-	if err != nil {
-		return nil, err
-	}
-	tokRec := lm.Tokenizer{Path: o.SpeechVAE, SHA256: sum, Kind: sc.Kind.String(), Channels: sc.Channels, Data: o.Set}
+	sum := tok.SHA256
+	tokRec := lm.Tokenizer{Path: tok.Path, SHA256: sum, Kind: sc.Kind.String(), Channels: sc.Channels, Data: o.Set}
 	if o.Init != "" && train.StepCount(store) == 0 {
 		copied, total, initTok, err := initFrom(store, o.Init, tts.Kind)
 		if err != nil {
 			return nil, err
 		}
 		if initTok.SHA256 != sum {
-			return nil, fmt.Errorf("--init %s was trained on the speech tokenizer %s (sha256 %.12s…), not on %s (%.12s…): its weights read other latents", o.Init, initTok.Path, initTok.SHA256, o.SpeechVAE, sum)
+			return nil, fmt.Errorf("--init %s was trained on the speech tokenizer %s (sha256 %.12s…), not on %s (%.12s…): its weights read other latents", o.Init, initTok.Path, initTok.SHA256, tok.Path, sum)
 		}
 		logf(o.Log, "started %d of %d weights from %s\n", copied, total, o.Init)
 	}
@@ -240,7 +224,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	started = time.Now()
+	started := time.Now()
 	var gflop float64 // the work of steps [0, counted), added to at each save
 	var counted int64
 	save := func(step int64, h []train.Point) error {
@@ -280,37 +264,116 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	return &Result{Dir: o.Out, History: loop.History}, nil
 }
 
-// encodeTTSCorpus keeps the utterances of o's set (the first o.Limit of
-// each voice), spells their texts and encodes their audio to σ-VAE means.
-func encodeTTSCorpus(sp *speechvae.Model, f tts.Format, o TTSOptions, utts []speech.Utterance, clips [][]float32) (*ttsCorpus, error) {
+// ttsLatents is the training corpus: read from o.Data when it names a
+// corpus file (`latentlm speech-vae encode-data`; its tokenizer must be
+// o.SpeechVAE's when that is given), else encoded now from the training
+// split of the speech cache o.Data by o.SpeechVAE (default the shipped
+// weights/speech-vae), only the utterances o's set and limit keep.
+func ttsLatents(ctx context.Context, b compute.Backend, o TTSOptions) (*speechvae.Corpus, error) {
+	if IsSpeechCorpus(o.Data) {
+		lat, err := speechvae.LoadCorpus(o.Data)
+		if err != nil {
+			return nil, err
+		}
+		if lat.Split != speech.SplitTrain {
+			return nil, fmt.Errorf("%s holds the %q split of %s: text-to-speech trains on the training split", o.Data, lat.Split, lat.Data)
+		}
+		if o.SpeechVAE != "" {
+			sum, err := checkpoint.FileSHA256(filepath.Join(o.SpeechVAE, checkpoint.WeightsFile))
+			if err != nil {
+				return nil, err
+			}
+			if sum != lat.Tokenizer.SHA256 {
+				return nil, fmt.Errorf("%s was encoded by the speech tokenizer %s (sha256 %.12s…), not by --speech-vae %s (%.12s…)", o.Data, lat.Tokenizer.Path, lat.Tokenizer.SHA256, o.SpeechVAE, sum)
+			}
+		}
+		logf(o.Log, "read %d encoded utterances from %s\n", len(lat.Utterances), o.Data)
+		return lat, checkTTSTokenizer(lat.Tokenizer.Config, o.Data)
+	}
+	started := time.Now()
+	lat, err := encodeSpeechSplit(ctx, b, o.SpeechVAE, o.Data, speech.SplitTrain, o.Log, func(utts []speech.Utterance) []int {
+		return selectVoices(utts, o.Set, o.Limit).index
+	}, checkTTSTokenizer)
+	if err != nil {
+		return nil, err
+	}
+	logf(o.Log, "encoded %d utterances into latent frames (%.0f s)\n", len(lat.Utterances), time.Since(started).Seconds())
+	return lat, nil
+}
+
+// checkTTSTokenizer refuses tokenizers text-to-speech cannot train on.
+func checkTTSTokenizer(cfg speechvae.Config, where string) error {
+	if cfg.Kind == vae.VAE {
+		return fmt.Errorf("speech tokenizer of %s is a plain VAE: text-to-speech trains on σ-VAE (or AE) tokenizers, whose noise scale needs no posterior variances", where)
+	}
+	return nil
+}
+
+// IsSpeechCorpus says whether a --data argument names a corpus file of
+// encoded speech (speechvae.Corpus) rather than a speech cache folder.
+func IsSpeechCorpus(path string) bool { return strings.HasSuffix(path, ".safetensors") }
+
+// encodeSpeechSplit reads a split of the speech cache data and encodes the
+// utterances keep picks (nil: all) with the tokenizer at tokDir (default
+// the shipped weights/speech-vae), after check accepts its config.
+func encodeSpeechSplit(ctx context.Context, b compute.Backend, tokDir, data, split string, log io.Writer, keep func([]speech.Utterance) []int, check func(speechvae.Config, string) error) (*speechvae.Corpus, error) {
+	if tokDir == "" {
+		var err error
+		if tokDir, err = shippedWeights("speech-vae"); err != nil {
+			return nil, fmt.Errorf("no speech tokenizer: %w (train one with `latentlm speech-vae train` and name it with --speech-vae)", err)
+		}
+	}
+	sp, err := speechvae.Load(b, tokDir)
+	if err != nil {
+		return nil, err
+	}
+	defer sp.Close()
+	if err := check(sp.Config, tokDir); err != nil {
+		return nil, err
+	}
+	sum, err := checkpoint.FileSHA256(filepath.Join(tokDir, checkpoint.WeightsFile))
+	if err != nil {
+		return nil, err
+	}
+	logf(log, "reading the %s split of %s\n", split, data)
+	utts, clips, err := LoadSpeech(data, split)
+	if err != nil {
+		return nil, err
+	}
+	if keep != nil {
+		idx := keep(utts)
+		u2, c2 := make([]speech.Utterance, len(idx)), make([][]float32, len(idx))
+		for j, i := range idx {
+			u2[j], c2[j] = utts[i], clips[i]
+		}
+		utts, clips = u2, c2
+	}
+	return speechvae.EncodeCorpus(ctx, sp, tokDir, sum, data, split, utts, clips, log)
+}
+
+// newTTSCorpus keeps the utterances of o's set (the first o.Limit of each
+// voice) and spells their texts.
+func newTTSCorpus(f tts.Format, o TTSOptions, lat *speechvae.Corpus) (*ttsCorpus, error) {
 	c := &ttsCorpus{scale: make([]float32, f.Channels)}
-	if sp.Config.Kind == vae.Sigma {
+	tok := lat.Tokenizer
+	if tok.Config.Kind == vae.Sigma {
 		// z′ = (μ + σ·ε − mean)/std with σ = C_σ·|N(0,1)| per sequence:
 		// in normalised units the noise scale is C_σ/std per channel, and
 		// vae.Config.Redraw draws the |N(0,1)| (vae.Model.EncodeMoments).
 		for k := range c.scale {
-			c.scale[k] = float32(sp.Config.CSigma) / sp.Std[k]
+			c.scale[k] = float32(tok.Config.CSigma) / tok.Std[k]
 		}
 	}
-	sel := selectVoices(utts, o.Set, o.Limit)
+	sel := selectVoices(lat.Utterances, o.Set, o.Limit)
 	c.voice, c.byVoice = sel.voice, sel.byVoice
-	last := time.Now()
 	for _, i := range sel.index {
-		u := utts[i]
+		u := lat.Utterances[i]
 		ids, err := f.Encode(u.Text)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", u.File, err)
 		}
-		z, err := sp.Encode(clips[i], false)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", u.File, err)
-		}
 		c.texts = append(c.texts, ids)
-		c.frames = append(c.frames, z)
-		if time.Since(last) > 10*time.Second {
-			last = time.Now()
-			logf(o.Log, "encoded %d utterances\n", len(c.texts))
-		}
+		c.frames = append(c.frames, lat.Frames[i])
 	}
 	if len(c.texts) == 0 {
 		return nil, fmt.Errorf("%s: no training utterances of the set %q", o.Data, o.Set)

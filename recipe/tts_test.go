@@ -3,6 +3,7 @@ package recipe
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -273,5 +274,81 @@ func TestTTSInit(t *testing.T) {
 			t.Errorf("init %s with speech tokenizer %s: %v, want an error with %q", c.init, c.speechVAE, err, c.want)
 		}
 		os.RemoveAll(o.Out)
+	}
+}
+
+// TestTTSFromCorpus: a run that reads a corpus file (EncodeSpeechCorpus)
+// records the same tokenizer and follows the same losses, step by step,
+// as the run that encodes the audio itself (the file's halves move each
+// frame by at most 2⁻¹¹ of itself); a corpus of another split, or of
+// another tokenizer than --speech-vae, is refused.
+func TestTTSFromCorpus(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	corpus := filepath.Join(root, "train.safetensors")
+	co := SpeechCorpusOptions{Data: cache, Split: speech.SplitTrain, Set: speech.SetNumbers, SpeechVAE: tokenizer, Out: corpus}
+	c, err := EncodeSpeechCorpus(ctx, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Utterances) != 6 {
+		t.Fatalf("%d training utterances encoded, want 6", len(c.Utterances))
+	}
+	fromAudio := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "audio"), 20)
+	fromFile := tinyTTSOptions(corpus, "", filepath.Join(root, "file"), 20)
+	var hist [2][]float64
+	var toks [2]lm.Tokenizer
+	for i, o := range []TTSOptions{fromAudio, fromFile} {
+		r, err := TTS(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range r.History {
+			hist[i] = append(hist[i], p.Loss)
+		}
+		raw, err := os.ReadFile(filepath.Join(o.Out, "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct {
+			Info struct {
+				Tokenizer lm.Tokenizer `json:"tokenizer"`
+			} `json:"info"`
+		}
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			t.Fatal(err)
+		}
+		toks[i] = rec.Info.Tokenizer
+	}
+	if toks[0].Path != toks[1].Path || toks[0].SHA256 != toks[1].SHA256 || toks[0].Path != tokenizer {
+		t.Errorf("tokenizer records differ: from audio %+v, from the corpus %+v", toks[0], toks[1])
+	}
+	if len(hist[0]) != 2 || len(hist[1]) != 2 { // a point every 10 steps
+		t.Fatalf("histories of %d and %d points, want 2", len(hist[0]), len(hist[1]))
+	}
+	for s := range hist[0] {
+		if d := math.Abs(hist[0][s] - hist[1][s]); !(d <= 1e-3*math.Abs(hist[0][s])) {
+			t.Errorf("point %d: loss %v from the audio, %v from the corpus", s+1, hist[0][s], hist[1][s])
+		}
+	}
+
+	test := filepath.Join(root, "test.safetensors")
+	co.Split, co.Out = speech.SplitTest, test
+	if _, err := EncodeSpeechCorpus(ctx, co); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(root, "other-vae")
+	testspeech.Save(t, 2, other) // a codec: other weights
+	for _, c := range []struct {
+		data, vae, want string
+	}{
+		{test, "", "training split"},
+		{corpus, other, "not by --speech-vae"},
+	} {
+		o := tinyTTSOptions(c.data, c.vae, filepath.Join(root, "bad"), 1)
+		if _, err := TTS(ctx, o); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.data) {
+			t.Errorf("%s with --speech-vae %q: %v, want an error naming it with %q", c.data, c.vae, err, c.want)
+		}
 	}
 }

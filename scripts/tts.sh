@@ -51,6 +51,7 @@ texts1600) data1600; continueRun weights/tts 4 runs/tts-numbers-t1600 8500-t1600
 texts1600b) data1600; continueRun runs/tts-numbers-t1600 5 runs/tts-numbers-t1600b 10000-t1600 .deps/speech-1600; exit ;;
 texts1600c) data1600; continueRun runs/tts-numbers-t1600b 6 runs/tts-numbers-t1600c 11500-t1600 .deps/speech-1600; exit ;;
 texts1600d) data1600; continueRun weights/tts 7 runs/tts-numbers-t1600d 13000-t1600 .deps/speech-1600; exit ;;
+texts1600e) data1600; continueRun weights/tts 8 runs/tts-numbers-t1600e 14500-t1600 .deps/speech-1600; exit ;;
 esac
 if [[ ! -f $M/loss.png ]]; then
   "$L" train --task tts --set numbers --speech-vae weights/speech-vae --steps "${STEPS:-2500}" --seed 1 --out "$M" --quiet

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/guard"
@@ -24,13 +25,14 @@ func init() {
 }
 
 func runSpeechVAE(args []string) error {
-	return dispatch("speech-vae", "usage: latentlm speech-vae train|eval|encode|decode [flags]\n\n"+
+	return dispatch("speech-vae", "usage: latentlm speech-vae train|eval|encode|encode-data|decode|reconstruct [flags]\n\n"+
 		"  train   train the speech σ-VAE (or VAE, AE, residual-VQ codec) on the training split of .deps/speech\n"+
 		"  eval    distances, judges' scores, collapsed channels, noise robustness and codebook use on the test split\n"+
 		"  encode  WAV files → latent frames (.safetensors)\n"+
+		"  encode-data  a split of the speech data → one corpus file that `train --task tts --data FILE` reads instead of audio\n"+
 		"  decode  latent frames → WAV files\n"+
 		"  reconstruct  one WAV through the tokenizer and back, with spectrograms of both",
-		map[string]func([]string) error{"train": speechVAETrain, "eval": speechVAEEval, "encode": speechVAEEncode, "decode": speechVAEDecode, "reconstruct": speechVAEReconstruct}, args)
+		map[string]func([]string) error{"train": speechVAETrain, "eval": speechVAEEval, "encode": speechVAEEncode, "encode-data": speechVAEEncodeData, "decode": speechVAEDecode, "reconstruct": speechVAEReconstruct}, args)
 }
 
 func speechVAETrain(args []string) error {
@@ -318,6 +320,52 @@ func speechVAEEncode(args []string) error {
 		}
 		fmt.Printf("wrote %s: %d frames × %d channels (%.2f s at %.1f Hz)\n", out, len(z), m.Config.Channels, float64(len(x))/speech.Rate, m.Config.FrameRate())
 	}
+	return nil
+}
+
+func speechVAEEncodeData(args []string) error {
+	o := recipe.SpeechCorpusOptions{Split: speech.SplitTrain, Set: "both"}
+	fs := newFlags("speech-vae encode-data", "speech-vae encode-data [--data DIR] [--split train] [--set both] [--model DIR] [--out FILE.safetensors]")
+	fs.StringVar(&o.Backend, "backend", "", "compute backend: onnx, go or xla")
+	fs.StringVar(&o.SpeechVAE, "model", "", "tokenizer checkpoint folder (default weights/speech-vae)")
+	fs.StringVar(&o.Data, "data", "", "speech data cache (default .deps/speech)")
+	fs.StringVar(&o.Split, "split", o.Split, "split to encode: train, valid or test")
+	fs.StringVar(&o.Set, "set", o.Set, "text set: numbers, sentences or both")
+	fs.StringVar(&o.Out, "out", "", "corpus file (default runs/speech-latents-SET-SPLIT.safetensors)")
+	quiet := fs.Bool("quiet", false, "no progress lines")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := speechDir(o.Data)
+	if err != nil {
+		return err
+	}
+	o.Data = dir
+	if o.Out == "" {
+		o.Out = filepath.Join("runs", "speech-latents-"+o.Set+"-"+o.Split+".safetensors")
+		if err := os.MkdirAll("runs", 0o755); err != nil {
+			return err
+		}
+	}
+	if err := guard.CheckOutput(o.Out, o.Data); err != nil {
+		return err
+	}
+	if !*quiet {
+		o.Log = os.Stderr
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	started := time.Now()
+	c, err := recipe.EncodeSpeechCorpus(ctx, o)
+	if err != nil {
+		return err
+	}
+	frames := 0
+	for _, z := range c.Frames {
+		frames += len(z)
+	}
+	fmt.Printf("wrote %s: %d utterances, %d frames × %d channels (%.2f h of speech) from %s in %.0f s\n", o.Out, len(c.Utterances), frames,
+		c.Tokenizer.Config.Channels, float64(frames)/c.Tokenizer.Config.FrameRate()/3600, c.Tokenizer.Path, time.Since(started).Seconds())
 	return nil
 }
 

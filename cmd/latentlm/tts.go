@@ -46,9 +46,9 @@ func ttsModel(named string) (string, error) {
 // runTrainTTS is `train --task tts`.
 func runTrainTTS(args []string) error {
 	o := recipe.DefaultTTSOptions()
-	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--speech-vae DIR] [--data DIR] [--out DIR] [--steps N] [--init DIR] [flags]")
+	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--speech-vae DIR] [--data DIR|FILE.safetensors] [--out DIR] [--steps N] [--init DIR] [flags]")
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/tts-<set>)")
-	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by: latentlm speech data)"
+	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by: latentlm speech data), or a corpus file of its encoded training split (built by: latentlm speech-vae encode-data), read without the audio"
 	fs.Lookup("limit").Usage = "use only the first N training utterances of each voice (0: all)"
 	fs.StringVar(&o.Set, "set", o.Set, "text set: numbers, sentences or both")
 	fs.StringVar(&o.SpeechVAE, "speech-vae", "", "speech tokenizer (default: the shipped weights/speech-vae)")
