@@ -2,7 +2,9 @@
 # Packs what scripts/gpu_issues.sh needs for one call of a lent GPU machine,
 # and unpacks what comes back (docs/BENCHMARKS.md, "Training on a lent GPU").
 #
-#   scripts/gpu_pack.sh pack      # before the call
+#   scripts/gpu_pack.sh pack      # before the call of scripts/gpu_issues.sh
+#   scripts/gpu_pack.sh pack-tts  # before the call of scripts/gpu_tts.sh:
+#       run(command: "bash scripts/gpu_tts.sh", timeout_s: 570, carry: [".device"])
 #   scripts/gpu_pack.sh restore   # after it, whatever happened
 #   scripts/gpu_pack.sh unpack D  # the files the call returned, from folder D, into runs/
 #
@@ -24,6 +26,27 @@ cd "$(dirname "$0")/.."
 exclude=.git/info/exclude
 mkdir -p .git/info && touch "$exclude"
 
+# prepare: builds the xla binary into a fresh .device (compressed), and
+# takes weights/ out of the index, ignored with .device until restore.
+prepare() {
+	make build-xla
+	rm -rf .device
+	mkdir -p .device
+	xz -T2 -6 -c bin/latentlm-xla >.device/latentlm-xla.xz
+	grep -qx '/.device/' "$exclude" || echo '/.device/' >>"$exclude"
+	grep -qx '/weights/' "$exclude" || echo '/weights/' >>"$exclude"
+	# Packing twice is harmless: the second time nothing under weights/ is tracked.
+	if git ls-files --error-unmatch weights >/dev/null 2>&1; then
+		git rm -r -q --cached weights
+	fi
+}
+
+# report PATH...: what the call will carry besides .device.
+report() {
+	du -sh .device "$@"
+	echo "tracked files now: $(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1) bytes; run scripts/gpu_pack.sh restore after the call"
+}
+
 case "${1:-}" in
 pack)
 	[ -f runs/vae-canvas-p7/model.safetensors ] || {
@@ -34,24 +57,29 @@ pack)
 		echo "gpu_pack.sh: no runs/vae-emoji-ssim0.05: train it first (scripts/vae_ssim.sh, 17 min)" >&2
 		exit 1
 	}
-	make build-xla
-	rm -rf .device
+	prepare
 	mkdir -p .device/fortunes .device/runs/vae-canvas-p7 .device/runs/vae-emoji-ssim0.05 .device/tokenizer
-	xz -T2 -6 -c bin/latentlm-xla >.device/latentlm-xla.xz
 	# The collections' *.u8 names are links in Debian's package; -L copies their text.
 	cp -L /usr/share/games/fortunes/*.u8 .device/fortunes/
 	cp weights/multimodal-mnist/tokenizer.json .device/tokenizer/multimodal-mnist.json
 	for run in vae-canvas-p7 vae-emoji-ssim0.05; do
 		cp "runs/$run/config.json" "runs/$run/model.safetensors" ".device/runs/$run/"
 	done
-	grep -qx '/.device/' "$exclude" || echo '/.device/' >>"$exclude"
-	grep -qx '/weights/' "$exclude" || echo '/weights/' >>"$exclude"
-	# Packing twice is harmless: the second time nothing under weights/ is tracked.
-	if git ls-files --error-unmatch weights >/dev/null 2>&1; then
-		git rm -r -q --cached weights
+	report .deps/mnist .deps/emoji-twitter
+	;;
+pack-tts)
+	# scripts/gpu_tts.sh: the encoded training split of .deps/speech-1600
+	# (built by `PART=texts1600 scripts/tts.sh`, 11 min) and weights/tts.
+	corpus=.deps/speech-1600-numbers-train.safetensors
+	if [ ! -f "$corpus" ]; then
+		[ -f .deps/speech-1600/manifest.json ] || ./bin/latentlm speech data --out .deps/speech-1600 --texts 1600 --quiet
+		./bin/latentlm speech-vae encode-data --data .deps/speech-1600 --set numbers --model weights/speech-vae --out "$corpus"
 	fi
-	du -sh .device .deps/mnist .deps/emoji-twitter
-	echo "tracked files now: $(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1) bytes; run scripts/gpu_pack.sh restore after the call"
+	prepare
+	mkdir -p .device/tts
+	cp weights/tts/config.json weights/tts/model.safetensors .device/tts/
+	xz -T2 -6 -c "$corpus" >".device/$(basename "$corpus").xz"
+	report
 	;;
 restore)
 	sed -i '\#^/weights/$#d' "$exclude"
@@ -65,7 +93,7 @@ unpack)
 	ls -d runs/gpu-*
 	;;
 *)
-	echo "usage: scripts/gpu_pack.sh pack|restore|unpack DIR" >&2
+	echo "usage: scripts/gpu_pack.sh pack|pack-tts|restore|unpack DIR" >&2
 	exit 2
 	;;
 esac

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Shared by the scripts of one lent-GPU call (scripts/gpu_issues.sh,
+# scripts/gpu_tts.sh); sourced, not run. Expects $out (the folder whose
+# files come back), the array `common` (flags of every run) and the
+# associative array `flags` (each run's own flags).
+
+# gpu_setup: unpacks the xla binary that scripts/gpu_pack.sh packed and
+# points the xla backend at the CUDA PJRT plugin of JAX's wheels
+# (scripts/gpu_xla_check.sh), unless BACKEND is set (a try on the CPU:
+# BACKEND=onnx L=./bin/latentlm).
+gpu_setup() {
+	L=${L:-./bin/latentlm-xla}
+	[ -n "${BACKEND:-}" ] && return 0
+	mkdir -p bin
+	xz -dc .device/latentlm-xla.xz >bin/latentlm-xla && chmod +x bin/latentlm-xla || return 1
+	local site plugin cu
+	site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
+	plugin=$(ls "$site"/jax_plugins/xla_cuda*/xla_cuda_plugin.so | head -1)
+	export LD_LIBRARY_PATH="$(ls -d "$site"/nvidia/*/lib | tr '\n' ':')${LD_LIBRARY_PATH:-}"
+	cu=$(ls -d "$site"/nvidia/cu13 2>/dev/null | head -1)
+	[ -n "$cu" ] && export XLA_FLAGS="--xla_gpu_cuda_data_dir=$cu"
+	export GOPJRT_CUDA_CHECKS=0 GOMLX_NO_AUTO_INSTALL=1
+	# No preallocation: the runs share the one GPU, each allocating as it goes.
+	BACKEND="xla:$plugin,preallocate=false"
+	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+}
+
+# launch NAME STEPS OUT: one run in the background, each line of its output
+# stamped with the seconds since launch, into $out/NAME-<base of OUT>.log.
+launch() {
+	local name=$1 steps=$2 dir=$3 t0
+	t0=$(date +%s)
+	# shellcheck disable=SC2086
+	"$L" "${common[@]}" ${flags[$name]} --steps "$steps" --out "$dir" 2>&1 |
+		while IFS= read -r line; do echo "$(($(date +%s) - t0)) $line"; done >"$out/$name-$(basename "$dir").log" &
+	pids+=($!)
+}
+
+# running: whether a launched run is still going. (A plain wait would also
+# wait for the tee of the script's log, which never ends.)
+running() {
+	local pid
+	for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done
+	return 1
+}
+
+# rate LOG: "OVERHEAD STEPS_PER_SECOND" from a stamped progress log: the
+# seconds to the first step (compilation, reading the data) and the steady
+# rate after it.
+rate() {
+	python3 - "$1" <<'PY'
+import re, sys
+pts = [(int(m[1]), int(m[2])) for m in
+       (re.match(r'(\d+) .* (\d+)/\d+ ', l) for l in open(sys.argv[1], errors='replace')) if m]
+if len(pts) < 2 or pts[-1][1] <= pts[0][1] or pts[-1][0] <= pts[0][0]:
+    sys.exit(1)
+print(pts[0][0], (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0]))
+PY
+}
+
+# calibrate SECONDS NAME...: runs NAME... side by side for SECONDS into
+# /tmp/cal-NAME, stops them, and sets steps[NAME] so that each, launched
+# again, ends its cosine schedule $left seconds from now (less 1.2 × its
+# start-up), at 95% of its measured rate. A run with no steady rate is
+# left out of steps, with the end of its log printed. On the H200 a run's
+# first steps compile one graph per head-row bucket (lm.HeadRowBucket),
+# about a minute in all for text-to-speech (2026-12-04), and progress lines
+# come every 10 s or more: SECONDS must be well above both, or the rate
+# measured is the compiler's.
+calibrate() {
+	local secs=$1 name overhead per_s
+	shift
+	pids=()
+	for name in "$@"; do launch "$name" 1000000 "/tmp/cal-$name"; done
+	sleep "$secs"
+	pkill -f -- "--out /tmp/cal-" || true
+	wait "${pids[@]}"
+	left=$((budget - $(elapsed) - 40)) # 40 s for the final save and the packing
+	for name in "$@"; do
+		if ! read -r overhead per_s < <(rate "$out/$name-cal-$name.log"); then
+			echo "[$(elapsed) s] $name: no steady rate in $secs s; its log ends:"
+			tail -5 "$out/$name-cal-$name.log"
+			continue
+		fi
+		steps[$name]=$(python3 -c "print(int(max(0, $left - 1.2 * $overhead) * $per_s * 0.95))")
+		echo "[$(elapsed) s] $name: $overhead s to the first step, $per_s steps/s → ${steps[$name]} steps"
+	done
+}
+
+# await_runs: waits for the launched runs until 25 s before the budget
+# and stops any still going with SIGTERM, which saves it.
+await_runs() {
+	while running && [ "$(elapsed)" -lt $((budget - 25)) ]; do sleep 2; done
+	if running; then
+		pkill -TERM -f -- "--out runs/gpu-"
+		echo "[$(elapsed) s] stopped at the deadline: a run is incomplete"
+		wait "${pids[@]}"
+	fi
+}
+
+# pack_runs PREFIX: the runs PREFIX* (without optimiser states) as
+# $out/runs.tar.part-NN, pieces of 15 MiB (scripts/gpu_pack.sh unpack).
+pack_runs() {
+	tar c --exclude='train_state*' "$1"* 2>/dev/null | split -b 15M -d - "$out/runs.tar.part-"
+	ls -la "$out"
+	echo "[$(elapsed) s] done"
+}
