@@ -19,21 +19,26 @@
 # (seed 7, 13000 steps), which became weights/tts (2026-12-04). A part that
 # starts from weights/tts read the weights shipped on its day (4000 steps for
 # continue, 7000 for continue3 and texts1600, 11500 for texts1600d), so rerun
-# now it starts from later weights.
+# now it starts from later weights. PART=texts1600e went on from the step-13 000
+# weights (seed 8); the shipped weights/tts then came from the lent GPU:
+# scripts/gpu_tts.sh, 10 000 more steps on the same cache's encoded corpus.
+# PART=afterGPU is one more restart from it on the CPU, at a fifth of the
+# learning rate (1e-4, seed 12), reading that corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
 M=runs/tts-numbers
 D=docs/results
 mkdir -p "$D"
-# continueRun FROM SEED OUT STEP [DATA]: one warm restart of 1500 steps from
-# FROM's weights (on the speech cache DATA, default .deps/speech), scored on
+# continueRun FROM SEED OUT STEP [DATA] [LR]: one warm restart of 1500 steps
+# from FROM's weights at peak learning rate LR (default 5e-4), on DATA (a
+# speech cache or an encoded corpus file; default .deps/speech), scored on
 # the test texts into docs/results/tts-numbers-init-STEP.json (10 per voice,
 # 70 in all, as every earlier row) and ...-STEP-n50.json (all 350: the
 # 70 differ by a few points from one sampling seed to the next).
 continueRun() {
   if [[ ! -f $3/loss.png ]]; then
-    "$L" train --task tts --set numbers --init "$1" --lr 5e-4 --steps 1500 --seed "$2" --data "${5:-.deps/speech}" --out "$3"
+    "$L" train --task tts --set numbers --init "$1" --lr "${6:-5e-4}" --steps 1500 --seed "$2" --data "${5:-.deps/speech}" --out "$3"
   fi
   "$L" eval --task tts --model "$3" --set numbers --n 10 --json > "$D/tts-numbers-init-$4.json"
   "$L" eval --task tts --model "$3" --set numbers --n 50 --json > "$D/tts-numbers-init-$4-n50.json"
@@ -42,6 +47,12 @@ continueRun() {
 # validation and test texts, since NumberTexts draws those first).
 data1600() {
   "$L" speech data --out .deps/speech-1600 --texts 1600 --quiet
+}
+# The training split of that cache, encoded once (train reads it in a second).
+corpus1600() {
+  data1600
+  [[ -f .deps/speech-1600-numbers-train.safetensors ]] ||
+    "$L" speech-vae encode-data --data .deps/speech-1600 --set numbers --model weights/speech-vae --out .deps/speech-1600-numbers-train.safetensors --quiet
 }
 case ${PART:-} in
 continue) continueRun weights/tts 2 runs/tts-numbers-init 5500; exit ;;
@@ -52,6 +63,7 @@ texts1600b) data1600; continueRun runs/tts-numbers-t1600 5 runs/tts-numbers-t160
 texts1600c) data1600; continueRun runs/tts-numbers-t1600b 6 runs/tts-numbers-t1600c 11500-t1600 .deps/speech-1600; exit ;;
 texts1600d) data1600; continueRun weights/tts 7 runs/tts-numbers-t1600d 13000-t1600 .deps/speech-1600; exit ;;
 texts1600e) data1600; continueRun weights/tts 8 runs/tts-numbers-t1600e 14500-t1600 .deps/speech-1600; exit ;;
+afterGPU) corpus1600; continueRun weights/tts 12 runs/tts-numbers-after-gpu 24500-lr1e-4 .deps/speech-1600-numbers-train.safetensors 1e-4; exit ;;
 esac
 if [[ ! -f $M/loss.png ]]; then
   "$L" train --task tts --set numbers --speech-vae weights/speech-vae --steps "${STEPS:-2500}" --seed 1 --out "$M" --quiet
