@@ -242,7 +242,7 @@ func EncodeSpeechCorpus(ctx context.Context, o SpeechCorpusOptions) (*speechvae.
 		return nil, fmt.Errorf("unknown split %q: want train, valid or test", o.Split)
 	case !slices.Contains(TTSSets, o.Set):
 		return nil, fmt.Errorf("unknown text set %q: want numbers, sentences or both", o.Set)
-	case !IsSpeechCorpus(o.Out):
+	case !isSpeechCorpus(o.Out):
 		return nil, fmt.Errorf("the corpus file %q must end in .safetensors", o.Out)
 	}
 	b, _, err := openBackend(o.Backend)

@@ -270,7 +270,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 // split of the speech cache o.Data by o.SpeechVAE (default the shipped
 // weights/speech-vae), only the utterances o's set and limit keep.
 func ttsLatents(ctx context.Context, b compute.Backend, o TTSOptions) (*speechvae.Corpus, error) {
-	if IsSpeechCorpus(o.Data) {
+	if isSpeechCorpus(o.Data) {
 		lat, err := speechvae.LoadCorpus(o.Data)
 		if err != nil {
 			return nil, err
@@ -309,9 +309,9 @@ func checkTTSTokenizer(cfg speechvae.Config, where string) error {
 	return nil
 }
 
-// IsSpeechCorpus says whether a --data argument names a corpus file of
+// isSpeechCorpus says whether a --data argument names a corpus file of
 // encoded speech (speechvae.Corpus) rather than a speech cache folder.
-func IsSpeechCorpus(path string) bool { return strings.HasSuffix(path, ".safetensors") }
+func isSpeechCorpus(path string) bool { return strings.HasSuffix(path, ".safetensors") }
 
 // encodeSpeechSplit reads a split of the speech cache data and encodes the
 // utterances keep picks (nil: all) with the tokenizer at tokDir (default
