@@ -220,7 +220,7 @@ func TestBrowserSpeech(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading the page's WAV: %v", err)
 	}
-	want := speak(t, url, `{"text":"Seven","voice":"test-b","steps":2,"cfg":1.5,"seed":5,"max_seconds":0.6}`) // the page shows the default guidance, 1.5
+	want := speak(t, url, `{"text":"Seven","voice":"test-b","steps":2,"cfg":3,"seed":5,"max_seconds":0.6}`)
 	if got != want.Audio {
 		t.Errorf("the page's WAV (%d base64 bytes) differs from the server's answer to the same request (%d)", len(got), len(want.Audio))
 	}

@@ -270,7 +270,7 @@ func (sm *speechModel) checkText(text string, promptSamples int) *FieldError {
 }
 
 // SpeechRequest is the body of POST /v1/speech. Fields left out take the
-// defaults of `latentlm speak` (steps 5, cfg 1.5, seed 1, max_seconds 10);
+// defaults of `latentlm speak` (steps 5, cfg 3, seed 1, max_seconds 10);
 // model may be left out when the server holds one text-to-speech model. A
 // request names a voice of the model or sends prompt_wav, not both.
 type SpeechRequest struct {

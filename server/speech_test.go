@@ -281,7 +281,7 @@ func TestSpeechModelsAndMetrics(t *testing.T) {
 		m.Alphabet != tts.Alphabet || strings.Join(m.Endpoints, ",") != "/v1/speech" || m.MaxLen != ttsMaxLen || m.Params <= 0 || m.Classes != 0 {
 		t.Errorf("speech model: %+v", m)
 	}
-	if d := body.Defaults.Speech; d == nil || d.Steps != 5 || d.CFG != 1.5 || d.Seed != 1 || d.MaxSeconds != 10 {
+	if d := body.Defaults.Speech; d == nil || d.Steps != 5 || d.CFG != 3 || d.Seed != 1 || d.MaxSeconds != 10 {
 		t.Errorf("speech defaults: %+v", d)
 	}
 	if l := body.Limits; l.SpeechText != MaxSpeechText || l.SpeechSeconds != MaxSpeechSeconds || l.SpeechBodyBytes != MaxSpeechBodyBytes ||

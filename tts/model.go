@@ -40,13 +40,10 @@ type Options struct {
 }
 
 // DefaultOptions are the defaults of `latentlm speak`: 5 DPM-Solver++
-// steps (the paper's TTS uses few), guidance 1.5, temperature 1, seed 1, at
-// most 10 s of speech, prompts of up to 3 s, 16 utterances at once. The
-// guidance scale was chosen on the validation split for the shipped
-// weights/tts (2026-12-04: WER 3.7/2.9/3.2/3.2% at scales 1/1.5/2/3;
-// docs/RESULTS.md, "Guidance for the shipped model"); until then it was 3.
+// steps (the paper's TTS uses few), guidance 3, temperature 1, seed 1, at
+// most 10 s of speech, prompts of up to 3 s, 16 utterances at once.
 func DefaultOptions() Options {
-	return Options{SampleOptions: lm.SampleOptions{Steps: 5, CFG: 1.5, Temperature: 1, Seed: 1},
+	return Options{SampleOptions: lm.SampleOptions{Steps: 5, CFG: 3, Temperature: 1, Seed: 1},
 		MaxSeconds: 10, PromptSeconds: 3, Batch: 16}
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/latentlm/latentlm/speech"
 )
 
-const benchSpeakSynopsis = `bench speak [--model DIR] [--batches 1,16] [--reps 3] [--set numbers] [--steps 5] [--cfg 1.5] [--json]
+const benchSpeakSynopsis = `bench speak [--model DIR] [--batches 1,16] [--reps 3] [--set numbers] [--steps 5] [--cfg 3] [--json]
 
 Times text-to-speech from text to 16 kHz audio (the audio decoder included),
 as the paper's Table 4 reports its speed: for each batch size B, the first

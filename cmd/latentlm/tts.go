@@ -169,7 +169,7 @@ func checkSpeak(text, voice, promptPath, dataDir, out, modelDir string) (*speakR
 }
 
 func runSpeak(args []string) error {
-	fs := newFlags("speak", `speak --text "four hundred twelve" (--voice NAME | --prompt x.wav) [--out y.wav] [--model DIR] [--cfg 1.5] [--steps 5] [--max-seconds 10] [--seed 1] [--stream] [--alignment a.png]`)
+	fs := newFlags("speak", `speak --text "four hundred twelve" (--voice NAME | --prompt x.wav) [--out y.wav] [--model DIR] [--cfg 3] [--steps 5] [--max-seconds 10] [--seed 1] [--stream] [--alignment a.png]`)
 	d := tts.DefaultOptions()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	modelDir := fs.String("model", "", "text-to-speech checkpoint: LatentLM's, or the VALL-E-style baseline's (train --task valle; --steps, --cfg and --stream are LatentLM's) (default: the shipped weights/"+ttsDefault+")")

@@ -30,7 +30,7 @@ import (
 // runEvalTTS is `latentlm eval --task tts`: the text-to-speech model
 // against the real utterances of the same texts (evaluate.TTS).
 func runEvalTTS(args []string) error {
-	fs := newFlags("eval --task tts", "eval --task tts [--model DIR] [--set numbers|sentences|both] [--n 10] [--split test] [--steps 5] [--cfg 1.5] [--json] [--listen DIR [--listen-n 8] [--baseline DIR] [--force]]")
+	fs := newFlags("eval --task tts", "eval --task tts [--model DIR] [--set numbers|sentences|both] [--n 10] [--split test] [--steps 5] [--cfg 3] [--json] [--listen DIR [--listen-n 8] [--baseline DIR] [--force]]")
 	d := tts.DefaultOptions()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
 	modelDir := fs.String("model", "", "text-to-speech checkpoint, LatentLM's or the VALL-E-style baseline's (train --task valle; --steps and --cfg do not apply to it) (default: the shipped weights/"+ttsDefault+")")
