@@ -14,9 +14,11 @@
 #   runs/gpu-emoji  issue 20: caption → image emoji at d256 × 6, λ = 4, on the
 #                   σ-VAE trained with the SSIM term, batch 32, lr 1e-3, seed 1
 #
-# Each run's length is set by a short calibration of the three together, so
-# that its cosine schedule ends inside the budget: steps = steps per second
-# × the seconds left. The runs return as runs.tar.part-NN (15 MiB pieces,
+# Each run's length is set by a calibration of the three together (CALIBRATE
+# seconds, default 150: on the H200 the first steps compile for about a
+# minute, 2026-12-04), so that its cosine schedule ends inside the budget:
+# steps = steps per second × the seconds left; STEPS="mm=N text=N emoji=N"
+# sets the lengths instead. The runs return as runs.tar.part-NN (15 MiB pieces,
 # without optimiser states) and gpu_issues.log under $OUT; scripts/gpu_pack.sh
 # unpack puts them into runs/, to be scored on the CPU with the commands of
 # docs/RESULTS.md. Run here with BACKEND=onnx L=./bin/latentlm BUDGET=… to
@@ -26,7 +28,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 budget=${BUDGET:-540}
 lambda=${LAMBDA:-16}
-calibrate=${CALIBRATE:-90}
+calibrate=${CALIBRATE:-150} # above the minute the first steps spend compiling (scripts/gpu_lib.sh)
 out=${OUT:-/tmp/gpu-issues}
 mkdir -p "$out" runs
 exec > >(tee "$out/gpu_issues.log") 2>&1
@@ -50,10 +52,14 @@ declare -A flags=(
 )
 
 declare -A steps
-calibrate "$calibrate" mm text emoji
-unset 'steps[text]' # sized from mm's below
-if [ -n "${steps[mm]:-}" ]; then
-	steps[text]=$((steps[mm] / 14)) # the mixture gives text 0.5 of 7 parts
+if [ -n "${STEPS:-}" ]; then
+	parse_steps "$STEPS" # e.g. STEPS="mm=8000 text=570 emoji=8000": no calibration
+else
+	calibrate "$calibrate" mm text emoji
+	unset 'steps[text]' # sized from mm's below
+	if [ -n "${steps[mm]:-}" ]; then
+		steps[text]=$((steps[mm] / 14)) # the mixture gives text 0.5 of 7 parts
+	fi
 fi
 pids=()
 for name in mm text emoji; do

@@ -87,6 +87,17 @@ calibrate() {
 	done
 }
 
+# parse_steps "NAME=STEPS ...": sets steps[NAME] for each, and names to
+# the NAMEs in order.
+parse_steps() {
+	local kv
+	names=()
+	for kv in $1; do
+		names+=("${kv%%=*}")
+		steps[${kv%%=*}]=${kv#*=}
+	done
+}
+
 # await_runs: waits for the launched runs until 25 s before the budget
 # and stops any still going with SIGTERM, which saves it.
 await_runs() {

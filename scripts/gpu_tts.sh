@@ -44,12 +44,10 @@ declare -A flags=(
 	[b16]="--init .device/tts --batch 16 --lr 5e-4 --seed 9"
 	[b64]="--init .device/tts --batch 64 --lr 5e-4 --seed 10"
 )
-pids=() names=()
-for kv in ${STEPS:-b16=10000 b64=8000}; do
-	name=${kv%%=*}
-	names+=("$name")
-	launch "$name" "${kv#*=}" "runs/gpu-tts-$name"
-done
+declare -A steps
+parse_steps "${STEPS:-b16=10000 b64=8000}"
+pids=()
+for name in "${names[@]}"; do launch "$name" "${steps[$name]}" "runs/gpu-tts-$name"; done
 await_runs
 for name in "${names[@]}"; do
 	[ -f "runs/gpu-tts-$name/config.json" ] && echo "[$(elapsed) s] runs/gpu-tts-$name: $(grep -o '"steps": [0-9]*' "runs/gpu-tts-$name/config.json" | tail -1)"
