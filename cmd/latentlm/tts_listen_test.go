@@ -446,6 +446,46 @@ func TestEvalTTSTable(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &whole) != nil || whole.PromptSeconds == nil || *whole.PromptSeconds != 0 {
 		t.Errorf("--prompt-seconds 0: exit %d, %s%s", code, stdout, stderr)
 	}
+
+	// Two seeds pooled (the fixture's 5, then 6): each seed's row is that
+	// of the same evaluation with that --seed alone, and the pool holds
+	// both seeds' utterances. (Without judges the rows carry no
+	// seed-dependent score; evaluate.TestMergeTTSReports checks the
+	// pooling arithmetic.)
+	var pooled struct {
+		Report evaluate.TTSReport `json:"report"`
+		Seeds  int                `json:"seeds"`
+		BySeed []struct {
+			Seed int64                `json:"seed"`
+			Rows []evaluate.TTSScores `json:"rows"`
+		} `json:"by_seed"`
+	}
+	code, stdout, stderr = cli(t, f.root, append([]string{"eval", "--task", "tts"}, f.args("--n", "2", "--json", "--seeds", "2")...)...)
+	if code != 0 || json.Unmarshal([]byte(stdout), &pooled) != nil {
+		t.Fatalf("--seeds 2: exit %d, %s%s", code, stdout, stderr)
+	}
+	var second struct {
+		Report evaluate.TTSReport `json:"report"`
+	}
+	code, stdout, stderr = cli(t, f.root, append([]string{"eval", "--task", "tts"}, f.args("--n", "2", "--json", "--seed", "6")...)...)
+	if code != 0 || json.Unmarshal([]byte(stdout), &second) != nil {
+		t.Fatalf("--seed 6: exit %d, %s%s", code, stdout, stderr)
+	}
+	first := out.Report.Rows[2]
+	if pooled.Seeds != 2 || len(pooled.BySeed) != 2 || pooled.BySeed[0].Seed != 5 || pooled.BySeed[1].Seed != 6 || len(pooled.BySeed[1].Rows) != 1 {
+		t.Fatalf("--seeds 2: %+v", pooled)
+	}
+	if got, want := pooled.BySeed[1].Rows[0], second.Report.Rows[2]; got != want {
+		t.Errorf("seed 6 in the pool: %+v\nalone: %+v", got, want)
+	}
+	if got := pooled.BySeed[0].Rows[0]; got != first {
+		t.Errorf("seed 5 in the pool: %+v\nalone: %+v", got, first)
+	}
+	if a := pooled.Report.Rows[2]; a.Voice != "all" || a.Utterances != 8 || math.Abs(a.SIM-(first.SIM+second.Report.Rows[2].SIM)/2) > 1e-9 {
+		t.Errorf("pooled: %+v; want 8 utterances and the mean SIM of the two seeds", a)
+	}
+	code, _, stderr = cli(t, f.root, append([]string{"eval", "--task", "tts"}, f.args("--seeds", "2", "--listen", filepath.Join(f.root, "s"))...)...)
+	expectOneLineError(t, code, stderr, "--seeds pools the table's scores")
 }
 
 // TestEvalTTSVALLE: the VALL-E-style baseline is scored by the same
