@@ -35,13 +35,14 @@ mkdir -p "$D"
 # speech cache or an encoded corpus file; default .deps/speech), scored on
 # the test texts into docs/results/tts-numbers-init-STEP.json (10 per voice,
 # 70 in all, as every earlier row) and ...-STEP-n50.json (all 350: the
-# 70 differ by a few points from one sampling seed to the next).
+# 70 differ by a few points from one sampling seed to the next, the 350 by
+# up to 1.3; SEEDS=2 pools two sampling seeds there).
 continueRun() {
   if [[ ! -f $3/loss.png ]]; then
     "$L" train --task tts --set numbers --init "$1" --lr "${6:-5e-4}" --steps 1500 --seed "$2" --data "${5:-.deps/speech}" --out "$3"
   fi
   "$L" eval --task tts --model "$3" --set numbers --n 10 --json > "$D/tts-numbers-init-$4.json"
-  "$L" eval --task tts --model "$3" --set numbers --n 50 --json > "$D/tts-numbers-init-$4-n50.json"
+  "$L" eval --task tts --model "$3" --set numbers --n 50 --seeds "${SEEDS:-1}" --json > "$D/tts-numbers-init-$4-n50.json"
 }
 # The cache with four times the training texts (1600 per set; the same
 # validation and test texts, since NumberTexts draws those first).
