@@ -142,7 +142,7 @@ func runEvalTTS(args []string) error {
 	// Each seed speaks with a model loaded afresh with it, so that seed k's
 	// scores are those of `eval --seed k` alone.
 	var reps []*evaluate.TTSReport
-	var bySeed []map[string]any
+	var bySeed []seedScores
 	for k := range *seeds {
 		seed := *gen.seed + int64(k)
 		if k > 0 {
@@ -159,7 +159,7 @@ func runEvalTTS(args []string) error {
 			return err
 		}
 		reps = append(reps, r)
-		bySeed = append(bySeed, map[string]any{"seed": seed, "rows": seedRows(r)})
+		bySeed = append(bySeed, seedScores{Seed: seed, Rows: seedRows(r)})
 	}
 	rep, err := evaluate.MergeTTSReports(reps)
 	if err != nil {
@@ -175,8 +175,8 @@ func runEvalTTS(args []string) error {
 	if *seeds > 1 {
 		fmt.Printf("pooled over %d sampling seeds; each seed's WER on all voices:", *seeds)
 		for _, s := range bySeed {
-			for _, r := range s["rows"].([]evaluate.TTSScores) {
-				fmt.Printf(" %.1f%% (seed %d, %s)", 100*r.WERGenerated, s["seed"], r.Set)
+			for _, r := range s.Rows {
+				fmt.Printf(" %.1f%% (seed %d, %s)", 100*r.WERGenerated, s.Seed, r.Set)
 			}
 		}
 		fmt.Println()
@@ -200,6 +200,12 @@ func runEvalTTS(args []string) error {
 	fmt.Printf("%.0f frames, %.1f decoding steps and %.0f head passes per second of audio; real-time factor %.2f at batch %d (%.0f s of audio, %.0f s in all)\n",
 		rep.FramesPerSecond, rep.DecodingStepsPerSecond, rep.HeadPassesPerSecond, rep.RealTimeFactor, *batch, rep.AudioSeconds, rep.EvalSeconds)
 	return nil
+}
+
+// seedScores are one seed's rows over all voices in `eval --seeds`.
+type seedScores struct {
+	Seed int64                `json:"seed"`
+	Rows []evaluate.TTSScores `json:"rows"`
 }
 
 // seedRows are a report's rows over all voices ("all"), one per text set:
