@@ -258,5 +258,8 @@ func EncodeSpeechCorpus(ctx context.Context, o SpeechCorpusOptions) (*speechvae.
 	if len(c.Utterances) == 0 {
 		return nil, fmt.Errorf("%s: no %s utterances of the set %q", o.Data, o.Split, o.Set)
 	}
-	return c, c.Save(o.Out)
+	if err := c.Save(o.Out); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
