@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs what scripts/gpu_issues.sh needs for one call of a lent GPU machine,
+# Packs what scripts/gpu_issues.sh or scripts/gpu_tts.sh needs for one call of a lent GPU machine,
 # and unpacks what comes back (docs/BENCHMARKS.md, "Training on a lent GPU").
 #
 #   scripts/gpu_pack.sh pack      # before the call of scripts/gpu_issues.sh
