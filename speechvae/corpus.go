@@ -203,27 +203,21 @@ func LoadCorpus(path string) (*Corpus, error) {
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	for i, v := range flat {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, bad("frame %d holds %v at channel %d", i/ch, v, i%ch)
-		}
+	if i := firstNonFinite(flat); i >= 0 {
+		return nil, bad("frame %d holds %v at channel %d", i/ch, flat[i], i%ch)
 	}
-	rows := int64(tf.Shape[0])
-	if offsets[0] != 0 || offsets[len(offsets)-1] != rows {
-		return nil, bad("offsets run from %d to %d, want 0 to the %d frames", offsets[0], offsets[len(offsets)-1], rows)
+	rows := latentRows(flat, ch)
+	n := int64(len(rows))
+	if offsets[0] != 0 || offsets[len(offsets)-1] != n {
+		return nil, bad("offsets run from %d to %d, want 0 to the %d frames", offsets[0], offsets[len(offsets)-1], n)
 	}
 	c.Frames = make([][][]float32, len(c.Utterances))
 	for i, u := range c.Utterances {
 		lo, hi := offsets[i], offsets[i+1]
-		if hi <= lo {
-			return nil, bad("utterance %d (%s) has offsets %d…%d: no frames", i, u.File, lo, hi)
+		if hi <= lo || hi > n {
+			return nil, bad("utterance %d (%s) has offsets %d…%d: no frames, or frames past the %d there are", i, u.File, lo, hi, n)
 		}
-		z := make([][]float32, hi-lo)
-		for j := range z {
-			r := (lo + int64(j)) * int64(ch)
-			z[j] = flat[r : r+int64(ch) : r+int64(ch)]
-		}
-		c.Frames[i] = z
+		c.Frames[i] = rows[lo:hi:hi]
 	}
 	return c, nil
 }

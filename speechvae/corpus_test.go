@@ -91,6 +91,15 @@ func TestCorpusRoundTrip(t *testing.T) {
 			}
 			return ts, md
 		},
+		"frames past": func(ts []safetensors.Tensor, md map[string]string) ([]safetensors.Tensor, map[string]string) {
+			total := int64(len(c.Frames[0]) + len(c.Frames[1]))
+			for i := range ts {
+				if ts[i].Name == corpusOffsets { // the first utterance runs past the end
+					ts[i] = safetensors.FromInt64(corpusOffsets, []int{3}, []int64{0, total + 5, total})
+				}
+			}
+			return ts, md
+		},
 		"NaN": func(ts []safetensors.Tensor, md map[string]string) ([]safetensors.Tensor, map[string]string) {
 			for i := range ts {
 				if ts[i].Name == corpusFrames {

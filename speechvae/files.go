@@ -49,10 +49,8 @@ func (m *Model) ReadLatents(path string) ([][]float32, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
-	for i, v := range flat {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, 0, fmt.Errorf("%s: latent frame %d holds a non-finite value (%v at channel %d)", path, i/c.Channels, v, i%c.Channels)
-		}
+	if i := firstNonFinite(flat); i >= 0 {
+		return nil, 0, fmt.Errorf("%s: latent frame %d holds a non-finite value (%v at channel %d)", path, i/c.Channels, flat[i], i%c.Channels)
 	}
 	n := 0
 	if s, ok := file.Metadata["samples"]; ok {
@@ -60,9 +58,26 @@ func (m *Model) ReadLatents(path string) ([][]float32, int, error) {
 			return nil, 0, fmt.Errorf("%s: metadata samples=%q does not fit %d frames of %d samples", path, s, t.Shape[0], c.SamplesPerLatent())
 		}
 	}
-	z := make([][]float32, t.Shape[0])
-	for i := range z {
-		z[i] = flat[i*c.Channels : (i+1)*c.Channels : (i+1)*c.Channels]
+	return latentRows(flat, c.Channels), n, nil
+}
+
+// latentRows splits flat, rows of channels values one after another, into
+// rows that share its memory, each capped at its end so that appending to
+// one cannot overwrite the next.
+func latentRows(flat []float32, channels int) [][]float32 {
+	rows := make([][]float32, len(flat)/channels)
+	for i := range rows {
+		rows[i] = flat[i*channels : (i+1)*channels : (i+1)*channels]
 	}
-	return z, n, nil
+	return rows
+}
+
+// firstNonFinite is the index of the first NaN or infinity in x, or -1.
+func firstNonFinite(x []float32) int {
+	for i, v := range x {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return i
+		}
+	}
+	return -1
 }

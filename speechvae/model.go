@@ -147,11 +147,7 @@ func (m *Model) Encode(samples []float32, sample bool) ([][]float32, error) {
 	}
 	defer nn.Release(out[0])
 	flat := tensors.MustCopyFlatData[float32](out[0])
-	rows := make([][]float32, c.Latents(len(samples)))
-	for i := range rows {
-		rows[i] = flat[i*c.Channels : (i+1)*c.Channels : (i+1)*c.Channels]
-	}
-	return rows, nil
+	return latentRows(flat[:c.Latents(len(samples))*c.Channels], c.Channels), nil
 }
 
 // Decode maps normalised latents (rows of Channels values) to n samples at
@@ -178,10 +174,8 @@ func (m *Model) Decode(latents [][]float32, n int, seed uint64) ([]float32, erro
 		if len(z) != c.Channels {
 			return nil, fmt.Errorf("speech-vae: latent frame %d has %d values, want %d", i, len(z), c.Channels)
 		}
-		for _, v := range z {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("speech-vae: latent frame %d holds %v", i, v)
-			}
+		if k := firstNonFinite(z); k >= 0 {
+			return nil, fmt.Errorf("speech-vae: latent frame %d holds %v", i, z[k])
 		}
 		flat = append(flat, z...)
 	}
