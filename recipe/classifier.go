@@ -381,7 +381,7 @@ func Classifier(ctx context.Context, o ClassifierOptions) (*Result, error) {
 		desc += " " + o.Target
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: desc, Quiet: o.Quiet, RecordEvery: 10,
 		Batch: func(step int64) ([]any, int, error) {
 			idx := data.BatchIndices(set.N, o.Batch, step, o.Seed)
@@ -428,7 +428,7 @@ func Classifier(ctx context.Context, o ClassifierOptions) (*Result, error) {
 	if err := writeLossPlot(filepath.Join(o.Out, "loss.png"), "classifier training loss", loop.History); err != nil {
 		return nil, err
 	}
-	logf(o.Log, "saved %s (%d steps in %s): test accuracy %.2f%%%s\n", o.Out, o.Steps, time.Since(started).Round(time.Second), 100*acc, held)
+	logf(o.Log, "saved %s (%d steps in %s): test accuracy %.2f%%%s\n", o.Out, loop.Steps, time.Since(started).Round(time.Second), 100*acc, held)
 	return &Result{Dir: o.Out, History: loop.History, TestAccuracy: acc}, nil
 }
 

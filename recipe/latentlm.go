@@ -223,7 +223,7 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 		every = gcd(every, o.SnapshotEvery)
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: every, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: every, Hook: save,
 		Desc: o.Arch + " " + o.Data, Quiet: o.Quiet, RecordEvery: 10,
 		Batch: func(step int64) ([]any, int, error) {
 			idx := data.BatchIndices(ds.N, o.Batch, step, o.Seed)
@@ -245,7 +245,7 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 	if err := writeLossPlot(filepath.Join(o.Out, "loss.png"), title, loop.History); err != nil {
 		return nil, err
 	}
-	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
+	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, loop.Steps, time.Since(started).Round(time.Second))
 	return &Result{Dir: o.Out, History: loop.History}, nil
 }
 

@@ -567,7 +567,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		every = gcd(every, o.SnapshotEvery)
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: every, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: every, Hook: save,
 		Desc: desc, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := mix.batch(step)
@@ -601,7 +601,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if err := writeTermsPlot(filepath.Join(o.Out, "loss.png"), "multimodal training loss ("+dataLabel(o.Data)+")", loop.History, loop.Metrics); err != nil {
 		return nil, err
 	}
-	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
+	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, loop.Steps, time.Since(started).Round(time.Second))
 	return &Result{Dir: o.Out, History: loop.History}, nil
 }
 

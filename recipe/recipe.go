@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/gomlx/compute"
 
@@ -49,6 +50,11 @@ type Options struct {
 	Out string
 	// Steps is the length of the run; a resumed run continues to it.
 	Steps int64
+	// Time, when above 0, is the training loop's time budget: the run
+	// stops at the step that fits it, with its cosine schedule refitted to
+	// end there as the pace is measured (train.Loop.Duration), and Steps
+	// is the most it may take.
+	Time time.Duration
 	// SaveEvery is the checkpoint period in steps; 0 saves only at the end.
 	SaveEvery int64
 	// Batch is the number of training items per step.

@@ -199,7 +199,7 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 		}
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: fmt.Sprintf("vae %s/%s", cfg.Kind, dataLabel(o.Data)), Quiet: o.Quiet, RecordEvery: 20, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			idx := data.BatchIndices(set.N, o.Batch, step, o.Seed)
@@ -225,7 +225,7 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 	if err := writeLossPlot(filepath.Join(o.Out, "loss.png"), "tokenizer training loss", loop.History); err != nil {
 		return nil, err
 	}
-	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
+	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, loop.Steps, time.Since(started).Round(time.Second))
 	return &Result{Dir: o.Out, History: loop.History}, nil
 }
 

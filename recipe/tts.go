@@ -244,7 +244,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		metrics = append(metrics, "align")
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: "tts " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := corpus.batch(f, o, promptMax, step)
@@ -260,7 +260,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if err := writeTermsPlot(filepath.Join(o.Out, "loss.png"), "text-to-speech training loss ("+o.Set+")", loop.History, loop.Metrics); err != nil {
 		return nil, err
 	}
-	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
+	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, loop.Steps, time.Since(started).Round(time.Second))
 	return &Result{Dir: o.Out, History: loop.History}, nil
 }
 

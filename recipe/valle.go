@@ -195,7 +195,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		metrics = append(metrics, "align")
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: "valle " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			return corpus.batch(f, cfg, o, promptMax, step)
@@ -207,7 +207,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	if err := writeTermsPlot(filepath.Join(o.Out, "loss.png"), "VALL-E-style baseline training loss ("+o.Set+")", loop.History, loop.Metrics); err != nil {
 		return nil, err
 	}
-	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, o.Steps, time.Since(started).Round(time.Second))
+	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, loop.Steps, time.Since(started).Round(time.Second))
 	return &Result{Dir: o.Out, History: loop.History}, nil
 }
 

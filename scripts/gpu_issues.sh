@@ -9,26 +9,28 @@
 #                   mixture and λ = LAMBDA (default 16) of docs/RESULTS.md
 #                   "The diffusion weight λ" and "λ = 16", batch 32, lr 1e-3,
 #                   seed 1
-#   runs/gpu-text   its text-only comparator: the same size and as many text
-#                   sequences (steps × 0.5/7)
 #   runs/gpu-emoji  issue 20: caption → image emoji at d256 × 6, λ = 4, on the
-#                   σ-VAE trained with the SSIM term, batch 32, lr 1e-3, seed 1
+#                   shipped emoji tokenizer (weights/vae-emoji), batch 32,
+#                   lr 1e-3, seed 1
+#   runs/gpu-text   issue 15's text-only comparator: the same size and as
+#                   many text sequences as runs/gpu-mm (its steps × 0.5/7),
+#                   launched once runs/gpu-mm has fitted its length
 #
-# Each run's length is set by a calibration of the three together (CALIBRATE
-# seconds, default 150: on the H200 the first steps compile for about a
-# minute, 2026-12-04), so that its cosine schedule ends inside the budget:
-# steps = steps per second × the seconds left; STEPS="mm=N text=N emoji=N"
-# sets the lengths instead. The runs return as runs.tar.part-NN (15 MiB pieces,
-# without optimiser states) and gpu_issues.log under $OUT; scripts/gpu_pack.sh
-# unpack puts them into runs/, to be scored on the CPU with the commands of
-# docs/RESULTS.md. Run here with BACKEND=onnx L=./bin/latentlm BUDGET=… to
-# try the script without a GPU.
+# Each run has a time budget (`train --time`): it stops at the step that
+# fits the seconds left, its cosine schedule fitted to end there as its pace
+# is measured, so no GPU time goes to calibrating (on the H200 the first
+# steps compile for about a minute, 2026-12-04). STEPS="mm=N emoji=N
+# text=N" sets fixed lengths instead. The runs return as
+# runs.tar.part-NN (15 MiB pieces, without optimiser states) and the logs
+# under $OUT; scripts/gpu_pack.sh unpack puts them into runs/, to be scored
+# on the CPU with the commands of docs/RESULTS.md. Run here with
+# BACKEND=onnx L=./bin/latentlm BUDGET=… to try the script without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 budget=${BUDGET:-540}
 lambda=${LAMBDA:-16}
-calibrate=${CALIBRATE:-150} # above the minute the first steps spend compiling (scripts/gpu_lib.sh)
+margin=60 # seconds for the final saves and the packing
 out=${OUT:-/tmp/gpu-issues}
 mkdir -p "$out" runs
 exec > >(tee "$out/gpu_issues.log") 2>&1
@@ -48,25 +50,38 @@ common=(train --backend "$BACKEND" --task multimodal --dim 256 --depth 6 --batch
 declare -A flags=(
 	[mm]="--vae runs/vae-canvas-p7 --tokenizer .device/tokenizer/multimodal-mnist.json --diffusion-weight $lambda --mix-text 0.5 --mix-t2i 4 --mix-i2t 2 --mix-vqa 0.5"
 	[text]="--vae runs/vae-canvas-p7 --tokenizer .device/tokenizer/multimodal-mnist.json --mix-text 1 --mix-t2i 0 --mix-i2t 0 --mix-vqa 0"
-	[emoji]="--data emoji --vae runs/vae-emoji-ssim0.05 --diffusion-weight 4 --mix-t2i 2 --mix-i2t 1"
+	[emoji]="--data emoji --vae runs/vae-emoji --diffusion-weight 4 --mix-t2i 2 --mix-i2t 1"
 )
 
+# timed NAME [STEPS]: launches NAME for the seconds left (at most STEPS
+# steps, default 100 million).
+timed() {
+	launch "$1" "${2:-100000000}" "runs/gpu-$1" --time "$((budget - $(elapsed) - margin))s"
+}
+
 declare -A steps
+pids=()
 if [ -n "${STEPS:-}" ]; then
-	parse_steps "$STEPS" # e.g. STEPS="mm=8000 text=570 emoji=8000": no calibration
+	parse_steps "$STEPS" # e.g. STEPS="mm=8000 emoji=8000 text=570": no time budget
+	for name in "${names[@]}"; do launch "$name" "${steps[$name]}" "runs/gpu-$name"; done
 else
-	calibrate "$calibrate" mm text emoji
-	unset 'steps[text]' # sized from mm's below
-	if [ -n "${steps[mm]:-}" ]; then
-		steps[text]=$((steps[mm] / 14)) # the mixture gives text 0.5 of 7 parts
+	timed mm
+	timed emoji
+	# The text-only comparator sees as many text sequences as runs/gpu-mm,
+	# whose mixture gives text 0.5 of 7 parts: its length is read from
+	# runs/gpu-mm's progress once that has fitted its own (after 15% of
+	# the budget; a third, to let it settle).
+	while [ "$(elapsed)" -lt $((budget / 3)) ]; do sleep 2; done
+	mm_total=$(grep -oE ' [0-9]+/[0-9]+ loss' "$out/mm-gpu-mm.log" | tail -1 | sed -E 's|.*/([0-9]+) loss|\1|')
+	if [ -n "$mm_total" ]; then
+		echo "[$(elapsed) s] runs/gpu-mm fitted to $mm_total steps: runs/gpu-text gets $((mm_total / 14))"
+		timed text $((mm_total / 14))
+	else
+		echo "[$(elapsed) s] runs/gpu-mm shows no progress: no text-only run"
 	fi
 fi
-pids=()
-for name in mm text emoji; do
-	[ -n "${steps[$name]:-}" ] && [ "${steps[$name]}" -gt 0 ] && launch "$name" "${steps[$name]}" "runs/gpu-$name"
-done
 await_runs
-for name in mm text emoji; do
+for name in mm emoji text; do
 	[ -f "runs/gpu-$name/config.json" ] && echo "[$(elapsed) s] runs/gpu-$name: $(grep -o '"steps": [0-9]*' "runs/gpu-$name/config.json")"
 	tail -2 "$out/$name-gpu-$name.log" 2>/dev/null
 done

@@ -25,13 +25,15 @@ gpu_setup() {
 	nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 }
 
-# launch NAME STEPS OUT: one run in the background, each line of its output
-# stamped with the seconds since launch, into $out/NAME-<base of OUT>.log.
+# launch NAME STEPS OUT [FLAG...]: one run in the background, each line of
+# its output stamped with the seconds since launch, into
+# $out/NAME-<base of OUT>.log.
 launch() {
 	local name=$1 steps=$2 dir=$3 t0
+	shift 3
 	t0=$(date +%s)
 	# shellcheck disable=SC2086
-	"$L" "${common[@]}" ${flags[$name]} --steps "$steps" --out "$dir" 2>&1 |
+	"$L" "${common[@]}" ${flags[$name]} --steps "$steps" --out "$dir" "$@" 2>&1 |
 		while IFS= read -r line; do echo "$(($(date +%s) - t0)) $line"; done >"$out/$name-$(basename "$dir").log" &
 	pids+=($!)
 }
@@ -42,49 +44,6 @@ running() {
 	local pid
 	for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done
 	return 1
-}
-
-# rate LOG: "OVERHEAD STEPS_PER_SECOND" from a stamped progress log: the
-# seconds to the first step (compilation, reading the data) and the steady
-# rate after it.
-rate() {
-	python3 - "$1" <<'PY'
-import re, sys
-pts = [(int(m[1]), int(m[2])) for m in
-       (re.match(r'(\d+) .* (\d+)/\d+ ', l) for l in open(sys.argv[1], errors='replace')) if m]
-if len(pts) < 2 or pts[-1][1] <= pts[0][1] or pts[-1][0] <= pts[0][0]:
-    sys.exit(1)
-print(pts[0][0], (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0]))
-PY
-}
-
-# calibrate SECONDS NAME...: runs NAME... side by side for SECONDS into
-# /tmp/cal-NAME, stops them, and sets steps[NAME] so that each, launched
-# again, ends its cosine schedule $left seconds from now (less 1.2 × its
-# start-up), at 95% of its measured rate. A run with no steady rate is
-# left out of steps, with the end of its log printed. On the H200 a run's
-# first steps compile one graph per head-row bucket (lm.HeadRowBucket),
-# about a minute in all for text-to-speech (2026-12-04), and progress lines
-# come every 10 s or more: SECONDS must be well above both, or the rate
-# measured is the compiler's.
-calibrate() {
-	local secs=$1 name overhead per_s
-	shift
-	pids=()
-	for name in "$@"; do launch "$name" 1000000 "/tmp/cal-$name"; done
-	sleep "$secs"
-	pkill -f -- "--out /tmp/cal-" || true
-	wait "${pids[@]}"
-	left=$((budget - $(elapsed) - 40)) # 40 s for the final save and the packing
-	for name in "$@"; do
-		if ! read -r overhead per_s < <(rate "$out/$name-cal-$name.log"); then
-			echo "[$(elapsed) s] $name: no steady rate in $secs s; its log ends:"
-			tail -5 "$out/$name-cal-$name.log"
-			continue
-		fi
-		steps[$name]=$(python3 -c "print(int(max(0, $left - 1.2 * $overhead) * $per_s * 0.95))")
-		echo "[$(elapsed) s] $name: $overhead s to the first step, $per_s steps/s → ${steps[$name]} steps"
-	done
 }
 
 # parse_steps "NAME=STEPS ...": sets steps[NAME] for each, and names to

@@ -53,18 +53,13 @@ pack)
 		echo "gpu_pack.sh: no runs/vae-canvas-p7: train it first (scripts/multimodal_cpu.sh trains it, 3.5 min)" >&2
 		exit 1
 	}
-	[ -f runs/vae-emoji-ssim0.05/model.safetensors ] || {
-		echo "gpu_pack.sh: no runs/vae-emoji-ssim0.05: train it first (scripts/vae_ssim.sh, 17 min)" >&2
-		exit 1
-	}
 	prepare
-	mkdir -p .device/fortunes .device/runs/vae-canvas-p7 .device/runs/vae-emoji-ssim0.05 .device/tokenizer
+	mkdir -p .device/fortunes .device/runs/vae-canvas-p7 .device/runs/vae-emoji .device/tokenizer
 	# The collections' *.u8 names are links in Debian's package; -L copies their text.
 	cp -L /usr/share/games/fortunes/*.u8 .device/fortunes/
 	cp weights/multimodal-mnist/tokenizer.json .device/tokenizer/multimodal-mnist.json
-	for run in vae-canvas-p7 vae-emoji-ssim0.05; do
-		cp "runs/$run/config.json" "runs/$run/model.safetensors" ".device/runs/$run/"
-	done
+	cp runs/vae-canvas-p7/config.json runs/vae-canvas-p7/model.safetensors .device/runs/vae-canvas-p7/
+	cp weights/vae-emoji/config.json weights/vae-emoji/model.safetensors .device/runs/vae-emoji/
 	report .deps/mnist .deps/emoji-twitter
 	;;
 pack-tts)

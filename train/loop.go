@@ -47,6 +47,15 @@ type Loop struct {
 	Metrics []string
 	Desc    string
 	Quiet   bool
+	// Duration, when above 0, is the run's time budget: once its pace is
+	// measured the run is cut to the steps that fit (pacer), and the
+	// cosine schedule is refitted to end there (Trainer.SetTotalSteps),
+	// so that a run on an unknown machine still anneals. Steps stays the
+	// most it may take, and ends up the step it stopped at. The time counts
+	// from Run's start, so it includes compiling the first steps.
+	Duration time.Duration
+
+	clock func() time.Time // time.Now but in tests
 }
 
 // Run trains from the store's current step to Steps. When ctx is cancelled
@@ -64,7 +73,15 @@ func (l *Loop) Run(ctx context.Context) error {
 	var acc float64
 	var accN int64
 	accM := make([]float64, len(l.Metrics))
-	itemsDone, t0 := 0, time.Now()
+	now := l.clock
+	if now == nil {
+		now = time.Now
+	}
+	itemsDone, t0 := 0, now()
+	var pace *pacer
+	if l.Duration > 0 {
+		pace = newPacer(t0, l.Duration, l.Steps)
+	}
 	hooked := int64(-1)
 	for step := start; step < l.Steps; step++ {
 		if err := ctx.Err(); err != nil {
@@ -106,7 +123,16 @@ func (l *Loop) Run(ctx context.Context) error {
 			acc, accN = 0, 0
 		}
 		itemsDone += items
-		rate := float64(itemsDone) / time.Since(t0).Seconds()
+		rate := float64(itemsDone) / now().Sub(t0).Seconds()
+		if pace != nil {
+			if last, ok := pace.observe(now(), step+1); ok && last != l.Steps {
+				l.Steps = last
+				if err := l.Trainer.SetTotalSteps(last); err != nil {
+					return err
+				}
+				bar.SetTotal(int(last - start))
+			}
+		}
 		bar.Step(1, fmt.Sprintf("loss %.4f%s lr %.2e %.0f items/s", res.Loss, terms, res.LR, rate))
 		if l.Hook != nil && l.Every > 0 && ((step+1)%l.Every == 0 || step+1 == l.Steps) {
 			if err := l.Hook(step+1, l.History); err != nil {

@@ -34,6 +34,11 @@ const EMAScope = nn.EMAScope
 // stepPath counts optimisation steps; it drives the learning-rate schedule.
 const stepPath = "/train/step"
 
+// totalPath holds the length of the cosine schedule, a variable rather than
+// a constant of the graph so that a run with a time budget (Loop.Duration)
+// can fit it to its measured pace without recompiling (SetTotalSteps).
+const totalPath = "/train/total_steps"
+
 // Config holds the optimiser hyperparameters (docs/DESIGN.md §6).
 type Config struct {
 	LR          float64 // peak learning rate
@@ -91,6 +96,13 @@ func New(backend compute.Backend, store *model.Store, cfg Config, loss LossFn) (
 		}
 	}
 	t := &Trainer{cfg: cfg, store: store}
+	totalVar := store.VariableWithValue(totalPath, float32(cfg.TotalSteps))
+	totalVar.SetTrainable(false)
+	// A resumed run's saved length gives way to this run's: a longer
+	// --steps restarts the cosine at the point of the longer schedule.
+	if err := t.SetTotalSteps(int64(cfg.TotalSteps)); err != nil {
+		return nil, err
+	}
 	opt := optimizer.Adam().LearningRate(cfg.LR).Betas(cfg.Beta1, cfg.Beta2).Epsilon(cfg.Eps).
 		WeightDecay(cfg.WeightDecay).Done().(withGradients)
 	exec, err := model.NewExec(backend, store, func(scope *model.Scope, inputs []*Node) []*Node {
@@ -110,7 +122,7 @@ func New(backend compute.Backend, store *model.Store, cfg Config, loss LossFn) (
 		stepVar.SetTrainable(false)
 		step := AddScalar(stepVar.NodeValue(g), 1)
 		stepVar.SetNodeValue(step)
-		lr := schedule(cfg, ConvertDType(step, dtypes.Float32))
+		lr := schedule(cfg, ConvertDType(step, dtypes.Float32), totalVar.NodeValue(g))
 		optimizer.LearningRateVar(weights, dtypes.Float32, cfg.LR).SetNodeValue(lr)
 		opt.UpdateGraphWithGradients(weights, grads, outs[0].DType())
 		if cfg.EMADecay > 0 {
@@ -139,12 +151,13 @@ type withGradients interface {
 }
 
 // schedule is the learning rate at 1-based step: linear warm-up to LR over
-// WarmupSteps, then a cosine down to MinLR at TotalSteps.
-func schedule(cfg Config, step *Node) *Node {
+// WarmupSteps, then a cosine down to MinLR at total (a scalar node: the
+// variable SetTotalSteps sets).
+func schedule(cfg Config, step, total *Node) *Node {
 	g := step.Graph()
 	warm := MulScalar(step, cfg.LR/math.Max(1, float64(cfg.WarmupSteps)))
-	span := math.Max(1, float64(cfg.TotalSteps-cfg.WarmupSteps))
-	progress := ClipScalar(DivScalar(AddScalar(step, -float64(cfg.WarmupSteps)), span), 0, 1)
+	span := MaxScalar(AddScalar(total, -float64(cfg.WarmupSteps)), 1)
+	progress := ClipScalar(Div(AddScalar(step, -float64(cfg.WarmupSteps)), span), 0, 1)
 	cosine := AddScalar(MulScalar(OnePlus(Cos(MulScalar(progress, math.Pi))), 0.5*(cfg.LR-cfg.MinLR)), cfg.MinLR)
 	inWarmup := LessOrEqual(step, Scalar(g, step.DType(), float64(cfg.WarmupSteps)))
 	return Where(inWarmup, warm, cosine)
@@ -195,6 +208,21 @@ func (t *Trainer) StepAndFree(inputs ...any) (Result, error) {
 	res, err := t.Step(inputs...)
 	nn.Release(inputs...)
 	return res, err
+}
+
+// SetTotalSteps sets the step at which the cosine schedule reaches MinLR,
+// from the next step on; the compiled step reads it as a variable, so
+// nothing is recompiled. Loop.Duration uses it to end the schedule when
+// the time runs out.
+func (t *Trainer) SetTotalSteps(n int64) error {
+	v := t.store.GetVariable(totalPath)
+	if v == nil {
+		return fmt.Errorf("training store has no %s", totalPath)
+	}
+	if err := v.SetValue(tensors.FromScalar(float32(n))); err != nil {
+		return fmt.Errorf("setting the schedule's length: %w", err)
+	}
+	return nil
 }
 
 // StepCount is the number of steps taken so far (0 before the first).

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gomlx/compute"
 
@@ -91,6 +92,7 @@ func addTrainFlags(fs *flags, o *recipe.Options, limit *int, outHelp string) {
 	fs.StringVar(&o.Data, "data", o.Data, "data set: mnist, fashion, mnist-canvas or fashion-canvas")
 	fs.StringVar(&o.Out, "out", o.Out, outHelp)
 	fs.Int64Var(&o.Steps, "steps", o.Steps, "training steps")
+	addTimeFlag(fs, &o.Time)
 	fs.IntVar(&o.Batch, "batch", o.Batch, "batch size")
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of initialisation, data order and noise")
@@ -98,6 +100,12 @@ func addTrainFlags(fs *flags, o *recipe.Options, limit *int, outHelp string) {
 	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out")
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
+}
+
+// addTimeFlag declares --time, a training run's time budget
+// (recipe.Options.Time).
+func addTimeFlag(fs *flags, budget *time.Duration) {
+	fs.DurationVar(budget, "time", *budget, "time budget of the training loop, such as 30m: it stops at the step that fits, with the cosine schedule fitted to end there (--steps: the most it may take; 0: no budget)")
 }
 
 // sampleFlags are the generation flags shared by sample and eval.

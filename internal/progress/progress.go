@@ -76,3 +76,12 @@ func (b *Bar) Finish() {
 		fmt.Fprintf(b.out, "%s done: %d steps in %s\n", b.desc, b.done, time.Since(b.start).Round(time.Second))
 	}
 }
+
+// SetTotal changes the number of steps the bar counts to, for work whose
+// length is settled as it goes (a training run with a time budget).
+func (b *Bar) SetTotal(total int) {
+	b.total = total
+	if b.terminal && !b.quiet {
+		b.bar.ChangeMax(total)
+	}
+}
