@@ -381,7 +381,7 @@ func Classifier(ctx context.Context, o ClassifierOptions) (*Result, error) {
 		desc += " " + o.Target
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: desc, Quiet: o.Quiet, RecordEvery: 10,
 		Batch: func(step int64) ([]any, int, error) {
 			idx := data.BatchIndices(set.N, o.Batch, step, o.Seed)

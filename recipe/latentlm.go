@@ -223,7 +223,7 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 		every = gcd(every, o.SnapshotEvery)
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: every, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: every, Hook: save,
 		Desc: o.Arch + " " + o.Data, Quiet: o.Quiet, RecordEvery: 10,
 		Batch: func(step int64) ([]any, int, error) {
 			idx := data.BatchIndices(ds.N, o.Batch, step, o.Seed)

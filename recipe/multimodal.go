@@ -567,7 +567,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		every = gcd(every, o.SnapshotEvery)
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: every, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: every, Hook: save,
 		Desc: desc, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := mix.batch(step)

@@ -50,11 +50,12 @@ type Options struct {
 	Out string
 	// Steps is the length of the run; a resumed run continues to it.
 	Steps int64
-	// Time, when above 0, is the training loop's time budget: the run
-	// stops at the step that fits it, with its cosine schedule refitted to
-	// end there as the pace is measured (train.Loop.Duration), and Steps
-	// is the most it may take.
-	Time time.Duration
+	// Deadline, when set, is when the run must be done (`--time`
+	// counts it from the command's start, so data preparation spends
+	// it too): the run stops at the step that fits, with its cosine
+	// schedule refitted to end there as the pace is measured
+	// (train.Loop.Deadline), and Steps is the most it may take.
+	Deadline time.Time
 	// SaveEvery is the checkpoint period in steps; 0 saves only at the end.
 	SaveEvery int64
 	// Batch is the number of training items per step.

@@ -139,7 +139,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		return run.Save(func(dir string) error { return m.Save(dir, info) }, h, step)
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: fmt.Sprintf("speech-vae %s/%s", cfg.KindName(), cfg.Domain), Quiet: o.Quiet, RecordEvery: 20,
 		Metrics: append([]string{"sc", "logmag", "mel", "reg"}, cfg.TrainingMetrics()...),
 		Batch: func(step int64) ([]any, int, error) {

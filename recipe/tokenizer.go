@@ -199,7 +199,7 @@ func Tokenizer(ctx context.Context, o TokenizerOptions) (*Result, error) {
 		}
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: fmt.Sprintf("vae %s/%s", cfg.Kind, dataLabel(o.Data)), Quiet: o.Quiet, RecordEvery: 20, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			idx := data.BatchIndices(set.N, o.Batch, step, o.Seed)

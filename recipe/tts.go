@@ -244,7 +244,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		metrics = append(metrics, "align")
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: "tts " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := corpus.batch(f, o, promptMax, step)

@@ -195,7 +195,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		metrics = append(metrics, "align")
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Duration: o.Time, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: "valle " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			return corpus.batch(f, cfg, o, promptMax, step)

@@ -16,9 +16,9 @@
 #                   many text sequences as runs/gpu-mm (its steps × 0.5/7),
 #                   launched once runs/gpu-mm has fitted its length
 #
-# Each run has a time budget (`train --time`): it stops at the step that
-# fits the seconds left, its cosine schedule fitted to end there as its pace
-# is measured, so no GPU time goes to calibrating (on the H200 the first
+# Each run has a time budget (`train --time`, counted from its start): it
+# stops at the step that fits the seconds left, its cosine schedule fitted to
+# end there as its pace is measured, so no GPU time goes to calibrating (on the H200 the first
 # steps compile for about a minute, 2026-12-04). STEPS="mm=N emoji=N
 # text=N" sets fixed lengths instead. The runs return as
 # runs.tar.part-NN (15 MiB pieces, without optimiser states) and the logs
@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 budget=${BUDGET:-540}
 lambda=${LAMBDA:-16}
-margin=60 # seconds for the final saves and the packing
+margin=40 # seconds for the final saves and the packing
 out=${OUT:-/tmp/gpu-issues}
 mkdir -p "$out" runs
 exec > >(tee "$out/gpu_issues.log") 2>&1
@@ -53,8 +53,8 @@ declare -A flags=(
 	[emoji]="--data emoji --vae runs/vae-emoji --diffusion-weight 4 --mix-t2i 2 --mix-i2t 1"
 )
 
-# timed NAME [STEPS]: launches NAME for the seconds left (at most STEPS
-# steps, default 100 million).
+# timed NAME [STEPS]: launches NAME for the seconds left but the margin (at
+# most STEPS steps, default 100 million).
 timed() {
 	launch "$1" "${2:-100000000}" "runs/gpu-$1" --time "$((budget - $(elapsed) - margin))s"
 }
@@ -69,10 +69,15 @@ else
 	timed emoji
 	# The text-only comparator sees as many text sequences as runs/gpu-mm,
 	# whose mixture gives text 0.5 of 7 parts: its length is read from
-	# runs/gpu-mm's progress once that has fitted its own (after 15% of
-	# the budget; a third, to let it settle).
-	while [ "$(elapsed)" -lt $((budget / 3)) ]; do sleep 2; done
-	mm_total=$(grep -oE ' [0-9]+/[0-9]+ loss' "$out/mm-gpu-mm.log" | tail -1 | sed -E 's|.*/([0-9]+) loss|\1|')
+	# runs/gpu-mm's progress once that has fitted its own (after 15% of its
+	# budget), at the latest half-way.
+	mm_total=
+	while [ "$(elapsed)" -lt $((budget / 2)) ]; do
+		sleep 5
+		mm_total=$(grep -oE ' [0-9]+/[0-9]+ loss' "$out/mm-gpu-mm.log" | tail -1 | sed -E 's|.*/([0-9]+) loss|\1|')
+		[ -n "$mm_total" ] && [ "$mm_total" != 100000000 ] && break
+		mm_total=
+	done
 	if [ -n "$mm_total" ]; then
 		echo "[$(elapsed) s] runs/gpu-mm fitted to $mm_total steps: runs/gpu-text gets $((mm_total / 14))"
 		timed text $((mm_total / 14))

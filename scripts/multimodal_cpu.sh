@@ -11,6 +11,7 @@
 #   PART=lambda scripts/multimodal_cpu.sh     # the mixture run with λ = 4, 1 h 30 min to 2 h 30 min alone
 #   PART=lambda16 scripts/multimodal_cpu.sh   # the same with λ = 16, 1 h 10 min alone
 #   PART=shipped-l16 scripts/multimodal_cpu.sh   # the shipped model, 7000 more steps with λ = 16, about 2 h alone (not yet run)
+#   PART=gpu scripts/multimodal_cpu.sh        # score the runs of scripts/gpu_issues.sh (about 1 h alone)
 #   PART=emoji scripts/multimodal_cpu.sh      # issue 20: emoji with λ = 4, 1 h 40 min alone
 #   PART=emoji-continue scripts/multimodal_cpu.sh   # then 4000 + 2500 more steps (weights/latentlm-emoji), 1 h 40 min alone
 #
@@ -204,8 +205,22 @@ emoji-continue)
 	score t2i runs/latentlm-emoji-l4c latentlm-emoji-l4c-4000 --limit 100 --seen 100
 	score t2i runs/latentlm-emoji-l4d latentlm-emoji-l4d-2500 --limit 100 --seen 100
 	;;
+gpu)
+	# The runs of scripts/gpu_issues.sh and its follow-up on the H200
+	# (2026-12-04), unpacked into runs/: the shipped size with λ = 16
+	# (runs/gpu-mm), its warm restart (runs/gpu-mm2: --init runs/gpu-mm
+	# --lr 3e-4 --seed 2 --time 210s), their text-only comparator
+	# (runs/gpu-text) and the emoji run (runs/gpu-emoji).
+	for dir in gpu-mm2 gpu-mm; do
+		for task in t2i i2t vqa text; do
+			[ -f "docs/results/$dir-$task.json" ] || score "$task" "runs/$dir" "$dir-$task"
+		done
+	done
+	[ -f docs/results/gpu-text.json ] || score text runs/gpu-text gpu-text
+	[ -f docs/results/gpu-emoji-t2i.json ] || score t2i runs/gpu-emoji gpu-emoji-t2i --limit 100 --seen 100
+	;;
 *)
-	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda, lambda16, shipped-l16, emoji or emoji-continue" >&2
+	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda, lambda16, shipped-l16, gpu, emoji or emoji-continue" >&2
 	exit 2
 	;;
 esac

@@ -47,13 +47,13 @@ type Loop struct {
 	Metrics []string
 	Desc    string
 	Quiet   bool
-	// Duration, when above 0, is the run's time budget: once its pace is
+	// Deadline, when set, is when the run must end: once its pace is
 	// measured the run is cut to the steps that fit (pacer), and the
 	// cosine schedule is refitted to end there (Trainer.SetTotalSteps),
 	// so that a run on an unknown machine still anneals. Steps stays the
-	// most it may take, and ends up the step it stopped at. The time counts
-	// from Run's start, so it includes compiling the first steps.
-	Duration time.Duration
+	// most it may take, and ends up the step it stopped at. A deadline
+	// already past when Run starts leaves one step to take.
+	Deadline time.Time
 
 	clock func() time.Time // time.Now but in tests
 }
@@ -79,8 +79,8 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 	itemsDone, t0 := 0, now()
 	var pace *pacer
-	if l.Duration > 0 {
-		pace = newPacer(t0, l.Duration, l.Steps)
+	if !l.Deadline.IsZero() {
+		pace = newPacer(t0, l.Deadline.Sub(t0), l.Steps)
 	}
 	hooked := int64(-1)
 	for step := start; step < l.Steps; step++ {

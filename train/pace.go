@@ -2,7 +2,7 @@ package train
 
 import "time"
 
-// pacer fits the length of a run to a time budget (Loop.Duration): it
+// pacer fits the length of a run to a time budget (Loop.Deadline): it
 // watches the steps done against the clock and says at which step the
 // run must end so that its cosine schedule reaches its floor when the time
 // is up. A run's first steps are slow and unrepresentative (on an XLA GPU
@@ -26,6 +26,7 @@ type paceMark struct {
 }
 
 func newPacer(start time.Time, budget time.Duration, limit int64) *pacer {
+	budget = max(budget, 0)
 	every := max(budget/100, 100*time.Millisecond)
 	return &pacer{start: start, deadline: start.Add(budget), budget: budget, limit: limit, every: every, next: start}
 }

@@ -35,7 +35,8 @@ const EMAScope = nn.EMAScope
 const stepPath = "/train/step"
 
 // totalPath holds the length of the cosine schedule, a variable rather than
-// a constant of the graph so that a run with a time budget (Loop.Duration)
+// a constant of the graph so that a run with a time budget (Loop.Deadline)
+// (Loop.Deadline)
 // can fit it to its measured pace without recompiling (SetTotalSteps).
 const totalPath = "/train/total_steps"
 
@@ -212,7 +213,7 @@ func (t *Trainer) StepAndFree(inputs ...any) (Result, error) {
 
 // SetTotalSteps sets the step at which the cosine schedule reaches MinLR,
 // from the next step on; the compiled step reads it as a variable, so
-// nothing is recompiled. Loop.Duration uses it to end the schedule when
+// nothing is recompiled. Loop.Deadline uses it to end the schedule when
 // the time runs out.
 func (t *Trainer) SetTotalSteps(n int64) error {
 	v := t.store.GetVariable(totalPath)

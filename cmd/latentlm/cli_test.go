@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var binary_ string
@@ -147,6 +148,7 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"sample", "--model", dir, "--out", filepath.Join(dir, "s.png")}, "not a checkpoint"},
 		{[]string{"sample", "--model", filepath.Join(root, "weights", "vae-mnist"), "--out", filepath.Join(dir, "s.png")}, `holds a "vae" model`},
 		{[]string{"train", "--arch", "transformer", "--out", filepath.Join(dir, "t")}, `unknown --arch "transformer"`},
+		{[]string{"train", "--time", "-5m", "--out", filepath.Join(dir, "t")}, "want a duration above 0"},
 		{[]string{"bench", "sample", "--arch", "rnn"}, `unknown --arch "rnn"`},
 		{[]string{"sweep", "--over", "speed", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png"), "a=b"}, `--over "speed"`},
 		{[]string{"sweep", "--over", "cfg", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png")}, "NAME=MODEL"},
@@ -179,6 +181,37 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(stdout, "  "+cmd+" ") {
 			t.Errorf("help does not list %s", cmd)
 		}
+	}
+}
+
+// TestTrainTimeBudget trains with --time and a --steps far beyond it: the
+// run must end by itself, saved, with fewer steps than --steps.
+func TestTrainTimeBudget(t *testing.T) {
+	root := repoRoot(t)
+	run := filepath.Join(t.TempDir(), "timed")
+	start := time.Now()
+	if code, _, stderr := cli(t, root, "train", "--arch", "dit", "--dim", "32", "--depth", "1", "--heads", "2",
+		"--steps", "1000000", "--time", "20s", "--batch", "4", "--sample-every", "0", "--quiet", "--out", run); code != 0 {
+		t.Fatalf("train --time 20s: exit %d: %s", code, stderr)
+	}
+	took := time.Since(start)
+	b, err := os.ReadFile(filepath.Join(run, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Info struct {
+			Steps int64 `json:"steps"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Info.Steps < 1 || cfg.Info.Steps >= 1000000 {
+		t.Errorf("a 20 s budget ran %d steps, want at least 1 and fewer than --steps", cfg.Info.Steps)
+	}
+	if took > 2*time.Minute {
+		t.Errorf("a 20 s budget took %s", took)
 	}
 }
 

@@ -92,7 +92,7 @@ func addTrainFlags(fs *flags, o *recipe.Options, limit *int, outHelp string) {
 	fs.StringVar(&o.Data, "data", o.Data, "data set: mnist, fashion, mnist-canvas or fashion-canvas")
 	fs.StringVar(&o.Out, "out", o.Out, outHelp)
 	fs.Int64Var(&o.Steps, "steps", o.Steps, "training steps")
-	addTimeFlag(fs, &o.Time)
+	addTimeFlag(fs, &o.Deadline)
 	fs.IntVar(&o.Batch, "batch", o.Batch, "batch size")
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of initialisation, data order and noise")
@@ -102,10 +102,30 @@ func addTrainFlags(fs *flags, o *recipe.Options, limit *int, outHelp string) {
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
 }
 
-// addTimeFlag declares --time, a training run's time budget
-// (recipe.Options.Time).
-func addTimeFlag(fs *flags, budget *time.Duration) {
-	fs.DurationVar(budget, "time", *budget, "time budget of the training loop, such as 30m: it stops at the step that fits, with the cosine schedule fitted to end there (--steps: the most it may take; 0: no budget)")
+// addTimeFlag declares --time, a training run's time budget, as the
+// deadline it sets (recipe.Options.Deadline): counted from when the flags
+// are parsed, the command's start, so data preparation spends it too.
+func addTimeFlag(fs *flags, deadline *time.Time) {
+	fs.Var(deadlineFlag{deadline}, "time", "`duration` of the whole command, such as 30m: training stops at the step that fits, with the cosine schedule fitted to end there (--steps: the most it may take)")
+}
+
+// deadlineFlag is a duration flag that stores now plus the duration.
+type deadlineFlag struct{ t *time.Time }
+
+func (f deadlineFlag) String() string {
+	if f.t == nil || f.t.IsZero() {
+		return ""
+	}
+	return time.Until(*f.t).Round(time.Second).String()
+}
+
+func (f deadlineFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a duration above 0, such as 30m or 1h30m")
+	}
+	*f.t = time.Now().Add(d)
+	return nil
 }
 
 // sampleFlags are the generation flags shared by sample and eval.

@@ -40,7 +40,7 @@ func runTrain(args []string) error {
 	fs.StringVar(&o.Tokenizer, "vae", "", "tokenizer checkpoint (default: the shipped one for --data)")
 	fs.StringVar(&o.Out, "out", "", "checkpoint folder (default runs/latentlm-<data>)")
 	fs.Int64Var(&o.Steps, "steps", o.Steps, "training steps")
-	addTimeFlag(fs, &o.Time)
+	addTimeFlag(fs, &o.Deadline)
 	fs.IntVar(&o.Batch, "batch", o.Batch, "sequences per step")
 	fs.IntVar(&o.BatchMul, "batch-mul", o.BatchMul, "noise draws per latent item (batch_mul; for dit, per image, default 1)")
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate (cosine schedule with warm-up)")

@@ -17,7 +17,6 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
-	"time"
 	"strings"
 
 	"github.com/latentlm/latentlm/internal/guard"
@@ -223,11 +222,6 @@ func (f *flags) Parse(args []string) error {
 			v = float64(x)
 		case int64:
 			v = float64(x)
-		case time.Duration:
-			if x < 0 {
-				bad = fmt.Errorf("--%s %v: want a duration ≥ 0, such as 30m or 1h30m", fl.Name, fl.Value)
-			}
-			return
 		default:
 			return
 		}

@@ -42,7 +42,7 @@ func speechVAETrain(args []string) error {
 	fs.StringVar(&o.Data, "data", "", "speech data cache (default .deps/speech, built by: latentlm speech data)")
 	fs.StringVar(&o.Out, "out", "", "checkpoint folder (default runs/speech-vae-<kind>-<domain>)")
 	fs.Int64Var(&o.Steps, "steps", o.Steps, "training steps")
-	addTimeFlag(fs, &o.Time)
+	addTimeFlag(fs, &o.Deadline)
 	fs.IntVar(&o.Batch, "batch", o.Batch, "clips per step")
 	fs.IntVar(&o.Crop, "crop", o.Crop, "clip length in latent frames (32 is 1.28 s at 25 Hz)")
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")

@@ -17,11 +17,11 @@ import (
 	"github.com/latentlm/latentlm/train"
 )
 
-// TestLoopDurationAnneals runs a tiny model under a fake clock (a first
+// TestLoopDeadlineAnneals runs a tiny model under a fake clock (a first
 // step of 5 s, then 0.1 s a step, a budget of 60 s) and checks that the
 // run stops at the fitted step, within the budget, with the schedule's
 // length set to that step and the learning rate at its floor there.
-func TestLoopDurationAnneals(t *testing.T) {
+func TestLoopDeadlineAnneals(t *testing.T) {
 	store := model.NewStore()
 	if err := nn.Init(store, []nn.Spec{{Name: "w", Shape: []int{1, 1}, Std: 1}}, 1, dtypes.Float32); err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func TestLoopDurationAnneals(t *testing.T) {
 	}
 	fake := time.Unix(0, 0)
 	budget := 60 * time.Second
-	l := &train.Loop{Trainer: tr, Store: store, Steps: int64(cfg.TotalSteps), Quiet: true, Duration: budget,
+	l := &train.Loop{Trainer: tr, Store: store, Steps: int64(cfg.TotalSteps), Quiet: true, Deadline: fake.Add(budget),
 		Batch: func(step int64) ([]any, int, error) {
 			if step == 0 {
 				fake = fake.Add(5 * time.Second)
