@@ -112,7 +112,8 @@ score() {
 	shift 3
 	"$bin" eval --task "$task" --model "$dir" --json "$@" |
 		python3 -c 'import json,sys; r=json.load(sys.stdin); r.pop("examples",None); json.dump(r,sys.stdout,indent=1)' \
-			>"docs/results/$name.json"
+			>"docs/results/$name.json.part"
+	mv "docs/results/$name.json.part" "docs/results/$name.json" # a file there is a whole score
 }
 
 # emojiFirstRun: the λ = 4 emoji run the continuation starts from.
@@ -209,8 +210,10 @@ gpu)
 	# The runs of scripts/gpu_issues.sh and its follow-up on the H200
 	# (2026-12-04), unpacked into runs/: the shipped size with λ = 16
 	# (runs/gpu-mm), its warm restart (runs/gpu-mm2: --init runs/gpu-mm
-	# --lr 3e-4 --seed 2 --time 210s), their text-only comparator
-	# (runs/gpu-text) and the emoji run (runs/gpu-emoji).
+	# --lr 3e-4 --seed 2 --time 210s), gpu-mm's text-only comparator
+	# (runs/gpu-text) and the emoji run (runs/gpu-emoji). Then, on the CPU,
+	# gpu-mm2's comparator: runs/gpu-text restarted the same way for
+	# gpu-mm2's text sequences (20 214 × 0.5/7 ≈ 1444 steps; about 30 min).
 	for dir in gpu-mm2 gpu-mm; do
 		for task in t2i i2t vqa text; do
 			[ -f "docs/results/$dir-$task.json" ] || score "$task" "runs/$dir" "$dir-$task"
@@ -218,6 +221,10 @@ gpu)
 	done
 	[ -f docs/results/gpu-text.json ] || score text runs/gpu-text gpu-text
 	[ -f docs/results/gpu-emoji-t2i.json ] || score t2i runs/gpu-emoji gpu-emoji-t2i --limit 100 --seen 100
+	train runs/gpu-text2 1444 --task multimodal --vae runs/vae-canvas-p7 --tokenizer runs/gpu-text/tokenizer.json \
+		--init runs/gpu-text --dim 256 --depth 6 --batch 32 --lr 3e-4 --seed 2 \
+		--mix-text 1 --mix-t2i 0 --mix-i2t 0 --mix-vqa 0 --sample-every 0
+	[ -f docs/results/gpu-text2.json ] || score text runs/gpu-text2 gpu-text2
 	;;
 *)
 	echo "multimodal_cpu.sh: PART=$PART: want mixture, ablation, continue, lambda, lambda16, shipped-l16, gpu, emoji or emoji-continue" >&2
