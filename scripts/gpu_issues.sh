@@ -20,9 +20,9 @@
 # stops at the step that fits the seconds left, its cosine schedule fitted to
 # end there as its pace is measured, so no GPU time goes to calibrating (on the H200 the first
 # steps compile for about a minute, 2026-12-04). STEPS="mm=N emoji=N
-# text=N" sets fixed lengths instead. The runs return as
-# runs.tar.part-NN (15 MiB pieces, without optimiser states) and the logs
-# under $OUT; scripts/gpu_pack.sh unpack puts them into runs/, to be scored
+# text=N" sets fixed lengths instead. runs/gpu-mm and runs/gpu-emoji
+# return as runs.tar.part-NN (15 MiB pieces, without optimiser states),
+# runs/gpu-text as its score (gpu-text.json), with the logs under $OUT; scripts/gpu_pack.sh unpack puts them into runs/, to be scored
 # on the CPU with the commands of docs/RESULTS.md. Run here with
 # BACKEND=onnx L=./bin/latentlm BUDGET=… to try the script without a GPU.
 set -uo pipefail
@@ -90,4 +90,11 @@ for name in mm emoji text; do
 	[ -f "runs/gpu-$name/config.json" ] && echo "[$(elapsed) s] runs/gpu-$name: $(grep -o '"steps": [0-9]*' "runs/gpu-$name/config.json")"
 	tail -2 "$out/$name-gpu-$name.log" 2>/dev/null
 done
-pack_runs runs/gpu-
+# The text-only comparator is scored here (its bits per byte need only the
+# fortunes), so that the two models to score on the CPU fit the 64 MiB
+# that come back.
+if [ -f runs/gpu-text/config.json ]; then
+	"$L" eval --backend "$BACKEND" --task text --model runs/gpu-text --json >"$out/gpu-text.json" &&
+		echo "[$(elapsed) s] runs/gpu-text: $(grep -o '"bits_per_byte": [0-9.]*' "$out/gpu-text.json")"
+fi
+pack_runs runs/gpu-mm runs/gpu-emoji

@@ -53,4 +53,4 @@ for name in "${names[@]}"; do
 	[ -f "runs/gpu-tts-$name/config.json" ] && echo "[$(elapsed) s] runs/gpu-tts-$name: $(grep -o '"steps": [0-9]*' "runs/gpu-tts-$name/config.json" | tail -1)"
 	tail -2 "$out/$name-gpu-tts-$name.log" 2>/dev/null
 done
-pack_runs runs/gpu-tts-
+pack_runs runs/gpu-tts-*

@@ -42,6 +42,12 @@
 # changes the baselines, so runs/compare-SIZE/latentlm may be copied into
 # runs/compare-SIZE-params with its .trained mark.
 #
+# LAMBDA (default 1, the paper's) weighs the diffusion loss of LatentLM and
+# Transfusion (𝓛_CE + λ·𝓛_diff; the VQ-MLLM has none): another value
+# writes runs/compare-SIZE-lLAMBDA and docs/results/compare-SIZE-lLAMBDA-*.
+# ARCHS (default "latentlm vq transfusion") runs a subset, LatentLM first
+# when it is in it (its FLOPs are the budget).
+#
 # Environment: BIN (default bin/latentlm, built if missing), SIZE, SEED
 # (1), STEPS (LatentLM's steps), MATCH, BACKEND (the default backend if empty),
 # PHASES (train,sweep,eval,bench,table: a subset reruns only those; diag,
@@ -76,11 +82,17 @@ params) NAME_=$SIZE-params ;;
 depth) NAME_=$SIZE ;;
 *) echo "MATCH=$MATCH: want params or depth" >&2; exit 2 ;;
 esac
+LAMBDA=${LAMBDA:-1}
+LAMBDA_FLAG=()
+if [ "$LAMBDA" != 1 ]; then
+	NAME_=$NAME_-l$LAMBDA
+	LAMBDA_FLAG=(--diffusion-weight "$LAMBDA")
+fi
 OUT=runs/compare-$NAME_
 RES=${RES:-docs/results}
 VAE=weights/vae-mnist-canvas
 VQVAE=${VQVAE:-runs/vae-vq-canvas}
-ARCHS=(latentlm vq transfusion)
+read -r -a ARCHS <<<"${ARCHS:-latentlm vq transfusion}"
 declare -A NAME=([latentlm]=LatentLM [vq]=VQ-MLLM [transfusion]=Transfusion)
 BACKEND_FLAG=()
 [ -n "${BACKEND:-}" ] && BACKEND_FLAG=(--backend "$BACKEND")
@@ -91,7 +103,7 @@ stamp() { date -u +%H:%M:%S; }
 mkdir -p "$OUT" "$RES"
 
 if has train; then
-	if [ ! -f "$VQVAE/config.json" ]; then
+	if [[ " ${ARCHS[*]} " == *" vq "* ]] && [ ! -f "$VQVAE/config.json" ]; then
 		echo "$(stamp) the VQ tokenizer: $VQVAE"
 		"$BIN" vae train --data mnist-canvas --kind vq --seed 1 --out "$VQVAE" "${BACKEND_FLAG[@]}" > "$VQVAE.log" 2>&1
 	fi
@@ -99,7 +111,8 @@ if has train; then
 	for a in "${ARCHS[@]}"; do
 		vae=$VAE
 		[ "$a" = vq ] && vae=$VQVAE
-		len=(--steps "$STEPS") snap=$SNAP size=(--depth "$DEPTH")
+		len=(--steps "$STEPS") snap=$SNAP size=(--depth "$DEPTH") weight=("${LAMBDA_FLAG[@]}")
+		[ "$a" = vq ] && weight=()
 		# LatentLM's counted work is the budget of the others, and its
 		# parameter count their size.
 		[ "$a" != latentlm ] && len=(--train-gflop "$budget") snap=$SNAP_OTHERS
@@ -114,7 +127,7 @@ if has train; then
 		s=$(date +%s)
 		"$BIN" train --task multimodal --arch "$a" --data mnist-canvas --vae "$vae" --dim "$DIM" "${size[@]}" \
 			--heads "$HEADS" --kv-heads "$HEADS" --batch "$BATCH" "${len[@]}" --snapshot-every "$snap" --limit "$LIMIT" \
-			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${BACKEND_FLAG[@]}" > "runs/compare-$NAME_-$a.log" 2>&1
+			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${weight[@]}" "${BACKEND_FLAG[@]}" > "runs/compare-$NAME_-$a.log" 2>&1
 		echo "$(stamp) trained $a in $(( $(date +%s) - s )) s: $(jq -c '.info | {steps, train_gflop, train_tokens, train_seconds}' "$OUT/$a/config.json")"
 		[ "$a" = latentlm ] && budget=$(jq -r '.info.train_gflop' "$OUT/$a/config.json")
 		touch "$OUT/$a.trained"
@@ -148,6 +161,7 @@ for a in "${ARCHS[@]}"; do
 		"$BIN" bench generate --model "$OUT/$a" --batches 1,16,64 --reps 3 --json "${BACKEND_FLAG[@]}" > "$tmp/bench.json" 2> "$tmp/bench.log"
 	fi
 	if has eval || has bench; then
+		[ -f "$tmp/bench.json" ] || echo null >"$tmp/bench.json" # PHASES without bench
 		jq -n --arg arch "$a" --arg name "${NAME[$a]}" --arg size "$SIZE" \
 			--slurpfile text "$tmp/text.json" --slurpfile t2i "$tmp/t2i.json" --slurpfile i2t "$tmp/i2t.json" \
 			--slurpfile vqa "$tmp/vqa.json" --slurpfile bench "$tmp/bench.json" --slurpfile cfg "$OUT/$a/config.json" \
