@@ -123,9 +123,10 @@ func (l *Loop) Run(ctx context.Context) error {
 			acc, accN = 0, 0
 		}
 		itemsDone += items
-		rate := float64(itemsDone) / now().Sub(t0).Seconds()
+		t := now() // once a step, for the rate and the pace
+		rate := float64(itemsDone) / t.Sub(t0).Seconds()
 		if pace != nil {
-			if last, ok := pace.observe(now(), step+1); ok && last != l.Steps {
+			if last, ok := pace.observe(t, step+1); ok && last != l.Steps {
 				l.Steps = last
 				if err := l.Trainer.SetTotalSteps(last); err != nil {
 					return err
