@@ -179,6 +179,11 @@ type Prompt struct {
 	// k-NN scores compare with the held-out images, so that both sets hold
 	// the same captions.
 	Real bool
+	// Source, if not nil, is the real image the caption was taken from.
+	// The judges read it too (JudgeScore.Real): what they make of the
+	// real picture is the ceiling of what they can credit a drawing with,
+	// as a judge that misreads a real emoji cannot score its drawing right.
+	Source []float32
 }
 
 // NamedJudge is a judge with the name its scores go under (the
@@ -215,6 +220,10 @@ type JudgeScore struct {
 	// Prompts counts the prompts more than half of whose images it reads
 	// so (with one image per prompt, the same as Images).
 	Prompts Accuracy `json:"prompts"`
+	// Real counts the prompts' real images (Prompt.Source) it reads as
+	// their class: the judge's ceiling on the group, reported when every
+	// judged prompt of the group has its real image.
+	Real *Accuracy `json:"real,omitempty"`
 }
 
 // ImageGroupReport is the score of one group of prompts.
@@ -425,6 +434,20 @@ func (e *ImageSetEval) Score(images [][]float32) (*ImageSetReport, error) {
 		reads[j.Name] = got
 		labels[j.Name] = j.Judge.Config()
 	}
+	sources, sourced := e.sources()
+	realReads := map[string][]int{}
+	if sourced {
+		for _, j := range e.Judges {
+			probs, _, err := j.Judge.Predict(sources)
+			if err != nil {
+				return nil, fmt.Errorf("judge %s on the prompts' real images: %w", j.Name, err)
+			}
+			realReads[j.Name] = make([]int, len(probs))
+			for i, p := range probs {
+				realReads[j.Name][i] = metrics.Argmax(p)
+			}
+		}
+	}
 	t := newTally(e.Judges)
 	for i, p := range e.Prompts {
 		pr := PromptReport{Prompt: p.Text, Group: p.Group, Images: e.PerPrompt, Content: p.Content}
@@ -469,6 +492,12 @@ func (e *ImageSetEval) Score(images [][]float32) (*ImageSetReport, error) {
 			}
 			pr.Right[j.Name] = right
 			g.Judges[j.Name].Prompts.Add(2*right > e.PerPrompt)
+			if sourced {
+				if g.Judges[j.Name].Real == nil {
+					g.Judges[j.Name].Real = &Accuracy{}
+				}
+				g.Judges[j.Name].Real.Add(realReads[j.Name][i] == want)
+			}
 		}
 		r.Prompts = append(r.Prompts, pr)
 	}
@@ -487,6 +516,19 @@ func (e *ImageSetEval) Score(images [][]float32) (*ImageSetReport, error) {
 		}
 	}
 	return r, nil
+}
+
+// sources is the prompts' real images (Prompt.Source), in their order,
+// and whether every prompt has one.
+func (e *ImageSetEval) sources() ([][]float32, bool) {
+	out := make([][]float32, len(e.Prompts))
+	for i, p := range e.Prompts {
+		if p.Source == nil {
+			return nil, false
+		}
+		out[i] = p.Source
+	}
+	return out, len(out) > 0
 }
 
 // tally gathers the groups of a report.

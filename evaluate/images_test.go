@@ -197,6 +197,26 @@ func TestScoreImageSet(t *testing.T) {
 	if p.Prompt != "yellow disc" || p.Content != "yellow" || p.Nearest != "blue square" || p.Right["kind"] != 1 || p.Want["kind"] != cc.Label(other) || p.Got["kind"][2] != cc.Label(other) {
 		t.Errorf("prompt report %+v (image %d)", p, third)
 	}
+	if held.Judges["kind"].Real != nil {
+		t.Errorf("a judge's ceiling %+v without the prompts' real images", held.Judges["kind"].Real)
+	}
+	// With the real image of each prompt (the seen prompt's taken from a
+	// caption whose class it does not want), each judge also reports its
+	// reading of them: all 8 held-out right, the seen one wrong.
+	for i := range captions {
+		e.Prompts[i].Source = test[i]
+	}
+	e.Prompts[len(captions)].Source = test[1]
+	r, err = e.Score(images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := r.Group("held-out").Judges["kind"]; j.Real == nil || j.Real.N != 8 || j.Real.Correct != 8 || j.Images.Rate != 1 {
+		t.Errorf("held-out judge %+v, real images %+v: want 8 of 8", j, j.Real)
+	}
+	if j := r.Group("seen").Judges["kind"]; j.Real == nil || j.Real.N != 1 || j.Real.Correct != 0 || j.Images.Correct != 1 {
+		t.Errorf("seen judge %+v, real images %+v: want 0 of 1", j, j.Real)
+	}
 	// Bad evaluations are refused.
 	bad := e
 	bad.Prompts = []Prompt{{Text: "x", Want: map[string]int{"colour": 1}, Real: true}}

@@ -128,6 +128,14 @@ func TestEmojiTextToImageEval(t *testing.T) {
 		if p.Content == "" || slices.Contains([]string{"skin", "tone", "light", "medium", "dark"}, p.Content) {
 			t.Errorf("prompt %q: content word %q", p.Text, p.Content)
 		}
+		// The judges' ceiling reads the real image of each caption: a
+		// held-out prompt's is its held-out image.
+		if len(p.Source) != 32*32*3 {
+			t.Fatalf("prompt %q: a real image of %d values, want 32×32×3", p.Text, len(p.Source))
+		}
+		if p.Real && !slices.ContainsFunc(e.Test, func(img []float32) bool { return slices.Equal(img, p.Source) }) {
+			t.Errorf("prompt %q: its real image is not among the held-out images", p.Text)
+		}
 	}
 	t.Logf("prompts per group %v; %d held-out real images, %d training, %d to retrieve from", count, len(e.Test), len(e.Train), len(e.Reference))
 	if count[GroupHeldOut] != len(held) || count[GroupSeen] != 30 || count[GroupHeldOut]+count[GroupUnseen] != len(e.Test) || count[GroupUnseen] < 100 {

@@ -1132,7 +1132,7 @@ func TextToImageEval(m *multimodal.Model, judges map[string]evaluate.Judge, o Im
 	}
 	prompt := func(s *ImageSet, i int, group string, real bool) (evaluate.Prompt, error) {
 		c := s.Captions[i]
-		p := evaluate.Prompt{Text: c, Group: group, Real: real}
+		p := evaluate.Prompt{Text: c, Group: group, Real: real, Source: images(s, []int{i})[0]}
 		if c == "" {
 			p.Group = GroupUnconditional
 			return p, nil

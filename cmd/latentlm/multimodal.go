@@ -728,7 +728,8 @@ func printImageSetReport(r *evaluate.ImageSetReport) {
 	fmt.Printf("t2i on %s: %d images; FD %.3f of the encoder's mean-pooled μ (%d values) against %d held-out images (training images: %.3f), from %d images\n",
 		r.Data, r.Generated, r.FD, r.FeatureDim, r.Real, r.FDTrain, r.FDImages)
 	fmt.Printf("  k-NN (k=%d): precision %.3f, recall %.3f, density %.3f, coverage %.3f\n", r.K, r.Precision, r.Recall, r.Density, r.Coverage)
-	fmt.Println("  per group: retrieval (the nearest real image carries the caption's content word), and each judge's share of images and of prompts read right:")
+	fmt.Println("  per group: retrieval (the nearest real image carries the caption's content word), and each judge's share of images and of prompts read right")
+	fmt.Println("  (and of the real images the prompts' captions were taken from: the judge's ceiling):")
 	for _, g := range r.Groups {
 		fmt.Printf("  %-14s %5d prompts, %5d images", g.Group, g.Prompts, g.Images)
 		if g.Retrieval != nil {
@@ -742,6 +743,9 @@ func printImageSetReport(r *evaluate.ImageSetReport) {
 		for _, name := range names {
 			j := g.Judges[name]
 			fmt.Printf("; %s %.2f%% of images (%d/%d), %.2f%% of prompts", name, 100*j.Images.Rate, j.Images.Correct, j.Images.N, 100*j.Prompts.Rate)
+			if j.Real != nil {
+				fmt.Printf(" (of their real images %.2f%%)", 100*j.Real.Rate)
+			}
 		}
 		fmt.Println()
 	}
