@@ -27,13 +27,15 @@ gpu_setup() {
 
 # launch NAME STEPS OUT [FLAG...]: one run in the background, each line of
 # its output stamped with the seconds since launch, into
-# $out/NAME-<base of OUT>.log.
+# $out/NAME-<base of OUT>.log. STEPS "-" gives no --steps (a run whose
+# flags set its length otherwise, such as --train-gflop).
 launch() {
-	local name=$1 steps=$2 dir=$3 t0
+	local name=$1 steps=$2 dir=$3 t0 len=()
 	shift 3
+	[ "$steps" != - ] && len=(--steps "$steps")
 	t0=$(date +%s)
 	# shellcheck disable=SC2086
-	"$L" "${common[@]}" ${flags[$name]} --steps "$steps" --out "$dir" "$@" 2>&1 |
+	"$L" "${common[@]}" ${flags[$name]} "${len[@]}" --out "$dir" "$@" 2>&1 |
 		while IFS= read -r line; do echo "$(($(date +%s) - t0)) $line"; done >"$out/$name-$(basename "$dir").log" &
 	pids+=($!)
 }

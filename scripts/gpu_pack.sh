@@ -5,6 +5,9 @@
 #   scripts/gpu_pack.sh pack      # before the call of scripts/gpu_issues.sh
 #   scripts/gpu_pack.sh pack-tts  # before the call of scripts/gpu_tts.sh:
 #       run(command: "bash scripts/gpu_tts.sh", timeout_s: 570, carry: [".device"])
+#   scripts/gpu_pack.sh pack-compare  # before the call of scripts/gpu_compare.sh:
+#       run(command: "bash scripts/gpu_compare.sh", timeout_s: 570, carry: [".device", ".deps/mnist"])
+#   scripts/gpu_pack.sh plan-compare  # its plan alone (a try on the CPU)
 #   scripts/gpu_pack.sh restore   # after it, whatever happened
 #   scripts/gpu_pack.sh unpack D  # the files the call returned, from folder D, into runs/
 #
@@ -47,7 +50,64 @@ report() {
 	echo "tracked files now: $(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1) bytes; run scripts/gpu_pack.sh restore after the call"
 }
 
+# plan_compare: the plan of scripts/gpu_compare.sh, .device/compare/plan.env.
+# Each arch trains one step here at the script's size (DIM, DEPTH, HEADS,
+# BATCH; the baselines at LatentLM's parameter count, --match-params), so
+# that the script knows, before any GPU time is spent, each one's counted
+# work a step and therefore the steps that give all three LatentLM's
+# budget: its LM_STEPS steps (default 8000; on 2026-12-04 the H200 ran
+# three d256 × 6 runs side by side at about 75 steps a second each, and the
+# baselines take about twice LatentLM's steps for the same FLOPs).
+plan_compare() {
+	local dim=${DIM:-256} depth=${DEPTH:-6} heads=${HEADS:-4} batch=${BATCH:-32} lm_steps=${LM_STEPS:-8000}
+	local tmp=runs/compare-plan a vae vq=${VQVAE:-runs/vae-vq-canvas}
+	[ -f "$vq/config.json" ] || {
+		echo "the VQ tokenizer $vq (4.3 min)"
+		./bin/latentlm vae train --data mnist-canvas --kind vq --seed 1 --out "$vq" --quiet
+	}
+	rm -rf "$tmp"
+	mkdir -p .device/compare
+	for a in latentlm vq transfusion; do
+		vae=weights/vae-mnist-canvas size=(--depth "$depth")
+		[ "$a" = vq ] && vae=$vq
+		[ "$a" != latentlm ] && size=(--match-params "$tmp/latentlm")
+		./bin/latentlm train --task multimodal --arch "$a" --data mnist-canvas --vae "$vae" --dim "$dim" "${size[@]}" \
+			--heads "$heads" --kv-heads "$heads" --batch "$batch" --steps 1 --sample-every 0 --seed 1 --quiet --out "$tmp/$a"
+	done
+	gflop() { jq -r '.info.train_gflop' "$tmp/$1/config.json"; }
+	{
+		echo "# scripts/gpu_pack.sh plan-compare, $(date -u +%FT%TZ): d$dim x $depth, $heads heads, batch $batch"
+		echo "DIM=$dim HEADS=$heads BATCH=$batch LM_DEPTH=$depth LM_STEPS=$lm_steps"
+		echo "BUDGET_GFLOP=$(jq -n "$lm_steps * $(gflop latentlm)")"
+		for a in latentlm vq transfusion; do
+			echo "STEP_GFLOP_$a=$(gflop "$a") DEPTH_$a=$(jq -r '.config.depth' "$tmp/$a/config.json")"
+		done
+		echo "LM_PARAMS_DIR=.device/compare/latentlm"
+	} >.device/compare/plan.env
+	mkdir -p .device/compare/latentlm
+	cp "$tmp/latentlm/config.json" .device/compare/latentlm/
+	# What the runs and their scores read (weights/ does not travel).
+	rm -rf .device/compare/vae-mnist-canvas .device/compare/judge-mnist-canvas .device/compare/vae-vq-canvas
+	cp -r weights/vae-mnist-canvas weights/judge-mnist-canvas .device/compare/
+	mkdir -p .device/compare/vae-vq-canvas
+	cp "$vq"/config.json "$vq"/model.safetensors .device/compare/vae-vq-canvas/
+	cat .device/compare/plan.env
+}
+
 case "${1:-}" in
+plan-compare)
+	plan_compare
+	;;
+pack-compare)
+	# scripts/gpu_compare.sh: the plan, the tokenizers and the judge.
+	plan_compare
+	mv .device/compare /tmp/gpu-compare-plan.$$
+	prepare
+	mv /tmp/gpu-compare-plan.$$ .device/compare
+	mkdir -p .device/fortunes
+	cp -L /usr/share/games/fortunes/*.u8 .device/fortunes/
+	report .deps/mnist
+	;;
 pack)
 	[ -f runs/vae-canvas-p7/model.safetensors ] || {
 		echo "gpu_pack.sh: no runs/vae-canvas-p7: train it first (scripts/multimodal_cpu.sh trains it, 3.5 min)" >&2
@@ -88,7 +148,7 @@ unpack)
 	ls -d runs/gpu-*
 	;;
 *)
-	echo "usage: scripts/gpu_pack.sh pack|pack-tts|restore|unpack DIR" >&2
+	echo "usage: scripts/gpu_pack.sh pack|pack-tts|pack-compare|plan-compare|restore|unpack DIR" >&2
 	exit 2
 	;;
 esac

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# One call of a lent GPU machine (one H200) for issue 16: LatentLM against
+# the VQ-MLLM and Transfusion at the large size (d256 × 6, batch 32), at
+# equal training FLOPs and parameters, far longer than the 2-core CPU
+# allows (docs/RESULTS.md, "LatentLM against VQ-MLLM and Transfusion").
+# Prepared by `scripts/gpu_pack.sh pack-compare`, which also writes the
+# plan (.device/compare/plan.env: each arch's counted work a step, measured
+# by one step on the CPU, and the budget: LatentLM's LM_STEPS steps), and
+# called as
+#
+#   run(command: "bash scripts/gpu_compare.sh", timeout_s: 570, carry: [".device", ".deps/mnist"])
+#
+# In BUDGET seconds (default 540) it
+#   1. trains the three side by side on the one GPU, each for the budget
+#      (LatentLM --steps LM_STEPS, the baselines --train-gflop), keeping a
+#      snapshot at each quarter of it, with `--time` as a safety: a run
+#      whose pace would overrun the training window ends early, annealed,
+#      and its shortfall is in its training record;
+#   2. scores each final model as scripts/multimodal_compare.sh does (eval
+#      --task text, t2i, i2t, vqa; the three side by side), into
+#      compare-large-params[-lLAMBDA]-ARCH.json, the form that script's table reads;
+#   3. with the seconds left, scores every snapshot with fewer images (the
+#      paper's Figure 8: sweep --over train), into compare-large-params…-sweep.json.
+# Nothing but scores comes back (three d256 × 6 models are over the 64 MiB
+# a call returns): the JSON, the logs (logs.tar.xz) and this script's log.
+# Then, on the CPU: `scripts/gpu_pack.sh restore`, copy the JSON into
+# docs/results/, and `SIZE=large PHASES=table scripts/multimodal_compare.sh`
+# prints the table; `latentlm sweep --task multimodal --from … --out …`
+# draws the figure.
+#
+# LAMBDA (default 1, the paper's) weighs LatentLM's and Transfusion's
+# diffusion loss. TRAIN_S (default: BUDGET − EVAL_S − 20, EVAL_S default
+# 170) is the training window. Run here with BACKEND=onnx L=./bin/latentlm
+# BUDGET=… after `DIM=32 DEPTH=1 HEADS=2 BATCH=4 LM_STEPS=8 VQVAE=… scripts/gpu_pack.sh
+# plan-compare` to try the script without a GPU (T2I_FLAGS, ANSWER_FLAGS and
+# SWEEP_N give eval and sweep fewer images and answers there: "--per-seen 0
+# --per-held-out 1", "--n 4 --max-tokens 4", 4).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+budget=${BUDGET:-540}
+eval_s=${EVAL_S:-170}
+train_s=${TRAIN_S:-$((budget - eval_s - 20))}
+lambda=${LAMBDA:-1}
+out=${OUT:-/tmp/gpu-compare}
+mkdir -p "$out" runs
+exec > >(tee "$out/gpu_compare.log") 2>&1
+elapsed() { echo $(($(date +%s) - start)); }
+
+# shellcheck source=scripts/gpu_lib.sh
+. scripts/gpu_lib.sh
+plan=.device/compare/plan.env
+[ -f "$plan" ] || { echo "no $plan: run scripts/gpu_pack.sh pack-compare (or plan-compare) first"; exit 1; }
+# shellcheck disable=SC1090
+. "$plan"
+if [ -z "${BACKEND:-}" ]; then
+	mkdir -p /usr/share/games/fortunes && cp .device/fortunes/* /usr/share/games/fortunes/
+fi
+dev=.device/compare # the tokenizers and the judge
+gpu_setup || exit 1
+name=large-params # the baselines match LatentLM's parameters, as MATCH=params names them
+lambda_flag=()
+if [ "$lambda" != 1 ]; then
+	name=large-params-l$lambda
+	lambda_flag=(--diffusion-weight "$lambda")
+fi
+res=$out/results
+mkdir -p "$res"
+echo "[$(elapsed) s] backend $BACKEND, budget $budget s (training $train_s s), λ = $lambda; plan:"
+cat "$plan"
+
+common=(train --backend "$BACKEND" --task multimodal --data mnist-canvas --dim "$DIM" --heads "$HEADS" --kv-heads "$HEADS"
+	--batch "$BATCH" --seed 1 --save-every 1000 --sample-every 0)
+declare -A flags=(
+	[latentlm]="--arch latentlm --vae $dev/vae-mnist-canvas --depth $LM_DEPTH ${lambda_flag[*]}"
+	[vq]="--arch vq --vae $dev/vae-vq-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP"
+	[transfusion]="--arch transfusion --vae $dev/vae-mnist-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP ${lambda_flag[*]}"
+)
+pids=()
+for a in latentlm vq transfusion; do
+	# A snapshot at each quarter of the budget: the steps whose work is a
+	# quarter of it, for each arch's work a step.
+	step_gflop=STEP_GFLOP_$a
+	snap=$(python3 -c "print(max(1, round($BUDGET_GFLOP / 4 / ${!step_gflop})))")
+	len=-
+	[ "$a" = latentlm ] && len=$LM_STEPS
+	# --time ends each run 30 s before the window closes, saved;
+	# await_runs stops any still going 25 s before it.
+	launch "$a" "$len" "runs/gpu-cmp/$a" --snapshot-every "$snap" --time "$((train_s - 30 - $(elapsed)))s"
+done
+budget_=$budget budget=$train_s
+await_runs
+budget=$budget_
+for a in latentlm vq transfusion; do
+	echo "[$(elapsed) s] runs/gpu-cmp/$a: $(python3 -c "import json; i = json.load(open('runs/gpu-cmp/$a/config.json'))['info']; print({k: i.get(k) for k in ('steps', 'train_gflop', 'train_tokens', 'train_seconds')})" 2>&1)"
+	tail -1 "$out/$a-$a.log"
+done
+
+# score ARCH: the four tasks of the final model, then the compare JSON.
+score() {
+	local a=$1 dir=runs/gpu-cmp/$1 t
+	local tmp=$dir.scores
+	mkdir -p "$tmp"
+	for t in text t2i i2t vqa; do
+		local extra=()
+		case $t in t2i) read -r -a extra <<<"${T2I_FLAGS:-}" ;; i2t | vqa) read -r -a extra <<<"${ANSWER_FLAGS:-}" ;; esac
+		# Every score stops 30 s before the budget, so that the packing
+		# below always runs (at most 8 files come back, and the logs are
+		# more until packed).
+		local left=$((budget - 30 - $(elapsed)))
+		[ "$left" -gt 5 ] || { echo "[$(elapsed) s] $a $t: no time left"; continue; }
+		timeout "$left" "$L" eval --backend "$BACKEND" --task "$t" --model "$dir" --judge "$dev/judge-mnist-canvas" "${extra[@]}" --json >"$tmp/$t.json.part" 2>"$tmp/$t.log" &&
+			mv "$tmp/$t.json.part" "$tmp/$t.json"
+		echo "[$(elapsed) s] $a $t: $(head -c 300 "$tmp/$t.json" 2>/dev/null | tr -d '\n ' | cut -c1-160)"
+	done
+	python3 - "$a" "$name" "$tmp" "$dir/config.json" >"$res/compare-$name-$a.json" <<'PY'
+import json, os, sys
+arch, size, tmp, cfg = sys.argv[1:]
+names = {"latentlm": "LatentLM", "vq": "VQ-MLLM", "transfusion": "Transfusion"}
+c = json.load(open(cfg))
+row = {"arch": arch, "name": names[arch], "size": size, "model": c["config"], "train": c["info"], "bench": None}
+for t in ("text", "t2i", "i2t", "vqa"):
+    p = os.path.join(tmp, t + ".json")
+    row[t] = json.load(open(p)) if os.path.exists(p) else None
+json.dump(row, sys.stdout, indent=2)
+PY
+}
+for a in latentlm vq transfusion; do
+	[ -f "runs/gpu-cmp/$a/config.json" ] && score "$a" &
+done
+wait
+echo "[$(elapsed) s] scored"
+
+# Figure 8 with what is left: every snapshot, fewer images (as the CPU
+# script's sweep), the JSON rewritten after every row.
+left=$((budget - $(elapsed) - 30))
+if [ "$left" -gt 30 ]; then
+	timeout "$left" "$L" sweep --backend "$BACKEND" --over train --task multimodal --n "${SWEEP_N:-200}" --per-seen 1 --per-held-out 2 \
+		--judge "$dev/judge-mnist-canvas" \
+		--json "$res/compare-$name-sweep.json" --out "$res/compare-$name.png" \
+		--title "LatentLM, VQ-MLLM and Transfusion at equal training FLOPs (H200: d$DIM, batch $BATCH, seed 1)" \
+		"LatentLM=runs/gpu-cmp/latentlm" "VQ-MLLM=runs/gpu-cmp/vq" "Transfusion=runs/gpu-cmp/transfusion" ||
+		echo "[$(elapsed) s] the sweep stopped at the budget: its JSON holds the rows it finished"
+fi
+tar c -C "$out" --exclude=results --exclude='*.tar*' --exclude=gpu_compare.log . | xz -T0 >"$out/logs.tar.xz"
+find "$out" -maxdepth 1 -name '*.log' ! -name gpu_compare.log -delete
+mv "$res"/* "$out"/ && rmdir "$res"
+ls -la "$out"
+echo "[$(elapsed) s] done"
