@@ -192,6 +192,30 @@ func (m *Model) Captioned() bool {
 	return !ok || n > 0
 }
 
+// InfoSampleTemperature is the info key of a checkpoint's own scale of
+// the initial noise (Model.SampleTemperature).
+const InfoSampleTemperature = "sample_temperature"
+
+// SampleTemperature is the scale of each latent's initial noise that the
+// checkpoint records as its own (info "sample_temperature"), or 1, the
+// plain sampler's. Sampling from noise of a lower scale trades variety for
+// fidelity, as Glow's and BigGAN's truncation do: the emoji model draws
+// the subcategory and skin tone a caption names more often at 0.8 than at
+// 1 (docs/RESULTS.md, "Fifth run"), so it records 0.8, which the commands
+// use unless --temperature is given. It is an error for a checkpoint to
+// record a value that is not a positive number.
+func (m *Model) SampleTemperature() (float64, error) {
+	v, ok := m.Info[InfoSampleTemperature]
+	if !ok {
+		return 1, nil
+	}
+	t, isNum := v.(float64)
+	if !isNum || !(t > 0) || math.IsInf(t, 0) {
+		return 0, fmt.Errorf("%s: %s %v in config.json: want a positive number", m.Dir, InfoSampleTemperature, v)
+	}
+	return t, nil
+}
+
 // Options are the generation options the model was loaded with.
 func (m *Model) Options() Options { return m.opts }
 

@@ -49,6 +49,10 @@ func LoadMultimodal(dir, backendName string) (Model, error) {
 	if err != nil {
 		return Model{}, fmt.Errorf("server: %w", err)
 	}
+	if _, err := m.SampleTemperature(); err != nil {
+		m.Close()
+		return Model{}, fmt.Errorf("server: %w", err)
+	}
 	return Model{Name: filepath.Base(filepath.Clean(dir)), Multimodal: m, Backend: name}, nil
 }
 
@@ -67,6 +71,22 @@ type mmModel struct {
 
 func newMMModel(m Model) *mmModel {
 	return &mmModel{name: m.Name, backend: m.Backend, m: m.Multimodal}
+}
+
+// temperature is the scale of the initial noise of a request's images:
+// the request's own if given, else the checkpoint's
+// (multimodal.Model.SampleTemperature; LoadMultimodal refuses a checkpoint
+// whose value is not a positive number, so an error here leaves the
+// plain sampler's 1).
+func (mm *mmModel) temperature(given bool, t float64) float64 {
+	if given {
+		return t
+	}
+	own, err := mm.m.SampleTemperature()
+	if err != nil {
+		return DefaultTemperature
+	}
+	return own
 }
 
 func (mm *mmModel) size() int { return mm.m.Image.Config.ImageSize }
@@ -348,7 +368,7 @@ func (l *latentStream) drawn() (latents [][]float32, codes [][]int32, ready int,
 func (s *Server) promptImages(w http.ResponseWriter, ctx context.Context, req ImagesRequest, t0 time.Time) {
 	mm := s.multimodal[req.Model]
 	o := mm.options(func(o *multimodal.Options) {
-		o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, req.Temperature, req.Seed
+		o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, mm.temperature(req.temperatureGiven, req.Temperature), req.Seed
 	})
 	var ls *latentStream
 	if req.Stream {
@@ -872,7 +892,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	req.Model = mm.name
 	o := mm.options(func(o *multimodal.Options) {
-		o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, DefaultTemperature, req.Seed
+		o.Steps, o.CFG, o.Temperature, o.Seed = req.Steps, req.CFG, mm.temperature(false, 0), req.Seed
 		o.TextTemperature, o.TopP, o.MaxTokens = req.Temperature, req.TopP, req.MaxTokens
 	})
 	seq, err := mm.m.NewCompleteSequence(req.Prompt, o)

@@ -14,7 +14,8 @@ import (
 )
 
 // ImagesRequest is the body of POST /v1/images. Fields left out take the
-// defaults (n 1, steps 20, cfg 4, seed 1, temperature 1); model may be left
+// defaults (n 1, steps 20, cfg 4, seed 1, temperature 1, or for a prompt the
+// multimodal checkpoint's own: multimodal.Model.SampleTemperature); model may be left
 // out when the server holds one model of the request's kind. A request has
 // either a class (class-conditional models; Prompt is then empty) or a
 // prompt (multimodal models; Class is then −1).
@@ -28,6 +29,10 @@ type ImagesRequest struct {
 	Seed        int64   `json:"seed"`
 	Temperature float64 `json:"temperature"`
 	Stream      bool    `json:"stream"`
+	// temperatureGiven says the request named its temperature; a prompt
+	// left without one takes the multimodal checkpoint's own
+	// (multimodal.Model.SampleTemperature).
+	temperatureGiven bool
 }
 
 // wireRequest is what the decoder reads: pointers tell a field left out
@@ -154,6 +159,7 @@ func decodeRequest(body io.Reader, contentType string) (ImagesRequest, *FieldErr
 		return req, ferr
 	}
 	setIf(&req.Temperature, w.Temperature)
+	req.temperatureGiven = w.Temperature != nil
 	if math.IsNaN(req.Temperature) || math.IsInf(req.Temperature, 0) || req.Temperature <= 0 || req.Temperature > MaxTemperature {
 		return req, bad("temperature", "%v out of range: want > 0 and ≤ %d", req.Temperature, MaxTemperature)
 	}

@@ -189,6 +189,7 @@ documents, which generate draws from without --prompt.`)
 
 // modelFlags are the flags of the commands that use a multimodal model.
 type modelFlags struct {
+	fs                  *flags
 	model, vae, backend *string
 	sample              sampleFlags
 	textTemp, topP      *float64
@@ -197,10 +198,10 @@ type modelFlags struct {
 
 func addModelFlags(fs *flags) modelFlags {
 	d := multimodal.DefaultOptions()
-	f := modelFlags{backend: fs.String("backend", "", "compute backend: onnx, go or xla")}
+	f := modelFlags{fs: fs, backend: fs.String("backend", "", "compute backend: onnx, go or xla")}
 	f.sample = addSampleFlags(fs, "multimodal checkpoint (default: the shipped weights/"+multimodalDefault+")", "image tokenizer (default: the model's own)", multimodal.DefaultBatch)
 	f.model, f.vae = f.sample.model, f.sample.vae
-	fs.Lookup("temperature").Usage = "scale of the initial noise of each latent; for a VQ-MLLM, the temperature of the image codes' softmax"
+	fs.Lookup("temperature").Usage = "scale of the initial noise of each latent; for a VQ-MLLM, the temperature of the image codes' softmax (default: the checkpoint's own, else 1)"
 	f.textTemp = fs.Float64("text-temperature", d.TextTemperature, "temperature of text tokens (0: the most likely)")
 	f.topP = fs.Float64("top-p", d.TopP, "nucleus of text sampling: keep the likeliest tokens up to this probability")
 	f.maxTokens = fs.Int("max-tokens", d.MaxTokens, "most text tokens per answer")
@@ -229,7 +230,19 @@ func (f modelFlags) open(greedy bool) (*multimodal.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return multimodal.Load(b, dir, *f.vae, o)
+	m, err := multimodal.Load(b, dir, *f.vae, o)
+	if err != nil || f.fs.isSet("temperature") {
+		return m, err
+	}
+	// Without --temperature, the checkpoint's own scale of the noise.
+	if o.Temperature, err = m.SampleTemperature(); err == nil {
+		err = m.SetOptions(o)
+	}
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
 }
 
 func runGenerate(args []string) error {
