@@ -1095,3 +1095,28 @@ func TestServerMultimodalCancelMidDecode(t *testing.T) {
 	}
 	waitFor(t, "all answered", func() bool { return s.admitted.Load() == 0 && s.running.Load() == 0 && s.waiting.Load() == 0 })
 }
+
+// TestPromptTemperature: a prompt without a temperature draws at the
+// multimodal checkpoint's own scale of the noise, one with a temperature
+// at its own, and a checkpoint without one at 1.
+func TestPromptTemperature(t *testing.T) {
+	req, ferr := decodeRequest(strings.NewReader(`{"prompt":"red apple"}`), "application/json")
+	if ferr != nil || req.temperatureGiven || req.Temperature != DefaultTemperature {
+		t.Fatalf("no temperature: %+v, %v", req, ferr)
+	}
+	given, ferr := decodeRequest(strings.NewReader(`{"prompt":"red apple","temperature":1}`), "application/json")
+	if ferr != nil || !given.temperatureGiven {
+		t.Fatalf("temperature 1: %+v, %v", given, ferr)
+	}
+	own := &mmModel{m: &multimodal.Model{Info: map[string]any{multimodal.InfoSampleTemperature: 0.8}}}
+	plain := &mmModel{m: &multimodal.Model{Info: map[string]any{}}}
+	for _, c := range []struct {
+		mm   *mmModel
+		req  ImagesRequest
+		want float64
+	}{{own, req, 0.8}, {own, given, 1}, {plain, req, 1}} {
+		if got := c.mm.temperature(c.req.temperatureGiven, c.req.Temperature); got != c.want {
+			t.Errorf("checkpoint %v, request given %v: temperature %v, want %v", c.mm.m.Info, c.req.temperatureGiven, got, c.want)
+		}
+	}
+}
