@@ -128,10 +128,12 @@ for t in ("text", "t2i", "i2t", "vqa"):
 json.dump(row, sys.stdout, indent=2)
 PY
 }
+scoring=()
 for a in latentlm vq transfusion; do
-	[ -f "runs/gpu-cmp/$a/config.json" ] && score "$a" &
+	[ -f "runs/gpu-cmp/$a/config.json" ] && { score "$a" & scoring+=($!); }
 done
-wait
+# Not a plain wait, which would also wait for the tee of this script's log.
+wait "${scoring[@]}"
 echo "[$(elapsed) s] scored"
 
 # Figure 8 with what is left: every snapshot, fewer images (as the CPU

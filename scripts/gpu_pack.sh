@@ -55,11 +55,11 @@ report() {
 # BATCH; the baselines at LatentLM's parameter count, --match-params), so
 # that the script knows, before any GPU time is spent, each one's counted
 # work a step and therefore the steps that give all three LatentLM's
-# budget: its LM_STEPS steps (default 8000; on 2026-12-04 the H200 ran
+# budget: its LM_STEPS steps (default 7000; on 2026-12-04 the H200 ran
 # three d256 × 6 runs side by side at about 75 steps a second each, and the
 # baselines take about twice LatentLM's steps for the same FLOPs).
 plan_compare() {
-	local dim=${DIM:-256} depth=${DEPTH:-6} heads=${HEADS:-4} batch=${BATCH:-32} lm_steps=${LM_STEPS:-8000}
+	local dim=${DIM:-256} depth=${DEPTH:-6} heads=${HEADS:-4} batch=${BATCH:-32} lm_steps=${LM_STEPS:-7000}
 	local tmp=runs/compare-plan a vae vq=${VQVAE:-runs/vae-vq-canvas}
 	[ -f "$vq/config.json" ] || {
 		echo "the VQ tokenizer $vq (4.3 min)"

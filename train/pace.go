@@ -36,8 +36,8 @@ func newPacer(start time.Time, budget time.Duration, limit int64) *pacer {
 // otherwise done plus the steps the recent pace fits into the time left,
 // at most the limit.
 func (p *pacer) observe(now time.Time, done int64) (last int64, ok bool) {
-	if !now.Before(p.deadline) {
-		return done, true
+	if !now.Before(p.deadline) || done >= p.limit {
+		return min(done, p.limit), true
 	}
 	if now.Before(p.next) {
 		return 0, false

@@ -54,4 +54,12 @@ func TestPacerFitsTheBudget(t *testing.T) {
 	if last != 3000 || took != 60*time.Second+2999*50*time.Millisecond {
 		t.Errorf("limit 3000: ended at step %d after %s, want step 3000 after 209.95 s", last, took)
 	}
+	// The same when the step at the limit is one the pacer looks at (one
+	// step a second, every step observed): it must not ask for one more
+	// (on 2026-12-04 a run given --steps 8 took 15, one at a time, until
+	// its deadline).
+	last, took = simulatePace(10*time.Second, 8, func(int64) time.Duration { return time.Second })
+	if last != 8 || took != 8*time.Second {
+		t.Errorf("limit 8 at one step a second for 10 s: ended at step %d after %s, want step 8 after 8 s", last, took)
+	}
 }
