@@ -37,18 +37,12 @@
 # --per-held-out 1", "--n 4 --max-tokens 4", 4).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-start=$(date +%s)
-budget=${BUDGET:-540}
+# shellcheck source=scripts/gpu_lib.sh
+. scripts/gpu_lib.sh
+gpu_begin gpu_compare
 eval_s=${EVAL_S:-170}
 train_s=${TRAIN_S:-$((budget - eval_s - 20))}
 lambda=${LAMBDA:-1}
-out=${OUT:-/tmp/gpu-compare}
-mkdir -p "$out" runs
-exec > >(tee "$out/gpu_compare.log") 2>&1
-elapsed() { echo $(($(date +%s) - start)); }
-
-# shellcheck source=scripts/gpu_lib.sh
-. scripts/gpu_lib.sh
 plan=.device/compare/plan.env
 [ -f "$plan" ] || { echo "no $plan: run scripts/gpu_pack.sh pack-compare (or plan-compare) first"; exit 1; }
 # shellcheck disable=SC1090

@@ -27,17 +27,11 @@
 # BACKEND=onnx L=./bin/latentlm BUDGET=… to try the script without a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-start=$(date +%s)
-budget=${BUDGET:-540}
-lambda=${LAMBDA:-16}
-margin=40 # seconds for the final saves and the packing
-out=${OUT:-/tmp/gpu-issues}
-mkdir -p "$out" runs
-exec > >(tee "$out/gpu_issues.log") 2>&1
-elapsed() { echo $(($(date +%s) - start)); }
-
 # shellcheck source=scripts/gpu_lib.sh
 . scripts/gpu_lib.sh
+gpu_begin gpu_issues
+lambda=${LAMBDA:-16}
+margin=40 # seconds for the final saves and the packing
 if [ -z "${BACKEND:-}" ]; then
 	mkdir -p /usr/share/games/fortunes && cp .device/fortunes/* /usr/share/games/fortunes/
 	cp -r .device/runs/* runs/

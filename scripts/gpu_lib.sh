@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
 # Shared by the scripts of one lent-GPU call (scripts/gpu_issues.sh,
-# scripts/gpu_tts.sh); sourced, not run. Expects $out (the folder whose
-# files come back), the array `common` (flags of every run) and the
-# associative array `flags` (each run's own flags).
+# scripts/gpu_tts.sh, scripts/gpu_compare.sh); sourced, not run, first
+# thing. The launching functions expect the array `common` (flags of every
+# run) and the associative array `flags` (each run's own flags).
+
+# gpu_begin NAME: starts the call's clock and log: start (now), budget
+# (BUDGET seconds, default 540, for a call with timeout_s 570), out (OUT,
+# default /tmp/NAME with - for _: the folder whose files come back) and the
+# script's output, from here on, also in $out/NAME.log.
+gpu_begin() {
+	start=$(date +%s)
+	budget=${BUDGET:-540}
+	out=${OUT:-/tmp/${1//_/-}}
+	mkdir -p "$out" runs
+	exec > >(tee "$out/$1.log") 2>&1
+}
+
+# elapsed: the seconds since gpu_begin.
+elapsed() { echo $(($(date +%s) - start)); }
 
 # gpu_setup: unpacks the xla binary that scripts/gpu_pack.sh packed and
 # points the xla backend at the CUDA PJRT plugin of JAX's wheels

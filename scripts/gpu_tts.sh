@@ -25,15 +25,9 @@
 # a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-start=$(date +%s)
-budget=${BUDGET:-540}
-out=${OUT:-/tmp/gpu-tts}
-mkdir -p "$out" runs
-exec > >(tee "$out/gpu_tts.log") 2>&1
-elapsed() { echo $(($(date +%s) - start)); }
-
 # shellcheck source=scripts/gpu_lib.sh
 . scripts/gpu_lib.sh
+gpu_begin gpu_tts
 corpus=.device/speech-1600-numbers-train.safetensors
 [ -f "$corpus" ] || xz -T0 -dc "$corpus.xz" >"$corpus" || exit 1
 gpu_setup || exit 1
