@@ -210,7 +210,7 @@ func Save(dir string, cfg Config, store *model.Store, tok lm.Tokenizer, info map
 // Load reads a checkpoint and the tokenizer record it was saved with.
 func Load(dir string) (Config, *model.Store, lm.Tokenizer, error) {
 	var cfg Config
-	store, tok, err := lm.LoadKind(dir, Kind, &cfg)
+	store, tok, _, err := lm.LoadKind(dir, Kind, &cfg)
 	return cfg, store, tok, err
 }
 

@@ -67,7 +67,7 @@ func Save(dir string, cfg Config, store *model.Store, tok Tokenizer, info map[st
 // Load reads a model checkpoint and the tokenizer record it was saved with.
 func Load(dir string) (Config, *model.Store, Tokenizer, error) {
 	var cfg Config
-	store, tok, err := LoadKind(dir, Kind, &cfg)
+	store, tok, _, err := LoadKind(dir, Kind, &cfg)
 	return cfg, store, tok, err
 }
 
@@ -82,15 +82,17 @@ func SaveKind(dir, kind string, cfg checkpoint.Model, store *model.Store, tok To
 }
 
 // LoadKind reads a checkpoint written by SaveKind, decoding its config into
-// cfg (a pointer).
-func LoadKind(dir, kind string, cfg checkpoint.Model) (*model.Store, Tokenizer, error) {
+// cfg (a pointer). It returns the weights, the record of the tokenizer the
+// model reads and writes, and the header, whose info the caller may read
+// further.
+func LoadKind(dir, kind string, cfg checkpoint.Model) (*model.Store, Tokenizer, *checkpoint.Header, error) {
 	store, hdr, _, err := checkpoint.Load(dir, kind, cfg, nil)
 	if err != nil {
-		return nil, Tokenizer{}, err
+		return nil, Tokenizer{}, nil, err
 	}
 	var tok Tokenizer
 	if err := checkpoint.DecodeInfo(hdr, "tokenizer", &tok); err != nil {
-		return nil, Tokenizer{}, fmt.Errorf("%s: %w", dir, err)
+		return nil, Tokenizer{}, nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	return store, tok, nil
+	return store, tok, hdr, nil
 }

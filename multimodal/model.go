@@ -10,7 +10,6 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/text"
@@ -116,41 +115,24 @@ func Load(b compute.Backend, dir, imageDir string, opts Options) (*Model, error)
 		return nil, err
 	}
 	var mc Config
-	store, rec, err := lm.LoadKind(dir, Kind, &mc)
+	store, rec, h, err := lm.LoadKind(dir, Kind, &mc)
 	if err != nil {
 		return nil, err
 	}
 	cfg := mc.LM
-	tok, err := text.ReadFile(filepath.Join(dir, TokenizerFile))
-	if err != nil {
-		return nil, err
-	}
-	if tok.Size() != mc.TextIDs() {
-		return nil, fmt.Errorf("%s: tokenizer has %d ids, the model's vocabulary %d text ids", dir, tok.Size(), mc.TextIDs())
-	}
-	if imageDir, err = rec.Find(dir, imageDir); err != nil {
-		return nil, err
-	}
-	img, err := vae.Load(b, imageDir)
+	tok, img, err := LoadTokenizers(b, dir, imageDir, rec, mc.TextIDs(), func(ic vae.Config) string {
+		if mc.Arch == VQ && (ic.Kind != vae.VQ || ic.Codebook != mc.Codes || ic.Items()+3 > cfg.MaxLen) {
+			return fmt.Sprintf("a vq tokenizer of %d codes (a VQ-MLLM), max_len %d", mc.Codes, cfg.MaxLen)
+		}
+		if mc.Arch != VQ && (ic.Channels != cfg.Latent || ic.Items()+3 > cfg.MaxLen) {
+			return fmt.Sprintf("%d channels, max_len %d", cfg.Latent, cfg.MaxLen)
+		}
+		return ""
+	})
 	if err != nil {
 		return nil, err
 	}
 	ic := img.Config
-	switch {
-	case mc.Arch == VQ && (ic.Kind != vae.VQ || ic.Codebook != mc.Codes || ic.Items()+3 > cfg.MaxLen):
-		img.Close()
-		return nil, fmt.Errorf("image tokenizer %s (kind %v, codebook %d, %d items) does not fit the VQ-MLLM %s (%d codes of a vq tokenizer, max_len %d)",
-			imageDir, ic.Kind, ic.Codebook, ic.Items(), dir, mc.Codes, cfg.MaxLen)
-	case mc.Arch != VQ && (ic.Channels != cfg.Latent || ic.Items()+3 > cfg.MaxLen):
-		img.Close()
-		return nil, fmt.Errorf("image tokenizer %s (%d channels, %d items) does not fit the model %s (%d channels, max_len %d)",
-			imageDir, ic.Channels, ic.Items(), dir, cfg.Latent, cfg.MaxLen)
-	}
-	h, err := checkpoint.ReadHeader(dir, Kind, &Config{})
-	if err != nil {
-		img.Close()
-		return nil, err
-	}
 	m := &Model{Config: cfg, Arch: mc.Arch, Text: tok, Image: img, Info: h.Info, Dir: dir, backend: b, store: store, opts: opts,
 		Format: Format{Vocab: cfg.Vocab, EOT: tok.EOT(), Items: ic.Items(), Channels: ic.Channels, Codes: mc.Codes}}
 	if m.engine, err = lm.NewEngine(b, store, cfg, opts.SampleOptions); err != nil {
@@ -160,6 +142,36 @@ func Load(b compute.Backend, dir, imageDir string, opts Options) (*Model, error)
 	m.owned = []*model.Store{store, img.Store}
 	m.rng = rand.New(rand.NewPCG(uint64(opts.Seed), textStream))
 	return m, nil
+}
+
+// LoadTokenizers reads the two tokenizers a checkpoint of this format
+// works with, for Load and the baselines' loaders (transfusion.Load): the
+// caption tokenizer beside it (TokenizerFile), which must have textIDs
+// ids, and the image tokenizer in imageDir or, if empty, the one the
+// checkpoint records as rec (whose checksum must match). misfit says what
+// the model needs of an image tokenizer that does not fit it, or "" for
+// one that does. On error nothing stays open.
+func LoadTokenizers(b compute.Backend, dir, imageDir string, rec lm.Tokenizer, textIDs int, misfit func(vae.Config) string) (*text.Tokenizer, *vae.Model, error) {
+	tok, err := text.ReadFile(filepath.Join(dir, TokenizerFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	if tok.Size() != textIDs {
+		return nil, nil, fmt.Errorf("%s: tokenizer has %d ids, the model's vocabulary %d text ids", dir, tok.Size(), textIDs)
+	}
+	if imageDir, err = rec.Find(dir, imageDir); err != nil {
+		return nil, nil, err
+	}
+	img, err := vae.Load(b, imageDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ic := img.Config; misfit(ic) != "" {
+		img.Close()
+		return nil, nil, fmt.Errorf("image tokenizer %s (kind %v, %d channels, codebook %d, %d items) does not fit the model %s: it needs %s",
+			imageDir, ic.Kind, ic.Channels, ic.Codebook, ic.Items(), dir, misfit(ic))
+	}
+	return tok, img, nil
 }
 
 // textStream is the PCG stream of the host generator of text tokens.
@@ -187,8 +199,12 @@ func (m *Model) Close() {
 // and an emoji or folder model trained on pictures that had some. One
 // trained on pictures without any (a class-free model, recorded as
 // captioned_images 0) draws only from the empty caption.
-func (m *Model) Captioned() bool {
-	n, ok := m.Info["captioned_images"].(float64)
+func (m *Model) Captioned() bool { return Captioned(m.Info) }
+
+// Captioned is the rule of Model.Captioned on a checkpoint's info, for
+// every model of the format: true unless it records captioned_images 0.
+func Captioned(info map[string]any) bool {
+	n, ok := info["captioned_images"].(float64)
 	return !ok || n > 0
 }
 

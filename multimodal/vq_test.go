@@ -325,7 +325,7 @@ func TestVQRoundTrip(t *testing.T) {
 	if err := SaveConfig(bare, cfg, store, lm.Tokenizer{}, tok, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(b, bare, sdir, opts); err == nil || !strings.Contains(err.Error(), "does not fit the VQ-MLLM") {
+	if _, err := Load(b, bare, sdir, opts); err == nil || !strings.Contains(err.Error(), "needs a vq tokenizer of") {
 		t.Errorf("a σ-VAE as a VQ-MLLM's tokenizer: %v", err)
 	}
 }

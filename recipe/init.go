@@ -27,9 +27,9 @@ func initFrom(store *model.Store, dir string, kinds ...string) (copied, total in
 	}
 	var src *model.Store
 	if kind == multimodal.Kind { // any arch
-		src, tok, err = lm.LoadKind(dir, kind, &multimodal.Config{})
+		src, tok, _, err = lm.LoadKind(dir, kind, &multimodal.Config{})
 	} else {
-		src, tok, err = lm.LoadKind(dir, kind, &lm.Config{})
+		src, tok, _, err = lm.LoadKind(dir, kind, &lm.Config{})
 	}
 	if err != nil {
 		return 0, 0, tok, err

@@ -228,7 +228,7 @@ func TestTTSInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	weight := func(dir string) []float32 {
-		store, _, err := lm.LoadKind(dir, tts.Kind, &lm.Config{})
+		store, _, _, err := lm.LoadKind(dir, tts.Kind, &lm.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/multimodal"
@@ -72,35 +71,20 @@ func Load(b compute.Backend, dir, imageDir string, opts multimodal.Options) (*Mo
 		return nil, err
 	}
 	var cfg Config
-	store, rec, err := lm.LoadKind(dir, Kind, &cfg)
+	store, rec, h, err := lm.LoadKind(dir, Kind, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := text.ReadFile(filepath.Join(dir, multimodal.TokenizerFile))
-	if err != nil {
-		return nil, err
-	}
-	if tok.Size() != cfg.Vocab.Extra {
-		return nil, fmt.Errorf("%s: tokenizer has %d ids, the model's vocabulary %d text ids", dir, tok.Size(), cfg.Vocab.Extra)
-	}
-	if imageDir, err = rec.Find(dir, imageDir); err != nil {
-		return nil, err
-	}
-	img, err := vae.Load(b, imageDir)
+	tok, img, err := multimodal.LoadTokenizers(b, dir, imageDir, rec, cfg.Vocab.Extra, func(ic vae.Config) string {
+		if ic.Channels != cfg.Latent || ic.Items()+3 > cfg.MaxLen {
+			return fmt.Sprintf("%d channels, max_len %d", cfg.Latent, cfg.MaxLen)
+		}
+		return ""
+	})
 	if err != nil {
 		return nil, err
 	}
 	ic := img.Config
-	if ic.Channels != cfg.Latent || ic.Items()+3 > cfg.MaxLen {
-		img.Close()
-		return nil, fmt.Errorf("image tokenizer %s (%d channels, %d items) does not fit the model %s (%d channels, max_len %d)",
-			imageDir, ic.Channels, ic.Items(), dir, cfg.Latent, cfg.MaxLen)
-	}
-	h, err := checkpoint.ReadHeader(dir, Kind, &Config{})
-	if err != nil {
-		img.Close()
-		return nil, err
-	}
 	m := &Model{Config: cfg, Text: tok, Image: img, Info: h.Info, Dir: dir, backend: b, store: store, opts: opts,
 		Format: multimodal.Format{Vocab: cfg.Vocab, EOT: tok.EOT(), Items: ic.Items(), Channels: ic.Channels}}
 	m.owned = []*model.Store{store, img.Store}
@@ -188,10 +172,7 @@ func (m *Model) Options() multimodal.Options { return m.opts }
 // Captioned says whether the model learnt captions (multimodal.Model's
 // rule: every canvas model, and an emoji or folder model trained on
 // pictures that had some).
-func (m *Model) Captioned() bool {
-	n, ok := m.Info["captioned_images"].(float64)
-	return !ok || n > 0
-}
+func (m *Model) Captioned() bool { return multimodal.Captioned(m.Info) }
 
 var errClosed = errors.New("transfusion: model used after Close")
 

@@ -127,11 +127,7 @@ func Load(b compute.Backend, dir, speechDir string, opts Options) (*Model, error
 		return nil, err
 	}
 	var cfg lm.Config
-	store, tokRec, err := lm.LoadKind(dir, Kind, &cfg)
-	if err != nil {
-		return nil, err
-	}
-	h, err := checkpoint.ReadHeader(dir, Kind, &lm.Config{})
+	store, tokRec, h, err := lm.LoadKind(dir, Kind, &cfg)
 	if err != nil {
 		return nil, err
 	}
