@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -329,23 +330,9 @@ func (e *NoModelsError) Error() string {
 // latentlm.Load. On error nothing stays loaded; a folder without one is a
 // *NoModelsError.
 func LoadModels(dir string, opts ...latentlm.Option) ([]Model, error) {
-	servable := func(d string) bool {
-		kind, err := checkpoint.ReadKind(d)
-		return err == nil && (kind == latentlm.KindLatentLM || kind == latentlm.KindDiT)
-	}
-	var dirs []string
-	if servable(dir) {
-		dirs = []string{dir}
-	} else {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("server: models folder: %w", err)
-		}
-		for _, e := range entries {
-			if d := filepath.Join(dir, e.Name()); e.IsDir() && servable(d) {
-				dirs = append(dirs, d)
-			}
-		}
+	dirs, err := checkpointDirs(dir, latentlm.KindLatentLM, latentlm.KindDiT)
+	if err != nil {
+		return nil, err
 	}
 	if len(dirs) == 0 {
 		return nil, &NoModelsError{Dir: dir}
@@ -362,6 +349,30 @@ func LoadModels(dir string, opts ...latentlm.Option) ([]Model, error) {
 		models = append(models, Model{Name: filepath.Base(filepath.Clean(d)), Gen: g})
 	}
 	return models, nil
+}
+
+// checkpointDirs lists the checkpoints of the given kinds in dir: dir
+// itself if it is one, else each subfolder whose config.json is of one of
+// them, in name order. Other kinds (tokenizers, classifiers) are skipped.
+func checkpointDirs(dir string, kinds ...string) ([]string, error) {
+	isKind := func(d string) bool {
+		kind, err := checkpoint.ReadKind(d)
+		return err == nil && slices.Contains(kinds, kind)
+	}
+	if isKind(dir) {
+		return []string{dir}, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("server: models folder: %w", err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		if d := filepath.Join(dir, e.Name()); e.IsDir() && isKind(d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs, nil
 }
 
 // ModelInfo describes a served model in GET /v1/models.

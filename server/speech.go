@@ -10,7 +10,6 @@ import (
 	"math"
 	"mime"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,7 +18,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/latentlm/latentlm/backend"
-	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speech"
@@ -88,23 +86,9 @@ func LoadSpeech(dir, backendName string) (Model, error) {
 // without one gives none and no error: LoadModels loads the image models of
 // the same folder. On error nothing stays loaded.
 func LoadSpeechModels(dir, backendName string) ([]Model, error) {
-	isTTS := func(d string) bool {
-		kind, err := checkpoint.ReadKind(d)
-		return err == nil && kind == tts.Kind
-	}
-	var dirs []string
-	if isTTS(dir) {
-		dirs = []string{dir}
-	} else {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("server: models folder: %w", err)
-		}
-		for _, e := range entries {
-			if d := filepath.Join(dir, e.Name()); e.IsDir() && isTTS(d) {
-				dirs = append(dirs, d)
-			}
-		}
+	dirs, err := checkpointDirs(dir, tts.Kind)
+	if err != nil {
+		return nil, err
 	}
 	var models []Model
 	for _, d := range dirs {
