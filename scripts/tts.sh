@@ -23,7 +23,11 @@
 # weights (seed 8); the shipped weights/tts then came from the lent GPU:
 # scripts/gpu_tts.sh, 10 000 more steps on the same cache's encoded corpus.
 # PART=afterGPU is one more restart from it on the CPU, at a fifth of the
-# learning rate (1e-4, seed 12), reading that corpus.
+# learning rate (1e-4, seed 12), reading that corpus. PART=afterGPU2 goes on
+# from it the same way (seed 13). PART=select scores the shipped model and
+# both on the validation split with four sampling seeds, the choice of the
+# model to ship, then the chosen one (runs/tts-numbers-after-gpu, which
+# became weights/tts) on the test split with the same seeds (2026-12-05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -65,6 +69,14 @@ texts1600c) data1600; continueRun runs/tts-numbers-t1600b 6 runs/tts-numbers-t16
 texts1600d) data1600; continueRun weights/tts 7 runs/tts-numbers-t1600d 13000-t1600 .deps/speech-1600; exit ;;
 texts1600e) data1600; continueRun weights/tts 8 runs/tts-numbers-t1600e 14500-t1600 .deps/speech-1600; exit ;;
 afterGPU) corpus1600; continueRun weights/tts 12 runs/tts-numbers-after-gpu 24500-lr1e-4 .deps/speech-1600-numbers-train.safetensors 1e-4; exit ;;
+afterGPU2) corpus1600; continueRun runs/tts-numbers-after-gpu 13 runs/tts-numbers-after-gpu2 26000-lr1e-4 .deps/speech-1600-numbers-train.safetensors 1e-4; exit ;;
+select)
+  "$L" eval --task tts --set numbers --n 50 --split valid --seed 3 --seeds 2 --json > "$D/tts-numbers-gpu-b16-valid-n50-seeds3-4.json"
+  for r in after-gpu:24500 after-gpu2:26000; do
+    "$L" eval --task tts --model "runs/tts-numbers-${r%%:*}" --set numbers --n 50 --split valid --seeds 4 --json > "$D/tts-numbers-init-${r#*:}-lr1e-4-valid-n50-seeds4.json"
+  done
+  "$L" eval --task tts --model runs/tts-numbers-after-gpu --set numbers --n 50 --seeds 4 --json > "$D/tts-numbers-init-24500-lr1e-4-n50-seeds4.json"
+  exit ;;
 esac
 if [[ ! -f $M/loss.png ]]; then
   "$L" train --task tts --set numbers --speech-vae weights/speech-vae --steps "${STEPS:-2500}" --seed 1 --out "$M" --quiet
