@@ -120,15 +120,11 @@ func Load(b compute.Backend, dir, imageDir string, opts Options) (*Model, error)
 		return nil, err
 	}
 	cfg := mc.LM
-	tok, img, err := LoadTokenizers(b, dir, imageDir, rec, mc.TextIDs(), func(ic vae.Config) string {
-		if mc.Arch == VQ && (ic.Kind != vae.VQ || ic.Codebook != mc.Codes || ic.Items()+3 > cfg.MaxLen) {
-			return fmt.Sprintf("a vq tokenizer of %d codes (a VQ-MLLM), max_len %d", mc.Codes, cfg.MaxLen)
-		}
-		if mc.Arch != VQ && (ic.Channels != cfg.Latent || ic.Items()+3 > cfg.MaxLen) {
-			return fmt.Sprintf("%d channels, max_len %d", cfg.Latent, cfg.MaxLen)
-		}
-		return ""
-	})
+	needs := TokenizerNeeds{TextIDs: mc.TextIDs(), Channels: cfg.Latent, MaxLen: cfg.MaxLen}
+	if mc.Arch == VQ {
+		needs.Codes = mc.Codes
+	}
+	tok, img, err := LoadTokenizers(b, dir, imageDir, rec, needs)
 	if err != nil {
 		return nil, err
 	}
@@ -144,20 +140,35 @@ func Load(b compute.Backend, dir, imageDir string, opts Options) (*Model, error)
 	return m, nil
 }
 
+// TokenizerNeeds is what a model of this format asks of the tokenizers it
+// is loaded with (LoadTokenizers).
+type TokenizerNeeds struct {
+	// TextIDs is the caption tokenizer's size.
+	TextIDs int
+	// Channels are the latent channels of the image tokenizer of a model
+	// that draws latents (LatentLM, Transfusion).
+	Channels int
+	// Codes, above 0, asks instead for a vq image tokenizer of this
+	// codebook (a VQ-MLLM).
+	Codes int
+	// MaxLen is the model's context: an image's items, its <BOL> and
+	// <EOL> and one more token must fit.
+	MaxLen int
+}
+
 // LoadTokenizers reads the two tokenizers a checkpoint of this format
 // works with, for Load and the baselines' loaders (transfusion.Load): the
-// caption tokenizer beside it (TokenizerFile), which must have textIDs
-// ids, and the image tokenizer in imageDir or, if empty, the one the
-// checkpoint records as rec (whose checksum must match). misfit says what
-// the model needs of an image tokenizer that does not fit it, or "" for
-// one that does. On error nothing stays open.
-func LoadTokenizers(b compute.Backend, dir, imageDir string, rec lm.Tokenizer, textIDs int, misfit func(vae.Config) string) (*text.Tokenizer, *vae.Model, error) {
+// caption tokenizer beside it (TokenizerFile) and the image tokenizer in
+// imageDir or, if empty, the one the checkpoint records as rec (whose
+// checksum must match), each checked against needs. On error nothing
+// stays open.
+func LoadTokenizers(b compute.Backend, dir, imageDir string, rec lm.Tokenizer, needs TokenizerNeeds) (*text.Tokenizer, *vae.Model, error) {
 	tok, err := text.ReadFile(filepath.Join(dir, TokenizerFile))
 	if err != nil {
 		return nil, nil, err
 	}
-	if tok.Size() != textIDs {
-		return nil, nil, fmt.Errorf("%s: tokenizer has %d ids, the model's vocabulary %d text ids", dir, tok.Size(), textIDs)
+	if tok.Size() != needs.TextIDs {
+		return nil, nil, fmt.Errorf("%s: tokenizer has %d ids, the model's vocabulary %d text ids", dir, tok.Size(), needs.TextIDs)
 	}
 	if imageDir, err = rec.Find(dir, imageDir); err != nil {
 		return nil, nil, err
@@ -166,10 +177,15 @@ func LoadTokenizers(b compute.Backend, dir, imageDir string, rec lm.Tokenizer, t
 	if err != nil {
 		return nil, nil, err
 	}
-	if ic := img.Config; misfit(ic) != "" {
+	ic := img.Config
+	fits, want := ic.Channels == needs.Channels, fmt.Sprintf("%d channels", needs.Channels)
+	if needs.Codes > 0 {
+		fits, want = ic.Kind == vae.VQ && ic.Codebook == needs.Codes, fmt.Sprintf("a vq tokenizer of %d codes (a VQ-MLLM)", needs.Codes)
+	}
+	if !fits || ic.Items()+3 > needs.MaxLen {
 		img.Close()
-		return nil, nil, fmt.Errorf("image tokenizer %s (kind %v, %d channels, codebook %d, %d items) does not fit the model %s: it needs %s",
-			imageDir, ic.Kind, ic.Channels, ic.Codebook, ic.Items(), dir, misfit(ic))
+		return nil, nil, fmt.Errorf("image tokenizer %s (kind %v, %d channels, codebook %d, %d items) does not fit the model %s: it needs %s, max_len %d",
+			imageDir, ic.Kind, ic.Channels, ic.Codebook, ic.Items(), dir, want, needs.MaxLen)
 	}
 	return tok, img, nil
 }

@@ -67,26 +67,29 @@ type mmModel struct {
 	// own goroutines, and the batcher's goroutine decodes a completion's
 	// image inside Take (completionTask).
 	tok sync.Mutex
+	// ownTemperature is the checkpoint's scale of the initial noise
+	// (multimodal.Model.SampleTemperature), read once.
+	ownTemperature float64
 }
 
+// newMMModel serves m. LoadMultimodal refuses a checkpoint whose own
+// temperature is not a positive number, so the plain sampler's 1 stands in
+// only for a model loaded some other way.
 func newMMModel(m Model) *mmModel {
-	return &mmModel{name: m.Name, backend: m.Backend, m: m.Multimodal}
+	own, err := m.Multimodal.SampleTemperature()
+	if err != nil {
+		own = DefaultTemperature
+	}
+	return &mmModel{name: m.Name, backend: m.Backend, m: m.Multimodal, ownTemperature: own}
 }
 
 // temperature is the scale of the initial noise of a request's images:
-// the request's own if given, else the checkpoint's
-// (multimodal.Model.SampleTemperature; LoadMultimodal refuses a checkpoint
-// whose value is not a positive number, so an error here leaves the
-// plain sampler's 1).
+// the request's own if given, else the checkpoint's.
 func (mm *mmModel) temperature(given bool, t float64) float64 {
 	if given {
 		return t
 	}
-	own, err := mm.m.SampleTemperature()
-	if err != nil {
-		return DefaultTemperature
-	}
-	return own
+	return mm.ownTemperature
 }
 
 func (mm *mmModel) size() int { return mm.m.Image.Config.ImageSize }

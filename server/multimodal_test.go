@@ -1108,8 +1108,8 @@ func TestPromptTemperature(t *testing.T) {
 	if ferr != nil || !given.temperatureGiven {
 		t.Fatalf("temperature 1: %+v, %v", given, ferr)
 	}
-	own := &mmModel{m: &multimodal.Model{Info: map[string]any{multimodal.InfoSampleTemperature: 0.8}}}
-	plain := &mmModel{m: &multimodal.Model{Info: map[string]any{}}}
+	own := newMMModel(Model{Multimodal: &multimodal.Model{Info: map[string]any{multimodal.InfoSampleTemperature: 0.8}}})
+	plain := newMMModel(Model{Multimodal: &multimodal.Model{Info: map[string]any{}}})
 	for _, c := range []struct {
 		mm   *mmModel
 		req  ImagesRequest

@@ -75,12 +75,8 @@ func Load(b compute.Backend, dir, imageDir string, opts multimodal.Options) (*Mo
 	if err != nil {
 		return nil, err
 	}
-	tok, img, err := multimodal.LoadTokenizers(b, dir, imageDir, rec, cfg.Vocab.Extra, func(ic vae.Config) string {
-		if ic.Channels != cfg.Latent || ic.Items()+3 > cfg.MaxLen {
-			return fmt.Sprintf("%d channels, max_len %d", cfg.Latent, cfg.MaxLen)
-		}
-		return ""
-	})
+	tok, img, err := multimodal.LoadTokenizers(b, dir, imageDir, rec,
+		multimodal.TokenizerNeeds{TextIDs: cfg.Vocab.Extra, Channels: cfg.Latent, MaxLen: cfg.MaxLen})
 	if err != nil {
 		return nil, err
 	}
