@@ -154,6 +154,8 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"sweep", "--over", "cfg", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png")}, "NAME=MODEL"},
 		{[]string{"sweep", "--over", "train", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png"), "run=" + dir}, "no step-NNNNNN snapshots"},
 		{[]string{"sweep", "--from", txt, "--out", filepath.Join(dir, "s.png")}, "invalid sweep JSON"},
+		{[]string{"average", "--out", filepath.Join(dir, "avg"), filepath.Join(root, "weights", "tts")}, "at least two model folders"},
+		{[]string{"average", "--out", filepath.Join(dir, "avg"), filepath.Join(root, "weights", "tts"), filepath.Join(root, "weights", "vae-mnist")}, "only one kind can be averaged"},
 		// A model with a tokenizer it was not trained with.
 		{[]string{"sample", "--model", filepath.Join(root, "weights", "latentlm-mnist"), "--vae", filepath.Join(root, "weights", "vae-fashion"), "--out", filepath.Join(dir, "s.png")}, "is not the one"},
 	}
@@ -165,7 +167,7 @@ func TestBadInputs(t *testing.T) {
 		}
 		expectOneLineError(t, code, stderr, c.want)
 	}
-	for _, f := range []string{"z.safetensors", "s.png", "s.json", "t"} {
+	for _, f := range []string{"z.safetensors", "s.png", "s.json", "t", "avg"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			t.Errorf("%s created despite the error", f)
 		}
