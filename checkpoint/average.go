@@ -99,26 +99,15 @@ func Average(out string, dirs []string) error {
 // readRaw reads a checkpoint's header and weights without knowing its
 // architecture.
 func readRaw(dir string) (*Header, *safetensors.File, error) {
-	if err := Recover(dir); err != nil {
-		return nil, nil, err
-	}
-	path := filepath.Join(dir, ConfigFile)
-	raw, err := readConfig(path)
+	h, err := readHeader(dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fmt.Errorf("%s: not a checkpoint (no %s)", dir, ConfigFile)
-		}
 		return nil, nil, err
-	}
-	var h Header
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, nil, fmt.Errorf("%s: invalid JSON: %v", path, err)
 	}
 	f, err := safetensors.Load(filepath.Join(dir, WeightsFile))
 	if err != nil {
 		return nil, nil, err
 	}
-	return &h, f, nil
+	return h, f, nil
 }
 
 // sameModel checks that b is the same kind and architecture as a and read

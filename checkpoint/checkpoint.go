@@ -101,21 +101,11 @@ func save(dir, kind string, cfg Model, info map[string]any, store *model.Store, 
 // ReadHeader reads dir/config.json, checks its kind and decodes its config
 // into cfg.
 func ReadHeader(dir, kind string, cfg Model) (*Header, error) {
-	if err := Recover(dir); err != nil {
+	h, err := readHeader(dir)
+	if err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, ConfigFile)
-	b, err := readConfig(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s: not a checkpoint (no %s)", dir, ConfigFile)
-		}
-		return nil, err
-	}
-	var h Header
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, fmt.Errorf("%s: invalid JSON: %v", path, err)
-	}
 	if h.Kind != kind {
 		return nil, fmt.Errorf("%s: checkpoint holds a %q model, want %q", dir, h.Kind, kind)
 	}
@@ -125,7 +115,7 @@ func ReadHeader(dir, kind string, cfg Model) (*Header, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &h, nil
+	return h, nil
 }
 
 // Load reads a checkpoint into a new store, after checking every weight's
@@ -318,20 +308,30 @@ func readConfig(path string) ([]byte, error) { return guard.ReadFile(path, MaxCo
 // ReadKind reads which kind of model dir holds, from its config.json, so
 // that a loader can pick the architecture before decoding the config.
 func ReadKind(dir string) (string, error) {
-	if err := Recover(dir); err != nil {
+	h, err := readHeader(dir)
+	if err != nil {
 		return "", err
+	}
+	return h.Kind, nil
+}
+
+// readHeader reads dir/config.json (after finishing any interrupted save)
+// without knowing what model it describes.
+func readHeader(dir string) (*Header, error) {
+	if err := Recover(dir); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(dir, ConfigFile)
 	raw, err := readConfig(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("%s: not a checkpoint (no %s)", dir, ConfigFile)
+			return nil, fmt.Errorf("%s: not a checkpoint (no %s)", dir, ConfigFile)
 		}
-		return "", err
+		return nil, err
 	}
 	var h Header
 	if err := json.Unmarshal(raw, &h); err != nil {
-		return "", fmt.Errorf("%s: invalid JSON: %v", path, err)
+		return nil, fmt.Errorf("%s: invalid JSON: %v", path, err)
 	}
-	return h.Kind, nil
+	return &h, nil
 }
