@@ -35,7 +35,10 @@
 # frame rate a residual-VQ codec needs to reconstruct as well as the σ-VAE)
 # to the counted work of LatentLM's guided step 3000 (197.5 TFLOP), by the
 # same warm restart onto a schedule twice as long, and scores it on the 70
-# test texts, for the issue's decoding-steps comparison.
+# test texts (and its step-357 copy, at the work of LatentLM's step 1500),
+# for the issue's decoding-steps comparison; then `bench speak` for it and
+# weights/tts (2026-12-05). PART=cfg2 scores weights/tts at guidance 2 on
+# the validation split with four sampling seeds (the default is 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -86,9 +89,18 @@ baseline62)
   C=runs/speech-rvq-62hz-2500
   [[ -f $C/loss.png ]] || "$L" speech-vae train --kind rvq --codebooks 8 --codebook-size 1024 --frames-per-latent 2 --steps 2500 --seed 1 --out "$C" --quiet
   V=runs/valle-numbers-62hz-align1
-  [[ -f $V/loss.png ]] || "$L" train --task valle --codec "$C" --set numbers --align 1 --steps 357 --seed 1 --out "$V" --quiet
+  if [[ ! -f $V/loss.png ]]; then
+    "$L" train --task valle --codec "$C" --set numbers --align 1 --steps 357 --seed 1 --out "$V" --quiet
+    mkdir -p "$V-357" && cp "$V/config.json" "$V/model.safetensors" "$V-357/"
+  fi
   grep -q '"steps": 714' "$V/config.json" || "$L" train --task valle --codec "$C" --set numbers --align 1 --steps 714 --seed 1 --out "$V" --resume --quiet
+  [[ ! -f $V-357/config.json ]] || "$L" eval --task tts --model "$V-357" --set numbers --n 10 --json > "$D/valle-numbers-62hz-align1-357.json"
   "$L" eval --task tts --model "$V" --set numbers --n 10 --json > "$D/valle-numbers-62hz-align1-714.json"
+  "$L" bench speak --model "$V" --batches 1,16 --reps 3 --json > "$D/bench-speak-valle-numbers-62hz.json"
+  "$L" bench speak --model weights/tts --batches 1,16 --reps 3 --json > "$D/bench-speak-tts-shipped.json"
+  exit ;;
+cfg2)
+  "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
   exit ;;
 select)
   "$L" eval --task tts --set numbers --n 50 --split valid --seed 3 --seeds 2 --json > "$D/tts-numbers-gpu-b16-valid-n50-seeds3-4.json"
