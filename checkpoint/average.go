@@ -2,11 +2,9 @@ package checkpoint
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -49,20 +47,17 @@ func Average(out string, dirs []string) error {
 		files   []*safetensors.File
 		sources []map[string]string
 	)
-	for _, d := range dirs {
+	for k, d := range dirs {
 		h, f, err := readRaw(d)
 		if err != nil {
 			return err
 		}
-		if first == nil {
+		if k == 0 {
 			first = h
 		} else if err := sameModel(dirs[0], first, d, h); err != nil {
 			return err
-		}
-		if len(files) > 0 {
-			if err := sameTensors(dirs[0], files[0], d, f); err != nil {
-				return err
-			}
+		} else if err := sameTensors(dirs[0], files[0], d, f); err != nil {
+			return err
 		}
 		sum, err := FileSHA256(filepath.Join(d, WeightsFile))
 		if err != nil {
@@ -149,39 +144,50 @@ func sameTensors(adir string, a *safetensors.File, bdir string, b *safetensors.F
 // meanTensor is the mean of tensor i across files (read from dirs): float32
 // and float64 values are summed in float64; anything else must be identical.
 func meanTensor(t safetensors.Tensor, files []*safetensors.File, i int, dirs []string) (safetensors.Tensor, error) {
+	column := make([]safetensors.Tensor, len(files))
+	for k, f := range files {
+		column[k] = f.Tensors[i]
+	}
 	switch t.DType {
-	case safetensors.F32, safetensors.F64:
-	default:
-		for k, f := range files[1:] {
-			if !bytes.Equal(f.Tensors[i].Data, t.Data) {
-				return safetensors.Tensor{}, fmt.Errorf("tensor %s (%s) differs between checkpoints %s and %s and cannot be averaged", t.Name, t.DType, dirs[0], dirs[k+1])
-			}
-		}
-		return t, nil
-	}
-	size := t.DType.Size()
-	n := len(t.Data) / size
-	sum := make([]float64, n)
-	for _, f := range files {
-		d := f.Tensors[i].Data
-		for j := range sum {
-			if size == 4 {
-				sum[j] += float64(math.Float32frombits(binary.LittleEndian.Uint32(d[4*j:])))
-			} else {
-				sum[j] += math.Float64frombits(binary.LittleEndian.Uint64(d[8*j:]))
-			}
-		}
-	}
-	k := float64(len(files))
-	if size == 4 {
-		v := make([]float32, n)
-		for j, s := range sum {
-			v[j] = float32(s / k)
+	case safetensors.F32:
+		v, err := mean(column, safetensors.Tensor.Float32)
+		if err != nil {
+			return safetensors.Tensor{}, err
 		}
 		return safetensors.FromFloat32(t.Name, t.Shape, v), nil
+	case safetensors.F64:
+		v, err := mean(column, safetensors.Tensor.Float64)
+		if err != nil {
+			return safetensors.Tensor{}, err
+		}
+		return safetensors.FromFloat64(t.Name, t.Shape, v), nil
 	}
-	for j := range sum {
-		sum[j] /= k
+	for k, u := range column[1:] {
+		if !bytes.Equal(u.Data, t.Data) {
+			return safetensors.Tensor{}, fmt.Errorf("tensor %s (%s) differs between checkpoints %s and %s and cannot be averaged", t.Name, t.DType, dirs[0], dirs[k+1])
+		}
 	}
-	return safetensors.FromFloat64(t.Name, t.Shape, sum), nil
+	return t, nil
+}
+
+// mean is the element-wise mean of the tensors' values, summed in float64.
+func mean[T float32 | float64](ts []safetensors.Tensor, values func(safetensors.Tensor) ([]T, error)) ([]T, error) {
+	var sum []float64
+	for _, t := range ts {
+		v, err := values(t)
+		if err != nil {
+			return nil, err
+		}
+		if sum == nil {
+			sum = make([]float64, len(v))
+		}
+		for j, x := range v {
+			sum[j] += float64(x)
+		}
+	}
+	out := make([]T, len(sum))
+	for j, s := range sum {
+		out[j] = T(s / float64(len(ts)))
+	}
+	return out, nil
 }

@@ -16,14 +16,9 @@ func runAverage(args []string) error {
 		"Writes a checkpoint whose weights are the mean of the MODELs' (of one kind and\n"+
 		"architecture, trained on one tokenizer): warm restarts or snapshots of one run").takesArgs()
 	out := fs.String("out", "", "the folder of the averaged checkpoint (required; must not hold a checkpoint)")
-	if err := fs.Parse(args); err != nil {
+	models, err := fs.parseInterspersed(args)
+	if err != nil {
 		return err
-	}
-	models := fs.Args()
-	for _, m := range models {
-		if strings.HasPrefix(m, "-") {
-			return fmt.Errorf("flag %s after the models: flags go before them", m)
-		}
 	}
 	switch {
 	case *out == "":

@@ -54,7 +54,7 @@ func runImport(args []string) error {
 	cfgPath := fs.String("config", "", "the architecture: a checkpoint's config.json, or its \"config\" object alone (layout public)")
 	out := fs.String("out", "", "checkpoint folder to create (missing or empty)")
 	vaeDir := fs.String("vae", "", "tokenizer to record in the checkpoint (default: none; sampling then needs --vae)")
-	files, err := parseInterspersed(fs, args)
+	files, err := fs.parseInterspersed(args)
 	if err != nil {
 		return err
 	}
@@ -98,21 +98,4 @@ func runImport(args []string) error {
 	}
 	fmt.Printf("wrote %s from %s\n", *out, src)
 	return nil
-}
-
-// parseInterspersed parses flags before and after the command's file
-// arguments (`import --format pytorch FILE --config C --out D`), which the
-// flag package alone stops at, and returns the arguments.
-func parseInterspersed(fs *flags, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }

@@ -184,6 +184,23 @@ func newFlags(name, synopsis string) *flags {
 // takesArgs lets the command accept arguments after its flags.
 func (f *flags) takesArgs() *flags { f.positional = true; return f }
 
+// parseInterspersed parses flags before and after the command's arguments
+// (`import --format pytorch FILE --config C --out D`), which the flag
+// package alone stops at, and returns the arguments.
+func (f *flags) parseInterspersed(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := f.Parse(args); err != nil {
+			return nil, err
+		}
+		if f.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, f.Arg(0))
+		args = f.Args()[1:]
+	}
+}
+
 // bound sets the range of a numeric flag (lo exclusive when open).
 func (f *flags) bound(name string, lo, hi float64, open bool) {
 	f.bounds[name] = bound{lo, hi, open}

@@ -251,17 +251,9 @@ func judgeClips(ctx context.Context, j *speech.Judge, clips []speech.Clip, gramm
 func runSpectrogram(args []string) error {
 	fs := newFlags("spectrogram", "spectrogram FILE.wav [--out FILE.png]").takesArgs()
 	out := fs.String("out", "", "PNG to write (default: the WAV's path with .png)")
-	// Flags may follow the file: parse what comes after it too.
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := fs.parseInterspersed(args) // flags may follow the file
+	if err != nil {
+		return err
 	}
 	if len(files) != 1 {
 		return errors.New("want one WAV file (run `latentlm spectrogram -h`)")
