@@ -99,3 +99,34 @@ pack_runs() {
 	[ "$total" -gt $((64 << 20)) ] && echo "warning: $total bytes under $out, above the 64 MiB that come back"
 	echo "[$(elapsed) s] done"
 }
+
+# install_synth: makes the speech synthesisers that scripts/gpu_pack.sh
+# pack-speech packed (.device/synth.tar.xz: Debian's flite and festival
+# with its voices and lexicons, the shared libraries they load beyond
+# glibc, and pocketsphinx-en-us's pronouncing dictionary, which `speech
+# data` reads to keep sentences to known words) runnable where Debian's
+# packages are not installed. Nothing is unpacked over the system: the
+# files go to SYNTH_ROOT (default /opt/synth), the programs run through
+# wrappers in SYNTH_ROOT/bin that put the packed libraries first, and only
+# paths that are missing are added: festival's library folder, whose path
+# festival and `speech data` both expect, as a link (or, where the folder
+# exists empty, as a bind mount) and the dictionary as a copy.
+install_synth() {
+	local s=${SYNTH_ROOT:-/opt/synth} p dict=/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict
+	mkdir -p "$s" && xz -T0 -dc .device/synth.tar.xz | tar x -C "$s" || return 1
+	if [ ! -f /usr/share/festival/init.scm ]; then
+		if [ -d /usr/share/festival ]; then
+			mount --bind "$s/root/usr/share/festival" /usr/share/festival || return 1
+		else
+			ln -s "$s/root/usr/share/festival" /usr/share/festival || return 1
+		fi
+	fi
+	[ -f "$dict" ] || { mkdir -p "$(dirname "$dict")" && cp "$s/cmudict-en-us.dict" "$dict"; } || return 1
+	mkdir -p "$s/bin"
+	for p in flite festival; do
+		printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$s/root/usr/lib/x86_64-linux-gnu:$s/lib" "$s/root/usr/bin/$p" >"$s/bin/$p"
+		chmod +x "$s/bin/$p"
+	done
+	export PATH="$s/bin:$PATH"
+	echo "synthesisers from the pack: $(cat "$s/versions.txt" | tr '\n' ' ')"
+}

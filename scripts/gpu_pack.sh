@@ -7,6 +7,9 @@
 #       run(command: "bash scripts/gpu_tts.sh", timeout_s: 570, carry: [".device"])
 #   scripts/gpu_pack.sh pack-compare  # before the call of scripts/gpu_compare.sh:
 #       run(command: "bash scripts/gpu_compare.sh", timeout_s: 570, carry: [".device", ".deps/mnist"])
+#   scripts/gpu_pack.sh pack-speech  # before the call of scripts/gpu_speech.sh:
+#       run(command: "bash scripts/gpu_speech.sh", timeout_s: 570, carry: [".device"])
+#   scripts/gpu_pack.sh try-speech  # that script on the CPU, the system's synthesisers hidden
 #   scripts/gpu_pack.sh plan-compare  # its plan alone (a try on the CPU)
 #   scripts/gpu_pack.sh restore   # after it, whatever happened
 #   scripts/gpu_pack.sh unpack D  # the files the call returned, from folder D, into runs/
@@ -94,6 +97,35 @@ plan_compare() {
 	cat .device/compare/plan.env
 }
 
+# The Debian packages whose programs render the speech data (speech/voices.go).
+synth_packages=(flite libflite1 festival libestools2.5 festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festlex-cmu festlex-poslex)
+
+# pack_synth: .device/synth.tar.xz, what scripts/gpu_lib.sh install_synth
+# unpacks where these packages are not installed: their files (not their
+# documentation) under root/, the shared libraries their programs and
+# libraries load, glibc's own excepted, under lib/ (an x86-64 glibc at
+# least as new as this one, 2.36, runs them), the pronouncing dictionary,
+# and versions.txt. Then .device/speech-wav.sha256, the digest of each WAV
+# of .deps/speech, which the call's freshly rendered cache must match.
+pack_synth() {
+	local stage=/tmp/synth-pack.$$ p f
+	rm -rf "$stage" && mkdir -p "$stage/root" "$stage/lib"
+	for p in "${synth_packages[@]}"; do dpkg -L "$p"; done | sort -u | while read -r f; do
+		{ [ -f "$f" ] || [ -L "$f" ]; } && echo "$f"
+	done | grep -v -E '^/usr/share/(doc|man|lintian)/|emacs' >"$stage/files.txt"
+	tar c -T "$stage/files.txt" 2>/dev/null | tar x -C "$stage/root"
+	# (ldd fails on the scripts among the programs, such as text2wave.)
+	{ grep -E '\.so|/bin/' "$stage/files.txt" | xargs ldd 2>/dev/null || true; } | awk '/=>/ {print $3}' | sort -u |
+		grep -v -E '/lib(c|m|pthread|dl|rt|resolv)\.so|ld-linux|libflite|libest' | xargs -r cp -L -t "$stage/lib"
+	cp /usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict "$stage/"
+	for p in "${synth_packages[@]}" pocketsphinx-en-us; do echo "$p $(dpkg-query -W -f='${Version}' "$p")"; done >"$stage/versions.txt"
+	rm "$stage/files.txt"
+	tar c -C "$stage" . | xz -T2 -6 >.device/synth.tar.xz
+	rm -rf "$stage"
+	(cd .deps/speech && find wav -name '*.wav' | LC_ALL=C sort | xargs sha256sum) >.device/speech-wav.sha256
+	echo "synth.tar.xz: $(du -h .device/synth.tar.xz | cut -f1); $(wc -l <.device/speech-wav.sha256) WAV digests of .deps/speech"
+}
+
 case "${1:-}" in
 plan-compare)
 	plan_compare
@@ -136,6 +168,32 @@ pack-tts)
 	xz -T2 -6 -c "$corpus" >".device/$(basename "$corpus").xz"
 	report
 	;;
+pack-speech)
+	# scripts/gpu_speech.sh: the synthesisers, so that the call renders the
+	# speech data itself (the 492 MB of .deps/speech cannot travel), and
+	# the fortunes its sentences come from.
+	./bin/latentlm speech data --quiet
+	prepare
+	pack_synth
+	mkdir -p .device/fortunes
+	cp -L /usr/share/games/fortunes/*.u8 .device/fortunes/
+	report
+	;;
+try-speech)
+	# scripts/gpu_speech.sh on this CPU (onnx, BUDGET seconds, default 420),
+	# after pack-speech, with Debian's synthesisers hidden in a private
+	# mount namespace: their programs and libraries read as empty files and
+	# festival's library folder as an empty one, so that every rendering
+	# comes from the pack. Needs root (unshare).
+	[ -f .device/synth.tar.xz ] || { echo "gpu_pack.sh try-speech: run pack-speech first" >&2; exit 1; }
+	unshare -m --propagation private bash -c '
+		for f in /usr/bin/flite /usr/bin/festival $(ls /usr/lib/x86_64-linux-gnu/libflite*.so.* /usr/lib/x86_64-linux-gnu/libest*.so.* 2>/dev/null); do
+			[ -f "$f" ] && [ ! -L "$f" ] && mount --bind /dev/null "$f"
+		done
+		mount -t tmpfs tmpfs /usr/share/festival
+		festival --version >/dev/null 2>&1 && { echo "festival still runs: not hidden" >&2; exit 1; }
+		SYNTH_ROOT=/tmp/synth-try BACKEND=onnx L=./bin/latentlm BUDGET=${BUDGET:-420} OUT=/tmp/gpu-speech-try bash scripts/gpu_speech.sh'
+	;;
 restore)
 	sed -i '\#^/weights/$#d' "$exclude"
 	git reset -q -- weights
@@ -148,7 +206,7 @@ unpack)
 	ls -d runs/gpu-*
 	;;
 *)
-	echo "usage: scripts/gpu_pack.sh pack|pack-tts|pack-compare|plan-compare|restore|unpack DIR" >&2
+	echo "usage: scripts/gpu_pack.sh pack|pack-tts|pack-compare|pack-speech|plan-compare|try-speech|restore|unpack DIR" >&2
 	exit 2
 	;;
 esac

@@ -39,6 +39,13 @@
 # for the issue's decoding-steps comparison; then `bench speak` for it and
 # weights/tts (2026-12-05). PART=cfg2 scores weights/tts at guidance 2 on
 # the validation split with four sampling seeds (the default is 3).
+# PART=whole scores weights/tts on the test split with whole-utterance
+# voice prompts (--prompt-seconds 0, the paper's second column group), four
+# sampling seeds, beside the same seeds with 3 s prompts. PART=texts3200
+# renders a cache of twice the 1600 training texts (the same validation and
+# test texts), encodes its numbers, and restarts weights/tts on it at lr
+# 1e-4 (seed 14), scored on the validation split with four seeds: the
+# shipped model has seen each of its 1600 texts about 40 times (2026-12-05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -98,6 +105,17 @@ baseline62)
   "$L" eval --task tts --model "$V" --set numbers --n 10 --json > "$D/valle-numbers-62hz-align1-714.json"
   "$L" bench speak --model "$V" --batches 1,16 --reps 3 --json > "$D/bench-speak-valle-numbers-62hz.json"
   "$L" bench speak --model weights/tts --batches 1,16 --reps 3 --json > "$D/bench-speak-tts-shipped.json"
+  exit ;;
+whole)
+  "$L" eval --task tts --set numbers --n 50 --seeds 4 --prompt-seconds 0 --json > "$D/tts-numbers-init-24500-lr1e-4-whole-n50-seeds4.json"
+  exit ;;
+texts3200)
+  "$L" speech data --out .deps/speech-3200 --texts 3200 --quiet
+  [[ -f .deps/speech-3200-numbers-train.safetensors ]] ||
+    "$L" speech-vae encode-data --data .deps/speech-3200 --set numbers --model weights/speech-vae --out .deps/speech-3200-numbers-train.safetensors --quiet
+  [[ -f runs/tts-numbers-t3200/loss.png ]] ||
+    "$L" train --task tts --set numbers --data .deps/speech-3200-numbers-train.safetensors --init weights/tts --lr 1e-4 --steps 1500 --seed 14 --out runs/tts-numbers-t3200 --quiet
+  "$L" eval --task tts --model runs/tts-numbers-t3200 --set numbers --n 50 --split valid --seeds 4 --json > "$D/tts-numbers-init-26000-t3200-valid-n50-seeds4.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latentlm/latentlm/internal/deps"
+	"github.com/latentlm/latentlm/internal/parallel"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/wav"
 )
@@ -39,7 +40,7 @@ func loadData(dir string) (*speech.Manifest, []speech.Utterance, error) {
 // resampled to 16 kHz where a file is at another rate.
 func readClips(dir string, utts []speech.Utterance) ([][]float32, error) {
 	clips := make([][]float32, len(utts))
-	err := parallel(len(utts), func(i int) error {
+	err := parallel.For(len(utts), func(i int) error {
 		path := filepath.Join(dir, filepath.FromSlash(utts[i].File))
 		a, err := wav.Read(path)
 		if err != nil {

@@ -3,10 +3,9 @@ package speaker
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
-	"sync"
 
+	"github.com/latentlm/latentlm/internal/parallel"
 	"github.com/latentlm/latentlm/speech"
 )
 
@@ -142,7 +141,7 @@ func (s Stats) check(mels int) error {
 // name the clip with name(i).
 func (c Config) allFeatures(clips [][]float32, name func(i int) string) ([]clipFeatures, error) {
 	out := make([]clipFeatures, len(clips))
-	err := parallel(len(clips), func(i int) error {
+	err := parallel.For(len(clips), func(i int) error {
 		f, err := c.features(clips[i])
 		if err != nil {
 			return fmt.Errorf("speaker: %s: %w", name(i), err)
@@ -151,34 +150,6 @@ func (c Config) allFeatures(clips [][]float32, name func(i int) string) ([]clipF
 		return nil
 	})
 	return out, err
-}
-
-// parallel runs fn(0…n−1) on GOMAXPROCS goroutines and returns the error
-// of the lowest index that failed.
-func parallel(n int, fn func(i int) error) error {
-	errs := make([]error, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(n, 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				errs[i] = fn(i)
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // span is a window of a clip: n frames from start (n ≤ Frames; the rest
