@@ -52,14 +52,7 @@ func TestSpeechTokenizerRVQResume(t *testing.T) {
 func TestSpeechBatchIsTheSerialBatch(t *testing.T) {
 	cfg := speechvae.DefaultConfig()
 	const frames = 4
-	r := rand.New(rand.NewPCG(1, 2))
-	crops := make([][]float32, 9)
-	for i := range crops {
-		crops[i] = make([]float32, frames*cfg.SamplesPerLatent())
-		for j := range crops[i] {
-			crops[i][j] = float32(r.NormFloat64() * 0.1)
-		}
-	}
+	crops := noiseCrops(cfg, 9, frames)
 	x, wave, err := speechBatch(cfg, crops, frames)
 	if err != nil {
 		t.Fatal(err)
@@ -88,17 +81,24 @@ func TestSpeechBatchIsTheSerialBatch(t *testing.T) {
 func BenchmarkSpeechBatch(b *testing.B) {
 	cfg := speechvae.DefaultConfig()
 	const frames = 32
+	crops := noiseCrops(cfg, 64, frames)
+	for b.Loop() {
+		if _, _, err := speechBatch(cfg, crops, frames); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// noiseCrops are n crops of Gaussian noise (σ 0.1), each frames latent
+// frames of cfg long.
+func noiseCrops(cfg speechvae.Config, n, frames int) [][]float32 {
 	r := rand.New(rand.NewPCG(1, 2))
-	crops := make([][]float32, 64)
+	crops := make([][]float32, n)
 	for i := range crops {
 		crops[i] = make([]float32, frames*cfg.SamplesPerLatent())
 		for j := range crops[i] {
 			crops[i][j] = float32(r.NormFloat64() * 0.1)
 		}
 	}
-	for b.Loop() {
-		if _, _, err := speechBatch(cfg, crops, frames); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return crops
 }
