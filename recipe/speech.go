@@ -142,6 +142,9 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	loop := &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: o.SaveEvery, Hook: save,
 		Desc: fmt.Sprintf("speech-vae %s/%s", cfg.KindName(), cfg.Domain), Quiet: o.Quiet, RecordEvery: 20,
+		// The batch reads only the clips and makes new tensors: it can be
+		// made on the host while the previous step trains.
+		Prefetch: true,
 		Metrics: append([]string{"sc", "logmag", "mel", "reg"}, cfg.TrainingMetrics()...),
 		Batch: func(step int64) ([]any, int, error) {
 			x, wave, err := speechBatch(cfg, speechCrops(clips, o.Batch, cropSamples, o.Seed, step), o.Crop)

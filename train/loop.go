@@ -32,6 +32,13 @@ type Loop struct {
 	// new ones: the loop frees them after the step (Trainer.StepAndFree;
 	// keeping them cost 0.8 MB a step in an emoji run: docs/BENCHMARKS.md).
 	Batch func(step int64) ([]any, int, error)
+	// Prefetch lets Batch prepare the next step's inputs on another
+	// goroutine while this step trains, so that host work (the speech
+	// tokenizer's STFTs) overlaps the accelerator's. Set it only where Batch
+	// shares nothing with the step: no backend, no buffers. A batch made
+	// for a step that never runs (the run cancelled, or cut short by its
+	// Deadline) is dropped.
+	Prefetch bool
 	// Every is the period, in steps, of Hook; 0 calls it only at the end.
 	// Hook is always called when the run ends (finished or cancelled), so
 	// every run saves its last step.
@@ -83,6 +90,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		pace = newPacer(t0, l.Deadline.Sub(t0), l.Steps)
 	}
 	hooked := int64(-1)
+	var ahead chan prepared // the next step's inputs, when prefetching
 	for step := start; step < l.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			bar.Finish()
@@ -93,7 +101,19 @@ func (l *Loop) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		inputs, items, err := l.Batch(step)
+		var next prepared
+		if l.Prefetch {
+			if ahead == nil {
+				ahead = l.prepare(step)
+			}
+			next, ahead = <-ahead, nil
+			if step+1 < l.Steps {
+				ahead = l.prepare(step + 1)
+			}
+		} else {
+			next.inputs, next.items, next.err = l.Batch(step)
+		}
+		inputs, items, err := next.inputs, next.items, next.err
 		if err != nil {
 			return err
 		}
@@ -147,6 +167,24 @@ func (l *Loop) Run(ctx context.Context) error {
 		return l.Hook(end, l.History)
 	}
 	return nil
+}
+
+// prepared is one step's inputs as Batch returned them.
+type prepared struct {
+	inputs []any
+	items  int
+	err    error
+}
+
+// prepare runs Batch(step) on its own goroutine; the channel delivers it.
+func (l *Loop) prepare(step int64) chan prepared {
+	ch := make(chan prepared, 1)
+	go func() {
+		var p prepared
+		p.inputs, p.items, p.err = l.Batch(step)
+		ch <- p
+	}()
+	return ch
 }
 
 // HistoryJSON encodes a loss history for the training-state metadata.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -206,5 +207,58 @@ func TestLoopRecordsMetrics(t *testing.T) {
 		if d := p.Loss - (a + b); d > 1e-5*p.Loss || d < -1e-5*p.Loss || b < 1.99*a || b > 2.01*a {
 			t.Errorf("point %+v: want loss = a + b and b = 2a", p)
 		}
+	}
+}
+
+// TestLoopPrefetchIsTheSameRun: with Prefetch, Batch runs one step ahead
+// on another goroutine, and the run is the one without it: the same
+// batches, each asked for once and in order, the same losses, the same
+// weights.
+func TestLoopPrefetchIsTheSameRun(t *testing.T) {
+	run := func(prefetch bool) (*train.Loop, []int64) {
+		l, _ := tinyLoop(t, 7, 0)
+		var mu sync.Mutex
+		var asked []int64
+		l.Prefetch, l.RecordEvery = prefetch, 1
+		l.Batch = func(step int64) ([]any, int, error) {
+			mu.Lock()
+			asked = append(asked, step)
+			mu.Unlock()
+			return []any{tensors.FromFlatDataAndDimensions([]float32{1 + float32(step%3)}, 1, 1)}, 1, nil
+		}
+		if err := l.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return l, asked
+	}
+	plain, plainAsked := run(false)
+	ahead, aheadAsked := run(true)
+	if want := []int64{0, 1, 2, 3, 4, 5, 6}; !slices.Equal(plainAsked, want) || !slices.Equal(aheadAsked, want) {
+		t.Fatalf("batches asked for %v (plain) and %v (prefetching), want %v", plainAsked, aheadAsked, want)
+	}
+	if len(plain.History) != 7 || !slices.EqualFunc(plain.History, ahead.History, func(a, b train.Point) bool { return a.Step == b.Step && a.Loss == b.Loss }) {
+		t.Fatalf("histories differ:\n%+v\n%+v", plain.History, ahead.History)
+	}
+	w := func(l *train.Loop) float32 {
+		return tensors.MustCopyFlatData[float32](l.Store.GetVariable(nn.WeightsScope + "/w").MustValue())[0]
+	}
+	if w(plain) != w(ahead) {
+		t.Fatalf("weights %v and %v", w(plain), w(ahead))
+	}
+
+	// A Batch error surfaces at its step, after the steps before it ran.
+	l, _ := tinyLoop(t, 5, 0)
+	l.Prefetch = true
+	l.Batch = func(step int64) ([]any, int, error) {
+		if step == 3 {
+			return nil, 0, errors.New("no batch 3")
+		}
+		return []any{tensors.FromFlatDataAndDimensions([]float32{1}, 1, 1)}, 1, nil
+	}
+	if err := l.Run(context.Background()); err == nil || err.Error() != "no batch 3" {
+		t.Fatalf("error %v, want no batch 3", err)
+	}
+	if got := train.StepCount(l.Store); got != 3 {
+		t.Fatalf("%d steps taken before the failing batch, want 3", got)
 	}
 }
