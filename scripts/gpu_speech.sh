@@ -34,7 +34,7 @@ cd "$(dirname "$0")/.."
 gpu_begin gpu_speech
 margin=40 # seconds for the final saves and the packing
 data=${SPEECH_DATA:-/tmp/speech}
-[ -f /usr/share/games/fortunes/fortunes.u8 ] || { mkdir -p /usr/share/games/fortunes && cp .device/fortunes/* /usr/share/games/fortunes/; }
+compgen -G '/usr/share/games/fortunes/*.u8' >/dev/null || { mkdir -p /usr/share/games/fortunes && cp .device/fortunes/* /usr/share/games/fortunes/; }
 install_synth || exit 1
 gpu_setup || exit 1
 echo "[$(elapsed) s] backend $BACKEND, budget $budget s, $(nproc) CPUs"
