@@ -145,7 +145,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		// The batch reads only the clips and makes new tensors: it can be
 		// made on the host while the previous step trains.
 		Prefetch: true,
-		Metrics: append([]string{"sc", "logmag", "mel", "reg"}, cfg.TrainingMetrics()...),
+		Metrics:  append([]string{"sc", "logmag", "mel", "reg"}, cfg.TrainingMetrics()...),
 		Batch: func(step int64) ([]any, int, error) {
 			x, wave, err := speechBatch(cfg, speechCrops(clips, o.Batch, cropSamples, o.Seed, step), o.Crop)
 			if err != nil {
