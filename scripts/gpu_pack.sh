@@ -182,15 +182,17 @@ pack-speech)
 try-speech)
 	# scripts/gpu_speech.sh on this CPU (onnx, BUDGET seconds, default 420),
 	# after pack-speech, with Debian's synthesisers hidden in a private
-	# mount namespace: their programs and libraries read as empty files and
-	# festival's library folder as an empty one, so that every rendering
-	# comes from the pack. Needs root (unshare).
+	# mount namespace: their programs and libraries read as empty files, and
+	# festival's library folder and pocketsphinx's model folder (the
+	# dictionary) as empty ones, so that every rendering comes from the
+	# pack. Needs root (unshare).
 	[ -f .device/synth.tar.xz ] || { echo "gpu_pack.sh try-speech: run pack-speech first" >&2; exit 1; }
 	unshare -m --propagation private bash -c '
 		for f in /usr/bin/flite /usr/bin/festival $(ls /usr/lib/x86_64-linux-gnu/libflite*.so.* /usr/lib/x86_64-linux-gnu/libest*.so.* 2>/dev/null); do
 			[ -f "$f" ] && [ ! -L "$f" ] && mount --bind /dev/null "$f"
 		done
 		mount -t tmpfs tmpfs /usr/share/festival
+		mount -t tmpfs tmpfs /usr/share/pocketsphinx/model/en-us
 		festival --version >/dev/null 2>&1 && { echo "festival still runs: not hidden" >&2; exit 1; }
 		SYNTH_ROOT=/tmp/synth-try BACKEND=onnx L=./bin/latentlm BUDGET=${BUDGET:-420} OUT=/tmp/gpu-speech-try bash scripts/gpu_speech.sh'
 	;;
