@@ -184,9 +184,10 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 // speechBatch is the encoder inputs of crops, each crop frames latent
 // frames long, laid end to end, and the crops' samples, the wave domain's
 // target. The spectrum domain's inputs are STFT magnitudes computed on the
-// host, about 6 ms a 1.28 s crop on one core of the 2-core CPU (361 ms for
-// a batch of 64, 2026-12-05): serially that would cap a GPU run at about
-// three steps a second, so the crops are spread over every CPU.
+// host, about 3 ms a 1.28 s crop on one core of the 2-core CPU
+// (BenchmarkSpeechBatch: 206 ms for a batch of 64, 2026-12-05): serially
+// that would cap a GPU run near five steps a second, so the crops are
+// spread over every CPU.
 func speechBatch(cfg speechvae.Config, crops [][]float32, frames int) (x, wave []float32, err error) {
 	width := frames * cfg.InputWidth()
 	x = make([]float32, len(crops)*width)
