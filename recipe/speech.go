@@ -169,7 +169,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	if err := m.ComputeStats(statClips(clips, 400, o.Seed)); err != nil {
 		return nil, err
 	}
-	info := map[string]any{"data": o.Data, "steps": o.Steps, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch,
+	info := map[string]any{"data": o.Data, "steps": loop.Steps, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch,
 		"train_seconds": time.Since(started).Seconds()}
 	if err := m.Save(o.Out, info); err != nil {
 		return nil, err

@@ -2,11 +2,15 @@ package recipe
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/speechvae"
 )
@@ -44,6 +48,30 @@ func TestSpeechTokenizerRVQResume(t *testing.T) {
 	}
 	if len(codes) != 5 || len(codes[0]) != 3 {
 		t.Errorf("3000 samples gave %d frames of %d codes, want 5 of 3", len(codes), len(codes[0]))
+	}
+}
+
+// A run cut short by its deadline (--time) records the steps it took, not
+// the most it was allowed: a deadline already past leaves one step.
+func TestSpeechTokenizerDeadlineRecordsItsSteps(t *testing.T) {
+	cache, _ := tinySpeechData(t)
+	o := DefaultSpeechTokenizerOptions()
+	o.Data, o.Out, o.Quiet, o.Steps, o.SaveEvery, o.Batch, o.Crop = cache, filepath.Join(t.TempDir(), "cut"), true, 50, 0, 2, 8
+	o.Model.Channels, o.Model.Dim, o.Model.Depth, o.Model.Heads = 4, 16, 1, 2
+	o.Deadline = time.Now()
+	if _, err := SpeechTokenizer(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(o.Out, checkpoint.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h checkpoint.Header
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	if steps, _ := h.Info["steps"].(float64); steps != 1 {
+		t.Errorf("config.json records %v steps, want the 1 taken", h.Info["steps"])
 	}
 }
 

@@ -43,9 +43,11 @@ echo "[$(elapsed) s] backend $BACKEND, budget $budget s, $(nproc) CPUs"
 echo "[$(elapsed) s] rendered $(find "$data/wav" -name '*.wav' | wc -l) WAVs into $data"
 # The same synthesisers and texts must give the same bytes as this
 # machine's cache: any difference would make the runs' data another one.
-# (Festival is not always repeatable: on the CPU, 2026-12-05, one WAV of
-# 6200 differed from the cache in its last 40 ms, while its batch rendered
-# again, by the pack's festival or the system's, gave the cache's bytes.)
+# (On the CPU, 2026-12-05, twice the same one WAV of 6200 differed from the
+# cache in its last 40 ms: festival's rendering of it depends on the
+# process it runs in, since its batch rendered again outside the try's
+# namespace, by the pack's festival or the system's, gives the cache's
+# bytes, and the pack's festival folder is the system's, file for file.)
 if (cd "$data" && sha256sum --quiet -c -) <.device/speech-wav.sha256 >/tmp/wav-mismatch.txt 2>&1; then
 	echo "[$(elapsed) s] all $(wc -l <.device/speech-wav.sha256) WAVs identical to the cache they were packed beside"
 else
