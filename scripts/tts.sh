@@ -66,28 +66,30 @@ continueRun() {
   "$L" eval --task tts --model "$3" --set numbers --n 10 --json > "$D/tts-numbers-init-$4.json"
   "$L" eval --task tts --model "$3" --set numbers --n 50 --seeds "${SEEDS:-1}" --json > "$D/tts-numbers-init-$4-n50.json"
 }
-# The cache with four times the training texts (1600 per set; the same
-# validation and test texts, since NumberTexts draws those first).
-data1600() {
-  "$L" speech data --out .deps/speech-1600 --texts 1600 --quiet
+# cache N: the speech cache of N training texts per set, .deps/speech-N (the
+# same validation and test texts as the default 400, since NumberTexts
+# draws those first).
+cache() {
+  "$L" speech data --out ".deps/speech-$1" --texts "$1" --quiet
 }
-# The training split of that cache, encoded once (train reads it in a second).
-corpus1600() {
-  data1600
-  [[ -f .deps/speech-1600-numbers-train.safetensors ]] ||
-    "$L" speech-vae encode-data --data .deps/speech-1600 --set numbers --model weights/speech-vae --out .deps/speech-1600-numbers-train.safetensors --quiet
+# corpus N: that cache's training split of spoken numbers, encoded once
+# (train reads it in a second).
+corpus() {
+  cache "$1"
+  [[ -f .deps/speech-$1-numbers-train.safetensors ]] ||
+    "$L" speech-vae encode-data --data ".deps/speech-$1" --set numbers --model weights/speech-vae --out ".deps/speech-$1-numbers-train.safetensors" --quiet
 }
 case ${PART:-} in
 continue) continueRun weights/tts 2 runs/tts-numbers-init 5500; exit ;;
 continue2) continueRun runs/tts-numbers-init 3 runs/tts-numbers-init2 7000; exit ;;
 continue3) continueRun weights/tts 4 runs/tts-numbers-init3 8500; exit ;;
-texts1600) data1600; continueRun weights/tts 4 runs/tts-numbers-t1600 8500-t1600 .deps/speech-1600; exit ;;
-texts1600b) data1600; continueRun runs/tts-numbers-t1600 5 runs/tts-numbers-t1600b 10000-t1600 .deps/speech-1600; exit ;;
-texts1600c) data1600; continueRun runs/tts-numbers-t1600b 6 runs/tts-numbers-t1600c 11500-t1600 .deps/speech-1600; exit ;;
-texts1600d) data1600; continueRun weights/tts 7 runs/tts-numbers-t1600d 13000-t1600 .deps/speech-1600; exit ;;
-texts1600e) data1600; continueRun weights/tts 8 runs/tts-numbers-t1600e 14500-t1600 .deps/speech-1600; exit ;;
-afterGPU) corpus1600; continueRun weights/tts 12 runs/tts-numbers-after-gpu 24500-lr1e-4 .deps/speech-1600-numbers-train.safetensors 1e-4; exit ;;
-afterGPU2) corpus1600; continueRun runs/tts-numbers-after-gpu 13 runs/tts-numbers-after-gpu2 26000-lr1e-4 .deps/speech-1600-numbers-train.safetensors 1e-4; exit ;;
+texts1600) cache 1600; continueRun weights/tts 4 runs/tts-numbers-t1600 8500-t1600 .deps/speech-1600; exit ;;
+texts1600b) cache 1600; continueRun runs/tts-numbers-t1600 5 runs/tts-numbers-t1600b 10000-t1600 .deps/speech-1600; exit ;;
+texts1600c) cache 1600; continueRun runs/tts-numbers-t1600b 6 runs/tts-numbers-t1600c 11500-t1600 .deps/speech-1600; exit ;;
+texts1600d) cache 1600; continueRun weights/tts 7 runs/tts-numbers-t1600d 13000-t1600 .deps/speech-1600; exit ;;
+texts1600e) cache 1600; continueRun weights/tts 8 runs/tts-numbers-t1600e 14500-t1600 .deps/speech-1600; exit ;;
+afterGPU) corpus 1600; continueRun weights/tts 12 runs/tts-numbers-after-gpu 24500-lr1e-4 .deps/speech-1600-numbers-train.safetensors 1e-4; exit ;;
+afterGPU2) corpus 1600; continueRun runs/tts-numbers-after-gpu 13 runs/tts-numbers-after-gpu2 26000-lr1e-4 .deps/speech-1600-numbers-train.safetensors 1e-4; exit ;;
 soup)
   [[ -f runs/tts-soup-2/config.json ]] || "$L" average --out runs/tts-soup-2 runs/tts-numbers-after-gpu runs/tts-numbers-after-gpu2
   "$L" eval --task tts --model runs/tts-soup-2 --set numbers --n 50 --split valid --seeds 4 --json > "$D/tts-numbers-soup2-valid-n50-seeds4.json"
@@ -110,9 +112,7 @@ whole)
   "$L" eval --task tts --set numbers --n 50 --seeds 4 --prompt-seconds 0 --json > "$D/tts-numbers-init-24500-lr1e-4-whole-n50-seeds4.json"
   exit ;;
 texts3200)
-  "$L" speech data --out .deps/speech-3200 --texts 3200 --quiet
-  [[ -f .deps/speech-3200-numbers-train.safetensors ]] ||
-    "$L" speech-vae encode-data --data .deps/speech-3200 --set numbers --model weights/speech-vae --out .deps/speech-3200-numbers-train.safetensors --quiet
+  corpus 3200
   [[ -f runs/tts-numbers-t3200/loss.png ]] ||
     "$L" train --task tts --set numbers --data .deps/speech-3200-numbers-train.safetensors --init weights/tts --lr 1e-4 --steps 1500 --seed 14 --out runs/tts-numbers-t3200 --quiet
   "$L" eval --task tts --model runs/tts-numbers-t3200 --set numbers --n 50 --split valid --seeds 4 --json > "$D/tts-numbers-init-26000-t3200-valid-n50-seeds4.json"
