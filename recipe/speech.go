@@ -84,6 +84,9 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	if o.Crop < 1 || o.Crop > 4096 {
 		return nil, fmt.Errorf("crop of %d latent frames: want 1…4096", o.Crop)
 	}
+	if err := cfg.CheckCrop(o.Crop); err != nil {
+		return nil, err
+	}
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", fmt.Sprintf("speech-vae-%s-%s", cfg.KindName(), cfg.Domain))
 	}

@@ -2,7 +2,8 @@
 # The speech tokenizer runs of docs/BENCHMARKS.md ("Speech tokenizer"):
 # σ-VAE, VAE and AE at one budget, the 12.5 Hz variant, the wave-domain
 # attempt, the STFT-frame-rate stages, the loss floor, a weaker latent
-# regulariser and twice the learning rate, each evaluated on the test
+# regulariser, twice the learning rate and the adversarial term at two
+# weights, each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
 # already finished (its loss.png exists) is not repeated.
@@ -43,8 +44,10 @@ declare -A FLAGS=(
   [sigma-floor]="--loss-floor 0.01"
   [sigma-kl0.001]="--kl-weight 0.001"
   [sigma-lr2e-3]="--lr 2e-3"
+  [sigma-adv0.1]="--adv-weight 0.1"
+  [sigma-adv0.3]="--adv-weight 0.3"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3)
 
 case "${1:-all}" in
   all) for n in "${ORDER[@]}"; do run "$n" ${FLAGS[$n]}; done ;;

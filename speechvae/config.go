@@ -95,6 +95,10 @@ type Config struct {
 	// loudest bin): a floor of 0.01 measured no better (docs/RESULTS.md,
 	// "Speech").
 	LossFloor float64 `json:"loss_floor,omitempty"`
+	// AdvWeight, when above 0, adds the adversarial term of
+	// adversarial.go with this weight, and the discriminator's weights
+	// (saved with the tokenizer, unused by encode and decode).
+	AdvWeight float64 `json:"adv_weight,omitempty"`
 	// Codebooks and CodebookSize make kind vq a residual vector quantiser
 	// (rvq.go): Codebooks stages of CodebookSize entries each, every stage
 	// quantising what the previous ones left. Both are required for vq
@@ -144,6 +148,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("speech-vae config: mlp_ratio %g out of range (0, 64]", c.MLPRatio)
 	case !(c.LossFloor >= 0 && c.LossFloor <= 1):
 		return fmt.Errorf("speech-vae config: loss_floor %g out of range [0, 1]", c.LossFloor)
+	case !(c.AdvWeight >= 0 && c.AdvWeight <= 100):
+		return fmt.Errorf("speech-vae config: adv_weight %g out of range [0, 100]", c.AdvWeight)
 	case !(c.CSigma >= 0 && c.CSigma <= 100) || !(c.KLWeight >= 0 && c.KLWeight <= 1e6):
 		return fmt.Errorf("speech-vae config: c_sigma %g and kl_weight %g must be finite and ≥ 0", c.CSigma, c.KLWeight)
 	case c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:
@@ -252,7 +258,7 @@ func (c Config) Specs() []nn.Spec {
 			specs = append(specs, nn.Spec{Name: CodebookName(i), Shape: []int{c.CodebookSize, c.Channels}, Std: nn.InitStd})
 		}
 	}
-	return specs
+	return append(specs, c.discSpecs()...)
 }
 
 // stack runs depth blocks b over [B, L, width] with rotary positions
@@ -438,6 +444,11 @@ type Losses struct {
 	// Quantized is, for kind vq, what the residual quantiser made of the
 	// encoder's outputs (nil otherwise): UpdateCodebooks needs it.
 	Quantized *Residual
+	// AdvGen and AdvDisc are, with an AdvWeight, the decoder's adversarial
+	// loss (before the weight) and the discriminator's (nil otherwise).
+	// Total holds AdvWeight·AdvGen + AdvDisc: each reaches only its own
+	// player's weights.
+	AdvGen, AdvDisc *Node
 }
 
 // Loss is the objective on a batch: encoder inputs x [B, L, InputWidth]
@@ -461,28 +472,40 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, x, target *Node) Losses {
 		z = vae.SampleLatent(scope, c.Kind, c.CSigma, mu, logvar)
 	}
 	out := c.Decode(w, z)
-	var sc, lm, mel *Node
+	// realLog and fakeLog are ln|X| of the target and the decoded audio
+	// at the first resolution, what the adversarial term compares.
+	var sc, lm, mel, realLog, fakeLog *Node
 	if c.Domain == Wave {
 		y := c.Waveform(out)
 		for _, fft := range []int{c.FFT / 2, c.FFT, 2 * c.FFT} {
 			ref := logMagnitudeGraph(target, fft)
 			got := logMagnitudeGraph(y, fft)
+			if fft == c.FFT {
+				realLog, fakeLog = ref, got
+			}
 			s, l, m := c.spectralLosses(ref, got, fft)
 			sc, lm, mel = addOr(sc, s), addOr(lm, l), addOr(mel, m)
 		}
 		sc, lm, mel = MulScalar(sc, 1.0/3), MulScalar(lm, 1.0/3), MulScalar(mel, 1.0/3)
 	} else {
 		b, l := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-		ref := AddScalar(MulScalar(Reshape(x, b, l*c.FramesPerLatent, c.Bins()), logScale), logOffset)
-		sc, lm, mel = c.spectralLosses(ref, c.logMagnitudes(out), c.FFT)
+		realLog = AddScalar(MulScalar(Reshape(x, b, l*c.FramesPerLatent, c.Bins()), logScale), logOffset)
+		fakeLog = c.logMagnitudes(out)
+		sc, lm, mel = c.spectralLosses(realLog, fakeLog, c.FFT)
 	}
+	var l Losses
 	if q != nil {
 		reg := MulScalar(q.CommitLoss(), c.Beta())
-		return Losses{Total: Add(Add(Add(sc, lm), mel), reg), Convergence: sc, LogMag: lm, Mel: mel, Reg: reg, Quantized: q}
+		l = Losses{Total: Add(Add(Add(sc, lm), mel), reg), Convergence: sc, LogMag: lm, Mel: mel, Reg: reg, Quantized: q}
+	} else {
+		reg := vae.Regulariser(c.Kind, mu, logvar)
+		l = Losses{Total: Add(Add(Add(sc, lm), mel), MulScalar(reg, c.KLWeight)), Convergence: sc, LogMag: lm, Mel: mel, Reg: reg}
 	}
-	reg := vae.Regulariser(c.Kind, mu, logvar)
-	total := Add(Add(Add(sc, lm), mel), MulScalar(reg, c.KLWeight))
-	return Losses{Total: total, Convergence: sc, LogMag: lm, Mel: mel, Reg: reg}
+	if c.AdvWeight > 0 {
+		l.AdvGen, l.AdvDisc = adversarialLosses(func(name string) *Node { return w.Get("%s", name) }, realLog, fakeLog, c.FFT)
+		l.Total = Add(l.Total, Add(MulScalar(l.AdvGen, c.AdvWeight), l.AdvDisc))
+	}
+	return l
 }
 
 func addOr(a, b *Node) *Node {

@@ -250,29 +250,37 @@ func (c Config) UpdateCodebooks(scope *model.Scope, q *Residual) *Node {
 }
 
 // TrainingMetrics names what TrainingOutputs adds to the progress bar and
-// the history: the batch's code perplexity of the first codebook and the
-// mean over codebooks (vae.CodePerplexity), and the codes restarted.
+// the history: for kind vq the batch's code perplexity of the first
+// codebook and the mean over codebooks (vae.CodePerplexity), and the codes
+// restarted; with an AdvWeight the two players' adversarial losses.
 func (c Config) TrainingMetrics() []string {
-	if c.Kind != vae.VQ {
-		return nil
+	var names []string
+	if c.Kind == vae.VQ {
+		names = []string{"ppl1", "ppl", "restarts"}
 	}
-	return []string{"ppl1", "ppl", "restarts"}
+	if c.AdvWeight > 0 {
+		names = append(names, "adv_g", "adv_d")
+	}
+	return names
 }
 
 // TrainingOutputs adds to the training graph what kind vq needs beyond the
-// losses (UpdateCodebooks) and the metrics TrainingMetrics names; nothing
-// for the other kinds.
+// losses (UpdateCodebooks) and the metrics TrainingMetrics names.
 func (c Config) TrainingOutputs(scope *model.Scope, l Losses) []*Node {
-	if c.Kind != vae.VQ || l.Quantized == nil {
-		return nil
+	var out []*Node
+	if c.Kind == vae.VQ && l.Quantized != nil {
+		var mean *Node
+		for _, codes := range l.Quantized.Codes {
+			mean = addOr(mean, vae.CodePerplexity(codes, c.CodebookSize))
+		}
+		first := vae.CodePerplexity(l.Quantized.Codes[0], c.CodebookSize)
+		mean = DivScalar(mean, float64(c.Codebooks))
+		out = []*Node{first, mean, c.UpdateCodebooks(scope, l.Quantized)}
 	}
-	var mean *Node
-	for _, codes := range l.Quantized.Codes {
-		mean = addOr(mean, vae.CodePerplexity(codes, c.CodebookSize))
+	if c.AdvWeight > 0 {
+		out = append(out, l.AdvGen, l.AdvDisc)
 	}
-	first := vae.CodePerplexity(l.Quantized.Codes[0], c.CodebookSize)
-	mean = DivScalar(mean, float64(c.Codebooks))
-	return []*Node{first, mean, c.UpdateCodebooks(scope, l.Quantized)}
+	return out
 }
 
 // CodedUtterance is what the residual quantiser makes of one utterance.

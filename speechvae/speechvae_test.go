@@ -119,6 +119,7 @@ func TestFrameRates(t *testing.T) {
 		{"frame_depth without frame_dim", "both or neither", func(c *Config) { c.FrameDepth = 2 }},
 		{"frame_dim 20 in 4 heads of 5", "heads", func(c *Config) { c.FrameDim, c.FrameDepth = 20, 1 }},
 		{"loss_floor 2", "loss_floor", func(c *Config) { c.LossFloor = 2 }},
+		{"adv_weight -1", "adv_weight", func(c *Config) { c.AdvWeight = -1 }},
 	} {
 		bad := DefaultConfig()
 		tc.edit(&bad)

@@ -66,6 +66,8 @@ func speechVAETrain(args []string) error {
 	fs.Float64Var(&o.Model.CSigma, "c-sigma", o.Model.CSigma, "σ-VAE noise scale C_σ")
 	fs.Float64Var(&o.Model.KLWeight, "kl-weight", o.Model.KLWeight, "weight of the KL (vae) or mean(μ²) (sigma, ae) term")
 	fs.Float64Var(&o.Model.LossFloor, "loss-floor", o.Model.LossFloor, "magnitude under which the log losses stop counting (0: 1e-4; 0.01 is 70 dB under a typical utterance's loudest bin)")
+	fs.Float64Var(&o.Model.AdvWeight, "adv-weight", o.Model.AdvWeight, "weight of the adversarial term: a patch discriminator on log-mel spectra, with feature matching (0: none)")
+	fs.bound("adv-weight", 0, 100, false)
 	fs.bound("batch", 1, 4096, false)
 	fs.bound("crop", 1, 4096, false)
 	fs.bound("frames-per-latent", 1, 64, false)
