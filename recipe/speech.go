@@ -84,9 +84,6 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	if o.Crop < 1 || o.Crop > 4096 {
 		return nil, fmt.Errorf("crop of %d latent frames: want 1…4096", o.Crop)
 	}
-	if err := cfg.CheckCrop(o.Crop); err != nil {
-		return nil, err
-	}
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", fmt.Sprintf("speech-vae-%s-%s", cfg.KindName(), cfg.Domain))
 	}
@@ -99,8 +96,13 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	if err != nil {
 		return nil, err
 	}
-	spl := cfg.SamplesPerLatent()
-	cropSamples := o.Crop * spl
+	if o.Resume {
+		// The saved run's config rules, field for field: one its
+		// config.json leaves out (omitempty) is zero there, not what this
+		// call's options say, so that --resume never adds, say, an
+		// adversarial term halfway through a run saved without one.
+		cfg = speechvae.Config{}
+	}
 	run, err := train.StartRun(o.Out, speechvae.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
 		tokens := float64(o.Batch) * float64(o.Crop) * 2
 		act := 2 * tokens * float64(cfg.Dim) * float64(cfg.Depth) * (12 + 4*cfg.MLPRatio)
@@ -111,6 +113,11 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		return nil, err
 	}
 	defer run.Finish()
+	if err := cfg.CheckCrop(o.Crop); err != nil {
+		return nil, err
+	}
+	spl := cfg.SamplesPerLatent()
+	cropSamples := o.Crop * spl
 	store := run.Store
 	o.Seed = run.Seed
 	tc := train.DefaultConfig()

@@ -51,6 +51,64 @@ func TestSpeechTokenizerRVQResume(t *testing.T) {
 	}
 }
 
+// An adversarial run resumes exactly, the discriminator and its moments
+// included, and records a value for each of its metrics, with kind rvq
+// too; and --resume keeps the saved run's config: an adversarial weight
+// given to a run saved without one is not added halfway.
+func TestSpeechTokenizerAdversarial(t *testing.T) {
+	cache, _ := tinySpeechData(t)
+	opts := func(out string, steps int64) SpeechTokenizerOptions {
+		o := DefaultSpeechTokenizerOptions()
+		o.Data, o.Out, o.Quiet, o.Steps, o.SaveEvery, o.Batch, o.Crop = cache, out, true, steps, 0, 2, 8
+		o.Model.Channels, o.Model.Dim, o.Model.Depth, o.Model.Heads = 4, 16, 1, 2
+		o.Model.AdvWeight = 0.5
+		return o
+	}
+	ctx := context.Background()
+	resumeIsExact(t, "an adversarial run", t.TempDir(), func(out string, steps int64, resume bool) error {
+		o := opts(out, steps)
+		o.Resume = resume
+		_, err := SpeechTokenizer(ctx, o)
+		return err
+	})
+
+	// 20 steps: one point of history, where a metric the graph does not
+	// give would read 0.
+	rvq := opts(filepath.Join(t.TempDir(), "rvq"), 20)
+	rvq.Model = rvq.Model.RVQ(2, 8)
+	res, err := SpeechTokenizer(ctx, rvq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := append([]string{"sc", "logmag", "mel", "reg"}, rvq.Model.TrainingMetrics()...)
+	if len(res.History) != 1 || len(res.History[0].Metrics) != len(names) {
+		t.Fatalf("rvq with the adversarial term, 20 steps: history %+v, want one point with %v", res.History, names)
+	}
+	for i, name := range names {
+		if v := res.History[0].Metrics[i]; name != "restarts" && !(v > 0) {
+			t.Errorf("rvq with the adversarial term: metric %s is %g, want > 0", name, v)
+		}
+	}
+
+	plain := opts(filepath.Join(t.TempDir(), "plain"), 2)
+	plain.Model.AdvWeight = 0
+	if _, err := SpeechTokenizer(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	again := opts(plain.Out, 3)
+	again.Resume = true
+	if _, err := SpeechTokenizer(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	var cfg speechvae.Config
+	if _, err := checkpoint.ReadHeader(plain.Out, speechvae.Kind, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdvWeight != 0 {
+		t.Errorf("a run saved without the adversarial term, resumed with adv_weight 0.5, saved adv_weight %g", cfg.AdvWeight)
+	}
+}
+
 // A run cut short by its deadline (--time) records the steps it took, not
 // the most it was allowed: a deadline already past leaves one step.
 func TestSpeechTokenizerDeadlineRecordsItsSteps(t *testing.T) {

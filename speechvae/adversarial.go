@@ -20,7 +20,8 @@ import (
 // HiFi-GAN (Kong et al. 2020, eq. 1–6).
 //
 // The discriminator is a small MLP over patches of discPatch STFT frames
-// (64 ms at the shipped hop) of 80-band log-mel power, one score a patch:
+// (64 ms at the shipped hop) of log-mel magnitudes (melMatrix's 80 bands,
+// fewer for FFTs under 320), one score a patch:
 // the losses are least squares (LSGAN, Mao et al. 2017, as HiFi-GAN's eq.
 // 1–2), plus HiFi-GAN's feature matching (eq. 3): the L1 distance of the
 // discriminator's hidden activations on real and decoded spectra, weighted
@@ -30,9 +31,13 @@ import (
 // read the discriminator's weights through StopGradient, and the
 // discriminator's term reads the decoded spectrum through StopGradient, so
 // each gradient reaches only its own player (TestAdversarialGradients).
+// Two things still tie them, as the runs of docs/RESULTS.md were trained:
+// the trainer clips one global gradient norm over all weights, so a large
+// discriminator gradient shortens the decoder's step too; and the real
+// spectra read magnitudes floored at magFloor, the decoded ones are not
+// floored, which the discriminator may notice in silent bins.
 const (
 	discPatch = 8
-	discMels  = 80
 	discDim   = 256
 	// featureMatchWeight is HiFi-GAN's λ_fm against its adversarial
 	// term's 1.
@@ -48,7 +53,7 @@ func (c Config) discSpecs() []nn.Spec {
 	if c.AdvWeight == 0 {
 		return nil
 	}
-	in := discPatch * discMels
+	in := discPatch * len(melMatrix(c.FFT)[0])
 	return []nn.Spec{
 		{Name: discNames[0], Shape: []int{discDim, in}, Std: math.Sqrt(2 / float64(in))},
 		{Name: discNames[1], Shape: []int{discDim, discDim}, Std: math.Sqrt(2 / float64(discDim))},
@@ -78,7 +83,8 @@ func discriminate(weight func(string) *Node, logMag *Node, fft int) (score *Node
 	}
 	fb := ConvertDType(Const(logMag.Graph(), melMatrix(fft)), logMag.DType())
 	power := Einsum("btk,km->btm", Exp(MulScalar(logMag, 2)), fb)
-	// ln of mel power, on the spectrum domain's input scale (about −2…2).
+	// ln of mel magnitude (half ln of the power), on the spectrum domain's
+	// input scale (about −2…2).
 	x := DivScalar(AddScalar(MulScalar(Log(AddScalar(power, 1e-8)), 0.5), -logOffset), logScale)
 	x = Reshape(nn.Take(x, 1, 0, patches*discPatch), b, patches, discPatch*fb.Shape().Dimensions[1])
 	h1 := activation.LeakyReluWith(nn.Linear(x, weight(discNames[0])), 0.2)

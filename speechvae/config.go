@@ -447,7 +447,8 @@ type Losses struct {
 	// AdvGen and AdvDisc are, with an AdvWeight, the decoder's adversarial
 	// loss (before the weight) and the discriminator's (nil otherwise).
 	// Total holds AdvWeight·AdvGen + AdvDisc: each reaches only its own
-	// player's weights.
+	// player's weights. So an adversarial run's Total (its logged loss)
+	// does not compare with other runs'; its sc, logmag and mel do.
 	AdvGen, AdvDisc *Node
 }
 

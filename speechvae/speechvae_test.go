@@ -465,75 +465,136 @@ func TestAdversarialLossesAgainstHost(t *testing.T) {
 	}
 }
 
-// TestAdversarialGradients: in the training loss, the decoder's
-// adversarial term moves the encoder and decoder and not the
-// discriminator, and the discriminator's term the reverse; and encode and
-// decode work without reading the discriminator.
+// TestAdversarialGradients: in the training loss of both domains, the
+// decoder's adversarial term moves the encoder and decoder and not the
+// discriminator, and the discriminator's term the reverse; the total
+// reaches the discriminator only through its own term, unweighted; and a
+// tokenizer saved with its discriminator loads, encodes and decodes.
 func TestAdversarialGradients(t *testing.T) {
-	c := tinyConfig(Spectrum, vae.Sigma)
-	c.AdvWeight = 0.5
-	store := model.NewStore()
-	if err := nn.Init(store, c.Specs(), 1, dtypes.Float32); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.SetRNGStateFromSeed(3); err != nil {
-		t.Fatal(err)
-	}
-	players := []string{"encoder.out.weight", "decoder.out.weight", discNames[0], discNames[2]}
-	e, err := model.NewExec(testutil.Backend(t, ""), store, func(scope *model.Scope, x *Node) []*Node {
-		w := nn.WeightsOf(scope.Store(), x.Graph())
-		l := c.Loss(scope, w, x, nil)
-		var wrt []*Node
-		for _, name := range players {
-			wrt = append(wrt, w.Get("%s", name))
-		}
-		var norms []*Node
-		for _, loss := range []*Node{l.AdvGen, l.AdvDisc} {
-			for _, g := range Gradient(loss, wrt...) {
-				norms = append(norms, Sqrt(ReduceAllSum(Square(g))))
+	for _, domain := range []string{Spectrum, Wave} {
+		t.Run(domain, func(t *testing.T) {
+			c := tinyConfig(domain, vae.Sigma)
+			c.AdvWeight = 0.5
+			store := model.NewStore()
+			if err := nn.Init(store, c.Specs(), 1, dtypes.Float32); err != nil {
+				t.Fatal(err)
 			}
-		}
-		return []*Node{Stack(norms, 0)}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Finalize()
-	const l = 8
-	var x []float32
-	for _, f0 := range []float64{110, 220} {
-		in, err := c.Inputs(voiced(l*c.SamplesPerLatent(), f0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		x = append(x, in...)
-	}
-	out, err := e.Call(tensors.FromFlatDataAndDimensions(x, 2, l, c.InputWidth()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	norms := tensors.MustCopyFlatData[float32](out[0])
-	for i, loss := range []string{"decoder's adversarial loss", "discriminator's loss"} {
-		for j, name := range players {
-			got := norms[i*len(players)+j]
-			moves := (j < 2) == (i == 0) // the decoder's term moves encoder and decoder
-			if moves && !(got > 0) || !moves && got != 0 {
-				t.Errorf("%s: gradient norm %g for %s", loss, got, name)
+			if err := store.SetRNGStateFromSeed(3); err != nil {
+				t.Fatal(err)
 			}
+			players := append([]string{"encoder.out.weight", "decoder.out.weight"}, discNames...)
+			e, err := model.NewExec(testutil.Backend(t, ""), store, func(scope *model.Scope, x, wave *Node) []*Node {
+				w := nn.WeightsOf(scope.Store(), x.Graph())
+				var target *Node
+				if domain == Wave {
+					target = wave
+				}
+				l := c.Loss(scope, w, x, target)
+				var wrt []*Node
+				for _, name := range players {
+					wrt = append(wrt, w.Get("%s", name))
+				}
+				norm := func(g *Node) *Node { return Sqrt(ReduceAllSum(Square(g))) }
+				var norms []*Node
+				for _, loss := range []*Node{l.AdvGen, l.AdvDisc} {
+					for _, g := range Gradient(loss, wrt...) {
+						norms = append(norms, norm(g))
+					}
+				}
+				// The total's gradient on the discriminator, and its
+				// difference from the discriminator's own term's.
+				total, own := Gradient(l.Total, wrt[2:]...), Gradient(l.AdvDisc, wrt[2:]...)
+				for i := range total {
+					norms = append(norms, norm(total[i]), norm(Sub(total[i], own[i])))
+				}
+				return []*Node{Stack(norms, 0)}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Finalize()
+			const l = 8
+			var x, wave []float32
+			for _, f0 := range []float64{110, 220} {
+				clip := voiced(l*c.SamplesPerLatent(), f0)
+				in, err := c.Inputs(clip)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x, wave = append(x, in...), append(wave, clip...)
+			}
+			out, err := e.Call(tensors.FromFlatDataAndDimensions(x, 2, l, c.InputWidth()),
+				tensors.FromFlatDataAndDimensions(wave, 2, l*c.SamplesPerLatent()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			norms := tensors.MustCopyFlatData[float32](out[0])
+			for i, loss := range []string{"decoder's adversarial loss", "discriminator's loss"} {
+				for j, name := range players {
+					got := norms[i*len(players)+j]
+					moves := (j < 2) == (i == 0) // the decoder's term moves encoder and decoder
+					if moves && !(got > 0) || !moves && got != 0 {
+						t.Errorf("%s: gradient norm %g for %s", loss, got, name)
+					}
+				}
+			}
+			for j, name := range discNames {
+				total, diff := norms[2*len(players)+2*j], norms[2*len(players)+2*j+1]
+				if !(total > 0) || diff > 1e-6*total {
+					t.Errorf("the total loss's gradient on %s: norm %g, %g away from the discriminator's own term's", name, total, diff)
+				}
+			}
+			m, err := NewModel(testutil.Backend(t, ""), c, store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			err = m.Save(dir, nil)
+			m.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := Load(testutil.Backend(t, ""), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer loaded.Close()
+			if loaded.Config.AdvWeight != c.AdvWeight {
+				t.Errorf("loaded adv_weight %g, saved %g", loaded.Config.AdvWeight, c.AdvWeight)
+			}
+			z, err := loaded.Encode(voiced(4000, 150), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loaded.Decode(z, 4000, 1); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestAdversarialMetrics: the metrics' names and order for every kind,
+// with and without the term (recipe's TestSpeechTokenizerAdversarial
+// checks that the training graph gives a value for each).
+func TestAdversarialMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{tinyConfig(Spectrum, vae.Sigma), ""},
+		{tinyConfig(Spectrum, vae.Sigma).withAdv(0.1), "adv_g adv_d"},
+		{tinyConfig(Spectrum, vae.Sigma).RVQ(2, 8), "ppl1 ppl restarts"},
+		{tinyConfig(Spectrum, vae.Sigma).RVQ(2, 8).withAdv(0.1), "ppl1 ppl restarts adv_g adv_d"},
+	} {
+		if got := strings.Join(tc.c.TrainingMetrics(), " "); got != tc.want {
+			t.Errorf("kind %v, adv_weight %g: metrics %q, want %q", tc.c.Kind, tc.c.AdvWeight, got, tc.want)
 		}
 	}
-	m, err := NewModel(testutil.Backend(t, ""), c, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	z, err := m.Encode(voiced(4000, 150), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Decode(z, 4000, 1); err != nil {
-		t.Fatal(err)
-	}
+}
+
+func (c Config) withAdv(w float64) Config {
+	c.AdvWeight = w
+	return c
 }
 
 // TestCheckCrop: crops shorter than a discriminator patch are refused
