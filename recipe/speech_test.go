@@ -15,6 +15,16 @@ import (
 	"github.com/latentlm/latentlm/speechvae"
 )
 
+// tinyTokenizerOptions trains a tiny tokenizer (4 channels, one 16-wide
+// block a side) on the speech cache at cache into out, quietly, for steps
+// steps of 2 crops of 8 latent frames, saving only at the end.
+func tinyTokenizerOptions(cache, out string, steps int64) SpeechTokenizerOptions {
+	o := DefaultSpeechTokenizerOptions()
+	o.Data, o.Out, o.Quiet, o.Steps, o.SaveEvery, o.Batch, o.Crop = cache, out, true, steps, 0, 2, 8
+	o.Model.Channels, o.Model.Dim, o.Model.Depth, o.Model.Heads = 4, 16, 1, 2
+	return o
+}
+
 // TestSpeechTokenizerRVQResume: a tiny residual-VQ tokenizer run stopped
 // at step 2 and resumed to 4 ends with the weights, codebooks included, of
 // a run straight to 4 (the codebooks' moving averages are training state,
@@ -23,9 +33,7 @@ func TestSpeechTokenizerRVQResume(t *testing.T) {
 	cache, _ := tinySpeechData(t)
 	root := t.TempDir()
 	opts := func(out string, steps int64) SpeechTokenizerOptions {
-		o := DefaultSpeechTokenizerOptions()
-		o.Data, o.Out, o.Quiet, o.Steps, o.SaveEvery, o.Batch, o.Crop = cache, out, true, steps, 0, 2, 8
-		o.Model.Channels, o.Model.Dim, o.Model.Depth, o.Model.Heads = 4, 16, 1, 2
+		o := tinyTokenizerOptions(cache, out, steps)
 		o.Model = o.Model.RVQ(3, 8)
 		return o
 	}
@@ -58,9 +66,7 @@ func TestSpeechTokenizerRVQResume(t *testing.T) {
 func TestSpeechTokenizerAdversarial(t *testing.T) {
 	cache, _ := tinySpeechData(t)
 	opts := func(out string, steps int64) SpeechTokenizerOptions {
-		o := DefaultSpeechTokenizerOptions()
-		o.Data, o.Out, o.Quiet, o.Steps, o.SaveEvery, o.Batch, o.Crop = cache, out, true, steps, 0, 2, 8
-		o.Model.Channels, o.Model.Dim, o.Model.Depth, o.Model.Heads = 4, 16, 1, 2
+		o := tinyTokenizerOptions(cache, out, steps)
 		o.Model.AdvWeight = 0.5
 		return o
 	}
@@ -113,9 +119,7 @@ func TestSpeechTokenizerAdversarial(t *testing.T) {
 // the most it was allowed: a deadline already past leaves one step.
 func TestSpeechTokenizerDeadlineRecordsItsSteps(t *testing.T) {
 	cache, _ := tinySpeechData(t)
-	o := DefaultSpeechTokenizerOptions()
-	o.Data, o.Out, o.Quiet, o.Steps, o.SaveEvery, o.Batch, o.Crop = cache, filepath.Join(t.TempDir(), "cut"), true, 50, 0, 2, 8
-	o.Model.Channels, o.Model.Dim, o.Model.Depth, o.Model.Heads = 4, 16, 1, 2
+	o := tinyTokenizerOptions(cache, filepath.Join(t.TempDir(), "cut"), 50)
 	o.Deadline = time.Now()
 	if _, err := SpeechTokenizer(context.Background(), o); err != nil {
 		t.Fatal(err)

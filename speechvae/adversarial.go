@@ -71,22 +71,27 @@ func (c Config) CheckCrop(latentFrames int) error {
 	return nil
 }
 
-// discriminate scores the patches of ln|X| [B, T, FFT/2+1]: it returns the
-// scores [B, T/discPatch] and the two hidden activations. weight gives the
-// discriminator's weights (frozen or not). Frames past the last whole
-// patch are left out.
-func discriminate(weight func(string) *Node, logMag *Node, fft int) (score *Node, hidden []*Node) {
+// discInput turns ln|X| [B, T, FFT/2+1] into the discriminator's input
+// [B, T/discPatch, discPatch·bands]: the log-mel magnitudes of whole
+// patches, frames past the last whole patch left out.
+func discInput(logMag *Node, fft int) *Node {
 	b, t := logMag.Shape().Dimensions[0], logMag.Shape().Dimensions[1]
 	patches := t / discPatch
 	if patches == 0 {
 		panic(fmt.Errorf("speech-vae: %d STFT frames are fewer than the discriminator's patch of %d", t, discPatch))
 	}
 	fb := ConvertDType(Const(logMag.Graph(), melMatrix(fft)), logMag.DType())
-	power := Einsum("btk,km->btm", Exp(MulScalar(logMag, 2)), fb)
 	// ln of mel magnitude (half ln of the power), on the spectrum domain's
 	// input scale (about −2…2).
-	x := DivScalar(AddScalar(MulScalar(Log(AddScalar(power, 1e-8)), 0.5), -logOffset), logScale)
-	x = Reshape(nn.Take(x, 1, 0, patches*discPatch), b, patches, discPatch*fb.Shape().Dimensions[1])
+	x := DivScalar(AddScalar(MulScalar(Log(AddScalar(melPower(logMag, fb), 1e-8)), 0.5), -logOffset), logScale)
+	return Reshape(nn.Take(x, 1, 0, patches*discPatch), b, patches, discPatch*fb.Shape().Dimensions[1])
+}
+
+// discriminate scores the patches of discInput's x: it returns the scores
+// [B, patches] and the two hidden activations. weight gives the
+// discriminator's weights (frozen or not).
+func discriminate(weight func(string) *Node, x *Node) (score *Node, hidden []*Node) {
+	b, patches := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
 	h1 := activation.LeakyReluWith(nn.Linear(x, weight(discNames[0])), 0.2)
 	h2 := activation.LeakyReluWith(nn.Linear(h1, weight(discNames[1])), 0.2)
 	return Reshape(nn.Linear(h2, weight(discNames[2])), b, patches), []*Node{h1, h2}
@@ -95,18 +100,19 @@ func discriminate(weight func(string) *Node, logMag *Node, fft int) (score *Node
 // adversarialLosses returns the decoder's adversarial loss (LSGAN plus
 // feature matching, already weighted 1 : featureMatchWeight) and the
 // discriminator's, for real and decoded ln|X| [B, T, FFT/2+1]; weight
-// gives the discriminator's weights by name.
+// gives the discriminator's weights by name. Each side's input is made
+// once and read by both turns.
 func adversarialLosses(weight func(string) *Node, real, fake *Node, fft int) (gen, disc *Node) {
 	live := weight
 	frozen := func(name string) *Node { return StopGradient(weight(name)) }
-	real = StopGradient(real)
+	xReal, xFake := StopGradient(discInput(real, fft)), discInput(fake, fft)
 	// The discriminator's turn: real patches towards 1, decoded towards 0.
-	sReal, hReal := discriminate(live, real, fft)
-	sFake, _ := discriminate(live, StopGradient(fake), fft)
+	sReal, hReal := discriminate(live, xReal)
+	sFake, _ := discriminate(live, StopGradient(xFake))
 	disc = Add(ReduceAllMean(Square(AddScalar(sReal, -1))), ReduceAllMean(Square(sFake)))
 	// The decoder's turn, against the frozen discriminator: decoded
 	// patches towards 1, and its hidden activations towards the real ones.
-	sGen, hGen := discriminate(frozen, fake, fft)
+	sGen, hGen := discriminate(frozen, xFake)
 	gen = ReduceAllMean(Square(AddScalar(sGen, -1)))
 	for i := range hGen {
 		gen = Add(gen, MulScalar(ReduceAllMean(Abs(Sub(hGen[i], StopGradient(hReal[i])))), featureMatchWeight))

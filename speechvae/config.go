@@ -536,11 +536,15 @@ func (c Config) spectralLosses(ref, got *Node, fft int) (convergence, logMag, me
 	}
 	logMag = ReduceAllMean(Abs(Sub(floored(ref), floored(got))))
 	fb := ConvertDType(Const(g, melMatrix(fft)), ref.DType()) // [Bins, Mels]
-	melOf := func(logm *Node) *Node {
-		return powerLog(Einsum("btk,km->btm", Exp(MulScalar(logm, 2)), fb))
-	}
+	melOf := func(logm *Node) *Node { return powerLog(melPower(logm, fb)) }
 	mel = ReduceAllMean(Abs(Sub(melOf(ref), melOf(got))))
 	return convergence, logMag, mel
+}
+
+// melPower is the mel-band power [B, T, Mels] of ln|X| [B, T, Bins] through
+// the filterbank fb [Bins, Mels] (melMatrix).
+func melPower(logMag, fb *Node) *Node {
+	return Einsum("btk,km->btm", Exp(MulScalar(logMag, 2)), fb)
 }
 
 // melMatrix is speech's 80-band HTK filterbank for fft, transposed to

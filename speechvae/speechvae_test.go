@@ -394,7 +394,7 @@ func TestAdversarialLossesAgainstHost(t *testing.T) {
 			return Const(g, tensors.FromFlatDataAndDimensions(f32(weights[name]), shape...))
 		}
 		logMag := func(v []float64) *Node { return Const(g, tensors.FromFlatDataAndDimensions(f32(v), 1, frames, bins)) }
-		score, _ := discriminate(weight, logMag(real), fft)
+		score, _ := discriminate(weight, discInput(logMag(real), fft))
 		gen, disc := adversarialLosses(weight, logMag(real), logMag(fake), fft)
 		return Concatenate([]*Node{Reshape(score, 2), Reshape(gen, 1), Reshape(disc, 1)}, 0)
 	})
