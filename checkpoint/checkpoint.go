@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/gomlx/compute/dtypes"
@@ -281,6 +282,45 @@ func DecodeInfo(h *Header, key string, v any) error {
 		return fmt.Errorf("config.json entry %q: %v", key, err)
 	}
 	return nil
+}
+
+// SameLatentsKey is the config.json info entry of a tokenizer that was
+// trained from another with its encoder and latent statistics kept fixed
+// (`latentlm speech-vae train --decoder-only`): the checksums of the
+// weights of every tokenizer whose latents it shares. Only its decoder
+// differs, so a model trained on their latents reads it unchanged.
+const SameLatentsKey = "same_latents_as"
+
+// LatentLineage lists the weight checksums of the tokenizers whose latents
+// the tokenizer in dir writes: its own first, then those its config.json
+// records under SameLatentsKey. A model trained on latents of any of them
+// may use it.
+func LatentLineage(dir string) ([]string, error) {
+	sum, err := FileSHA256(filepath.Join(dir, WeightsFile))
+	if err != nil {
+		return nil, err
+	}
+	h, err := readHeader(dir)
+	if err != nil {
+		return nil, err
+	}
+	lineage := []string{sum}
+	if raw, ok := h.Info[SameLatentsKey]; ok {
+		list, ok := raw.([]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: config.json entry %q is not a list of checksums", dir, SameLatentsKey)
+		}
+		for _, x := range list {
+			s, ok := x.(string)
+			if !ok || len(s) != sha256.Size*2 {
+				return nil, fmt.Errorf("%s: config.json entry %q holds %v, not a sha256 checksum", dir, SameLatentsKey, x)
+			}
+			if !slices.Contains(lineage, s) {
+				lineage = append(lineage, s)
+			}
+		}
+	}
+	return lineage, nil
 }
 
 // FileSHA256 is the hex sha256 of a file, used to tie a model to the exact

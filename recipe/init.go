@@ -34,11 +34,18 @@ func initFrom(store *model.Store, dir string, kinds ...string) (copied, total in
 	if err != nil {
 		return 0, 0, tok, err
 	}
+	copied, total, err = copyWeights(store, src)
+	return copied, total, tok, err
+}
+
+// copyWeights copies into dst every trainable weight of src that dst has
+// under the same name and shape, and counts them and dst's weights.
+func copyWeights(dst, src *model.Store) (copied, total int, err error) {
 	from := map[string]*model.Variable{}
 	for _, v := range nn.Trainable(src) {
 		from[nn.WeightName(v)] = v
 	}
-	for _, v := range nn.Trainable(store) {
+	for _, v := range nn.Trainable(dst) {
 		total++
 		sv := from[nn.WeightName(v)]
 		if sv == nil || !sv.Shape().Equal(v.Shape()) {
@@ -46,16 +53,16 @@ func initFrom(store *model.Store, dir string, kinds ...string) (copied, total in
 		}
 		val, err := sv.Value()
 		if err != nil {
-			return 0, 0, tok, err
+			return 0, 0, err
 		}
 		clone, err := val.LocalClone()
 		if err != nil {
-			return 0, 0, tok, err
+			return 0, 0, err
 		}
 		if err := v.SetValue(clone); err != nil {
-			return 0, 0, tok, err
+			return 0, 0, err
 		}
 		copied++
 	}
-	return copied, total, tok, nil
+	return copied, total, nil
 }

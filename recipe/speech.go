@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -9,15 +10,18 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/internal/parallel"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/speechvae"
 	"github.com/latentlm/latentlm/train"
+	"github.com/latentlm/latentlm/vae"
 	"github.com/latentlm/latentlm/wav"
 )
 
@@ -29,8 +33,18 @@ type SpeechTokenizerOptions struct {
 	// Crop is the length of the training clips in latent frames (32 is
 	// 1.28 s at 25 Hz); shorter utterances are padded with silence.
 	Crop int
-	// Model is the tokenizer; a resumed run uses the saved one.
+	// Model is the tokenizer; a resumed run uses the saved one, and a run
+	// from Init that one's, with Model.AdvWeight alone taken from here.
 	Model speechvae.Config
+	// Init is a speech tokenizer whose config and weights a new run
+	// starts from ("" for fresh weights).
+	Init string
+	// DecoderOnly trains the decoder (and the discriminator, if any) of
+	// Init alone. The encoder and the latent statistics stay Init's, so
+	// the latents do too: every model trained on Init's latents reads the
+	// new tokenizer unchanged (checkpoint.SameLatentsKey), and a better
+	// decoder improves them all without retraining them.
+	DecoderOnly bool
 }
 
 // DefaultSpeechTokenizerOptions are the defaults of `latentlm speech-vae train`.
@@ -96,12 +110,35 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	if err != nil {
 		return nil, err
 	}
-	if o.Resume {
+	// from is the tokenizer a new run starts from (o.Init), and kept, for
+	// a decoder-only run, the latents it keeps.
+	var from *speechvae.Model
+	var kept *keptLatents
+	switch {
+	case o.Resume:
 		// The saved run's config rules, field for field: one its
 		// config.json leaves out (omitempty) is zero there, not what this
 		// call's options say, so that --resume never adds, say, an
 		// adversarial term halfway through a run saved without one.
 		cfg = speechvae.Config{}
+	case o.Init != "":
+		if from, err = speechvae.Load(b, o.Init); err != nil {
+			return nil, fmt.Errorf("--init: %w", err)
+		}
+		defer func() {
+			from.Close()
+			nn.ReleaseStores(from.Store)
+		}()
+		adv := cfg.AdvWeight
+		cfg = from.Config
+		cfg.AdvWeight = adv
+		if o.DecoderOnly {
+			if kept, err = keepLatents(o.Init, from); err != nil {
+				return nil, err
+			}
+		}
+	case o.DecoderOnly:
+		return nil, errors.New("--decoder-only needs --init DIR: the tokenizer whose encoder and latents it keeps")
 	}
 	run, err := train.StartRun(o.Out, speechvae.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
 		tokens := float64(o.Batch) * float64(o.Crop) * 2
@@ -120,6 +157,26 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	cropSamples := o.Crop * spl
 	store := run.Store
 	o.Seed = run.Seed
+	if o.Resume {
+		// A decoder-only run says so in its saves, with what it keeps.
+		if kept, err = resumedLatents(b, o.Out); err != nil {
+			return nil, err
+		}
+		if o.DecoderOnly && kept == nil {
+			return nil, fmt.Errorf("--decoder-only: the run in %s trains its encoder too", o.Out)
+		}
+	}
+	if from != nil {
+		copied, total, err := copyWeights(store, from.Store)
+		if err != nil {
+			return nil, fmt.Errorf("--init %s: %w", o.Init, err)
+		}
+		logf(o.Log, "started %d of %d weights from %s\n", copied, total, o.Init)
+	}
+	if kept != nil {
+		frozen := kept.freeze(store)
+		logf(o.Log, "decoder only: %d encoder weights kept as they are, and the latent statistics\n", frozen)
+	}
 	tc := train.DefaultConfig()
 	tc.LR, tc.TotalSteps, tc.WarmupSteps, tc.MinLR = o.LR, int(o.Steps), 100, o.LR/20
 	tc.EMADecay = 0 // the tokenizer ships its live weights
@@ -147,6 +204,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		}
 		defer m.Close()
 		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch}
+		kept.apply(m, info)
 		return run.Save(func(dir string) error { return m.Save(dir, info) }, h, step)
 	}
 	loop := &train.Loop{
@@ -176,11 +234,16 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		return nil, err
 	}
 	defer m.Close()
-	if err := m.ComputeStats(statClips(clips, 400, o.Seed)); err != nil {
-		return nil, err
-	}
 	info := map[string]any{"data": o.Data, "steps": loop.Steps, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch,
 		"train_seconds": time.Since(started).Seconds()}
+	if kept != nil {
+		kept.apply(m, info)
+	} else if err := m.ComputeStats(statClips(clips, 400, o.Seed)); err != nil {
+		return nil, err
+	}
+	if o.Init != "" {
+		info["init"] = o.Init
+	}
 	if err := m.Save(o.Out, info); err != nil {
 		return nil, err
 	}
@@ -189,6 +252,80 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	}
 	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, loop.Steps, time.Since(started).Round(time.Second))
 	return &Result{Dir: o.Out, History: loop.History}, nil
+}
+
+// keptLatents is what a decoder-only run keeps of the tokenizer it starts
+// from: the encoder, the latent statistics, and so the latents, whose
+// lineage every save records (checkpoint.SameLatentsKey).
+type keptLatents struct {
+	mean, std []float32
+	lineage   []string
+}
+
+// keepLatents is what a decoder-only run from the tokenizer m, read from
+// dir, keeps. A residual-VQ codec cannot keep its latents: its codebooks
+// move with the training step, outside the optimiser.
+func keepLatents(dir string, m *speechvae.Model) (*keptLatents, error) {
+	if m.Config.Kind == vae.VQ {
+		return nil, fmt.Errorf("--decoder-only: %s is a residual-VQ codec, whose codebooks move as it trains", dir)
+	}
+	lineage, err := checkpoint.LatentLineage(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &keptLatents{mean: slices.Clone(m.Mean), std: slices.Clone(m.Std), lineage: lineage}, nil
+}
+
+// resumedLatents is what the decoder-only run saved in dir keeps, or nil
+// when that run trains its encoder too.
+func resumedLatents(b compute.Backend, dir string) (*keptLatents, error) {
+	h, err := checkpoint.ReadHeader(dir, speechvae.Kind, &speechvae.Config{})
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := h.Info[checkpoint.SameLatentsKey]; !ok {
+		return nil, nil
+	}
+	lineage, err := checkpoint.LatentLineage(dir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := speechvae.Load(b, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		m.Close()
+		nn.ReleaseStores(m.Store)
+	}()
+	// lineage[0] is the checksum of the run's own last save, whose
+	// latents are the others'.
+	return &keptLatents{mean: slices.Clone(m.Mean), std: slices.Clone(m.Std), lineage: lineage[1:]}, nil
+}
+
+// freeze marks the encoder's weights of store as not trainable, so that
+// neither the gradients nor the optimiser's weight decay move them, and
+// counts them.
+func (k *keptLatents) freeze(store *model.Store) int {
+	n := 0
+	for _, v := range nn.Trainable(store) {
+		if speechvae.IsEncoderWeight(nn.WeightName(v)) {
+			v.SetTrainable(false)
+			n++
+		}
+	}
+	return n
+}
+
+// apply gives the tokenizer m about to be saved the kept statistics, and
+// its info the lineage of its latents. It does nothing on a nil k.
+func (k *keptLatents) apply(m *speechvae.Model, info map[string]any) {
+	if k == nil {
+		return
+	}
+	copy(m.Mean, k.mean)
+	copy(m.Std, k.std)
+	info[checkpoint.SameLatentsKey] = k.lineage
 }
 
 // speechBatch is the encoder inputs of crops, each crop frames latent

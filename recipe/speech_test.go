@@ -1,18 +1,23 @@
 package recipe
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/safetensors"
 	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/tts"
 )
 
 // tinyTokenizerOptions trains a tiny tokenizer (4 channels, one 16-wide
@@ -191,4 +196,125 @@ func noiseCrops(cfg speechvae.Config, n, frames int) [][]float32 {
 		}
 	}
 	return crops
+}
+
+// TestSpeechTokenizerDecoderOnly: a decoder-only run from a tokenizer
+// keeps its encoder weights and latent statistics byte for byte, changes
+// its decoder, records the lineage of its latents, resumes exactly and
+// stays decoder-only when resumed; a text-to-speech model trained on the
+// first tokenizer's latents loads with it, and not with a tokenizer whose
+// encoder was trained further. Bad requests are refused.
+func TestSpeechTokenizerDecoderOnly(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	opts := func(out string, steps int64) SpeechTokenizerOptions {
+		o := tinyTokenizerOptions(cache, out, steps)
+		o.Init, o.DecoderOnly = tokenizer, true
+		return o
+	}
+	resumeIsExact(t, "a decoder-only run", root, func(out string, steps int64, resume bool) error {
+		o := opts(out, steps)
+		o.Resume = resume
+		_, err := SpeechTokenizer(ctx, o)
+		return err
+	})
+	sum, err := checkpoint.FileSHA256(filepath.Join(tokenizer, checkpoint.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := readTensors(t, tokenizer)
+	for _, dir := range []string{filepath.Join(root, "straight"), filepath.Join(root, "resumed")} {
+		after := readTensors(t, dir)
+		changed := 0
+		for name, b := range before {
+			a, ok := after[name]
+			switch {
+			case !ok:
+				t.Errorf("%s: %s is missing", dir, name)
+			case speechvae.IsEncoderWeight(name) || strings.HasPrefix(name, "latent_stats."):
+				if !bytes.Equal(a, b) {
+					t.Errorf("%s: the decoder-only run changed %s", dir, name)
+				}
+			case !bytes.Equal(a, b):
+				changed++
+			}
+		}
+		if changed == 0 {
+			t.Errorf("%s: the decoder-only run changed no decoder weight", dir)
+		}
+		lineage, err := checkpoint.LatentLineage(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lineage) != 2 || lineage[1] != sum {
+			t.Errorf("%s: latent lineage %v, want its own checksum and %s", dir, lineage, sum)
+		}
+	}
+
+	// A text-to-speech model of the first tokenizer's latents reads the
+	// decoder-only one, and refuses one whose encoder moved.
+	tt := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "tts"), 2)
+	if _, err := TTS(ctx, tt); err != nil {
+		t.Fatal(err)
+	}
+	load := func(speechDir string) error {
+		m, err := tts.Load(testutil.Backend(t, ""), tt.Out, speechDir, tts.DefaultOptions())
+		if err == nil {
+			m.Close()
+		}
+		return err
+	}
+	if err := load(filepath.Join(root, "straight")); err != nil {
+		t.Errorf("a text-to-speech model refused the decoder-only tokenizer of its latents: %v", err)
+	}
+	whole := tinyTokenizerOptions(cache, filepath.Join(root, "whole"), 2)
+	whole.Init = tokenizer
+	if _, err := SpeechTokenizer(ctx, whole); err != nil {
+		t.Fatal(err)
+	}
+	if err := load(whole.Out); err == nil || !strings.Contains(err.Error(), "share its latents") {
+		t.Errorf("a tokenizer whose encoder was trained further: %v, want a refusal", err)
+	}
+	// The decoder-only tokenizer's own descendant keeps the lineage.
+	grand := opts(filepath.Join(root, "grand"), 1)
+	grand.Init = filepath.Join(root, "straight")
+	if _, err := SpeechTokenizer(ctx, grand); err != nil {
+		t.Fatal(err)
+	}
+	if err := load(grand.Out); err != nil {
+		t.Errorf("a decoder-only tokenizer of a decoder-only one: %v", err)
+	}
+
+	bad := tinyTokenizerOptions(cache, filepath.Join(root, "bad"), 1)
+	bad.DecoderOnly = true
+	if _, err := SpeechTokenizer(ctx, bad); err == nil || !strings.Contains(err.Error(), "needs --init") {
+		t.Errorf("--decoder-only without --init: %v", err)
+	}
+	again := tinyTokenizerOptions(cache, whole.Out, 3)
+	again.Resume, again.DecoderOnly = true, true
+	if _, err := SpeechTokenizer(ctx, again); err == nil || !strings.Contains(err.Error(), "trains its encoder too") {
+		t.Errorf("--decoder-only resuming a run that trains its encoder: %v", err)
+	}
+	rvqDir := filepath.Join(root, "rvq")
+	testspeech.Save(t, 2, rvqDir)
+	fromRVQ := opts(filepath.Join(root, "from-rvq"), 1)
+	fromRVQ.Init = rvqDir
+	if _, err := SpeechTokenizer(ctx, fromRVQ); err == nil || !strings.Contains(err.Error(), "residual-VQ") {
+		t.Errorf("--decoder-only from a residual-VQ codec: %v", err)
+	}
+}
+
+// readTensors is every tensor of dir's weights file, as raw bytes.
+func readTensors(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	f, err := safetensors.Load(filepath.Join(dir, checkpoint.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, x := range f.Tensors {
+		out[x.Name] = x.Data
+	}
+	return out
 }

@@ -203,7 +203,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if initTok.SHA256 != sum {
+		if !sharesLatents(tok.Path, sum, initTok.SHA256) {
 			return nil, fmt.Errorf("--init %s was trained on the speech tokenizer %s (sha256 %.12s…), not on %s (%.12s…): its weights read other latents", o.Init, initTok.Path, initTok.SHA256, tok.Path, sum)
 		}
 		logf(o.Log, "started %d of %d weights from %s\n", copied, total, o.Init)
@@ -283,7 +283,7 @@ func ttsLatents(ctx context.Context, b compute.Backend, o TTSOptions) (*speechva
 			if err != nil {
 				return nil, err
 			}
-			if sum != lat.Tokenizer.SHA256 {
+			if !sharesLatents(o.SpeechVAE, sum, lat.Tokenizer.SHA256) {
 				return nil, fmt.Errorf("%s was encoded by the speech tokenizer %s (sha256 %.12s…), not by --speech-vae %s (%.12s…)", o.Data, lat.Tokenizer.Path, lat.Tokenizer.SHA256, o.SpeechVAE, sum)
 			}
 		}
@@ -481,4 +481,16 @@ func selectVoices(utts []speech.Utterance, set string, limit int) voiceSelection
 		sel.voice = append(sel.voice, v)
 	}
 	return sel
+}
+
+// sharesLatents reports whether the speech tokenizer in dir, whose weights
+// have checksum sum, writes the latents of the one whose weights have
+// checksum want: it is that one, or records that it shares its latents
+// (checkpoint.LatentLineage: only its decoder was trained further).
+func sharesLatents(dir, sum, want string) bool {
+	if sum == want {
+		return true
+	}
+	lineage, err := checkpoint.LatentLineage(dir)
+	return err == nil && lineage[0] == sum && slices.Contains(lineage, want)
 }

@@ -34,6 +34,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/ml/model"
@@ -212,6 +213,11 @@ func (c Config) blockOf(dim int) nn.Block {
 
 // framed reports whether the model has the STFT-frame-rate stages.
 func (c Config) framed() bool { return c.FrameDepth > 0 }
+
+// IsEncoderWeight reports whether the weight named name (one of Specs) is
+// the encoder's: those, with the latent statistics, are what the latents
+// depend on, and what a decoder-only run keeps.
+func IsEncoderWeight(name string) bool { return strings.HasPrefix(name, "encoder.") }
 
 // Specs declares the weights (for kind vq, the codebooks too, CodebookName).
 func (c Config) Specs() []nn.Spec {

@@ -37,7 +37,7 @@ func runSpeechVAE(args []string) error {
 
 func speechVAETrain(args []string) error {
 	o := recipe.DefaultSpeechTokenizerOptions()
-	fs := newFlags("speech-vae train", "speech-vae train [--kind sigma|vae|ae|rvq] [--codebooks 8 --codebook-size 1024] [--domain spectrum|wave] [--frames-per-latent 5] [--out DIR] [flags]")
+	fs := newFlags("speech-vae train", "speech-vae train [--kind sigma|vae|ae|rvq] [--codebooks 8 --codebook-size 1024] [--domain spectrum|wave] [--frames-per-latent 5] [--init DIR [--decoder-only]] [--out DIR] [flags]")
 	fs.StringVar(&o.Backend, "backend", o.Backend, "compute backend: onnx, go or xla")
 	fs.StringVar(&o.Data, "data", "", "speech data cache (default .deps/speech, built by: latentlm speech data)")
 	fs.StringVar(&o.Out, "out", "", "checkpoint folder (default runs/speech-vae-<kind>-<domain>)")
@@ -48,6 +48,8 @@ func speechVAETrain(args []string) error {
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of initialisation, clips and noise")
 	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out")
+	fs.StringVar(&o.Init, "init", "", "start from this tokenizer's config and weights (a fresh optimiser and schedule)")
+	fs.BoolVar(&o.DecoderOnly, "decoder-only", false, "with --init: train the decoder alone, keeping the encoder, statistics and latents, so that models trained on them read the new tokenizer")
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
 	fs.Var(speechKind{&o.Model.Kind}, "kind", "tokenizer kind: sigma, vae, ae or rvq (residual VQ, the discrete baseline's codec)")
@@ -79,6 +81,16 @@ func speechVAETrain(args []string) error {
 	fs.bound("restart-below", 0, 1e6, false)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.Init != "" {
+		if o.Resume {
+			return errors.New("--init starts a new run; --resume continues the one in --out")
+		}
+		for _, name := range []string{"kind", "codebooks", "codebook-size", "commit-weight", "codebook-decay", "restart-below", "domain", "frames-per-latent", "channels", "dim", "depth", "frame-depth", "frame-dim", "c-sigma", "kl-weight", "loss-floor"} {
+			if fs.isSet(name) {
+				return fmt.Errorf("--%s: a run from --init takes the tokenizer's config from %s (only --adv-weight may be added)", name, o.Init)
+			}
+		}
 	}
 	if o.Model.Kind == vae.VQ {
 		o.Model = o.Model.RVQ(*codebooks, *codebookSize)
