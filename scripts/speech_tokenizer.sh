@@ -2,8 +2,9 @@
 # The speech tokenizer runs of docs/BENCHMARKS.md ("Speech tokenizer"):
 # σ-VAE, VAE and AE at one budget, the 12.5 Hz variant, the wave-domain
 # attempt, the STFT-frame-rate stages, the loss floor, a weaker latent
-# regulariser, twice the learning rate and the adversarial term at two
-# weights, each evaluated on the test
+# regulariser, twice the learning rate, the adversarial term at two
+# weights and the shipped tokenizer's decoder trained on alone (its later
+# flags override run's --steps and --seed), each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
 # already finished (its loss.png exists) is not repeated.
@@ -46,8 +47,9 @@ declare -A FLAGS=(
   [sigma-lr2e-3]="--lr 2e-3"
   [sigma-adv0.1]="--adv-weight 0.1"
   [sigma-adv0.3]="--adv-weight 0.3"
+  [sigma-dec6000]="--init weights/speech-vae --decoder-only --lr 5e-4 --steps 6000 --seed 2"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000)
 
 case "${1:-all}" in
   all) for n in "${ORDER[@]}"; do run "$n" ${FLAGS[$n]}; done ;;
