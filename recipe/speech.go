@@ -197,13 +197,21 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		return nil, err
 	}
 	started := time.Now()
+	// runInfo is what a save records of the run at step.
+	runInfo := func(step int64) map[string]any {
+		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch}
+		if o.Init != "" {
+			info["init"] = o.Init
+		}
+		return info
+	}
 	save := func(step int64, h []train.Point) error {
 		m, err := speechvae.NewModel(b, cfg, store)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch}
+		info := runInfo(step)
 		kept.apply(m, info)
 		return run.Save(func(dir string) error { return m.Save(dir, info) }, h, step)
 	}
@@ -234,15 +242,12 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		return nil, err
 	}
 	defer m.Close()
-	info := map[string]any{"data": o.Data, "steps": loop.Steps, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch,
-		"train_seconds": time.Since(started).Seconds()}
+	info := runInfo(loop.Steps)
+	info["train_seconds"] = time.Since(started).Seconds()
 	if kept != nil {
 		kept.apply(m, info)
 	} else if err := m.ComputeStats(statClips(clips, 400, o.Seed)); err != nil {
 		return nil, err
-	}
-	if o.Init != "" {
-		info["init"] = o.Init
 	}
 	if err := m.Save(o.Out, info); err != nil {
 		return nil, err
