@@ -129,6 +129,11 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 			from.Close()
 			nn.ReleaseStores(from.Store)
 		}()
+		if from.Config.Kind == vae.VQ {
+			// Its codebooks follow moving averages kept in the training
+			// state, which a tokenizer checkpoint does not hold.
+			return nil, fmt.Errorf("--init: %s is a residual-VQ codec, whose codebooks' moving averages only its own run keeps (continue it with --resume)", o.Init)
+		}
 		adv := cfg.AdvWeight
 		cfg = from.Config
 		cfg.AdvWeight = adv
@@ -268,12 +273,8 @@ type keptLatents struct {
 }
 
 // keepLatents is what a decoder-only run from the tokenizer m, read from
-// dir, keeps. A residual-VQ codec cannot keep its latents: its codebooks
-// move with the training step, outside the optimiser.
+// dir, keeps.
 func keepLatents(dir string, m *speechvae.Model) (*keptLatents, error) {
-	if m.Config.Kind == vae.VQ {
-		return nil, fmt.Errorf("--decoder-only: %s is a residual-VQ codec, whose codebooks move as it trains", dir)
-	}
 	lineage, err := checkpoint.LatentLineage(dir)
 	if err != nil {
 		return nil, err

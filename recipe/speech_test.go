@@ -299,9 +299,9 @@ func TestSpeechTokenizerDecoderOnly(t *testing.T) {
 	rvqDir := filepath.Join(root, "rvq")
 	testspeech.Save(t, 2, rvqDir)
 	fromRVQ := opts(filepath.Join(root, "from-rvq"), 1)
-	fromRVQ.Init = rvqDir
+	fromRVQ.Init, fromRVQ.DecoderOnly = rvqDir, false
 	if _, err := SpeechTokenizer(ctx, fromRVQ); err == nil || !strings.Contains(err.Error(), "residual-VQ") {
-		t.Errorf("--decoder-only from a residual-VQ codec: %v", err)
+		t.Errorf("--init from a residual-VQ codec: %v", err)
 	}
 }
 
