@@ -46,6 +46,10 @@
 # test texts), encodes its numbers, and restarts weights/tts on it at lr
 # 1e-4 (seed 14), scored on the validation split with four seeds: the
 # shipped model has seen each of its 1600 texts about 40 times (2026-12-05).
+# PART=decoder scores weights/tts through the speech tokenizer whose decoder
+# was trained further (runs/speech/sigma-dec14000, `scripts/speech_tokenizer.sh
+# sigma-dec14000`; now weights/speech-vae) on the validation and test
+# splits, four sampling seeds each (2026-12-05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -116,6 +120,12 @@ texts3200)
   [[ -f runs/tts-numbers-t3200/loss.png ]] ||
     "$L" train --task tts --set numbers --data .deps/speech-3200-numbers-train.safetensors --init weights/tts --lr 1e-4 --steps 1500 --seed 14 --out runs/tts-numbers-t3200 --quiet
   "$L" eval --task tts --model runs/tts-numbers-t3200 --set numbers --n 50 --split valid --seeds 4 --json > "$D/tts-numbers-init-26000-t3200-valid-n50-seeds4.json"
+  exit ;;
+decoder)
+  for split in valid test; do
+    suffix=-n50-seeds4; [[ $split == valid ]] && suffix=-valid-n50-seeds4
+    "$L" eval --task tts --speech-vae runs/speech/sigma-dec14000 --set numbers --n 50 --split "$split" --seeds 4 --json > "$D/tts-numbers-init-24500-lr1e-4-dec14000$suffix.json"
+  done
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
