@@ -6,7 +6,10 @@
 # weights and the shipped tokenizer's decoder trained on alone (its later
 # flags override run's --steps and --seed; sigma-dec6000 started from the
 # weights/speech-vae of before 2026-12-05, git show 0d0c6bd:weights/speech-vae,
-# and sigma-dec14000, from it, became weights/speech-vae; its all-350
+# and sigma-dec14000, from it, became weights/speech-vae (sigma-dec26000
+# goes on from that one: started 2026-12-05 at the end of a session, to
+# be resumed with `speech-vae train --resume --steps 12000 --out
+# runs/speech/sigma-dec26000` if cut off); its all-350
 # scores come from `speech-vae eval --model runs/speech/sigma-dec14000
 # --judge-n 50 --json`), each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
@@ -53,8 +56,9 @@ declare -A FLAGS=(
   [sigma-adv0.3]="--adv-weight 0.3"
   [sigma-dec6000]="--init weights/speech-vae --decoder-only --lr 5e-4 --steps 6000 --seed 2"
   [sigma-dec14000]="--init runs/speech/sigma-dec6000 --decoder-only --lr 5e-4 --steps 8000 --seed 3"
+  [sigma-dec26000]="--init weights/speech-vae --decoder-only --lr 5e-4 --steps 12000 --seed 4"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000)
 
 case "${1:-all}" in
   all) for n in "${ORDER[@]}"; do run "$n" ${FLAGS[$n]}; done ;;
