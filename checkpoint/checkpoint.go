@@ -323,6 +323,17 @@ func LatentLineage(dir string) ([]string, error) {
 	return lineage, nil
 }
 
+// SharesLatents reports whether the tokenizer in dir writes the latents of
+// the tokenizer whose weights have checksum want: it is that one, or lists
+// it in its lineage (LatentLineage). It also returns dir's own checksum.
+func SharesLatents(dir, want string) (own string, ok bool, err error) {
+	lineage, err := LatentLineage(dir)
+	if err != nil {
+		return "", false, err
+	}
+	return lineage[0], slices.Contains(lineage, want), nil
+}
+
 // FileSHA256 is the hex sha256 of a file, used to tie a model to the exact
 // tokenizer it was trained with.
 func FileSHA256(path string) (string, error) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -29,7 +28,7 @@ type Tokenizer struct {
 // Find returns the tokenizer folder of the model in modelDir: explicit if
 // set, else the recorded path, else the shipped tokenizer of that name; its
 // weights must have the recorded checksum, or record that they share the
-// latents of the weights that have it (checkpoint.LatentLineage: a
+// latents of the weights that have it (checkpoint.SharesLatents: a
 // tokenizer whose decoder alone was trained further). A model that records no
 // tokenizer (one imported from the public PyTorch weights without one,
 // docs/WEIGHTS.md) takes the explicit one, whose channels and grid must
@@ -52,12 +51,12 @@ func (t Tokenizer) Find(modelDir, explicit string) (string, error) {
 			}
 		}
 	}
-	lineage, err := checkpoint.LatentLineage(tokDir)
+	sum, ok, err := checkpoint.SharesLatents(tokDir, t.SHA256)
 	if err != nil {
 		return "", fmt.Errorf("tokenizer of %s: %w", modelDir, err)
 	}
-	if !slices.Contains(lineage, t.SHA256) {
-		return "", fmt.Errorf("tokenizer %s is not the one %s was trained with, nor does it share its latents (sha256 %.12s…, want %.12s…)", tokDir, modelDir, lineage[0], t.SHA256)
+	if !ok {
+		return "", fmt.Errorf("tokenizer %s is not the one %s was trained with, nor does it share its latents (sha256 %.12s…, want %.12s…)", tokDir, modelDir, sum, t.SHA256)
 	}
 	return tokDir, nil
 }

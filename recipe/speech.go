@@ -285,16 +285,12 @@ func keepLatents(dir string, m *speechvae.Model) (*keptLatents, error) {
 // resumedLatents is what the decoder-only run saved in dir keeps, or nil
 // when that run trains its encoder too.
 func resumedLatents(b compute.Backend, dir string) (*keptLatents, error) {
-	h, err := checkpoint.ReadHeader(dir, speechvae.Kind, &speechvae.Config{})
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := h.Info[checkpoint.SameLatentsKey]; !ok {
-		return nil, nil
-	}
 	lineage, err := checkpoint.LatentLineage(dir)
 	if err != nil {
 		return nil, err
+	}
+	if len(lineage) == 1 { // only its own checksum: no latents kept
+		return nil, nil
 	}
 	m, err := speechvae.Load(b, dir)
 	if err != nil {

@@ -483,14 +483,14 @@ func selectVoices(utts []speech.Utterance, set string, limit int) voiceSelection
 	return sel
 }
 
-// sharesLatents reports whether the speech tokenizer in dir, whose weights
-// have checksum sum, writes the latents of the one whose weights have
-// checksum want: it is that one, or records that it shares its latents
-// (checkpoint.LatentLineage: only its decoder was trained further).
+// sharesLatents reports whether the speech tokenizer whose weights have
+// checksum sum, found in dir, writes the latents of the one whose weights
+// have checksum want (checkpoint.SharesLatents). dir must still hold the
+// weights of checksum sum for its lineage to count.
 func sharesLatents(dir, sum, want string) bool {
 	if sum == want {
 		return true
 	}
-	lineage, err := checkpoint.LatentLineage(dir)
-	return err == nil && lineage[0] == sum && slices.Contains(lineage, want)
+	own, ok, err := checkpoint.SharesLatents(dir, want)
+	return err == nil && own == sum && ok
 }
