@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/gomlx/gomlx/ml/model"
@@ -70,6 +71,9 @@ type Loop struct {
 // and returns ctx.Err().
 func (l *Loop) Run(ctx context.Context) error {
 	start := StepCount(l.Store)
+	if note := l.Trainer.KeptSchedule(); note != "" {
+		fmt.Fprintln(os.Stderr, note) // even when quiet: the run is not what its flags say
+	}
 	if l.RecordEvery <= 0 {
 		l.RecordEvery = 10
 	}

@@ -40,6 +40,13 @@ const stepPath = "/train/step"
 // can fit it to its measured pace without recompiling (SetTotalSteps).
 const totalPath = "/train/total_steps"
 
+// ratesPath holds a run's peak and final learning rates, [LR, MinLR], saved
+// with its training state so that a resumed run keeps the schedule it was
+// started with: the rates are flags, and a resume that left them at their
+// defaults once trained a decoder-only speech run at twice its peak rate
+// for 10 500 steps (docs/RESULTS.md, "The decoder alone, trained further").
+const ratesPath = "/train/learning_rates"
+
 // Config holds the optimiser hyperparameters (docs/DESIGN.md §6).
 type Config struct {
 	LR          float64 // peak learning rate
@@ -71,6 +78,7 @@ type Trainer struct {
 	cfg   Config
 	store *model.Store
 	exec  *model.Exec
+	kept  string // what a resumed run kept of its saved schedule (KeptSchedule)
 }
 
 // New prepares a trainer. The EMA copies are created here, from the current
@@ -96,7 +104,12 @@ func New(backend compute.Backend, store *model.Store, cfg Config, loss LossFn) (
 			ev.SetTrainable(false)
 		}
 	}
-	t := &Trainer{cfg: cfg, store: store}
+	t := &Trainer{store: store}
+	var err error
+	if cfg, t.kept, err = keepRates(store, cfg); err != nil {
+		return nil, err
+	}
+	t.cfg = cfg
 	totalVar := store.VariableWithValue(totalPath, float32(cfg.TotalSteps))
 	totalVar.SetTrainable(false)
 	// A resumed run's saved length gives way to this run's: a longer
@@ -146,6 +159,42 @@ func New(backend compute.Backend, store *model.Store, cfg Config, loss LossFn) (
 	t.exec = exec
 	return t, nil
 }
+
+// keepRates returns cfg with the learning rates that store's run was
+// started with, when it holds them (a resumed run), and says so when they
+// differ from cfg's; a new run's store is given cfg's, to be saved.
+func keepRates(store *model.Store, cfg Config) (Config, string, error) {
+	v := store.GetVariable(ratesPath)
+	if v == nil {
+		v = store.VariableWithValue(ratesPath, []float64{cfg.LR, cfg.MinLR})
+		v.SetTrainable(false)
+		return cfg, "", nil
+	}
+	val, err := v.Value()
+	if err != nil {
+		return cfg, "", fmt.Errorf("reading the saved learning rates: %w", err)
+	}
+	saved, err := tensors.CopyFlatData[float64](val)
+	if err != nil || len(saved) != 2 {
+		return cfg, "", fmt.Errorf("the saved learning rates %s: want [peak, final] as float64", val.Shape())
+	}
+	if saved[0] == cfg.LR && saved[1] == cfg.MinLR {
+		return cfg, "", nil
+	}
+	note := fmt.Sprintf("resuming at the run's own learning rates, peak %g and final %g, not %g and %g (to train on at other rates, start a new run from its weights)",
+		saved[0], saved[1], cfg.LR, cfg.MinLR)
+	cfg.LR, cfg.MinLR = saved[0], saved[1]
+	return cfg, note, nil
+}
+
+// KeptSchedule is the one-line notice of a resumed run whose saved learning
+// rates ruled over the ones it was given (empty otherwise); Loop.Run prints
+// it.
+func (t *Trainer) KeptSchedule() string { return t.kept }
+
+// Config is the trainer's configuration, with a resumed run's own learning
+// rates.
+func (t *Trainer) Config() Config { return t.cfg }
 
 type withGradients interface {
 	UpdateGraphWithGradients(*model.Scope, []*Node, dtypes.DType)

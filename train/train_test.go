@@ -2,6 +2,9 @@ package train_test
 
 import (
 	"math"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute/dtypes"
@@ -9,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/train"
@@ -96,5 +100,76 @@ func TestLoopFreesSpentInputs(t *testing.T) {
 		if x.Ok() {
 			t.Errorf("the input of step %d is still held after the run", i)
 		}
+	}
+}
+
+// TestResumeKeepsLearningRates: a run saved with its training state and
+// resumed with other learning rates takes the saved ones, says so, and
+// takes the very step the uninterrupted run takes; resumed with its own
+// rates it says nothing.
+func TestResumeKeepsLearningRates(t *testing.T) {
+	specs := []nn.Spec{{Name: "w", Shape: []int{1, 3}, Std: 1}}
+	loss := func(_ *model.Scope, w nn.Weights, in []*Node) []*Node {
+		return []*Node{ReduceAllSum(Square(Sub(w.Get("w"), in[0])))}
+	}
+	input := func() *tensors.Tensor { return tensors.FromFlatDataAndDimensions([]float32{1, -2, 0.5}, 1, 3) }
+	cfg := train.DefaultConfig()
+	cfg.LR, cfg.MinLR, cfg.WarmupSteps, cfg.TotalSteps = 0.05, 0.0025, 2, 10
+	start := func(state string, c train.Config) (*model.Store, *train.Trainer) {
+		store := model.NewStore()
+		if err := nn.Init(store, specs, 1, dtypes.Float32); err != nil {
+			t.Fatal(err)
+		}
+		if state != "" {
+			if _, err := checkpoint.LoadState(state, store); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr, err := train.New(testutil.Backend(t, ""), store, c, loss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store, tr
+	}
+	straight, tr := start("", cfg)
+	if tr.KeptSchedule() != "" {
+		t.Errorf("a new run kept a schedule: %q", tr.KeptSchedule())
+	}
+	state := filepath.Join(t.TempDir(), "state.safetensors")
+	var want train.Result
+	for step := 1; step <= 4; step++ {
+		res, err := tr.Step(input())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step == 3 {
+			if err := checkpoint.SaveState(state, straight, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = res
+	}
+	wantW := tensors.MustCopyFlatData[float32](straight.GetVariable(nn.WeightsScope + "/w").MustValue())
+
+	other := cfg
+	other.LR, other.MinLR = 0.1, 0.005 // the defaults a resume forgot
+	resumed, tr2 := start(state, other)
+	if got := tr2.Config(); got.LR != cfg.LR || got.MinLR != cfg.MinLR {
+		t.Errorf("resumed with other rates: peak %g, final %g, want the saved %g and %g", got.LR, got.MinLR, cfg.LR, cfg.MinLR)
+	}
+	if note := tr2.KeptSchedule(); !strings.Contains(note, "peak 0.05") || !strings.Contains(note, "not 0.1") {
+		t.Errorf("notice %q: want it to name the saved peak 0.05 and the refused 0.1", note)
+	}
+	got, err := tr2.Step(input())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotW := tensors.MustCopyFlatData[float32](resumed.GetVariable(nn.WeightsScope + "/w").MustValue())
+	if got.LR != want.LR || got.Loss != want.Loss || !slices.Equal(gotW, wantW) {
+		t.Errorf("resumed step 4: lr %g, loss %g, w %v; the uninterrupted run: lr %g, loss %g, w %v", got.LR, got.Loss, gotW, want.LR, want.Loss, wantW)
+	}
+
+	if _, tr3 := start(state, cfg); tr3.KeptSchedule() != "" {
+		t.Errorf("resumed with its own rates, it still noted %q", tr3.KeptSchedule())
 	}
 }

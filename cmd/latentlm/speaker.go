@@ -35,7 +35,7 @@ func speakerTrain(args []string) error {
 	fs.IntVar(&o.Batch, "batch", o.Batch, "windows per step")
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of initialisation and crops")
-	fs.BoolVar(&o.Resume, "resume", false, "continue the run saved in --out")
+	fs.BoolVar(&o.Resume, "resume", false, "continue the run saved in --out, at its own learning rates")
 	fs.Int64Var(&o.SaveEvery, "save-every", 0, "checkpoint period in steps (0: at the end)")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
 	widths := fs.String("widths", joinInts(o.Model.Widths), "channels of each convolution, comma-separated")
