@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/latentlm/latentlm/dit"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/imageio"
-	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/train"
@@ -203,13 +201,7 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 			return err
 		}
 		if o.SnapshotEvery > 0 && step%o.SnapshotEvery == 0 {
-			// A snapshot folder appears whole or not at all; one left by a
-			// run that was killed before its next save is replaced.
-			snap := filepath.Join(o.Out, fmt.Sprintf("step-%06d", step))
-			if err := os.RemoveAll(snap); err != nil {
-				return err
-			}
-			if err := atomicfile.WriteDir(snap, func(dir string) error { return lm.SaveKind(dir, o.Arch, cfg, store, tok, info) }); err != nil {
+			if err := keepSnapshot(o.Out, step, func(dir string) error { return lm.SaveKind(dir, o.Arch, cfg, store, tok, info) }); err != nil {
 				return err
 			}
 		}
@@ -218,12 +210,8 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 		}
 		return nil
 	}
-	every := o.SaveEvery
-	if o.SnapshotEvery > 0 {
-		every = gcd(every, o.SnapshotEvery)
-	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: every, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: hookEvery(o.SaveEvery, o.SnapshotEvery), Hook: save,
 		Desc: o.Arch + " " + o.Data, Quiet: o.Quiet, RecordEvery: 10,
 		Batch: func(step int64) ([]any, int, error) {
 			idx := data.BatchIndices(ds.N, o.Batch, step, o.Seed)

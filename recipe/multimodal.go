@@ -22,7 +22,6 @@ import (
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/imageio"
-	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/nn"
@@ -539,14 +538,8 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			return err
 		}
 		if o.SnapshotEvery > 0 && (step%o.SnapshotEvery == 0 || step == o.Steps) {
-			// A snapshot folder appears whole or not at all; one left by a
-			// run that was killed before its next save is replaced. The
-			// last step is kept too, so that a sweep ends where the run did.
-			snap := filepath.Join(o.Out, fmt.Sprintf("step-%06d", step))
-			if err := os.RemoveAll(snap); err != nil {
-				return err
-			}
-			if err := atomicfile.WriteDir(snap, saveTo); err != nil {
+			// The last step is kept too, so that a sweep ends where the run did.
+			if err := keepSnapshot(o.Out, step, saveTo); err != nil {
 				return err
 			}
 		}
@@ -562,12 +555,8 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if tf != nil {
 		desc = "multimodal transfusion " + dataLabel(o.Data)
 	}
-	every := o.SaveEvery
-	if o.SnapshotEvery > 0 {
-		every = gcd(every, o.SnapshotEvery)
-	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: every, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: hookEvery(o.SaveEvery, o.SnapshotEvery), Hook: save,
 		Desc: desc, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := mix.batch(step)

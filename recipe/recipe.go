@@ -24,6 +24,8 @@ package recipe
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -32,6 +34,7 @@ import (
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/canvas"
 	"github.com/latentlm/latentlm/data"
+	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/internal/deps"
 	"github.com/latentlm/latentlm/plot"
 	"github.com/latentlm/latentlm/train"
@@ -200,6 +203,28 @@ func writeLossPlot(path, title string, h []train.Point) error {
 		s.Y = append(s.Y, p.Loss)
 	}
 	return plot.Write(path, title, "step", "loss", []plot.Series{s}, plot.Axes{LogY: true})
+}
+
+// keepSnapshot also keeps the weights of a run's step in out/step-NNNNNN,
+// written by write, so that its steps can be compared afterwards (latentlm
+// sweep --over train, or one evaluation per folder on the validation
+// split). A snapshot folder appears whole or not at all; one left by a run
+// that was killed before its next save is replaced.
+func keepSnapshot(out string, step int64, write func(dir string) error) error {
+	snap := filepath.Join(out, fmt.Sprintf("step-%06d", step))
+	if err := os.RemoveAll(snap); err != nil {
+		return err
+	}
+	return atomicfile.WriteDir(snap, write)
+}
+
+// hookEvery is the period of a training loop's hook that saves every save
+// steps and keeps a snapshot every snapshot steps (0: none).
+func hookEvery(save, snapshot int64) int64 {
+	if snapshot > 0 {
+		return gcd(save, snapshot)
+	}
+	return save
 }
 
 func gcd(a, b int64) int64 {

@@ -45,6 +45,12 @@ type SpeechTokenizerOptions struct {
 	// new tokenizer unchanged (checkpoint.SameLatentsKey), and a better
 	// decoder improves them all without retraining them.
 	DecoderOnly bool
+	// SnapshotEvery also keeps the tokenizer every this many steps, and at
+	// the last, in Out/step-NNNNNN, each with its latent statistics, so
+	// that a run's steps can be compared on the validation split
+	// (`speech-vae eval --split valid`): training the decoder longer trades
+	// the held-out voice for the training voices' words (docs/RESULTS.md).
+	SnapshotEvery int64
 }
 
 // DefaultSpeechTokenizerOptions are the defaults of `latentlm speech-vae train`.
@@ -218,10 +224,25 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		defer m.Close()
 		info := runInfo(step)
 		kept.apply(m, info)
-		return run.Save(func(dir string) error { return m.Save(dir, info) }, h, step)
+		if err := run.Save(func(dir string) error { return m.Save(dir, info) }, h, step); err != nil {
+			return err
+		}
+		if o.SnapshotEvery <= 0 || (step%o.SnapshotEvery != 0 && step != o.Steps) {
+			return nil
+		}
+		// A snapshot is a tokenizer to evaluate: it gets the statistics of
+		// its own latents (a decoder-only run's are kept), as the last
+		// save does. They are drawn with the run's random state, which is
+		// put back so that the run goes on as it would without snapshots.
+		if kept == nil {
+			if err := keepingRNG(store, func() error { return m.ComputeStats(statClips(clips, 400, o.Seed)) }); err != nil {
+				return err
+			}
+		}
+		return keepSnapshot(o.Out, step, func(dir string) error { return m.Save(dir, info) })
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: hookEvery(o.SaveEvery, o.SnapshotEvery), Hook: save,
 		Desc: fmt.Sprintf("speech-vae %s/%s", cfg.KindName(), cfg.Domain), Quiet: o.Quiet, RecordEvery: 20,
 		// The batch reads only the clips and makes new tensors: it can be
 		// made on the host while the previous step trains.
@@ -262,6 +283,26 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	}
 	logf(o.Log, "saved %s (%d steps in %s)\n", o.Out, loop.Steps, time.Since(started).Round(time.Second))
 	return &Result{Dir: o.Out, History: loop.History}, nil
+}
+
+// keepingRNG runs f, then sets store's random state back to what it was.
+func keepingRNG(store *model.Store, f func() error) error {
+	v := store.GetVariable(model.JoinPath("/", model.RNGStateVariableName))
+	if v == nil {
+		return f()
+	}
+	val, err := v.Value()
+	if err != nil {
+		return err
+	}
+	saved, err := val.LocalClone()
+	if err != nil {
+		return err
+	}
+	if err := f(); err != nil {
+		return err
+	}
+	return v.SetValue(saved)
 }
 
 // keptLatents is what a decoder-only run keeps of the tokenizer it starts

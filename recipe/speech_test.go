@@ -318,3 +318,55 @@ func readTensors(t *testing.T, dir string) map[string][]byte {
 	}
 	return out
 }
+
+// A run with SnapshotEvery keeps a tokenizer at each multiple and at the
+// last step; the last is the run's own, latent statistics included, and
+// the first is another. Taking them (their statistics draw the σ-VAE's
+// noise) leaves the run as it is without them.
+func TestSpeechTokenizerSnapshots(t *testing.T) {
+	cache, _ := tinySpeechData(t)
+	o := tinyTokenizerOptions(cache, filepath.Join(t.TempDir(), "run"), 5)
+	o.SnapshotEvery = 2
+	plain := tinyTokenizerOptions(cache, filepath.Join(t.TempDir(), "plain"), 5)
+	for _, run := range []SpeechTokenizerOptions{o, plain} {
+		if _, err := SpeechTokenizer(context.Background(), run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withSnapshots, without := readTensors(t, o.Out), readTensors(t, plain.Out)
+	for name, b := range without {
+		if !bytes.Equal(withSnapshots[name], b) {
+			t.Errorf("taking snapshots changed the run's %s", name)
+		}
+	}
+	entries, err := filepath.Glob(filepath.Join(o.Out, "step-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, filepath.Base(e))
+	}
+	if want := []string{"step-000002", "step-000004", "step-000005"}; !slices.Equal(names, want) {
+		t.Fatalf("snapshots %v, want %v", names, want)
+	}
+	final, last, first := withSnapshots, readTensors(t, filepath.Join(o.Out, "step-000005")), readTensors(t, filepath.Join(o.Out, "step-000002"))
+	differs := false
+	for name, b := range final {
+		if !bytes.Equal(last[name], b) {
+			t.Errorf("the last snapshot's %s differs from the run's", name)
+		}
+		if strings.HasPrefix(name, "latent_stats.") {
+			continue
+		}
+		differs = differs || !bytes.Equal(first[name], b)
+	}
+	if !differs {
+		t.Error("the step-2 snapshot holds the weights of step 5")
+	}
+	m, err := speechvae.Load(testutil.Backend(t, ""), filepath.Join(o.Out, "step-000002"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+}
