@@ -284,6 +284,28 @@ func DecodeInfo(h *Header, key string, v any) error {
 	return nil
 }
 
+// InitKey is the config.json info entry of a run started from another
+// checkpoint's weights (`--init DIR`): DIR.
+const InitKey = "init"
+
+// RecordedInit is the checkpoint the run in dir was started from (its
+// InitKey entry), or "" for a run from fresh weights.
+func RecordedInit(dir string) (string, error) {
+	h, err := readHeader(dir)
+	if err != nil {
+		return "", err
+	}
+	raw, ok := h.Info[InitKey]
+	if !ok {
+		return "", nil
+	}
+	init, ok := raw.(string)
+	if !ok {
+		return "", fmt.Errorf("%s: config.json entry %q holds %v, not a folder", dir, InitKey, raw)
+	}
+	return init, nil
+}
+
 // SameLatentsKey is the config.json info entry of a tokenizer that was
 // trained from another with its encoder and latent statistics kept fixed
 // (`latentlm speech-vae train --decoder-only`): the checksums of the

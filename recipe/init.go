@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -12,6 +13,24 @@ import (
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/nn"
 )
+
+// resumedInit is the --init that the resumed run in out records: the
+// checkpoint it was started from, so that its saves keep saying so. An
+// init given with the resume (a resume hint repeats the command that
+// started the run) must name that same checkpoint. A folder without a
+// readable run is left to train.StartRun to report.
+func resumedInit(out, init string) (string, error) {
+	saved, err := checkpoint.RecordedInit(out)
+	switch {
+	case err != nil || init == "":
+		return saved, nil
+	case saved == "":
+		return "", fmt.Errorf("--init %s: the run in %s started from fresh weights; --resume continues it as it was", init, out)
+	case filepath.Clean(saved) != filepath.Clean(init):
+		return "", fmt.Errorf("--init %s: the run in %s started from %s; --resume continues it from there", init, out, saved)
+	}
+	return saved, nil
+}
 
 // initFrom copies into store every weight of the checkpoint in dir that
 // has a weight of the same name and shape there, and returns the tokenizer

@@ -408,6 +408,11 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if tf != nil {
 		kind, runCfg = transfusion.Kind, &tf.cfg
 	}
+	if o.Resume {
+		if o.Init, err = resumedInit(o.Out, o.Init); err != nil {
+			return nil, err
+		}
+	}
 	run, err := train.StartRun(o.Out, kind, runCfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
 		dataset := float64(set.N) * float64(tc.Items()*tc.Channels) * 8
 		if tf != nil {
@@ -526,7 +531,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		}
 		info["lr"] = o.LR
 		if o.Init != "" { // a continuation: its weights began as these
-			info["init"] = o.Init
+			info[checkpoint.InitKey] = o.Init
 		}
 		saveTo := func(dir string) error {
 			if tf != nil {

@@ -127,6 +127,9 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		// call's options say, so that --resume never adds, say, an
 		// adversarial term halfway through a run saved without one.
 		cfg = speechvae.Config{}
+		if o.Init, err = resumedInit(o.Out, o.Init); err != nil {
+			return nil, err
+		}
 	case o.Init != "":
 		if from, err = speechvae.Load(b, o.Init); err != nil {
 			return nil, fmt.Errorf("--init: %w", err)
@@ -212,7 +215,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	runInfo := func(step int64) map[string]any {
 		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch}
 		if o.Init != "" {
-			info["init"] = o.Init
+			info[checkpoint.InitKey] = o.Init
 		}
 		return info
 	}

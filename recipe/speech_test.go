@@ -285,6 +285,24 @@ func TestSpeechTokenizerDecoderOnly(t *testing.T) {
 	if err := load(grand.Out); err != nil {
 		t.Errorf("a decoder-only tokenizer of a decoder-only one: %v", err)
 	}
+	// A resume keeps recording where the run started, given no --init or
+	// the same one (a resume hint repeats the starting command); another
+	// is refused.
+	for _, init := range []string{"", grand.Init} {
+		more := tinyTokenizerOptions(cache, grand.Out, 2)
+		more.Resume, more.Init = true, init
+		if _, err := SpeechTokenizer(ctx, more); err != nil {
+			t.Fatalf("resuming with --init %q: %v", init, err)
+		}
+		if got, err := checkpoint.RecordedInit(grand.Out); err != nil || got != grand.Init {
+			t.Errorf("resumed with --init %q, the run records init %q (%v), want %q", init, got, err, grand.Init)
+		}
+	}
+	other := opts(grand.Out, 3)
+	other.Resume = true
+	if _, err := SpeechTokenizer(ctx, other); err == nil || !strings.Contains(err.Error(), "started from "+grand.Init) {
+		t.Errorf("resuming with another --init: %v, want a refusal naming the run's own", err)
+	}
 
 	bad := tinyTokenizerOptions(cache, filepath.Join(root, "bad"), 1)
 	bad.DecoderOnly = true

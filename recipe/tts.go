@@ -177,6 +177,11 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	o.Model.MaxLen = o.SeqLen
 	o.Model.Layout = lm.LayoutBOL
 	cfg := o.Model
+	if o.Resume {
+		if o.Init, err = resumedInit(o.Out, o.Init); err != nil {
+			return nil, err
+		}
+	}
 	run, err := train.StartRun(o.Out, tts.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
 		var dataset float64
 		for _, fr := range corpus.frames {
@@ -235,7 +240,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "input_noise": o.InputNoise, "align": o.Align, "utterances": len(corpus.texts), "limit": o.Limit,
 			"train_gflop": gflop}
 		if o.Init != "" { // a continuation: its weights began as these
-			info["init"] = o.Init
+			info[checkpoint.InitKey] = o.Init
 		}
 		return run.Save(func(dir string) error { return tts.Save(dir, cfg, store, tokRec, rec, info) }, h, step)
 	}

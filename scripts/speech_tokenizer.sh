@@ -7,11 +7,12 @@
 # flags override run's --steps and --seed; sigma-dec6000 started from the
 # weights/speech-vae of before 2026-12-05, git show 0d0c6bd:weights/speech-vae,
 # and sigma-dec14000, from it, became weights/speech-vae (sigma-dec26000
-# goes on from that one: started 2026-12-05 at the end of a session, to
-# be resumed with `speech-vae train --resume --steps 12000 --out
-# runs/speech/sigma-dec26000` if cut off); its all-350
-# scores come from `speech-vae eval --model runs/speech/sigma-dec14000
-# --judge-n 50 --json`), each evaluated on the test
+# goes on from that one; a run cut off is resumed with `speech-vae train
+# --resume --steps 12000 --out runs/speech/sigma-dec26000`, which keeps
+# its learning rates since 2026-12-05: the first attempt, resumed before
+# that at the default 1e-3, is runs/speech/sigma-dec26000-lr1e-3 in
+# docs/RESULTS.md); the all-350 scores come from `speech-vae eval --model
+# DIR --judge-n 50 --json`), each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
 # already finished (its loss.png exists) is not repeated.

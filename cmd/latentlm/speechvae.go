@@ -84,9 +84,6 @@ func speechVAETrain(args []string) error {
 		return err
 	}
 	if o.Init != "" {
-		if o.Resume {
-			return errors.New("--init starts a new run; --resume continues the one in --out")
-		}
 		for _, name := range []string{"kind", "codebooks", "codebook-size", "commit-weight", "codebook-decay", "restart-below", "domain", "frames-per-latent", "channels", "dim", "depth", "frame-depth", "frame-dim", "c-sigma", "kl-weight", "loss-floor"} {
 			if fs.isSet(name) {
 				return fmt.Errorf("--%s: a run from --init takes the tokenizer's config from %s (only --adv-weight may be added)", name, o.Init)

@@ -26,8 +26,7 @@ func TestSpeechVAERVQFlags(t *testing.T) {
 }
 
 // TestSpeechVAEInitFlags: a run from --init takes that tokenizer's config,
-// so the flags that would change it are refused, as is --init with
-// --resume, each with one line.
+// so the flags that would change it are refused, each with one line.
 func TestSpeechVAEInitFlags(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -37,7 +36,6 @@ func TestSpeechVAEInitFlags(t *testing.T) {
 		{[]string{"--init", dir, "--channels", "16"}, "--channels: a run from --init takes the tokenizer's config"},
 		{[]string{"--init", dir, "--decoder-only", "--c-sigma", "0.5"}, "--c-sigma: a run from --init"},
 		{[]string{"--init", dir, "--kind", "rvq"}, "--kind: a run from --init"},
-		{[]string{"--init", dir, "--resume"}, "--init starts a new run"},
 	} {
 		args := append([]string{"speech-vae", "train", "--data", dir, "--out", dir + "/out"}, tc.args...)
 		code, _, stderr := cli(t, dir, args...)
