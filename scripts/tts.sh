@@ -122,9 +122,11 @@ texts3200)
   "$L" eval --task tts --model runs/tts-numbers-t3200 --set numbers --n 50 --split valid --seeds 4 --json > "$D/tts-numbers-init-26000-t3200-valid-n50-seeds4.json"
   exit ;;
 decoder)
-  for split in valid test; do
+  # DEC=sigma-dec26000 PART=decoder: the same through another decoder run.
+  dec=${DEC:-sigma-dec14000}
+  for split in ${SPLITS:-valid test}; do
     suffix=-n50-seeds4; [[ $split == valid ]] && suffix=-valid-n50-seeds4
-    "$L" eval --task tts --speech-vae runs/speech/sigma-dec14000 --set numbers --n 50 --split "$split" --seeds 4 --json > "$D/tts-numbers-init-24500-lr1e-4-dec14000$suffix.json"
+    "$L" eval --task tts --speech-vae "runs/speech/$dec" --set numbers --n 50 --split "$split" --seeds 4 --json > "$D/tts-numbers-init-24500-lr1e-4-${dec#sigma-}$suffix.json"
   done
   exit ;;
 cfg2)
