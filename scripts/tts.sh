@@ -49,7 +49,9 @@
 # PART=decoder scores weights/tts through the speech tokenizer whose decoder
 # was trained further (runs/speech/sigma-dec14000, `scripts/speech_tokenizer.sh
 # sigma-dec14000`; now weights/speech-vae) on the validation and test
-# splits, four sampling seeds each (2026-12-05).
+# splits, four sampling seeds each (2026-12-05); DEC=NAME scores it through
+# runs/speech/NAME instead. PART=both starts the sentence set: weights/tts
+# trained on spoken numbers and sentences together (runs/tts-both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -128,6 +130,15 @@ decoder)
     suffix=-n50-seeds4; [[ $split == valid ]] && suffix=-valid-n50-seeds4
     "$L" eval --task tts --speech-vae "runs/speech/$dec" --set numbers --n 50 --split "$split" --seeds 4 --json > "$D/tts-numbers-init-24500-lr1e-4-${dec#sigma-}$suffix.json"
   done
+  exit ;;
+both)
+  # The sentence set's first run: both text sets of the four-times-the-texts
+  # cache, encoded once, from weights/tts (started 2026-12-05 on the CPU at
+  # the end of a session; a run cut off goes on with `train --task tts
+  # --resume --steps 6000 --out runs/tts-both`, which keeps its rates).
+  corpus=.deps/speech-1600-both-train.safetensors
+  [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
+  "$L" train --task tts --set both --data "$corpus" --init weights/tts --lr 5e-4 --steps 6000 --seed 20 --save-every 250 --out runs/tts-both --quiet
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
