@@ -134,6 +134,17 @@ func Trainable(store *model.Store) []*model.Variable {
 	return vs
 }
 
+// CopyValue is a copy of v's current value, held on the host: what to give
+// another variable (two variables must not share one tensor) or to keep
+// and set back later.
+func CopyValue(v *model.Variable) (*tensors.Tensor, error) {
+	val, err := v.Value()
+	if err != nil {
+		return nil, err
+	}
+	return val.LocalClone()
+}
+
 // WeightName is the PyTorch name of a weight variable.
 func WeightName(v *model.Variable) string { return strings.TrimPrefix(v.Path(), WeightsScope+"/") }
 

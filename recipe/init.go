@@ -70,11 +70,7 @@ func copyWeights(dst, src *model.Store) (copied, total int, err error) {
 		if sv == nil || !sv.Shape().Equal(v.Shape()) {
 			continue
 		}
-		val, err := sv.Value()
-		if err != nil {
-			return 0, 0, err
-		}
-		clone, err := val.LocalClone()
+		clone, err := nn.CopyValue(sv)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -529,7 +529,8 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		if !isCanvas {
 			info["images"], info["captioned_images"] = set.N, len(texts.captioned)
 		}
-		info["lr"] = o.LR
+		// A resumed run's own rate, whatever --lr said (train.New).
+		info["lr"] = tr.Config().LR
 		if o.Init != "" { // a continuation: its weights began as these
 			info[checkpoint.InitKey] = o.Init
 		}

@@ -294,11 +294,7 @@ func keepingRNG(store *model.Store, f func() error) error {
 	if v == nil {
 		return f()
 	}
-	val, err := v.Value()
-	if err != nil {
-		return err
-	}
-	saved, err := val.LocalClone()
+	saved, err := nn.CopyValue(v)
 	if err != nil {
 		return err
 	}

@@ -89,11 +89,7 @@ func New(backend compute.Backend, store *model.Store, cfg Config, loss LossFn) (
 			if store.GetVariable(EMAScope+"/"+nn.WeightName(v)) != nil {
 				continue
 			}
-			val, err := v.Value()
-			if err != nil {
-				return nil, err
-			}
-			clone, err := val.LocalClone()
+			clone, err := nn.CopyValue(v)
 			if err != nil {
 				return nil, err
 			}
@@ -308,11 +304,7 @@ func UseEMA(store *model.Store) error {
 		if ev == nil {
 			return fmt.Errorf("no EMA weights for %s", nn.WeightName(v))
 		}
-		val, err := ev.Value()
-		if err != nil {
-			return err
-		}
-		clone, err := val.LocalClone()
+		clone, err := nn.CopyValue(ev)
 		if err != nil {
 			return err
 		}

@@ -167,11 +167,7 @@ func (c Config) PrepareTraining(store *model.Store) error {
 		v.SetTrainable(false)
 	}
 	if store.GetVariable(EmbedSumPath) == nil {
-		val, err := book.Value()
-		if err != nil {
-			return fmt.Errorf("vae: reading the codebook: %w", err)
-		}
-		clone, err := val.LocalClone()
+		clone, err := nn.CopyValue(book)
 		if err != nil {
 			return fmt.Errorf("vae: reading the codebook: %w", err)
 		}
