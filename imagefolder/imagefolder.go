@@ -84,6 +84,7 @@ import (
 	"sync"
 	"unicode"
 
+	"github.com/latentlm/latentlm/imageio"
 	"github.com/latentlm/latentlm/internal/boundedio"
 )
 
@@ -346,9 +347,9 @@ func decode(data []byte, o Options) ([]uint8, bool, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		if errors.Is(err, image.ErrFormat) {
-			return nil, false, fmt.Errorf("not a PNG or JPEG image (content looks like %s)", sniff(data))
+			return nil, false, fmt.Errorf("not a PNG or JPEG image (content looks like %s)", imageio.Sniff(data))
 		}
-		return nil, false, fmt.Errorf("invalid %s header: %v", formatName(data), err)
+		return nil, false, fmt.Errorf("invalid %s header: %v", imageio.Sniff(data), err)
 	}
 	if format != "png" && format != "jpeg" {
 		return nil, false, fmt.Errorf("a %s image, not PNG or JPEG", strings.ToUpper(format))
@@ -366,36 +367,6 @@ func decode(data []byte, o Options) ([]uint8, bool, error) {
 	}
 	pix, gray := convert(img, o)
 	return pix, gray, nil
-}
-
-// formatName names the format by the file's signature, for errors.
-func formatName(data []byte) string {
-	if bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")) {
-		return "PNG"
-	}
-	return "JPEG"
-}
-
-// sniff names the format of data by its leading bytes, for errors.
-func sniff(data []byte) string {
-	switch {
-	case len(data) == 0:
-		return "an empty file"
-	case bytes.HasPrefix(data, []byte("GIF8")):
-		return "GIF"
-	case bytes.HasPrefix(data, []byte("BM")):
-		return "BMP"
-	case bytes.HasPrefix(data, []byte("RIFF")) && len(data) >= 12 && string(data[8:12]) == "WEBP":
-		return "WebP"
-	case bytes.HasPrefix(data, []byte("II*\x00")), bytes.HasPrefix(data, []byte("MM\x00*")):
-		return "TIFF"
-	}
-	for _, c := range data[:min(len(data), 512)] {
-		if c < 0x09 || (c > 0x0d && c < 0x20) {
-			return "unknown binary data"
-		}
-	}
-	return "text"
 }
 
 // quoteName quotes a file name that holds control characters (a newline,

@@ -330,21 +330,9 @@ func (e *SizeError) Error() string {
 
 // decodeGray is readGray on the contents of a file.
 func decodeGray(data []byte, h, w int) ([]float32, error) {
-	if !bytes.HasPrefix(data, pngSignature) {
-		return nil, fmt.Errorf("not a PNG file (content looks like %s)", sniff(data))
-	}
-	// Check the size from the header before decoding, so a huge (or
-	// maliciously declared) image is rejected without allocating it.
-	cfg, err := png.DecodeConfig(bytes.NewReader(data))
+	img, err := decodeSized(data, h, w)
 	if err != nil {
-		return nil, fmt.Errorf("invalid PNG: %w", err)
-	}
-	if cfg.Height != h || cfg.Width != w {
-		return nil, &SizeError{Height: cfg.Height, Width: cfg.Width, WantHeight: h, WantWidth: w}
-	}
-	img, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("invalid PNG: %w", err)
+		return nil, err
 	}
 	out := make([]float32, 0, h*w)
 	b := img.Bounds()
@@ -394,19 +382,9 @@ func DecodeRGB(data []byte, h, w int) ([]float32, error) {
 	if h <= 0 || w <= 0 || int64(h)*int64(w) > maxPixels {
 		return nil, fmt.Errorf("invalid image size %dx%d", h, w)
 	}
-	if !bytes.HasPrefix(data, pngSignature) {
-		return nil, fmt.Errorf("not a PNG file (content looks like %s)", sniff(data))
-	}
-	cfg, err := png.DecodeConfig(bytes.NewReader(data))
+	img, err := decodeSized(data, h, w)
 	if err != nil {
-		return nil, fmt.Errorf("invalid PNG: %w", err)
-	}
-	if cfg.Height != h || cfg.Width != w {
-		return nil, &SizeError{Height: cfg.Height, Width: cfg.Width, WantHeight: h, WantWidth: w}
-	}
-	img, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("invalid PNG: %w", err)
+		return nil, err
 	}
 	out := make([]float32, 0, h*w*3)
 	b := img.Bounds()
@@ -422,11 +400,37 @@ func DecodeRGB(data []byte, h, w int) ([]float32, error) {
 	return out, nil
 }
 
-// sniff names the format of data by its leading bytes, for error messages.
-func sniff(data []byte) string {
+// decodeSized decodes PNG data of exactly h×w pixels. The size in the
+// header is checked before the pixels are decoded, so a huge (or
+// maliciously declared) image is rejected without allocating it.
+func decodeSized(data []byte, h, w int) (image.Image, error) {
+	if !bytes.HasPrefix(data, pngSignature) {
+		return nil, fmt.Errorf("not a PNG file (content looks like %s)", Sniff(data))
+	}
+	cfg, err := png.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("invalid PNG: %w", err)
+	}
+	if cfg.Height != h || cfg.Width != w {
+		return nil, &SizeError{Height: cfg.Height, Width: cfg.Width, WantHeight: h, WantWidth: w}
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("invalid PNG: %w", err)
+	}
+	return img, nil
+}
+
+// Sniff names the format of data by its leading bytes ("PNG", "JPEG",
+// "GIF", "BMP", "WebP", "TIFF"), else "an empty file", "text" or "unknown
+// binary data": what an error says a file holds when it is not the image
+// it should be.
+func Sniff(data []byte) string {
 	switch {
 	case len(data) == 0:
 		return "an empty file"
+	case bytes.HasPrefix(data, pngSignature):
+		return "PNG"
 	case bytes.HasPrefix(data, []byte("\xff\xd8\xff")):
 		return "JPEG"
 	case bytes.HasPrefix(data, []byte("GIF8")):
@@ -435,6 +439,8 @@ func sniff(data []byte) string {
 		return "BMP"
 	case bytes.HasPrefix(data, []byte("RIFF")) && len(data) >= 12 && string(data[8:12]) == "WEBP":
 		return "WebP"
+	case bytes.HasPrefix(data, []byte("II*\x00")), bytes.HasPrefix(data, []byte("MM\x00*")):
+		return "TIFF"
 	}
 	n := min(len(data), 512)
 	for _, c := range data[:n] {

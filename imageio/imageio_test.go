@@ -425,3 +425,28 @@ func TestReadDirErrors(t *testing.T) {
 		}
 	}
 }
+
+// Sniff names each format by its signature, and what is not an image by
+// whether it reads as text.
+func TestSniff(t *testing.T) {
+	for _, c := range []struct {
+		data []byte
+		want string
+	}{
+		{nil, "an empty file"},
+		{append([]byte(nil), pngSignature...), "PNG"},
+		{[]byte("\xff\xd8\xff\xe0rest"), "JPEG"},
+		{[]byte("GIF89a"), "GIF"},
+		{[]byte("BM\x00\x00"), "BMP"},
+		{[]byte("RIFF\x00\x00\x00\x00WEBPVP8 "), "WebP"},
+		{[]byte("RIFF\x00\x00\x00\x00WAVEfmt "), "unknown binary data"},
+		{[]byte("II*\x00"), "TIFF"},
+		{[]byte("MM\x00*"), "TIFF"},
+		{[]byte("hello, world\n"), "text"},
+		{[]byte{0x00, 0x01, 0x02}, "unknown binary data"},
+	} {
+		if got := Sniff(c.data); got != c.want {
+			t.Errorf("Sniff(%q) = %q, want %q", c.data, got, c.want)
+		}
+	}
+}
