@@ -51,6 +51,10 @@ type TTSOptions struct {
 	// that needs no optimiser state, such as from the shipped weights/tts).
 	// It must have been trained on the same speech tokenizer.
 	Init string
+	// SnapshotEvery also keeps the weights every this many steps, and at
+	// the last, in Out/step-NNNNNN (0: never), so that one run's steps can
+	// be scored apart (`latentlm eval --task tts --model Out/step-NNNNNN`).
+	SnapshotEvery int64
 	// Model is the backbone; vocabulary, latent width and max_len are set
 	// here (max_len from SeqLen). A resumed run uses the saved one.
 	Model lm.Config
@@ -242,14 +246,21 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		if o.Init != "" { // a continuation: its weights began as these
 			info[checkpoint.InitKey] = o.Init
 		}
-		return run.Save(func(dir string) error { return tts.Save(dir, cfg, store, tokRec, rec, info) }, h, step)
+		write := func(dir string) error { return tts.Save(dir, cfg, store, tokRec, rec, info) }
+		if err := run.Save(write, h, step); err != nil {
+			return err
+		}
+		if o.SnapshotEvery > 0 && (step%o.SnapshotEvery == 0 || step == o.Steps) {
+			return keepSnapshot(o.Out, step, write)
+		}
+		return nil
 	}
 	metrics := []string{"ce", "diff"}
 	if o.Align > 0 {
 		metrics = append(metrics, "align")
 	}
 	loop := &train.Loop{
-		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: o.SaveEvery, Hook: save,
+		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: hookEvery(o.SaveEvery, o.SnapshotEvery), Hook: save,
 		Desc: "tts " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {
 			bt, err := corpus.batch(f, o, promptMax, step)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -351,4 +352,53 @@ func TestTTSFromCorpus(t *testing.T) {
 			t.Errorf("%s with --speech-vae %q: %v, want an error naming it with %q", c.data, c.vae, err, c.want)
 		}
 	}
+}
+
+// A run with SnapshotEvery keeps a checkpoint at each multiple and at the
+// last step, which is the run's own, and ends as the same run without
+// snapshots; a snapshot loads as a model.
+func TestTTSSnapshots(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	root := t.TempDir()
+	o := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "run"), 5)
+	o.SnapshotEvery = 2
+	plain := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "plain"), 5)
+	for _, run := range []TTSOptions{o, plain} {
+		if _, err := TTS(context.Background(), run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withSnapshots, without := readTensors(t, o.Out), readTensors(t, plain.Out)
+	for name, b := range without {
+		if !bytes.Equal(withSnapshots[name], b) {
+			t.Errorf("taking snapshots changed the run's %s", name)
+		}
+	}
+	entries, err := filepath.Glob(filepath.Join(o.Out, "step-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, filepath.Base(e))
+	}
+	if want := []string{"step-000002", "step-000004", "step-000005"}; !slices.Equal(names, want) {
+		t.Fatalf("snapshots %v, want %v", names, want)
+	}
+	last, first := readTensors(t, filepath.Join(o.Out, "step-000005")), readTensors(t, filepath.Join(o.Out, "step-000002"))
+	differs := false
+	for name, b := range withSnapshots {
+		if !bytes.Equal(last[name], b) {
+			t.Errorf("the last snapshot's %s differs from the run's", name)
+		}
+		differs = differs || !bytes.Equal(first[name], b)
+	}
+	if !differs {
+		t.Error("the step-2 snapshot holds the weights of step 5")
+	}
+	m, err := tts.Load(testutil.Backend(t, ""), filepath.Join(o.Out, "step-000002"), "", tts.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
 }

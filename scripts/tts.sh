@@ -51,7 +51,8 @@
 # sigma-dec14000`; now weights/speech-vae) on the validation and test
 # splits, four sampling seeds each (2026-12-05); DEC=NAME scores it through
 # runs/speech/NAME instead. PART=both starts the sentence set: weights/tts
-# trained on spoken numbers and sentences together (runs/tts-both).
+# trained on spoken numbers and sentences together (runs/tts-both), scored
+# along the way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -133,12 +134,24 @@ decoder)
   exit ;;
 both)
   # The sentence set's first run: both text sets of the four-times-the-texts
-  # cache, encoded once, from weights/tts (started 2026-12-05 on the CPU at
-  # the end of a session; a run cut off goes on with `train --task tts
-  # --resume --steps 6000 --out runs/tts-both`, which keeps its rates).
+  # cache, encoded once, from weights/tts at half its first peak rate, 3200
+  # steps, every 250th kept (2026-12-05 on the CPU; that run was begun on a
+  # 6000-step schedule, cut off at step 250, resumed with --steps 2400 to
+  # step 912, then with --steps 3200, so its first 912 steps ran at slightly
+  # higher rates than this command's, and its snapshots were copies taken
+  # at steps 912 and 1250). Scored on the test split's sentences (10 per
+  # voice, 70, as the numbers' first rows; teacher-forced too) and numbers,
+  # beside weights/tts itself (step 0 of the run).
   corpus=.deps/speech-1600-both-train.safetensors
   [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
-  "$L" train --task tts --set both --data "$corpus" --init weights/tts --lr 5e-4 --steps 6000 --seed 20 --save-every 250 --out runs/tts-both --quiet
+  [[ -f runs/tts-both/loss.png ]] || "$L" train --task tts --set both --data "$corpus" --init weights/tts --lr 5e-4 --steps 3200 --seed 20 --save-every 250 --snapshot-every 250 --out runs/tts-both --quiet
+  "$L" eval --task tts --set sentences --n 10 --json > "$D/tts-both-0-sentences.json"
+  for step in 1250 2000 2500 3200; do
+    m=runs/tts-both/step-$(printf %06d $step)
+    "$L" eval --task tts --model "$m" --set sentences --n 10 --json > "$D/tts-both-$step-sentences.json"
+    "$L" eval --task tts --model "$m" --set sentences --n 10 --teacher-forced --json > "$D/tts-both-$step-sentences-teacher-forced.json"
+    "$L" eval --task tts --model "$m" --set numbers --n 10 --json > "$D/tts-both-$step-numbers.json"
+  done
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"

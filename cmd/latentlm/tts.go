@@ -53,6 +53,7 @@ func runTrainTTS(args []string) error {
 	fs.StringVar(&o.Set, "set", o.Set, "text set: numbers, sentences or both")
 	fs.StringVar(&o.SpeechVAE, "speech-vae", "", "speech tokenizer (default: the shipped weights/speech-vae)")
 	fs.StringVar(&o.Init, "init", "", "start from the weights of this text-to-speech checkpoint (e.g. weights/tts) with a fresh optimiser and schedule")
+	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the weights every N steps and at the last in --out/step-NNNNNN, to score them apart with eval --task tts --model")
 	fs.Float64Var(&o.PromptSeconds, "prompt-seconds", o.PromptSeconds, "crop each voice prompt to a random window of this length (0: whole utterances)")
 	fs.Float64Var(&o.TextDropout, "text-dropout", o.TextDropout, "probability of replacing the text by null tokens (for guidance)")
 	fs.IntVar(&o.SeqLen, "seq-len", 0, "sequence length (max_len; 0: the longest sequence of the data)")
