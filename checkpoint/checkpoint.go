@@ -291,11 +291,11 @@ const InitKey = "init"
 // RecordedInit is the checkpoint the run in dir was started from (its
 // InitKey entry), or "" for a run from fresh weights.
 func RecordedInit(dir string) (string, error) {
-	h, err := readHeader(dir)
+	info, err := RecordedInfo(dir)
 	if err != nil {
 		return "", err
 	}
-	raw, ok := h.Info[InitKey]
+	raw, ok := info[InitKey]
 	if !ok {
 		return "", nil
 	}
@@ -304,6 +304,17 @@ func RecordedInit(dir string) (string, error) {
 		return "", fmt.Errorf("%s: config.json entry %q holds %v, not a folder", dir, InitKey, raw)
 	}
 	return init, nil
+}
+
+// RecordedInfo is the info entry of the checkpoint in dir's config.json:
+// what its training run recorded of itself (its data and options), as
+// JSON decodes it (numbers as float64); nil when it has none.
+func RecordedInfo(dir string) (map[string]any, error) {
+	h, err := readHeader(dir)
+	if err != nil {
+		return nil, err
+	}
+	return h.Info, nil
 }
 
 // SameLatentsKey is the config.json info entry of a tokenizer that was

@@ -216,6 +216,24 @@ func sampleCaptions(names canvas.Names) []string {
 // channels (gray or RGB); DefaultMultimodalOptionsFor gives their task
 // mixture.
 func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
+	// A resumed run named by --out keeps its own data and options; one
+	// found at the default folder was found through the data given.
+	if o.Resume && o.Out != "" {
+		k, err := resumedOptions(o.Out)
+		if err != nil {
+			return nil, err
+		}
+		k.path("data", &o.Data)
+		k.count("batch", &o.Batch)
+		k.count("batch_mul", &o.BatchMul)
+		k.numbers("mix", &o.Mix.Text, &o.Mix.T2I, &o.Mix.I2T, &o.Mix.VQA)
+		k.number("caption_dropout", &o.CaptionDropout)
+		k.number("diffusion_weight", &o.DiffusionWeight)
+		trained := !o.ContextImagesUntrained
+		k.flag("context_images_trained", &trained)
+		o.ContextImagesUntrained = !trained
+		k.tell()
+	}
 	if o.Data == "" {
 		if o.Tokenizer == "" {
 			return nil, errors.New("multimodal training needs data: a canvas set, emoji or a folder of pictures")

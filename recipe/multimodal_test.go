@@ -437,3 +437,25 @@ func transfusionOptions(o MultimodalOptions) MultimodalOptions {
 	o.Transfusion.On = true
 	return o
 }
+
+// A resumed multimodal run named by --out keeps its own options (batch,
+// noise draws, mixture, caption dropout, diffusion weight) whatever the
+// resuming command gives, and ends with the weights of the run that was
+// not stopped.
+func TestMultimodalResumeKeepsOptions(t *testing.T) {
+	base := tinyMultimodal(t, 4)
+	base.SampleEvery, base.EMA = 0, 0
+	resumeIsExact(t, "a multimodal run resumed with other options", t.TempDir(), func(out string, steps int64, resume bool) error {
+		o := base
+		o.Out, o.Steps = out, steps
+		o.Batch, o.BatchMul, o.CaptionDropout, o.DiffusionWeight = 6, 2, 0.3, 2
+		o.Mix = Mixture{Text: 1, T2I: 2, I2T: 1, VQA: 0}
+		if resume {
+			d := DefaultMultimodalOptions()
+			o.Batch, o.BatchMul, o.CaptionDropout, o.DiffusionWeight, o.Mix = base.Batch, d.BatchMul, d.CaptionDropout, d.DiffusionWeight, d.Mix
+			o.Resume = true
+		}
+		_, err := Multimodal(context.Background(), o)
+		return err
+	})
+}

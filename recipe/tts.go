@@ -136,6 +136,24 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", "tts-"+o.Set)
 	}
+	if o.Resume {
+		k, err := resumedOptions(o.Out)
+		if err != nil {
+			return nil, err
+		}
+		k.path("data", &o.Data)
+		k.text("set", &o.Set)
+		k.count("limit", &o.Limit)
+		k.count("batch", &o.Batch)
+		k.count("batch_mul", &o.BatchMul)
+		k.number("text_dropout", &o.TextDropout)
+		k.number("diffusion_weight", &o.DiffusionWeight)
+		k.number("input_noise", &o.InputNoise)
+		k.number("align", &o.Align)
+		k.number("ema", &o.EMA)
+		k.number(tts.Kind+".prompt_seconds", &o.PromptSeconds)
+		k.tell()
+	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {
 		return nil, err
@@ -241,7 +259,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		counted = step
 		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
-			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "input_noise": o.InputNoise, "align": o.Align, "utterances": len(corpus.texts), "limit": o.Limit,
+			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "input_noise": o.InputNoise, "align": o.Align, "ema": o.EMA, "utterances": len(corpus.texts), "limit": o.Limit,
 			"train_gflop": gflop}
 		if o.Init != "" { // a continuation: its weights began as these
 			info[checkpoint.InitKey] = o.Init

@@ -402,3 +402,21 @@ func TestTTSSnapshots(t *testing.T) {
 	}
 	m.Close()
 }
+
+// A resumed run keeps its own data and options whatever the resuming
+// command gives (here none of them: the defaults, and no data folder),
+// and ends with the weights of the run that was not stopped.
+func TestTTSResumeKeepsOptions(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	resumeIsExact(t, "a run resumed with other options", t.TempDir(), func(out string, steps int64, resume bool) error {
+		o := tinyTTSOptions(cache, tokenizer, out, steps)
+		o.Batch, o.BatchMul, o.TextDropout, o.InputNoise, o.Align, o.EMA = 3, 3, 0.3, 0.5, 2, 0.9
+		if resume {
+			d := DefaultTTSOptions()
+			o.Data, o.Batch, o.BatchMul, o.TextDropout, o.InputNoise, o.Align, o.EMA = "", d.Batch, d.BatchMul, d.TextDropout, d.InputNoise, d.Align, d.EMA
+			o.Resume = true
+		}
+		_, err := TTS(context.Background(), o)
+		return err
+	})
+}

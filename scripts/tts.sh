@@ -146,12 +146,20 @@ both)
   [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
   [[ -f runs/tts-both/loss.png ]] || "$L" train --task tts --set both --data "$corpus" --init weights/tts --lr 5e-4 --steps 3200 --seed 20 --save-every 250 --snapshot-every 250 --out runs/tts-both --quiet
   "$L" eval --task tts --set sentences --n 10 --json > "$D/tts-both-0-sentences.json"
+  "$L" eval --task tts --set numbers --n 10 --json > "$D/tts-both-0-numbers.json"
   for step in 1250 2000 2500 3200; do
     m=runs/tts-both/step-$(printf %06d $step)
     "$L" eval --task tts --model "$m" --set sentences --n 10 --json > "$D/tts-both-$step-sentences.json"
-    "$L" eval --task tts --model "$m" --set sentences --n 10 --teacher-forced --json > "$D/tts-both-$step-sentences-teacher-forced.json"
     "$L" eval --task tts --model "$m" --set numbers --n 10 --json > "$D/tts-both-$step-numbers.json"
   done
+  for step in 1250 3200; do
+    m=runs/tts-both/step-$(printf %06d $step)
+    "$L" eval --task tts --model "$m" --set sentences --n 10 --teacher-forced --json > "$D/tts-both-$step-sentences-teacher-forced.json"
+  done
+  # Its own training sentences (the first 10 of each voice in the cache it
+  # read): does it say what it was taught?
+  "$L" eval --task tts --model runs/tts-both --data .deps/speech-1600 --split train --set sentences --n 10 --json > "$D/tts-both-3200-sentences-train.json"
+  "$L" eval --task tts --model runs/tts-both --data .deps/speech-1600 --split train --set sentences --n 10 --teacher-forced --json > "$D/tts-both-3200-sentences-train-teacher-forced.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"

@@ -97,7 +97,7 @@ func addTrainFlags(fs *flags, o *recipe.Options, limit *int, outHelp string) {
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of initialisation, data order and noise")
 	fs.IntVar(limit, "limit", *limit, "use only the first N training images (0: all)")
-	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out, at its own learning rates")
+	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out on its own data and options, at its own learning rates")
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
 }

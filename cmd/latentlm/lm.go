@@ -50,7 +50,7 @@ func runTrain(args []string) error {
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
 	fs.Int64Var(&o.SampleEvery, "sample-every", o.SampleEvery, "sample-grid period in steps (0: never)")
 	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the weights every N steps in --out/step-NNNNNN (for latentlm sweep --over train)")
-	fs.BoolVar(&o.Resume, "resume", false, "continue the run saved in --out exactly where it stopped, at its own learning rates")
+	fs.BoolVar(&o.Resume, "resume", false, "continue the run saved in --out exactly where it stopped, on its own data and options, at its own learning rates")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
 	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "backbone width")
 	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "backbone blocks")

@@ -47,7 +47,7 @@ func speechVAETrain(args []string) error {
 	fs.IntVar(&o.Crop, "crop", o.Crop, "clip length in latent frames (32 is 1.28 s at 25 Hz)")
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of initialisation, clips and noise")
-	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out, at its own learning rates")
+	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out on its own data and options, at its own learning rates")
 	fs.StringVar(&o.Init, "init", "", "start from this tokenizer's config and weights (a fresh optimiser and schedule)")
 	fs.BoolVar(&o.DecoderOnly, "decoder-only", false, "with --init: train the decoder alone, keeping the encoder, statistics and latents, so that models trained on them read the new tokenizer")
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")

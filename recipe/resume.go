@@ -1,0 +1,143 @@
+package recipe
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/latentlm/latentlm/checkpoint"
+)
+
+// keptOptions is what a resumed run takes from its own record (the info
+// of its config.json) instead of the command's options: the data it trains
+// on and the options that shape its batches and losses. Resuming is
+// continuing one run, so a flag left out of the resuming command (say
+// --set, whose default is another text set) must not quietly change what
+// the rest of the run trains on; the learning rates are kept the same way
+// (train.New). Options the record lacks (older runs) stay as given.
+type keptOptions struct {
+	info    map[string]any
+	changed []string // "set both (not numbers)", one per option the command gave otherwise
+}
+
+// resumedOptions reads the record of the run in out.
+// Without a checkpoint there it keeps nothing: train.StartRun then says
+// there is none to resume.
+func resumedOptions(out string) (*keptOptions, error) {
+	if _, err := os.Stat(filepath.Join(out, checkpoint.ConfigFile)); err != nil {
+		return &keptOptions{}, nil
+	}
+	info, err := checkpoint.RecordedInfo(out)
+	if err != nil {
+		return nil, fmt.Errorf("resuming %s: %w", out, err)
+	}
+	return &keptOptions{info: info}, nil
+}
+
+// lookup finds key in the record; a dotted key ("tts.prompt_seconds")
+// reads inside an object.
+func (k *keptOptions) lookup(key string) (any, bool) {
+	var v any = k.info
+	for part := range strings.SplitSeq(key, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// text keeps the recorded string of key in v.
+func (k *keptOptions) text(key string, v *string) {
+	if r, ok := k.lookup(key); ok {
+		if s, ok := r.(string); ok && s != *v {
+			k.changed = append(k.changed, fmt.Sprintf("%s %s (not %s)", key, s, *v))
+			*v = s
+		}
+	}
+}
+
+// path keeps the recorded path of key in v, the same file however spelt.
+func (k *keptOptions) path(key string, v *string) {
+	r, ok := k.lookup(key)
+	s, isText := r.(string)
+	if !ok || !isText || samePath(s, *v) {
+		return
+	}
+	k.changed = append(k.changed, fmt.Sprintf("%s %s (not %s)", key, s, *v))
+	*v = s
+}
+
+func samePath(a, b string) bool {
+	if a == b {
+		return true
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
+}
+
+// number keeps the recorded number of key in v.
+func (k *keptOptions) number(key string, v *float64) {
+	if r, ok := k.lookup(key); ok {
+		if x, ok := r.(float64); ok && x != *v {
+			k.changed = append(k.changed, fmt.Sprintf("%s %v (not %v)", key, x, *v))
+			*v = x
+		}
+	}
+}
+
+// count keeps the recorded whole number of key in v.
+func (k *keptOptions) count(key string, v *int) {
+	x := float64(*v)
+	k.number(key, &x)
+	*v = int(x)
+}
+
+// numbers keeps the recorded array of numbers of key in vs, one each.
+func (k *keptOptions) numbers(key string, vs ...*float64) {
+	r, ok := k.lookup(key)
+	arr, isArray := r.([]any)
+	if !ok || !isArray || len(arr) != len(vs) {
+		return
+	}
+	was, now := make([]float64, len(vs)), make([]float64, len(vs))
+	differs := false
+	for i, v := range vs {
+		x, ok := arr[i].(float64)
+		if !ok {
+			return
+		}
+		was[i], now[i] = *v, x
+		differs = differs || x != *v
+	}
+	if differs {
+		k.changed = append(k.changed, fmt.Sprintf("%s %v (not %v)", key, now, was))
+		for i, v := range vs {
+			*v = now[i]
+		}
+	}
+}
+
+// flag keeps the recorded true or false of key in v.
+func (k *keptOptions) flag(key string, v *bool) {
+	if r, ok := k.lookup(key); ok {
+		if b, ok := r.(bool); ok && b != *v {
+			k.changed = append(k.changed, fmt.Sprintf("%s %v (not %v)", key, b, *v))
+			*v = b
+		}
+	}
+}
+
+// tell prints, when the command gave other values than the run's own,
+// one line naming them, on stderr even under --quiet (as the kept
+// learning rates are): the run is not what its flags say.
+func (k *keptOptions) tell() {
+	if len(k.changed) > 0 {
+		fmt.Fprintf(os.Stderr, "resuming on the run's own options: %s (to train otherwise, start a new run from its weights)\n", strings.Join(k.changed, ", "))
+	}
+}
