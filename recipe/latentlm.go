@@ -105,14 +105,13 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 		o.Out = filepath.Join("runs", o.Arch+"-"+o.Data)
 	}
 	if o.Resume {
-		k, err := resumedOptions(o.Out)
-		if err != nil {
+		if err := keepRecorded(o.Out, func(k *keptOptions) {
+			k.text("data", &o.Data)
+			k.count("batch", &o.Batch)
+			k.count("batch_mul", &o.BatchMul)
+		}); err != nil {
 			return nil, err
 		}
-		k.text("data", &o.Data)
-		k.count("batch", &o.Batch)
-		k.count("batch_mul", &o.BatchMul)
-		k.tell()
 	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {

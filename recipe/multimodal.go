@@ -219,20 +219,19 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	// A resumed run named by --out keeps its own data and options; one
 	// found at the default folder was found through the data given.
 	if o.Resume && o.Out != "" {
-		k, err := resumedOptions(o.Out)
-		if err != nil {
+		if err := keepRecorded(o.Out, func(k *keptOptions) {
+			k.path("data", &o.Data)
+			k.count("batch", &o.Batch)
+			k.count("batch_mul", &o.BatchMul)
+			k.numbers("mix", &o.Mix.Text, &o.Mix.T2I, &o.Mix.I2T, &o.Mix.VQA)
+			k.number("caption_dropout", &o.CaptionDropout)
+			k.number("diffusion_weight", &o.DiffusionWeight)
+			trained := !o.ContextImagesUntrained
+			k.flag("context_images_trained", &trained)
+			o.ContextImagesUntrained = !trained
+		}); err != nil {
 			return nil, err
 		}
-		k.path("data", &o.Data)
-		k.count("batch", &o.Batch)
-		k.count("batch_mul", &o.BatchMul)
-		k.numbers("mix", &o.Mix.Text, &o.Mix.T2I, &o.Mix.I2T, &o.Mix.VQA)
-		k.number("caption_dropout", &o.CaptionDropout)
-		k.number("diffusion_weight", &o.DiffusionWeight)
-		trained := !o.ContextImagesUntrained
-		k.flag("context_images_trained", &trained)
-		o.ContextImagesUntrained = !trained
-		k.tell()
 	}
 	if o.Data == "" {
 		if o.Tokenizer == "" {

@@ -21,18 +21,22 @@ type keptOptions struct {
 	changed []string // "set both (not numbers)", one per option the command gave otherwise
 }
 
-// resumedOptions reads the record of the run in out.
-// Without a checkpoint there it keeps nothing: train.StartRun then says
-// there is none to resume.
-func resumedOptions(out string) (*keptOptions, error) {
+// keepRecorded reads the record of the run in out and lets keep take
+// from it what the recipe keeps, then tells what changed. Without a
+// checkpoint there it keeps nothing: train.StartRun then says there is
+// none to resume.
+func keepRecorded(out string, keep func(k *keptOptions)) error {
 	if _, err := os.Stat(filepath.Join(out, checkpoint.ConfigFile)); err != nil {
-		return &keptOptions{}, nil
+		return nil
 	}
 	info, err := checkpoint.RecordedInfo(out)
 	if err != nil {
-		return nil, fmt.Errorf("resuming %s: %w", out, err)
+		return fmt.Errorf("resuming %s: %w", out, err)
 	}
-	return &keptOptions{info: info}, nil
+	k := &keptOptions{info: info}
+	keep(k)
+	k.tell()
+	return nil
 }
 
 // lookup finds key in the record; a dotted key ("tts.prompt_seconds")
@@ -131,6 +135,15 @@ func (k *keptOptions) flag(key string, v *bool) {
 			*v = b
 		}
 	}
+}
+
+// speechData keeps what a speech model's run reads: its data, text set,
+// utterances per voice and batch.
+func (k *keptOptions) speechData(o *Options, set *string, limit *int) {
+	k.path("data", &o.Data)
+	k.text("set", set)
+	k.count("limit", limit)
+	k.count("batch", &o.Batch)
 }
 
 // tell prints, when the command gave other values than the run's own,

@@ -108,14 +108,13 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		o.Out = filepath.Join("runs", fmt.Sprintf("speech-vae-%s-%s", cfg.KindName(), cfg.Domain))
 	}
 	if o.Resume {
-		k, err := resumedOptions(o.Out)
-		if err != nil {
+		if err := keepRecorded(o.Out, func(k *keptOptions) {
+			k.path("data", &o.Data)
+			k.count("crop", &o.Crop)
+			k.count("batch", &o.Batch)
+		}); err != nil {
 			return nil, err
 		}
-		k.path("data", &o.Data)
-		k.count("crop", &o.Crop)
-		k.count("batch", &o.Batch)
-		k.tell()
 	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {

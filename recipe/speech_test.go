@@ -337,6 +337,46 @@ func readTensors(t *testing.T, dir string) map[string][]byte {
 	return out
 }
 
+// checkSnapshots checks the snapshots of a 5-step run in out taken every 2
+// steps against the same run without them in plain: folders at steps 2, 4
+// and 5, the last the run's own weights, the first others (tensors named
+// with the prefix same, which do not change in training, excepted), and
+// the run itself as it is without them.
+func checkSnapshots(t *testing.T, out, plain, same string) {
+	t.Helper()
+	withSnapshots, without := readTensors(t, out), readTensors(t, plain)
+	for name, b := range without {
+		if !bytes.Equal(withSnapshots[name], b) {
+			t.Errorf("taking snapshots changed the run's %s", name)
+		}
+	}
+	entries, err := filepath.Glob(filepath.Join(out, "step-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, filepath.Base(e))
+	}
+	if want := []string{"step-000002", "step-000004", "step-000005"}; !slices.Equal(names, want) {
+		t.Fatalf("snapshots %v, want %v", names, want)
+	}
+	last, first := readTensors(t, filepath.Join(out, "step-000005")), readTensors(t, filepath.Join(out, "step-000002"))
+	differs := false
+	for name, b := range withSnapshots {
+		if !bytes.Equal(last[name], b) {
+			t.Errorf("the last snapshot's %s differs from the run's", name)
+		}
+		if same != "" && strings.HasPrefix(name, same) {
+			continue
+		}
+		differs = differs || !bytes.Equal(first[name], b)
+	}
+	if !differs {
+		t.Error("the step-2 snapshot holds the weights of step 5")
+	}
+}
+
 // A run with SnapshotEvery keeps a tokenizer at each multiple and at the
 // last step; the last is the run's own, latent statistics included, and
 // the first is another. Taking them (their statistics draw the σ-VAE's
@@ -351,37 +391,7 @@ func TestSpeechTokenizerSnapshots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	withSnapshots, without := readTensors(t, o.Out), readTensors(t, plain.Out)
-	for name, b := range without {
-		if !bytes.Equal(withSnapshots[name], b) {
-			t.Errorf("taking snapshots changed the run's %s", name)
-		}
-	}
-	entries, err := filepath.Glob(filepath.Join(o.Out, "step-*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, filepath.Base(e))
-	}
-	if want := []string{"step-000002", "step-000004", "step-000005"}; !slices.Equal(names, want) {
-		t.Fatalf("snapshots %v, want %v", names, want)
-	}
-	final, last, first := withSnapshots, readTensors(t, filepath.Join(o.Out, "step-000005")), readTensors(t, filepath.Join(o.Out, "step-000002"))
-	differs := false
-	for name, b := range final {
-		if !bytes.Equal(last[name], b) {
-			t.Errorf("the last snapshot's %s differs from the run's", name)
-		}
-		if strings.HasPrefix(name, "latent_stats.") {
-			continue
-		}
-		differs = differs || !bytes.Equal(first[name], b)
-	}
-	if !differs {
-		t.Error("the step-2 snapshot holds the weights of step 5")
-	}
+	checkSnapshots(t, o.Out, plain.Out, "latent_stats.")
 	m, err := speechvae.Load(testutil.Backend(t, ""), filepath.Join(o.Out, "step-000002"))
 	if err != nil {
 		t.Fatal(err)

@@ -137,22 +137,18 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		o.Out = filepath.Join("runs", "tts-"+o.Set)
 	}
 	if o.Resume {
-		k, err := resumedOptions(o.Out)
-		if err != nil {
+		if err := keepRecorded(o.Out, func(k *keptOptions) {
+			k.speechData(&o.Options, &o.Set, &o.Limit)
+			k.count("batch_mul", &o.BatchMul)
+			k.number("text_dropout", &o.TextDropout)
+			k.number("diffusion_weight", &o.DiffusionWeight)
+			k.number("input_noise", &o.InputNoise)
+			k.number("align", &o.Align)
+			k.number("ema", &o.EMA)
+			k.number(tts.Kind+".prompt_seconds", &o.PromptSeconds)
+		}); err != nil {
 			return nil, err
 		}
-		k.path("data", &o.Data)
-		k.text("set", &o.Set)
-		k.count("limit", &o.Limit)
-		k.count("batch", &o.Batch)
-		k.count("batch_mul", &o.BatchMul)
-		k.number("text_dropout", &o.TextDropout)
-		k.number("diffusion_weight", &o.DiffusionWeight)
-		k.number("input_noise", &o.InputNoise)
-		k.number("align", &o.Align)
-		k.number("ema", &o.EMA)
-		k.number(tts.Kind+".prompt_seconds", &o.PromptSeconds)
-		k.tell()
 	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {

@@ -92,17 +92,13 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		o.Out = filepath.Join("runs", "valle-"+o.Set)
 	}
 	if o.Resume {
-		k, err := resumedOptions(o.Out)
-		if err != nil {
+		if err := keepRecorded(o.Out, func(k *keptOptions) {
+			k.speechData(&o.Options, &o.Set, &o.Limit)
+			k.number("prompt_seconds", &o.PromptSeconds)
+			k.number("align", &o.Align)
+		}); err != nil {
 			return nil, err
 		}
-		k.path("data", &o.Data)
-		k.text("set", &o.Set)
-		k.count("limit", &o.Limit)
-		k.count("batch", &o.Batch)
-		k.number("prompt_seconds", &o.PromptSeconds)
-		k.number("align", &o.Align)
-		k.tell()
 	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {
