@@ -135,13 +135,14 @@ decoder)
 both)
   # The sentence set's first run: both text sets of the four-times-the-texts
   # cache, encoded once, from weights/tts at half its first peak rate, 3200
-  # steps, every 250th kept (2026-12-05 on the CPU; that run was begun on a
-  # 6000-step schedule, cut off at step 250, resumed with --steps 2400 to
-  # step 912, then with --steps 3200, so its first 912 steps ran at slightly
-  # higher rates than this command's, and its snapshots were copies taken
-  # at steps 912 and 1250). Scored on the test split's sentences (10 per
-  # voice, 70, as the numbers' first rows; teacher-forced too) and numbers,
-  # beside weights/tts itself (step 0 of the run).
+  # steps, a snapshot every 250 (started 2026-12-05 on the CPU; a run cut
+  # off goes on with `train --task tts --resume --steps 3200 --out
+  # runs/tts-both`, which keeps its data, options and rates). An earlier
+  # attempt, resumed before --resume kept a run's data, trained on spoken
+  # numbers after step 250: runs/tts-both-faulty-resume, docs/results/
+  # tts-both-faulty-resume-*.json. Scored on the test split's sentences (10
+  # per voice, 70, as the numbers' first rows) and numbers, beside
+  # weights/tts itself (step 0 of the run).
   corpus=.deps/speech-1600-both-train.safetensors
   [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
   [[ -f runs/tts-both/loss.png ]] || "$L" train --task tts --set both --data "$corpus" --init weights/tts --lr 5e-4 --steps 3200 --seed 20 --save-every 250 --snapshot-every 250 --out runs/tts-both --quiet
