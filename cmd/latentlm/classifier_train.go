@@ -22,6 +22,7 @@ images of the emoji's train split; their accuracy on the test split, and
 on its held-out emoji/skin-tone combinations alone, is printed and saved.`)
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/classifier-<data>, runs/classifier-emoji-<target> for the emoji)")
 	fs.Lookup("data").Usage = "data set: mnist, fashion, mnist-canvas, fashion-canvas or emoji"
+	fs.Lookup("resume").Usage = "continue the run saved in --out, at its own learning rates (give it the run's --data and options)"
 	fs.StringVar(&o.Target, "target", "", "what an emoji judge names: subcategory or tone (emoji only)")
 	fs.bound("shift", 0, 64, false)
 	shift := fs.Int("shift", recipe.DefaultClassifierShift, "random shift of each training image, in pixels along each axis (emoji only; the named sets take none)")

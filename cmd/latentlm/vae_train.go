@@ -16,6 +16,7 @@ func vaeTrain(args []string) error {
 	fs := newFlags("vae train", "vae train [--data mnist|fashion|mnist-canvas|fashion-canvas|emoji|DIR] [--size 32] [--kind sigma|vae|ae|vq] [--codebook 1024] [--out DIR] [flags]")
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/vae-<kind>-<data>, the folder's name for a folder)")
 	fs.Lookup("data").Usage = vaeDataHelp
+	fs.Lookup("resume").Usage = "continue the run saved in --out, at its own learning rates (give it the run's --data and options)"
 	img := addImageFlags(fs, false)
 	fs.Var(&o.Model.Kind, "kind", "tokenizer kind: sigma, vae, ae or vq (VQ-VAE, the discrete baseline; default sigma)")
 	fs.bound("codebook", 0, vae.MaxCodebook, false)
