@@ -560,7 +560,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		if err := run.Save(saveTo, h, step); err != nil {
 			return err
 		}
-		if o.SnapshotEvery > 0 && (step%o.SnapshotEvery == 0 || step == o.Steps) {
+		if snapshotDue(o.SnapshotEvery, step, o.Steps) {
 			// The last step is kept too, so that a sweep ends where the run did.
 			if err := keepSnapshot(o.Out, step, saveTo); err != nil {
 				return err

@@ -218,6 +218,13 @@ func keepSnapshot(out string, step int64, write func(dir string) error) error {
 	return atomicfile.WriteDir(snap, write)
 }
 
+// snapshotDue says whether a run of steps steps that keeps a snapshot
+// every every steps (0: never) keeps one at step: at each multiple and at
+// the last.
+func snapshotDue(every, step, steps int64) bool {
+	return every > 0 && (step%every == 0 || step == steps)
+}
+
 // hookEvery is the period of a training loop's hook that saves every save
 // steps and keeps a snapshot every snapshot steps (0: none).
 func hookEvery(save, snapshot int64) int64 {

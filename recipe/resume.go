@@ -55,26 +55,25 @@ func (k *keptOptions) lookup(key string) (any, bool) {
 	return v, true
 }
 
-// text keeps the recorded string of key in v.
-func (k *keptOptions) text(key string, v *string) {
-	if r, ok := k.lookup(key); ok {
-		if s, ok := r.(string); ok && s != *v {
-			k.changed = append(k.changed, fmt.Sprintf("%s %s (not %s)", key, s, *v))
-			*v = s
-		}
-	}
-}
-
-// path keeps the recorded path of key in v, the same file however spelt.
-func (k *keptOptions) path(key string, v *string) {
+// keep sets *v to the recorded value of key when the record holds a T
+// that is not the same as *v, and notes the change.
+func keep[T any](k *keptOptions, key string, v *T, same func(a, b T) bool) {
 	r, ok := k.lookup(key)
-	s, isText := r.(string)
-	if !ok || !isText || samePath(s, *v) {
+	rec, isT := r.(T)
+	if !ok || !isT || same(rec, *v) {
 		return
 	}
-	k.changed = append(k.changed, fmt.Sprintf("%s %s (not %s)", key, s, *v))
-	*v = s
+	k.changed = append(k.changed, fmt.Sprintf("%s %v (not %v)", key, rec, *v))
+	*v = rec
 }
+
+func equal[T comparable](a, b T) bool { return a == b }
+
+// text keeps the recorded string of key in v.
+func (k *keptOptions) text(key string, v *string) { keep(k, key, v, equal[string]) }
+
+// path keeps the recorded path of key in v, the same file however spelt.
+func (k *keptOptions) path(key string, v *string) { keep(k, key, v, samePath) }
 
 func samePath(a, b string) bool {
 	if a == b {
@@ -86,14 +85,7 @@ func samePath(a, b string) bool {
 }
 
 // number keeps the recorded number of key in v.
-func (k *keptOptions) number(key string, v *float64) {
-	if r, ok := k.lookup(key); ok {
-		if x, ok := r.(float64); ok && x != *v {
-			k.changed = append(k.changed, fmt.Sprintf("%s %v (not %v)", key, x, *v))
-			*v = x
-		}
-	}
-}
+func (k *keptOptions) number(key string, v *float64) { keep(k, key, v, equal[float64]) }
 
 // count keeps the recorded whole number of key in v.
 func (k *keptOptions) count(key string, v *int) {
@@ -128,14 +120,7 @@ func (k *keptOptions) numbers(key string, vs ...*float64) {
 }
 
 // flag keeps the recorded true or false of key in v.
-func (k *keptOptions) flag(key string, v *bool) {
-	if r, ok := k.lookup(key); ok {
-		if b, ok := r.(bool); ok && b != *v {
-			k.changed = append(k.changed, fmt.Sprintf("%s %v (not %v)", key, b, *v))
-			*v = b
-		}
-	}
-}
+func (k *keptOptions) flag(key string, v *bool) { keep(k, key, v, equal[bool]) }
 
 // speechData keeps what a speech model's run reads: its data, text set,
 // utterances per voice and batch.

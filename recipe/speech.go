@@ -239,7 +239,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		if err := run.Save(func(dir string) error { return m.Save(dir, info) }, h, step); err != nil {
 			return err
 		}
-		if o.SnapshotEvery <= 0 || (step%o.SnapshotEvery != 0 && step != o.Steps) {
+		if !snapshotDue(o.SnapshotEvery, step, o.Steps) {
 			return nil
 		}
 		// A snapshot is a tokenizer to evaluate: it gets the statistics of

@@ -264,7 +264,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		if err := run.Save(write, h, step); err != nil {
 			return err
 		}
-		if o.SnapshotEvery > 0 && (step%o.SnapshotEvery == 0 || step == o.Steps) {
+		if snapshotDue(o.SnapshotEvery, step, o.Steps) {
 			return keepSnapshot(o.Out, step, write)
 		}
 		return nil

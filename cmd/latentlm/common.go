@@ -97,9 +97,10 @@ func addTrainFlags(fs *flags, o *recipe.Options, limit *int, outHelp string) {
 	fs.Float64Var(&o.LR, "lr", o.LR, "peak learning rate")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of initialisation, data order and noise")
 	fs.IntVar(limit, "limit", *limit, "use only the first N training images (0: all)")
+	// vae train and classifier train read their data before they know the
+	// run's folder, so they keep the run's learning rates only, and their
+	// own help says so.
 	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out on its own data and options, at its own learning rates")
-	// (vae train and classifier train read their data before they know the
-	// run's folder, so they keep the run's learning rates only: they say so.)
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
 }
