@@ -289,9 +289,17 @@ func TestServerDiTBatched(t *testing.T) {
 	}
 	t.Cleanup(s.Close)
 	ts := httptestServer(t, s)
+	// The first request is sent alone and held at its generation until the
+	// other five wait: were all six sent at once, the worker could take
+	// two or more of them into its first batch, and the others would never
+	// number five.
 	var once sync.Once
+	started := make(chan struct{})
 	s.beforeGenerate = func() {
-		once.Do(func() { hold(t, "the other requests", func() bool { return s.waiting.Load() >= clients-1 }) })
+		once.Do(func() {
+			close(started)
+			hold(t, "the other requests", func() bool { return s.waiting.Load() >= clients-1 })
+		})
 	}
 	body := func(i int, stream bool) string {
 		return fmt.Sprintf(`{"class":%d,"n":%d,"steps":3,"seed":%d,"cfg":%g,"stream":%v}`, i, 1+i%2, 10+i%3, 1+float64(i), stream)
@@ -299,12 +307,17 @@ func TestServerDiTBatched(t *testing.T) {
 	got := make([][]string, clients)
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
-	for i := range clients {
+	send := func(i int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			got[i], errs[i] = ditImages(ts, body(i, i%2 == 1), i%2 == 1)
 		}()
+	}
+	send(0)
+	<-started
+	for i := 1; i < clients; i++ {
+		send(i)
 	}
 	wg.Wait()
 	for i, err := range errs {
