@@ -34,6 +34,9 @@ type TTSOptions struct {
 	Options
 	// Set is the text set to train on: "numbers", "sentences" or "both".
 	Set string
+	// Reading is how the model reads its text: tts.ReadCharacters (the
+	// default) or tts.ReadPhonemes.
+	Reading string
 	// SpeechVAE is the speech tokenizer ("": the shipped weights/speech-vae).
 	SpeechVAE string
 	// PromptSeconds crops each voice prompt to a random window of this
@@ -109,7 +112,7 @@ type ttsCorpus struct {
 // TTS trains LatentLM's text-to-speech model (package tts; the paper's
 // §3.3) on the training split of the speech cache o.Data into o.Out
 // (default runs/tts-<set>): every sequence is a voice prompt (another
-// utterance of the same voice, cropped), the text in characters and the
+// utterance of the same voice, cropped), the text in characters or phonemes and the
 // utterance's speech latents, encoded once by the speech tokenizer (their
 // σ-VAE means; the noise is redrawn every step as for images).
 func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
@@ -119,7 +122,12 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if o.Batch < 1 || o.BatchMul < 1 {
 		return nil, errors.New("batch and batch-mul must be at least 1")
 	}
+	if o.Reading == "" {
+		o.Reading = tts.ReadCharacters
+	}
 	switch {
+	case o.Reading != tts.ReadCharacters && o.Reading != tts.ReadPhonemes:
+		return nil, &OptionError{Option: "reading", Problem: fmt.Sprintf("%q: want %s or %s", o.Reading, tts.ReadCharacters, tts.ReadPhonemes)}
 	case !(o.TextDropout >= 0 && o.TextDropout < 1):
 		return nil, errors.New("text dropout must be in [0, 1)")
 	case !(o.DiffusionWeight >= 0):
@@ -139,6 +147,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if o.Resume {
 		if err := keepRecorded(o.Out, func(k *keptOptions) {
 			k.speechData(&o.Options, &o.Set, &o.Limit)
+			k.text("reading", &o.Reading)
 			k.count("batch_mul", &o.BatchMul)
 			k.number("text_dropout", &o.TextDropout)
 			k.number("diffusion_weight", &o.DiffusionWeight)
@@ -160,7 +169,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	}
 	tok := lat.Tokenizer
 	sc := tok.Config
-	f, err := tts.NewFormat(tts.Alphabet, sc.Channels, sc.FrameRate())
+	f, err := tts.NewReadingFormat(o.Reading, sc.Channels, sc.FrameRate())
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +240,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		}
 		logf(o.Log, "started %d of %d weights from %s\n", copied, total, o.Init)
 	}
-	rec := tts.Record{Alphabet: f.AlphabetString(), FrameRate: f.FrameRate, PromptSeconds: o.PromptSeconds}
+	rec := tts.Record{Alphabet: f.AlphabetString(), Reading: f.Reading, FrameRate: f.FrameRate, PromptSeconds: o.PromptSeconds}
 
 	sched := diffusion.Cosine(1000)
 	lambda, kind := o.DiffusionWeight, sc.Kind
@@ -253,7 +262,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	save := func(step int64, h []train.Point) error {
 		gflop += corpus.trainGFLOP(cfg, o, promptMax, counted, step)
 		counted = step
-		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed,
+		info := map[string]any{"data": o.Data, "set": o.Set, "reading": f.Reading, "steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "input_noise": o.InputNoise, "align": o.Align, "ema": o.EMA, "utterances": len(corpus.texts), "limit": o.Limit,
 			"train_gflop": gflop}

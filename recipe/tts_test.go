@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -248,6 +249,37 @@ func TestTTSInit(t *testing.T) {
 	defer m.Close()
 	if m.Info["init"] != from {
 		t.Errorf("the checkpoint records init %v, want %s", m.Info["init"], from)
+	}
+
+	// A model that reads phonemes, started from the one that reads
+	// characters: the same backbone, its own text embedding and softmax
+	// head (another vocabulary), and a checkpoint that spells its texts.
+	ph := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "phonemes"), 1)
+	ph.Init, ph.LR, ph.Reading = from, 1e-12, tts.ReadPhonemes
+	if _, err := TTS(ctx, ph); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range weight(ph.Out) {
+		if math.Abs(float64(v-want[i])) > 1e-6 {
+			t.Fatalf("the phoneme model's weight %d is %g, want %g: its backbone did not start from the character model's", i, v, want[i])
+		}
+	}
+	pm, err := tts.Load(testutil.Backend(t, ""), ph.Out, "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	if pm.Format.Reading != tts.ReadPhonemes || pm.Info["reading"] != tts.ReadPhonemes || pm.Format.Vocab == m.Format.Vocab {
+		t.Errorf("the phoneme model reads %q (info %v), vocabulary %+v", pm.Format.Reading, pm.Info["reading"], pm.Format.Vocab)
+	}
+	if ids, err := pm.Format.Encode("twenty one"); err != nil || pm.Format.Decode(ids) != "twɛnti wʌn" {
+		t.Errorf("the phoneme model reads twenty one as %q (%v)", pm.Format.Decode(ids), err)
+	}
+	bad := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "bad-reading"), 1)
+	bad.Reading = "runes"
+	var oe *OptionError
+	if _, err := TTS(ctx, bad); !errors.As(err, &oe) || oe.Option != "reading" {
+		t.Errorf("reading runes: %v, want an OptionError naming reading", err)
 	}
 
 	// The same tokenizer but for one value: another SHA-256.

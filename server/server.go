@@ -397,8 +397,13 @@ type ModelInfo struct {
 	// Voices are the named voices of a text-to-speech model (requests may
 	// send their own prompt_wav instead).
 	Voices []string `json:"voices,omitempty"`
-	// Alphabet is the characters a text-to-speech model reads, after
-	// upper case is folded to lower case (numbers are spelt out).
+	// Reading is how a text-to-speech model reads its text: "characters"
+	// or "phonemes" (each word spelt by the server's pronouncing
+	// dictionary, so any words of letters will do).
+	Reading string `json:"reading,omitempty"`
+	// Alphabet is the units a text-to-speech model reads: for characters,
+	// the characters after upper case is folded to lower case (numbers are
+	// spelt out); for phonemes, one rune per phoneme.
 	Alphabet string `json:"alphabet,omitempty"`
 }
 

@@ -221,7 +221,7 @@ func (sm *speechModel) voice(name string) (Voice, bool) {
 
 func (sm *speechModel) info() ModelInfo {
 	return ModelInfo{Name: sm.name, Kind: tts.Kind, Params: nn.CountParams(sm.m.Config.Specs()), Backend: sm.backend, MaxLen: sm.m.Config.MaxLen,
-		Endpoints: speechEndpoints, Rate: tts.Rate, FrameRate: sm.m.Format.FrameRate, Voices: sm.voiceNames(), Alphabet: sm.m.Format.AlphabetString()}
+		Endpoints: speechEndpoints, Rate: tts.Rate, FrameRate: sm.m.Format.FrameRate, Voices: sm.voiceNames(), Reading: sm.m.Format.Reading, Alphabet: sm.m.Format.AlphabetString()}
 }
 
 // promptFrames is how many latent frames the model reads of a voice prompt

@@ -278,7 +278,7 @@ func TestSpeechModelsAndMetrics(t *testing.T) {
 	}
 	m := body.Models[0]
 	if m.Name != ttsName || m.Kind != "tts" || m.Rate != 16000 || m.FrameRate != 25 || strings.Join(m.Voices, ",") != "test-a,test-b" ||
-		m.Alphabet != tts.Alphabet || strings.Join(m.Endpoints, ",") != "/v1/speech" || m.MaxLen != ttsMaxLen || m.Params <= 0 || m.Classes != 0 {
+		m.Alphabet != tts.Alphabet || m.Reading != tts.ReadCharacters || strings.Join(m.Endpoints, ",") != "/v1/speech" || m.MaxLen != ttsMaxLen || m.Params <= 0 || m.Classes != 0 {
 		t.Errorf("speech model: %+v", m)
 	}
 	if d := body.Defaults.Speech; d == nil || d.Steps != 5 || d.CFG != 3 || d.Seed != 1 || d.MaxSeconds != 10 {

@@ -1,8 +1,6 @@
 package speech
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/latentlm/latentlm/internal/boundedio"
+	"github.com/latentlm/latentlm/phoneme"
 	"github.com/latentlm/latentlm/wav"
 )
 
@@ -57,33 +55,14 @@ func NewJudge() (*Judge, error) {
 	return j, nil
 }
 
-// maxDictFile bounds the dictionary read (Debian's is 3.2 MB).
-const maxDictFile = 64 << 20
-
 // ReadDictionary returns the words of a CMU-style pronunciation dictionary
 // ("word PHONES…" lines; variants written "word(2)"), in lower case.
 func ReadDictionary(path string) (map[string]bool, error) {
-	b, err := boundedio.ReadFile(path, maxDictFile)
+	d, err := phoneme.ReadDictionary(path)
 	if err != nil {
-		return nil, fmt.Errorf("speech: reading dictionary %s: %w", path, err)
+		return nil, fmt.Errorf("speech: %w", err)
 	}
-	words := map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || strings.HasPrefix(f[0], ";;") {
-			continue
-		}
-		w := f[0]
-		if i := strings.IndexByte(w, '('); i > 0 {
-			w = w[:i]
-		}
-		words[strings.ToLower(w)] = true
-	}
-	if len(words) == 0 {
-		return nil, fmt.Errorf("speech: dictionary %s holds no words", path)
-	}
-	return words, nil
+	return d.Words(), nil
 }
 
 // Transcribe returns pocketsphinx's transcript of each clip (resampled to

@@ -36,6 +36,18 @@
 // digits never occur; text with a character outside the alphabet is
 // refused rather than silently dropped.
 //
+// # Text units: phonemes
+//
+// Characters serve the spoken numbers, whose 67 words a model hears
+// hundreds of times each. The sentences use thousands of words, many heard
+// once or never, and English spelling does not say how a word sounds. A
+// model may instead read phonemes (ReadPhonemes, `train --task tts
+// --reading phonemes`): each word spelt by the CMU pronouncing dictionary
+// that the speech judge uses, or by festival's letter-to-sound rules where
+// the dictionary lacks it (package phoneme), one unit per phoneme, with
+// spaces and punctuation kept. The checkpoint records its reading, so
+// `speak` and the server spell a text the way the model was trained.
+//
 // # The continue target
 //
 // The paper's head predicts <EOL> at the end of the speech; lm.Config.Loss
@@ -74,6 +86,7 @@ import (
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/nn"
+	"github.com/latentlm/latentlm/phoneme"
 	"github.com/latentlm/latentlm/vae"
 )
 
@@ -85,6 +98,21 @@ const Kind = "tts"
 // of white space to one space first (Normalize).
 const Alphabet = " abcdefghijklmnopqrstuvwxyz'-.,!?;:"
 
+// PhonemeAlphabet is the units of a model that reads phonemes: a space,
+// the 39 phonemes of the CMU dictionary (phoneme.Runes, one rune each) and
+// the punctuation that ends a word.
+const PhonemeAlphabet = " " + phoneme.Runes + phoneme.Punctuation
+
+// How a model reads its text (Format.Reading, Record.Reading).
+const (
+	// ReadCharacters: one unit per character of Alphabet.
+	ReadCharacters = "characters"
+	// ReadPhonemes: each word spelt in phonemes (package phoneme: the CMU
+	// dictionary, then festival's letter-to-sound rules), one unit per
+	// phoneme of PhonemeAlphabet; spaces and punctuation as they are.
+	ReadPhonemes = "phonemes"
+)
+
 // Format lays the text-to-speech sequence out on a model's vocabulary:
 // Vocab{Classes: 0, Extra: len(alphabet)+1}, so id 0 is the null token
 // (a dropped text character), 1 <BOL>, 2 <EOL>, character j is
@@ -92,17 +120,20 @@ const Alphabet = " abcdefghijklmnopqrstuvwxyz'-.,!?;:"
 type Format struct {
 	Vocab    lm.Vocab
 	Alphabet []rune
+	// Reading is ReadCharacters or ReadPhonemes.
+	Reading  string
 	Channels int // values per latent frame
 	// FrameRate is latent frames per second (25 for the speech tokenizer's
 	// default).
 	FrameRate float64
 	index     map[rune]int
+	speller   *phoneme.Speller // ReadPhonemes: spells the words
 }
 
 // NewFormat is the format of an alphabet (Alphabet for new models),
 // latent frames of channels values and frameRate frames per second.
 func NewFormat(alphabet string, channels int, frameRate float64) (Format, error) {
-	f := Format{Alphabet: []rune(alphabet), Channels: channels, FrameRate: frameRate, index: map[rune]int{}}
+	f := Format{Alphabet: []rune(alphabet), Reading: ReadCharacters, Channels: channels, FrameRate: frameRate, index: map[rune]int{}}
 	if len(f.Alphabet) == 0 || !utf8.ValidString(alphabet) {
 		return Format{}, errors.New("tts: empty or invalid alphabet")
 	}
@@ -117,6 +148,25 @@ func NewFormat(alphabet string, channels int, frameRate float64) (Format, error)
 	}
 	f.Vocab = lm.Vocab{Classes: 0, Extra: len(f.Alphabet) + 1}
 	return f, nil
+}
+
+// NewReadingFormat is the format of a new model that reads its text as
+// reading says (ReadCharacters: Alphabet; ReadPhonemes: PhonemeAlphabet,
+// with the installed pronouncing dictionary, phoneme.Default).
+func NewReadingFormat(reading string, channels int, frameRate float64) (Format, error) {
+	switch reading {
+	case ReadCharacters, "":
+		return NewFormat(Alphabet, channels, frameRate)
+	case ReadPhonemes:
+		sp, err := phoneme.Default()
+		if err != nil {
+			return Format{}, fmt.Errorf("tts: %w", err)
+		}
+		f, err := NewFormat(PhonemeAlphabet, channels, frameRate)
+		f.Reading, f.speller = ReadPhonemes, sp
+		return f, err
+	}
+	return Format{}, fmt.Errorf("tts: reading %q: want %s or %s", reading, ReadCharacters, ReadPhonemes)
 }
 
 // Continue is the id the softmax head is trained to predict after every
@@ -148,6 +198,20 @@ func (f Format) Encode(text string) ([]int, error) {
 	if s == "" {
 		return nil, &TextError{"the text is empty"}
 	}
+	if f.speller != nil {
+		var err error
+		if s, err = f.speller.Text(s); err != nil {
+			var we *phoneme.WordError
+			if errors.As(err, &we) {
+				hint := ""
+				if strings.ContainsAny(we.Word, "0123456789") {
+					hint = " (spell numbers out in words, as the training texts do)"
+				}
+				return nil, &TextError{we.Error() + hint}
+			}
+			return nil, fmt.Errorf("tts: spelling the text in phonemes: %w", err)
+		}
+	}
 	ids := make([]int, 0, len(s))
 	for _, r := range s {
 		j, ok := f.index[r]
@@ -163,7 +227,8 @@ func (f Format) Encode(text string) ([]int, error) {
 	return ids, nil
 }
 
-// Decode is the text of model ids (characters only; other ids are left out).
+// Decode is the text of model ids (characters, or phonemes as
+// phoneme.Runes; other ids are left out).
 func (f Format) Decode(ids []int) string {
 	var b strings.Builder
 	for _, id := range ids {

@@ -66,10 +66,29 @@ func (o Options) Validate() error {
 // Record is what a checkpoint says about its text-to-speech format, beside
 // the speech tokenizer's record (lm.Tokenizer).
 type Record struct {
-	Alphabet  string  `json:"alphabet"`
+	Alphabet string `json:"alphabet"`
+	// Reading is how the model reads its text: ReadCharacters (also when
+	// empty, as in checkpoints from before phonemes) or ReadPhonemes.
+	Reading   string  `json:"reading,omitempty"`
 	FrameRate float64 `json:"frame_rate"`
 	// PromptSeconds is the training prompts' crop (0: whole utterances).
 	PromptSeconds float64 `json:"prompt_seconds"`
+}
+
+// Format is the format the record describes, for latent frames of
+// channels values.
+func (r Record) Format(channels int) (Format, error) {
+	f, err := NewReadingFormat(r.Reading, channels, r.FrameRate)
+	if err != nil {
+		return Format{}, err
+	}
+	if r.Alphabet != f.AlphabetString() {
+		if r.Reading == ReadPhonemes {
+			return Format{}, fmt.Errorf("tts: the model's phonemes %q are not this build's %q", r.Alphabet, f.AlphabetString())
+		}
+		return NewFormat(r.Alphabet, channels, r.FrameRate)
+	}
+	return f, nil
 }
 
 // Model is a text-to-speech model ready to generate: the language model on
@@ -135,7 +154,7 @@ func Load(b compute.Backend, dir, speechDir string, opts Options) (*Model, error
 	if err := checkpoint.DecodeInfo(h, Kind, &rec); err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	f, err := NewFormat(rec.Alphabet, cfg.Latent, rec.FrameRate)
+	f, err := rec.Format(cfg.Latent)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}

@@ -104,6 +104,59 @@ func TestEncodeText(t *testing.T) {
 	}
 }
 
+// TestEncodePhonemes: a model that reads phonemes spells each word with
+// the installed dictionary (festival for others), one unit per phoneme,
+// spaces and punctuation kept; its record gives back the same format, and
+// text it cannot read is a one-line TextError.
+func TestEncodePhonemes(t *testing.T) {
+	f, err := NewReadingFormat(ReadPhonemes, 4, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Reading != ReadPhonemes || f.Vocab.Extra != len([]rune(PhonemeAlphabet))+1 {
+		t.Fatalf("reading %q, vocabulary %+v", f.Reading, f.Vocab)
+	}
+	ids := encode(t, f, "Though, THROUGH tough-blorp!")
+	if got := f.Decode(ids); got != "ðo, θɹu tʌfblɔɹp!" {
+		t.Errorf("decoded %q", got)
+	}
+	if len(ids) != len([]rune("ðo, θɹu tʌfblɔɹp!")) {
+		t.Errorf("%d ids", len(ids))
+	}
+	chars, err := NewReadingFormat("", 4, 25)
+	if err != nil || chars.Reading != ReadCharacters || chars.AlphabetString() != Alphabet {
+		t.Fatalf("the default reading: %+v, %v", chars, err)
+	}
+	for _, c := range []struct {
+		rec  Record
+		want string
+	}{
+		{Record{Alphabet: PhonemeAlphabet, Reading: ReadPhonemes, FrameRate: 25}, ReadPhonemes},
+		{Record{Alphabet: Alphabet, FrameRate: 25}, ReadCharacters}, // a checkpoint from before phonemes
+		{Record{Alphabet: "abc ", FrameRate: 25}, ReadCharacters},
+	} {
+		g, err := c.rec.Format(4)
+		if err != nil || g.Reading != c.want || g.AlphabetString() != c.rec.Alphabet {
+			t.Errorf("%+v: format %q %q (%v)", c.rec, g.Reading, g.AlphabetString(), err)
+		}
+	}
+	if _, err := (Record{Alphabet: "xyz", Reading: ReadPhonemes, FrameRate: 25}).Format(4); err == nil {
+		t.Error("a phoneme model with other phonemes than this build's was read")
+	}
+	if _, err := NewReadingFormat("runes", 4, 25); err == nil {
+		t.Error("an unknown reading was accepted")
+	}
+	for _, c := range []struct{ text, want string }{
+		{"", "empty"}, {"room 101", "spell numbers out"}, {"naïve", "not a word of letters"}, {"hello , there", "punctuation without a word"},
+	} {
+		_, err := f.Encode(c.text)
+		var te *TextError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Encode(%q): %v, want a one-line TextError with %q", c.text, err, c.want)
+		}
+	}
+}
+
 // TestTrainingRowAndPack: <BOL> prompt <EOL> text <BOL> speech <EOL>, with
 // only the speech and its <EOL> as targets, Continue at every speech frame
 // after the first, and a dropped text as null tokens.

@@ -46,11 +46,12 @@ func ttsModel(named string) (string, error) {
 // runTrainTTS is `train --task tts`.
 func runTrainTTS(args []string) error {
 	o := recipe.DefaultTTSOptions()
-	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--speech-vae DIR] [--data DIR|FILE.safetensors] [--out DIR] [--steps N] [--init DIR] [flags]")
+	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--reading characters|phonemes] [--speech-vae DIR] [--data DIR|FILE.safetensors] [--out DIR] [--steps N] [--init DIR] [flags]")
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/tts-<set>)")
 	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by: latentlm speech data), or a corpus file of its encoded training split (built by: latentlm speech-vae encode-data), read without the audio"
 	fs.Lookup("limit").Usage = "use only the first N training utterances of each voice (0: all)"
 	fs.StringVar(&o.Set, "set", o.Set, "text set: numbers, sentences or both")
+	fs.StringVar(&o.Reading, "reading", tts.ReadCharacters, "how the model reads the text: characters, or phonemes (spelt by the installed CMU pronouncing dictionary, festival for other words)")
 	fs.StringVar(&o.SpeechVAE, "speech-vae", "", "speech tokenizer (default: the shipped weights/speech-vae)")
 	fs.StringVar(&o.Init, "init", "", "start from the weights of this text-to-speech checkpoint (e.g. weights/tts) with a fresh optimiser and schedule")
 	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the weights every N steps and at the last in --out/step-NNNNNN, to score them apart with eval --task tts --model")
@@ -188,7 +189,7 @@ func runSpeak(args []string) error {
 	maxSeconds := fs.Float64("max-seconds", d.MaxSeconds, "the most speech generated when the model does not end it itself")
 	promptSeconds := fs.Float64("prompt-seconds", d.PromptSeconds, "keep the first seconds of the prompt (0: all that fits)")
 	stream := fs.Bool("stream", false, "write the WAV in chunks while the frames are generated (the file grows; its header is completed at the end)")
-	alignment := fs.String("alignment", "", "also draw where the guided attention head looked in the text while speaking, as this PNG (frames left to right, characters top to bottom)")
+	alignment := fs.String("alignment", "", "also draw where the guided attention head looked in the text while speaking, as this PNG (frames left to right, text units — characters or phonemes — top to bottom)")
 	fs.bound("max-seconds", 0, 3600, true)
 	fs.bound("prompt-seconds", 0, 3600, false)
 	if err := fs.Parse(args); err != nil {
