@@ -52,7 +52,8 @@
 # splits, four sampling seeds each (2026-12-05); DEC=NAME scores it through
 # runs/speech/NAME instead. PART=both starts the sentence set: weights/tts
 # trained on spoken numbers and sentences together (runs/tts-both), scored
-# along the way.
+# along the way. PART=phonemes is the same run reading phonemes
+# (runs/tts-phonemes; STEPS="500 1000" scores those snapshots only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -161,6 +162,21 @@ both)
   # read): does it say what it was taught?
   "$L" eval --task tts --model runs/tts-both --data .deps/speech-1600 --split train --set sentences --n 10 --json > "$D/tts-both-3200-sentences-train.json"
   "$L" eval --task tts --model runs/tts-both --data .deps/speech-1600 --split train --set sentences --n 10 --teacher-forced --json > "$D/tts-both-3200-sentences-train-teacher-forced.json"
+  exit ;;
+phonemes)
+  # The sentence set read as phonemes (2026-12-05, the CPU): PART=both's run
+  # but for --reading phonemes (package phoneme), the same data, init,
+  # schedule and seed, so that its snapshots compare step for step with
+  # PART=both's. Its backbone and diffusion head start from weights/tts;
+  # its text embedding and softmax head start fresh (another vocabulary).
+  # Scored like PART=both's on the test split of the same cache.
+  corpus=.deps/speech-1600-both-train.safetensors
+  [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
+  [[ -f runs/tts-phonemes/loss.png ]] || "$L" train --task tts --reading phonemes --set both --data "$corpus" --init weights/tts --lr 5e-4 --steps 3200 --seed 20 --save-every 250 --snapshot-every 250 --out runs/tts-phonemes --quiet
+  for step in ${STEPS:-500 1000 2000 3200}; do
+    m=runs/tts-phonemes/step-$(printf %06d $step)
+    "$L" eval --task tts --model "$m" --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-$step-sentences.json"
+  done
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
