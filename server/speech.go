@@ -247,7 +247,7 @@ func (sm *speechModel) checkText(text string, promptSamples int) *FieldError {
 	maxLen := sm.m.Config.MaxLen
 	need := min(sm.promptFrames(promptSamples), int(math.Ceil(f.FrameRate)))
 	if room := maxLen - tts.PrefixLen(0, len(ids)) - 1; room < need {
-		return bad("text", "%d characters: with a voice prompt of %d frames model %s (max_len %d) takes at most %d", len(ids), need, sm.name, maxLen,
+		return bad("text", "%d %s: with a voice prompt of %d frames model %s (max_len %d) takes at most %d", len(ids), f.Reading, need, sm.name, maxLen,
 			max(maxLen-tts.PrefixLen(need, 0)-1, 0))
 	}
 	return nil

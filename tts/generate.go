@@ -102,8 +102,8 @@ func (m *Model) prepare(who string, r Request) (prepared, error) {
 	// prompt if shorter), with room for at least one frame of speech.
 	need := min(len(p), int(math.Ceil(f.FrameRate)))
 	if room := m.Config.MaxLen - PrefixLen(0, len(ids)) - 1; room < need {
-		return prepared{}, &TextError{fmt.Sprintf("the text is %d characters long; with a voice prompt of %d frames this model (max_len %d) takes at most %d",
-			len(ids), need, m.Config.MaxLen, max(m.Config.MaxLen-PrefixLen(need, 0)-1, 0))}
+		return prepared{}, &TextError{fmt.Sprintf("the text is %d %s long; with a voice prompt of %d frames this model (max_len %d) takes at most %d",
+			len(ids), f.Reading, need, m.Config.MaxLen, max(m.Config.MaxLen-PrefixLen(need, 0)-1, 0))}
 	} else if len(p) > room {
 		p = p[:room]
 	}
