@@ -275,6 +275,20 @@ func TestTTSInit(t *testing.T) {
 	if ids, err := pm.Format.Encode("twenty one"); err != nil || pm.Format.Decode(ids) != "twɛnti wʌn" {
 		t.Errorf("the phoneme model reads twenty one as %q (%v)", pm.Format.Decode(ids), err)
 	}
+	// It speaks a word no dictionary holds (festival spells it), and
+	// refuses digits with the text error speak and the server pass on.
+	prompt := make([][]float32, 10)
+	for i := range prompt {
+		prompt[i] = make([]float32, pm.Format.Channels)
+	}
+	res, err := pm.Generate(ctx, []tts.Request{{Text: "Blorptastic twenty.", Prompt: prompt}}, nil)
+	if err != nil || len(res) != 1 || len(res[0].Frames) == 0 {
+		t.Errorf("the phoneme model on a word outside the dictionary: %v", err)
+	}
+	var te *tts.TextError
+	if _, err := pm.Generate(ctx, []tts.Request{{Text: "room 101", Prompt: prompt}}, nil); !errors.As(err, &te) || !strings.Contains(err.Error(), "spell numbers out") {
+		t.Errorf("the phoneme model on digits: %v, want a TextError asking for words", err)
+	}
 	bad := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "bad-reading"), 1)
 	bad.Reading = "runes"
 	var oe *OptionError
