@@ -112,9 +112,10 @@ type ttsCorpus struct {
 // TTS trains LatentLM's text-to-speech model (package tts; the paper's
 // §3.3) on the training split of the speech cache o.Data into o.Out
 // (default runs/tts-<set>): every sequence is a voice prompt (another
-// utterance of the same voice, cropped), the text in characters or phonemes and the
-// utterance's speech latents, encoded once by the speech tokenizer (their
-// σ-VAE means; the noise is redrawn every step as for images).
+// utterance of the same voice, cropped), the text in characters or
+// phonemes (o.Reading) and the utterance's speech latents, encoded once by
+// the speech tokenizer (their σ-VAE means; the noise is redrawn every step
+// as for images).
 func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if !slices.Contains(TTSSets, o.Set) {
 		return nil, fmt.Errorf("unknown text set %q: want numbers, sentences or both", o.Set)
