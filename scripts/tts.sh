@@ -177,6 +177,9 @@ phonemes)
     m=runs/tts-phonemes/step-$(printf %06d $step)
     "$L" eval --task tts --model "$m" --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-$step-sentences.json"
   done
+  # Then a warm restart of 800 steps at half the peak rate.
+  [[ -f runs/tts-phonemes-more/loss.png ]] || "$L" train --task tts --reading phonemes --set both --data "$corpus" --init runs/tts-phonemes --lr 2.5e-4 --steps 800 --seed 21 --save-every 200 --out runs/tts-phonemes-more --quiet
+  "$L" eval --task tts --model runs/tts-phonemes-more --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-more-800-sentences.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
