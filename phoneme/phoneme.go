@@ -266,14 +266,19 @@ func (e *WordError) Error() string { return fmt.Sprintf("the word %q %s", e.Word
 // ("forty-seven" if it lacked it). Whatever the dictionary lacks goes to
 // the guesser, in one call.
 func (s *Speller) Words(words []string) ([]string, error) {
-	parts := make([][]string, len(words)) // each word as the pieces spelt
+	out := make([]string, len(words))
+	parts := make([][]string, len(words)) // a word not yet spelt, as the pieces to spell
 	var missing []string
 	for i, w := range words {
 		if !plainWord(w) {
 			return nil, &WordError{w, "is not a word of letters, apostrophes and hyphens"}
 		}
+		if spelt, ok := s.known(w); ok {
+			out[i] = spelt
+			continue
+		}
 		parts[i] = []string{w}
-		if _, ok := s.known(w); !ok && strings.Contains(w, "-") {
+		if strings.Contains(w, "-") {
 			parts[i] = strings.FieldsFunc(w, func(r rune) bool { return r == '-' })
 			if len(parts[i]) == 0 {
 				return nil, &WordError{w, "is not a word of letters, apostrophes and hyphens"}
@@ -298,16 +303,20 @@ func (s *Speller) Words(words []string) ([]string, error) {
 			s.guessed = map[string]string{}
 		}
 		for _, w := range missing {
-			s.guessed[w] = got[w]
+			if got[w] != "" { // a word left unanswered stays unknown: an error below
+				s.guessed[w] = got[w]
+			}
 		}
 		s.mu.Unlock()
 	}
-	out := make([]string, len(words))
 	for i := range words {
+		if parts[i] == nil {
+			continue // spelt whole above
+		}
 		var b strings.Builder
 		for _, p := range parts[i] {
 			spelt, ok := s.known(p)
-			if !ok || spelt == "" {
+			if !ok {
 				return nil, &WordError{p, "got no phonemes from the guesser"}
 			}
 			b.WriteString(spelt)

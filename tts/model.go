@@ -78,17 +78,14 @@ type Record struct {
 // Format is the format the record describes, for latent frames of
 // channels values.
 func (r Record) Format(channels int) (Format, error) {
-	f, err := NewReadingFormat(r.Reading, channels, r.FrameRate)
-	if err != nil {
-		return Format{}, err
-	}
-	if r.Alphabet != f.AlphabetString() {
-		if r.Reading == ReadPhonemes {
-			return Format{}, fmt.Errorf("tts: the model's phonemes %q are not this build's %q", r.Alphabet, f.AlphabetString())
-		}
+	if r.Reading == "" || r.Reading == ReadCharacters {
 		return NewFormat(r.Alphabet, channels, r.FrameRate)
 	}
-	return f, nil
+	f, err := NewReadingFormat(r.Reading, channels, r.FrameRate)
+	if err == nil && r.Alphabet != f.AlphabetString() {
+		err = fmt.Errorf("tts: the model's phonemes %q are not this build's %q", r.Alphabet, f.AlphabetString())
+	}
+	return f, err
 }
 
 // Model is a text-to-speech model ready to generate: the language model on
