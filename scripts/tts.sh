@@ -54,6 +54,11 @@
 # trained on spoken numbers and sentences together (runs/tts-both), scored
 # along the way. PART=phonemes is the same run reading phonemes
 # (runs/tts-phonemes; STEPS="500 1000" scores those snapshots only).
+# PART=phonemes-knobs scores its warm restart (runs/tts-phonemes-more) at
+# guidance 1.5, 4 and 5, with 10 solver steps, and teacher-forced, beside
+# the defaults (guidance 3, 5 steps). PART=phonemes-sentences goes on from
+# that restart on the sentences alone, 3600 steps at 5e-4 (seed 22), scoring
+# snapshots along the way (2026-12-05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -180,6 +185,23 @@ phonemes)
   # Then a warm restart of 800 steps at half the peak rate.
   [[ -f runs/tts-phonemes-more/loss.png ]] || "$L" train --task tts --reading phonemes --set both --data "$corpus" --init runs/tts-phonemes --lr 2.5e-4 --steps 800 --seed 21 --save-every 200 --out runs/tts-phonemes-more --quiet
   "$L" eval --task tts --model runs/tts-phonemes-more --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-more-800-sentences.json"
+  exit ;;
+phonemes-knobs)
+  m=runs/tts-phonemes-more
+  for c in 1.5 4 5; do
+    "$L" eval --task tts --model $m --data .deps/speech-1600 --set sentences --n 10 --cfg $c --json > "$D/tts-phonemes-more-800-sentences-cfg$c.json"
+  done
+  "$L" eval --task tts --model $m --data .deps/speech-1600 --set sentences --n 10 --steps 10 --json > "$D/tts-phonemes-more-800-sentences-steps10.json"
+  "$L" eval --task tts --model $m --data .deps/speech-1600 --set sentences --n 10 --teacher-forced --json > "$D/tts-phonemes-more-800-sentences-tf.json"
+  exit ;;
+phonemes-sentences)
+  # The numbers take half of every batch of PART=phonemes; here the
+  # sentences have all of it. The same corpus file: --set picks from it.
+  r=runs/tts-phonemes-sentences
+  [[ -f $r/loss.png ]] || "$L" train --task tts --reading phonemes --set sentences --data .deps/speech-1600-both-train.safetensors --init runs/tts-phonemes-more --lr 5e-4 --steps 3600 --seed 22 --save-every 200 --snapshot-every 400 --out $r --quiet
+  for step in ${STEPS:-400 1200 2000 2800 3600}; do
+    "$L" eval --task tts --model $r/step-$(printf %06d $step) --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-sentences-$step-sentences.json"
+  done
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
