@@ -58,7 +58,8 @@
 # guidance 1.5, 4 and 5, with 10 solver steps, and teacher-forced, beside
 # the defaults (guidance 3, 5 steps). PART=phonemes-sentences goes on from
 # that restart on the sentences alone, 3600 steps at 5e-4 (seed 22), scoring
-# snapshots along the way (2026-12-05).
+# snapshots along the way, then restarts it for 1000 steps at 2.5e-4 (seed
+# 23): weights/tts-sentences (2026-12-05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -202,6 +203,13 @@ phonemes-sentences)
   for step in ${STEPS:-400 1200 2000 2800 3600}; do
     "$L" eval --task tts --model $r/step-$(printf %06d $step) --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-sentences-$step-sentences.json"
   done
+  # Then a warm restart of 1000 steps at half the peak rate, decided before
+  # it ran to be the model shipped (weights/tts-sentences), scored on the 70
+  # and on all 350 test sentences.
+  m=runs/tts-phonemes-sentences-more
+  [[ -f $m/loss.png ]] || "$L" train --task tts --reading phonemes --set sentences --data .deps/speech-1600-both-train.safetensors --init $r --lr 2.5e-4 --steps 1000 --seed 23 --save-every 200 --out $m --quiet
+  "$L" eval --task tts --model $m --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-sentences-more-1000-sentences.json"
+  "$L" eval --task tts --model $m --data .deps/speech-1600 --set sentences --n 50 --json > "$D/tts-phonemes-sentences-more-1000-sentences-n50.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"

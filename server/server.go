@@ -401,6 +401,11 @@ type ModelInfo struct {
 	// or "phonemes" (each word spelt by the server's pronouncing
 	// dictionary, so any words of letters will do).
 	Reading string `json:"reading,omitempty"`
+	// Set is the text set a text-to-speech model was trained on, as its
+	// checkpoint records it: "numbers", "sentences" or "both" (empty when
+	// it records none). A speech request that names no model goes to the
+	// one trained for its text.
+	Set string `json:"set,omitempty"`
 	// Alphabet is the units a text-to-speech model reads: for characters,
 	// the characters after upper case is folded to lower case (numbers are
 	// spelt out); for phonemes, one rune per phoneme.

@@ -221,7 +221,7 @@ func (sm *speechModel) voice(name string) (Voice, bool) {
 
 func (sm *speechModel) info() ModelInfo {
 	return ModelInfo{Name: sm.name, Kind: tts.Kind, Params: nn.CountParams(sm.m.Config.Specs()), Backend: sm.backend, MaxLen: sm.m.Config.MaxLen,
-		Endpoints: speechEndpoints, Rate: tts.Rate, FrameRate: sm.m.Format.FrameRate, Voices: sm.voiceNames(), Reading: sm.m.Format.Reading, Alphabet: sm.m.Format.AlphabetString()}
+		Endpoints: speechEndpoints, Rate: tts.Rate, FrameRate: sm.m.Format.FrameRate, Voices: sm.voiceNames(), Reading: sm.m.Format.Reading, Alphabet: sm.m.Format.AlphabetString(), Set: sm.set()}
 }
 
 // promptFrames is how many latent frames the model reads of a voice prompt
@@ -386,14 +386,18 @@ func decodePromptWAV(s string) ([]float32, *FieldError) {
 	return a.Samples, nil
 }
 
-// speechFor returns the text-to-speech model a request names, or the only
-// one when it names none.
-func (s *Server) speechFor(name string) (*speechModel, *FieldError) {
+// speechFor returns the text-to-speech model a request names. When it
+// names none: the only one, else the only one trained for its text (the
+// "set" its checkpoint records: numbers for a spoken number, sentences or
+// both for other text), as speak chooses between the shipped weights/tts
+// and weights/tts-sentences.
+func (s *Server) speechFor(name, text string) (*speechModel, *FieldError) {
 	if name == "" {
-		if len(s.speechNames) != 1 {
+		if len(s.speechNames) == 1 {
+			name = s.speechNames[0]
+		} else if name = s.speechForText(text); name == "" {
 			return nil, bad("model", "required: one of %s", strings.Join(s.speechNames, ", "))
 		}
-		name = s.speechNames[0]
 	}
 	if sm := s.speech[name]; sm != nil {
 		return sm, nil
@@ -409,6 +413,31 @@ func (s *Server) speechFor(name string) (*speechModel, *FieldError) {
 		return nil, bad("model", "model %s is %s, not text-to-speech; the speech models are %s", name, kind, strings.Join(s.speechNames, ", "))
 	}
 	return nil, bad("model", "unknown model %q: want one of %s", name, strings.Join(s.speechNames, ", "))
+}
+
+// set is the text set the model was trained on (ModelInfo.Set).
+func (sm *speechModel) set() string {
+	set, _ := sm.m.Info["set"].(string)
+	return set
+}
+
+// speechForText is the one speech model trained for text (see speechFor),
+// or "" when none or several are.
+func (s *Server) speechForText(text string) string {
+	want := []string{speech.SetSentences, "both"}
+	if speech.IsNumberText(text) {
+		want = []string{speech.SetNumbers}
+	}
+	found := ""
+	for _, name := range s.speechNames {
+		if slices.Contains(want, s.speech[name].set()) {
+			if found != "" {
+				return ""
+			}
+			found = name
+		}
+	}
+	return found
 }
 
 // SpeechTimings are the phases of a speech request, in milliseconds, and
@@ -490,7 +519,7 @@ func (s *Server) handleSpeech(w http.ResponseWriter, r *http.Request) {
 	req, ferr := decodeSpeech(http.MaxBytesReader(w, r.Body, MaxSpeechBodyBytes), contentType(r))
 	var sm *speechModel
 	if ferr == nil {
-		sm, ferr = s.speechFor(req.Model)
+		sm, ferr = s.speechFor(req.Model, req.Text)
 	}
 	var voice Voice
 	if ferr == nil && req.Voice != "" {

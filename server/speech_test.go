@@ -301,6 +301,44 @@ func TestSpeechModelsAndMetrics(t *testing.T) {
 	}
 }
 
+// TestSpeechModelForText: a request that names no model, on a server of
+// several speech models, goes to the one trained for its text (the "set"
+// of its checkpoint, which /v1/models gives): a spoken number to the
+// numbers model, other text to the sentence model. Where that is not one
+// model, the model is required.
+func TestSpeechModelForText(t *testing.T) {
+	testSpeech(t) // the tiny checkpoint on disk
+	load := func(name, set string) Model {
+		m, err := LoadSpeech(filepath.Join(ttsDir, ttsName), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Speech.Close() })
+		m.Name, m.Voices = name, testVoices
+		m.Speech.Speech.GriffinLimIterations = 2
+		m.Speech.Info = map[string]any{"set": set}
+		return m
+	}
+	_, url := serveModels(t, Config{}, load("says-numbers", speech.SetNumbers), load("says-sentences", speech.SetSentences))
+	if b := get(t, url+"/v1/models"); !strings.Contains(b, `"name":"says-numbers"`) || strings.Count(b, `"set":"numbers"`) != 1 || strings.Count(b, `"set":"sentences"`) != 1 {
+		t.Errorf("/v1/models does not give each model's set: %s", b)
+	}
+	for text, want := range map[string]string{"seven three nine": "says-numbers", "Twelve forty-five.": "says-numbers", "hi there": "says-sentences", "seven cats": "says-sentences"} {
+		r := speak(t, url, `{"text":"`+text+`","voice":"test-b","max_seconds":0.2,"steps":2}`)
+		if r.Model != want {
+			t.Errorf("%q went to %s, want %s", text, r.Model, want)
+		}
+	}
+	_, url = serveModels(t, Config{}, load("numbers-a", speech.SetNumbers), load("numbers-b", speech.SetNumbers))
+	status, e := postTo(t, url, "/v1/speech", `{"text":"seven","voice":"test-b","max_seconds":0.2,"steps":2}`, nil)
+	if status != 400 || e.Error.Field != "model" || !strings.Contains(e.Error.Message, "required: one of numbers-a, numbers-b") {
+		t.Errorf("two numbers models, no model named: %d %+v; want 400 requiring the model", status, e)
+	}
+	if r := speak(t, url, `{"text":"seven","voice":"test-b","model":"numbers-b","max_seconds":0.2,"steps":2}`); r.Model != "numbers-b" {
+		t.Errorf("the model named went to %s", r.Model)
+	}
+}
+
 // get returns the body of GET url.
 func get(t *testing.T, url string) string {
 	t.Helper()

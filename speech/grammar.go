@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // numberRules is the grammar of NumberTexts as JSGF rule bodies, in the
@@ -45,6 +46,18 @@ func NumbersGrammar() string {
 	}
 	return b.String()
 }
+
+// IsNumberText reports whether text is one of the spoken numbers: a text
+// NumbersGrammar accepts (after Normalize), such as "twelve forty-five" or
+// "seven three nine". A text-to-speech model trained on that set alone
+// reads nothing else, which is how speak chooses its shipped model.
+func IsNumberText(text string) bool {
+	re, err := numbersPattern()
+	return err == nil && re.MatchString(Normalize(text)+" ")
+}
+
+// numbersPattern is numbersRegexp, compiled once.
+var numbersPattern = sync.OnceValues(numbersRegexp)
 
 // numbersRegexp matches Normalize(text)+" " for exactly the texts
 // NumbersGrammar accepts; tests check it against NumberTexts, so that the

@@ -282,7 +282,7 @@ func runBenchServe(args []string) error {
 			return err
 		}
 	case "speech":
-		dir, err := ttsModel(*modelDir)
+		dir, err := ttsModel(*modelDir, false)
 		if err != nil {
 			return err
 		}

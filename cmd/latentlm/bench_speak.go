@@ -37,7 +37,7 @@ func runBenchSpeak(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := ttsModel(*modelDir)
+	dir, err := ttsModel(*modelDir, false)
 	if err != nil {
 		return err
 	}

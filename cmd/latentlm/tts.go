@@ -27,14 +27,25 @@ func init() {
 	register("speak", "text → speech with a LatentLM text-to-speech model, in the voice of a prompt", runSpeak)
 }
 
-// ttsDefault is the text-to-speech model speak uses without --model.
-const ttsDefault = "tts"
+// The shipped text-to-speech models: ttsDefault reads the spoken numbers
+// (the issue's numbers targets), ttsSentences other English text (it
+// reads phonemes and was trained on sentences alone).
+const (
+	ttsDefault   = "tts"
+	ttsSentences = "tts-sentences"
+)
 
 // ttsModel is the text-to-speech checkpoint a command uses: the one named,
-// else the shipped weights/tts.
-func ttsModel(named string) (string, error) {
+// else the shipped one for its text: weights/tts-sentences for sentences
+// (where it is shipped), weights/tts for spoken numbers.
+func ttsModel(named string, sentences bool) (string, error) {
 	if named != "" {
 		return named, nil
+	}
+	if sentences {
+		if dir, err := weightsDir(ttsSentences); err == nil {
+			return dir, nil
+		}
 	}
 	dir, err := weightsDir(ttsDefault)
 	if err != nil {
@@ -174,7 +185,7 @@ func runSpeak(args []string) error {
 	fs := newFlags("speak", `speak --text "four hundred twelve" (--voice NAME | --prompt x.wav) [--out y.wav] [--model DIR] [--cfg 3] [--steps 5] [--max-seconds 10] [--seed 1] [--stream] [--alignment a.png]`)
 	d := tts.DefaultOptions()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	modelDir := fs.String("model", "", "text-to-speech checkpoint: LatentLM's, or the VALL-E-style baseline's (train --task valle; --steps, --cfg and --stream are LatentLM's) (default: the shipped weights/"+ttsDefault+")")
+	modelDir := fs.String("model", "", "text-to-speech checkpoint: LatentLM's, or the VALL-E-style baseline's (train --task valle; --steps, --cfg and --stream are LatentLM's) (default: the shipped weights/"+ttsDefault+" for spoken numbers, weights/"+ttsSentences+" for other text)")
 	speechVAE := fs.String("speech-vae", "", "speech tokenizer (default: the model's own)")
 	text := fs.String("text", "", "the words to speak, numbers spelt out")
 	voice := fs.String("voice", "", "speak in this voice of the speech data, imitating its first test utterance ("+voiceNames()+")")
@@ -209,9 +220,13 @@ func runSpeak(args []string) error {
 	}
 	opts := tts.Options{SampleOptions: lm.SampleOptions{Steps: *steps, CFG: *cfg, Temperature: *temperature, Seed: *seed},
 		MaxSeconds: *maxSeconds, PromptSeconds: *promptSeconds, Batch: 1}
-	dir, err := ttsModel(*modelDir)
+	sentences := !speech.IsNumberText(req.text)
+	dir, err := ttsModel(*modelDir, sentences)
 	if err != nil {
 		return err
+	}
+	if *modelDir == "" && sentences {
+		fmt.Printf("model %s: the shipped model for text that is not a spoken number\n", dir)
 	}
 	b, _, err := openBackend(*backendName)
 	if err != nil {

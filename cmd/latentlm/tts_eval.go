@@ -33,7 +33,7 @@ func runEvalTTS(args []string) error {
 	fs := newFlags("eval --task tts", "eval --task tts [--model DIR] [--set numbers|sentences|both] [--n 10] [--split test] [--steps 5] [--cfg 3] [--seeds 1] [--json] [--listen DIR [--listen-n 8] [--baseline DIR] [--force]]")
 	d := tts.DefaultOptions()
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	modelDir := fs.String("model", "", "text-to-speech checkpoint, LatentLM's or the VALL-E-style baseline's (train --task valle; --steps and --cfg do not apply to it) (default: the shipped weights/"+ttsDefault+")")
+	modelDir := fs.String("model", "", "text-to-speech checkpoint, LatentLM's or the VALL-E-style baseline's (train --task valle; --steps and --cfg do not apply to it) (default: the shipped weights/"+ttsSentences+" for --set sentences, else weights/"+ttsDefault+")")
 	speechVAE := fs.String("speech-vae", "", "speech tokenizer (default: the model's own)")
 	dataDir := fs.String("data", "", "speech data cache (default .deps/speech)")
 	split := fs.String("split", speech.SplitTest, "split whose texts are spoken: train, valid or test")
@@ -84,7 +84,7 @@ func runEvalTTS(args []string) error {
 	default:
 		return fmt.Errorf("--set %q: want numbers, sentences or both", *set)
 	}
-	dir, err := ttsModel(*modelDir)
+	dir, err := ttsModel(*modelDir, *set == speech.SetSentences)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latentlm/latentlm/phoneme"
 	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/text"
 	"github.com/latentlm/latentlm/wav"
 )
 
@@ -149,6 +151,62 @@ func TestShippedTTS(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "weights", ttsDefault, "model.safetensors")); err != nil {
 		t.Fatalf("no shipped text-to-speech model: %v", err)
 	}
+	// The first five held-out test texts of the speech data (speech data's
+	// plan): the first is the prompt's, the other four are spoken.
+	o := speech.DefaultOptions(t.TempDir())
+	var texts []string
+	for _, x := range speech.NumberTexts(o.Seed, o.Eval)[:5] {
+		texts = append(texts, x.Words)
+	}
+	for _, out := range speakLikeFliteSLT(t, root, texts) {
+		if strings.Contains(out, ttsSentences) {
+			t.Errorf("a spoken number went to the sentence model: %s", out)
+		}
+	}
+}
+
+// TestShippedTTSSentences: speak without --model gives a text that is not
+// a spoken number to the shipped weights/tts-sentences, which reads
+// phonemes. It speaks sentences no training text holds (the first five of
+// the fortunes' validation documents that speech data would render: the
+// first is the prompt's) as TestShippedTTS asks of the numbers model: each
+// ended by its own <EOL>, and at least three of four within ±20% of
+// flite-slt's length (the model does so for 99% of the 70 test sentences
+// of eval --task tts).
+func TestShippedTTSSentences(t *testing.T) {
+	root := repoRoot(t)
+	model := filepath.Join(root, "weights", ttsSentences)
+	if _, err := os.Stat(filepath.Join(model, "model.safetensors")); err != nil {
+		t.Fatalf("no shipped sentence model: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(text.FortunesDir, "fortunes.u8")); err != nil {
+		t.Skipf("the fortunes are not installed (make setup installs them): %v", err)
+	}
+	known, err := speech.ReadDictionary(phoneme.DictionaryPath)
+	if err != nil {
+		t.Skipf("the pronouncing dictionary is not installed (make setup installs it): %v", err)
+	}
+	_, valid, err := text.Fortunes(text.FortunesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := speech.Sentences(valid, known)
+	if len(texts) < 5 {
+		t.Fatalf("%d sentences in the fortunes' validation documents, want at least 5", len(texts))
+	}
+	for _, out := range speakLikeFliteSLT(t, root, texts[:5]) {
+		if !strings.Contains(out, "model "+model+": the shipped model for text that is not a spoken number") {
+			t.Errorf("speak did not say it chose %s: %s", model, out)
+		}
+	}
+}
+
+// speakLikeFliteSLT has flite-slt say texts, then speak (without --model)
+// say texts[1:] in the voice of its texts[0], and returns what speak
+// printed for each. Each must end at the model's own <EOL>, and at least
+// three of every four within ±20% of flite-slt's length for the same text.
+func speakLikeFliteSLT(t *testing.T, root string, texts []string) []string {
+	t.Helper()
 	voice, err := speech.VoiceByName("flite-slt")
 	if err != nil {
 		t.Fatal(err)
@@ -157,13 +215,6 @@ func TestShippedTTS(t *testing.T) {
 		t.Skipf("flite-slt is not installed (setup warns when it cannot install the voices): %v", err)
 	}
 	dir := t.TempDir()
-	// The first five held-out test texts of the speech data (speech data's
-	// plan): the first is the prompt's, the other four are spoken.
-	o := speech.DefaultOptions(dir)
-	var texts []string
-	for _, x := range speech.NumberTexts(o.Seed, o.Eval)[:5] {
-		texts = append(texts, x.Words)
-	}
 	refs := make([]string, len(texts))
 	for i := range refs {
 		refs[i] = filepath.Join(dir, fmt.Sprintf("ref%d.wav", i))
@@ -172,6 +223,7 @@ func TestShippedTTS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var printed []string
 	within := 0
 	for i := 1; i < len(texts); i++ {
 		out := filepath.Join(dir, fmt.Sprintf("out%d.wav", i))
@@ -179,8 +231,9 @@ func TestShippedTTS(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("speak %q: exit %d: %s", texts[i], code, stderr)
 		}
+		printed = append(printed, stdout+stderr)
 		if !strings.Contains(stdout+stderr, "ended by the model's <EOL>") {
-			t.Errorf("the shipped model did not end %q itself: %s%s", texts[i], stdout, stderr)
+			t.Errorf("the model did not end %q itself: %s%s", texts[i], stdout, stderr)
 		}
 		a, err := wav.Read(out)
 		if err != nil {
@@ -193,7 +246,8 @@ func TestShippedTTS(t *testing.T) {
 			within++
 		}
 	}
-	if within < 3 {
-		t.Errorf("%d of 4 lengths within ±20%% of flite-slt's, want at least 3", within)
+	if n := len(texts) - 1; 4*within < 3*n {
+		t.Errorf("%d of %d lengths within ±20%% of flite-slt's, want at least three in four", within, n)
 	}
+	return printed
 }
