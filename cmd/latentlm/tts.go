@@ -225,7 +225,7 @@ func runSpeak(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *modelDir == "" && sentences {
+	if *modelDir == "" && filepath.Base(dir) == ttsSentences { // not where ttsModel fell back to weights/tts
 		fmt.Printf("model %s: the shipped model for text that is not a spoken number\n", dir)
 	}
 	b, _, err := openBackend(*backendName)
