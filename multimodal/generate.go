@@ -25,11 +25,7 @@ const DefaultBatch = 64
 // Images draws n images from a caption (text → image), or unconditionally
 // from the empty caption; see ImagesFor.
 func (m *Model) Images(ctx context.Context, caption string, n int) ([][]float32, error) {
-	captions := make([]string, n)
-	for i := range captions {
-		captions[i] = caption
-	}
-	return m.ImagesFor(ctx, captions)
+	return m.ImagesFor(ctx, slices.Repeat([]string{caption}, n))
 }
 
 // ImagesFor draws one image per caption (text → image): the prefix
@@ -46,24 +42,9 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 	if m.engine == nil {
 		return nil, errClosed
 	}
-	batches, err := ImageBatches(m.Format, m.Text, m.Config.MaxLen, captions, m.opts.Batch)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]float32, len(captions))
-	for _, b := range batches {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		imgs, err := m.drawImages(ctx, b.Cond, b.Guide, nil)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range b.Index {
-			out[i] = imgs[j]
-		}
-	}
-	return out, nil
+	return DrawByBatch(ctx, m.Format, m.Text, m.Config.MaxLen, captions, m.opts.Batch, func(b ImageBatch) ([][]float32, error) {
+		return m.drawImages(ctx, b.Cond, b.Guide, nil)
+	})
 }
 
 // drawImages draws the images after the prompt rows cond (guided by

@@ -1,6 +1,7 @@
 package multimodal
 
 import (
+	"context"
 	"fmt"
 	"unicode/utf8"
 
@@ -42,6 +43,35 @@ func EncodePrompt(tok *text.Tokenizer, maxLen int, what, s string, room int) ([]
 type ImageBatch struct {
 	Index       []int
 	Cond, Guide [][]lm.Item
+}
+
+// DrawByBatch draws one image per caption, batch by batch of
+// ImageBatches, with draw, which returns one image per prompt of its
+// batch; the images come back in the captions' order. It stops with the
+// context's error when ctx is done. Every architecture's ImagesFor is
+// this loop around its own draw.
+func DrawByBatch(ctx context.Context, f Format, tok *text.Tokenizer, maxLen int, captions []string, batch int, draw func(ImageBatch) ([][]float32, error)) ([][]float32, error) {
+	batches, err := ImageBatches(f, tok, maxLen, captions, batch)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(captions))
+	for _, b := range batches {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		imgs, err := draw(b)
+		if err != nil {
+			return nil, err
+		}
+		if len(imgs) != len(b.Index) {
+			return nil, fmt.Errorf("multimodal: a batch of %d prompts drew %d images", len(b.Index), len(imgs))
+		}
+		for j, i := range b.Index {
+			out[i] = imgs[j]
+		}
+	}
+	return out, nil
 }
 
 // ImageBatches lays out one text → image prompt per caption (the empty

@@ -51,6 +51,11 @@ type SpeechTokenizerOptions struct {
 	// (`speech-vae eval --split valid`): training the decoder longer trades
 	// the held-out voice for the training voices' words (docs/RESULTS.md).
 	SnapshotEvery int64
+	// SpeedPerturb is the probability that a training clip is played at
+	// another speed (speedPerturbRates): its pitch, formants and tempo
+	// move as another speaker's would, so that six voices teach the
+	// decoder more than six voices (0: every clip as recorded).
+	SpeedPerturb float64
 }
 
 // DefaultSpeechTokenizerOptions are the defaults of `latentlm speech-vae train`.
@@ -112,9 +117,13 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 			k.path("data", &o.Data)
 			k.count("crop", &o.Crop)
 			k.count("batch", &o.Batch)
+			k.number("speed_perturb", &o.SpeedPerturb)
 		}); err != nil {
 			return nil, err
 		}
+	}
+	if !(o.SpeedPerturb >= 0 && o.SpeedPerturb <= 1) {
+		return nil, fmt.Errorf("speed perturbation probability %g: want 0…1", o.SpeedPerturb)
 	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {
@@ -222,7 +231,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	started := time.Now()
 	// runInfo is what a save records of the run at step.
 	runInfo := func(step int64) map[string]any {
-		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch}
+		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch, "speed_perturb": o.SpeedPerturb}
 		if o.Init != "" {
 			info[checkpoint.InitKey] = o.Init
 		}
@@ -261,7 +270,11 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		Prefetch: true,
 		Metrics:  append([]string{"sc", "logmag", "mel", "reg"}, cfg.TrainingMetrics()...),
 		Batch: func(step int64) ([]any, int, error) {
-			x, wave, err := speechBatch(cfg, speechCrops(clips, o.Batch, cropSamples, o.Seed, step), o.Crop)
+			crops, err := speechCrops(clips, o.Batch, cropSamples, o.SpeedPerturb, o.Seed, step)
+			if err != nil {
+				return nil, 0, err
+			}
+			x, wave, err := speechBatch(cfg, crops, o.Crop)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -412,12 +425,20 @@ func speechBatch(cfg speechvae.Config, crops [][]float32, frames int) (x, wave [
 // speechCrops draws the clips of one step: n utterances and, in each, a
 // window of size samples at a random offset (zero-padded when the
 // utterance is shorter), all from (seed, step) so that a resumed run sees
-// the same data.
-func speechCrops(clips [][]float32, n, size int, seed uint64, step int64) [][]float32 {
+// the same data. With probability perturb an utterance is first played
+// at another speed (speedPerturbRates); at 0 the draws are exactly those
+// of a run without the option.
+func speechCrops(clips [][]float32, n, size int, perturb float64, seed uint64, step int64) ([][]float32, error) {
 	rng := rand.New(rand.NewPCG(seed, uint64(step)))
 	out := make([][]float32, n)
 	for i := range out {
 		c := clips[rng.IntN(len(clips))]
+		if perturb > 0 && rng.Float64() < perturb {
+			var err error
+			if c, err = speech.Resample(c, speech.Rate, speedPerturbRates[rng.IntN(len(speedPerturbRates))]); err != nil {
+				return nil, err
+			}
+		}
 		crop := make([]float32, size)
 		if len(c) > size {
 			off := rng.IntN(len(c) - size + 1)
@@ -427,8 +448,19 @@ func speechCrops(clips [][]float32, n, size int, seed uint64, step int64) [][]fl
 		}
 		out[i] = crop
 	}
-	return out
+	return out, nil
 }
+
+// speedPerturbRates are the rates a speed-perturbed training clip is
+// resampled to and then read as 16 kHz audio: 7/8, 15/16, 17/16 and 9/8
+// of the true rate, which raise its pitch and formants by 14% and 7% or
+// lower them by 6% and 11%, and change its tempo alike. That is the
+// speed perturbation of Ko et al. (2015, "Audio augmentation for speech
+// recognition": 0.9, 1.0 and 1.1): a vocal tract 6–14% longer or shorter
+// is another speaker's, from the same real recordings. Ratios of small
+// whole numbers keep the resampler on its polyphase table (about 4 ms
+// for a 3 s utterance).
+var speedPerturbRates = []int{14000, 15000, 17000, 18000}
 
 // statClips is an evenly spread subset of at most n clips.
 func statClips(clips [][]float32, n int, seed uint64) [][]float32 {

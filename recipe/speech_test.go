@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/safetensors"
+	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/speechvae"
 	"github.com/latentlm/latentlm/tts"
 )
@@ -397,4 +399,92 @@ func TestSpeechTokenizerSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Close()
+}
+
+// zeroCrossingHz estimates the frequency of a sine by its sign changes.
+func zeroCrossingHz(x []float32) float64 {
+	n := 0
+	for i := 1; i < len(x); i++ {
+		if (x[i-1] < 0) != (x[i] < 0) {
+			n++
+		}
+	}
+	return float64(n) / 2 / (float64(len(x)) / speech.Rate)
+}
+
+// A speed-perturbed crop of a 500 Hz tone is that tone played at one of
+// the four rates: 500·16000/r Hz for r in speedPerturbRates, each of them
+// drawn; without perturbation every crop stays at 500 Hz; and the crops
+// of a step depend on (seed, step) alone, so a resumed run sees the same.
+func TestSpeedPerturbedCrops(t *testing.T) {
+	tone := make([]float32, 3*speech.Rate)
+	for i := range tone {
+		tone[i] = float32(0.5 * math.Sin(2*math.Pi*500*(float64(i)+0.25)/speech.Rate))
+	}
+	clips := [][]float32{tone}
+	const size = 12800 // 0.8 s
+	seen := map[int]bool{}
+	for step := range int64(40) {
+		crops, err := speechCrops(clips, 4, size, 1, 9, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, _ := speechCrops(clips, 4, size, 1, 9, step)
+		for i, c := range crops {
+			if !slices.Equal(c, again[i]) {
+				t.Fatalf("step %d crop %d differs between two draws", step, i)
+			}
+			hz := zeroCrossingHz(c)
+			found := false
+			for _, r := range speedPerturbRates {
+				if math.Abs(hz-500*speech.Rate/float64(r)) < 3 {
+					seen[r], found = true, true
+				}
+			}
+			if !found {
+				t.Fatalf("step %d crop %d: %.1f Hz, want 500·16000/r for r in %v", step, i, hz, speedPerturbRates)
+			}
+		}
+		plain, err := speechCrops(clips, 4, size, 0, 9, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range plain {
+			if hz := zeroCrossingHz(c); math.Abs(hz-500) > 3 {
+				t.Fatalf("unperturbed step %d crop %d: %.1f Hz, want 500", step, i, hz)
+			}
+		}
+	}
+	if len(seen) != len(speedPerturbRates) {
+		t.Errorf("160 perturbed crops drew the rates %v, want all of %v", seen, speedPerturbRates)
+	}
+}
+
+// A run records its speed perturbation, and a resume keeps it whatever
+// the command says; a probability outside 0…1 is refused.
+func TestSpeechTokenizerSpeedPerturb(t *testing.T) {
+	cache, _ := tinySpeechData(t)
+	out := filepath.Join(t.TempDir(), "run")
+	o := tinyTokenizerOptions(cache, out, 2)
+	o.SpeedPerturb = 0.5
+	if _, err := SpeechTokenizer(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	o = tinyTokenizerOptions(cache, out, 3)
+	o.Resume = true
+	if _, err := SpeechTokenizer(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	info, err := checkpoint.RecordedInfo(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info["speed_perturb"] != 0.5 || info["steps"] != 3.0 {
+		t.Errorf("resumed run records speed_perturb %v after %v steps, want 0.5 after 3", info["speed_perturb"], info["steps"])
+	}
+	bad := tinyTokenizerOptions(cache, filepath.Join(t.TempDir(), "bad"), 1)
+	bad.SpeedPerturb = 1.5
+	if _, err := SpeechTokenizer(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "1.5") {
+		t.Errorf("probability 1.5: error %v, want one naming it", err)
+	}
 }

@@ -11,7 +11,9 @@
 # --resume --steps 12000 --out runs/speech/sigma-dec26000`, which keeps
 # its learning rates since 2026-12-05: the first attempt, resumed before
 # that at the default 1e-3, is runs/speech/sigma-dec26000-lr1e-3 in
-# docs/RESULTS.md); the all-350 scores come from `speech-vae eval --model
+# docs/RESULTS.md; sigma-dec26000-speed is the same from the same tokenizer
+# with half its clips played at another speed, --speed-perturb 0.5, at the
+# rate 1e-3); the all-350 scores come from `speech-vae eval --model
 # DIR --judge-n 50 --json`), each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
@@ -58,8 +60,9 @@ declare -A FLAGS=(
   [sigma-dec6000]="--init weights/speech-vae --decoder-only --lr 5e-4 --steps 6000 --seed 2"
   [sigma-dec14000]="--init runs/speech/sigma-dec6000 --decoder-only --lr 5e-4 --steps 8000 --seed 3"
   [sigma-dec26000]="--init weights/speech-vae --decoder-only --lr 5e-4 --steps 12000 --seed 4"
+  [sigma-dec26000-speed]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --speed-perturb 0.5 --snapshot-every 3000"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed)
 
 case "${1:-all}" in
   all) for n in "${ORDER[@]}"; do run "$n" ${FLAGS[$n]}; done ;;

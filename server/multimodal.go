@@ -769,13 +769,7 @@ func decodeCompletion(w http.ResponseWriter, r *http.Request) (CompletionsReques
 	if !(req.TopP > 0 && req.TopP <= 1) {
 		return req, bad("top_p", "%v out of range: want > 0 and ≤ 1", req.TopP)
 	}
-	if ferr := intField("seed", &req.Seed, wire.Seed, 0, MaxSeed); ferr != nil {
-		return req, ferr
-	}
-	if ferr := intField("steps", &req.Steps, wire.Steps, 1, MaxSteps); ferr != nil {
-		return req, ferr
-	}
-	if ferr := cfgField(&req.CFG, wire.CFG); ferr != nil {
+	if ferr := samplingFields(&req.Steps, &req.CFG, &req.Seed, wire.Steps, wire.CFG, wire.Seed); ferr != nil {
 		return req, ferr
 	}
 	setIf(&req.Stream, wire.Stream)

@@ -85,14 +85,18 @@ func intField[T int | int64](name string, v *T, f *T, lo, hi T) *FieldError {
 	return nil
 }
 
-// cfgField sets *v from the field cfg, f, where it is given, and checks
-// that it is in 0…MaxCFG.
-func cfgField(v *float64, f *float64) *FieldError {
-	setIf(v, f)
-	if math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 || *v > MaxCFG {
-		return bad("cfg", "%v out of range 0…%d", *v, MaxCFG)
+// samplingFields sets the solver steps, guidance scale and seed of a
+// request that draws with the diffusion head from its fields steps, cfg
+// and seed, where given, and checks each: steps 1…MaxSteps, cfg 0…MaxCFG,
+// seed 0…MaxSeed.
+func samplingFields(steps *int, cfg *float64, seed *int64, fSteps *int, fCFG *float64, fSeed *int64) *FieldError {
+	if ferr := intField("steps", steps, fSteps, 1, MaxSteps); ferr != nil {
+		return ferr
 	}
-	return nil
+	if setIf(cfg, fCFG); math.IsNaN(*cfg) || math.IsInf(*cfg, 0) || *cfg < 0 || *cfg > MaxCFG {
+		return bad("cfg", "%v out of range 0…%d", *cfg, MaxCFG)
+	}
+	return intField("seed", seed, fSeed, 0, MaxSeed)
 }
 
 // textField is the string field name, f, which must be given and not
@@ -149,13 +153,7 @@ func decodeRequest(body io.Reader, contentType string) (ImagesRequest, *FieldErr
 	if ferr := intField("n", &req.N, w.N, 1, MaxImages); ferr != nil {
 		return req, ferr
 	}
-	if ferr := intField("steps", &req.Steps, w.Steps, 1, MaxSteps); ferr != nil {
-		return req, ferr
-	}
-	if ferr := cfgField(&req.CFG, w.CFG); ferr != nil {
-		return req, ferr
-	}
-	if ferr := intField("seed", &req.Seed, w.Seed, 0, MaxSeed); ferr != nil {
+	if ferr := samplingFields(&req.Steps, &req.CFG, &req.Seed, w.Steps, w.CFG, w.Seed); ferr != nil {
 		return req, ferr
 	}
 	setIf(&req.Temperature, w.Temperature)

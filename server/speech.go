@@ -333,13 +333,7 @@ func decodeSpeech(body io.Reader, contentType string) (SpeechRequest, *FieldErro
 			return req, ferr
 		}
 	}
-	if ferr := intField("steps", &req.Steps, w.Steps, 1, MaxSteps); ferr != nil {
-		return req, ferr
-	}
-	if ferr := cfgField(&req.CFG, w.CFG); ferr != nil {
-		return req, ferr
-	}
-	if ferr := intField("seed", &req.Seed, w.Seed, 0, MaxSeed); ferr != nil {
+	if ferr := samplingFields(&req.Steps, &req.CFG, &req.Seed, w.Steps, w.CFG, w.Seed); ferr != nil {
 		return req, ferr
 	}
 	setIf(&req.MaxSeconds, w.MaxSeconds)

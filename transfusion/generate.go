@@ -3,6 +3,7 @@ package transfusion
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/compute/dtypes"
@@ -71,11 +72,7 @@ func (m *Model) solverGraphs(guided bool) diffusion.SolverGraphs {
 // Images draws n images from a caption (text → image), or unconditionally
 // from the empty caption; see ImagesFor.
 func (m *Model) Images(ctx context.Context, caption string, n int) ([][]float32, error) {
-	captions := make([]string, n)
-	for i := range captions {
-		captions[i] = caption
-	}
-	return m.ImagesFor(ctx, captions)
+	return m.ImagesFor(ctx, slices.Repeat([]string{caption}, n))
 }
 
 // ImagesFor draws one image per caption (text → image), as
@@ -92,29 +89,14 @@ func (m *Model) ImagesFor(ctx context.Context, captions []string) ([][]float32, 
 	if m.step == nil {
 		return nil, errClosed
 	}
-	batches, err := multimodal.ImageBatches(m.Format, m.Text, m.Config.MaxLen, captions, m.opts.Batch)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]float32, len(captions))
-	for _, b := range batches {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	return multimodal.DrawByBatch(ctx, m.Format, m.Text, m.Config.MaxLen, captions, m.opts.Batch, func(b multimodal.ImageBatch) ([][]float32, error) {
 		rows := append(append([][]lm.Item(nil), b.Cond...), b.Guide...)
 		lat, err := m.drawImages(rows, b.Guide != nil)
 		if err != nil {
 			return nil, err
 		}
-		imgs, err := m.Image.Decode(lat)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range b.Index {
-			out[i] = imgs[j]
-		}
-	}
-	return out, nil
+		return m.Image.Decode(lat)
+	})
 }
 
 // drawImages prefills rows (each ending in <BOL>; with guided, the

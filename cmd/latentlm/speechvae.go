@@ -52,6 +52,8 @@ func speechVAETrain(args []string) error {
 	fs.BoolVar(&o.DecoderOnly, "decoder-only", false, "with --init: train the decoder alone, keeping the encoder, statistics and latents, so that models trained on them read the new tokenizer")
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
 	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the tokenizer every N steps, and at the last, in --out/step-NNNNNN, to compare them with speech-vae eval --split valid")
+	fs.Float64Var(&o.SpeedPerturb, "speed-perturb", 0, "probability that a training clip is played 7/8, 15/16, 17/16 or 9/8 as fast, moving its pitch and formants as another speaker's (0: none)")
+	fs.bound("speed-perturb", 0, 1, false)
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
 	fs.Var(speechKind{&o.Model.Kind}, "kind", "tokenizer kind: sigma, vae, ae or rvq (residual VQ, the discrete baseline's codec)")
 	codebooks := fs.Int("codebooks", speechvae.DefaultCodebooks, "rvq: codebooks, each quantising the residual of the ones before")
