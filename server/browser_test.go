@@ -15,6 +15,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/latentlm/latentlm/speech"
 )
 
 // chromiumPath is Debian's chromium, which scripts/setup.sh installs.
@@ -225,6 +227,49 @@ func TestBrowserSpeech(t *testing.T) {
 		t.Errorf("the page's WAV (%d base64 bytes) differs from the server's answer to the same request (%d)", len(got), len(want.Audio))
 	}
 	t.Logf("browser speech test took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestBrowserSpeechByText: with a numbers model and a sentence model
+// served, the page's first choice of model lets the server choose by the
+// text; the request then names no model, and the status names the model
+// that spoke: the numbers model for "seven", the other for "hi there".
+func TestBrowserSpeechByText(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("chromium not installed: run make setup (it installs Debian's chromium): %v", err)
+	}
+	_, url := serveModels(t, Config{}, speechModelOfSet(t, "says-numbers", speech.SetNumbers), speechModelOfSet(t, "says-sentences", speech.SetSentences))
+	ctx := newBrowser(t)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(url+"/"),
+		chromedp.WaitReady(chromedp.CSS(`#speech-voice option[value="test-b"]`)),
+	)
+	if err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	first, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`({value: document.getElementById("speech-model").value,
+		label: document.getElementById("speech-model").options[0].textContent})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first["value"] != "" || first["label"] != "by the text: spoken numbers to says-numbers, other text to says-sentences" {
+		t.Errorf("the model list starts with %q (value %q), want the choice by the text", first["label"], first["value"])
+	}
+	for _, c := range [][2]string{{"seven", "says-numbers"}, {"hi there", "says-sentences"}} {
+		for _, f := range [][2]string{{"speech-voice", "test-b"}, {"speech-steps", "2"}, {"speech-max", "0.2"}, {"speech-text", c[0]}} {
+			if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID(f[0]), f[1])); err != nil {
+				t.Fatalf("setting #%s to %q: %v", f[0], f[1], err)
+			}
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.getElementById("speech-out").dataset.state = "", true)`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("speech-text"), kb.Enter)); err != nil {
+			t.Fatalf("speaking %q: %v", c[0], err)
+		}
+		if status := waitDone(t, ctx, "speech-out", "speech-status"); !strings.Contains(status, "of speech by "+c[1]+" ") {
+			t.Errorf("%q: status %q, want it spoken by %s", c[0], status, c[1])
+		}
+	}
 }
 
 // decodeDataURL checks that src is a data URL of a size×size PNG and

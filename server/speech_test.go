@@ -307,18 +307,7 @@ func TestSpeechModelsAndMetrics(t *testing.T) {
 // numbers model, other text to the sentence model. Where that is not one
 // model, the model is required.
 func TestSpeechModelForText(t *testing.T) {
-	testSpeech(t) // the tiny checkpoint on disk
-	load := func(name, set string) Model {
-		m, err := LoadSpeech(filepath.Join(ttsDir, ttsName), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Speech.Close() })
-		m.Name, m.Voices = name, testVoices
-		m.Speech.Speech.GriffinLimIterations = 2
-		m.Speech.Info = map[string]any{"set": set}
-		return m
-	}
+	load := func(name, set string) Model { return speechModelOfSet(t, name, set) }
 	_, url := serveModels(t, Config{}, load("says-numbers", speech.SetNumbers), load("says-sentences", speech.SetSentences))
 	if b := get(t, url+"/v1/models"); !strings.Contains(b, `"name":"says-numbers"`) || strings.Count(b, `"set":"numbers"`) != 1 || strings.Count(b, `"set":"sentences"`) != 1 {
 		t.Errorf("/v1/models does not give each model's set: %s", b)
@@ -337,6 +326,22 @@ func TestSpeechModelForText(t *testing.T) {
 	if r := speak(t, url, `{"text":"seven","voice":"test-b","model":"numbers-b","max_seconds":0.2,"steps":2}`); r.Model != "numbers-b" {
 		t.Errorf("the model named went to %s", r.Model)
 	}
+}
+
+// speechModelOfSet is the tiny speech model served as name, recorded as
+// trained on the text set set.
+func speechModelOfSet(t *testing.T, name, set string) Model {
+	t.Helper()
+	testSpeech(t) // the tiny checkpoint on disk
+	m, err := LoadSpeech(filepath.Join(ttsDir, ttsName), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Speech.Close() })
+	m.Name, m.Voices = name, testVoices
+	m.Speech.Speech.GriffinLimIterations = 2
+	m.Speech.Info = map[string]any{"set": set}
+	return m
 }
 
 // get returns the body of GET url.

@@ -444,17 +444,41 @@ function loadSpeechModels(body) {
   if (d.cfg !== undefined) $("speech-cfg").value = d.cfg;
   if (d.seed !== undefined) $("speech-seed").value = d.seed;
   if (d.max_seconds !== undefined) $("speech-max").value = d.max_seconds;
-  for (const m of speechModels) $("speech-model").appendChild(option(m.name, `${m.name} (${m.rate / 1000} kHz, ${(m.voices || []).length} voices)`));
+  // With one model for spoken numbers and one for other text, the server
+  // chooses between them by the text when no model is named (docs/API.md,
+  // POST /v1/speech): the page offers that first.
+  if (choosesByText()) {
+    const nums = speechModels.find((m) => m.set === "numbers").name;
+    const other = speechModels.find((m) => m.set === "sentences" || m.set === "both").name;
+    $("speech-model").appendChild(option("", `by the text: spoken numbers to ${nums}, other text to ${other}`));
+  }
+  for (const m of speechModels) {
+    const set = m.set ? `${m.set}, ` : "";
+    $("speech-model").appendChild(option(m.name, `${m.name} (${set}${m.rate / 1000} kHz, ${(m.voices || []).length} voices)`));
+  }
   fillVoices();
-  if (speechModels.length) setSpeechStatus("Ready: type the words (numbers spelt out), pick a voice and press Speak (or Enter).");
+  if (speechModels.length) setSpeechStatus("Ready: type the words (numbers spelt out: four hundred twelve), pick a voice and press Speak (or Enter).");
+}
+
+// choosesByText says whether the server picks the speech model by the
+// text: exactly one model was trained on spoken numbers and exactly one
+// on sentences (or both sets).
+function choosesByText() {
+  const count = (sets) => speechModels.filter((m) => sets.includes(m.set)).length;
+  return count(["numbers"]) === 1 && count(["sentences", "both"]) === 1;
 }
 
 function fillVoices() {
-  const m = speechModels.find((x) => x.name === $("speech-model").value);
+  const name = $("speech-model").value;
+  const m = speechModels.find((x) => x.name === name);
   const sel = $("speech-voice");
   const keep = sel.value;
   sel.textContent = "";
-  const voices = (m && m.voices) || [];
+  // Chosen by the text, the voice must be one that either model speaks.
+  let voices = (m && m.voices) || [];
+  if (name === "" && speechModels.length) {
+    voices = speechModels.map((x) => x.voices || []).reduce((a, b) => a.filter((v) => b.includes(v)));
+  }
   for (const v of voices) sel.appendChild(option(v, v));
   if (!voices.length) sel.appendChild(option("", "no named voices: choose a WAV"));
   if (voices.includes(keep)) sel.value = keep;
@@ -522,7 +546,6 @@ async function speak(ev) {
   if (speechJob.busy) return;
   const out = $("speech-out");
   const req = {
-    model: $("speech-model").value,
     text: $("speech-text").value,
     steps: Number($("speech-steps").value),
     cfg: Number($("speech-cfg").value),
@@ -530,6 +553,7 @@ async function speak(ev) {
     max_seconds: Number($("speech-max").value),
     stream: true,
   };
+  if ($("speech-model").value) req.model = $("speech-model").value;
   const file = $("speech-prompt").files[0];
   const voice = $("speech-voice").value;
   if (file) req.prompt_wav = await readDataURL(file);
@@ -576,7 +600,7 @@ async function speak(ev) {
       $("speech-audio").hidden = false;
       out.dataset.state = "done";
       const how = d.stopped ? "ended by the model" : "cut at max seconds or the model's context";
-      setSpeechStatus(`Done: ${d.seconds.toFixed(2)} s of speech (${how}) in ${((performance.now() - t0) / 1000).toFixed(2)} s; ` +
+      setSpeechStatus(`Done: ${d.seconds.toFixed(2)} s of speech by ${d.model} (${how}) in ${((performance.now() - t0) / 1000).toFixed(2)} s; ` +
         `first audio after ${firstAudio.toFixed(0)} ms, real-time factor ${d.timings.real_time_factor.toFixed(2)}.`);
     }
   });
