@@ -52,13 +52,7 @@ func runTrain(args []string) error {
 	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the weights every N steps in --out/step-NNNNNN (for latentlm sweep --over train)")
 	fs.BoolVar(&o.Resume, "resume", false, "continue the run saved in --out exactly where it stopped, on its own data and options, at its own learning rates")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress bar")
-	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "backbone width")
-	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "backbone blocks")
-	fs.IntVar(&o.Model.Heads, "heads", o.Model.Heads, "attention heads")
-	fs.IntVar(&o.Model.KVHeads, "kv-heads", o.Model.KVHeads, "key/value heads (grouped-query attention; latentlm only)")
-	fs.IntVar(&o.Model.HeadDim, "head-dim", o.Model.HeadDim, "diffusion head width (latentlm only)")
-	fs.IntVar(&o.Model.HeadDepth, "head-depth", o.Model.HeadDepth, "diffusion head blocks (latentlm only)")
-	fs.Var(&o.Model.Target, "target", "diffusion target: eps or v")
+	addBackboneFlags(fs, &o.Model, " (latentlm only)", "diffusion target: eps or v")
 	fs.Var(&o.Model.Layout, "layout", "class-conditional sequence layout: public ([class] z0 … z47, the public PyTorch code's; the default) or bol ([class] <BOL> z0 … z48 <EOL>, the layout of the shipped weights)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -96,4 +90,18 @@ func trainLM(ctx context.Context, fs *flags, o recipe.LatentLMOptions, command [
 		return err
 	})
 	return dir, err
+}
+
+// addBackboneFlags adds the flags that size the sequence engine (package
+// lm), which every task training one shares: the Transformer's width,
+// depth and heads, the diffusion head's, and its target. headNote follows
+// the flags that only a model with a diffusion head uses.
+func addBackboneFlags(fs *flags, c *lm.Config, headNote, targetUsage string) {
+	fs.IntVar(&c.Dim, "dim", c.Dim, "backbone width")
+	fs.IntVar(&c.Depth, "depth", c.Depth, "backbone blocks")
+	fs.IntVar(&c.Heads, "heads", c.Heads, "attention heads")
+	fs.IntVar(&c.KVHeads, "kv-heads", c.KVHeads, "key/value heads (grouped-query attention)"+headNote)
+	fs.IntVar(&c.HeadDim, "head-dim", c.HeadDim, "diffusion head width"+headNote)
+	fs.IntVar(&c.HeadDepth, "head-depth", c.HeadDepth, "diffusion head blocks"+headNote)
+	fs.Var(&c.Target, "target", targetUsage)
 }
