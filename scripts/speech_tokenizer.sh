@@ -13,7 +13,8 @@
 # that at the default 1e-3, is runs/speech/sigma-dec26000-lr1e-3 in
 # docs/RESULTS.md; sigma-dec26000-speed is the same from the same tokenizer
 # with half its clips played at another speed, --speed-perturb 0.5, at the
-# rate 1e-3); the all-350 scores come from `speech-vae eval --model
+# rate 1e-3; sigma-dec22500-soup averages a 6000-step decoder run at 1e-3
+# with the tokenizer it started from); the all-350 scores come from `speech-vae eval --model
 # DIR --judge-n 50 --json`), each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
@@ -61,11 +62,22 @@ declare -A FLAGS=(
   [sigma-dec14000]="--init runs/speech/sigma-dec6000 --decoder-only --lr 5e-4 --steps 8000 --seed 3"
   [sigma-dec26000]="--init weights/speech-vae --decoder-only --lr 5e-4 --steps 12000 --seed 4"
   [sigma-dec26000-speed]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --speed-perturb 0.5 --snapshot-every 3000"
+  [sigma-dec22500-lr1e-3]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 6000 --seed 5"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed sigma-dec22500-lr1e-3 sigma-dec22500-soup)
+
+# soup: sigma-dec22500-lr1e-3 averaged with the tokenizer it started from
+# (WiSE-FT's interpolation at 1/2), scored on all 350 test sentences.
+soup() {
+  run sigma-dec22500-lr1e-3 ${FLAGS[sigma-dec22500-lr1e-3]}
+  [[ -f $R/sigma-dec22500-soup/config.json ]] || "$L" average --out "$R/sigma-dec22500-soup" "$R/sigma-dec22500-lr1e-3" weights/speech-vae
+  "$L" speech-vae eval --model "$R/sigma-dec22500-soup" --judge-n 50 --json > "$D/speech-vae-sigma-dec22500-soup-judge50.json"
+  log "evaluated $R/sigma-dec22500-soup"
+}
 
 case "${1:-all}" in
-  all) for n in "${ORDER[@]}"; do run "$n" ${FLAGS[$n]}; done ;;
+  all) for n in "${ORDER[@]}"; do if [[ $n == sigma-dec22500-soup ]]; then soup; else run "$n" ${FLAGS[$n]}; fi; done ;;
+  sigma-dec22500-soup) soup ;;
   *)
     [[ -v FLAGS[$1] ]] || { echo "unknown run $1: want one of ${ORDER[*]}" >&2; exit 2; }
     run "$1" ${FLAGS[$1]} ;;
