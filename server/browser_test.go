@@ -169,20 +169,8 @@ func TestBrowserSpeech(t *testing.T) {
 	}
 	_, url := newSpeechServer(t, Config{}, false)
 	start := time.Now()
-	ctx := newBrowser(t)
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(url+"/"),
-		// The voice list is filled once /v1/models has answered.
-		chromedp.WaitReady(chromedp.CSS(`#speech-voice option[value="test-b"]`)),
-	)
-	if err != nil {
-		t.Fatalf("loading the page: %v", err)
-	}
-	for _, f := range [][2]string{{"speech-voice", "test-b"}, {"speech-steps", "2"}, {"speech-seed", "5"}, {"speech-max", "0.6"}, {"speech-text", "Seve"}} {
-		if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID(f[0]), f[1])); err != nil {
-			t.Fatalf("setting #%s to %q: %v", f[0], f[1], err)
-		}
-	}
+	ctx := speechPage(t, url)
+	setFields(t, ctx, [][2]string{{"speech-voice", "test-b"}, {"speech-steps", "2"}, {"speech-seed", "5"}, {"speech-max", "0.6"}, {"speech-text", "Seve"}})
 	// The keyboard: the end of the text, then Enter, which submits the form.
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("speech-text"), "n"+kb.Enter)); err != nil {
 		t.Fatalf("typing the text: %v", err)
@@ -238,14 +226,7 @@ func TestBrowserSpeechByText(t *testing.T) {
 		t.Skipf("chromium not installed: run make setup (it installs Debian's chromium): %v", err)
 	}
 	_, url := serveModels(t, Config{}, speechModelOfSet(t, "says-numbers", speech.SetNumbers), speechModelOfSet(t, "says-sentences", speech.SetSentences))
-	ctx := newBrowser(t)
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(url+"/"),
-		chromedp.WaitReady(chromedp.CSS(`#speech-voice option[value="test-b"]`)),
-	)
-	if err != nil {
-		t.Fatalf("loading the page: %v", err)
-	}
+	ctx := speechPage(t, url)
 	first, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`({value: document.getElementById("speech-model").value,
 		label: document.getElementById("speech-model").options[0].textContent})`))
 	if err != nil {
@@ -255,11 +236,7 @@ func TestBrowserSpeechByText(t *testing.T) {
 		t.Errorf("the model list starts with %q (value %q), want the choice by the text", first["label"], first["value"])
 	}
 	for _, c := range [][2]string{{"seven", "says-numbers"}, {"hi there", "says-sentences"}} {
-		for _, f := range [][2]string{{"speech-voice", "test-b"}, {"speech-steps", "2"}, {"speech-max", "0.2"}, {"speech-text", c[0]}} {
-			if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID(f[0]), f[1])); err != nil {
-				t.Fatalf("setting #%s to %q: %v", f[0], f[1], err)
-			}
-		}
+		setFields(t, ctx, [][2]string{{"speech-voice", "test-b"}, {"speech-steps", "2"}, {"speech-max", "0.2"}, {"speech-text", c[0]}})
 		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.getElementById("speech-out").dataset.state = "", true)`)); err != nil {
 			t.Fatal(err)
 		}
@@ -268,6 +245,32 @@ func TestBrowserSpeechByText(t *testing.T) {
 		}
 		if status := waitDone(t, ctx, "speech-out", "speech-status"); !strings.Contains(status, "of speech by "+c[1]+" ") {
 			t.Errorf("%q: status %q, want it spoken by %s", c[0], status, c[1])
+		}
+	}
+}
+
+// speechPage opens the page of the server at url in headless chromium
+// and waits until its voice list holds test-b: it is filled once
+// /v1/models has answered.
+func speechPage(t *testing.T, url string) context.Context {
+	t.Helper()
+	ctx := newBrowser(t)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(url+"/"),
+		chromedp.WaitReady(chromedp.CSS(`#speech-voice option[value="test-b"]`)),
+	)
+	if err != nil {
+		t.Fatalf("loading the page: %v", err)
+	}
+	return ctx
+}
+
+// setFields sets each form field {id, value} of the page.
+func setFields(t *testing.T, ctx context.Context, fields [][2]string) {
+	t.Helper()
+	for _, f := range fields {
+		if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID(f[0]), f[1])); err != nil {
+			t.Fatalf("setting #%s to %q: %v", f[0], f[1], err)
 		}
 	}
 }
@@ -382,11 +385,7 @@ func TestBrowserMultimodal(t *testing.T) {
 	if want := "latentlm-mnist " + mmName + " | class false, prompt true, read and write true"; page != want {
 		t.Fatalf("with the multimodal model picked, the page: %q, want %q", page, want)
 	}
-	for _, f := range [][2]string{{"n", "1"}, {"steps", "2"}, {"seed", "3"}} {
-		if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID(f[0]), f[1])); err != nil {
-			t.Fatalf("setting #%s to %q: %v", f[0], f[1], err)
-		}
-	}
+	setFields(t, ctx, [][2]string{{"n", "1"}, {"steps", "2"}, {"seed", "3"}})
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](recordSrcs)); err != nil {
 		t.Fatalf("watching the image: %v", err)
 	}
@@ -474,11 +473,7 @@ func TestBrowserMultimodal(t *testing.T) {
 
 	// A completion, its text streamed.
 	const complete = "the digit 3 is"
-	for _, f := range [][2]string{{"complete-steps", "2"}, {"complete-seed", "2"}} {
-		if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID(f[0]), f[1])); err != nil {
-			t.Fatalf("setting #%s to %q: %v", f[0], f[1], err)
-		}
-	}
+	setFields(t, ctx, [][2]string{{"complete-steps", "2"}, {"complete-seed", "2"}})
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("complete-prompt"), complete+kb.Enter)); err != nil {
 		t.Fatalf("typing the completion's prompt: %v", err)
 	}
