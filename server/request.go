@@ -93,7 +93,8 @@ func samplingFields(steps *int, cfg *float64, seed *int64, fSteps *int, fCFG *fl
 	if ferr := intField("steps", steps, fSteps, 1, MaxSteps); ferr != nil {
 		return ferr
 	}
-	if setIf(cfg, fCFG); math.IsNaN(*cfg) || math.IsInf(*cfg, 0) || *cfg < 0 || *cfg > MaxCFG {
+	setIf(cfg, fCFG)
+	if math.IsNaN(*cfg) || math.IsInf(*cfg, 0) || *cfg < 0 || *cfg > MaxCFG {
 		return bad("cfg", "%v out of range 0…%d", *cfg, MaxCFG)
 	}
 	return intField("seed", seed, fSeed, 0, MaxSeed)
