@@ -447,10 +447,9 @@ function loadSpeechModels(body) {
   // With one model for spoken numbers and one for other text, the server
   // chooses between them by the text when no model is named (docs/API.md,
   // POST /v1/speech): the page offers that first.
-  if (choosesByText()) {
-    const nums = speechModels.find((m) => m.set === "numbers").name;
-    const other = speechModels.find((m) => m.set === "sentences" || m.set === "both").name;
-    $("speech-model").appendChild(option("", `by the text: spoken numbers to ${nums}, other text to ${other}`));
+  const byText = byTextModels();
+  if (byText) {
+    $("speech-model").appendChild(option("", `by the text: spoken numbers to ${byText[0].name}, other text to ${byText[1].name}`));
   }
   for (const m of speechModels) {
     const set = m.set ? `${m.set}, ` : "";
@@ -460,12 +459,13 @@ function loadSpeechModels(body) {
   if (speechModels.length) setSpeechStatus("Ready: type the words (numbers spelt out: four hundred twelve), pick a voice and press Speak (or Enter).");
 }
 
-// choosesByText says whether the server picks the speech model by the
-// text: exactly one model was trained on spoken numbers and exactly one
-// on sentences (or both sets).
-function choosesByText() {
-  const count = (sets) => speechModels.filter((m) => sets.includes(m.set)).length;
-  return count(["numbers"]) === 1 && count(["sentences", "both"]) === 1;
+// byTextModels gives the two models the server chooses between by the
+// text, [numbers, other], where exactly one model was trained on spoken
+// numbers and exactly one on sentences (or both sets); else null.
+function byTextModels() {
+  const of = (sets) => speechModels.filter((m) => sets.includes(m.set));
+  const nums = of(["numbers"]), other = of(["sentences", "both"]);
+  return nums.length === 1 && other.length === 1 ? [nums[0], other[0]] : null;
 }
 
 function fillVoices() {
@@ -474,10 +474,12 @@ function fillVoices() {
   const sel = $("speech-voice");
   const keep = sel.value;
   sel.textContent = "";
-  // Chosen by the text, the voice must be one that either model speaks.
+  // Chosen by the text, the voice must be one that both models speak.
   let voices = (m && m.voices) || [];
-  if (name === "" && speechModels.length) {
-    voices = speechModels.map((x) => x.voices || []).reduce((a, b) => a.filter((v) => b.includes(v)));
+  const byText = byTextModels();
+  if (name === "" && byText) {
+    const [a, b] = byText.map((x) => x.voices || []);
+    voices = a.filter((v) => b.includes(v));
   }
   for (const v of voices) sel.appendChild(option(v, v));
   if (!voices.length) sel.appendChild(option("", "no named voices: choose a WAV"));
