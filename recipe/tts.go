@@ -97,7 +97,7 @@ func DefaultTTSOptions() TTSOptions {
 }
 
 // TTSSets are the values of TTSOptions.Set.
-var TTSSets = []string{speech.SetNumbers, speech.SetSentences, "both"}
+var TTSSets = []string{speech.SetNumbers, speech.SetSentences, speech.SetBoth}
 
 // ttsCorpus is the training utterances as the mixer draws them: each one's
 // text (model ids), σ-VAE means, voice, and every voice's utterances.
@@ -506,7 +506,7 @@ func selectVoices(utts []speech.Utterance, set string, limit int) voiceSelection
 	voices := map[string]int{}
 	count := map[string]int{}
 	for i, u := range utts {
-		if (set != "both" && u.Set != set) || (limit > 0 && count[u.Voice] >= limit) {
+		if (set != speech.SetBoth && u.Set != set) || (limit > 0 && count[u.Voice] >= limit) {
 			continue
 		}
 		count[u.Voice]++

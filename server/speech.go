@@ -418,7 +418,7 @@ func (sm *speechModel) set() string {
 // speechForText is the one speech model trained for text (see speechFor),
 // or "" when none or several are.
 func (s *Server) speechForText(text string) string {
-	want := []string{speech.SetSentences, "both"}
+	want := []string{speech.SetSentences, speech.SetBoth}
 	if speech.IsNumberText(text) {
 		want = []string{speech.SetNumbers}
 	}

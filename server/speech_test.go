@@ -307,8 +307,7 @@ func TestSpeechModelsAndMetrics(t *testing.T) {
 // numbers model, other text to the sentence model. Where that is not one
 // model, the model is required.
 func TestSpeechModelForText(t *testing.T) {
-	load := func(name, set string) Model { return speechModelOfSet(t, name, set) }
-	_, url := serveModels(t, Config{}, load("says-numbers", speech.SetNumbers), load("says-sentences", speech.SetSentences))
+	_, url := serveModels(t, Config{}, speechModelOfSet(t, "says-numbers", speech.SetNumbers), speechModelOfSet(t, "says-sentences", speech.SetSentences))
 	if b := get(t, url+"/v1/models"); !strings.Contains(b, `"name":"says-numbers"`) || strings.Count(b, `"set":"numbers"`) != 1 || strings.Count(b, `"set":"sentences"`) != 1 {
 		t.Errorf("/v1/models does not give each model's set: %s", b)
 	}
@@ -318,7 +317,7 @@ func TestSpeechModelForText(t *testing.T) {
 			t.Errorf("%q went to %s, want %s", text, r.Model, want)
 		}
 	}
-	_, url = serveModels(t, Config{}, load("numbers-a", speech.SetNumbers), load("numbers-b", speech.SetNumbers))
+	_, url = serveModels(t, Config{}, speechModelOfSet(t, "numbers-a", speech.SetNumbers), speechModelOfSet(t, "numbers-b", speech.SetNumbers))
 	status, e := postTo(t, url, "/v1/speech", `{"text":"seven","voice":"test-b","max_seconds":0.2,"steps":2}`, nil)
 	if status != 400 || e.Error.Field != "model" || !strings.Contains(e.Error.Message, "required: one of numbers-a, numbers-b") {
 		t.Errorf("two numbers models, no model named: %d %+v; want 400 requiring the model", status, e)

@@ -7,10 +7,12 @@ import (
 	"unicode"
 )
 
-// The two text sets.
+// The two text sets, and SetBoth, the name of a model's or a run's
+// training on both (an utterance is always of one set).
 const (
 	SetNumbers   = "numbers"
 	SetSentences = "sentences"
+	SetBoth      = "both"
 )
 
 var (

@@ -339,7 +339,7 @@ func speechVAEEncode(args []string) error {
 }
 
 func speechVAEEncodeData(args []string) error {
-	o := recipe.SpeechCorpusOptions{Split: speech.SplitTrain, Set: "both"}
+	o := recipe.SpeechCorpusOptions{Split: speech.SplitTrain, Set: speech.SetBoth}
 	fs := newFlags("speech-vae encode-data", "speech-vae encode-data [--data DIR] [--split train] [--set both] [--model DIR] [--out FILE.safetensors]")
 	fs.StringVar(&o.Backend, "backend", "", "compute backend: onnx, go or xla")
 	fs.StringVar(&o.SpeechVAE, "model", "", "tokenizer checkpoint folder (default weights/speech-vae)")

@@ -79,7 +79,7 @@ func runEvalTTS(args []string) error {
 	}
 	switch *set {
 	case speech.SetNumbers, speech.SetSentences:
-	case "both":
+	case speech.SetBoth:
 		*set = ""
 	default:
 		return fmt.Errorf("--set %q: want numbers, sentences or both", *set)
