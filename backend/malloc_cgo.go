@@ -15,29 +15,31 @@ static void fixMmapThreshold(int n) {
 #endif
 }
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-#define HAVE_MALLINFO2 1
-#else
-#define HAVE_MALLINFO2 0
-#endif
-
-// mappedBytes is the bytes the C allocator holds in mmap-ed chunks.
-static size_t mappedBytes(void) {
-#if HAVE_MALLINFO2
-	return mallinfo2().hblkhd;
+// isMapped reports whether glibc mapped the block p of its own: the
+// IS_MMAPPED bit (2) of the chunk's size word, just before p. It reads the
+// block itself, so other threads allocating or freeing at the same time
+// (ONNX Runtime's, once opened) cannot change the answer, as they could a
+// process-wide count of mapped bytes. Elsewhere it is always 0.
+static int isMapped(void *p) {
+#ifdef __GLIBC__
+	return (((size_t *)p)[-1] & 2) != 0;
 #else
 	return 0;
 #endif
 }
 
-static int haveMallinfo2(void) { return HAVE_MALLINFO2; }
+static int isGlibc(void) {
+#ifdef __GLIBC__
+	return 1;
+#else
+	return 0;
+#endif
+}
 
 static void *allocate(size_t n) { return malloc(n); }
 static void release(void *p) { free(p); }
 */
 import "C"
-
-import "unsafe"
 
 // mmapThreshold is the size from which the C allocator maps each block of
 // its own, and unmaps it when freed: glibc's initial threshold, kept.
@@ -63,9 +65,8 @@ func keepFreedMemoryReturned() { C.fixMmapThreshold(mmapThreshold) }
 func mappedAfterReuse() (mapped, known bool) {
 	p := C.allocate(C.size_t(mmapThreshold * 4))
 	C.release(p)
-	before := C.mappedBytes()
 	q := C.allocate(C.size_t(mmapThreshold * 2))
-	after := C.mappedBytes()
-	C.release(unsafe.Pointer(q))
-	return after > before, C.haveMallinfo2() == 1
+	mapped = C.isMapped(q) == 1
+	C.release(q)
+	return mapped, C.isGlibc() == 1
 }
