@@ -128,14 +128,8 @@ func trainRVQ(t *testing.T, steps int) (*Model, []float64, []train.Result) {
 func TestRVQCodec(t *testing.T) {
 	m, losses, results := trainRVQ(t, 40)
 	c := m.Config
-	var first, last float64
-	for i := range 5 {
-		first, last = first+losses[i]/5, last+losses[len(losses)-1-i]/5
-	}
-	t.Logf("loss %.4f → %.4f; step 1: %v restarts, last: ppl1 %.1f, mean ppl %.1f", first, last, results[0].Metrics[2], results[len(results)-1].Metrics[0], results[len(results)-1].Metrics[1])
-	if !(last < 0.8*first) {
-		t.Errorf("loss did not fall by 20%%: %.4f → %.4f", first, last)
-	}
+	testutil.ExpectFalls(t, "loss", losses, 5, 0.8)
+	t.Logf("step 1: %v restarts, last: ppl1 %.1f, mean ppl %.1f", results[0].Metrics[2], results[len(results)-1].Metrics[0], results[len(results)-1].Metrics[1])
 	// Every code starts dead, so the first step restarts most of them.
 	if r := results[0].Metrics[2]; r < float64(c.Codebooks*c.CodebookSize/2) {
 		t.Errorf("first step restarted %v codes of %d: the codebooks were not seeded from the batch", r, c.Codebooks*c.CodebookSize)

@@ -384,22 +384,8 @@ func TestTinyTrainingLowersBothLosses(t *testing.T) {
 		}
 		ce, diff = append(ce, res.Metrics[0]), append(diff, res.Metrics[1])
 	}
-	mean := func(x []float64) float64 {
-		var s float64
-		for _, v := range x {
-			s += v
-		}
-		return s / float64(len(x))
-	}
-	ce0, ce1 := mean(ce[:10]), mean(ce[70:])
-	d0, d1 := mean(diff[:10]), mean(diff[70:])
-	t.Logf("cross-entropy %.3f → %.3f, diffusion %.3f → %.3f", ce0, ce1, d0, d1)
-	if !(ce1 < 0.5*ce0) {
-		t.Errorf("cross-entropy fell only from %.3f to %.3f", ce0, ce1)
-	}
-	if !(d1 < 0.8*d0) {
-		t.Errorf("diffusion loss fell only from %.3f to %.3f", d0, d1)
-	}
+	testutil.ExpectFalls(t, "cross-entropy", ce, 10, 0.5)
+	testutil.ExpectFalls(t, "diffusion loss", diff, 10, 0.8)
 
 	// The trained model draws, for each caption, latents on the side of
 	// its image: training and sampling agree on positions, mask, timestep

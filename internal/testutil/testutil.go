@@ -126,23 +126,33 @@ func CheckGradients(t *testing.T, b compute.Backend, store *model.Store, loss fu
 
 // ExpectLossFalls runs step(0…steps−1), each returning a training loss, and
 // fails the test unless the mean of the last `window` losses is below factor
-// times the mean of the first `window`.
+// times the mean of the first `window` (ExpectFalls).
 func ExpectLossFalls(t *testing.T, steps, window int, factor float64, step func(i int) float64) {
 	t.Helper()
-	var first, last float64
+	losses := make([]float64, steps)
 	for i := range steps {
-		loss := step(i)
-		if i < window {
-			first += loss / float64(window)
-		}
-		if i >= steps-window {
-			last += loss / float64(window)
-		}
+		losses[i] = step(i)
 	}
-	t.Logf("loss %.4f → %.4f", first, last)
+	ExpectFalls(t, "loss", losses, window, factor)
+}
+
+// ExpectFalls fails the test unless the mean of the last `window` values of
+// series (a training term, one value a step) is below factor times the mean
+// of its first `window`, and reports whether it was.
+func ExpectFalls(t testing.TB, name string, series []float64, window int, factor float64) bool {
+	t.Helper()
+	if window < 1 || len(series) < window {
+		t.Errorf("%s: %d values, fewer than the window of %d", name, len(series), window)
+		return false
+	}
+	first, _ := MeanStd(series[:window])
+	last, _ := MeanStd(series[len(series)-window:])
+	t.Logf("%s %.4f → %.4f", name, first, last)
 	if !(last < factor*first) {
-		t.Errorf("loss did not fall by %.0f%%: %.4f → %.4f", 100*(1-factor), first, last)
+		t.Errorf("%s did not fall by %.0f%%: %.4f → %.4f", name, 100*(1-factor), first, last)
+		return false
 	}
+	return true
 }
 
 // TinyTrainer is the setup of the tiny training tests: a store with specs
