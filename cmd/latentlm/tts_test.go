@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/phoneme"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/text"
@@ -250,4 +251,62 @@ func speakLikeFliteSLT(t *testing.T, root string, texts []string) []string {
 		t.Errorf("%d of %d lengths within ±20%% of flite-slt's, want at least three in four", within, n)
 	}
 	return printed
+}
+
+// TestDemoSpeech: demo --task speech says a held-out spoken number and a
+// held-out sentence with the shipped models in one WAV, with its
+// spectrogram beside it, each utterance ended by the model and judged
+// beside flite-slt's own reading; and its --out and --time are checked
+// before any work.
+func TestDemoSpeech(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"demo", "--task", "class", "--time", "5m"}, "--time is the budget of demo --task speech --train"},
+		{[]string{"demo", "--task", "speech", "--time", "5m"}, "--time is the budget of demo --task speech --train"},
+		{[]string{"demo", "--task", "speech", "--out", filepath.Join(dir, "d.png")}, "give a name ending in .wav"},
+		{[]string{"demo", "--task", "speech", "--train", "--time", "5m", "--out", filepath.Join(dir, "d.wav")}, "needs at least 10m"},
+	} {
+		code, _, stderr := cli(t, dir, c.args...)
+		expectOneLineError(t, code, stderr, c.want)
+	}
+	voice, err := speech.VoiceByName("flite-slt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := speech.CheckVoice(voice); err != nil {
+		t.Skipf("flite-slt is not installed (setup warns when it cannot install the voices): %v", err)
+	}
+	root := repoRoot(t)
+	out := filepath.Join(dir, "demo-speech.wav")
+	code, stdout, stderr := cli(t, root, "demo", "--task", "speech", "--out", out)
+	if code != 0 {
+		t.Fatalf("demo --task speech: exit %d: %s", code, stderr)
+	}
+	t.Log(stdout)
+	if n := strings.Count(stdout, "ended by the model's <EOL>"); n != 2 {
+		t.Errorf("%d utterances ended by the model, want the number's and the sentence's:\n%s", n, stdout)
+	}
+	for _, model := range []string{ttsDefault, ttsSentences} {
+		if !strings.Contains(stdout, filepath.Join("weights", model)+" said ") {
+			t.Errorf("no utterance of weights/%s:\n%s", model, stdout)
+		}
+	}
+	if _, err := speech.NewJudge(); err == nil && strings.Count(stdout, "pocketsphinx heard") != 2 {
+		t.Errorf("want pocketsphinx's transcript of each utterance:\n%s", stdout)
+	}
+	a, err := wav.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two utterances of at least a second each, half a second between,
+	// and far less than the two --max-seconds bounds.
+	if secs := float64(len(a.Samples)) / float64(a.Rate); a.Rate != speech.Rate || secs < 2.5 || secs > 15 {
+		t.Errorf("the WAV holds %.2f s at %d Hz, want 2.5–15 s at 16 kHz", secs, a.Rate)
+	}
+	if img := testutil.DecodePNG(t, strings.TrimSuffix(out, ".wav")+".png"); img.Bounds().Dx() < 100 {
+		t.Errorf("spectrogram %v, want at least 100 columns", img.Bounds())
+	}
 }
