@@ -4,7 +4,7 @@
 // default, 32×32 RGB for colour folders) and a grid of latent vectors, one
 // per p×p patch.
 //
-// Three kinds share the architecture so that comparisons are fair:
+// Four kinds share the architecture so that comparisons are fair:
 //
 //   - sigma (σ-VAE, the default): the encoder gives μ and the latent is
 //     z = μ + σ·ε with one σ per example, σ = |N(0,1)|·C_σ, never learned. The
