@@ -92,11 +92,11 @@ func sampleGrid(m *latentlm.Generator, classes []int, n int, opts lm.SampleOptio
 func runDemo(args []string) error {
 	fs := newFlags("demo", "demo [--task class|multimodal|speech] [--train [--seed N] [--time 60m]] [--out demo.png | demo-speech.wav]")
 	backendName := fs.String("backend", "", "compute backend: onnx, go or xla")
-	retrain := fs.Bool("train", false, "retrain the whole pipeline from scratch first: a 4-channel σ-VAE, then LatentLM on defaults (≈15 min on 2 cores)")
+	retrain := fs.Bool("train", false, "retrain from scratch first: for class a 4-channel σ-VAE, then LatentLM on defaults (≈15 min on 2 cores); for multimodal and speech see --task")
 	out := fs.String("out", "demo.png", "output PNG grid (--task speech: the WAV, default demo-speech.wav, its spectrogram beside it as .png)")
 	runDir := fs.String("dir", filepath.Join("runs", "demo-"+time.Now().Format("20060102-150405")), "where --train writes its checkpoints")
 	quiet := fs.Bool("quiet", false, "no progress bars")
-	seed := fs.Uint64("seed", 1, "with --train: seed of both trainings (initialisation, data order, noise)")
+	seed := fs.Uint64("seed", 1, "with --train: seed of the trainings (initialisation, data order, noise)")
 	task := fs.String("task", "class", "class: the class grid (and the caption grid of the shipped multimodal model); multimodal: the caption grid only (with --train: retrain the canvas tokenizer and the multimodal model, ≈30 min on 2 cores); speech: a held-out spoken number and sentence said in flite-slt's voice, and what pocketsphinx heard (with --train: train text-to-speech on spoken numbers within --time, score it on 70 held-out texts, and say the number with it)")
 	budget := fs.Duration("time", demoSpeechBudget, "with --task speech --train: the whole command's time, the speech data, training and scoring together")
 	if err := fs.Parse(args); err != nil {
