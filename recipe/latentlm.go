@@ -202,6 +202,8 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 		}
 		return out
 	}
+	// loop.Steps is the run's last step: o.Steps, or where --time ends it.
+	var loop *train.Loop
 	save := func(step int64, h []train.Point) error {
 		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
@@ -214,12 +216,12 @@ func LatentLM(ctx context.Context, o LatentLMOptions) (*Result, error) {
 				return err
 			}
 		}
-		if o.SampleEvery > 0 && (step%o.SampleEvery == 0 || step == o.Steps) {
+		if o.SampleEvery > 0 && (step%o.SampleEvery == 0 || step == loop.Steps) {
 			return writeClassGrid(o.Backend, o.Out, o.Tokenizer, filepath.Join(o.Out, fmt.Sprintf("samples-%06d.png", step)), 4)
 		}
 		return nil
 	}
-	loop := &train.Loop{
+	loop = &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: hookEvery(o.SaveEvery, o.SnapshotEvery), Hook: save,
 		Desc: o.Arch + " " + o.Data, Quiet: o.Quiet, RecordEvery: 10,
 		Batch: func(step int64) ([]any, int, error) {

@@ -529,6 +529,8 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		grid = setSampleCaptions(set)
 	}
 	started := time.Now()
+	// loop.Steps is the run's last step: o.Steps, or where --time ends it.
+	var loop *train.Loop
 	save := func(step int64, h []train.Point) error {
 		info := set.Info()
 		for k, v := range map[string]any{"steps": step, "backend": bname, "seed": o.Seed,
@@ -560,13 +562,13 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		if err := run.Save(saveTo, h, step); err != nil {
 			return err
 		}
-		if snapshotDue(o.SnapshotEvery, step, o.Steps) {
+		if snapshotDue(o.SnapshotEvery, step, loop.Steps) {
 			// The last step is kept too, so that a sweep ends where the run did.
 			if err := keepSnapshot(o.Out, step, saveTo); err != nil {
 				return err
 			}
 		}
-		if o.SampleEvery > 0 && (step%o.SampleEvery == 0 || step == o.Steps) {
+		if o.SampleEvery > 0 && (step%o.SampleEvery == 0 || step == loop.Steps) {
 			return CaptionGrid(ctx, o.Backend, o.Out, filepath.Join(o.Out, fmt.Sprintf("samples-%06d.png", step)), grid, 4)
 		}
 		return nil
@@ -578,7 +580,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if tf != nil {
 		desc = "multimodal transfusion " + dataLabel(o.Data)
 	}
-	loop := &train.Loop{
+	loop = &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: hookEvery(o.SaveEvery, o.SnapshotEvery), Hook: save,
 		Desc: desc, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {

@@ -237,6 +237,8 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		}
 		return info
 	}
+	// loop.Steps is the run's last step: o.Steps, or where --time ends it.
+	var loop *train.Loop
 	save := func(step int64, h []train.Point) error {
 		m, err := speechvae.NewModel(b, cfg, store)
 		if err != nil {
@@ -248,7 +250,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		if err := run.Save(func(dir string) error { return m.Save(dir, info) }, h, step); err != nil {
 			return err
 		}
-		if !snapshotDue(o.SnapshotEvery, step, o.Steps) {
+		if !snapshotDue(o.SnapshotEvery, step, loop.Steps) {
 			return nil
 		}
 		// A snapshot is a tokenizer to evaluate: it gets the statistics of
@@ -262,7 +264,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		}
 		return keepSnapshot(o.Out, step, func(dir string) error { return m.Save(dir, info) })
 	}
-	loop := &train.Loop{
+	loop = &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: hookEvery(o.SaveEvery, o.SnapshotEvery), Hook: save,
 		Desc: fmt.Sprintf("speech-vae %s/%s", cfg.KindName(), cfg.Domain), Quiet: o.Quiet, RecordEvery: 20,
 		// The batch reads only the clips and makes new tensors: it can be

@@ -123,11 +123,12 @@ func TestSpeechTokenizerAdversarial(t *testing.T) {
 }
 
 // A run cut short by its deadline (--time) records the steps it took, not
-// the most it was allowed: a deadline already past leaves one step.
+// the most it was allowed, and keeps that last step as a snapshot: a
+// deadline already past leaves one step.
 func TestSpeechTokenizerDeadlineRecordsItsSteps(t *testing.T) {
 	cache, _ := tinySpeechData(t)
 	o := tinyTokenizerOptions(cache, filepath.Join(t.TempDir(), "cut"), 50)
-	o.Deadline = time.Now()
+	o.Deadline, o.SnapshotEvery = time.Now(), 20
 	if _, err := SpeechTokenizer(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +142,9 @@ func TestSpeechTokenizerDeadlineRecordsItsSteps(t *testing.T) {
 	}
 	if steps, _ := h.Info["steps"].(float64); steps != 1 {
 		t.Errorf("config.json records %v steps, want the 1 taken", h.Info["steps"])
+	}
+	if names := testutil.DirNames(t, o.Out); !slices.Contains(names, "step-000001") {
+		t.Errorf("%s holds %v, want the snapshot of the last step, step-000001", o.Out, names)
 	}
 }
 

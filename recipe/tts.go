@@ -260,6 +260,8 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	started := time.Now()
 	var gflop float64 // the work of steps [0, counted), added to at each save
 	var counted int64
+	// loop.Steps is the run's last step: o.Steps, or where --time ends it.
+	var loop *train.Loop
 	save := func(step int64, h []train.Point) error {
 		gflop += corpus.trainGFLOP(cfg, o, promptMax, counted, step)
 		counted = step
@@ -274,7 +276,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		if err := run.Save(write, h, step); err != nil {
 			return err
 		}
-		if snapshotDue(o.SnapshotEvery, step, o.Steps) {
+		if snapshotDue(o.SnapshotEvery, step, loop.Steps) {
 			return keepSnapshot(o.Out, step, write)
 		}
 		return nil
@@ -283,7 +285,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if o.Align > 0 {
 		metrics = append(metrics, "align")
 	}
-	loop := &train.Loop{
+	loop = &train.Loop{
 		Trainer: tr, Store: store, Steps: o.Steps, Deadline: o.Deadline, History: run.History, Every: hookEvery(o.SaveEvery, o.SnapshotEvery), Hook: save,
 		Desc: "tts " + o.Set, Quiet: o.Quiet, RecordEvery: 10, Metrics: metrics,
 		Batch: func(step int64) ([]any, int, error) {

@@ -9,8 +9,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/internal/testspeech"
@@ -419,6 +421,21 @@ func TestTTSSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Close()
+}
+
+// A run that --time ends early keeps its last step as a snapshot too, as
+// one that reaches its --steps does: the step the deadline ended it at, not
+// the most it was allowed.
+func TestTTSSnapshotAtDeadline(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	o := tinyTTSOptions(cache, tokenizer, filepath.Join(t.TempDir(), "cut"), 50)
+	o.SnapshotEvery, o.Deadline = 20, time.Now() // a deadline already past leaves one step
+	if _, err := TTS(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if names := testutil.DirNames(t, o.Out); !slices.Contains(names, "step-000001") {
+		t.Errorf("%s holds %v, want the snapshot of the last step, step-000001", o.Out, names)
+	}
 }
 
 // A resumed run keeps its own data and options whatever the resuming
