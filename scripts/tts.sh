@@ -60,6 +60,13 @@
 # that restart on the sentences alone, 3600 steps at 5e-4 (seed 22), scoring
 # snapshots along the way, then restarts it for 1000 steps at 2.5e-4 (seed
 # 23): weights/tts-sentences (2026-12-05).
+# PART=recipe60 is the one-hour CPU recipe from scratch (2026-12-06): first
+# train --time 60m at batch 8 on the spoken numbers of the encoded corpus
+# of four times the training texts (runs/tts-recipe60-b8, a snapshot every 1000 steps, each
+# scored on the 70 test texts), then the recipe as shipped, `demo --task
+# speech --train` (batch 8 on the default cache, the data, training and its
+# scores inside the hour; runs/demo-speech-recipe), both finals scored on
+# all 350 test texts too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -210,6 +217,20 @@ phonemes-sentences)
   [[ -f $m/loss.png ]] || "$L" train --task tts --reading phonemes --set sentences --data .deps/speech-1600-both-train.safetensors --init $r --lr 2.5e-4 --steps 1000 --seed 23 --save-every 200 --out $m --quiet
   "$L" eval --task tts --model $m --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-sentences-more-1000-sentences.json"
   "$L" eval --task tts --model $m --data .deps/speech-1600 --set sentences --n 50 --json > "$D/tts-phonemes-sentences-more-1000-sentences-n50.json"
+  exit ;;
+recipe60)
+  cache 1600
+  corpus=.deps/speech-1600-both-train.safetensors # its spoken numbers are read
+  [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
+  r=runs/tts-recipe60-b8
+  [[ -f $r/loss.png ]] || "$L" train --task tts --set numbers --data "$corpus" --batch 8 --time 60m --steps 100000 --seed 1 --snapshot-every 1000 --save-every 500 --out $r
+  for s in "$r"/step-*; do
+    "$L" eval --task tts --model "$s" --set numbers --n 10 --json > "$D/tts-recipe60-b8-${s##*/step-}.json"
+  done
+  d=runs/demo-speech-recipe
+  [[ -f $d/tts-numbers/loss.png ]] || "$L" demo --task speech --train --dir $d --out runs/demo-speech-recipe.wav
+  "$L" eval --task tts --model $r --set numbers --n 50 --json > "$D/tts-recipe60-b8-n50.json"
+  "$L" eval --task tts --model $d/tts-numbers --set numbers --n 50 --json > "$D/tts-recipe60-demo-n50.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
