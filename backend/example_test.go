@@ -19,7 +19,7 @@ func ExampleOpen() {
 		log.Fatal(err)
 	}
 	defer b.Finalize()
-	sum, err := graph.ExecOnce(b, func(x *graph.Node) *graph.Node {
+	sum, err := graph.CallOnce(b, func(x *graph.Node) *graph.Node {
 		return graph.ReduceAllSum(x)
 	}, []int32{1, 2, 3, 4})
 	if err != nil {

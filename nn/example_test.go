@@ -57,7 +57,7 @@ func ExampleLinear() {
 	}
 	x := [][]float32{{1, 2}}                 // [batch 1, in 2]
 	w := [][]float32{{1, 0}, {0, 2}, {1, 1}} // [out 3, in 2]
-	y, err := graph.ExecOnce(b, nn.Linear, x, w)
+	y, err := graph.CallOnce(b, nn.Linear, x, w)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func ExampleSpaceToDepth() {
 			img[4*r+c] = float32(10*r + c)
 		}
 	}
-	out, err := graph.ExecOnceN(b, func(x *graph.Node) (*graph.Node, *graph.Node) {
+	out, err := graph.CallOnceN(b, func(x *graph.Node) (*graph.Node, *graph.Node) {
 		patches := nn.SpaceToDepth(x, 2)
 		return patches, nn.DepthToSpace(patches, 2)
 	}, tensors.FromFlatDataAndDimensions(img, 1, 4, 4, 1))
@@ -104,7 +104,7 @@ func ExampleCrossEntropy() {
 	logits := [][]float32{{0, 0, 0, 0}, {9, 0, 0, 0}} // the second item: confidently wrong
 	labels := []int32{2, 3}
 	mask := []float32{1, 0} // but not counted
-	ce, err := graph.ExecOnce(b, nn.CrossEntropy, logits, labels, mask)
+	ce, err := graph.CallOnce(b, nn.CrossEntropy, logits, labels, mask)
 	if err != nil {
 		log.Fatal(err)
 	}
