@@ -24,8 +24,9 @@ import (
 // short of steps, not of examples, and a batch of 8 takes 0.57 of the time
 // of 16 on two cores. The default data's 400 texts, not more: in an hour
 // each is seen about 21 times, and four times the texts read worse at a
-// like step. The hour reaches 41.6% WER on 70 held-out texts, where batch
-// 16 had reached 93.3% (docs/RESULTS.md, "The CPU recipe in one hour").
+// like step. The hour reaches 41.6% WER on 70 held-out texts, where the
+// first recipe (batch 16, before guided attention) had reached 93.3%
+// (docs/RESULTS.md, "The CPU recipe in one hour").
 const (
 	demoSpeechBudget = time.Hour
 	demoSpeechBatch  = 8
