@@ -97,7 +97,8 @@ func demoSpeech(fs *flags, backendName, dir, out string, seed uint64, retrain, q
 
 	// Held-out texts: the test split's spoken numbers of speech data's plan
 	// (the first is the prompt's), and a sentence no training text holds.
-	numbers := speech.NumberTexts(speech.DefaultOptions("").Seed, speech.DefaultOptions("").Eval)
+	plan := speech.DefaultOptions("")
+	numbers := speech.NumberTexts(plan.Seed, plan.Eval)
 	utts := []demoUtterance{{text: numbers[1].Words, set: speech.SetNumbers, model: numbersModel}}
 	if sentenceModel != "" {
 		if s, err := demoSentence(); err != nil {
@@ -180,16 +181,14 @@ func demoSpeech(fs *flags, backendName, dir, out string, seed uint64, retrain, q
 		if judge == nil {
 			continue
 		}
+		// The model's utterance and flite's, in one pocketsphinx run.
 		clips := []wav.Audio{{Rate: tts.Rate, Samples: u.speech.Samples}, {Rate: speech.Rate, Samples: originals[i]}}
-		w, heard, err := judge.Score(ctx, clips[:1], []string{u.text}, speech.GrammarFor(u.set))
+		heard, err := judge.Transcribe(ctx, clips, speech.GrammarFor(u.set))
 		if err != nil {
 			return fmt.Errorf("judging %q: %w", u.text, err)
 		}
-		wo, heardOriginal, err := judge.Score(ctx, clips[1:], []string{u.text}, speech.GrammarFor(u.set))
-		if err != nil {
-			return fmt.Errorf("judging %s's %q: %w", voice.Name, u.text, err)
-		}
-		fmt.Printf("  pocketsphinx heard %q (%d of %d words wrong); from %s itself %q (%d wrong)\n", heard[0], w.Errors, w.Words, voice.Name, heardOriginal[0], wo.Errors)
+		w, wo := speech.WordErrors(u.text, heard[0]), speech.WordErrors(u.text, heard[1])
+		fmt.Printf("  pocketsphinx heard %q (%d of %d words wrong); from %s itself %q (%d wrong)\n", heard[0], w.Errors, w.Words, voice.Name, heard[1], wo.Errors)
 	}
 	fmt.Printf("wrote %s (%.2f s) and its spectrogram %s\n", out, float64(len(joined))/tts.Rate, picture)
 	return nil
