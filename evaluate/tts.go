@@ -360,7 +360,7 @@ func (l latentLMTTS) SpeakTeacherForced(ctx context.Context, texts []string, pro
 		if err != nil {
 			return nil, fmt.Errorf("voice prompt %s: %w", files[j], err)
 		}
-		if frames[j], err = m.Speech.Encode(truths[j], false); err != nil {
+		if frames[j], err = m.Encode(truths[j]); err != nil {
 			return nil, fmt.Errorf("the real utterance of %q: %w", text, err)
 		}
 		reqs[j], seeds[j] = tts.Request{Text: text, Prompt: p}, seed+uint64(j)
@@ -384,8 +384,8 @@ func (l latentLMTTS) decode(texts []string, res []tts.Result, seed uint64) ([]Sp
 			out[j].Steps++
 		}
 		if len(r.Frames) == 0 {
-			out[j].Samples = make([]float32, m.Speech.Config.SamplesPerLatent())
-		} else if out[j].Samples, err = m.Speech.Decode(r.Frames, 0, seed); err != nil {
+			out[j].Samples = make([]float32, m.SamplesPerFrame())
+		} else if out[j].Samples, err = m.Decode(r.Frames, seed); err != nil {
 			return nil, fmt.Errorf("decoding the speech of %q: %w", texts[j], err)
 		}
 	}

@@ -76,6 +76,9 @@ type TTSOptions struct {
 	// tts.Losses): 0 for none.
 	Align float64
 	EMA   float64
+	// Stack is how many of the speech tokenizer's frames the model reads
+	// and writes as one (tts.Format.Stacked; 0 or 1: one).
+	Stack int
 }
 
 // DefaultTTSOptions are the defaults of `latentlm train --task tts`: the
@@ -141,6 +144,8 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		return nil, errors.New("prompt seconds must be in [0, 60]")
 	case o.Limit < 0 || o.SeqLen < 0:
 		return nil, errors.New("limit and seq-len must be ≥ 0")
+	case o.Stack < 0 || o.Stack > 16:
+		return nil, errors.New("stack must be in [0, 16]")
 	}
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", "tts-"+o.Set)
@@ -156,6 +161,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 			k.number("align", &o.Align)
 			k.number("ema", &o.EMA)
 			k.number(tts.Kind+".prompt_seconds", &o.PromptSeconds)
+			k.count(tts.Kind+".stack", &o.Stack)
 		}); err != nil {
 			return nil, err
 		}
@@ -173,6 +179,11 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	f, err := tts.NewReadingFormat(o.Reading, sc.Channels, sc.FrameRate())
 	if err != nil {
 		return nil, err
+	}
+	if o.Stack > 1 {
+		if f, err = f.Stacked(o.Stack); err != nil {
+			return nil, err
+		}
 	}
 	corpus, err := newTTSCorpus(f, o, lat)
 	if err != nil {
@@ -241,7 +252,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		}
 		logf(o.Log, "started %d of %d weights from %s\n", copied, total, o.Init)
 	}
-	rec := tts.Record{Alphabet: f.AlphabetString(), Reading: f.Reading, FrameRate: f.FrameRate, PromptSeconds: o.PromptSeconds}
+	rec := tts.Record{Alphabet: f.AlphabetString(), Reading: f.Reading, FrameRate: f.FrameRate, PromptSeconds: o.PromptSeconds, Stack: f.Stack}
 
 	sched := diffusion.Cosine(1000)
 	lambda, kind := o.DiffusionWeight, sc.Kind
@@ -402,8 +413,8 @@ func newTTSCorpus(f tts.Format, o TTSOptions, lat *speechvae.Corpus) (*ttsCorpus
 		// z′ = (μ + σ·ε − mean)/std with σ = C_σ·|N(0,1)| per sequence:
 		// in normalised units the noise scale is C_σ/std per channel, and
 		// vae.Config.Redraw draws the |N(0,1)| (vae.Model.EncodeMoments).
-		for k := range c.scale {
-			c.scale[k] = float32(tok.Config.CSigma) / tok.Std[k]
+		for k := range c.scale { // a stacked frame repeats the channels
+			c.scale[k] = float32(tok.Config.CSigma) / tok.Std[k%len(tok.Std)]
 		}
 	}
 	sel := selectVoices(lat.Utterances, o.Set, o.Limit)
@@ -415,7 +426,7 @@ func newTTSCorpus(f tts.Format, o TTSOptions, lat *speechvae.Corpus) (*ttsCorpus
 			return nil, fmt.Errorf("%s: %w", u.File, err)
 		}
 		c.texts = append(c.texts, ids)
-		c.frames = append(c.frames, lat.Frames[i])
+		c.frames = append(c.frames, f.StackFrames(lat.Frames[i]))
 	}
 	if len(c.texts) == 0 {
 		return nil, fmt.Errorf("%s: no training utterances of the set %q", o.Data, o.Set)

@@ -169,6 +169,60 @@ func TestTTS(t *testing.T) {
 	}
 }
 
+// TestTTSStacked: a run that stacks two frames of the speech tokenizer
+// trains on frames of twice the channels at half the rate, records the
+// stacking, so that the loaded model reads and speaks 12.5 Hz frames of
+// 1280 samples, and counts its sequences in stacked frames.
+func TestTTSStacked(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	ctx := context.Background()
+	o := tinyTTSOptions(cache, tokenizer, filepath.Join(t.TempDir(), "stacked"), 2)
+	o.Stack = 2
+	if _, err := TTS(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	opts := tts.DefaultOptions()
+	opts.MaxSeconds = 0.4
+	m, err := tts.Load(testutil.Backend(t, ""), o.Out, "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Format.Stack != 2 || m.Format.FrameRate != 12.5 || m.Config.Latent != 2*testspeech.Channels {
+		t.Fatalf("stack %d at %g Hz, %d channels; want 2 at 12.5 Hz, %d", m.Format.Stack, m.Format.FrameRate, m.Config.Latent, 2*testspeech.Channels)
+	}
+	// The longest utterance, 22 of the tokenizer's frames, is 11 stacked.
+	if want := (tts.RowLen(11, 13, 11) + 7) / 8 * 8; m.Config.MaxLen != want {
+		t.Errorf("max_len %d, want %d", m.Config.MaxLen, want)
+	}
+	s, err := m.Speak(ctx, "twenty two", make([]float32, 8000), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Frames) == 0 || len(s.Frames) > 5 || len(s.Samples) != len(s.Frames)*1280 || s.PromptFrames != 7 {
+		t.Errorf("%d frames, %d samples, prompt of %d frames; want 1 to 5 frames of 1280 samples after 7", len(s.Frames), len(s.Samples), s.PromptFrames)
+	}
+	// A resumed run keeps its stacking; an unstacked run cannot be resumed
+	// stacked (its weights read frames of half the width).
+	o.Stack, o.Resume, o.Steps = 1, true, 3
+	if _, err := TTS(ctx, o); err != nil {
+		t.Fatalf("resuming a stacked run: %v", err)
+	}
+	if m, err := tts.Load(testutil.Backend(t, ""), o.Out, "", opts); err != nil || m.Format.Stack != 2 {
+		t.Errorf("resumed without --stack: %v", err)
+	} else {
+		m.Close()
+	}
+	plain := tinyTTSOptions(cache, tokenizer, filepath.Join(t.TempDir(), "plain"), 1)
+	if _, err := TTS(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	plain.Stack, plain.Resume, plain.Steps = 2, true, 2
+	if _, err := TTS(ctx, plain); err == nil || !strings.Contains(err.Error(), "channels") {
+		t.Errorf("an unstacked run resumed stacked: %v", err)
+	}
+}
+
 // TestTTSTrainFLOPs: the work a TTS run records counts, for every step,
 // the diffusion head on the rows the batch gathers for it (tts.Batch
 // HeadRows), which trainGFLOP recounts from the steps' picks alone.

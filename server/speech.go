@@ -227,11 +227,11 @@ func (sm *speechModel) info() ModelInfo {
 // promptFrames is how many latent frames the model reads of a voice prompt
 // of n samples: tts.Model.Prompt keeps its first PromptSeconds.
 func (sm *speechModel) promptFrames(n int) int {
-	c := sm.m.Speech.Config
+	per := sm.m.SamplesPerFrame()
 	if ps := sm.m.Options().PromptSeconds; ps > 0 {
-		n = min(n, max(1, int(math.Round(ps*sm.m.Format.FrameRate)))*c.SamplesPerLatent())
+		n = min(n, max(1, int(math.Round(ps*sm.m.Format.FrameRate)))*per)
 	}
-	return c.Latents(n)
+	return (n + per - 1) / per
 }
 
 // checkText refuses text the model cannot read: a character outside its

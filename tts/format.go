@@ -126,6 +126,10 @@ type Format struct {
 	// FrameRate is latent frames per second (25 for the speech tokenizer's
 	// default).
 	FrameRate float64
+	// Stack is how many of the speech tokenizer's frames make one of the
+	// model's (1, or 0 for a format made before stacking: one). See
+	// Format.Stacked.
+	Stack     int
 	index     map[rune]int
 	speller   *phoneme.Speller // ReadPhonemes: spells the words
 }
@@ -167,6 +171,70 @@ func NewReadingFormat(reading string, channels int, frameRate float64) (Format, 
 		return f, err
 	}
 	return Format{}, fmt.Errorf("tts: reading %q: want %s or %s", reading, ReadCharacters, ReadPhonemes)
+}
+
+// Stacked is f reading k consecutive frames of its speech tokenizer as
+// one frame of k·Channels values, at FrameRate/k: a 25 Hz tokenizer read
+// two at a time gives the model 12.5 frames a second, each one backbone
+// step and one run of the diffusion head, while the audio is the 25 Hz
+// tokenizer's, as good as before. A continuous frame widens at no cost to
+// the vocabulary (the diffusion head just writes more values), which a
+// discrete codec cannot do without multiplying its codebook (VALL-E 2's
+// grouped code modelling predicts a group's codes with one head each).
+// It is how LatentLM's decoding steps per second of audio fall without a
+// new tokenizer (the paper's §3.3: 15 latent frames a second against a
+// codec's 75; docs/DESIGN.md §12).
+func (f Format) Stacked(k int) (Format, error) {
+	if k < 1 || f.Stack > 1 {
+		return Format{}, fmt.Errorf("tts: stacking %d frames of a format that stacks %d", k, f.Stack)
+	}
+	f.Channels *= k
+	f.FrameRate /= float64(k)
+	f.Stack = k
+	return f, nil
+}
+
+// stack is the format's Stack, at least 1.
+func (f Format) stack() int { return max(1, f.Stack) }
+
+// StackFrames lays the speech tokenizer's frames out as the model's:
+// each run of Stack frames end to end as one (the first frame's values,
+// then the next's). A last run short of Stack is filled by repeating its
+// last frame, so that an utterance ends as it ended (in silence, for the
+// data here) rather than in made-up values; UnstackFrames then gives back
+// up to Stack−1 frames more than there were. With Stack 1 it returns
+// frames as they are.
+func (f Format) StackFrames(frames [][]float32) [][]float32 {
+	k := f.stack()
+	if k == 1 {
+		return frames
+	}
+	out := make([][]float32, 0, (len(frames)+k-1)/k)
+	for i := 0; i < len(frames); i += k {
+		z := make([]float32, 0, f.Channels)
+		for j := range k {
+			z = append(z, frames[min(i+j, len(frames)-1)]...)
+		}
+		out = append(out, z)
+	}
+	return out
+}
+
+// UnstackFrames is the inverse of StackFrames: each of the model's frames
+// split into Stack frames of the speech tokenizer, in order.
+func (f Format) UnstackFrames(frames [][]float32) [][]float32 {
+	k := f.stack()
+	if k == 1 {
+		return frames
+	}
+	c := f.Channels / k
+	out := make([][]float32, 0, len(frames)*k)
+	for _, z := range frames {
+		for j := range k {
+			out = append(out, z[j*c:(j+1)*c])
+		}
+	}
+	return out
 }
 
 // Continue is the id the softmax head is trained to predict after every

@@ -280,18 +280,49 @@ type Speech struct {
 	Result
 }
 
-// Prompt encodes a voice prompt: the σ-VAE means of 16 kHz samples.
+// Prompt encodes a voice prompt: the σ-VAE means of 16 kHz samples, as
+// many frames as the options keep (PromptSeconds).
 func (m *Model) Prompt(samples []float32) ([][]float32, error) {
-	if m.Speech == nil {
-		return nil, errors.New("tts: the model has no speech tokenizer")
-	}
 	if len(samples) == 0 {
 		return nil, errors.New("tts: the voice prompt holds no audio")
 	}
 	if n := m.promptFrames(); n > 0 {
-		samples = samples[:min(len(samples), n*m.Speech.Config.SamplesPerLatent())]
+		samples = samples[:min(len(samples), n*m.SamplesPerFrame())]
 	}
-	return m.Speech.Encode(samples, false)
+	return m.Encode(samples)
+}
+
+// Encode is the model's latent frames of 16 kHz samples: the speech
+// tokenizer's σ-VAE means, Format.Stack of them to a frame
+// (Format.StackFrames), one per SamplesPerFrame samples or part of it.
+func (m *Model) Encode(samples []float32) ([][]float32, error) {
+	if m.Speech == nil {
+		return nil, errors.New("tts: the model has no speech tokenizer")
+	}
+	z, err := m.Speech.Encode(samples, false)
+	if err != nil {
+		return nil, err
+	}
+	return m.Format.StackFrames(z), nil
+}
+
+// Decode is the 16 kHz audio of the model's latent frames, SamplesPerFrame
+// samples a frame, by the speech tokenizer (seed: its decoding's, the
+// phases of Griffin-Lim).
+func (m *Model) Decode(frames [][]float32, seed uint64) ([]float32, error) {
+	if m.Speech == nil {
+		return nil, errors.New("tts: the model has no speech tokenizer")
+	}
+	return m.Speech.Decode(m.Format.UnstackFrames(frames), 0, seed)
+}
+
+// SamplesPerFrame is the 16 kHz samples one of the model's latent frames
+// stands for (the speech tokenizer's per frame, times Format.Stack).
+func (m *Model) SamplesPerFrame() int {
+	if m.Speech == nil {
+		return int(math.Round(float64(Rate) / m.Format.FrameRate))
+	}
+	return m.Speech.Config.SamplesPerLatent() * m.Format.stack()
 }
 
 // Speak speaks text in the voice of the prompt (16 kHz samples of another
@@ -335,7 +366,7 @@ func (m *Model) Speak(ctx context.Context, text string, prompt []float32, stream
 	if len(s.Frames) == 0 {
 		return nil, errors.New("tts: no speech frames")
 	}
-	if s.Samples, err = m.Speech.Decode(s.Frames, 0, uint64(m.opts.Seed)); err != nil {
+	if s.Samples, err = m.Decode(s.Frames, uint64(m.opts.Seed)); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -358,8 +389,9 @@ type Stream struct {
 	emit   func([]float32) error
 }
 
-// DefaultChunk and DefaultContext are a Stream's defaults: chunks of 0.32 s
-// (the speech tokenizer's bucket) with 0.32 s of left context at 25 Hz.
+// DefaultChunk and DefaultContext are a Stream's defaults, in the model's
+// frames: chunks of 0.32 s (the speech tokenizer's bucket) with 0.32 s of
+// left context at 25 Hz, twice that for a model that stacks two frames.
 const (
 	DefaultChunk   = 8
 	DefaultContext = 8
@@ -390,12 +422,11 @@ func (s *Stream) Close() error {
 
 func (s *Stream) flush() error {
 	start := max(0, s.done-s.Context)
-	y, err := s.m.Speech.Decode(s.frames[start:], 0, s.Seed+uint64(s.done))
+	y, err := s.m.Decode(s.frames[start:], s.Seed+uint64(s.done))
 	if err != nil {
 		return err
 	}
-	spl := s.m.Speech.Config.SamplesPerLatent()
-	chunk := y[(s.done-start)*spl:]
+	chunk := y[(s.done-start)*s.m.SamplesPerFrame():]
 	s.done = len(s.frames)
 	return s.emit(chunk)
 }

@@ -73,19 +73,33 @@ type Record struct {
 	FrameRate float64 `json:"frame_rate"`
 	// PromptSeconds is the training prompts' crop (0: whole utterances).
 	PromptSeconds float64 `json:"prompt_seconds"`
+	// Stack is the speech tokenizer's frames per model frame (Format.Stack;
+	// absent: 1). FrameRate is then the model's, the tokenizer's / Stack.
+	Stack int `json:"stack,omitempty"`
 }
 
 // Format is the format the record describes, for latent frames of
 // channels values.
+// (the model's, Stack of the speech tokenizer's frames each).
 func (r Record) Format(channels int) (Format, error) {
+	k := max(1, r.Stack)
+	if channels%k != 0 {
+		return Format{}, fmt.Errorf("tts: %d channels do not split into %d stacked frames", channels, k)
+	}
+	var f Format
+	var err error
 	if r.Reading == "" || r.Reading == ReadCharacters {
-		return NewFormat(r.Alphabet, channels, r.FrameRate)
+		f, err = NewFormat(r.Alphabet, channels/k, r.FrameRate*float64(k))
+	} else {
+		f, err = NewReadingFormat(r.Reading, channels/k, r.FrameRate*float64(k))
+		if err == nil && r.Alphabet != f.AlphabetString() {
+			err = fmt.Errorf("tts: the model's phonemes %q are not this build's %q", r.Alphabet, f.AlphabetString())
+		}
 	}
-	f, err := NewReadingFormat(r.Reading, channels, r.FrameRate)
-	if err == nil && r.Alphabet != f.AlphabetString() {
-		err = fmt.Errorf("tts: the model's phonemes %q are not this build's %q", r.Alphabet, f.AlphabetString())
+	if err != nil {
+		return Format{}, err
 	}
-	return f, err
+	return f.Stacked(k)
 }
 
 // Model is a text-to-speech model ready to generate: the language model on
@@ -115,8 +129,8 @@ func New(b compute.Backend, cfg lm.Config, store *model.Store, f Format, sp *spe
 	if cfg.Vocab != f.Vocab || cfg.Latent != f.Channels {
 		return nil, fmt.Errorf("tts: the model (vocabulary %d, %d channels) does not fit its format (%d, %d)", cfg.Vocab.Size(), cfg.Latent, f.Vocab.Size(), f.Channels)
 	}
-	if sp != nil && (sp.Config.Channels != f.Channels || math.Abs(sp.Config.FrameRate()-f.FrameRate) > 1e-9) {
-		return nil, fmt.Errorf("tts: the speech tokenizer (%d channels at %g Hz) does not fit the model (%d at %g Hz)", sp.Config.Channels, sp.Config.FrameRate(), f.Channels, f.FrameRate)
+	if k := f.stack(); sp != nil && (sp.Config.Channels*k != f.Channels || math.Abs(sp.Config.FrameRate()/float64(k)-f.FrameRate) > 1e-9) {
+		return nil, fmt.Errorf("tts: the speech tokenizer (%d channels at %g Hz, %d frames a step) does not fit the model (%d at %g Hz)", sp.Config.Channels, sp.Config.FrameRate(), k, f.Channels, f.FrameRate)
 	}
 	e, err := lm.NewEngine(b, store, cfg, opts.SampleOptions)
 	if err != nil {

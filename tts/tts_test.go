@@ -508,7 +508,12 @@ func storeOf(m *Model) *model.Store { return m.store }
 // so the most likely token is id 0 (null), never <EOL>.
 func neverEnds(t *testing.T, maxLen int, sp *speechvae.Model, opts Options) *Model {
 	t.Helper()
-	f := testFormat(t)
+	return neverEndsIn(t, testFormat(t), maxLen, sp, opts)
+}
+
+// neverEndsIn is neverEnds with the format f.
+func neverEndsIn(t *testing.T, f Format, maxLen int, sp *speechvae.Model, opts Options) *Model {
+	t.Helper()
 	cfg := tinyConfig(f, maxLen)
 	store := randomStore(t, cfg, 0.1)
 	v := store.GetVariable(nn.WeightsScope + "/lm_head.weight")

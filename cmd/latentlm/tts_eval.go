@@ -505,7 +505,7 @@ func (r listenRun) run(ctx context.Context, b compute.Backend, m *tts.Model, utt
 		spk = fmt.Sprintf("%s (%d voices: %s)", spk, len(o.SpeakerVoices), strings.Join(o.SpeakerVoices, ", "))
 	}
 	facts := []evaluate.ListenFact{
-		{Name: "model", Value: fmt.Sprintf("%s: %d × %d backbone, %.0f Hz × %d-channel speech latents", m.Dir, m.Config.Dim, m.Config.Depth, m.Format.FrameRate, m.Format.Channels)},
+		{Name: "model", Value: fmt.Sprintf("%s: %d × %d backbone, %g Hz × %d-channel speech latents", m.Dir, m.Config.Dim, m.Config.Depth, m.Format.FrameRate, m.Format.Channels)},
 		{Name: "generation", Value: ttsSettings(r.opts)},
 	}
 	if r.baseline != "" {
