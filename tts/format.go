@@ -129,9 +129,9 @@ type Format struct {
 	// Stack is how many of the speech tokenizer's frames make one of the
 	// model's (1, or 0 for a format made before stacking: one). See
 	// Format.Stacked.
-	Stack     int
-	index     map[rune]int
-	speller   *phoneme.Speller // ReadPhonemes: spells the words
+	Stack   int
+	index   map[rune]int
+	speller *phoneme.Speller // ReadPhonemes: spells the words
 }
 
 // NewFormat is the format of an alphabet (Alphabet for new models),
