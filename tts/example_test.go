@@ -58,3 +58,25 @@ func ExampleModel_Speak() {
 	// between 0.8 and 2.5 s, as flite says it: true
 	// audio in more than one chunk: true
 }
+
+// Stacking two frames of the 25 Hz × 32-channel speech tokenizer gives a
+// model 12.5 frames a second of 64 values: half the decoding steps for the
+// same audio.
+func ExampleFormat_Stacked() {
+	f, err := tts.NewFormat(tts.Alphabet, 2, 25)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if f, err = f.Stacked(2); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d values a frame at %g Hz\n", f.Channels, f.FrameRate)
+	tokenizer := [][]float32{{1, 2}, {3, 4}, {5, 6}}
+	model := f.StackFrames(tokenizer)
+	fmt.Println(model)
+	fmt.Println(f.UnstackFrames(model))
+	// Output:
+	// 4 values a frame at 12.5 Hz
+	// [[1 2 3 4] [5 6 5 6]]
+	// [[1 2] [3 4] [5 6] [5 6]]
+}

@@ -3,7 +3,8 @@
 // Diffusion", Sun et al., 2024, https://arxiv.org/abs/2412.08635), on the
 // same causal Transformer and KV-cache engine as images and text (package
 // lm; docs/DESIGN.md §1, §3–§7, §12). Speech is a run of σ-VAE latent
-// frames at 25 Hz (package speechvae); the diffusion head writes them, and
+// frames at 25 Hz (package speechvae), or of k of them stacked into one
+// frame at 25/k Hz (Format.Stacked); the diffusion head writes them, and
 // the softmax head decides where the speech ends.
 //
 // A sequence is
