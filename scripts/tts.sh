@@ -67,6 +67,13 @@
 # speech --train` (batch 8 on the default cache, the data, training and its
 # scores inside the hour; runs/demo-speech-recipe), both finals scored on
 # all 350 test texts too.
+# PART=stack2 reads two of the 25 Hz tokenizer's frames a step (--stack 2,
+# 12.5 Hz × 64) by the protocol of the guided 25 Hz run and the 62.5 Hz
+# baseline: a full cosine to the work of LatentLM's step 1500 (2687 steps),
+# then a warm restart onto a schedule twice as long (5374 steps, 197.9
+# TFLOP), each scored on the 70 test texts, then `bench speak` for it and
+# weights/tts; PART=stack2-recipe is the one-hour recipe's training with
+# --stack 2 (2026-12-06).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -231,6 +238,24 @@ recipe60)
   [[ -f $d/tts-numbers/loss.png ]] || "$L" demo --task speech --train --dir $d --out runs/demo-speech-recipe.wav
   "$L" eval --task tts --model $r --set numbers --n 50 --json > "$D/tts-recipe60-b8-n50.json"
   "$L" eval --task tts --model $d/tts-numbers --set numbers --n 50 --json > "$D/tts-recipe60-demo-n50.json"
+  exit ;;
+stack2)
+  S=runs/tts-numbers-stack2
+  if [[ ! -f $S-2687/config.json ]]; then
+    "$L" train --task tts --set numbers --stack 2 --steps 2687 --seed 1 --out "$S" --quiet
+    mkdir -p "$S-2687" && cp "$S/config.json" "$S/model.safetensors" "$S-2687/"
+  fi
+  grep -q '"steps": 5374' "$S/config.json" || "$L" train --task tts --set numbers --stack 2 --steps 5374 --seed 1 --resume --out "$S" --quiet
+  "$L" eval --task tts --model "$S-2687" --set numbers --n 10 --json > "$D/tts-numbers-stack2-2687.json"
+  "$L" eval --task tts --model "$S" --set numbers --n 10 --json > "$D/tts-numbers-stack2-5374.json"
+  "$L" bench speak --model "$S" --batches 1,16 --reps 3 --json > "$D/bench-speak-tts-stack2.json"
+  "$L" bench speak --batches 1,16 --reps 3 --json > "$D/bench-speak-tts-shipped-20261206.json"
+  exit ;;
+stack2-recipe)
+  r=runs/tts-recipe60-stack2
+  [[ -f $r/loss.png ]] || "$L" train --task tts --set numbers --batch 8 --stack 2 --time 57m31s --seed 1 --snapshot-every 2000 --out $r
+  "$L" eval --task tts --model $r --set numbers --n 10 --json > "$D/tts-recipe60-stack2.json"
+  "$L" eval --task tts --model $r --set numbers --n 50 --json > "$D/tts-recipe60-stack2-all.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
