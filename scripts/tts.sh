@@ -253,7 +253,7 @@ stack2)
   exit ;;
 stack2-recipe)
   r=runs/tts-recipe60-stack2
-  [[ -f $r/loss.png ]] || "$L" train --task tts --set numbers --batch 8 --stack 2 --time 57m31s --seed 1 --snapshot-every 2000 --out $r
+  [[ -f $r/loss.png ]] || "$L" train --task tts --set numbers --batch 8 --stack 2 --time 57m31s --steps 1000000 --seed 1 --snapshot-every 2000 --out $r
   "$L" eval --task tts --model $r --set numbers --n 10 --json > "$D/tts-recipe60-stack2.json"
   "$L" eval --task tts --model $r --set numbers --n 50 --json > "$D/tts-recipe60-stack2-all.json"
   exit ;;
