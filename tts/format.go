@@ -222,7 +222,8 @@ func (f Format) StackFrames(frames [][]float32) [][]float32 {
 }
 
 // UnstackFrames is the inverse of StackFrames: each of the model's frames
-// split into Stack frames of the speech tokenizer, in order.
+// (Channels values) split into Stack frames of the speech tokenizer, in
+// order.
 func (f Format) UnstackFrames(frames [][]float32) [][]float32 {
 	k := f.stack()
 	if k == 1 {

@@ -306,12 +306,15 @@ func (m *Model) Encode(samples []float32) ([][]float32, error) {
 	return m.Format.StackFrames(z), nil
 }
 
-// Decode is the 16 kHz audio of the model's latent frames, SamplesPerFrame
-// samples a frame, by the speech tokenizer (seed: its decoding's, the
-// phases of Griffin-Lim).
+// Decode is the 16 kHz audio of the model's latent frames (Channels values
+// each), SamplesPerFrame samples a frame, by the speech tokenizer (seed:
+// its decoding's, the phases of Griffin-Lim).
 func (m *Model) Decode(frames [][]float32, seed uint64) ([]float32, error) {
 	if m.Speech == nil {
 		return nil, errors.New("tts: the model has no speech tokenizer")
+	}
+	if err := m.checkFrames("decoding", frames); err != nil {
+		return nil, err
 	}
 	return m.Speech.Decode(m.Format.UnstackFrames(frames), 0, seed)
 }

@@ -78,9 +78,8 @@ type Record struct {
 	Stack int `json:"stack,omitempty"`
 }
 
-// Format is the format the record describes, for latent frames of
-// channels values.
-// (the model's, Stack of the speech tokenizer's frames each).
+// Format is the format the record describes, for the model's latent
+// frames of channels values (Stack of the speech tokenizer's frames each).
 func (r Record) Format(channels int) (Format, error) {
 	k := max(1, r.Stack)
 	if channels%k != 0 {

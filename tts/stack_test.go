@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/latentlm/latentlm/internal/testspeech"
@@ -113,6 +114,10 @@ func TestStackedModelSpeaks(t *testing.T) {
 	}
 	if len(y) != 13*2*spl || !slices.Equal(y, direct) {
 		t.Errorf("decoded %d samples, want the tokenizer's decoding of the 26 unstacked frames (%d)", len(y), len(direct))
+	}
+
+	if _, err := m.Decode([][]float32{{1, 2, 3}}, 7); err == nil || !strings.Contains(err.Error(), "3 values") {
+		t.Errorf("decoding a frame of 3 values: %v", err)
 	}
 
 	// The model never ends, so it speaks to MaxSeconds: 10 frames, 20 of
