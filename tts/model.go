@@ -81,16 +81,15 @@ type Record struct {
 // Format is the format the record describes, for the model's latent
 // frames of channels values (Stack of the speech tokenizer's frames each).
 func (r Record) Format(channels int) (Format, error) {
-	k := max(1, r.Stack)
-	if channels%k != 0 {
-		return Format{}, fmt.Errorf("tts: %d channels do not split into %d stacked frames", channels, k)
+	if r.Stack > 1 && channels%r.Stack != 0 {
+		return Format{}, fmt.Errorf("tts: %d channels do not split into %d stacked frames", channels, r.Stack)
 	}
 	var f Format
 	var err error
 	if r.Reading == "" || r.Reading == ReadCharacters {
-		f, err = NewFormat(r.Alphabet, channels/k, r.FrameRate*float64(k))
+		f, err = NewFormat(r.Alphabet, channels, r.FrameRate)
 	} else {
-		f, err = NewReadingFormat(r.Reading, channels/k, r.FrameRate*float64(k))
+		f, err = NewReadingFormat(r.Reading, channels, r.FrameRate)
 		if err == nil && r.Alphabet != f.AlphabetString() {
 			err = fmt.Errorf("tts: the model's phonemes %q are not this build's %q", r.Alphabet, f.AlphabetString())
 		}
@@ -98,7 +97,8 @@ func (r Record) Format(channels int) (Format, error) {
 	if err != nil {
 		return Format{}, err
 	}
-	return f.Stacked(k)
+	f.Stack = r.Stack // channels and rate are recorded as the model's
+	return f, nil
 }
 
 // Model is a text-to-speech model ready to generate: the language model on

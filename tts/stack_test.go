@@ -2,7 +2,6 @@ package tts
 
 import (
 	"context"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -89,10 +88,7 @@ func TestStackedModelSpeaks(t *testing.T) {
 	if m.SamplesPerFrame() != 2*spl {
 		t.Fatalf("%d samples a frame, want %d", m.SamplesPerFrame(), 2*spl)
 	}
-	audio := make([]float32, 16000)
-	for i := range audio {
-		audio[i] = float32(0.3 * math.Sin(2*math.Pi*220*float64(i)/16000))
-	}
+	audio := tone()
 	z, err := sp.Encode(audio, false)
 	if err != nil {
 		t.Fatal(err)

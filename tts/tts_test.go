@@ -581,6 +581,16 @@ func TestMaxSecondsBoundsRunaway(t *testing.T) {
 	}
 }
 
+// tone is a second of a 220 Hz sine at 16 kHz, a voice prompt for tests
+// that speak through the speech tokenizer.
+func tone() []float32 {
+	audio := make([]float32, 16000)
+	for i := range audio {
+		audio[i] = float32(0.3 * math.Sin(2*math.Pi*220*float64(i)/16000))
+	}
+	return audio
+}
+
 // TestSpeakStreams: Speak turns a voice prompt and text into audio through
 // the speech tokenizer, a whole number of frames long; streamed, its chunks
 // arrive while frames are drawn and end to end are the result.
@@ -591,10 +601,7 @@ func TestSpeakStreams(t *testing.T) {
 	opts := DefaultOptions()
 	opts.MaxSeconds = 0.8 // 20 frames
 	m := neverEnds(t, 64, sp, opts)
-	audio := make([]float32, 16000)
-	for i := range audio {
-		audio[i] = float32(0.3 * math.Sin(2*math.Pi*220*float64(i)/16000))
-	}
+	audio := tone()
 	ctx := context.Background()
 	s, err := m.Speak(ctx, "hello", audio, nil)
 	if err != nil {
