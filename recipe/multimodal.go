@@ -502,7 +502,9 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		stepFLOPs = 3 * tf.cfg.ForwardFLOPs(o.Batch, o.SeqLen)
 	}
 	if o.TrainGFLOP > 0 {
-		o.Steps = max(1, int64(math.Round(o.TrainGFLOP*1e9/stepFLOPs)))
+		if o.Steps, err = budgetSteps(o.TrainGFLOP, func(int64) float64 { return stepFLOPs / 1e9 }); err != nil {
+			return nil, err
+		}
 		logf(o.Log, "a budget of %g GFLOP: %d steps of %.3f GFLOP\n", o.TrainGFLOP, o.Steps, stepFLOPs/1e9)
 	}
 	lambda := o.DiffusionWeight

@@ -191,6 +191,34 @@ func logf(w io.Writer, format string, args ...any) {
 	}
 }
 
+// maxBudgetSteps bounds the steps a FLOP budget may set: past it the
+// budget is a mistake (a GFLOP figure given in FLOP, say) rather than a
+// run anyone means to start.
+const maxBudgetSteps = 10_000_000
+
+// budgetSteps is the number of steps whose counted work, the sum of
+// stepGFLOP over steps 0, 1, …, is nearest budget GFLOP (at least one
+// step): how `--train-gflop` sets the length of a run, so that two
+// systems compared at equal training compute (the paper's Tables 3 and 4)
+// are trained to the same "train_gflop" their checkpoints record. The
+// work of a step may vary with the data the step draws (a text-to-speech
+// batch's speech frames), so it is summed step by step rather than
+// divided out.
+func budgetSteps(budget float64, stepGFLOP func(step int64) float64) (int64, error) {
+	var done float64
+	for step := int64(0); step < maxBudgetSteps; step++ {
+		next := done + stepGFLOP(step)
+		if next >= budget {
+			if step > 0 && budget-done < next-budget {
+				return step, nil
+			}
+			return step + 1, nil
+		}
+		done = next
+	}
+	return 0, fmt.Errorf("a budget of %g GFLOP is more than %d training steps of this model", budget, maxBudgetSteps)
+}
+
 // writeLossPlot draws a run's loss history; a run too short to have one
 // gets no plot rather than an error after its training is done.
 func writeLossPlot(path, title string, h []train.Point) error {

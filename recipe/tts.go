@@ -79,6 +79,11 @@ type TTSOptions struct {
 	// Stack is how many of the speech tokenizer's frames the model reads
 	// and writes as one (tts.Format.Stacked; 0 or 1: one).
 	Stack int
+	// TrainGFLOP, when above 0, sets Steps to the steps whose counted work
+	// ("train_gflop", which follows the speech frames each step draws) is
+	// nearest this many GFLOP: the budget of the comparison with the
+	// VALL-E-style baseline at equal training compute (VALLEOptions.TrainGFLOP).
+	TrainGFLOP float64
 }
 
 // DefaultTTSOptions are the defaults of `latentlm train --task tts`: the
@@ -254,6 +259,14 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	}
 	rec := tts.Record{Alphabet: f.AlphabetString(), Reading: f.Reading, FrameRate: f.FrameRate, PromptSeconds: o.PromptSeconds, Stack: f.Stack}
 
+	if o.TrainGFLOP > 0 {
+		if o.Steps, err = budgetSteps(o.TrainGFLOP, func(step int64) float64 {
+			return corpus.trainGFLOP(cfg, o, promptMax, step, step+1)
+		}); err != nil {
+			return nil, err
+		}
+		logf(o.Log, "a budget of %g GFLOP: %d steps\n", o.TrainGFLOP, o.Steps)
+	}
 	sched := diffusion.Cosine(1000)
 	lambda, kind := o.DiffusionWeight, sc.Kind
 	trc := train.DefaultConfig()

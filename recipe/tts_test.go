@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/lm"
@@ -140,6 +141,17 @@ func TestTTS(t *testing.T) {
 	// prompt: 13 700 samples (22 frames), and its text of 13 characters.
 	if want := (tts.RowLen(22, 13, 22) + 7) / 8 * 8; m.Config.MaxLen != want {
 		t.Errorf("max_len %d, want %d", m.Config.MaxLen, want)
+	}
+	// A budget of the straight run's counted work trains its 4 steps,
+	// whatever --steps says, and records the same work.
+	work, _ := m.Info["train_gflop"].(float64)
+	budget := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "budget"), 9)
+	budget.TrainGFLOP = work
+	if _, err := TTS(ctx, budget); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := evaluate.SnapshotInfo(budget.Out); err != nil || info.Steps != 4 || math.Abs(info.GFLOP-work) > 1e-9*work || work <= 0 {
+		t.Errorf("a budget of %g GFLOP (4 steps) trained %+v (%v)", work, info, err)
 	}
 	prompt := make([]float32, 8000)
 	s, err := m.Speak(ctx, "twenty two", prompt, nil)

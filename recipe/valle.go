@@ -46,6 +46,9 @@ type VALLEOptions struct {
 	// Align is the weight of the AR's guided attention term (valle.Config.Losses;
 	// 0: none), the one TTSOptions.Align gives LatentLM.
 	Align float64
+	// TrainGFLOP, when above 0, sets Steps to the steps whose counted work
+	// ("train_gflop") is nearest this many GFLOP, as TTSOptions.TrainGFLOP.
+	TrainGFLOP float64
 }
 
 // DefaultVALLEOptions are the defaults of `latentlm train --task valle`:
@@ -184,6 +187,13 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		return nil, err
 	}
 	codecRec := lm.Tokenizer{Path: o.Codec, SHA256: sum, Kind: codec.Config.KindName(), Channels: codec.Config.Channels, Data: o.Set}
+	stepGFLOP := 3 * cfg.ForwardFLOPs(o.Batch, cfg.LM.MaxLen) / 1e9
+	if o.TrainGFLOP > 0 {
+		if o.Steps, err = budgetSteps(o.TrainGFLOP, func(int64) float64 { return stepGFLOP }); err != nil {
+			return nil, err
+		}
+		logf(o.Log, "a budget of %g GFLOP: %d steps of %.3f GFLOP\n", o.TrainGFLOP, o.Steps, stepGFLOP)
+	}
 	trc := train.DefaultConfig()
 	trc.LR, trc.MinLR, trc.TotalSteps, trc.WarmupSteps, trc.EMADecay = o.LR, o.LR/20, int(o.Steps), 100, o.EMA
 	tr, err := train.New(b, store, trc, func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
@@ -196,7 +206,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	save := func(step int64, h []train.Point) error {
 		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed, "batch": o.Batch,
 			"prompt_seconds": o.PromptSeconds, "align": o.Align, "train_seconds": time.Since(started).Seconds(), "utterances": len(corpus.texts), "limit": o.Limit,
-			"train_gflop": 3 * cfg.ForwardFLOPs(o.Batch, cfg.LM.MaxLen) * float64(step) / 1e9, "tokenizer": codecRec}
+			"train_gflop": stepGFLOP * float64(step), "tokenizer": codecRec}
 		return run.Save(func(dir string) error { return valle.Save(dir, cfg, store, info) }, h, step)
 	}
 	metrics := []string{"ar", "nar"}

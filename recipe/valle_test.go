@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/valle"
@@ -40,6 +41,17 @@ func TestVALLE(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	// A budget of half the straight run's counted work trains 2 of its
+	// steps, whatever --steps says.
+	work, _ := m.Info["train_gflop"].(float64)
+	budget := opts(filepath.Join(root, "budget"), 9)
+	budget.TrainGFLOP = work / 2
+	if _, err := VALLE(ctx, budget); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := evaluate.SnapshotInfo(budget.Out); err != nil || info.Steps != 2 || math.Abs(info.GFLOP-work/2) > 1e-9*work || work <= 0 {
+		t.Errorf("a budget of %g GFLOP (2 steps) trained %+v (%v)", work/2, info, err)
+	}
 	if m.Config.Codebooks != 3 || m.Config.FrameRate != 25 || m.Info["tokenizer"] == nil {
 		t.Errorf("checkpoint: %d codebooks at %g Hz, codec record %v", m.Config.Codebooks, m.Config.FrameRate, m.Info["tokenizer"])
 	}

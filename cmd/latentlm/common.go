@@ -105,6 +105,22 @@ func addTrainFlags(fs *flags, o *recipe.Options, limit *int, outHelp string) {
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
 }
 
+// addTrainGFLOPFlag declares --train-gflop, a training run's length given
+// as its counted work (the checkpoint's "train_gflop") instead of steps:
+// how two systems are trained at equal compute for the paper's
+// comparisons. checkTrainGFLOP refuses it beside --steps after parsing.
+func addTrainGFLOPFlag(fs *flags, gflop *float64) {
+	fs.Float64Var(gflop, "train-gflop", 0, "train for the steps whose counted work is this many GFLOP, instead of --steps (the budget of a comparison at equal compute)")
+	fs.bound("train-gflop", 0, 1e15, false)
+}
+
+func checkTrainGFLOP(fs *flags) error {
+	if fs.isSet("train-gflop") && fs.isSet("steps") {
+		return errors.New("--train-gflop sets the steps: give it or --steps, not both")
+	}
+	return nil
+}
+
 // addTimeFlag declares --time, a training run's time budget, as the
 // deadline it sets (recipe.Options.Deadline): counted from when the flags
 // are parsed, the command's start, so data preparation spends it too.

@@ -104,7 +104,7 @@ documents, which generate draws from without --prompt.`)
 	fs.Float64Var(&o.EMA, "ema", o.EMA, "EMA decay of the weights (sampling uses the EMA)")
 	fs.Int64Var(&o.SampleEvery, "sample-every", o.SampleEvery, "caption → image grid period in steps (0: never)")
 	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the weights every N steps and at the last in --out/step-NNNNNN (for latentlm sweep --over train --task multimodal)")
-	fs.Float64Var(&o.TrainGFLOP, "train-gflop", 0, "train for the steps whose counted work is this many GFLOP, instead of --steps (the budget of a comparison at equal compute)")
+	addTrainGFLOPFlag(fs, &o.TrainGFLOP)
 	matchParams := fs.String("match-params", "", "instead of --depth, the depth whose parameter count is nearest to this: a number, or a multimodal or Transfusion checkpoint's (the equal-size condition of latentlm vs --arch vq|transfusion)")
 	addBackboneFlags(fs, &o.Model, "", "diffusion target: eps or v")
 	fs.bound("vocab", 258, 65536, false)
@@ -113,12 +113,11 @@ documents, which generate draws from without --prompt.`)
 		fs.bound(m, 0, 1e6, false)
 	}
 	fs.bound("caption-dropout", 0, 1, false)
-	fs.bound("train-gflop", 0, 1e15, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.isSet("train-gflop") && fs.isSet("steps") {
-		return errors.New("--train-gflop sets the steps: give it or --steps, not both")
+	if err := checkTrainGFLOP(fs); err != nil {
+		return err
 	}
 	o.ContextImagesUntrained = !*contextLoss
 	if *matchParams != "" {

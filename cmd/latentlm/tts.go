@@ -74,6 +74,7 @@ func runTrainTTS(args []string) error {
 	fs.Float64Var(&o.InputNoise, "input-noise", o.InputNoise, "standard deviation of noise added to the latent frames the model reads, not to its targets (0: none)")
 	fs.Float64Var(&o.Align, "align", o.Align, "weight of the guided attention loss that shows one head where the speech is in the text (0: none)")
 	fs.Float64Var(&o.EMA, "ema", o.EMA, "EMA decay of the weights (generation uses the EMA)")
+	addTrainGFLOPFlag(fs, &o.TrainGFLOP)
 	fs.IntVar(&o.Stack, "stack", 1, "speech tokenizer frames read and written as one model frame (2: 12.5 frames a second of 64 values from the 25 Hz tokenizer; half the decoding steps)")
 	addBackboneFlags(fs, &o.Model, "", "diffusion target: v (the paper's for speech; the default) or eps")
 	fs.bound("prompt-seconds", 0, 60, false)
@@ -84,6 +85,9 @@ func runTrainTTS(args []string) error {
 	fs.bound("align", 0, 1e6, false)
 	fs.bound("stack", 1, 16, false)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkTrainGFLOP(fs); err != nil {
 		return err
 	}
 	if o.TextDropout >= 1 {

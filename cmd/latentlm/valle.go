@@ -24,6 +24,7 @@ func runTrainVALLE(args []string) error {
 	fs.IntVar(&o.Dim, "dim", o.Dim, "width of each of the AR and NAR")
 	fs.IntVar(&o.Depth, "depth", o.Depth, "blocks of each of the AR and NAR")
 	fs.IntVar(&o.Heads, "heads", o.Heads, "attention heads")
+	addTrainGFLOPFlag(fs, &o.TrainGFLOP)
 	fs.Float64Var(&o.Align, "align", o.Align, "weight of the AR's guided attention loss, as train --task tts --align (0: none)")
 	fs.bound("align", 0, 1e6, false)
 	fs.bound("prompt-seconds", 0, 60, false)
@@ -33,6 +34,9 @@ func runTrainVALLE(args []string) error {
 	fs.bound("depth", 1, 1024, false)
 	fs.bound("heads", 1, 1024, false)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkTrainGFLOP(fs); err != nil {
 		return err
 	}
 	if o.Codec == "" {
