@@ -170,6 +170,12 @@ func TestSaveLoadPredict(t *testing.T) {
 	if _, _, err := m.Predict([][]float32{make([]float32, 10)}); err == nil || !strings.Contains(err.Error(), "image 0") {
 		t.Errorf("wrong image size: error %v", err)
 	}
+	// A closed model refuses to predict, and closing twice is harmless.
+	loaded.Close()
+	loaded.Close()
+	if _, _, err := loaded.Predict(imgs[:1]); err == nil || !strings.Contains(err.Error(), "after Close") {
+		t.Errorf("predicting after Close: error %v", err)
+	}
 	// A checkpoint of another kind is refused.
 	cfgPath := filepath.Join(dir, "config.json")
 	raw, _ := os.ReadFile(cfgPath)

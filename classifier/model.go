@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/gomlx/compute"
@@ -39,10 +40,24 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 	return m, err
 }
 
+var errClosed = errors.New("classifier: model used after Close")
+
+// Close releases the compiled graph. It is safe to call more than once;
+// Predict fails after it.
+func (m *Model) Close() {
+	if m.predict != nil {
+		m.predict.Finalize()
+		m.predict = nil
+	}
+}
+
 // Predict returns the class probabilities and the penultimate features of
 // images, each Config.Pixels() values in [0, 1] (ImageSize² for a gray
 // classifier; H×W×C, channels last, for a colour one).
 func (m *Model) Predict(images [][]float32) (probs, feats [][]float32, err error) {
+	if m.predict == nil {
+		return nil, nil, errClosed
+	}
 	c := m.Config
 	px := c.Pixels()
 	for i, img := range images {

@@ -90,6 +90,7 @@ func LoadClassifier(b compute.Backend, dir, dataName string) (*classifier.Model,
 		return nil, "", err
 	}
 	if d, ok := m.Info["data"].(string); ok && d != dataName {
+		m.Close()
 		return nil, "", fmt.Errorf("classifier %s was trained on %s, not %s", dir, d, dataName)
 	}
 	return m, dir, nil
@@ -106,9 +107,11 @@ func NewContext(b compute.Backend, classifierDir, dataName string) (*Context, er
 	}
 	test, err := LoadSplit(dataName, "test")
 	if err != nil {
+		clf.Close()
 		return nil, err
 	}
 	if clf.Config.ImageSize != test.Height || clf.Config.ImageSize != test.Width {
+		clf.Close()
 		return nil, fmt.Errorf("classifier %s takes %d×%d images, %s has %d×%d", path, clf.Config.ImageSize, clf.Config.ImageSize, dataName, test.Height, test.Width)
 	}
 	return &Context{Classifier: clf, ClassifierPath: path, Data: dataName, Test: test, backend: b}, nil

@@ -119,6 +119,7 @@ func LoadJudge(b compute.Backend, dir string) (Judge, error) {
 		return Judge{}, err
 	}
 	if c := j.Models[0].Config; c.Classes != canvas.NumScenes || c.ImageSize != canvas.Size || c.ImageChannels() != 1 {
+		j.Close()
 		return Judge{}, fmt.Errorf("judge %s: a classifier of %d classes over %d×%d images, want the %d canvas scenes over %d×%d", dir,
 			c.Classes, c.ImageSize, c.ImageSize, canvas.NumScenes, canvas.Size, canvas.Size)
 	}
@@ -128,8 +129,13 @@ func LoadJudge(b compute.Backend, dir string) (Judge, error) {
 // LoadClassifiers loads a judge from dir: one classifier checkpoint, or a
 // folder whose sub-folders are classifier checkpoints (an ensemble), which
 // must agree in image size, channels and classes.
-func LoadClassifiers(b compute.Backend, dir string) (Judge, error) {
+func LoadClassifiers(b compute.Backend, dir string) (_ Judge, err error) {
 	var j Judge
+	defer func() {
+		if err != nil {
+			j.Close()
+		}
+	}()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return Judge{}, fmt.Errorf("judge: %w", err)
@@ -162,6 +168,13 @@ func LoadClassifiers(b compute.Backend, dir string) (Judge, error) {
 		}
 	}
 	return j, nil
+}
+
+// Close releases every model's compiled graph.
+func (j Judge) Close() {
+	for _, m := range j.Models {
+		m.Close()
+	}
 }
 
 // Config is the judge's classifier config (that of its first model).

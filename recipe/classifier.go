@@ -406,6 +406,7 @@ func Classifier(ctx context.Context, o ClassifierOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer m.Close()
 	inf := info(o.Steps)
 	var acc float64
 	var held string

@@ -94,6 +94,7 @@ func emojiJudgeEval(backendName, dir, target string) error {
 	if err != nil {
 		return err
 	}
+	defer m.Close()
 	t, _ := m.Info["target"].(string)
 	if d, _ := m.Info["data"].(string); d != recipe.EmojiData || (target != "" && t != target) {
 		return fmt.Errorf("classifier %s is not an emoji %s judge (data %q, target %q)", dir, cmp.Or(target, "subcategory or tone"), d, t)

@@ -695,6 +695,7 @@ func evalImageSet(fs *flags, mf modelFlags, m *multimodal.Model, f imageEvalFlag
 				return err
 			}
 			if t, _ := judge.Models[0].Info["target"].(string); t != j.target {
+				judge.Close()
 				return fmt.Errorf("--%s %s: a classifier of the emoji's %q, want their %s", j.flag, dir, t, j.target)
 			}
 			if acc, ok := judge.Models[0].Info["held_out_accuracy"].(float64); ok {
