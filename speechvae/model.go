@@ -22,6 +22,20 @@ import (
 // at 25 Hz), so that a few graphs serve every length.
 const Bucket = 8
 
+// cachedSeconds is the longest audio whose every padded length stays
+// compiled: GoMLX refuses a graph past an executable's cache limit (32
+// shapes by default) rather than evicting one, and a 62.5 Hz codec has 49
+// buckets in the 6.2 s of the longest training sentence, so that encoding
+// the sentence set stopped at its 33rd length.
+const cachedSeconds = 60
+
+// lengthShapes is the number of padded lengths (Bucket multiples) of up to
+// cachedSeconds of audio, and so the compiled graphs each of the model's
+// executables may keep.
+func (c Config) lengthShapes() int {
+	return max(32, int(math.Ceil(cachedSeconds*c.FrameRate()/Bucket)))
+}
+
 // DefaultGriffinLimIterations is the vocoder's default: on the shipped
 // data, 32 fast Griffin-Lim iterations from true magnitudes keep the
 // judge's word error rate within a few tenths of a point of the original.
@@ -67,6 +81,7 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 	if err != nil {
 		return nil, err
 	}
+	m.encode.SetMaxCache(cfg.lengthShapes())
 	m.decode, err = model.NewExec(b, store, func(scope *model.Scope, z, mean, std *Node) *Node {
 		w := nn.WeightsOf(scope.Store(), z.Graph())
 		z = Add(Mul(z, Reshape(std, 1, 1, cfg.Channels)), Reshape(mean, 1, 1, cfg.Channels))
@@ -76,7 +91,11 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 		}
 		return Exp(cfg.logMagnitudes(out))
 	})
-	return m, err
+	if err != nil {
+		return nil, err
+	}
+	m.decode.SetMaxCache(cfg.lengthShapes())
+	return m, nil
 }
 
 var errClosed = errors.New("speech-vae: model used after Close")

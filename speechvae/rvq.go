@@ -325,6 +325,7 @@ func (m *Model) Quantize(samples []float32) (*CodedUtterance, error) {
 		if err != nil {
 			return nil, fmt.Errorf("speech-vae: encoding codes: %w", err)
 		}
+		m.codes.SetMaxCache(c.lengthShapes())
 	}
 	buf, lb := c.padded(samples)
 	x, err := c.Inputs(buf)

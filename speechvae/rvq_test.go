@@ -279,3 +279,35 @@ func TestRVQConfig(t *testing.T) {
 		t.Errorf("codes of a σ-VAE: %v", err)
 	}
 }
+
+// TestManyLengths: a process encodes, quantises and decodes audio of more
+// padded lengths than GoMLX compiles for one executable by default (32),
+// as the VALL-E-style baseline's training does over the sentence set with
+// a 62.5 Hz codec (49 buckets); every length gives its own frames back.
+func TestManyLengths(t *testing.T) {
+	c := tinyConfig(Spectrum, vae.VQ).RVQ(2, 8)
+	c.Dim, c.Channels = 16, 4
+	m := newModel(t, c)
+	if c.lengthShapes() < 188 { // a minute of 0.32 s buckets at 25 Hz
+		t.Errorf("%d shapes kept compiled, want a minute's worth at %g Hz", c.lengthShapes(), c.FrameRate())
+	}
+	const lengths = 34
+	for k := 1; k <= lengths; k++ {
+		n := k * Bucket * c.SamplesPerLatent()
+		codes, err := m.Codes(voiced(n, 150))
+		if err != nil {
+			t.Fatalf("length %d of %d: %v", k, lengths, err)
+		}
+		z, err := m.Encode(voiced(n, 150), false)
+		if err != nil {
+			t.Fatalf("length %d of %d: %v", k, lengths, err)
+		}
+		y, err := m.Decode(z, n, 1)
+		if err != nil {
+			t.Fatalf("length %d of %d: %v", k, lengths, err)
+		}
+		if want := k * Bucket; len(codes) != want || len(z) != want || len(y) != n {
+			t.Fatalf("length %d: %d codes, %d latents, %d samples; want %d, %d, %d", k, len(codes), len(z), len(y), want, want, n)
+		}
+	}
+}
