@@ -73,7 +73,12 @@
 # then a warm restart onto a schedule twice as long (5374 steps, 197.9
 # TFLOP), each scored on the 70 test texts, then `bench speak` for it and
 # weights/tts; PART=stack2-recipe is the one-hour recipe's training with
-# --stack 2 (2026-12-06).
+# --stack 2 (2026-12-06). PART=sentences-baseline is the sentence set's
+# Table 4 rows at equal training work: the 62.5 Hz codec of PART=baseline62,
+# then LatentLM at two 25 Hz frames a step and the VALL-E-style baseline on
+# it, each from scratch on the sentences alone (characters, guided) to 98.8
+# TFLOP, the work of the numbers' first rows (`--train-gflop`), scored on
+# the 70 test sentences (2026-12-06).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -256,6 +261,16 @@ stack2-recipe)
   [[ -f $r/loss.png ]] || "$L" train --task tts --set numbers --batch 8 --stack 2 --time 57m31s --steps 1000000 --seed 1 --snapshot-every 2000 --out $r
   "$L" eval --task tts --model $r --set numbers --n 10 --json > "$D/tts-recipe60-stack2.json"
   "$L" eval --task tts --model $r --set numbers --n 50 --json > "$D/tts-recipe60-stack2-all.json"
+  exit ;;
+sentences-baseline)
+  C=runs/speech-rvq-62hz-2500
+  [[ -f $C/loss.png ]] || "$L" speech-vae train --kind rvq --codebooks 8 --codebook-size 1024 --frames-per-latent 2 --steps 2500 --seed 1 --out "$C" --quiet
+  S=runs/tts-sentences-stack2-98tf
+  [[ -f $S/loss.png ]] || "$L" train --task tts --set sentences --stack 2 --train-gflop 98800 --seed 1 --out "$S" --quiet
+  V=runs/valle-sentences-62hz-98tf
+  [[ -f $V/loss.png ]] || "$L" train --task valle --codec "$C" --set sentences --align 1 --train-gflop 98800 --seed 1 --max-memory 20GiB --out "$V" --quiet
+  "$L" eval --task tts --model "$S" --set sentences --n 10 --json > "$D/tts-sentences-stack2-98tf.json"
+  "$L" eval --task tts --model "$V" --set sentences --n 10 --json > "$D/valle-sentences-62hz-98tf.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
