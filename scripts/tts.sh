@@ -77,8 +77,9 @@
 # Table 4 rows at equal training work: the 62.5 Hz codec of PART=baseline62,
 # then LatentLM at two 25 Hz frames a step and the VALL-E-style baseline on
 # it, each from scratch on the sentences alone (characters, guided) to 98.8
-# TFLOP, the work of the numbers' first rows (`--train-gflop`), scored on
-# the 70 test sentences (2026-12-06).
+# TFLOP, the work of the numbers' first rows (`--train-gflop`), then on to
+# 197.5 TFLOP by a warm restart (`--resume`), each scored on the 70 test
+# sentences (2026-12-06).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -266,11 +267,22 @@ sentences-baseline)
   C=runs/speech-rvq-62hz-2500
   [[ -f $C/loss.png ]] || "$L" speech-vae train --kind rvq --codebooks 8 --codebook-size 1024 --frames-per-latent 2 --steps 2500 --seed 1 --out "$C" --quiet
   S=runs/tts-sentences-stack2-98tf
-  [[ -f $S/loss.png ]] || "$L" train --task tts --set sentences --stack 2 --train-gflop 98800 --seed 1 --out "$S" --quiet
+  if [[ ! -f $S-1970/config.json ]]; then
+    "$L" train --task tts --set sentences --stack 2 --train-gflop 98800 --seed 1 --out "$S" --quiet
+    mkdir -p "$S-1970" && cp "$S/config.json" "$S/model.safetensors" "$S-1970/"
+  fi
   V=runs/valle-sentences-62hz-98tf
-  [[ -f $V/loss.png ]] || "$L" train --task valle --codec "$C" --set sentences --align 1 --train-gflop 98800 --seed 1 --max-memory 20GiB --out "$V" --quiet
-  "$L" eval --task tts --model "$S" --set sentences --n 10 --json > "$D/tts-sentences-stack2-98tf.json"
-  "$L" eval --task tts --model "$V" --set sentences --n 10 --json > "$D/valle-sentences-62hz-98tf.json"
+  if [[ ! -f $V-first/config.json ]]; then
+    "$L" train --task valle --codec "$C" --set sentences --align 1 --train-gflop 98800 --seed 1 --max-memory 20GiB --out "$V" --quiet
+    mkdir -p "$V-first" && cp "$V/config.json" "$V/model.safetensors" "$V-first/"
+  fi
+  "$L" eval --task tts --model "$S-1970" --set sentences --n 10 --json > "$D/tts-sentences-stack2-98tf.json"
+  "$L" eval --task tts --model "$V-first" --set sentences --n 10 --json > "$D/valle-sentences-62hz-98tf.json"
+  # Then both onto a schedule twice the work (197.5 TFLOP), as the numbers' second rows.
+  grep -q '"steps": 3935' "$S/config.json" || "$L" train --task tts --set sentences --stack 2 --train-gflop 197500 --seed 1 --resume --out "$S" --quiet
+  grep -q '"steps": 518' "$V/config.json" || "$L" train --task valle --codec "$C" --set sentences --align 1 --train-gflop 197500 --seed 1 --max-memory 20GiB --resume --out "$V" --quiet
+  "$L" eval --task tts --model "$S" --set sentences --n 10 --json > "$D/tts-sentences-stack2-198tf.json"
+  "$L" eval --task tts --model "$V" --set sentences --n 10 --json > "$D/valle-sentences-62hz-198tf.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
