@@ -92,6 +92,7 @@ func NewModel(b compute.Backend, cfg Config, store *model.Store) (*Model, error)
 		return Exp(cfg.logMagnitudes(out))
 	})
 	if err != nil {
+		m.Close() // the encoder's graph, built above
 		return nil, err
 	}
 	m.decode.SetMaxCache(cfg.lengthShapes())
