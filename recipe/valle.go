@@ -46,6 +46,9 @@ type VALLEOptions struct {
 	// Align is the weight of the AR's guided attention term (valle.Config.Losses;
 	// 0: none), the one TTSOptions.Align gives LatentLM.
 	Align float64
+	// Reading is how the baseline reads its text: tts.ReadCharacters (the
+	// default) or tts.ReadPhonemes, as TTSOptions.Reading.
+	Reading string
 	// TrainGFLOP, when above 0, sets Steps to the steps whose counted work
 	// ("train_gflop") is nearest this many GFLOP, as TTSOptions.TrainGFLOP.
 	TrainGFLOP float64
@@ -57,7 +60,7 @@ type VALLEOptions struct {
 // attention weight.
 func DefaultVALLEOptions() VALLEOptions {
 	t := DefaultTTSOptions()
-	return VALLEOptions{Options: t.Options, Set: t.Set, PromptSeconds: t.PromptSeconds, Dim: t.Model.Dim, Depth: t.Model.Depth,
+	return VALLEOptions{Options: t.Options, Set: t.Set, Reading: t.Reading, PromptSeconds: t.PromptSeconds, Dim: t.Model.Dim, Depth: t.Model.Depth,
 		Heads: t.Model.Heads, EMA: t.EMA, Align: t.Align}
 }
 
@@ -82,6 +85,8 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	switch {
 	case o.Batch < 1:
 		return nil, errors.New("batch must be at least 1")
+	case !knownReading(&o.Reading):
+		return nil, readingError(o.Reading)
 	case o.Codec == "":
 		return nil, &OptionError{Option: "codec", Problem: "is required: a residual-VQ speech codec (latentlm speech-vae train --kind rvq)"}
 	case !(o.PromptSeconds >= 0 && o.PromptSeconds <= 60):
@@ -99,6 +104,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 			k.speechData(&o.Options, &o.Set, &o.Limit)
 			k.number("prompt_seconds", &o.PromptSeconds)
 			k.number("align", &o.Align)
+			k.text("reading", &o.Reading)
 		}); err != nil {
 			return nil, err
 		}
@@ -121,7 +127,10 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		return nil, err
 	}
 	started := time.Now()
-	probe := valle.NewConfig(codec.Config, o.Dim, o.Depth, o.Heads, 8)
+	probe, err := valle.NewConfig(codec.Config, o.Dim, o.Depth, o.Heads, 8).ReadingAs(o.Reading)
+	if err != nil {
+		return nil, err
+	}
 	f, err := probe.Format()
 	if err != nil {
 		return nil, err
@@ -164,7 +173,10 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	} else if o.SeqLen < need {
 		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short: the longest prompt, text and speech take %d items", o.SeqLen, need)}
 	}
-	cfg := valle.NewConfig(codec.Config, o.Dim, o.Depth, o.Heads, o.SeqLen)
+	cfg, err := valle.NewConfig(codec.Config, o.Dim, o.Depth, o.Heads, o.SeqLen).ReadingAs(o.Reading)
+	if err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -175,6 +187,9 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		return nil, err
 	}
 	defer run.Finish()
+	if cfg.Alphabet != probe.Alphabet {
+		return nil, fmt.Errorf("%s: the saved model reads %q, not the %s of this run", o.Out, cfg.Alphabet, o.Reading)
+	}
 	if cfg.Codebooks != codec.Config.Codebooks || cfg.CodebookSize != codec.Config.CodebookSize || cfg.LM.MaxLen < need {
 		return nil, fmt.Errorf("%s: the saved model (%d codebooks of %d, max_len %d) does not fit the codec %s and the data (%d of %d, %d items)", o.Out,
 			cfg.Codebooks, cfg.CodebookSize, cfg.LM.MaxLen, o.Codec, codec.Config.Codebooks, codec.Config.CodebookSize, need)
@@ -205,7 +220,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	started = time.Now()
 	save := func(step int64, h []train.Point) error {
 		info := map[string]any{"data": o.Data, "set": o.Set, "steps": step, "backend": bname, "seed": o.Seed, "batch": o.Batch,
-			"prompt_seconds": o.PromptSeconds, "align": o.Align, "train_seconds": time.Since(started).Seconds(), "utterances": len(corpus.texts), "limit": o.Limit,
+			"prompt_seconds": o.PromptSeconds, "align": o.Align, "reading": cfg.Reading, "train_seconds": time.Since(started).Seconds(), "utterances": len(corpus.texts), "limit": o.Limit,
 			"train_gflop": stepGFLOP * float64(step), "tokenizer": codecRec}
 		return run.Save(func(dir string) error { return valle.Save(dir, cfg, store, info) }, h, step)
 	}

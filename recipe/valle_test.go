@@ -5,18 +5,22 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/testspeech"
 	"github.com/latentlm/latentlm/internal/testutil"
+	"github.com/latentlm/latentlm/tts"
 	"github.com/latentlm/latentlm/valle"
 )
 
 // TestVALLE: a tiny run of the discrete baseline on a synthetic speech
 // cache with an untrained residual-VQ codec writes a checkpoint that loads
 // and generates; a run stopped and resumed ends with the weights of one
-// that was not; a σ-VAE is refused as its codec, and so is no codec.
+// that was not; a run may read phonemes; a σ-VAE is refused as its codec,
+// and so is no codec.
 func TestVALLE(t *testing.T) {
 	cache, sigma := tinySpeechData(t)
 	root := t.TempDir()
@@ -105,6 +109,39 @@ func TestVALLE(t *testing.T) {
 		t.Error("a σ-VAE accepted as the baseline's codec")
 	}
 
+	// Reading phonemes: the checkpoint keeps the reading, the model spells
+	// its text as LatentLM's phoneme models do and speaks it, and a resume
+	// cannot switch the reading of a run that recorded it.
+	ph := opts(filepath.Join(root, "phonemes"), 1)
+	ph.Reading = tts.ReadPhonemes
+	if _, err := VALLE(ctx, ph); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := valle.LoadSpeaker(testutil.Backend(t, ""), ph.Out, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	latent, err := tts.NewReadingFormat(tts.ReadPhonemes, 1, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pm.Model.Format.Text.Encode("one")
+	want, _ := latent.Encode("one")
+	if err != nil || !slices.Equal(got, want) || pm.Model.Config.Reading != tts.ReadPhonemes || pm.Model.Info["reading"] != tts.ReadPhonemes {
+		t.Errorf("the phoneme run spells %v (%v), want %v; config %q, info %v", got, err, want, pm.Model.Config.Reading, pm.Model.Info["reading"])
+	}
+	if _, err := pm.Speak(ctx, "one", prompt, o, 1); err != nil {
+		t.Errorf("the phoneme baseline cannot speak: %v", err)
+	}
+	ph.Steps, ph.Resume, ph.Reading = 2, true, tts.ReadCharacters
+	if _, err := VALLE(ctx, ph); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := checkpoint.RecordedInfo(ph.Out); err != nil || info["reading"] != tts.ReadPhonemes || info["steps"] != 2.0 {
+		t.Errorf("resumed with --reading characters, the run records %v after %v steps (%v), want phonemes after 2", info["reading"], info["steps"], err)
+	}
+
 	bad := opts(filepath.Join(root, "sigma"), 2)
 	bad.Codec = sigma
 	if _, err := VALLE(ctx, bad); err == nil {
@@ -115,7 +152,11 @@ func TestVALLE(t *testing.T) {
 	if _, err := VALLE(ctx, bad); !errors.As(err, &oe) || oe.Option != "align" {
 		t.Errorf("alignment weight -1: %v", err)
 	}
-	bad.Codec, bad.Align = "", 1
+	bad.Align, bad.Reading = 1, "runes"
+	if _, err := VALLE(ctx, bad); !errors.As(err, &oe) || oe.Option != "reading" {
+		t.Errorf("reading runes: %v", err)
+	}
+	bad.Codec, bad.Reading = "", tts.ReadCharacters
 	if _, err := VALLE(ctx, bad); !errors.As(err, &oe) || oe.Option != "codec" {
 		t.Errorf("no codec: %v", err)
 	}

@@ -79,7 +79,8 @@
 # it, each from scratch on the sentences alone (characters, guided) to 98.8
 # TFLOP, the work of the numbers' first rows (`--train-gflop`), then on to
 # 197.5 TFLOP by a warm restart (`--resume`), each scored on the 70 test
-# sentences (2026-12-06).
+# sentences (2026-12-06). PART=sentences-phonemes is the same with both
+# reading phonemes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -283,6 +284,28 @@ sentences-baseline)
   grep -q '"steps": 518' "$V/config.json" || "$L" train --task valle --codec "$C" --set sentences --align 1 --train-gflop 197500 --seed 1 --max-memory 20GiB --resume --out "$V" --quiet
   "$L" eval --task tts --model "$S" --set sentences --n 10 --json > "$D/tts-sentences-stack2-198tf.json"
   "$L" eval --task tts --model "$V" --set sentences --n 10 --json > "$D/valle-sentences-62hz-198tf.json"
+  exit ;;
+sentences-phonemes)
+  # The same comparison with both systems reading phonemes (`--reading
+  # phonemes`, as the shipped weights/tts-sentences), on the codec of
+  # PART=sentences-baseline (2026-12-06).
+  C=runs/speech-rvq-62hz-2500
+  S=runs/tts-sentences-phonemes-stack2-98tf
+  if [[ ! -f $S-first/config.json ]]; then
+    "$L" train --task tts --set sentences --reading phonemes --stack 2 --train-gflop 98800 --seed 1 --out "$S" --quiet
+    mkdir -p "$S-first" && cp "$S/config.json" "$S/model.safetensors" "$S-first/"
+  fi
+  V=runs/valle-sentences-phonemes-62hz-98tf
+  if [[ ! -f $V-first/config.json ]]; then
+    "$L" train --task valle --codec "$C" --set sentences --reading phonemes --align 1 --train-gflop 98800 --seed 1 --max-memory 20GiB --out "$V" --quiet
+    mkdir -p "$V-first" && cp "$V/config.json" "$V/model.safetensors" "$V-first/"
+  fi
+  "$L" eval --task tts --model "$S-first" --set sentences --n 10 --json > "$D/tts-sentences-phonemes-stack2-98tf.json"
+  "$L" eval --task tts --model "$V-first" --set sentences --n 10 --json > "$D/valle-sentences-phonemes-62hz-98tf.json"
+  "$L" train --task tts --set sentences --reading phonemes --stack 2 --train-gflop 197500 --seed 1 --resume --out "$S" --quiet
+  "$L" train --task valle --codec "$C" --set sentences --reading phonemes --align 1 --train-gflop 197500 --seed 1 --max-memory 20GiB --resume --out "$V" --quiet
+  "$L" eval --task tts --model "$S" --set sentences --n 10 --json > "$D/tts-sentences-phonemes-stack2-198tf.json"
+  "$L" eval --task tts --model "$V" --set sentences --n 10 --json > "$D/valle-sentences-phonemes-62hz-198tf.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"

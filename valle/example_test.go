@@ -11,6 +11,7 @@ import (
 	"github.com/latentlm/latentlm/backend"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/tts"
 	"github.com/latentlm/latentlm/valle"
 )
 
@@ -30,9 +31,34 @@ func ExampleNewConfig() {
 	fmt.Println("vocabulary extra ids:", cfg.LM.Vocab.Extra)
 	fmt.Println("valid:", cfg.Validate() == nil)
 	// Output:
-	// VALL-E-style baseline: AR d256×6 and NAR d256×6 over 4 codebooks of 256 at 25.0 Hz
+	// VALL-E-style baseline: AR d256×6 and NAR d256×6 over 4 codebooks of 256 at 25.0 Hz, reading characters
 	// vocabulary extra ids: 291
 	// valid: true
+}
+
+// A baseline that reads phonemes, as LatentLM's weights/tts-sentences
+// does: each word spelt by the installed pronouncing dictionary, one
+// vocabulary entry per phoneme before the codes.
+func ExampleConfig_ReadingAs() {
+	cfg, err := tinyConfig().ReadingAs(tts.ReadPhonemes)
+	if err != nil {
+		log.Fatal(err)
+	}
+	f, err := cfg.Format()
+	if err != nil {
+		log.Fatal(err)
+	}
+	ids, err := f.Text.Encode("Seven, two!")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.Describe())
+	fmt.Printf("%q is %d phoneme ids\n", f.Text.Decode(ids), len(ids))
+	fmt.Println("the first code's id:", f.Code(0))
+	// Output:
+	// VALL-E-style baseline: AR d32×1 and NAR d32×1 over 3 codebooks of 8 at 25.0 Hz, reading phonemes
+	// "sɛvʌn, tu!" is 10 phoneme ids
+	// the first code's id: 49
 }
 
 // How one utterance is laid out for the autoregressive model: <BOL>, the

@@ -35,7 +35,10 @@
 //     way). Training draws j uniformly per utterance (VALL-E §4.2.2).
 //
 // Text is characters (tts.Alphabet, tts.Format.Encode), for the reasons
-// package tts gives. Decoding costs T+1 AR steps (T frames and the <EOL>
+// package tts gives, or phonemes (Config.ReadingAs, `train --task valle
+// --reading phonemes`), spelt as LatentLM's phoneme-reading models spell
+// them (tts.ReadPhonemes), so that the two systems can read the same
+// units. Decoding costs T+1 AR steps (T frames and the <EOL>
 // decision) and N−1 NAR passes per utterance, so at the codec's frame rate
 // f the baseline needs (T+N)/(T/f) = f + N/duration sequential backbone
 // passes per second of audio (Speech.StepsPerSecond).
@@ -66,8 +69,12 @@ type Config struct {
 	LM lm.Config `json:"lm"`
 	// NARDepth is the non-autoregressive model's blocks, of the LM's width
 	// and heads (VALL-E: 12 each).
-	NARDepth     int     `json:"nar_depth"`
-	Alphabet     string  `json:"alphabet"`
+	NARDepth int    `json:"nar_depth"`
+	Alphabet string `json:"alphabet"`
+	// Reading is how the text is read, as tts.Record.Reading:
+	// tts.ReadCharacters (also when empty, as in checkpoints from before
+	// phonemes) or tts.ReadPhonemes, whose units Alphabet then lists.
+	Reading      string  `json:"reading,omitempty"`
 	Codebooks    int     `json:"codebooks"`
 	CodebookSize int     `json:"codebook_size"`
 	FrameRate    float64 `json:"frame_rate_hz"`
@@ -80,9 +87,29 @@ func NewConfig(codec speechvae.Config, dim, depth, heads, maxLen int) Config {
 		LM: lm.Config{Dim: dim, Depth: depth, Heads: heads, KVHeads: heads, MLPRatio: 4, HeadDepth: 1, HeadDim: dim, Latent: 1,
 			MaxLen: maxLen, Target: lm.DefaultConfig().Target,
 			Vocab: lm.Vocab{Classes: 0, Extra: len([]rune(tts.Alphabet)) + codec.CodebookSize}},
-		NARDepth: depth, Alphabet: tts.Alphabet, Codebooks: codec.Codebooks, CodebookSize: codec.CodebookSize,
+		NARDepth: depth, Alphabet: tts.Alphabet, Reading: tts.ReadCharacters, Codebooks: codec.Codebooks, CodebookSize: codec.CodebookSize,
 		FrameRate: codec.FrameRate(),
 	}
+}
+
+// ReadingAs is c reading its text as reading says: tts.ReadCharacters, or
+// tts.ReadPhonemes (each word spelt by the installed pronouncing
+// dictionary, as tts.NewReadingFormat). The alphabet and so the
+// vocabulary change with the reading, so it is chosen before training.
+func (c Config) ReadingAs(reading string) (Config, error) {
+	tf, err := tts.NewReadingFormat(reading, 1, c.FrameRate)
+	if err != nil {
+		return Config{}, fmt.Errorf("valle config: %w", err)
+	}
+	c.Alphabet, c.Reading = tf.AlphabetString(), tf.Reading
+	c.LM.Vocab.Extra = len(tf.Alphabet) + c.CodebookSize
+	return c, nil
+}
+
+// textFormat is the format of the config's text (tts.Record.Format: a
+// phoneme reading needs this build's phonemes).
+func (c Config) textFormat() (tts.Format, error) {
+	return tts.Record{Alphabet: c.Alphabet, Reading: c.Reading, FrameRate: c.FrameRate}.Format(1)
 }
 
 // Validate reports an inconsistent configuration.
@@ -101,9 +128,9 @@ func (c Config) Validate() error {
 	case !(c.FrameRate > 0 && c.FrameRate <= 1000):
 		return fmt.Errorf("valle config: frame_rate_hz %v out of range (0, 1000]", c.FrameRate)
 	case c.LM.Vocab.Classes != 0 || c.LM.Vocab.Extra != a+c.CodebookSize:
-		return fmt.Errorf("valle config: vocab %+v: want 0 classes and %d extra ids (%d characters, %d codes)", c.LM.Vocab, a+c.CodebookSize, a, c.CodebookSize)
+		return fmt.Errorf("valle config: vocab %+v: want 0 classes and %d extra ids (%d text units, %d codes)", c.LM.Vocab, a+c.CodebookSize, a, c.CodebookSize)
 	}
-	if _, err := tts.NewFormat(c.Alphabet, 1, c.FrameRate); err != nil {
+	if _, err := c.textFormat(); err != nil {
 		return fmt.Errorf("valle config: %w", err)
 	}
 	return nil
@@ -147,7 +174,8 @@ func (c Config) Specs() []nn.Spec {
 }
 
 // Format lays utterances out on the vocabulary: Null 0, <BOL> 1, <EOL> 2,
-// the characters from 3, then the codes of the first codebook.
+// the text's units (characters or phonemes) from 3, then the codes of the
+// first codebook.
 type Format struct {
 	Text      tts.Format
 	Vocab     lm.Vocab
@@ -157,7 +185,7 @@ type Format struct {
 
 // Format is the config's sequence format.
 func (c Config) Format() (Format, error) {
-	tf, err := tts.NewFormat(c.Alphabet, 1, c.FrameRate)
+	tf, err := c.textFormat()
 	if err != nil {
 		return Format{}, err
 	}
@@ -188,7 +216,7 @@ func (f Format) Check(u Utterance) error {
 	}
 	for _, id := range u.Text {
 		if _, ok := f.Vocab.TextOf(id); !ok || id >= f.Code(0) {
-			return fmt.Errorf("valle: text id %d is not a character", id)
+			return fmt.Errorf("valle: text id %d is not a text unit", id)
 		}
 	}
 	for name, frames := range map[string][][]int32{"prompt": u.Prompt, "speech": u.Speech} {
@@ -357,8 +385,12 @@ func (f Format) PackNAR(utts []Utterance, stages []int, l int) (*NARBatch, error
 // Describe is a one-line summary of the config.
 func (c Config) Describe() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "VALL-E-style baseline: AR d%d×%d and NAR d%d×%d over %d codebooks of %d at %.1f Hz", c.LM.Dim, c.LM.Depth, c.LM.Dim, c.NARDepth,
-		c.Codebooks, c.CodebookSize, c.FrameRate)
+	reading := c.Reading
+	if reading == "" {
+		reading = tts.ReadCharacters
+	}
+	fmt.Fprintf(&b, "VALL-E-style baseline: AR d%d×%d and NAR d%d×%d over %d codebooks of %d at %.1f Hz, reading %s", c.LM.Dim, c.LM.Depth, c.LM.Dim, c.NARDepth,
+		c.Codebooks, c.CodebookSize, c.FrameRate, reading)
 	return b.String()
 }
 
@@ -367,8 +399,8 @@ func (c Config) Describe() string {
 // (multimodal.Config.ForwardFLOPs: backbone and softmax head at every
 // item) and the NAR counted as the AR scaled by NARDepth/Depth (the same
 // blocks, and a softmax over the CodebookSize codes instead of the whole
-// vocabulary, which is close: the characters and control tokens are 38 of
-// it). The training FLOPs the issue asks to equalise are 3× this per step.
+// vocabulary, which is close: the text units and control tokens are a few
+// dozen of it). The training FLOPs the issue asks to equalise are 3× this per step.
 func (c Config) ForwardFLOPs(batch, length int) float64 {
 	ar := multimodal.Config{LM: c.LM, Arch: multimodal.VQ, Codes: c.CodebookSize}.ForwardFLOPs(batch, length, 1)
 	return ar * (1 + float64(c.NARDepth)/float64(c.LM.Depth))

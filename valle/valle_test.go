@@ -2,11 +2,13 @@ package valle
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -171,6 +173,70 @@ func TestConfig(t *testing.T) {
 			t.Errorf("the baseline has a diffusion head weight %s", s.Name)
 		}
 	}
+}
+
+// TestReadingAs: a baseline that reads phonemes has the phoneme units
+// between the control tokens and the codes, spells its text as LatentLM's
+// phoneme models do, keeps its reading through its saved config (a config
+// from before phonemes reads characters) and learns on phoneme texts; a
+// config whose phonemes are not this build's, or an unknown reading, is
+// refused.
+func TestReadingAs(t *testing.T) {
+	c := tinyConfig()
+	if c.Reading != tts.ReadCharacters {
+		t.Errorf("a new config reads %q, want characters", c.Reading)
+	}
+	ph, err := c.ReadingAs(tts.ReadPhonemes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ph.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	units := len([]rune(tts.PhonemeAlphabet))
+	if ph.Reading != tts.ReadPhonemes || ph.Alphabet != tts.PhonemeAlphabet || ph.LM.Vocab.Extra != units+c.CodebookSize {
+		t.Fatalf("reading %q, alphabet %q, vocabulary %+v", ph.Reading, ph.Alphabet, ph.LM.Vocab)
+	}
+	var saved Config
+	if err := json.Unmarshal(ph.JSON(), &saved); err != nil {
+		t.Fatal(err)
+	}
+	f, err := saved.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	latent, err := tts.NewReadingFormat(tts.ReadPhonemes, 1, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := f.Text.Encode("seven two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := latent.Encode("seven two")
+	if f.Text.Reading != tts.ReadPhonemes || !reflect.DeepEqual(ids, want) || f.Text.Decode(ids) != "sɛvʌn tu" {
+		t.Errorf("the saved config reads %q, spelling %v (%q), LatentLM's phoneme model %v", f.Text.Reading, ids, f.Text.Decode(ids), want)
+	}
+	if f.Code(0) != f.Vocab.Text(units) || slices.Max(ids) >= f.Code(0) {
+		t.Errorf("the first code is id %d after %d units; the text ids reach %d", f.Code(0), units, slices.Max(ids))
+	}
+	old := c
+	old.Reading = ""
+	if g, err := old.Format(); err != nil || g.Text.Reading != tts.ReadCharacters {
+		t.Errorf("a config from before phonemes: reading %q (%v)", g.Text.Reading, err)
+	}
+	other := ph
+	other.Alphabet = strings.Replace(ph.Alphabet, "ʌ", "x", 1)
+	if err := other.Validate(); err == nil || !strings.Contains(err.Error(), "not this build's") {
+		t.Errorf("a phoneme config with other units than this build's: %v", err)
+	}
+	if _, err := c.ReadingAs("runes"); err == nil {
+		t.Error("an unknown reading was accepted")
+	}
+	utts := []Utterance{toyUtterance(t, f, "one"), toyUtterance(t, f, "two three"), toyUtterance(t, f, "nine"), toyUtterance(t, f, "four")}
+	_, step := trainer(t, ph, 3e-3, 40)
+	rng := rand.New(rand.NewPCG(1, 2))
+	testutil.ExpectLossFalls(t, 40, 5, 0.8, func(int) float64 { return step(utts, rng) })
 }
 
 // TestTinyTrainingLowersLoss: a few steps on toy utterances lower the

@@ -152,6 +152,7 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"train", "--task", "tts", "--stack", "0", "--out", filepath.Join(dir, "t")}, "--stack 0: want a value ≥ 1 and ≤ 16"},
 		{[]string{"train", "--task", "tts", "--train-gflop", "100", "--steps", "5", "--out", filepath.Join(dir, "t")}, "give it or --steps, not both"},
 		{[]string{"train", "--task", "valle", "--codec", dir, "--train-gflop", "-1", "--out", filepath.Join(dir, "t")}, "--train-gflop -1: want a value ≥ 0"},
+		{[]string{"train", "--task", "valle", "--codec", dir, "--reading", "runes", "--out", filepath.Join(dir, "t")}, `"runes": want characters or phonemes`},
 		{[]string{"bench", "sample", "--arch", "rnn"}, `unknown --arch "rnn"`},
 		{[]string{"sweep", "--over", "speed", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png"), "a=b"}, `--over "speed"`},
 		{[]string{"sweep", "--over", "cfg", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png")}, "NAME=MODEL"},

@@ -19,6 +19,7 @@ import (
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/recipe"
 	"github.com/latentlm/latentlm/train"
+	"github.com/latentlm/latentlm/tts"
 )
 
 // openBackend opens the backend named by the flag or the environment.
@@ -103,6 +104,12 @@ func addTrainFlags(fs *flags, o *recipe.Options, limit *int, outHelp string) {
 	fs.BoolVar(&o.Resume, "resume", o.Resume, "continue the run saved in --out on its own data and options, at its own learning rates")
 	fs.Int64Var(&o.SaveEvery, "save-every", o.SaveEvery, "checkpoint period in steps")
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
+}
+
+// addReadingFlag is --reading of the text-to-speech models (train --task
+// tts and valle): how the model reads its text.
+func addReadingFlag(fs *flags, reading *string) {
+	fs.StringVar(reading, "reading", tts.ReadCharacters, "how the model reads the text: characters, or phonemes (spelt by the installed CMU pronouncing dictionary, festival for other words)")
 }
 
 // addTrainGFLOPFlag declares --train-gflop, a training run's length given

@@ -62,7 +62,7 @@ func runTrainTTS(args []string) error {
 	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by: latentlm speech data), or a corpus file of its encoded training split (built by: latentlm speech-vae encode-data), read without the audio"
 	fs.Lookup("limit").Usage = "use only the first N training utterances of each voice (0: all)"
 	fs.StringVar(&o.Set, "set", o.Set, "text set: numbers, sentences or both")
-	fs.StringVar(&o.Reading, "reading", tts.ReadCharacters, "how the model reads the text: characters, or phonemes (spelt by the installed CMU pronouncing dictionary, festival for other words)")
+	addReadingFlag(fs, &o.Reading)
 	fs.StringVar(&o.SpeechVAE, "speech-vae", "", "speech tokenizer (default: the shipped weights/speech-vae)")
 	fs.StringVar(&o.Init, "init", "", "start from the weights of this text-to-speech checkpoint (e.g. weights/tts) with a fresh optimiser and schedule")
 	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the weights every N steps and at the last in --out/step-NNNNNN, to score them apart with eval --task tts --model")

@@ -12,11 +12,12 @@ import (
 // speech codec.
 func runTrainVALLE(args []string) error {
 	o := recipe.DefaultVALLEOptions()
-	fs := newFlags("train", "train --task valle --codec DIR [--set numbers|sentences|both] [--data DIR] [--out DIR] [--steps N] [flags]")
+	fs := newFlags("train", "train --task valle --codec DIR [--set numbers|sentences|both] [--reading characters|phonemes] [--data DIR] [--out DIR] [--steps N] [flags]")
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/valle-<set>)")
 	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by: latentlm speech data)"
 	fs.Lookup("limit").Usage = "use only the first N training utterances of each voice (0: all)"
 	fs.StringVar(&o.Set, "set", o.Set, "text set: numbers, sentences or both")
+	addReadingFlag(fs, &o.Reading)
 	fs.StringVar(&o.Codec, "codec", "", "residual-VQ speech codec (required; latentlm speech-vae train --kind rvq)")
 	fs.Float64Var(&o.PromptSeconds, "prompt-seconds", o.PromptSeconds, "crop each voice prompt to a random window of this length (0: whole utterances)")
 	fs.IntVar(&o.SeqLen, "seq-len", 0, "sequence length (max_len; 0: the longest sequence of the data)")
