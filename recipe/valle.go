@@ -188,7 +188,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	}
 	defer run.Finish()
 	if cfg.Alphabet != probe.Alphabet {
-		return nil, fmt.Errorf("%s: the saved model reads %q, not the %s of this run", o.Out, cfg.Alphabet, o.Reading)
+		return nil, fmt.Errorf("%s: the saved model's text units %q are not those of --reading %s", o.Out, cfg.Alphabet, o.Reading)
 	}
 	if cfg.Codebooks != codec.Config.Codebooks || cfg.CodebookSize != codec.Config.CodebookSize || cfg.LM.MaxLen < need {
 		return nil, fmt.Errorf("%s: the saved model (%d codebooks of %d, max_len %d) does not fit the codec %s and the data (%d of %d, %d items)", o.Out,
