@@ -117,19 +117,17 @@ type ttsCorpus struct {
 	scale   []float32 // the per-channel noise scale of every frame
 }
 
-// knownReading reports whether *reading is a way a speech model can read
-// its text (tts.ReadCharacters or tts.ReadPhonemes), setting an empty one
-// to the default, characters.
-func knownReading(reading *string) bool {
+// checkReading checks that *reading is a way a speech model can read its
+// text (tts.ReadCharacters or tts.ReadPhonemes), setting an empty one to
+// the default, characters.
+func checkReading(reading *string) error {
 	if *reading == "" {
 		*reading = tts.ReadCharacters
 	}
-	return *reading == tts.ReadCharacters || *reading == tts.ReadPhonemes
-}
-
-// readingError is the error of an unknown reading.
-func readingError(reading string) error {
-	return &OptionError{Option: "reading", Problem: fmt.Sprintf("%q: want %s or %s", reading, tts.ReadCharacters, tts.ReadPhonemes)}
+	if *reading != tts.ReadCharacters && *reading != tts.ReadPhonemes {
+		return &OptionError{Option: "reading", Problem: fmt.Sprintf("%q: want %s or %s", *reading, tts.ReadCharacters, tts.ReadPhonemes)}
+	}
+	return nil
 }
 
 // TTS trains LatentLM's text-to-speech model (package tts; the paper's
@@ -146,9 +144,10 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if o.Batch < 1 || o.BatchMul < 1 {
 		return nil, errors.New("batch and batch-mul must be at least 1")
 	}
+	if err := checkReading(&o.Reading); err != nil {
+		return nil, err
+	}
 	switch {
-	case !knownReading(&o.Reading):
-		return nil, readingError(o.Reading)
 	case !(o.TextDropout >= 0 && o.TextDropout < 1):
 		return nil, errors.New("text dropout must be in [0, 1)")
 	case !(o.DiffusionWeight >= 0):

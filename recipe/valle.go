@@ -82,11 +82,12 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	if !slices.Contains(TTSSets, o.Set) {
 		return nil, fmt.Errorf("unknown text set %q: want numbers, sentences or both", o.Set)
 	}
+	if err := checkReading(&o.Reading); err != nil {
+		return nil, err
+	}
 	switch {
 	case o.Batch < 1:
 		return nil, errors.New("batch must be at least 1")
-	case !knownReading(&o.Reading):
-		return nil, readingError(o.Reading)
 	case o.Codec == "":
 		return nil, &OptionError{Option: "codec", Problem: "is required: a residual-VQ speech codec (latentlm speech-vae train --kind rvq)"}
 	case !(o.PromptSeconds >= 0 && o.PromptSeconds <= 60):
@@ -127,6 +128,7 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		return nil, err
 	}
 	started := time.Now()
+	// The model's config but for max_len, which the data decide below.
 	probe, err := valle.NewConfig(codec.Config, o.Dim, o.Depth, o.Heads, 8).ReadingAs(o.Reading)
 	if err != nil {
 		return nil, err
@@ -173,10 +175,8 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 	} else if o.SeqLen < need {
 		return nil, &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is too short: the longest prompt, text and speech take %d items", o.SeqLen, need)}
 	}
-	cfg, err := valle.NewConfig(codec.Config, o.Dim, o.Depth, o.Heads, o.SeqLen).ReadingAs(o.Reading)
-	if err != nil {
-		return nil, err
-	}
+	cfg := probe
+	cfg.LM.MaxLen = o.SeqLen
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -114,6 +114,41 @@ corpus() {
   [[ -f .deps/speech-$1-numbers-train.safetensors ]] ||
     "$L" speech-vae encode-data --data ".deps/speech-$1" --set numbers --model weights/speech-vae --out ".deps/speech-$1-numbers-train.safetensors" --quiet
 }
+# sentencePair READING S SNAP V: the sentence set's Table 4 rows at equal
+# training work, both systems reading READING (characters or phonemes) from
+# scratch on the sentences alone: LatentLM at two 25 Hz frames a step into
+# runs/S-98tf and the VALL-E-style baseline on the 62.5 Hz codec
+# runs/speech-rvq-62hz-2500 into runs/V-98tf, each to 98.8 TFLOP (a copy kept
+# in runs/S-98tf-SNAP and runs/V-98tf-first), then on to 197.5 TFLOP by a warm
+# restart; each scored on the 70 test sentences into docs/results/S-98tf.json
+# and so on, the first budget's models and the phoneme models of the second
+# also under a second sampling seed (…-seed2.json).
+sentencePair() {
+  local c=runs/speech-rvq-62hz-2500 s=runs/$2-98tf v=runs/$4-98tf
+  local r=(--reading "$1")
+  if [[ ! -f $s-$3/config.json ]]; then
+    "$L" train --task tts --set sentences "${r[@]}" --stack 2 --train-gflop 98800 --seed 1 --out "$s" --quiet
+    mkdir -p "$s-$3" && cp "$s/config.json" "$s/model.safetensors" "$s-$3/"
+  fi
+  if [[ ! -f $v-first/config.json ]]; then
+    "$L" train --task valle --codec "$c" --set sentences "${r[@]}" --align 1 --train-gflop 98800 --seed 1 --max-memory 20GiB --out "$v" --quiet
+    mkdir -p "$v-first" && cp "$v/config.json" "$v/model.safetensors" "$v-first/"
+  fi
+  "$L" eval --task tts --model "$s-$3" --set sentences --n 10 --json > "$D/$2-98tf.json"
+  "$L" eval --task tts --model "$v-first" --set sentences --n 10 --json > "$D/$4-98tf.json"
+  "$L" eval --task tts --model "$v-first" --set sentences --n 10 --seed 2 --json > "$D/$4-98tf-seed2.json"
+  # Then both onto a schedule twice the work (197.5 TFLOP), as the numbers'
+  # second rows (a run already there trains no further step).
+  "$L" train --task tts --set sentences "${r[@]}" --stack 2 --train-gflop 197500 --seed 1 --resume --out "$s" --quiet
+  "$L" train --task valle --codec "$c" --set sentences "${r[@]}" --align 1 --train-gflop 197500 --seed 1 --max-memory 20GiB --resume --out "$v" --quiet
+  "$L" eval --task tts --model "$s" --set sentences --n 10 --json > "$D/$2-198tf.json"
+  "$L" eval --task tts --model "$v" --set sentences --n 10 --json > "$D/$4-198tf.json"
+  if [[ $1 == phonemes ]]; then
+    "$L" eval --task tts --model "$s-$3" --set sentences --n 10 --seed 2 --json > "$D/$2-98tf-seed2.json"
+    "$L" eval --task tts --model "$s" --set sentences --n 10 --seed 2 --json > "$D/$2-198tf-seed2.json"
+    "$L" eval --task tts --model "$v" --set sentences --n 10 --seed 2 --json > "$D/$4-198tf-seed2.json"
+  fi
+}
 case ${PART:-} in
 continue) continueRun weights/tts 2 runs/tts-numbers-init 5500; exit ;;
 continue2) continueRun runs/tts-numbers-init 3 runs/tts-numbers-init2 7000; exit ;;
@@ -267,45 +302,13 @@ stack2-recipe)
 sentences-baseline)
   C=runs/speech-rvq-62hz-2500
   [[ -f $C/loss.png ]] || "$L" speech-vae train --kind rvq --codebooks 8 --codebook-size 1024 --frames-per-latent 2 --steps 2500 --seed 1 --out "$C" --quiet
-  S=runs/tts-sentences-stack2-98tf
-  if [[ ! -f $S-1970/config.json ]]; then
-    "$L" train --task tts --set sentences --stack 2 --train-gflop 98800 --seed 1 --out "$S" --quiet
-    mkdir -p "$S-1970" && cp "$S/config.json" "$S/model.safetensors" "$S-1970/"
-  fi
-  V=runs/valle-sentences-62hz-98tf
-  if [[ ! -f $V-first/config.json ]]; then
-    "$L" train --task valle --codec "$C" --set sentences --align 1 --train-gflop 98800 --seed 1 --max-memory 20GiB --out "$V" --quiet
-    mkdir -p "$V-first" && cp "$V/config.json" "$V/model.safetensors" "$V-first/"
-  fi
-  "$L" eval --task tts --model "$S-1970" --set sentences --n 10 --json > "$D/tts-sentences-stack2-98tf.json"
-  "$L" eval --task tts --model "$V-first" --set sentences --n 10 --json > "$D/valle-sentences-62hz-98tf.json"
-  # Then both onto a schedule twice the work (197.5 TFLOP), as the numbers' second rows.
-  grep -q '"steps": 3935' "$S/config.json" || "$L" train --task tts --set sentences --stack 2 --train-gflop 197500 --seed 1 --resume --out "$S" --quiet
-  grep -q '"steps": 518' "$V/config.json" || "$L" train --task valle --codec "$C" --set sentences --align 1 --train-gflop 197500 --seed 1 --max-memory 20GiB --resume --out "$V" --quiet
-  "$L" eval --task tts --model "$S" --set sentences --n 10 --json > "$D/tts-sentences-stack2-198tf.json"
-  "$L" eval --task tts --model "$V" --set sentences --n 10 --json > "$D/valle-sentences-62hz-198tf.json"
+  sentencePair characters tts-sentences-stack2 1970 valle-sentences-62hz
   exit ;;
 sentences-phonemes)
   # The same comparison with both systems reading phonemes (`--reading
   # phonemes`, as the shipped weights/tts-sentences), on the codec of
   # PART=sentences-baseline (2026-12-06).
-  C=runs/speech-rvq-62hz-2500
-  S=runs/tts-sentences-phonemes-stack2-98tf
-  if [[ ! -f $S-first/config.json ]]; then
-    "$L" train --task tts --set sentences --reading phonemes --stack 2 --train-gflop 98800 --seed 1 --out "$S" --quiet
-    mkdir -p "$S-first" && cp "$S/config.json" "$S/model.safetensors" "$S-first/"
-  fi
-  V=runs/valle-sentences-phonemes-62hz-98tf
-  if [[ ! -f $V-first/config.json ]]; then
-    "$L" train --task valle --codec "$C" --set sentences --reading phonemes --align 1 --train-gflop 98800 --seed 1 --max-memory 20GiB --out "$V" --quiet
-    mkdir -p "$V-first" && cp "$V/config.json" "$V/model.safetensors" "$V-first/"
-  fi
-  "$L" eval --task tts --model "$S-first" --set sentences --n 10 --json > "$D/tts-sentences-phonemes-stack2-98tf.json"
-  "$L" eval --task tts --model "$V-first" --set sentences --n 10 --json > "$D/valle-sentences-phonemes-62hz-98tf.json"
-  "$L" train --task tts --set sentences --reading phonemes --stack 2 --train-gflop 197500 --seed 1 --resume --out "$S" --quiet
-  "$L" train --task valle --codec "$C" --set sentences --reading phonemes --align 1 --train-gflop 197500 --seed 1 --max-memory 20GiB --resume --out "$V" --quiet
-  "$L" eval --task tts --model "$S" --set sentences --n 10 --json > "$D/tts-sentences-phonemes-stack2-198tf.json"
-  "$L" eval --task tts --model "$V" --set sentences --n 10 --json > "$D/valle-sentences-phonemes-62hz-198tf.json"
+  sentencePair phonemes tts-sentences-phonemes-stack2 first valle-sentences-phonemes-62hz
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"
