@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -56,7 +57,19 @@ type SpeechTokenizerOptions struct {
 	// move as another speaker's would, so that six voices teach the
 	// decoder more than six voices (0: every clip as recorded).
 	SpeedPerturb float64
+	// Timbres is a cache of other voices (`latentlm speech data
+	// --timbres`: speech.Timbres) whose training clips are mixed into the
+	// batches, TimbreShare of them on average, so that the decoder learns
+	// to write voices it has not heard rather than six ("" for none). Only
+	// the clips are mixed: the latent statistics stay those of Data.
+	Timbres     string
+	TimbreShare float64
 }
+
+// DefaultTimbreShare is the share of the batches' clips that come from the
+// timbres when --timbres is given: most clips stay English, the language
+// whose words the tokenizer is judged on.
+const DefaultTimbreShare = 0.3
 
 // DefaultSpeechTokenizerOptions are the defaults of `latentlm speech-vae train`.
 func DefaultSpeechTokenizerOptions() SpeechTokenizerOptions {
@@ -118,12 +131,20 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 			k.count("crop", &o.Crop)
 			k.count("batch", &o.Batch)
 			k.number("speed_perturb", &o.SpeedPerturb)
+			k.path("timbres", &o.Timbres)
+			k.number("timbre_share", &o.TimbreShare)
 		}); err != nil {
 			return nil, err
 		}
 	}
 	if !(o.SpeedPerturb >= 0 && o.SpeedPerturb <= 1) {
 		return nil, fmt.Errorf("speed perturbation probability %g: want 0…1", o.SpeedPerturb)
+	}
+	if !(o.TimbreShare >= 0 && o.TimbreShare < 1) {
+		return nil, fmt.Errorf("timbre share %g: want 0 or more and under 1 (most clips must be the data's)", o.TimbreShare)
+	}
+	if o.Timbres == "" {
+		o.TimbreShare = 0
 	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {
@@ -133,6 +154,16 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	_, clips, err := LoadSpeech(o.Data, speech.SplitTrain)
 	if err != nil {
 		return nil, err
+	}
+	draw := cropDraw{clips: clips, perturb: o.SpeedPerturb, share: o.TimbreShare, seed: o.Seed}
+	if o.Timbres != "" {
+		logf(o.Log, "reading the timbres of %s (%.0f%% of the clips)\n", o.Timbres, 100*o.TimbreShare)
+		if _, err := os.Stat(filepath.Join(o.Timbres, speech.ManifestFile)); err != nil {
+			return nil, fmt.Errorf("no timbres in %s: build them with latentlm speech data --timbres", o.Timbres)
+		}
+		if _, draw.timbres, err = LoadSpeech(o.Timbres, speech.SplitTrain); err != nil {
+			return nil, fmt.Errorf("the timbres: %w", err)
+		}
 	}
 	// from is the tokenizer a new run starts from (o.Init), and kept, for
 	// a decoder-only run, the latents it keeps.
@@ -232,6 +263,9 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	// runInfo is what a save records of the run at step.
 	runInfo := func(step int64) map[string]any {
 		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch, "speed_perturb": o.SpeedPerturb}
+		if o.Timbres != "" {
+			info["timbres"], info["timbre_share"] = o.Timbres, o.TimbreShare
+		}
 		if o.Init != "" {
 			info[checkpoint.InitKey] = o.Init
 		}
@@ -272,7 +306,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 		Prefetch: true,
 		Metrics:  append([]string{"sc", "logmag", "mel", "reg"}, cfg.TrainingMetrics()...),
 		Batch: func(step int64) ([]any, int, error) {
-			crops, err := speechCrops(clips, o.Batch, cropSamples, o.SpeedPerturb, o.Seed, step)
+			crops, err := draw.crops(o.Batch, cropSamples, step)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -424,18 +458,31 @@ func speechBatch(cfg speechvae.Config, crops [][]float32, frames int) (x, wave [
 	return x, wave, nil
 }
 
-// speechCrops draws the clips of one step: n utterances and, in each, a
-// window of size samples at a random offset (zero-padded when the
-// utterance is shorter), all from (seed, step) so that a resumed run sees
-// the same data. With probability perturb an utterance is first played
-// at another speed (speedPerturbRates); at 0 the draws are exactly those
-// of a run without the option.
-func speechCrops(clips [][]float32, n, size int, perturb float64, seed uint64, step int64) ([][]float32, error) {
-	rng := rand.New(rand.NewPCG(seed, uint64(step)))
+// cropDraw is where a speech tokenizer's training clips come from: the
+// data's clips, and a share of timbres' clips.
+type cropDraw struct {
+	clips, timbres [][]float32
+	perturb, share float64 // the probabilities of a speed change and of a timbre's clip
+	seed           uint64
+}
+
+// crops draws the clips of one step: n utterances and, in each, a window
+// of size samples at a random offset (zero-padded when the utterance is
+// shorter), all from (seed, step) so that a resumed run sees the same
+// data. With probability share an utterance is one of the timbres'; with
+// probability perturb it is then played at another speed
+// (speedPerturbRates). At 0 each option draws nothing, so the crops are
+// exactly those of a run without it.
+func (d cropDraw) crops(n, size int, step int64) ([][]float32, error) {
+	rng := rand.New(rand.NewPCG(d.seed, uint64(step)))
 	out := make([][]float32, n)
 	for i := range out {
-		c := clips[rng.IntN(len(clips))]
-		if perturb > 0 && rng.Float64() < perturb {
+		pool := d.clips
+		if d.share > 0 && len(d.timbres) > 0 && rng.Float64() < d.share {
+			pool = d.timbres
+		}
+		c := pool[rng.IntN(len(pool))]
+		if perturb := d.perturb; perturb > 0 && rng.Float64() < perturb {
 			var err error
 			if c, err = speech.Resample(c, speech.Rate, speedPerturbRates[rng.IntN(len(speedPerturbRates))]); err != nil {
 				return nil, err

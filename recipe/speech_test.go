@@ -429,11 +429,11 @@ func TestSpeedPerturbedCrops(t *testing.T) {
 	const size = 12800 // 0.8 s
 	seen := map[int]bool{}
 	for step := range int64(40) {
-		crops, err := speechCrops(clips, 4, size, 1, 9, step)
+		crops, err := cropDraw{clips: clips, perturb: 1, seed: 9}.crops(4, size, step)
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, _ := speechCrops(clips, 4, size, 1, 9, step)
+		again, _ := cropDraw{clips: clips, perturb: 1, seed: 9}.crops(4, size, step)
 		for i, c := range crops {
 			if !slices.Equal(c, again[i]) {
 				t.Fatalf("step %d crop %d differs between two draws", step, i)
@@ -449,7 +449,7 @@ func TestSpeedPerturbedCrops(t *testing.T) {
 				t.Fatalf("step %d crop %d: %.1f Hz, want 500·16000/r for r in %v", step, i, hz, speedPerturbRates)
 			}
 		}
-		plain, err := speechCrops(clips, 4, size, 0, 9, step)
+		plain, err := cropDraw{clips: clips, seed: 9}.crops(4, size, step)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -464,13 +464,16 @@ func TestSpeedPerturbedCrops(t *testing.T) {
 	}
 }
 
-// A run records its speed perturbation, and a resume keeps it whatever
-// the command says; a probability outside 0…1 is refused.
-func TestSpeechTokenizerSpeedPerturb(t *testing.T) {
+// A run records its speed perturbation and its timbres, and a resume
+// keeps them whatever the command says; a probability outside 0…1, or a
+// timbre share of 1, is refused.
+func TestSpeechTokenizerKeepsItsDraw(t *testing.T) {
 	cache, _ := tinySpeechData(t)
+	timbres, _ := tinySpeechData(t)
 	out := filepath.Join(t.TempDir(), "run")
 	o := tinyTokenizerOptions(cache, out, 2)
 	o.SpeedPerturb = 0.5
+	o.Timbres, o.TimbreShare = timbres, 0.3
 	if _, err := SpeechTokenizer(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -486,9 +489,67 @@ func TestSpeechTokenizerSpeedPerturb(t *testing.T) {
 	if info["speed_perturb"] != 0.5 || info["steps"] != 3.0 {
 		t.Errorf("resumed run records speed_perturb %v after %v steps, want 0.5 after 3", info["speed_perturb"], info["steps"])
 	}
+	if info["timbres"] != timbres || info["timbre_share"] != 0.3 {
+		t.Errorf("resumed run records timbres %v at share %v, want %s at 0.3", info["timbres"], info["timbre_share"], timbres)
+	}
 	bad := tinyTokenizerOptions(cache, filepath.Join(t.TempDir(), "bad"), 1)
 	bad.SpeedPerturb = 1.5
 	if _, err := SpeechTokenizer(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "1.5") {
 		t.Errorf("probability 1.5: error %v, want one naming it", err)
+	}
+	bad = tinyTokenizerOptions(cache, filepath.Join(t.TempDir(), "bad"), 1)
+	bad.Timbres, bad.TimbreShare = timbres, 1
+	if _, err := SpeechTokenizer(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "timbre share 1") {
+		t.Errorf("timbre share 1: error %v, want one naming it", err)
+	}
+	bad = tinyTokenizerOptions(cache, filepath.Join(t.TempDir(), "bad"), 1)
+	bad.Timbres, bad.TimbreShare = filepath.Join(t.TempDir(), "none"), 0.3
+	if _, err := SpeechTokenizer(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "speech data --timbres") {
+		t.Errorf("missing timbres: error %v, want one saying how to build them", err)
+	}
+}
+
+// The timbres make up their share of the clips, drawn from (seed, step)
+// alone, and a draw without them, or at share 0, is the plain draw.
+func TestTimbreCrops(t *testing.T) {
+	constant := func(v float32) []float32 {
+		c := make([]float32, 800)
+		for i := range c {
+			c[i] = v
+		}
+		return c
+	}
+	data := [][]float32{constant(0.1), constant(0.2)}
+	timbres := [][]float32{constant(0.7), constant(0.8), constant(0.9)}
+	const size = 400
+	mixed := cropDraw{clips: data, timbres: timbres, share: 0.3, seed: 3}
+	fromTimbres, total := 0, 0
+	for step := range int64(200) {
+		crops, err := mixed.crops(8, size, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, _ := mixed.crops(8, size, step)
+		plain, _ := cropDraw{clips: data, seed: 3}.crops(8, size, step)
+		atZero, _ := cropDraw{clips: data, timbres: timbres, seed: 3}.crops(8, size, step)
+		for i, c := range crops {
+			if !slices.Equal(c, again[i]) {
+				t.Fatalf("step %d crop %d differs between two draws", step, i)
+			}
+			if !slices.Equal(plain[i], atZero[i]) {
+				t.Fatalf("step %d crop %d: share 0 draws %v, the plain draw %v", step, i, atZero[i][0], plain[i][0])
+			}
+			if plain[i][0] > 0.5 {
+				t.Fatalf("step %d crop %d: a draw without timbres gave a timbre's clip", step, i)
+			}
+			total++
+			if c[0] > 0.5 {
+				fromTimbres++
+			}
+		}
+	}
+	// 1600 draws at p = 0.3: the standard deviation of the share is 0.011.
+	if got := float64(fromTimbres) / float64(total); math.Abs(got-0.3) > 0.05 {
+		t.Errorf("%d of %d crops from the timbres (%.3f), want about 0.3", fromTimbres, total, got)
 	}
 }

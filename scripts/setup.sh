@@ -270,7 +270,10 @@ install_fortunes
 # Debian's speech synthesisers and recogniser, for the speech data and its
 # judge (package speech): flite with its voices awb, kal16, rms and slt;
 # festival with the diphone voices kal and ked and the HTS voice slt; and
-# pocketsphinx with its US English model, which transcribes. Setup only
+# pocketsphinx with its US English model, which transcribes; and nine
+# festival voices of other languages (Italian, Czech, Catalan, Finnish:
+# speech.Timbres), which only teach the speech tokenizer more timbres
+# (`latentlm speech data --timbres`). Setup only
 # installs them: rendering the data takes minutes, so `latentlm speech data`
 # does that into .deps/speech. Like chromium they are optional: where they
 # cannot be installed, setup goes on with a warning, the speech tests skip
@@ -284,16 +287,32 @@ VOICE_PKGS=(
   pocketsphinx:/usr/bin/pocketsphinx_batch
   pocketsphinx-en-us:/usr/share/pocketsphinx/model/en-us/en-us
 )
+TIMBRE_PKGS=(
+  festvox-italp16k:/usr/share/festival/voices/italian/lp_diphone
+  festvox-itapc16k:/usr/share/festival/voices/italian/pc_diphone
+  festvox-czech-dita:/usr/share/festival/voices/czech/czech_dita
+  festvox-czech-krb:/usr/share/festival/voices/czech/czech_krb
+  festvox-czech-machac:/usr/share/festival/voices/czech/czech_machac
+  festvox-czech-ph:/usr/share/festival/voices/czech/czech_ph
+  festvox-ca-ona-hts:/usr/share/festival/voices/catalan/upc_ca_ona_hts
+  festvox-suopuhe-lj:/usr/share/festival/voices/finnish/suo_fi_lj_diphone
+  festvox-suopuhe-mv:/usr/share/festival/voices/finnish/hy_fi_mv_diphone
+)
+# install_voices LABEL LIST: installs the packages of the array named LIST
+# (package:path entries) whose path is missing.
 install_voices() {
-  local log="$tmp/voices.log" sudo=() entry missing=()
-  for entry in "${VOICE_PKGS[@]}"; do
+  local label=$1 log="$tmp/voices.log" sudo=() entry missing=()
+  local -n pkgs=$2
+  for entry in "${pkgs[@]}"; do
     [[ -e ${entry#*:} ]] || missing+=("${entry%%:*}")
   done
   if ((${#missing[@]} == 0)); then
-    printf '%-14s installed\n' "voices:"
+    printf '%-14s installed\n' "$label:"
     return
   fi
-  skip() { echo "setup: warning: voices: $*; the speech tests will be skipped and latentlm speech data cannot run" >&2; }
+  local consequence="the speech tests will be skipped and latentlm speech data cannot run"
+  [[ $label == timbres ]] && consequence="their tests will be skipped and latentlm speech data --timbres cannot run"
+  skip() { echo "setup: warning: $label: $*; $consequence" >&2; }
   if ! command -v apt-get >/dev/null; then
     skip "missing ${missing[*]}, and no apt-get to install these Debian packages"
     return
@@ -306,7 +325,7 @@ install_voices() {
       return
     fi
   fi
-  echo "voices: missing ${missing[*]}; installing them with apt-get (speech synthesisers and recogniser)"
+  echo "$label: missing ${missing[*]}; installing them with apt-get"
   voices_apt() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "$@" >>"$log" 2>&1; }
   # A fresh container may hold no package lists: update them and try again.
   if ! { voices_apt install -y -q "${missing[@]}" || { voices_apt update -q && voices_apt install -y -q "${missing[@]}"; }; }; then
@@ -314,15 +333,16 @@ install_voices() {
     skip "apt-get install -y ${missing[*]} failed"
     return
   fi
-  for entry in "${VOICE_PKGS[@]}"; do
+  for entry in "${pkgs[@]}"; do
     if [[ ! -e ${entry#*:} ]]; then
       skip "apt-get installed ${entry%%:*} but there is no ${entry#*:}"
       return
     fi
   done
-  printf '%-14s installed %s\n' "voices:" "${missing[*]}"
+  printf '%-14s installed %s\n' "$label:" "${missing[*]}"
 }
-install_voices
+install_voices voices VOICE_PKGS
+install_voices timbres TIMBRE_PKGS
 
 # The program itself. go build rewrites the file even when nothing changed,
 # so compare contents to say which.

@@ -250,3 +250,93 @@ func TestGrammarWordsInDictionary(t *testing.T) {
 		}
 	}
 }
+
+// The cache of timbres renders the English cache's training texts, and
+// only those, in each of the nine voices at 16 kHz; it records that it is
+// train-only, so English options never take it for theirs.
+func TestBuildTimbres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders 36 utterances in nine voices (seconds)")
+	}
+	for _, v := range Timbres {
+		if err := CheckVoice(v); err != nil {
+			t.Skipf("timbre not installed: %v", err)
+		}
+	}
+	fdir, words := fakeFortunes(t)
+	dict := filepath.Join(t.TempDir(), "dict")
+	var d strings.Builder
+	for w := range words {
+		fmt.Fprintf(&d, "%s AH\n", w)
+	}
+	if err := os.WriteFile(dict, []byte(d.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := TimbreOptions(filepath.Join(t.TempDir(), "timbres"))
+	o.Seed, o.Texts, o.Eval, o.FortunesDir, o.Dictionary = 3, 2, 1, fdir, dict
+	m, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, utts, err := Load(o.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(utts) != len(Timbres)*2*2 || !m.TrainOnly || m.Splits[SplitTest].Utterances != 0 {
+		t.Fatalf("%d utterances (want %d), train-only %v, splits %+v", len(utts), len(Timbres)*2*2, m.TrainOnly, m.Splits)
+	}
+	english := Options{Seed: 3, Texts: 2, Eval: 1, FortunesDir: fdir, Dictionary: dict}
+	if err := english.fill(); err != nil {
+		t.Fatal(err)
+	}
+	known, err := ReadDictionary(dict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := planTexts(english, known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := map[string]bool{}
+	for _, set := range p {
+		for _, x := range set[SplitTrain] {
+			train[x.Words] = true
+		}
+	}
+	for _, u := range utts {
+		if u.Split != SplitTrain || !train[u.Text] {
+			t.Fatalf("%s: %s text %q, not one of the English cache's training texts", u.File, u.Split, u.Text)
+		}
+		a, err := wav.Read(filepath.Join(o.Dir, u.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Rate != Rate || a.Channels != 1 || a.Seconds() < 0.3 {
+			t.Fatalf("%s: %d Hz, %d channels, %.3f s", u.File, a.Rate, a.Channels, a.Seconds())
+		}
+	}
+	if _, ok := UpToDate(o); !ok {
+		t.Error("a fresh cache of timbres is not up to date")
+	}
+	english.Dir = o.Dir
+	if _, ok := UpToDate(english); ok {
+		t.Error("the cache of timbres passes for the English cache")
+	}
+}
+
+// An Italian voice reads a question as a statement: festival's Italian
+// front end stops with a Scheme error on '?'.
+func TestTimbreReadsQuestions(t *testing.T) {
+	v := Timbres[0]
+	if err := CheckVoice(v); err != nil {
+		t.Skipf("timbre not installed: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "q.wav")
+	secs, err := Synthesize(context.Background(), v, []string{"Does it know its place?"}, []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := wav.Read(path); err != nil || a.Rate != Rate || secs[0] < 0.5 {
+		t.Fatalf("%s: %v, %.2f s", path, err, secs[0])
+	}
+}

@@ -49,6 +49,13 @@ type Options struct {
 	// Texts is the number of training texts per set; Eval the number of
 	// validation texts and, again, of test texts per set.
 	Texts, Eval int
+	// Voices are the voices rendered: nil for Voices, the English voices
+	// that every judge and model reads, or Timbres for TimbreOptions.
+	Voices []Voice
+	// TrainOnly renders the training texts alone. The texts are still
+	// chosen with Eval held apart, so that a cache of Timbres never reads
+	// a validation or test text of the default cache.
+	TrainOnly bool
 	// Heldout voices render only validation and test texts, never
 	// training ones: the voice-cloning test.
 	Heldout []string
@@ -67,6 +74,13 @@ func DefaultOptions(dir string) Options {
 	return Options{Dir: dir, Seed: 1, Texts: 400, Eval: 50, Heldout: []string{DefaultHeldout}}
 }
 
+// TimbreOptions is the cache of Timbres: 200 training texts per set,
+// chosen as the default cache chooses its training texts, in each of the
+// nine voices — 3,600 utterances, for the speech tokenizer alone.
+func TimbreOptions(dir string) Options {
+	return Options{Dir: dir, Seed: 1, Texts: 200, Eval: 50, Voices: Timbres, TrainOnly: true}
+}
+
 // Manifest records what a cache holds and how it was made, so that a
 // result can name its data exactly and a cache that no longer matches
 // its options or synthesisers is rebuilt.
@@ -77,6 +91,7 @@ type Manifest struct {
 	Texts        int               `json:"texts"`
 	Eval         int               `json:"eval"`
 	Heldout      []string          `json:"heldout"`
+	TrainOnly    bool              `json:"train_only,omitempty"`
 	Versions     map[string]string `json:"versions"` // Debian package → version
 	Voices       []VoiceInfo       `json:"voices"`
 	TextDigests  map[string]string `json:"text_digests"` // "set/split" → text.Digest of its texts
@@ -118,12 +133,23 @@ type Utterance struct {
 	Text    string
 }
 
-// packages are the Debian packages whose versions decide the data.
-var packages = []string{"flite", "festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts", "fortunes", "pocketsphinx-en-us"}
+// basePackages are the Debian packages besides the voices' own whose
+// versions decide the data: the synthesisers, the texts and the judge's
+// dictionary, which chooses the sentences.
+var basePackages = []string{"flite", "festival", "fortunes", "pocketsphinx-en-us"}
 
 // Versions returns the installed version of each package that makes the
-// data (dpkg-query), or "unknown" where dpkg cannot say.
-func Versions() map[string]string {
+// default data (dpkg-query), or "unknown" where dpkg cannot say.
+func Versions() map[string]string { return versions(Voices) }
+
+// versions is Versions for a cache of the given voices.
+func versions(voices []Voice) map[string]string {
+	packages := slices.Clone(basePackages)
+	for _, v := range voices {
+		if !slices.Contains(packages, v.Package) {
+			packages = append(packages, v.Package)
+		}
+	}
 	out := map[string]string{}
 	for _, p := range packages {
 		v, err := exec.Command("dpkg-query", "-W", "-f=${Version}", p).Output()
@@ -210,6 +236,9 @@ func (o *Options) fill() error {
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
 	}
+	if o.Voices == nil {
+		o.Voices = Voices
+	}
 	if o.Texts < 1 || o.Eval < 1 {
 		return fmt.Errorf("speech: %d training and %d evaluation texts per set: want at least 1 of each", o.Texts, o.Eval)
 	}
@@ -217,11 +246,11 @@ func (o *Options) fill() error {
 		return fmt.Errorf("speech: %d training and %d evaluation texts per set: at most 100000 and 10000", o.Texts, o.Eval)
 	}
 	for _, h := range o.Heldout {
-		if _, err := VoiceByName(h); err != nil {
+		if _, err := voiceIn(o.Voices, h); err != nil {
 			return err
 		}
 	}
-	if len(o.Heldout) >= len(Voices) {
+	if len(o.Heldout) >= len(o.Voices) {
 		return errors.New("speech: every voice held out: none left to train on")
 	}
 	return nil
@@ -238,8 +267,8 @@ func UpToDate(o Options) (*Manifest, bool) {
 	if err != nil {
 		return nil, false
 	}
-	if m.Seed != o.Seed || m.Texts != o.Texts || m.Eval != o.Eval ||
-		!slices.Equal(m.Heldout, sortedCopy(o.Heldout)) || !mapsEqual(m.Versions, Versions()) {
+	if m.Seed != o.Seed || m.Texts != o.Texts || m.Eval != o.Eval || m.TrainOnly != o.TrainOnly ||
+		!slices.Equal(m.Heldout, sortedCopy(o.Heldout)) || !mapsEqual(m.Versions, versions(o.Voices)) || !sameVoices(m.Voices, o.Voices) {
 		return m, false
 	}
 	if _, err := os.Stat(filepath.Join(o.Dir, UtterancesFile)); err != nil {
@@ -254,6 +283,11 @@ func UpToDate(o Options) (*Manifest, bool) {
 		return m, false
 	}
 	return m, mapsEqual(m.TextDigests, p.digests())
+}
+
+// sameVoices says whether a manifest's voices are voices, in order.
+func sameVoices(got []VoiceInfo, voices []Voice) bool {
+	return slices.EqualFunc(got, voices, func(a VoiceInfo, b Voice) bool { return a.Voice == b })
 }
 
 // digests are text.Digest of the texts of each "set/split".
@@ -303,7 +337,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	start := time.Now()
-	for _, v := range Voices {
+	for _, v := range o.Voices {
 		if err := CheckVoice(v); err != nil {
 			return nil, err
 		}
@@ -342,14 +376,14 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	}
 	var batches []batch
 	total := 0
-	for _, v := range Voices {
+	for _, v := range o.Voices {
 		if err := os.MkdirAll(filepath.Join(tmp, "wav", v.Name), 0o755); err != nil {
 			return nil, fmt.Errorf("speech: %w", err)
 		}
 		var all []Utterance
 		for _, set := range []string{SetNumbers, SetSentences} {
 			for _, split := range Splits {
-				if split == SplitTrain && heldout[v.Name] {
+				if (split == SplitTrain && heldout[v.Name]) || (split != SplitTrain && o.TrainOnly) {
 					continue
 				}
 				for i, t := range p[set][split] {
@@ -379,10 +413,10 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	}
 	m := &Manifest{
 		Format: manifestFormat, Rate: Rate, Seed: o.Seed, Texts: o.Texts, Eval: o.Eval, Heldout: sortedCopy(o.Heldout),
-		Versions: Versions(), TextDigests: p.digests(),
+		TrainOnly: o.TrainOnly, Versions: versions(o.Voices), TextDigests: p.digests(),
 		Splits: map[string]Count{}, Sets: map[string]Count{}, VoiceSplits: map[string]Count{},
 	}
-	for _, v := range Voices {
+	for _, v := range o.Voices {
 		m.Voices = append(m.Voices, VoiceInfo{Voice: v, Heldout: heldout[v.Name], Resampled: v.Rate != Rate})
 	}
 	for _, u := range utts {

@@ -20,6 +20,10 @@ type Voice struct {
 	Speaker string `json:"speaker"` // the person recorded, shared by voices of one speaker
 	Rate    int    `json:"rate"`    // the rate the synthesiser renders at, before resampling
 	Package string `json:"package"` // the Debian package that installs it
+	// QuestionsAsStatements reads '?' and '!' as full stops: festival's
+	// Italian front end stops with a Scheme error ("wrong type of argument
+	// to get_c_val") on an English question.
+	QuestionsAsStatements bool `json:"questions_as_statements,omitempty"`
 }
 
 // Voices are the seven voices of Debian's flite and festival that setup
@@ -39,14 +43,41 @@ var Voices = []Voice{
 	{Name: "festival-slt-hts", Synth: "festival", ID: "cmu_us_slt_arctic_hts", Speaker: "slt", Rate: 32000, Package: "festvox-us-slt-hts"},
 }
 
+// Timbres are voices of other languages that Debian's festival can speak
+// and setup installs: two Italian, four Czech, one Catalan and two Finnish
+// speakers. They exist to teach the speech tokenizer more timbres than the
+// six English training voices give it, so that its decoder learns to write
+// a voice it has not heard (the held-out one) rather than one of six. They
+// read the English training texts by their own language's letter-to-sound
+// rules, so their words are not English: nothing judges them, and no
+// text-to-speech model trains on them (`latentlm speech data --timbres`,
+// `speech-vae train --timbres`). The Czech HTS and diphone voices render at
+// 32 or 44.1 kHz and the Finnish at 22.05 kHz, resampled to 16 kHz.
+var Timbres = []Voice{
+	{Name: "festival-it-lp", Synth: "festival", ID: "lp_diphone", Speaker: "it-lp", Rate: 16000, Package: "festvox-italp16k", QuestionsAsStatements: true},
+	{Name: "festival-it-pc", Synth: "festival", ID: "pc_diphone", Speaker: "it-pc", Rate: 16000, Package: "festvox-itapc16k", QuestionsAsStatements: true},
+	{Name: "festival-cs-dita", Synth: "festival", ID: "czech_dita", Speaker: "cs-dita", Rate: 32000, Package: "festvox-czech-dita"},
+	{Name: "festival-cs-krb", Synth: "festival", ID: "czech_krb", Speaker: "cs-krb", Rate: 32000, Package: "festvox-czech-krb"},
+	{Name: "festival-cs-machac", Synth: "festival", ID: "czech_machac", Speaker: "cs-machac", Rate: 32000, Package: "festvox-czech-machac"},
+	{Name: "festival-cs-ph", Synth: "festival", ID: "czech_ph", Speaker: "cs-ph", Rate: 44100, Package: "festvox-czech-ph"},
+	{Name: "festival-ca-ona-hts", Synth: "festival", ID: "upc_ca_ona_hts", Speaker: "ca-ona", Rate: 16000, Package: "festvox-ca-ona-hts"},
+	{Name: "festival-fi-lj", Synth: "festival", ID: "suo_fi_lj_diphone", Speaker: "fi-lj", Rate: 22050, Package: "festvox-suopuhe-lj"},
+	{Name: "festival-fi-mv", Synth: "festival", ID: "hy_fi_mv_diphone", Speaker: "fi-mv", Rate: 22050, Package: "festvox-suopuhe-mv"},
+}
+
 // DefaultHeldout is the voice held out of training for the voice-cloning
 // test: a speaker no other voice shares.
 const DefaultHeldout = "flite-rms"
 
 // VoiceByName finds a voice of Voices.
 func VoiceByName(name string) (Voice, error) {
+	return voiceIn(Voices, name)
+}
+
+// voiceIn finds a voice by name in voices.
+func voiceIn(voices []Voice, name string) (Voice, error) {
 	var names []string
-	for _, v := range Voices {
+	for _, v := range voices {
 		if v.Name == name {
 			return v, nil
 		}
@@ -110,6 +141,9 @@ func Synthesize(ctx context.Context, v Voice, texts, paths []string) ([]float64,
 		var script strings.Builder
 		fmt.Fprintf(&script, "(voice_%s)\n", v.ID)
 		for i, t := range texts {
+			if v.QuestionsAsStatements {
+				t = strings.NewReplacer("?", ".", "!", ".").Replace(t)
+			}
 			fmt.Fprintf(&script, "(utt.save.wave (utt.synth (Utterance Text %s)) %s 'riff)\n", schemeString(t), schemeString(raw[i]))
 		}
 		sp := filepath.Join(tmp, "script.scm")

@@ -40,9 +40,23 @@ func speechDir(flag string) (string, error) {
 	return filepath.Join(d, "speech"), nil
 }
 
+// timbresDir is the --out of speech data --timbres: the flag, or
+// .deps/speech-timbres.
+func timbresDir(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	d, err := deps.Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "speech-timbres"), nil
+}
+
 func speechData(args []string) error {
-	fs := newFlags("speech data", "speech data [--out DIR] [--texts 400] [--eval 50] [--seed 1] [--heldout flite-rms] [--force]")
-	out := fs.String("out", "", "cache folder (default .deps/speech)")
+	fs := newFlags("speech data", "speech data [--out DIR] [--texts 400] [--eval 50] [--seed 1] [--heldout flite-rms] [--force] | --timbres [--out DIR]")
+	out := fs.String("out", "", "cache folder (default .deps/speech, or .deps/speech-timbres with --timbres)")
+	timbres := fs.Bool("timbres", false, "build the cache of timbres instead: nine Italian, Czech, Catalan and Finnish festival voices reading 200 training texts per set, for speech-vae train --timbres")
 	texts := fs.Int("texts", 400, "training texts per set (numbers, sentences), each rendered in every voice not held out")
 	eval := fs.Int("eval", 50, "validation texts and test texts per set, each rendered in every voice")
 	seed := fs.Uint64("seed", 1, "seed of the number texts and of the order of the sentences")
@@ -56,16 +70,32 @@ func speechData(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dir, err := speechDir(*out)
-	if err != nil {
-		return err
-	}
-	o := speech.Options{Dir: dir, Seed: *seed, Texts: *texts, Eval: *eval, Workers: *workers}
-	for _, h := range strings.Split(*heldout, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			o.Heldout = append(o.Heldout, h)
+	var o speech.Options
+	if *timbres {
+		for _, name := range []string{"texts", "eval", "seed", "heldout"} {
+			if fs.isSet(name) {
+				return fmt.Errorf("--%s is for the English data: the cache of timbres takes the default cache's training texts and holds no voice out", name)
+			}
+		}
+		dir, err := timbresDir(*out)
+		if err != nil {
+			return err
+		}
+		o = speech.TimbreOptions(dir)
+	} else {
+		dir, err := speechDir(*out)
+		if err != nil {
+			return err
+		}
+		o = speech.Options{Dir: dir, Seed: *seed, Texts: *texts, Eval: *eval}
+		for _, h := range strings.Split(*heldout, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				o.Heldout = append(o.Heldout, h)
+			}
 		}
 	}
+	o.Workers = *workers
+	dir := o.Dir
 	if !*quiet {
 		o.Log = os.Stderr
 	}
@@ -87,13 +117,17 @@ func speechData(args []string) error {
 
 // printSpeechCounts prints utterances and hours per split and voice.
 func printSpeechCounts(m *speech.Manifest) {
-	fmt.Printf("%-18s", "voice")
+	width := len("voice")
+	for _, v := range m.Voices {
+		width = max(width, len(v.Name)+len(" (held)"))
+	}
+	fmt.Printf("%-*s", width, "voice")
 	for _, s := range speech.Splits {
 		fmt.Printf(" %17s", s)
 	}
 	fmt.Println()
 	row := func(name string, count func(split string) speech.Count) {
-		fmt.Printf("%-18s", name)
+		fmt.Printf("%-*s", width, name)
 		for _, s := range speech.Splits {
 			c := count(s)
 			fmt.Printf(" %6d  %6.3f h", c.Utterances, c.Hours)

@@ -54,6 +54,9 @@ func speechVAETrain(args []string) error {
 	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the tokenizer every N steps, and at the last, in --out/step-NNNNNN, to compare them with speech-vae eval --split valid")
 	fs.Float64Var(&o.SpeedPerturb, "speed-perturb", 0, "probability that a training clip is played 7/8, 15/16, 17/16 or 9/8 as fast, moving its pitch and formants as another speaker's (0: none)")
 	fs.bound("speed-perturb", 0, 1, false)
+	fs.StringVar(&o.Timbres, "timbres", "", "also train on this cache of other languages' voices (built by: latentlm speech data --timbres, into .deps/speech-timbres), so that the decoder learns voices it has not heard")
+	fs.Float64Var(&o.TimbreShare, "timbre-share", recipe.DefaultTimbreShare, "with --timbres: the share of training clips drawn from the timbres")
+	fs.bound("timbre-share", 0, 1, false)
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress bar")
 	fs.Var(speechKind{&o.Model.Kind}, "kind", "tokenizer kind: sigma, vae, ae or rvq (residual VQ, the discrete baseline's codec)")
 	codebooks := fs.Int("codebooks", speechvae.DefaultCodebooks, "rvq: codebooks, each quantising the residual of the ones before")
@@ -109,6 +112,9 @@ func speechVAETrain(args []string) error {
 				return fmt.Errorf("--%s is for --kind rvq, not %v", name, o.Model.Kind)
 			}
 		}
+	}
+	if fs.isSet("timbre-share") && o.Timbres == "" {
+		return fmt.Errorf("--timbre-share needs --timbres DIR")
 	}
 	dir, err := speechDir(o.Data)
 	if err != nil {
