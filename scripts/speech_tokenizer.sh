@@ -17,7 +17,8 @@
 # with the tokenizer it started from; sigma-dec26000-timbres is
 # sigma-dec26000-lr1e-3's run with 30% of its clips from the nine voices
 # of other languages, `speech data --timbres`, scored on all 350 test
-# sentences alone); the all-350 scores come from `speech-vae eval --model
+# sentences alone, and sigma-dec26000-timbres0.5 the same with half its
+# clips from them); the all-350 scores come from `speech-vae eval --model
 # DIR --judge-n 50 --json`), each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
@@ -67,8 +68,9 @@ declare -A FLAGS=(
   [sigma-dec26000-speed]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --speed-perturb 0.5 --snapshot-every 3000"
   [sigma-dec22500-lr1e-3]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 6000 --seed 5"
   [sigma-dec26000-timbres]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.3 --snapshot-every 3000"
+  [sigma-dec26000-timbres0.5]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.5 --snapshot-every 3000"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed sigma-dec22500-lr1e-3 sigma-dec22500-soup sigma-dec26000-timbres)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed sigma-dec22500-lr1e-3 sigma-dec22500-soup sigma-dec26000-timbres sigma-dec26000-timbres0.5)
 
 # soup: sigma-dec22500-lr1e-3 averaged with the tokenizer it started from
 # (WiSE-FT's interpolation at 1/2), scored on all 350 test sentences.
@@ -79,25 +81,25 @@ soup() {
   log "evaluated $R/sigma-dec22500-soup"
 }
 
-# timbres: the cache of other languages' voices (built once, in about two
-# minutes), then the run, scored on all 350 test sentences.
+# timbres NAME: the cache of other languages' voices (built once, in about
+# two minutes), then the run NAME, scored on all 350 test sentences.
 timbres() {
   "$L" speech data --timbres --quiet
-  local dir=$R/sigma-dec26000-timbres
+  local name=$1 dir=$R/$1
   if [[ ! -f $dir/loss.png ]]; then
     rm -rf "$dir"
     local t0=$(date +%s)
-    "$L" speech-vae train ${FLAGS[sigma-dec26000-timbres]} --out "$dir" --quiet
+    "$L" speech-vae train ${FLAGS[$name]} --out "$dir" --quiet
     log "trained $dir in $(( $(date +%s) - t0 )) s"
   fi
-  "$L" speech-vae eval --model "$dir" --judge-n 50 --json > "$D/speech-vae-sigma-dec26000-timbres-judge50.json"
+  "$L" speech-vae eval --model "$dir" --judge-n 50 --json > "$D/speech-vae-$name-judge50.json"
   log "evaluated $dir"
 }
 
 case "${1:-all}" in
-  all) for n in "${ORDER[@]}"; do case $n in sigma-dec22500-soup) soup ;; sigma-dec26000-timbres) timbres ;; *) run "$n" ${FLAGS[$n]} ;; esac; done ;;
+  all) for n in "${ORDER[@]}"; do case $n in sigma-dec22500-soup) soup ;; sigma-dec26000-timbres*) timbres "$n" ;; *) run "$n" ${FLAGS[$n]} ;; esac; done ;;
   sigma-dec22500-soup) soup ;;
-  sigma-dec26000-timbres) timbres ;;
+  sigma-dec26000-timbres*) [[ -v FLAGS[$1] ]] || { echo "unknown run $1" >&2; exit 2; }; timbres "$1" ;;
   *)
     [[ -v FLAGS[$1] ]] || { echo "unknown run $1: want one of ${ORDER[*]}" >&2; exit 2; }
     run "$1" ${FLAGS[$1]} ;;
