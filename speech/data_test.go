@@ -24,13 +24,14 @@ func needVoices(t *testing.T) {
 }
 
 // fakeFortunes writes a small fortunes folder: plain sentences, enough
-// fortunes that the FNV split puts some in validation.
-func fakeFortunes(t *testing.T) (dir string, words map[string]bool) {
+// fortunes that the FNV split puts some in validation; and a dictionary
+// that knows their words.
+func fakeFortunes(t *testing.T) (dir, dictionary string) {
 	t.Helper()
 	dir = t.TempDir()
 	nouns := []string{"cat", "dog", "bird", "fish", "horse", "mouse", "goat", "sheep"}
 	verbs := []string{"sees", "likes", "finds", "hears", "follows"}
-	words = map[string]bool{"the": true, "today": true}
+	words := map[string]bool{"the": true, "today": true}
 	var b strings.Builder
 	for i := range 200 {
 		n1, v, n2 := nouns[i%8], verbs[(i/8)%5], nouns[(i/40+i)%8]
@@ -40,7 +41,15 @@ func fakeFortunes(t *testing.T) (dir string, words map[string]bool) {
 	if err := os.WriteFile(filepath.Join(dir, "animals.u8"), []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return dir, words
+	dictionary = filepath.Join(t.TempDir(), "dict")
+	var d strings.Builder
+	for w := range words {
+		fmt.Fprintf(&d, "%s AH\n", w) // the words are what counts here, not their sounds
+	}
+	if err := os.WriteFile(dictionary, []byte(d.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, dictionary
 }
 
 func TestBuildSmallCache(t *testing.T) {
@@ -48,15 +57,7 @@ func TestBuildSmallCache(t *testing.T) {
 		t.Skip("renders 52 utterances in seven voices (seconds)")
 	}
 	needVoices(t)
-	fdir, words := fakeFortunes(t)
-	dict := filepath.Join(t.TempDir(), "dict")
-	var d strings.Builder
-	for w := range words {
-		fmt.Fprintf(&d, "%s AH\n", w) // the words are what counts here, not their sounds
-	}
-	if err := os.WriteFile(dict, []byte(d.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fdir, dict := fakeFortunes(t)
 	o := Options{Dir: filepath.Join(t.TempDir(), "speech"), Seed: 3, Texts: 2, Eval: 1, Heldout: []string{DefaultHeldout},
 		FortunesDir: fdir, Dictionary: dict}
 	m, err := Build(context.Background(), o)
@@ -263,15 +264,7 @@ func TestBuildTimbres(t *testing.T) {
 			t.Skipf("timbre not installed: %v", err)
 		}
 	}
-	fdir, words := fakeFortunes(t)
-	dict := filepath.Join(t.TempDir(), "dict")
-	var d strings.Builder
-	for w := range words {
-		fmt.Fprintf(&d, "%s AH\n", w)
-	}
-	if err := os.WriteFile(dict, []byte(d.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fdir, dict := fakeFortunes(t)
 	o := TimbreOptions(filepath.Join(t.TempDir(), "timbres"))
 	o.Seed, o.Texts, o.Eval, o.FortunesDir, o.Dictionary = 3, 2, 1, fdir, dict
 	m, err := Build(context.Background(), o)

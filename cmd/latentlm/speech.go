@@ -22,27 +22,17 @@ func init() {
 
 func runSpeech(args []string) error {
 	return dispatch("speech", "usage: latentlm speech data|judge [flags]\n\n"+
-		"  data   render the spoken numbers and fortune sentences in seven voices into .deps/speech\n"+
+		"  data   render the spoken numbers and fortune sentences in seven voices into .deps/speech (--timbres: nine voices of other languages into .deps/speech-timbres, for the speech tokenizer)\n"+
 		"  judge  pocketsphinx's word error rate on the data, per voice and set, or on a folder of WAVs",
 		map[string]func([]string) error{"data": speechData, "judge": speechJudge}, args)
 }
 
 // speechDir is the data cache: .deps/speech unless --out or --data names
 // another folder.
-func speechDir(flag string) (string, error) {
-	if flag != "" {
-		return flag, nil
-	}
-	d, err := deps.Dir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(d, "speech"), nil
-}
+func speechDir(flag string) (string, error) { return depsFolder(flag, "speech") }
 
-// timbresDir is the --out of speech data --timbres: the flag, or
-// .deps/speech-timbres.
-func timbresDir(flag string) (string, error) {
+// depsFolder is the folder a flag names, or .deps/name.
+func depsFolder(flag, name string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
@@ -50,7 +40,7 @@ func timbresDir(flag string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(d, "speech-timbres"), nil
+	return filepath.Join(d, name), nil
 }
 
 func speechData(args []string) error {
@@ -77,7 +67,7 @@ func speechData(args []string) error {
 				return fmt.Errorf("--%s is for the English data: the cache of timbres takes the default cache's training texts and holds no voice out", name)
 			}
 		}
-		dir, err := timbresDir(*out)
+		dir, err := depsFolder(*out, "speech-timbres")
 		if err != nil {
 			return err
 		}
