@@ -262,10 +262,9 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	started := time.Now()
 	// runInfo is what a save records of the run at step.
 	runInfo := func(step int64) map[string]any {
-		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch, "speed_perturb": o.SpeedPerturb}
-		if o.Timbres != "" {
-			info["timbres"], info["timbre_share"] = o.Timbres, o.TimbreShare
-		}
+		info := map[string]any{"data": o.Data, "steps": step, "backend": bname, "seed": o.Seed, "crop": o.Crop, "batch": o.Batch, "speed_perturb": o.SpeedPerturb,
+			// Recorded when empty too, so that a resume keeps a run without timbres without.
+			"timbres": o.Timbres, "timbre_share": o.TimbreShare}
 		if o.Init != "" {
 			info[checkpoint.InitKey] = o.Init
 		}

@@ -492,6 +492,21 @@ func TestSpeechTokenizerKeepsItsDraw(t *testing.T) {
 	if info["timbres"] != timbres || info["timbre_share"] != 0.3 {
 		t.Errorf("resumed run records timbres %v at share %v, want %s at 0.3", info["timbres"], info["timbre_share"], timbres)
 	}
+	plain := filepath.Join(t.TempDir(), "plain")
+	if _, err := SpeechTokenizer(context.Background(), tinyTokenizerOptions(cache, plain, 1)); err != nil {
+		t.Fatal(err)
+	}
+	o = tinyTokenizerOptions(cache, plain, 2)
+	o.Resume, o.Timbres, o.TimbreShare = true, timbres, 0.3
+	if _, err := SpeechTokenizer(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if info, err = checkpoint.RecordedInfo(plain); err != nil {
+		t.Fatal(err)
+	}
+	if info["timbres"] != "" || info["timbre_share"] != 0.0 || info["steps"] != 2.0 {
+		t.Errorf("a run without timbres, resumed with them, records timbres %q at share %v after %v steps, want none after 2", info["timbres"], info["timbre_share"], info["steps"])
+	}
 	bad := tinyTokenizerOptions(cache, filepath.Join(t.TempDir(), "bad"), 1)
 	bad.SpeedPerturb = 1.5
 	if _, err := SpeechTokenizer(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "1.5") {
