@@ -34,3 +34,20 @@ func ExampleIsNumberText() {
 	// "July twenty-first": true
 	// "Nobody saw me do it!": false
 }
+
+// TimbreOptions describe the cache of other languages' voices that teach
+// the speech tokenizer more timbres: training texts only, in nine voices
+// that no judge and no text-to-speech model reads. speech.Build renders it
+// (`latentlm speech data --timbres`).
+func ExampleTimbreOptions() {
+	o := speech.TimbreOptions(".deps/speech-timbres")
+	fmt.Println(len(o.Voices), "voices,", o.Texts, "training texts per set, train only:", o.TrainOnly)
+	for _, v := range o.Voices[:3] {
+		fmt.Printf("%s: festival's %s, rendered at %d Hz (Debian %s)\n", v.Name, v.ID, v.Rate, v.Package)
+	}
+	// Output:
+	// 9 voices, 200 training texts per set, train only: true
+	// festival-it-lp: festival's lp_diphone, rendered at 16000 Hz (Debian festvox-italp16k)
+	// festival-it-pc: festival's pc_diphone, rendered at 16000 Hz (Debian festvox-itapc16k)
+	// festival-cs-dita: festival's czech_dita, rendered at 32000 Hz (Debian festvox-czech-dita)
+}
