@@ -18,7 +18,10 @@
 # sigma-dec26000-lr1e-3's run with 30% of its clips from the nine voices
 # of other languages, `speech data --timbres`, scored on all 350 test
 # sentences alone, and sigma-dec26000-timbres0.5 the same with half its
-# clips from them); the all-350 scores come from `speech-vae eval --model
+# clips from them; sigma-dec32000-timbres trains sigma-dec26000-timbres's
+# decoder further at 5e-4, still with 30% timbres: it ran as --steps 6000
+# --time 28m and stopped at step 5101, whose fitted schedule --steps 5101
+# gives); the all-350 scores come from `speech-vae eval --model
 # DIR --judge-n 50 --json`), each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
@@ -69,8 +72,9 @@ declare -A FLAGS=(
   [sigma-dec22500-lr1e-3]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 6000 --seed 5"
   [sigma-dec26000-timbres]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.3 --snapshot-every 3000"
   [sigma-dec26000-timbres0.5]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.5 --snapshot-every 3000"
+  [sigma-dec32000-timbres]="--init runs/speech/sigma-dec26000-timbres --decoder-only --lr 5e-4 --steps 5101 --seed 6 --timbres .deps/speech-timbres --timbre-share 0.3"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed sigma-dec22500-lr1e-3 sigma-dec22500-soup sigma-dec26000-timbres sigma-dec26000-timbres0.5)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed sigma-dec22500-lr1e-3 sigma-dec22500-soup sigma-dec26000-timbres sigma-dec26000-timbres0.5 sigma-dec32000-timbres)
 
 # soup: sigma-dec22500-lr1e-3 averaged with the tokenizer it started from
 # (WiSE-FT's interpolation at 1/2), scored on all 350 test sentences.
@@ -97,9 +101,9 @@ timbres() {
 }
 
 case "${1:-all}" in
-  all) for n in "${ORDER[@]}"; do case $n in sigma-dec22500-soup) soup ;; sigma-dec26000-timbres*) timbres "$n" ;; *) run "$n" ${FLAGS[$n]} ;; esac; done ;;
+  all) for n in "${ORDER[@]}"; do case $n in sigma-dec22500-soup) soup ;; *-timbres*) timbres "$n" ;; *) run "$n" ${FLAGS[$n]} ;; esac; done ;;
   sigma-dec22500-soup) soup ;;
-  sigma-dec26000-timbres*) [[ -v FLAGS[$1] ]] || { echo "unknown run $1" >&2; exit 2; }; timbres "$1" ;;
+  *-timbres*) [[ -v FLAGS[$1] ]] || { echo "unknown run $1" >&2; exit 2; }; timbres "$1" ;;
   *)
     [[ -v FLAGS[$1] ]] || { echo "unknown run $1: want one of ${ORDER[*]}" >&2; exit 2; }
     run "$1" ${FLAGS[$1]} ;;
