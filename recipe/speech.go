@@ -481,7 +481,7 @@ func (d cropDraw) crops(n, size int, step int64) ([][]float32, error) {
 			pool = d.timbres
 		}
 		c := pool[rng.IntN(len(pool))]
-		if perturb := d.perturb; perturb > 0 && rng.Float64() < perturb {
+		if d.perturb > 0 && rng.Float64() < d.perturb {
 			var err error
 			if c, err = speech.Resample(c, speech.Rate, speedPerturbRates[rng.IntN(len(speedPerturbRates))]); err != nil {
 				return nil, err
