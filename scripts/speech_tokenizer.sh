@@ -37,9 +37,10 @@ STEPS=${STEPS:-2500}
 
 log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$R/times.txt"; }
 
-# run NAME FLAGS...: train runs/speech/NAME with `speech-vae train FLAGS`,
-# then evaluate it into docs/results/speech-vae-NAME.json.
-run() {
+# train NAME FLAGS...: train runs/speech/NAME with `speech-vae train FLAGS`
+# (after --steps $STEPS --seed 1, which FLAGS may override), unless it
+# already finished.
+train() {
   local name=$1; shift
   local dir=$R/$name
   if [[ ! -f $dir/loss.png ]]; then
@@ -48,8 +49,14 @@ run() {
     "$L" speech-vae train --steps "$STEPS" --seed 1 "$@" --out "$dir" --quiet
     log "trained $dir in $(( $(date +%s) - t0 )) s: $*"
   fi
-  "$L" speech-vae eval --model "$dir" --judge-n 20 --json > "$D/speech-vae-$name.json"
-  log "evaluated $dir"
+}
+
+# run NAME FLAGS...: train NAME, then evaluate it into
+# docs/results/speech-vae-NAME.json.
+run() {
+  train "$@"
+  "$L" speech-vae eval --model "$R/$1" --judge-n 20 --json > "$D/speech-vae-$1.json"
+  log "evaluated $R/$1"
 }
 
 # The runs and their flags; sigma-25hz is the shipped tokenizer's recipe.
@@ -89,22 +96,22 @@ soup() {
 # two minutes), then the run NAME, scored on all 350 test sentences.
 timbres() {
   "$L" speech data --timbres --quiet
-  local name=$1 dir=$R/$1
-  if [[ ! -f $dir/loss.png ]]; then
-    rm -rf "$dir"
-    local t0=$(date +%s)
-    "$L" speech-vae train ${FLAGS[$name]} --out "$dir" --quiet
-    log "trained $dir in $(( $(date +%s) - t0 )) s"
-  fi
-  "$L" speech-vae eval --model "$dir" --judge-n 50 --json > "$D/speech-vae-$name-judge50.json"
-  log "evaluated $dir"
+  train "$1" ${FLAGS[$1]}
+  "$L" speech-vae eval --model "$R/$1" --judge-n 50 --json > "$D/speech-vae-$1-judge50.json"
+  log "evaluated $R/$1"
+}
+
+# one NAME: runs and scores NAME as its kind wants.
+one() {
+  [[ $1 == sigma-dec22500-soup ]] && { soup; return; }
+  [[ -v FLAGS[$1] ]] || { echo "unknown run $1: want one of ${ORDER[*]}" >&2; exit 2; }
+  case $1 in
+    *-timbres*) timbres "$1" ;;
+    *) run "$1" ${FLAGS[$1]} ;;
+  esac
 }
 
 case "${1:-all}" in
-  all) for n in "${ORDER[@]}"; do case $n in sigma-dec22500-soup) soup ;; *-timbres*) timbres "$n" ;; *) run "$n" ${FLAGS[$n]} ;; esac; done ;;
-  sigma-dec22500-soup) soup ;;
-  *-timbres*) [[ -v FLAGS[$1] ]] || { echo "unknown run $1" >&2; exit 2; }; timbres "$1" ;;
-  *)
-    [[ -v FLAGS[$1] ]] || { echo "unknown run $1: want one of ${ORDER[*]}" >&2; exit 2; }
-    run "$1" ${FLAGS[$1]} ;;
+  all) for n in "${ORDER[@]}"; do one "$n"; done ;;
+  *) one "$1" ;;
 esac
