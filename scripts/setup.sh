@@ -298,10 +298,11 @@ TIMBRE_PKGS=(
   festvox-suopuhe-lj:/usr/share/festival/voices/finnish/suo_fi_lj_diphone
   festvox-suopuhe-mv:/usr/share/festival/voices/finnish/hy_fi_mv_diphone
 )
-# install_voices LABEL LIST: installs the packages of the array named LIST
-# (package:path entries) whose path is missing.
+# install_voices LABEL LIST CONSEQUENCE: installs the packages of the array
+# named LIST (package:path entries) whose path is missing; where it cannot,
+# it warns with CONSEQUENCE.
 install_voices() {
-  local label=$1 log="$tmp/voices.log" sudo=() entry missing=()
+  local label=$1 consequence=$3 log="$tmp/voices.log" sudo=() entry missing=()
   local -n pkgs=$2
   for entry in "${pkgs[@]}"; do
     [[ -e ${entry#*:} ]] || missing+=("${entry%%:*}")
@@ -310,8 +311,6 @@ install_voices() {
     printf '%-14s installed\n' "$label:"
     return
   fi
-  local consequence="the speech tests will be skipped and latentlm speech data cannot run"
-  [[ $label == timbres ]] && consequence="their tests will be skipped and latentlm speech data --timbres cannot run"
   skip() { echo "setup: warning: $label: $*; $consequence" >&2; }
   if ! command -v apt-get >/dev/null; then
     skip "missing ${missing[*]}, and no apt-get to install these Debian packages"
@@ -341,8 +340,8 @@ install_voices() {
   done
   printf '%-14s installed %s\n' "$label:" "${missing[*]}"
 }
-install_voices voices VOICE_PKGS
-install_voices timbres TIMBRE_PKGS
+install_voices voices VOICE_PKGS "the speech tests will be skipped and latentlm speech data cannot run"
+install_voices timbres TIMBRE_PKGS "their tests will be skipped and latentlm speech data --timbres cannot run"
 
 # The program itself. go build rewrites the file even when nothing changed,
 # so compare contents to say which.
