@@ -66,6 +66,14 @@ type SpeechTokenizerOptions struct {
 	TimbreShare float64
 }
 
+// checkTimbres says how to build the timbres when dir holds none.
+func checkTimbres(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, speech.ManifestFile)); err != nil {
+		return fmt.Errorf("no timbres in %s: build them with latentlm speech data --timbres", dir)
+	}
+	return nil
+}
+
 // DefaultTimbreShare is the share of the batches' clips that come from the
 // timbres when --timbres is given: most clips stay English, the language
 // whose words the tokenizer is judged on.
@@ -158,8 +166,8 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	draw := cropDraw{clips: clips, perturb: o.SpeedPerturb, share: o.TimbreShare, seed: o.Seed}
 	if o.Timbres != "" {
 		logf(o.Log, "reading the timbres of %s (%.0f%% of the clips)\n", o.Timbres, 100*o.TimbreShare)
-		if _, err := os.Stat(filepath.Join(o.Timbres, speech.ManifestFile)); err != nil {
-			return nil, fmt.Errorf("no timbres in %s: build them with latentlm speech data --timbres", o.Timbres)
+		if err := checkTimbres(o.Timbres); err != nil {
+			return nil, err
 		}
 		if _, draw.timbres, err = LoadSpeech(o.Timbres, speech.SplitTrain); err != nil {
 			return nil, fmt.Errorf("the timbres: %w", err)

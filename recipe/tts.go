@@ -48,6 +48,14 @@ type TTSOptions struct {
 	// Limit trains on the first Limit utterances of each voice only (0:
 	// all), for quick runs.
 	Limit int
+	// Timbres is a cache of other voices (`latentlm speech data
+	// --timbres`: speech.Timbres) whose training utterances of the set
+	// join the data as voices of their own ("" for none): more speakers to
+	// take a voice from a prompt, for the held-out voice's sake (zero-shot
+	// cloning, the paper's §3.3). They read the same English texts by
+	// their own languages' rules, so a voice's prompt also tells how it
+	// reads. They are encoded by the data's speech tokenizer.
+	Timbres string
 	// Init starts a new run from the weights of another text-to-speech
 	// checkpoint, wherever a weight of the same name has the same shape,
 	// with a fresh optimiser and learning-rate schedule (a warm restart
@@ -169,6 +177,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	if o.Resume {
 		if err := keepRecorded(o.Out, func(k *keptOptions) {
 			k.speechData(&o.Options, &o.Set, &o.Limit)
+			k.path("timbres", &o.Timbres)
 			k.text("reading", &o.Reading)
 			k.count("batch_mul", &o.BatchMul)
 			k.number("text_dropout", &o.TextDropout)
@@ -192,6 +201,14 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 	}
 	tok := lat.Tokenizer
 	sc := tok.Config
+	corpora := []*speechvae.Corpus{lat}
+	if o.Timbres != "" {
+		more, err := timbreLatents(ctx, b, o, tok)
+		if err != nil {
+			return nil, err
+		}
+		corpora = append(corpora, more)
+	}
 	f, err := tts.NewReadingFormat(o.Reading, sc.Channels, sc.FrameRate())
 	if err != nil {
 		return nil, err
@@ -201,7 +218,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 			return nil, err
 		}
 	}
-	corpus, err := newTTSCorpus(f, o, lat)
+	corpus, err := newTTSCorpus(f, o, corpora...)
 	if err != nil {
 		return nil, err
 	}
@@ -303,6 +320,7 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		info := map[string]any{"data": o.Data, "set": o.Set, "reading": f.Reading, "steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"text_dropout": o.TextDropout, "diffusion_weight": lambda, "input_noise": o.InputNoise, "align": o.Align, "ema": o.EMA, "utterances": len(corpus.texts), "limit": o.Limit,
+			"timbres": o.Timbres, "voices": len(corpus.byVoice),
 			"train_gflop": gflop}
 		if o.Init != "" { // a continuation: its weights began as these
 			info[checkpoint.InitKey] = o.Init
@@ -378,6 +396,27 @@ func ttsLatents(ctx context.Context, b compute.Backend, o TTSOptions) (*speechva
 	return lat, nil
 }
 
+// timbreLatents is the training utterances of o's set in the timbres
+// o.Timbres, encoded by the tokenizer tok that encoded the data, whose
+// latents they must share.
+func timbreLatents(ctx context.Context, b compute.Backend, o TTSOptions, tok speechvae.CorpusTokenizer) (*speechvae.Corpus, error) {
+	if err := checkTimbres(o.Timbres); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	more, err := encodeSpeechSplit(ctx, b, tok.Path, o.Timbres, speech.SplitTrain, o.Log, func(utts []speech.Utterance) []int {
+		return selectVoices(utts, o.Set, o.Limit).index
+	}, checkTTSTokenizer)
+	if err != nil {
+		return nil, fmt.Errorf("the timbres: %w", err)
+	}
+	if !sharesLatents(tok.Path, more.Tokenizer.SHA256, tok.SHA256) {
+		return nil, fmt.Errorf("the timbres: the speech tokenizer %s (sha256 %.12s…) no longer writes the latents of the data (%.12s…)", tok.Path, more.Tokenizer.SHA256, tok.SHA256)
+	}
+	logf(o.Log, "encoded %d utterances of %s into latent frames (%.0f s)\n", len(more.Utterances), o.Timbres, time.Since(started).Seconds())
+	return more, nil
+}
+
 // checkTTSTokenizer refuses tokenizers text-to-speech cannot train on.
 func checkTTSTokenizer(cfg speechvae.Config, where string) error {
 	if cfg.Kind == vae.VAE {
@@ -429,10 +468,12 @@ func encodeSpeechSplit(ctx context.Context, b compute.Backend, tokDir, data, spl
 }
 
 // newTTSCorpus keeps the utterances of o's set (the first o.Limit of each
-// voice) and spells their texts.
-func newTTSCorpus(f tts.Format, o TTSOptions, lat *speechvae.Corpus) (*ttsCorpus, error) {
+// voice) of every corpus, each corpus's voices apart from the others', and
+// spells their texts. The first corpus is the data, whose tokenizer gives
+// the noise scale.
+func newTTSCorpus(f tts.Format, o TTSOptions, corpora ...*speechvae.Corpus) (*ttsCorpus, error) {
 	c := &ttsCorpus{scale: make([]float32, f.Channels)}
-	tok := lat.Tokenizer
+	tok := corpora[0].Tokenizer
 	if tok.Config.Kind == vae.Sigma {
 		// z′ = (μ + σ·ε − mean)/std with σ = C_σ·|N(0,1)| per sequence:
 		// in normalised units the noise scale is C_σ/std per channel, and
@@ -441,16 +482,25 @@ func newTTSCorpus(f tts.Format, o TTSOptions, lat *speechvae.Corpus) (*ttsCorpus
 			c.scale[k] = float32(tok.Config.CSigma) / tok.Std[k%len(tok.Std)]
 		}
 	}
-	sel := selectVoices(lat.Utterances, o.Set, o.Limit)
-	c.voice, c.byVoice = sel.voice, sel.byVoice
-	for _, i := range sel.index {
-		u := lat.Utterances[i]
-		ids, err := f.Encode(u.Text)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", u.File, err)
+	for _, lat := range corpora {
+		sel := selectVoices(lat.Utterances, o.Set, o.Limit)
+		first := len(c.byVoice)
+		for _, idx := range sel.byVoice {
+			c.byVoice = append(c.byVoice, slices.Clone(idx))
+			for j := range c.byVoice[len(c.byVoice)-1] {
+				c.byVoice[len(c.byVoice)-1][j] += len(c.texts)
+			}
 		}
-		c.texts = append(c.texts, ids)
-		c.frames = append(c.frames, f.StackFrames(lat.Frames[i]))
+		for j, i := range sel.index {
+			u := lat.Utterances[i]
+			ids, err := f.Encode(u.Text)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", u.File, err)
+			}
+			c.texts = append(c.texts, ids)
+			c.frames = append(c.frames, f.StackFrames(lat.Frames[i]))
+			c.voice = append(c.voice, first+sel.voice[j])
+		}
 	}
 	if len(c.texts) == 0 {
 		return nil, fmt.Errorf("%s: no training utterances of the set %q", o.Data, o.Set)

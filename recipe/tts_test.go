@@ -521,3 +521,76 @@ func TestTTSResumeKeepsOptions(t *testing.T) {
 		return err
 	})
 }
+
+// TestTTSTimbres: a run given timbres trains on their utterances as voices
+// of their own (two of the data and two of the timbres, though their names
+// are the same), prompts every utterance with another of its own voice,
+// records the timbres and keeps them on a resume that leaves them out; a
+// folder without timbres is refused with a message that says how to build
+// them.
+func TestTTSTimbres(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	timbres, _ := tinySpeechData(t)
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "run")
+	o := tinyTTSOptions(cache, tokenizer, out, 2)
+	o.Timbres = timbres
+	if _, err := TTS(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	o = tinyTTSOptions(cache, tokenizer, out, 3)
+	o.Resume = true
+	if _, err := TTS(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	info, err := checkpoint.RecordedInfo(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info["timbres"] != timbres || info["voices"] != 4.0 || info["utterances"] != 12.0 || info["steps"] != 3.0 {
+		t.Errorf("resumed run records timbres %v, %v voices, %v utterances after %v steps; want %s, 4, 12 after 3", info["timbres"], info["voices"], info["utterances"], info["steps"], timbres)
+	}
+
+	b := testutil.Backend(t, "")
+	data, err := encodeSpeechSplit(ctx, b, tokenizer, cache, speech.SplitTrain, nil, nil, checkTTSTokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, err := encodeSpeechSplit(ctx, b, tokenizer, timbres, speech.SplitTrain, nil, nil, checkTTSTokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = tinyTTSOptions(cache, tokenizer, out, 1)
+	f, err := tts.NewReadingFormat(tts.ReadCharacters, data.Tokenizer.Config.Channels, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newTTSCorpus(f, o, data, more)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.texts) != 12 || len(c.byVoice) != 4 {
+		t.Fatalf("%d utterances in %d voices, want 12 in 4", len(c.texts), len(c.byVoice))
+	}
+	for v, idx := range c.byVoice {
+		for _, k := range idx {
+			if c.voice[k] != v || (k >= 6) != (v >= 2) {
+				t.Errorf("utterance %d of voice %d is listed under voice %d", k, c.voice[k], v)
+			}
+		}
+	}
+	o.Batch = 64
+	for step := range int64(20) {
+		for _, pk := range c.picks(o, 0, step) {
+			if c.voice[pk.p] != c.voice[pk.k] || pk.p == pk.k {
+				t.Fatalf("step %d: utterance %d (voice %d) prompted by %d (voice %d)", step, pk.k, c.voice[pk.k], pk.p, c.voice[pk.p])
+			}
+		}
+	}
+
+	bad := tinyTTSOptions(cache, tokenizer, filepath.Join(t.TempDir(), "bad"), 1)
+	bad.Timbres = filepath.Join(t.TempDir(), "none")
+	if _, err := TTS(ctx, bad); err == nil || !strings.Contains(err.Error(), "speech data --timbres") {
+		t.Errorf("missing timbres: error %v, want one saying how to build them", err)
+	}
+}

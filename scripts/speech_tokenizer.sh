@@ -21,7 +21,9 @@
 # clips from them; sigma-dec32000-timbres trains sigma-dec26000-timbres's
 # decoder further at 5e-4, still with 30% timbres: it ran as --steps 6000
 # --time 28m and stopped at step 5101, whose fitted schedule --steps 5101
-# gives); the all-350 scores come from `speech-vae eval --model
+# gives); sigma-dec31000-timbres is sigma-dec26000-timbres run for
+# 17000 steps, so that its English clips number the 12000 steps' of
+# sigma-dec26000-lr1e-3; the all-350 scores come from `speech-vae eval --model
 # DIR --judge-n 50 --json`), each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
@@ -80,8 +82,9 @@ declare -A FLAGS=(
   [sigma-dec26000-timbres]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.3 --snapshot-every 3000"
   [sigma-dec26000-timbres0.5]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.5 --snapshot-every 3000"
   [sigma-dec32000-timbres]="--init runs/speech/sigma-dec26000-timbres --decoder-only --lr 5e-4 --steps 5101 --seed 6 --timbres .deps/speech-timbres --timbre-share 0.3"
+  [sigma-dec31000-timbres]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 17000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.3 --snapshot-every 3000"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed sigma-dec22500-lr1e-3 sigma-dec22500-soup sigma-dec26000-timbres sigma-dec26000-timbres0.5 sigma-dec32000-timbres)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed sigma-dec22500-lr1e-3 sigma-dec22500-soup sigma-dec26000-timbres sigma-dec26000-timbres0.5 sigma-dec32000-timbres sigma-dec31000-timbres)
 
 # soup: sigma-dec22500-lr1e-3 averaged with the tokenizer it started from
 # (WiSE-FT's interpolation at 1/2), scored on all 350 test sentences.

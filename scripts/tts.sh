@@ -80,7 +80,9 @@
 # TFLOP, the work of the numbers' first rows (`--train-gflop`), then on to
 # 197.5 TFLOP by a warm restart (`--resume`), each scored on the 70 test
 # sentences (2026-12-06). PART=sentences-phonemes is the same with both
-# reading phonemes.
+# reading phonemes. PART=timbres trains weights/tts further with the nine
+# voices of other languages as more speakers to clone from (TIMBRES=none:
+# the same run without them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L=${LATENTLM:-./bin/latentlm}
@@ -309,6 +311,20 @@ sentences-phonemes)
   # phonemes`, as the shipped weights/tts-sentences), on the codec of
   # PART=sentences-baseline (2026-12-06).
   sentencePair phonemes tts-sentences-phonemes-stack2 first valle-sentences-phonemes-62hz
+  exit ;;
+timbres)
+  # Zero-shot cloning with more speakers (2026-12-06): a warm restart of
+  # weights/tts at 5e-4 (seed 30) on the spoken numbers of the encoded
+  # corpus of four times the texts, with the nine voices of other
+  # languages (`speech data --timbres`) as voices of their own, and the same
+  # restart without them (TIMBRES=none); each scored on all 350 test texts.
+  corpus=.deps/speech-1600-both-train.safetensors
+  [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
+  "$L" speech data --timbres --quiet
+  r=runs/tts-numbers-timbres more=(--timbres .deps/speech-timbres)
+  [[ ${TIMBRES:-} == none ]] && r=runs/tts-numbers-timbres-control more=()
+  [[ -f $r/loss.png ]] || "$L" train --task tts --set numbers --data "$corpus" "${more[@]}" --init weights/tts --lr 5e-4 --steps 1500 --seed 30 --snapshot-every 750 --out "$r" --quiet
+  "$L" eval --task tts --model "$r" --set numbers --n 50 --json > "$D/${r#runs/}-n50.json"
   exit ;;
 cfg2)
   "$L" eval --task tts --set numbers --n 50 --split valid --seeds 4 --cfg 2 --json > "$D/tts-numbers-init-24500-lr1e-4-cfg2-valid-n50-seeds4.json"

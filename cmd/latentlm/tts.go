@@ -57,7 +57,7 @@ func ttsModel(named string, sentences bool) (string, error) {
 // runTrainTTS is `train --task tts`.
 func runTrainTTS(args []string) error {
 	o := recipe.DefaultTTSOptions()
-	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--reading characters|phonemes] [--speech-vae DIR] [--data DIR|FILE.safetensors] [--out DIR] [--steps N] [--init DIR] [flags]")
+	fs := newFlags("train", "train --task tts [--set numbers|sentences|both] [--reading characters|phonemes] [--speech-vae DIR] [--data DIR|FILE.safetensors] [--timbres DIR] [--out DIR] [--steps N] [--init DIR] [flags]")
 	addTrainFlags(fs, &o.Options, &o.Limit, "checkpoint folder (default runs/tts-<set>)")
 	fs.Lookup("data").Usage = "speech data cache (default .deps/speech, built by: latentlm speech data), or a corpus file of its encoded training split (built by: latentlm speech-vae encode-data), read without the audio"
 	fs.Lookup("limit").Usage = "use only the first N training utterances of each voice (0: all)"
@@ -65,6 +65,7 @@ func runTrainTTS(args []string) error {
 	addReadingFlag(fs, &o.Reading)
 	fs.StringVar(&o.SpeechVAE, "speech-vae", "", "speech tokenizer (default: the shipped weights/speech-vae)")
 	fs.StringVar(&o.Init, "init", "", "start from the weights of this text-to-speech checkpoint (e.g. weights/tts) with a fresh optimiser and schedule")
+	fs.StringVar(&o.Timbres, "timbres", "", "also train on the voices of this cache of other languages' voices (built by: latentlm speech data --timbres, into .deps/speech-timbres), as more speakers to take a voice from a prompt")
 	fs.Int64Var(&o.SnapshotEvery, "snapshot-every", 0, "also keep the weights every N steps and at the last in --out/step-NNNNNN, to score them apart with eval --task tts --model")
 	fs.Float64Var(&o.PromptSeconds, "prompt-seconds", o.PromptSeconds, "crop each voice prompt to a random window of this length (0: whole utterances)")
 	fs.Float64Var(&o.TextDropout, "text-dropout", o.TextDropout, "probability of replacing the text by null tokens (for guidance)")
