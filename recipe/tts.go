@@ -191,6 +191,11 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 			return nil, err
 		}
 	}
+	if o.Timbres != "" { // before the data is read and encoded
+		if err := checkTimbres(o.Timbres); err != nil {
+			return nil, err
+		}
+	}
 	b, bname, err := openBackend(o.Backend)
 	if err != nil {
 		return nil, err
@@ -400,9 +405,6 @@ func ttsLatents(ctx context.Context, b compute.Backend, o TTSOptions) (*speechva
 // o.Timbres, encoded by the tokenizer tok that encoded the data, whose
 // latents they must share.
 func timbreLatents(ctx context.Context, b compute.Backend, o TTSOptions, tok speechvae.CorpusTokenizer) (*speechvae.Corpus, error) {
-	if err := checkTimbres(o.Timbres); err != nil {
-		return nil, err
-	}
 	started := time.Now()
 	more, err := encodeSpeechSplit(ctx, b, tok.Path, o.Timbres, speech.SplitTrain, o.Log, func(utts []speech.Utterance) []int {
 		return selectVoices(utts, o.Set, o.Limit).index

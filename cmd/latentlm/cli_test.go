@@ -156,6 +156,7 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"speech-vae", "train", "--timbre-share", "0.5", "--out", filepath.Join(dir, "t")}, "--timbre-share needs --timbres DIR"},
 		{[]string{"speech-vae", "train", "--timbres", dir, "--timbre-share", "1.5", "--out", filepath.Join(dir, "t")}, "--timbre-share 1.5"},
 		{[]string{"speech", "data", "--timbres", "--texts", "5", "--out", filepath.Join(dir, "t")}, "--texts is for the English data"},
+		{[]string{"train", "--task", "tts", "--data", dir, "--timbres", filepath.Join(dir, "none"), "--out", filepath.Join(dir, "t")}, "no timbres in " + filepath.Join(dir, "none") + ": build them with latentlm speech data --timbres"},
 		{[]string{"bench", "sample", "--arch", "rnn"}, `unknown --arch "rnn"`},
 		{[]string{"sweep", "--over", "speed", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png"), "a=b"}, `--over "speed"`},
 		{[]string{"sweep", "--over", "cfg", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png")}, "NAME=MODEL"},
