@@ -391,9 +391,7 @@ func ttsLatents(ctx context.Context, b compute.Backend, o TTSOptions) (*speechva
 		return lat, checkTTSTokenizer(lat.Tokenizer.Config, o.Data)
 	}
 	started := time.Now()
-	lat, err := encodeSpeechSplit(ctx, b, o.SpeechVAE, o.Data, speech.SplitTrain, o.Log, func(utts []speech.Utterance) []int {
-		return selectVoices(utts, o.Set, o.Limit).index
-	}, checkTTSTokenizer)
+	lat, err := encodeSpeechSplit(ctx, b, o.SpeechVAE, o.Data, speech.SplitTrain, o.Log, o.kept, checkTTSTokenizer)
 	if err != nil {
 		return nil, err
 	}
@@ -401,14 +399,18 @@ func ttsLatents(ctx context.Context, b compute.Backend, o TTSOptions) (*speechva
 	return lat, nil
 }
 
+// kept is the utterances of utts that o trains on: those of its set, the
+// first o.Limit of each voice.
+func (o TTSOptions) kept(utts []speech.Utterance) []int {
+	return selectVoices(utts, o.Set, o.Limit).index
+}
+
 // timbreLatents is the training utterances of o's set in the timbres
 // o.Timbres, encoded by the tokenizer tok that encoded the data, whose
 // latents they must share.
 func timbreLatents(ctx context.Context, b compute.Backend, o TTSOptions, tok speechvae.CorpusTokenizer) (*speechvae.Corpus, error) {
 	started := time.Now()
-	more, err := encodeSpeechSplit(ctx, b, tok.Path, o.Timbres, speech.SplitTrain, o.Log, func(utts []speech.Utterance) []int {
-		return selectVoices(utts, o.Set, o.Limit).index
-	}, checkTTSTokenizer)
+	more, err := encodeSpeechSplit(ctx, b, tok.Path, o.Timbres, speech.SplitTrain, o.Log, o.kept, checkTTSTokenizer)
 	if err != nil {
 		return nil, fmt.Errorf("the timbres: %w", err)
 	}
@@ -486,12 +488,13 @@ func newTTSCorpus(f tts.Format, o TTSOptions, corpora ...*speechvae.Corpus) (*tt
 	}
 	for _, lat := range corpora {
 		sel := selectVoices(lat.Utterances, o.Set, o.Limit)
-		first := len(c.byVoice)
+		first, base := len(c.byVoice), len(c.texts)
 		for _, idx := range sel.byVoice {
-			c.byVoice = append(c.byVoice, slices.Clone(idx))
-			for j := range c.byVoice[len(c.byVoice)-1] {
-				c.byVoice[len(c.byVoice)-1][j] += len(c.texts)
+			moved := make([]int, len(idx))
+			for j, k := range idx {
+				moved[j] = base + k
 			}
+			c.byVoice = append(c.byVoice, moved)
 		}
 		for j, i := range sel.index {
 			u := lat.Utterances[i]
