@@ -116,6 +116,12 @@ corpus() {
   [[ -f .deps/speech-$1-numbers-train.safetensors ]] ||
     "$L" speech-vae encode-data --data ".deps/speech-$1" --set numbers --model weights/speech-vae --out ".deps/speech-$1-numbers-train.safetensors" --quiet
 }
+# BOTH is the training split of both text sets of the cache of 1600 texts,
+# encoded once by bothCorpus (a part that reads it picks a set with --set).
+BOTH=.deps/speech-1600-both-train.safetensors
+bothCorpus() {
+  [[ -f $BOTH ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$BOTH"
+}
 # sentencePair READING S SNAP V: the sentence set's Table 4 rows at equal
 # training work, both systems reading READING (characters or phonemes) from
 # scratch on the sentences alone: LatentLM at two 25 Hz frames a step into
@@ -208,8 +214,7 @@ both)
   # tts-both-faulty-resume-*.json. Scored on the test split's sentences (10
   # per voice, 70, as the numbers' first rows) and numbers, beside
   # weights/tts itself (step 0 of the run).
-  corpus=.deps/speech-1600-both-train.safetensors
-  [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
+  bothCorpus; corpus=$BOTH
   [[ -f runs/tts-both/loss.png ]] || "$L" train --task tts --set both --data "$corpus" --init weights/tts --lr 5e-4 --steps 3200 --seed 20 --save-every 250 --snapshot-every 250 --out runs/tts-both --quiet
   "$L" eval --task tts --set sentences --n 10 --json > "$D/tts-both-0-sentences.json"
   "$L" eval --task tts --set numbers --n 10 --json > "$D/tts-both-0-numbers.json"
@@ -234,8 +239,7 @@ phonemes)
   # PART=both's. Its backbone and diffusion head start from weights/tts;
   # its text embedding and softmax head start fresh (another vocabulary).
   # Scored like PART=both's on the test split of the same cache.
-  corpus=.deps/speech-1600-both-train.safetensors
-  [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
+  bothCorpus; corpus=$BOTH
   [[ -f runs/tts-phonemes/loss.png ]] || "$L" train --task tts --reading phonemes --set both --data "$corpus" --init weights/tts --lr 5e-4 --steps 3200 --seed 20 --save-every 250 --snapshot-every 250 --out runs/tts-phonemes --quiet
   for step in ${STEPS:-500 1000 2000 3200}; do
     m=runs/tts-phonemes/step-$(printf %06d $step)
@@ -257,7 +261,7 @@ phonemes-sentences)
   # The numbers take half of every batch of PART=phonemes; here the
   # sentences have all of it. The same corpus file: --set picks from it.
   r=runs/tts-phonemes-sentences
-  [[ -f $r/loss.png ]] || "$L" train --task tts --reading phonemes --set sentences --data .deps/speech-1600-both-train.safetensors --init runs/tts-phonemes-more --lr 5e-4 --steps 3600 --seed 22 --save-every 200 --snapshot-every 400 --out $r --quiet
+  [[ -f $r/loss.png ]] || "$L" train --task tts --reading phonemes --set sentences --data "$BOTH" --init runs/tts-phonemes-more --lr 5e-4 --steps 3600 --seed 22 --save-every 200 --snapshot-every 400 --out $r --quiet
   for step in ${STEPS:-400 1200 2000 2800 3600}; do
     "$L" eval --task tts --model $r/step-$(printf %06d $step) --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-sentences-$step-sentences.json"
   done
@@ -265,14 +269,13 @@ phonemes-sentences)
   # it ran to be the model shipped (weights/tts-sentences), scored on the 70
   # and on all 350 test sentences.
   m=runs/tts-phonemes-sentences-more
-  [[ -f $m/loss.png ]] || "$L" train --task tts --reading phonemes --set sentences --data .deps/speech-1600-both-train.safetensors --init $r --lr 2.5e-4 --steps 1000 --seed 23 --save-every 200 --out $m --quiet
+  [[ -f $m/loss.png ]] || "$L" train --task tts --reading phonemes --set sentences --data "$BOTH" --init $r --lr 2.5e-4 --steps 1000 --seed 23 --save-every 200 --out $m --quiet
   "$L" eval --task tts --model $m --data .deps/speech-1600 --set sentences --n 10 --json > "$D/tts-phonemes-sentences-more-1000-sentences.json"
   "$L" eval --task tts --model $m --data .deps/speech-1600 --set sentences --n 50 --json > "$D/tts-phonemes-sentences-more-1000-sentences-n50.json"
   exit ;;
 recipe60)
   cache 1600
-  corpus=.deps/speech-1600-both-train.safetensors # its spoken numbers are read
-  [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
+  bothCorpus; corpus=$BOTH # its spoken numbers are read
   r=runs/tts-recipe60-b8
   [[ -f $r/loss.png ]] || "$L" train --task tts --set numbers --data "$corpus" --batch 8 --time 60m --steps 100000 --seed 1 --snapshot-every 1000 --save-every 500 --out $r
   for s in "$r"/step-*; do
@@ -318,8 +321,7 @@ timbres)
   # corpus of four times the texts, with the nine voices of other
   # languages (`speech data --timbres`) as voices of their own, and the same
   # restart without them (TIMBRES=none); each scored on all 350 test texts.
-  corpus=.deps/speech-1600-both-train.safetensors
-  [[ -f $corpus ]] || "$L" speech-vae encode-data --data .deps/speech-1600 --set both --out "$corpus"
+  bothCorpus; corpus=$BOTH
   "$L" speech data --timbres --quiet
   r=runs/tts-numbers-timbres more=(--timbres .deps/speech-timbres)
   [[ ${TIMBRES:-} == none ]] && r=runs/tts-numbers-timbres-control more=()

@@ -76,7 +76,8 @@ func DefaultOptions(dir string) Options {
 
 // TimbreOptions is the cache of Timbres: 200 training texts per set,
 // chosen as the default cache chooses its training texts, in each of the
-// nine voices — 3,600 utterances, for the speech tokenizer alone.
+// nine voices — 3,600 utterances, for the speech tokenizer and, when
+// asked, text-to-speech.
 func TimbreOptions(dir string) Options {
 	return Options{Dir: dir, Seed: 1, Texts: 200, Eval: 50, Voices: Timbres, TrainOnly: true}
 }

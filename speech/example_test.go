@@ -36,9 +36,9 @@ func ExampleIsNumberText() {
 }
 
 // TimbreOptions describe the cache of other languages' voices that teach
-// the speech tokenizer more timbres: training texts only, in nine voices
-// that no judge and no text-to-speech model reads. speech.Build renders it
-// (`latentlm speech data --timbres`).
+// the speech models more timbres: training texts only, in nine voices that
+// no judge reads. speech.Build renders it (`latentlm speech data
+// --timbres`).
 func ExampleTimbreOptions() {
 	o := speech.TimbreOptions(".deps/speech-timbres")
 	fmt.Println(len(o.Voices), "voices,", o.Texts, "training texts per set, train only:", o.TrainOnly)

@@ -49,9 +49,10 @@ var Voices = []Voice{
 // six English training voices give it, so that its decoder learns to write
 // a voice it has not heard (the held-out one) rather than one of six. They
 // read the English training texts by their own language's letter-to-sound
-// rules, so their words are not English: nothing judges them, and no
-// text-to-speech model trains on them (`latentlm speech data --timbres`,
-// `speech-vae train --timbres`). The Czech HTS and diphone voices render at
+// rules, so their words are not English: nothing judges them, and a
+// text-to-speech model trains on them only when asked, as more speakers
+// to take a voice from a prompt (`latentlm speech data --timbres`,
+// `speech-vae train --timbres`, `train --task tts --timbres`). The Czech HTS and diphone voices render at
 // 32 or 44.1 kHz and the Finnish at 22.05 kHz, resampled to 16 kHz.
 var Timbres = []Voice{
 	{Name: "festival-it-lp", Synth: "festival", ID: "lp_diphone", Speaker: "it-lp", Rate: 16000, Package: "festvox-italp16k", QuestionsAsStatements: true},
