@@ -145,6 +145,25 @@ func CopyValue(v *model.Variable) (*tensors.Tensor, error) {
 	return val.LocalClone()
 }
 
+// ZeroWeights sets the trainable weights of store named names to zero,
+// and names the first it does not hold.
+func ZeroWeights(store *model.Store, names []string) error {
+	byName := map[string]*model.Variable{}
+	for _, v := range Trainable(store) {
+		byName[WeightName(v)] = v
+	}
+	for _, name := range names {
+		v := byName[name]
+		if v == nil {
+			return fmt.Errorf("no trainable weight %s to set to zero", name)
+		}
+		if err := v.SetValue(tensors.FromShape(v.Shape())); err != nil {
+			return fmt.Errorf("setting %s to zero: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // WeightName is the PyTorch name of a weight variable.
 func WeightName(v *model.Variable) string { return strings.TrimPrefix(v.Path(), WeightsScope+"/") }
 

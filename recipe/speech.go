@@ -200,9 +200,17 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 			// state, which a tokenizer checkpoint does not hold.
 			return nil, fmt.Errorf("--init: %s is a residual-VQ codec, whose codebooks' moving averages only its own run keeps (continue it with --resume)", o.Init)
 		}
-		adv := cfg.AdvWeight
+		adv, decoderDepth := cfg.AdvWeight, cfg.DecoderDepth
 		cfg = from.Config
 		cfg.AdvWeight = adv
+		if decoderDepth > 0 {
+			if decoderDepth < from.Config.DecoderBlocks() {
+				return nil, fmt.Errorf("--decoder-depth %d: the decoder of %s has %d blocks already, and a run from --init may add blocks, not take them away", decoderDepth, o.Init, from.Config.DecoderBlocks())
+			}
+			if cfg.DecoderDepth = decoderDepth; decoderDepth == cfg.Depth {
+				cfg.DecoderDepth = 0
+			}
+		}
 		if o.DecoderOnly {
 			if kept, err = keepLatents(o.Init, from); err != nil {
 				return nil, err
@@ -213,7 +221,7 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 	}
 	run, err := train.StartRun(o.Out, speechvae.Kind, &cfg, o.Seed, o.Resume, o.MemoryLimit, func() float64 {
 		tokens := float64(o.Batch) * float64(o.Crop) * 2
-		act := 2 * tokens * float64(cfg.Dim) * float64(cfg.Depth) * (12 + 4*cfg.MLPRatio)
+		act := tokens * float64(cfg.Dim) * float64(cfg.Depth+cfg.DecoderBlocks()) * (12 + 4*cfg.MLPRatio)
 		spec := float64(o.Batch*o.Crop*cfg.FramesPerLatent*cfg.Bins()) * 4 * 12
 		return nn.MemoryEstimate(cfg.Specs(), act+spec, true)
 	})
@@ -243,6 +251,12 @@ func SpeechTokenizer(ctx context.Context, o SpeechTokenizerOptions) (*Result, er
 			return nil, fmt.Errorf("--init %s: %w", o.Init, err)
 		}
 		logf(o.Log, "started %d of %d weights from %s\n", copied, total, o.Init)
+		if grown := cfg.GrownDecoderOutputs(from.Config.DecoderBlocks()); len(grown) > 0 {
+			if err := nn.ZeroWeights(store, grown); err != nil {
+				return nil, fmt.Errorf("--decoder-depth: %w", err)
+			}
+			logf(o.Log, "grew the decoder from %d to %d blocks; the new ones start as identities\n", from.Config.DecoderBlocks(), cfg.DecoderBlocks())
+		}
 	}
 	if kept != nil {
 		frozen := kept.freeze(store)

@@ -568,3 +568,60 @@ func TestTimbreCrops(t *testing.T) {
 		t.Errorf("%d of %d crops from the timbres (%.3f), want about 0.3", fromTimbres, total, got)
 	}
 }
+
+// TestSpeechTokenizerGrowDecoder: a decoder-only run with --decoder-depth
+// 3 from a tokenizer of one decoder block saves a tokenizer of three,
+// whose encoder and latent statistics are the start's byte for byte and
+// whose new blocks trained away from the zero outputs they started with;
+// a text-to-speech model of the start's latents reads it, and a run that
+// would take blocks away is refused.
+func TestSpeechTokenizerGrowDecoder(t *testing.T) {
+	cache, tokenizer := tinySpeechData(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	o := tinyTokenizerOptions(cache, filepath.Join(root, "grown"), 3)
+	o.Init, o.DecoderOnly, o.Model.DecoderDepth = tokenizer, true, 3
+	if _, err := SpeechTokenizer(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	m, err := speechvae.Load(testutil.Backend(t, ""), o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Config.DecoderBlocks(); got != 3 || m.Config.Depth != 1 {
+		t.Errorf("saved config: %d decoder blocks and depth %d, want 3 and 1", got, m.Config.Depth)
+	}
+	m.Close()
+	before, after := readTensors(t, tokenizer), readTensors(t, o.Out)
+	for name, b := range before {
+		if (speechvae.IsEncoderWeight(name) || strings.HasPrefix(name, "latent_stats.")) && !bytes.Equal(after[name], b) {
+			t.Errorf("the grown run changed %s", name)
+		}
+	}
+	for _, name := range m.Config.GrownDecoderOutputs(1) {
+		a, ok := after[name]
+		if !ok {
+			t.Fatalf("%s is missing from the grown tokenizer", name)
+		}
+		if !slices.ContainsFunc(a, func(x byte) bool { return x != 0 }) {
+			t.Errorf("%s is still zero after training", name)
+		}
+	}
+	tt := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "tts"), 1)
+	if _, err := TTS(ctx, tt); err != nil {
+		t.Fatal(err)
+	}
+	if tm, err := tts.Load(testutil.Backend(t, ""), tt.Out, o.Out, tts.DefaultOptions()); err != nil {
+		t.Errorf("a text-to-speech model refused the grown tokenizer of its latents: %v", err)
+	} else {
+		tm.Close()
+	}
+	shrink := tinyTokenizerOptions(cache, filepath.Join(root, "shrunk"), 1)
+	shrink.Init, shrink.DecoderOnly, shrink.Model.DecoderDepth = o.Out, true, 2
+	if _, err := SpeechTokenizer(ctx, shrink); err == nil || !strings.Contains(err.Error(), "has 3 blocks already") {
+		t.Errorf("a run from a 3-block decoder to 2: %v, want a refusal", err)
+	}
+	if _, err := os.Stat(shrink.Out); !os.IsNotExist(err) {
+		t.Errorf("the refused run left %s behind (%v)", shrink.Out, err)
+	}
+}

@@ -23,7 +23,10 @@
 # --time 28m and stopped at step 5101, whose fitted schedule --steps 5101
 # gives); sigma-dec31000-timbres is sigma-dec26000-timbres run for
 # 17000 steps, so that its English clips number the 12000 steps' of
-# sigma-dec26000-lr1e-3; the all-350 scores come from `speech-vae eval --model
+# sigma-dec26000-lr1e-3; sigma-dec26000-deep8-timbres is
+# sigma-dec26000-timbres with the decoder grown from four blocks to eight
+# (--decoder-depth 8, the new blocks starting as identities), and
+# sigma-dec26000-deep8 the same without the timbres; the all-350 scores come from `speech-vae eval --model
 # DIR --judge-n 50 --json`), each evaluated on the test
 # split of .deps/speech with the pocketsphinx and speaker judges. Runs go
 # to runs/speech/, reports to docs/results/speech-vae-*.json. A run that
@@ -83,8 +86,10 @@ declare -A FLAGS=(
   [sigma-dec26000-timbres0.5]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 12000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.5 --snapshot-every 3000"
   [sigma-dec32000-timbres]="--init runs/speech/sigma-dec26000-timbres --decoder-only --lr 5e-4 --steps 5101 --seed 6 --timbres .deps/speech-timbres --timbre-share 0.3"
   [sigma-dec31000-timbres]="--init weights/speech-vae --decoder-only --lr 1e-3 --steps 17000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.3 --snapshot-every 3000"
+  [sigma-dec26000-deep8-timbres]="--init weights/speech-vae --decoder-only --decoder-depth 8 --lr 1e-3 --steps 12000 --seed 4 --timbres .deps/speech-timbres --timbre-share 0.3 --snapshot-every 3000"
+  [sigma-dec26000-deep8]="--init weights/speech-vae --decoder-only --decoder-depth 8 --lr 1e-3 --steps 12000 --seed 4 --snapshot-every 3000"
 )
-ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed sigma-dec22500-lr1e-3 sigma-dec22500-soup sigma-dec26000-timbres sigma-dec26000-timbres0.5 sigma-dec32000-timbres sigma-dec31000-timbres)
+ORDER=(sigma-25hz vae-25hz ae-25hz sigma-12hz sigma-wave sigma-framed sigma-floor sigma-kl0.001 sigma-lr2e-3 sigma-adv0.1 sigma-adv0.3 sigma-dec6000 sigma-dec14000 sigma-dec26000 sigma-dec26000-speed sigma-dec22500-lr1e-3 sigma-dec22500-soup sigma-dec26000-timbres sigma-dec26000-timbres0.5 sigma-dec32000-timbres sigma-dec31000-timbres sigma-dec26000-deep8-timbres sigma-dec26000-deep8)
 
 # soup: sigma-dec22500-lr1e-3 averaged with the tokenizer it started from
 # (WiSE-FT's interpolation at 1/2), scored on all 350 test sentences.
@@ -95,13 +100,18 @@ soup() {
   log "evaluated $R/sigma-dec22500-soup"
 }
 
-# timbres NAME: the cache of other languages' voices (built once, in about
-# two minutes), then the run NAME, scored on all 350 test sentences.
-timbres() {
-  "$L" speech data --timbres --quiet
+# all350 NAME: the run NAME, scored on all 350 test sentences.
+all350() {
   train "$1" ${FLAGS[$1]}
   "$L" speech-vae eval --model "$R/$1" --judge-n 50 --json > "$D/speech-vae-$1-judge50.json"
   log "evaluated $R/$1"
+}
+
+# timbres NAME: the cache of other languages' voices (built once, in about
+# two minutes), then all350 NAME.
+timbres() {
+  "$L" speech data --timbres --quiet
+  all350 "$1"
 }
 
 # one NAME: runs and scores NAME as its kind wants.
@@ -110,6 +120,7 @@ one() {
   [[ -v FLAGS[$1] ]] || { echo "unknown run $1: want one of ${ORDER[*]}" >&2; exit 2; }
   case $1 in
     *-timbres*) timbres "$1" ;;
+    *-deep*) all350 "$1" ;;
     *) run "$1" ${FLAGS[$1]} ;;
   esac
 }

@@ -68,6 +68,11 @@ type Config struct {
 	Channels        int `json:"latent_channels"`
 	Dim             int `json:"dim"`
 	Depth           int `json:"depth"` // blocks in each of encoder and decoder
+	// DecoderDepth, when above 0, is the decoder's number of blocks in
+	// place of Depth: a decoder-only run may grow the decoder of a
+	// tokenizer whose latents it keeps (GrownDecoderOutputs), since the
+	// decoder alone sets how well the latents sound.
+	DecoderDepth int `json:"decoder_depth,omitempty"`
 	// FrameDim and FrameDepth, when FrameDepth > 0, add FrameDepth blocks
 	// of width FrameDim at the STFT frame rate on each side of the trunk:
 	// the encoder embeds each STFT frame before the trunk reads a latent
@@ -155,6 +160,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("speech-vae config: c_sigma %g and kl_weight %g must be finite and ≥ 0", c.CSigma, c.KLWeight)
 	case c.Dim%c.Heads != 0 || (c.Dim/c.Heads)%2 != 0:
 		return fmt.Errorf("speech-vae config: dim %d must split into %d heads of even size", c.Dim, c.Heads)
+	case c.DecoderDepth < 0 || c.DecoderDepth > 64:
+		return fmt.Errorf("speech-vae config: decoder_depth %d out of range 0…64 (0: depth)", c.DecoderDepth)
 	case c.FrameDepth < 0 || c.FrameDepth > 64 || c.FrameDim < 0 || c.FrameDim > 1<<14:
 		return fmt.Errorf("speech-vae config: frame_depth %d and frame_dim %d out of range 0…64 and 0…16384", c.FrameDepth, c.FrameDim)
 	case (c.FrameDepth > 0) != (c.FrameDim > 0):
@@ -214,6 +221,32 @@ func (c Config) blockOf(dim int) nn.Block {
 // framed reports whether the model has the STFT-frame-rate stages.
 func (c Config) framed() bool { return c.FrameDepth > 0 }
 
+// DecoderBlocks is the number of latent-rate blocks of the decoder:
+// DecoderDepth, or Depth when that is 0.
+func (c Config) DecoderBlocks() int {
+	if c.DecoderDepth > 0 {
+		return c.DecoderDepth
+	}
+	return c.Depth
+}
+
+// GrownDecoderOutputs lists the weights that must start at zero for the
+// decoder of c, grown from one of fromBlocks blocks, to decode exactly as
+// the smaller one did: each new block's attention projection and MLP
+// output. A pre-norm block adds those two to its residual stream, so with
+// both zero it passes its input through unchanged, the zero-initialised
+// residual branches of Goyal et al. (2017) and Fixup (Zhang et al.,
+// 2019). The new blocks are appended after the old ones, before the final
+// norm; their other weights keep their random start, so the first step's
+// gradients reach the zeroed ones and training moves the rest from there.
+func (c Config) GrownDecoderOutputs(fromBlocks int) []string {
+	var names []string
+	for i := fromBlocks; i < c.DecoderBlocks(); i++ {
+		names = append(names, fmt.Sprintf("decoder.blocks.%d.attn.proj.weight", i), fmt.Sprintf("decoder.blocks.%d.mlp.fc2.weight", i))
+	}
+	return names
+}
+
 // IsEncoderWeight reports whether the weight named name (one of Specs) is
 // the encoder's: those, with the latent statistics, are what the latents
 // depend on, and what a decoder-only run keeps.
@@ -238,9 +271,13 @@ func (c Config) Specs() []nn.Spec {
 		{Name: "decoder.latent_embed.weight", Shape: []int{d, c.Channels}, Std: nn.InitStd},
 	}
 	b := c.block()
-	for i := range c.Depth {
-		specs = append(specs, b.Specs(fmt.Sprintf("encoder.blocks.%d", i))...)
-		specs = append(specs, b.Specs(fmt.Sprintf("decoder.blocks.%d", i))...)
+	for i := range max(c.Depth, c.DecoderBlocks()) {
+		if i < c.Depth {
+			specs = append(specs, b.Specs(fmt.Sprintf("encoder.blocks.%d", i))...)
+		}
+		if i < c.DecoderBlocks() {
+			specs = append(specs, b.Specs(fmt.Sprintf("decoder.blocks.%d", i))...)
+		}
 	}
 	if c.framed() {
 		f, fd := c.FramesPerLatent, c.FrameDim
@@ -279,7 +316,11 @@ func stack(w nn.Weights, prefix string, b nn.Block, depth int, x *Node) *Node {
 
 // trunk runs the latent-rate blocks of encoder or decoder.
 func (c Config) trunk(w nn.Weights, prefix string, x *Node) *Node {
-	return stack(w, prefix, c.block(), c.Depth, x)
+	depth := c.Depth
+	if prefix == "decoder" {
+		depth = c.DecoderBlocks()
+	}
+	return stack(w, prefix, c.block(), depth, x)
 }
 
 // Encode maps encoder inputs [B, L, InputWidth] (see Inputs) to μ

@@ -612,3 +612,85 @@ func TestCheckCrop(t *testing.T) {
 		t.Errorf("a 2-frame crop (10 STFT frames): %v", err)
 	}
 }
+
+// TestGrownDecoderStartsAsTheSmallerOne: a decoder grown by two blocks,
+// with the smaller one's weights copied and GrownDecoderOutputs set to
+// zero, decodes the same latents to the same audio, in both domains and
+// with the frame-rate stages; left at their random start, the new blocks
+// change it. The grown config's Specs have the encoder's blocks unchanged.
+func TestGrownDecoderStartsAsTheSmallerOne(t *testing.T) {
+	for name, c := range configs(vae.Sigma) {
+		small := newModel(t, c)
+		grown := c
+		grown.DecoderDepth = c.Depth + 2
+		if got := grown.DecoderBlocks(); got != 3 {
+			t.Fatalf("%s: DecoderBlocks %d, want 3", name, got)
+		}
+		encoderBlocks := 0
+		for _, s := range grown.Specs() {
+			if strings.HasPrefix(s.Name, "encoder.blocks.") && strings.HasSuffix(s.Name, ".attn.qkv.weight") {
+				encoderBlocks++
+			}
+		}
+		if encoderBlocks != c.Depth {
+			t.Fatalf("%s: the grown config has %d encoder blocks, want %d", name, encoderBlocks, c.Depth)
+		}
+		decode := func(zeroed bool) []float32 {
+			big := newModel(t, grown)
+			from := map[string]*model.Variable{}
+			for _, v := range nn.Trainable(small.Store) {
+				from[nn.WeightName(v)] = v
+			}
+			for _, v := range nn.Trainable(big.Store) {
+				if sv := from[nn.WeightName(v)]; sv != nil {
+					val, err := nn.CopyValue(sv)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := v.SetValue(val); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if zeroed {
+				names := grown.GrownDecoderOutputs(c.Depth)
+				if len(names) != 4 {
+					t.Fatalf("%s: %d grown outputs, want 2 for each of 2 blocks: %v", name, len(names), names)
+				}
+				if err := nn.ZeroWeights(big.Store, names); err != nil {
+					t.Fatal(err)
+				}
+			}
+			z, err := big.Encode(voiced(4000, 140), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := big.Decode(z, 4000, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return y
+		}
+		z, err := small.Encode(voiced(4000, 140), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := small.Decode(z, 4000, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maxDiff := func(y []float32) float64 {
+			d := 0.0
+			for i := range y {
+				d = max(d, math.Abs(float64(y[i]-want[i])))
+			}
+			return d
+		}
+		if d := maxDiff(decode(true)); d > 1e-6 {
+			t.Errorf("%s: the grown decoder differs from the smaller one by up to %g", name, d)
+		}
+		if d := maxDiff(decode(false)); d < 1e-4 {
+			t.Errorf("%s: new blocks left at their random start change the audio by only %g", name, d)
+		}
+	}
+}

@@ -37,7 +37,7 @@ func runSpeechVAE(args []string) error {
 
 func speechVAETrain(args []string) error {
 	o := recipe.DefaultSpeechTokenizerOptions()
-	fs := newFlags("speech-vae train", "speech-vae train [--kind sigma|vae|ae|rvq] [--codebooks 8 --codebook-size 1024] [--domain spectrum|wave] [--frames-per-latent 5] [--init DIR [--decoder-only]] [--out DIR] [flags]")
+	fs := newFlags("speech-vae train", "speech-vae train [--kind sigma|vae|ae|rvq] [--codebooks 8 --codebook-size 1024] [--domain spectrum|wave] [--frames-per-latent 5] [--init DIR [--decoder-only] [--decoder-depth N]] [--out DIR] [flags]")
 	fs.StringVar(&o.Backend, "backend", o.Backend, "compute backend: onnx, go or xla")
 	fs.StringVar(&o.Data, "data", "", "speech data cache (default .deps/speech, built by: latentlm speech data)")
 	fs.StringVar(&o.Out, "out", "", "checkpoint folder (default runs/speech-vae-<kind>-<domain>)")
@@ -69,6 +69,8 @@ func speechVAETrain(args []string) error {
 	fs.IntVar(&o.Model.Channels, "channels", o.Model.Channels, "latent channels per frame")
 	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "transformer width")
 	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "blocks in each of encoder and decoder")
+	fs.IntVar(&o.Model.DecoderDepth, "decoder-depth", 0, "blocks of the decoder, if not --depth; with --init, grows the tokenizer's decoder to this many, the new blocks starting as identities")
+	fs.bound("decoder-depth", 0, 64, false)
 	fs.IntVar(&o.Model.FrameDepth, "frame-depth", o.Model.FrameDepth, "blocks at the STFT frame rate on each side of the trunk (0: none; needs --frame-dim)")
 	fs.IntVar(&o.Model.FrameDim, "frame-dim", o.Model.FrameDim, "width of the STFT-frame-rate blocks")
 	fs.Float64Var(&o.Model.CSigma, "c-sigma", o.Model.CSigma, "σ-VAE noise scale C_σ")
@@ -91,7 +93,7 @@ func speechVAETrain(args []string) error {
 	if o.Init != "" {
 		for _, name := range []string{"kind", "codebooks", "codebook-size", "commit-weight", "codebook-decay", "restart-below", "domain", "frames-per-latent", "channels", "dim", "depth", "frame-depth", "frame-dim", "c-sigma", "kl-weight", "loss-floor"} {
 			if fs.isSet(name) {
-				return fmt.Errorf("--%s: a run from --init takes the tokenizer's config from %s (only --adv-weight may be added)", name, o.Init)
+				return fmt.Errorf("--%s: a run from --init takes the tokenizer's config from %s (only --adv-weight and --decoder-depth may change it)", name, o.Init)
 			}
 		}
 	}

@@ -36,6 +36,7 @@ func TestSpeechVAEInitFlags(t *testing.T) {
 		{[]string{"--init", dir, "--channels", "16"}, "--channels: a run from --init takes the tokenizer's config"},
 		{[]string{"--init", dir, "--decoder-only", "--c-sigma", "0.5"}, "--c-sigma: a run from --init"},
 		{[]string{"--init", dir, "--kind", "rvq"}, "--kind: a run from --init"},
+		{[]string{"--init", dir, "--decoder-only", "--decoder-depth", "65"}, "--decoder-depth"},
 	} {
 		args := append([]string{"speech-vae", "train", "--data", dir, "--out", dir + "/out"}, tc.args...)
 		code, _, stderr := cli(t, dir, args...)
