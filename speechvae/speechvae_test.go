@@ -635,6 +635,17 @@ func TestGrownDecoderStartsAsTheSmallerOne(t *testing.T) {
 		if encoderBlocks != c.Depth {
 			t.Fatalf("%s: the grown config has %d encoder blocks, want %d", name, encoderBlocks, c.Depth)
 		}
+		reconstruct := func(m *Model) []float32 {
+			z, err := m.Encode(voiced(4000, 140), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := m.Decode(z, 4000, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return y
+		}
 		decode := func(zeroed bool) []float32 {
 			big := newModel(t, grown)
 			from := map[string]*model.Variable{}
@@ -661,24 +672,9 @@ func TestGrownDecoderStartsAsTheSmallerOne(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			z, err := big.Encode(voiced(4000, 140), false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			y, err := big.Decode(z, 4000, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return y
+			return reconstruct(big)
 		}
-		z, err := small.Encode(voiced(4000, 140), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := small.Decode(z, 4000, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want := reconstruct(small)
 		maxDiff := func(y []float32) float64 {
 			d := 0.0
 			for i := range y {
