@@ -170,6 +170,9 @@ func runEvalTTS(args []string) error {
 		if *seeds > 1 {
 			out["seeds"], out["by_seed"] = *seeds, bySeed
 		}
+		if *speechVAE != "" {
+			out["speech_vae"] = *speechVAE // the model's own is in its config.json
+		}
 		return printJSON(out)
 	}
 	if *seeds > 1 {
