@@ -67,7 +67,7 @@ type Config struct {
 	FramesPerLatent int `json:"frames_per_latent"`
 	Channels        int `json:"latent_channels"`
 	Dim             int `json:"dim"`
-	Depth           int `json:"depth"` // blocks in each of encoder and decoder
+	Depth           int `json:"depth"` // blocks of the encoder, and of the decoder unless DecoderDepth says otherwise
 	// DecoderDepth, when above 0, is the decoder's number of blocks in
 	// place of Depth: a decoder-only run may grow the decoder of a
 	// tokenizer whose latents it keeps (GrownDecoderOutputs), since the

@@ -68,7 +68,7 @@ func speechVAETrain(args []string) error {
 	fs.IntVar(&o.Model.FramesPerLatent, "frames-per-latent", o.Model.FramesPerLatent, "STFT frames of 128 samples per latent frame: 5 is 25 Hz, 10 is 12.5 Hz")
 	fs.IntVar(&o.Model.Channels, "channels", o.Model.Channels, "latent channels per frame")
 	fs.IntVar(&o.Model.Dim, "dim", o.Model.Dim, "transformer width")
-	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "blocks in each of encoder and decoder")
+	fs.IntVar(&o.Model.Depth, "depth", o.Model.Depth, "blocks in each of encoder and decoder (see --decoder-depth)")
 	fs.IntVar(&o.Model.DecoderDepth, "decoder-depth", 0, "blocks of the decoder, if not --depth; with --init, grows the tokenizer's decoder to this many, the new blocks starting as identities")
 	fs.bound("decoder-depth", 0, 64, false)
 	fs.IntVar(&o.Model.FrameDepth, "frame-depth", o.Model.FrameDepth, "blocks at the STFT frame rate on each side of the trunk (0: none; needs --frame-dim)")
