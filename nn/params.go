@@ -145,13 +145,19 @@ func CopyValue(v *model.Variable) (*tensors.Tensor, error) {
 	return val.LocalClone()
 }
 
-// ZeroWeights sets the trainable weights of store named names to zero,
-// and names the first it does not hold.
-func ZeroWeights(store *model.Store, names []string) error {
+// TrainableByName is Trainable(store) by WeightName.
+func TrainableByName(store *model.Store) map[string]*model.Variable {
 	byName := map[string]*model.Variable{}
 	for _, v := range Trainable(store) {
 		byName[WeightName(v)] = v
 	}
+	return byName
+}
+
+// ZeroWeights sets the trainable weights of store named names to zero,
+// and names the first it does not hold.
+func ZeroWeights(store *model.Store, names []string) error {
+	byName := TrainableByName(store)
 	for _, name := range names {
 		v := byName[name]
 		if v == nil {

@@ -60,10 +60,7 @@ func initFrom(store *model.Store, dir string, kinds ...string) (copied, total in
 // copyWeights copies into dst every trainable weight of src that dst has
 // under the same name and shape, and counts them and dst's weights.
 func copyWeights(dst, src *model.Store) (copied, total int, err error) {
-	from := map[string]*model.Variable{}
-	for _, v := range nn.Trainable(src) {
-		from[nn.WeightName(v)] = v
-	}
+	from := nn.TrainableByName(src)
 	for _, v := range nn.Trainable(dst) {
 		total++
 		sv := from[nn.WeightName(v)]

@@ -52,8 +52,9 @@ var Voices = []Voice{
 // rules, so their words are not English: nothing judges them, and a
 // text-to-speech model trains on them only when asked, as more speakers
 // to take a voice from a prompt (`latentlm speech data --timbres`,
-// `speech-vae train --timbres`, `train --task tts --timbres`). The Czech HTS and diphone voices render at
-// 32 or 44.1 kHz and the Finnish at 22.05 kHz, resampled to 16 kHz.
+// `speech-vae train --timbres`, `train --task tts --timbres`). The Czech
+// HTS and diphone voices render at 32 or 44.1 kHz and the Finnish at
+// 22.05 kHz, resampled to 16 kHz.
 var Timbres = []Voice{
 	{Name: "festival-it-lp", Synth: "festival", ID: "lp_diphone", Speaker: "it-lp", Rate: 16000, Package: "festvox-italp16k", QuestionsAsStatements: true},
 	{Name: "festival-it-pc", Synth: "festival", ID: "pc_diphone", Speaker: "it-pc", Rate: 16000, Package: "festvox-itapc16k", QuestionsAsStatements: true},

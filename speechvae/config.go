@@ -314,15 +314,6 @@ func stack(w nn.Weights, prefix string, b nn.Block, depth int, x *Node) *Node {
 	return nn.RMSNorm(x)
 }
 
-// trunk runs the latent-rate blocks of encoder or decoder.
-func (c Config) trunk(w nn.Weights, prefix string, x *Node) *Node {
-	depth := c.Depth
-	if prefix == "decoder" {
-		depth = c.DecoderBlocks()
-	}
-	return stack(w, prefix, c.block(), depth, x)
-}
-
 // Encode maps encoder inputs [B, L, InputWidth] (see Inputs) to μ
 // [B, L, Channels] and, for kind vae, the log-variance (nil otherwise).
 func (c Config) Encode(w nn.Weights, x *Node) (mu, logvar *Node) {
@@ -334,7 +325,7 @@ func (c Config) Encode(w nn.Weights, x *Node) (mu, logvar *Node) {
 		h := stack(w, "encoder.frames", c.frameBlock(), c.FrameDepth, nn.Linear(frames, w.Get("encoder.frames.embed.weight")))
 		x = Reshape(h, b, l, f*c.FrameDim)
 	}
-	h := c.trunk(w, "encoder", nn.Linear(x, w.Get("encoder.frame_embed.weight")))
+	h := stack(w, "encoder", c.block(), c.Depth, nn.Linear(x, w.Get("encoder.frame_embed.weight")))
 	out := nn.Linear(h, w.Get("encoder.out.weight"))
 	if c.Kind != vae.VAE {
 		return out, nil
@@ -345,7 +336,7 @@ func (c Config) Encode(w nn.Weights, x *Node) (mu, logvar *Node) {
 // Decode maps latents [B, L, Channels] to the decoder's raw output
 // [B, L, outputWidth]; Magnitudes and Waveform interpret it.
 func (c Config) Decode(w nn.Weights, z *Node) *Node {
-	h := c.trunk(w, "decoder", nn.Linear(z, w.Get("decoder.latent_embed.weight")))
+	h := stack(w, "decoder", c.block(), c.DecoderBlocks(), nn.Linear(z, w.Get("decoder.latent_embed.weight")))
 	if !c.framed() {
 		return nn.Linear(h, w.Get("decoder.out.weight"))
 	}

@@ -648,10 +648,7 @@ func TestGrownDecoderStartsAsTheSmallerOne(t *testing.T) {
 		}
 		decode := func(zeroed bool) []float32 {
 			big := newModel(t, grown)
-			from := map[string]*model.Variable{}
-			for _, v := range nn.Trainable(small.Store) {
-				from[nn.WeightName(v)] = v
-			}
+			from := nn.TrainableByName(small.Store)
 			for _, v := range nn.Trainable(big.Store) {
 				if sv := from[nn.WeightName(v)]; sv != nil {
 					val, err := nn.CopyValue(sv)
