@@ -46,10 +46,12 @@
 # Transfusion (𝓛_CE + λ·𝓛_diff; the VQ-MLLM has none): another value
 # writes runs/compare-SIZE-lLAMBDA and docs/results/compare-SIZE-lLAMBDA-*.
 # ARCHS (default "latentlm vq transfusion") runs a subset, LatentLM first
-# when it is in it (its FLOPs are the budget).
+# when it is in it (its FLOPs are the budget; without it, the baselines
+# read the budget from LatentLM's finished run).
 #
 # Environment: BIN (default bin/latentlm, built if missing), SIZE, SEED
-# (1), STEPS (LatentLM's steps), MATCH, BACKEND (the default backend if empty),
+# (1), STEPS (LatentLM's steps; a value other than the size's default
+# adds -sSTEPS to the names, as LAMBDA does -lLAMBDA), MATCH, BACKEND (the default backend if empty),
 # PHASES (train,sweep,eval,bench,table: a subset reruns only those; diag,
 # not in the default, adds LatentLM with --batch-mul 1 at the same budget).
 set -euo pipefail
@@ -64,14 +66,15 @@ SWEEP_N=${SWEEP_N:-200}
 LIMIT=0
 T2I=() ANSWERS=()
 case $SIZE in
-small) DIM=128 DEPTH=4 HEADS=4 BATCH=16 STEPS=${STEPS:-1400} ;;
-medium) DIM=192 DEPTH=6 HEADS=4 BATCH=16 STEPS=${STEPS:-1400} ;;
-large) DIM=256 DEPTH=6 HEADS=4 BATCH=32 STEPS=${STEPS:-4000} ;;
+small) DIM=128 DEPTH=4 HEADS=4 BATCH=16 DEFAULT_STEPS=1400 ;;
+medium) DIM=192 DEPTH=6 HEADS=4 BATCH=16 DEFAULT_STEPS=1400 ;;
+large) DIM=256 DEPTH=6 HEADS=4 BATCH=32 DEFAULT_STEPS=4000 ;;
 # A smoke test of the script itself: minutes, meaningless scores.
-tiny) DIM=32 DEPTH=1 HEADS=2 BATCH=4 STEPS=${STEPS:-4} LIMIT=256 SWEEP_N=4 SNAP_OTHERS=40 RES=${RES:-runs/compare-tiny/results}
+tiny) DIM=32 DEPTH=1 HEADS=2 BATCH=4 DEFAULT_STEPS=4 LIMIT=256 SWEEP_N=4 SNAP_OTHERS=40 RES=${RES:-runs/compare-tiny/results}
 	T2I=(--per-seen 0 --per-held-out 1) ANSWERS=(--n 4 --max-tokens 4) ;;
 *) echo "SIZE=$SIZE: want small, medium, large or tiny" >&2; exit 2 ;;
 esac
+STEPS=${STEPS:-$DEFAULT_STEPS}
 # Snapshots: LatentLM's at half and all its steps; the others' every
 # LatentLM's steps (equal tokens at the first) and at their last.
 SNAP=$(( STEPS / 2 > 0 ? STEPS / 2 : 1 ))
@@ -88,6 +91,8 @@ if [ "$LAMBDA" != 1 ]; then
 	NAME_=$NAME_-l$LAMBDA
 	LAMBDA_FLAG=(--diffusion-weight "$LAMBDA")
 fi
+# A budget other than the size's default is its own comparison.
+[ "$STEPS" != "$DEFAULT_STEPS" ] && NAME_=$NAME_-s$STEPS
 OUT=runs/compare-$NAME_
 RES=${RES:-docs/results}
 VAE=weights/vae-mnist-canvas
@@ -107,7 +112,13 @@ if has train; then
 		echo "$(stamp) the VQ tokenizer: $VQVAE"
 		"$BIN" vae train --data mnist-canvas --kind vq --seed 1 --out "$VQVAE" "${BACKEND_FLAG[@]}" > "$VQVAE.log" 2>&1
 	fi
+	# LatentLM's counted work is the others' budget; a run of the
+	# baselines alone reads it from LatentLM's finished run.
 	budget=""
+	if [[ " ${ARCHS[*]} " != *" latentlm "* ]]; then
+		[ -f "$OUT/latentlm.trained" ] || { echo "$OUT/latentlm is not trained: its FLOPs are the baselines' budget, so run ARCHS with latentlm first" >&2; exit 1; }
+		budget=$(jq -r '.info.train_gflop' "$OUT/latentlm/config.json")
+	fi
 	for a in "${ARCHS[@]}"; do
 		vae=$VAE
 		[ "$a" = vq ] && vae=$VQVAE
@@ -137,10 +148,16 @@ fi
 if has sweep; then
 	# Figure 8: every snapshot, with fewer images than the final scores.
 	echo "$(stamp) sweep over the snapshots"
+	runs=() names=()
+	for a in "${ARCHS[@]}"; do
+		runs+=("${NAME[$a]}=$OUT/$a") names+=("${NAME[$a]}")
+	done
+	title=${names[-1]} # "A, B and C"
+	((${#names[@]} > 1)) && title="$(printf '%s, ' "${names[@]:0:${#names[@]}-1}")" title="${title%, } and ${names[-1]}"
 	"$BIN" sweep --over train --task multimodal --n "$SWEEP_N" --per-seen 1 --per-held-out 2 "${ANSWERS[@]:2}" "${BACKEND_FLAG[@]}" \
 		--json "$RES/compare-$NAME_-sweep.json" --out "$RES/compare-$NAME_.png" \
-		--title "LatentLM, VQ-MLLM and Transfusion at equal training FLOPs ($SIZE, equal $MATCH: d$DIM x $DEPTH, batch $BATCH, seed $SEED)" \
-		"LatentLM=$OUT/latentlm" "VQ-MLLM=$OUT/vq" "Transfusion=$OUT/transfusion"
+		--title "$title at equal training FLOPs ($SIZE, equal $MATCH: d$DIM x $DEPTH, batch $BATCH, seed $SEED)" \
+		"${runs[@]}"
 fi
 
 for a in "${ARCHS[@]}"; do
@@ -199,8 +216,10 @@ fi
 
 if has table; then
 	echo
-	echo "| | LatentLM | VQ-MLLM | Transfusion |"
-	echo "|---|---|---|---|"
+	head="|" rule="|---|"
+	for a in "${ARCHS[@]}"; do head+=" | ${NAME[$a]}" rule+="---|"; done
+	echo "$head |"
+	echo "$rule"
 	row() { # label, jq expression over one arch's JSON
 		local line="| $1 |"
 		for a in "${ARCHS[@]}"; do line+=" $(jq -r "$2" "$RES/compare-$NAME_-$a.json") |"; done
