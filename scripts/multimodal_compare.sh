@@ -102,6 +102,11 @@ declare -A NAME=([latentlm]=LatentLM [vq]=VQ-MLLM [transfusion]=Transfusion)
 BACKEND_FLAG=()
 [ -n "${BACKEND:-}" ] && BACKEND_FLAG=(--backend "$BACKEND")
 has() { [[ ",$PHASES," == *",$1,"* ]]; }
+# LatentLM's counted work, from its finished run: the baselines' budget.
+latentlm_budget() {
+	[ -f "$OUT/latentlm.trained" ] || { echo "$OUT/latentlm is not trained: its FLOPs are the baselines' budget, so run ARCHS with latentlm first" >&2; return 1; }
+	jq -r '.info.train_gflop' "$OUT/latentlm/config.json"
+}
 stamp() { date -u +%H:%M:%S; }
 
 [ -x "$BIN" ] || go build -o "$BIN" ./cmd/latentlm
@@ -112,13 +117,6 @@ if has train; then
 		echo "$(stamp) the VQ tokenizer: $VQVAE"
 		"$BIN" vae train --data mnist-canvas --kind vq --seed 1 --out "$VQVAE" "${BACKEND_FLAG[@]}" > "$VQVAE.log" 2>&1
 	fi
-	# LatentLM's counted work is the others' budget; a run of the
-	# baselines alone reads it from LatentLM's finished run.
-	budget=""
-	if [[ " ${ARCHS[*]} " != *" latentlm "* ]]; then
-		[ -f "$OUT/latentlm.trained" ] || { echo "$OUT/latentlm is not trained: its FLOPs are the baselines' budget, so run ARCHS with latentlm first" >&2; exit 1; }
-		budget=$(jq -r '.info.train_gflop' "$OUT/latentlm/config.json")
-	fi
 	for a in "${ARCHS[@]}"; do
 		vae=$VAE
 		[ "$a" = vq ] && vae=$VQVAE
@@ -126,12 +124,14 @@ if has train; then
 		[ "$a" = vq ] && weight=()
 		# LatentLM's counted work is the budget of the others, and its
 		# parameter count their size.
-		[ "$a" != latentlm ] && len=(--train-gflop "$budget") snap=$SNAP_OTHERS
+		if [ "$a" != latentlm ]; then
+			budget=$(latentlm_budget)
+			len=(--train-gflop "$budget") snap=$SNAP_OTHERS
+		fi
 		[ "$a" != latentlm ] && [ "$MATCH" = params ] && size=(--match-params "$OUT/latentlm")
 		if [ -f "$OUT/$a.trained" ]; then
 			# A run this script finished before is not repeated.
 			echo "$(stamp) $OUT/$a is trained already ($OUT/$a.trained)"
-			[ "$a" = latentlm ] && budget=$(jq -r '.info.train_gflop' "$OUT/$a/config.json")
 			continue
 		fi
 		echo "$(stamp) train $a (${len[*]}, snapshots every $snap steps) → $OUT/$a"
@@ -140,7 +140,6 @@ if has train; then
 			--heads "$HEADS" --kv-heads "$HEADS" --batch "$BATCH" "${len[@]}" --snapshot-every "$snap" --limit "$LIMIT" \
 			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${weight[@]}" "${BACKEND_FLAG[@]}" > "runs/compare-$NAME_-$a.log" 2>&1
 		echo "$(stamp) trained $a in $(( $(date +%s) - s )) s: $(jq -c '.info | {steps, train_gflop, train_tokens, train_seconds}' "$OUT/$a/config.json")"
-		[ "$a" = latentlm ] && budget=$(jq -r '.info.train_gflop' "$OUT/$a/config.json")
 		touch "$OUT/$a.trained"
 	done
 fi
@@ -152,8 +151,12 @@ if has sweep; then
 	for a in "${ARCHS[@]}"; do
 		runs+=("${NAME[$a]}=$OUT/$a") names+=("${NAME[$a]}")
 	done
-	title=${names[-1]} # "A, B and C"
-	((${#names[@]} > 1)) && title="$(printf '%s, ' "${names[@]:0:${#names[@]}-1}")" title="${title%, } and ${names[-1]}"
+	title=${names[0]} # "A, B and C"
+	for ((i = 1; i < ${#names[@]}; i++)); do
+		sep=", "
+		((i == ${#names[@]} - 1)) && sep=" and "
+		title+=$sep${names[i]}
+	done
 	"$BIN" sweep --over train --task multimodal --n "$SWEEP_N" --per-seen 1 --per-held-out 2 "${ANSWERS[@]:2}" "${BACKEND_FLAG[@]}" \
 		--json "$RES/compare-$NAME_-sweep.json" --out "$RES/compare-$NAME_.png" \
 		--title "$title at equal training FLOPs ($SIZE, equal $MATCH: d$DIM x $DEPTH, batch $BATCH, seed $SEED)" \
@@ -192,7 +195,7 @@ if has diag; then
 	# (--batch-mul 1) at the same budget, which tells how much of LatentLM's
 	# result is the cost of its head's four draws (docs/RESULTS.md).
 	a=latentlm-bm1
-	budget=$(jq -r '.info.train_gflop' "$OUT/latentlm/config.json")
+	budget=$(latentlm_budget)
 	echo "$(stamp) train $a (--train-gflop $budget)"
 	"$BIN" train --task multimodal --arch latentlm --data mnist-canvas --vae "$VAE" --dim "$DIM" --depth "$DEPTH" \
 		--heads "$HEADS" --kv-heads "$HEADS" --batch "$BATCH" --batch-mul 1 --train-gflop "$budget" --snapshot-every "$SNAP_OTHERS" \
