@@ -95,12 +95,22 @@ type Row struct {
 	// NotTarget marks items that no position is trained to predict: the
 	// null tokens of a dropped caption.
 	NotTarget []bool
+	// Clean marks latents that the backbone reads as their mean μ, without
+	// the σ-VAE's noise, while they stay noisy diffusion targets
+	// (ReadClean). A Clean shorter than Items is false past its end.
+	Clean []bool
 }
 
 func (r *Row) add(it lm.Item, scale []float32, target bool) {
 	r.Items = append(r.Items, it)
 	r.Scales = append(r.Scales, scale)
 	r.NotTarget = append(r.NotTarget, !target)
+	r.Clean = append(r.Clean, false)
+}
+
+// Window is items [from, from+n) of the row, a document cut to fit.
+func (r Row) Window(from, n int) Row {
+	return Row{Items: r.Items[from : from+n], Scales: r.Scales[from : from+n], NotTarget: r.NotTarget[from : from+n], Clean: r.Clean[from : from+n]}
 }
 
 // EOT appends <|endoftext|>, which opens and closes every document.
@@ -154,6 +164,20 @@ func (r *Row) AsContext(from, to int) {
 	}
 }
 
+// ReadClean makes the backbone read items [from, to), the latents of an
+// image read as context, as their σ-VAE mean μ, as captioning and question
+// answering give them in use (Model.Caption encodes without noise), while
+// their diffusion targets keep the noise (recipe.MultimodalOptions.
+// ContextImagesClean). The noise of the σ-VAE (the paper's §2.3) is what
+// makes drawing robust to the model's own errors; in an image to be read it
+// only hides the strokes, and with C_σ near the latents' own spread it is
+// most of their variance.
+func (r *Row) ReadClean(from, to int) {
+	for j := from; j < to; j++ {
+		r.Clean[j] = true
+	}
+}
+
 // ImageCodes appends a VQ-MLLM's image: <BOL>, the image's codes (Items
 // indices into the codebook, vae.Model.Codes) as tokens, and <EOL>.
 func (r *Row) ImageCodes(f Format, codes []int32) {
@@ -166,12 +190,14 @@ func (r *Row) ImageCodes(f Format, codes []int32) {
 
 // Batch is rows packed to one length, the inputs of Loss: Ids [B, L],
 // Latents and Scales [B, L, C], IsLatent and Valid [B, L] (Valid is 1 where
-// the item is a training target; padding and null tokens are 0).
+// the item is a training target; padding and null tokens are 0), and Clean
+// [B, L] (1 where the backbone reads a latent's mean, Row.ReadClean).
 type Batch struct {
 	Rows, Len           int
 	Ids                 []int32
 	Latents, Scales     []float32
 	IsLatent, Valid     []float32
+	Clean               []float32
 	Tokens, LatentItems int // targets of each kind
 }
 
@@ -181,7 +207,7 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 	c := f.Channels
 	b := &Batch{Rows: len(rows), Len: l,
 		Ids: make([]int32, len(rows)*l), Latents: make([]float32, len(rows)*l*c), Scales: make([]float32, len(rows)*l*c),
-		IsLatent: make([]float32, len(rows)*l), Valid: make([]float32, len(rows)*l)}
+		IsLatent: make([]float32, len(rows)*l), Valid: make([]float32, len(rows)*l), Clean: make([]float32, len(rows)*l)}
 	for i, r := range rows {
 		if len(r.Items) > l {
 			return nil, fmt.Errorf("multimodal: sequence %d has %d items, more than the length %d", i, len(r.Items), l)
@@ -202,6 +228,9 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 				if s := r.Scales[j]; s != nil {
 					copy(b.Scales[k*c:(k+1)*c], s)
 				}
+				if j < len(r.Clean) && r.Clean[j] {
+					b.Clean[k] = 1
+				}
 				if target {
 					b.LatentItems++
 				}
@@ -219,12 +248,20 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 // Losses is the multimodal objective of one batch (docs/DESIGN.md §5.3 and
 // §11): 𝓛 = 𝓛_CE + λ·𝓛_diff, with the latents drawn anew from their σ-VAE
 // moments (vae.Config.Redraw, the paper's §2.3) and batchMul noise draws
-// per latent. It returns the total, then the two terms, the order
-// train.Loop.Metrics names them.
+// per latent. clean [B, L] (Batch.Clean, or nil for none) is 1 where the
+// backbone reads a latent's mean μ instead of the draw, which stays its
+// diffusion target (Row.ReadClean). It returns the total, then the two
+// terms, the order train.Loop.Metrics names them.
 func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, tok vae.Config, sched *diffusion.Schedule, batchMul int, lambda float64,
-	ids, mu, scale, isLatent, valid *Node) []*Node {
+	ids, mu, scale, isLatent, valid, clean *Node) []*Node {
+	g := ids.Graph()
 	lat := tok.Redraw(scope, mu, scale)
-	l := cfg.Loss(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul)
+	var opts lm.LossOptions
+	if clean != nil {
+		read := BroadcastToDims(InsertAxes(GreaterThan(clean, ScalarZero(g, clean.DType())), -1), lat.Shape().Dimensions...)
+		opts.InputLatents = Where(read, mu, lat)
+	}
+	l := cfg.LossWith(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul, opts)
 	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
 }
 

@@ -278,7 +278,7 @@ func TestTinyTrainingLowersBothLosses(t *testing.T) {
 	sched := diffusion.Cosine(1000)
 	tc := vae.DefaultConfig()
 	_, tr := testutil.TinyTrainer(t, cfg.Specs(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return Losses(scope, w, cfg, tc, sched, 4, 1, in[0], in[1], in[2], in[3], in[4])
+		return Losses(scope, w, cfg, tc, sched, 4, 1, in[0], in[1], in[2], in[3], in[4], nil)
 	})
 	n, l := bt.Rows, bt.Len
 	inputs := []any{
@@ -361,4 +361,64 @@ func TestWholeRunes(t *testing.T) {
 			t.Errorf("wholeRunes(%q) = %d, want %d", c.in, got, c.want)
 		}
 	}
+}
+
+// TestReadClean: an image marked ReadClean enters the backbone as its mean
+// μ, whatever its noise scale: the cross-entropy of the caption after it
+// is the same as with no noise at all, and differs when the same image is
+// read as its noisy draw.
+func TestReadClean(t *testing.T) {
+	cfg, f, store, tok := tinySetup(t, 0.1)
+	rng := rand.New(rand.NewPCG(7, 8))
+	mu := randomLatents(rng, f.Items*f.Channels)
+	row := func(scale float32, clean bool) Row {
+		sc := make([]float32, len(mu))
+		for i := range sc {
+			sc[i] = scale
+		}
+		var r Row
+		r.EOT(f)
+		r.Image(f, mu, sc)
+		if clean {
+			r.ReadClean(2, 2+f.Items)
+		}
+		r.Text(f, tok.Encode(corpus[1]))
+		r.EOT(f)
+		return r
+	}
+	l := len(row(0, false).Items)
+	b := testutil.Backend(t, "")
+	exec, err := model.NewExec(b, store, func(scope *model.Scope, ids, mu, scale, isLat, valid, clean *Node) *Node {
+		w := nn.WeightsOf(scope.Store(), ids.Graph())
+		return Losses(scope, w, cfg, vae.DefaultConfig(), diffusion.Cosine(1000), 1, 1, ids, mu, scale, isLat, valid, clean)[1]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Finalize()
+	ce := func(r Row) float64 {
+		bt, err := f.Pack([]Row{r}, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Call(tensors.FromFlatDataAndDimensions(bt.Ids, 1, l),
+			tensors.FromFlatDataAndDimensions(bt.Latents, 1, l, f.Channels), tensors.FromFlatDataAndDimensions(bt.Scales, 1, l, f.Channels),
+			tensors.FromFlatDataAndDimensions(bt.IsLatent, 1, l), tensors.FromFlatDataAndDimensions(bt.Valid, 1, l),
+			tensors.FromFlatDataAndDimensions(bt.Clean, 1, l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(tensors.MustCopyFlatData[float32](out[0])[0])
+	}
+	if bt, _ := f.Pack([]Row{row(1, true)}, l); bt.Clean[1] != 0 || bt.Clean[2] != 1 || bt.Clean[1+f.Items] != 1 || bt.Clean[2+f.Items] != 0 {
+		t.Fatalf("Clean packed as %v, want 1 at the image's latents (items 2…%d) only", bt.Clean, 1+f.Items)
+	}
+	exact, clean, noisy := ce(row(0, false)), ce(row(1, true)), ce(row(1, false))
+	if math.Abs(clean-exact) > 1e-6 {
+		t.Fatalf("read clean under noise of scale 1: cross-entropy %g, want that of the noiseless image %g", clean, exact)
+	}
+	if math.Abs(noisy-exact) < 1e-4 {
+		t.Fatalf("read as its draw, the image gave the noiseless cross-entropy %g (%g): the noise did not reach the backbone", noisy, exact)
+	}
+	t.Logf("caption cross-entropy: noiseless %.5f, clean under noise %.5f, noisy %.5f", exact, clean, noisy)
 }

@@ -104,8 +104,18 @@ type MultimodalOptions struct {
 	// images no caption steers (docs/RESULTS.md, "The probe's recipe on
 	// the whole mixture": it does not, and captions need it).
 	ContextImagesUntrained bool
-	Mix                    Mixture
-	EMA                    float64
+	// ContextImagesClean makes the backbone read the images that image →
+	// caption and question sequences read as context as their σ-VAE mean
+	// μ, as Caption and Ask give them in use, instead of a fresh noisy
+	// draw; their diffusion targets keep the noise (multimodal.Row.
+	// ReadClean). By default every image enters as the draw z = μ + σ·ε
+	// that it is trained to generate, as docs/DESIGN.md §11 has it. With
+	// LatentLM only: Transfusion reads its context images clean already
+	// (TransfusionOptions.ContextNoise), and a VQ-MLLM's codes have no
+	// noise.
+	ContextImagesClean bool
+	Mix                Mixture
+	EMA                float64
 	// SampleEvery is the period in steps of a caption → image grid
 	// Out/samples-NNNNNN.png, also drawn at the last step (0: never). It
 	// is drawn when the checkpoint is saved, so only at steps that are
@@ -229,6 +239,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			trained := !o.ContextImagesUntrained
 			k.flag("context_images_trained", &trained)
 			o.ContextImagesUntrained = !trained
+			k.flag("context_images_clean", &o.ContextImagesClean)
 		}); err != nil {
 			return nil, err
 		}
@@ -280,6 +291,9 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	}
 	if !isCanvas && o.Mix.VQA > 0 {
 		return nil, &OptionError{Option: "mix-vqa", Problem: fmt.Sprintf("%g: %s has no questions (only the canvas sets do); set 0", o.Mix.VQA, o.Data)}
+	}
+	if o.ContextImagesClean && (o.Arch == multimodal.VQ || o.Transfusion.On) {
+		return nil, &OptionError{Option: "context-image-noise", Problem: "=false is for LatentLM: a VQ-MLLM's codes carry no noise, and Transfusion reads its context images clean already (--context-noise)"}
 	}
 	if o.Tokenizer == "" && o.Arch == multimodal.VQ {
 		return nil, &OptionError{Option: "vae", Problem: fmt.Sprintf("is needed with --arch vq: a vq tokenizer, trained with `latentlm vae train --kind vq --data %s`", o.Data)}
@@ -515,7 +529,11 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		if isVQ {
 			return multimodal.CodeLosses(w, cfg, in[0], in[1], nil)
 		}
-		return multimodal.Losses(scope, w, cfg, tc, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4])
+		var clean *Node
+		if o.ContextImagesClean {
+			clean = in[5]
+		}
+		return multimodal.Losses(scope, w, cfg, tc, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4], clean)
 	}
 	if tf != nil {
 		loss = tf.loss(tc, sched, lambda)
@@ -538,7 +556,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		for k, v := range map[string]any{"steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"mix": []float64{o.Mix.Text, o.Mix.T2I, o.Mix.I2T, o.Mix.VQA}, "caption_dropout": o.CaptionDropout,
-			"context_images_trained": !o.ContextImagesUntrained, "diffusion_weight": lambda,
+			"context_images_trained": !o.ContextImagesUntrained, "context_images_clean": o.ContextImagesClean, "diffusion_weight": lambda,
 			"text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
 			"train_gflop": stepFLOPs * float64(step) / 1e9,
 			// The items (text tokens, image latents or codes, padding) of
@@ -600,6 +618,9 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 				tensors.FromFlatDataAndDimensions(bt.Scales, n, l, c),
 				tensors.FromFlatDataAndDimensions(bt.IsLatent, n, l),
 				tensors.FromFlatDataAndDimensions(bt.Valid, n, l),
+			}
+			if o.ContextImagesClean {
+				in = append(in, tensors.FromFlatDataAndDimensions(bt.Clean, n, l))
 			}
 			if tf != nil {
 				lay, err := tf.inputs(bt, f, step)
@@ -850,7 +871,7 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 		task := pickWeighted(rng, m.weights, m.wsum)
 		if task == 0 {
 			if len(m.texts) > 0 {
-				r.Items, r.Scales, r.NotTarget = textRow(f, m.texts[rng.IntN(len(m.texts))], o.SeqLen, rng)
+				*r = textRow(f, m.texts[rng.IntN(len(m.texts))], o.SeqLen, rng)
 			}
 			continue
 		}
@@ -872,7 +893,8 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 		}
 		g := im.group[k]
 		// image appends image k; one the sequence reads as context is
-		// left out of the loss with ContextImagesUntrained.
+		// left out of the loss with ContextImagesUntrained, and read as
+		// its mean with ContextImagesClean.
 		image := func(context bool) {
 			from := len(r.Items)
 			if f.Codes > 0 {
@@ -882,6 +904,9 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 			}
 			if context && o.ContextImagesUntrained {
 				r.AsContext(from+1, len(r.Items)-1) // <BOL> and <EOL> stay targets
+			}
+			if context && o.ContextImagesClean {
+				r.ReadClean(from+1, len(r.Items)-1)
 			}
 		}
 		r.EOT(f)
@@ -928,16 +953,15 @@ func captionTexts(names canvas.Names) []string {
 
 // textRow lays out a document as <|endoftext|> text <|endoftext|>, a random
 // window of length l when longer.
-func textRow(f multimodal.Format, doc []int, l int, rng *rand.Rand) ([]lm.Item, [][]float32, []bool) {
+func textRow(f multimodal.Format, doc []int, l int, rng *rand.Rand) multimodal.Row {
 	var r multimodal.Row
 	r.EOT(f)
 	r.Text(f, doc)
 	r.EOT(f)
 	if len(r.Items) > l {
-		s := rng.IntN(len(r.Items) - l + 1)
-		return r.Items[s : s+l], r.Scales[s : s+l], r.NotTarget[s : s+l]
+		return r.Window(rng.IntN(len(r.Items)-l+1), l)
 	}
-	return r.Items, r.Scales, r.NotTarget
+	return r
 }
 
 func pickWeighted(rng *rand.Rand, ws []float64, sum float64) int {

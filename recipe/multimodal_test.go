@@ -248,12 +248,13 @@ func canvasMixer(t *testing.T, o MultimodalOptions, ds *data.Dataset) (*mixer, *
 	return newMixer(o, f, tok, canvasTexts(tok, names, ds.Labels), mus, mus, []string{tinyCorpus}), tok
 }
 
-// TestContextImagesUntrained: by default the latents of every image are
-// diffusion targets; with ContextImagesUntrained, those of an image that
-// opens its sequence (image → caption, questions) are not, while the
-// images drawn from a caption still are, and <BOL> and <EOL> stay targets
-// everywhere.
-func TestContextImagesUntrained(t *testing.T) {
+// TestContextImages: by default the latents of every image are diffusion
+// targets, read as their noisy draws; with ContextImagesUntrained, those of
+// an image that opens its sequence (image → caption, questions) are not
+// targets, and with ContextImagesClean they are read as their mean, while
+// the images drawn from a caption are always noisy targets, and <BOL> and
+// <EOL> stay targets everywhere.
+func TestContextImages(t *testing.T) {
 	ds, err := LoadSplit("mnist-canvas", "train", 500)
 	if err != nil {
 		t.Fatal(err)
@@ -262,8 +263,8 @@ func TestContextImagesUntrained(t *testing.T) {
 	o.Mix, o.CaptionDropout = Mixture{T2I: 1, I2T: 1, VQA: 1}, 0
 	mix, _ := canvasMixer(t, o, ds)
 	f := mix.f
-	for _, untrained := range []bool{false, true} {
-		mix.o.ContextImagesUntrained = untrained
+	for _, c := range []struct{ untrained, clean bool }{{false, false}, {true, false}, {false, true}} {
+		mix.o.ContextImagesUntrained, mix.o.ContextImagesClean = c.untrained, c.clean
 		var context, drawn int
 		for step := range int64(20) {
 			bt, err := mix.batch(step)
@@ -279,15 +280,23 @@ func TestContextImagesUntrained(t *testing.T) {
 				}
 				eol := bol + f.Items + 1
 				if int(bt.Ids[eol]) != f.Vocab.EOL() || bt.Valid[bol] != 1 || bt.Valid[eol] != 1 {
-					t.Fatalf("untrained %v, step %d row %d: <BOL> at %d and <EOL> at %d are not both targets", untrained, step, r, bol-row, eol-row)
+					t.Fatalf("%+v, step %d row %d: <BOL> at %d and <EOL> at %d are not both targets", c, step, r, bol-row, eol-row)
 				}
-				want := float32(1)
-				if opens && untrained {
+				want, wantClean := float32(1), float32(0)
+				if opens && c.untrained {
 					want = 0
 				}
+				if opens && c.clean {
+					wantClean = 1
+				}
 				for k := bol + 1; k < eol; k++ {
-					if bt.IsLatent[k] != 1 || bt.Valid[k] != want {
-						t.Fatalf("untrained %v, step %d row %d item %d: latent %v target %v, want a latent of target %v", untrained, step, r, k-row, bt.IsLatent[k], bt.Valid[k], want)
+					if bt.IsLatent[k] != 1 || bt.Valid[k] != want || bt.Clean[k] != wantClean {
+						t.Fatalf("%+v, step %d row %d item %d: latent %v target %v clean %v, want a latent of target %v clean %v", c, step, r, k-row, bt.IsLatent[k], bt.Valid[k], bt.Clean[k], want, wantClean)
+					}
+				}
+				for k := row; k < row+bt.Len; k++ {
+					if bt.IsLatent[k] == 0 && bt.Clean[k] != 0 {
+						t.Fatalf("%+v, step %d row %d item %d: a token marked clean", c, step, r, k-row)
 					}
 				}
 				if opens {
@@ -298,7 +307,7 @@ func TestContextImagesUntrained(t *testing.T) {
 			}
 		}
 		if context == 0 || drawn == 0 {
-			t.Fatalf("untrained %v: %d context and %d drawn images in 20 batches: the check saw too little", untrained, context, drawn)
+			t.Fatalf("%+v: %d context and %d drawn images in 20 batches: the check saw too little", c, context, drawn)
 		}
 	}
 }

@@ -45,6 +45,11 @@
 # LAMBDA (default 1, the paper's) weighs the diffusion loss of LatentLM and
 # Transfusion (𝓛_CE + λ·𝓛_diff; the VQ-MLLM has none): another value
 # writes runs/compare-SIZE-lLAMBDA and docs/results/compare-SIZE-lLAMBDA-*.
+# CLEAN_CONTEXT=1 gives LatentLM --context-image-noise=false (the images it
+# reads as context enter as their σ-VAE mean, as in use) and adds -clean to
+# the names; CONTEXT_LOSS=0 gives it --context-image-loss=false (those
+# images are not drawn) and adds -untrained. The baselines are unchanged by
+# either, so their finished runs may be copied in with their .trained marks.
 # ARCHS (default "latentlm vq transfusion") runs a subset, LatentLM first
 # when it is in it (its FLOPs are the budget; without it, the baselines
 # read the budget from LatentLM's finished run).
@@ -93,6 +98,15 @@ if [ "$LAMBDA" != 1 ]; then
 fi
 # A budget other than the size's default is its own comparison.
 [ "$STEPS" != "$DEFAULT_STEPS" ] && NAME_=$NAME_-s$STEPS
+LATENTLM_FLAGS=()
+if [ "${CLEAN_CONTEXT:-0}" = 1 ]; then
+	NAME_=$NAME_-clean
+	LATENTLM_FLAGS+=(--context-image-noise=false)
+fi
+if [ "${CONTEXT_LOSS:-1}" = 0 ]; then
+	NAME_=$NAME_-untrained
+	LATENTLM_FLAGS+=(--context-image-loss=false)
+fi
 OUT=runs/compare-$NAME_
 RES=${RES:-docs/results}
 VAE=weights/vae-mnist-canvas
@@ -122,6 +136,7 @@ if has train; then
 		[ "$a" = vq ] && vae=$VQVAE
 		len=(--steps "$STEPS") snap=$SNAP size=(--depth "$DEPTH") weight=("${LAMBDA_FLAG[@]}")
 		[ "$a" = vq ] && weight=()
+		[ "$a" = latentlm ] && weight+=("${LATENTLM_FLAGS[@]}")
 		# LatentLM's counted work is the budget of the others, and its
 		# parameter count their size.
 		if [ "$a" != latentlm ]; then
