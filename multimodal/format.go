@@ -168,7 +168,7 @@ func (r *Row) AsContext(from, to int) {
 // image read as context, as their σ-VAE mean μ, as captioning and question
 // answering give them in use (Model.Caption encodes without noise), while
 // their diffusion targets keep the noise (recipe.MultimodalOptions.
-// ContextImagesClean). The noise of the σ-VAE (the paper's §2.3) is what
+// ContextClean). The noise of the σ-VAE (the paper's §2.3) is what
 // makes drawing robust to the model's own errors; in an image to be read it
 // only hides the strokes, and with C_σ near the latents' own spread it is
 // most of their variance.

@@ -104,18 +104,21 @@ type MultimodalOptions struct {
 	// images no caption steers (docs/RESULTS.md, "The probe's recipe on
 	// the whole mixture": it does not, and captions need it).
 	ContextImagesUntrained bool
-	// ContextImagesClean makes the backbone read the images that image →
-	// caption and question sequences read as context as their σ-VAE mean
-	// μ, as Caption and Ask give them in use, instead of a fresh noisy
-	// draw; their diffusion targets keep the noise (multimodal.Row.
-	// ReadClean). By default every image enters as the draw z = μ + σ·ε
-	// that it is trained to generate, as docs/DESIGN.md §11 has it. With
-	// LatentLM only: Transfusion reads its context images clean already
-	// (TransfusionOptions.ContextNoise), and a VQ-MLLM's codes have no
-	// noise.
-	ContextImagesClean bool
-	Mix                Mixture
-	EMA                float64
+	// ContextClean is the share, in [0, 1], of the images that image →
+	// caption and question sequences read as context that the backbone
+	// reads as their σ-VAE mean μ, as Caption and Ask give them in use,
+	// instead of a fresh noisy draw; their diffusion targets keep the
+	// noise (multimodal.Row.ReadClean). By default (0) every image enters
+	// as the draw z = μ + σ·ε that it is trained to generate, as
+	// docs/DESIGN.md §11 has it. Reading μ is learnt far sooner, but the
+	// backbone then sees noisy inputs, the ones it draws from, in fewer
+	// sequences (docs/RESULTS.md, "Reading the image as it is given").
+	// With LatentLM only: Transfusion reads its context images clean
+	// already (TransfusionOptions.ContextNoise), and a VQ-MLLM's codes
+	// have no noise.
+	ContextClean float64
+	Mix          Mixture
+	EMA          float64
 	// SampleEvery is the period in steps of a caption → image grid
 	// Out/samples-NNNNNN.png, also drawn at the last step (0: never). It
 	// is drawn when the checkpoint is saved, so only at steps that are
@@ -239,7 +242,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			trained := !o.ContextImagesUntrained
 			k.flag("context_images_trained", &trained)
 			o.ContextImagesUntrained = !trained
-			k.flag("context_images_clean", &o.ContextImagesClean)
+			k.number("context_clean", &o.ContextClean)
 		}); err != nil {
 			return nil, err
 		}
@@ -292,8 +295,11 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	if !isCanvas && o.Mix.VQA > 0 {
 		return nil, &OptionError{Option: "mix-vqa", Problem: fmt.Sprintf("%g: %s has no questions (only the canvas sets do); set 0", o.Mix.VQA, o.Data)}
 	}
-	if o.ContextImagesClean && (o.Arch == multimodal.VQ || o.Transfusion.On) {
-		return nil, &OptionError{Option: "context-image-noise", Problem: "=false is for LatentLM: a VQ-MLLM's codes carry no noise, and Transfusion reads its context images clean already (--context-noise)"}
+	if !(o.ContextClean >= 0 && o.ContextClean <= 1) {
+		return nil, &OptionError{Option: "context-clean", Problem: fmt.Sprintf("%v: want a share in [0, 1]", o.ContextClean)}
+	}
+	if o.ContextClean > 0 && (o.Arch == multimodal.VQ || o.Transfusion.On) {
+		return nil, &OptionError{Option: "context-clean", Problem: "is for LatentLM: a VQ-MLLM's codes carry no noise, and Transfusion reads its context images clean already (--context-noise)"}
 	}
 	if o.Tokenizer == "" && o.Arch == multimodal.VQ {
 		return nil, &OptionError{Option: "vae", Problem: fmt.Sprintf("is needed with --arch vq: a vq tokenizer, trained with `latentlm vae train --kind vq --data %s`", o.Data)}
@@ -530,7 +536,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			return multimodal.CodeLosses(w, cfg, in[0], in[1], nil)
 		}
 		var clean *Node
-		if o.ContextImagesClean {
+		if o.ContextClean > 0 {
 			clean = in[5]
 		}
 		return multimodal.Losses(scope, w, cfg, tc, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4], clean)
@@ -556,7 +562,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		for k, v := range map[string]any{"steps": step, "backend": bname, "seed": o.Seed,
 			"train_seconds": time.Since(started).Seconds(), "batch": o.Batch, "batch_mul": o.BatchMul,
 			"mix": []float64{o.Mix.Text, o.Mix.T2I, o.Mix.I2T, o.Mix.VQA}, "caption_dropout": o.CaptionDropout,
-			"context_images_trained": !o.ContextImagesUntrained, "context_images_clean": o.ContextImagesClean, "diffusion_weight": lambda,
+			"context_images_trained": !o.ContextImagesUntrained, "context_clean": o.ContextClean, "diffusion_weight": lambda,
 			"text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
 			"train_gflop": stepFLOPs * float64(step) / 1e9,
 			// The items (text tokens, image latents or codes, padding) of
@@ -619,7 +625,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 				tensors.FromFlatDataAndDimensions(bt.IsLatent, n, l),
 				tensors.FromFlatDataAndDimensions(bt.Valid, n, l),
 			}
-			if o.ContextImagesClean {
+			if o.ContextClean > 0 {
 				in = append(in, tensors.FromFlatDataAndDimensions(bt.Clean, n, l))
 			}
 			if tf != nil {
@@ -894,7 +900,9 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 		g := im.group[k]
 		// image appends image k; one the sequence reads as context is
 		// left out of the loss with ContextImagesUntrained, and read as
-		// its mean with ContextImagesClean.
+		// its mean in a share ContextClean of sequences (a draw of the
+		// step's stream only where the share is strictly between 0 and 1,
+		// so that 0 and 1 lay out the same data).
 		image := func(context bool) {
 			from := len(r.Items)
 			if f.Codes > 0 {
@@ -905,7 +913,7 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 			if context && o.ContextImagesUntrained {
 				r.AsContext(from+1, len(r.Items)-1) // <BOL> and <EOL> stay targets
 			}
-			if context && o.ContextImagesClean {
+			if context && (o.ContextClean == 1 || (o.ContextClean > 0 && rng.Float64() < o.ContextClean)) {
 				r.ReadClean(from+1, len(r.Items)-1)
 			}
 		}

@@ -251,9 +251,9 @@ func canvasMixer(t *testing.T, o MultimodalOptions, ds *data.Dataset) (*mixer, *
 // TestContextImages: by default the latents of every image are diffusion
 // targets, read as their noisy draws; with ContextImagesUntrained, those of
 // an image that opens its sequence (image → caption, questions) are not
-// targets, and with ContextImagesClean they are read as their mean, while
-// the images drawn from a caption are always noisy targets, and <BOL> and
-// <EOL> stay targets everywhere.
+// targets, and with ContextClean 1 they are read as their mean (with ½,
+// some of them), while the images drawn from a caption are always noisy
+// targets, and <BOL> and <EOL> stay targets everywhere.
 func TestContextImages(t *testing.T) {
 	ds, err := LoadSplit("mnist-canvas", "train", 500)
 	if err != nil {
@@ -263,9 +263,12 @@ func TestContextImages(t *testing.T) {
 	o.Mix, o.CaptionDropout = Mixture{T2I: 1, I2T: 1, VQA: 1}, 0
 	mix, _ := canvasMixer(t, o, ds)
 	f := mix.f
-	for _, c := range []struct{ untrained, clean bool }{{false, false}, {true, false}, {false, true}} {
-		mix.o.ContextImagesUntrained, mix.o.ContextImagesClean = c.untrained, c.clean
-		var context, drawn int
+	for _, c := range []struct {
+		untrained bool
+		clean     float64
+	}{{false, 0}, {true, 0}, {false, 1}, {false, 0.5}} {
+		mix.o.ContextImagesUntrained, mix.o.ContextClean = c.untrained, c.clean
+		var context, drawn, cleaned int
 		for step := range int64(20) {
 			bt, err := mix.batch(step)
 			if err != nil {
@@ -286,8 +289,9 @@ func TestContextImages(t *testing.T) {
 				if opens && c.untrained {
 					want = 0
 				}
-				if opens && c.clean {
-					wantClean = 1
+				if opens && bt.Clean[bol+1] == 1 {
+					cleaned++
+					wantClean = 1 // the whole image, or none of it
 				}
 				for k := bol + 1; k < eol; k++ {
 					if bt.IsLatent[k] != 1 || bt.Valid[k] != want || bt.Clean[k] != wantClean {
@@ -309,6 +313,14 @@ func TestContextImages(t *testing.T) {
 		if context == 0 || drawn == 0 {
 			t.Fatalf("%+v: %d context and %d drawn images in 20 batches: the check saw too little", c, context, drawn)
 		}
+		// A share of 0 or 1 reads none or every context image clean; ½
+		// about half of them.
+		expect := c.clean * float64(context)
+		exact := c.clean == 0 || c.clean == 1
+		if exact && float64(cleaned) != expect || !exact && (float64(cleaned) < 0.6*expect || float64(cleaned) > 1.4*expect) {
+			t.Fatalf("%+v: %d of %d context images read clean, want about %g", c, cleaned, context, expect)
+		}
+		t.Logf("%+v: %d of %d context images read clean", c, cleaned, context)
 	}
 }
 

@@ -45,9 +45,9 @@
 # LAMBDA (default 1, the paper's) weighs the diffusion loss of LatentLM and
 # Transfusion (𝓛_CE + λ·𝓛_diff; the VQ-MLLM has none): another value
 # writes runs/compare-SIZE-lLAMBDA and docs/results/compare-SIZE-lLAMBDA-*.
-# CLEAN_CONTEXT=1 gives LatentLM --context-image-noise=false (the images it
-# reads as context enter as their σ-VAE mean, as in use) and adds -clean to
-# the names; CONTEXT_LOSS=0 gives it --context-image-loss=false (those
+# CLEAN_CONTEXT=P gives LatentLM --context-clean P (that share of the images
+# it reads as context enter as their σ-VAE mean, as in use) and adds -clean
+# (P = 1) or -cleanP to the names; CONTEXT_LOSS=0 gives it --context-image-loss=false (those
 # images are not drawn) and adds -untrained. The baselines are unchanged by
 # either, so their finished runs may be copied in with their .trained marks.
 # ARCHS (default "latentlm vq transfusion") runs a subset, LatentLM first
@@ -99,9 +99,11 @@ fi
 # A budget other than the size's default is its own comparison.
 [ "$STEPS" != "$DEFAULT_STEPS" ] && NAME_=$NAME_-s$STEPS
 LATENTLM_FLAGS=()
-if [ "${CLEAN_CONTEXT:-0}" = 1 ]; then
+CLEAN_CONTEXT=${CLEAN_CONTEXT:-0}
+if [ "$CLEAN_CONTEXT" != 0 ]; then
 	NAME_=$NAME_-clean
-	LATENTLM_FLAGS+=(--context-image-noise=false)
+	[ "$CLEAN_CONTEXT" != 1 ] && NAME_=$NAME_$CLEAN_CONTEXT
+	LATENTLM_FLAGS+=(--context-clean "$CLEAN_CONTEXT")
 fi
 if [ "${CONTEXT_LOSS:-1}" = 0 ]; then
 	NAME_=$NAME_-untrained

@@ -99,7 +99,7 @@ documents, which generate draws from without --prompt.`)
 	fs.Float64Var(&o.CaptionDropout, "caption-dropout", o.CaptionDropout, "probability of replacing a caption by null tokens (for guidance)")
 	fs.Float64Var(&o.DiffusionWeight, "diffusion-weight", o.DiffusionWeight, "λ of CE + λ·diffusion")
 	contextLoss := fs.Bool("context-image-loss", true, "also train drawing on the images that image → caption and question sequences read (drawn unconditionally: every latent is a diffusion target); =false leaves them out of that loss")
-	contextNoise := fs.Bool("context-image-noise", true, "read the images of image → caption and question sequences as the σ-VAE draw z = μ + σ·ε they are trained to generate; =false reads them as μ, as captioning gives them in use (the draw stays the diffusion target; LatentLM only)")
+	fs.Float64Var(&o.ContextClean, "context-clean", o.ContextClean, "share of the images of image → caption and question sequences that the backbone reads as their σ-VAE mean μ, as captioning gives them in use, instead of the draw z = μ + σ·ε it is trained to generate (the draw stays the diffusion target; LatentLM only)")
 	fs.Var(archFlag{&o.Arch, &o.Transfusion.On}, "arch", "how images enter the model: latentlm (σ-VAE latents, diffusion head; default) or vq (the VQ-MLLM baseline: the codes of a --vae trained with --kind vq, predicted by the softmax head)"+archUsage)
 	addTransfusionFlags(fs, &o)
 	fs.Float64Var(&o.EMA, "ema", o.EMA, "EMA decay of the weights (sampling uses the EMA)")
@@ -114,6 +114,7 @@ documents, which generate draws from without --prompt.`)
 		fs.bound(m, 0, 1e6, false)
 	}
 	fs.bound("caption-dropout", 0, 1, false)
+	fs.bound("context-clean", 0, 1, false)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,7 +122,6 @@ documents, which generate draws from without --prompt.`)
 		return err
 	}
 	o.ContextImagesUntrained = !*contextLoss
-	o.ContextImagesClean = !*contextNoise
 	if *matchParams != "" {
 		if err := setMatchParams(&o, *matchParams, fs.isSet("depth")); err != nil {
 			return err

@@ -23,6 +23,8 @@ func TestTransfusionCommands(t *testing.T) {
 		{[]string{"train", "--task", "multimodal", "--context-noise", "0.5"}, "--context-noise is for --arch transfusion"},
 		{[]string{"train", "--task", "multimodal", "--arch", "transfusion", "--context-noise", "2"}, "--context-noise"},
 		{[]string{"train", "--task", "multimodal", "--arch", "diffusion"}, "or transfusion for the Transfusion baseline"},
+		{[]string{"train", "--task", "multimodal", "--arch", "transfusion", "--context-clean", "1"}, "--context-clean is for LatentLM"},
+		{[]string{"train", "--task", "multimodal", "--context-clean", "2"}, "--context-clean"},
 	} {
 		code, _, stderr := cli(t, dir, c.args...)
 		expectOneLineError(t, code, stderr, c.want)
