@@ -37,6 +37,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/diffusion"
@@ -188,16 +189,22 @@ func (r *Row) ImageCodes(f Format, codes []int32) {
 	r.add(lm.TokenItem(f.Vocab.EOL()), nil, true)
 }
 
-// Batch is rows packed to one length, the inputs of Loss: Ids [B, L],
+// Batch is rows packed to one length, the inputs of Losses: Ids [B, L],
 // Latents and Scales [B, L, C], IsLatent and Valid [B, L] (Valid is 1 where
-// the item is a training target; padding and null tokens are 0), and Clean
-// [B, L] (1 where the backbone reads a latent's mean, Row.ReadClean).
+// the item is a training target; padding and null tokens are 0), Clean
+// [B, L] (1 where the backbone reads a latent's mean, Row.ReadClean), and
+// HeadRows and HeadRowWeights [K], where the diffusion head runs
+// (lm.HeadRows): the positions whose next item is a latent target. Plain
+// text rows have none, so in the default mixture the head runs on about
+// half the positions instead of all of them.
 type Batch struct {
 	Rows, Len           int
 	Ids                 []int32
 	Latents, Scales     []float32
 	IsLatent, Valid     []float32
 	Clean               []float32
+	HeadRows            []int32
+	HeadRowWeights      []float32
 	Tokens, LatentItems int // targets of each kind
 }
 
@@ -242,26 +249,74 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 			}
 		}
 	}
+	b.HeadRows, b.HeadRowWeights = lm.HeadRows(b.IsLatent, b.Valid, b.Rows, l)
 	return b, nil
+}
+
+// Inputs are the batch as the graph inputs of Losses, in the order
+// InputsOf reads them back: ids, latents (the σ-VAE means), their noise
+// scales, isLatent and valid, then Clean where clean is set, then HeadRows
+// and HeadRowWeights where headRows is; channels is the latent width.
+func (b *Batch) Inputs(channels int, clean, headRows bool) []any {
+	n, l, c := b.Rows, b.Len, channels
+	in := []any{
+		tensors.FromFlatDataAndDimensions(b.Ids, n, l),
+		tensors.FromFlatDataAndDimensions(b.Latents, n, l, c),
+		tensors.FromFlatDataAndDimensions(b.Scales, n, l, c),
+		tensors.FromFlatDataAndDimensions(b.IsLatent, n, l),
+		tensors.FromFlatDataAndDimensions(b.Valid, n, l),
+	}
+	if clean {
+		in = append(in, tensors.FromFlatDataAndDimensions(b.Clean, n, l))
+	}
+	if headRows {
+		k := len(b.HeadRows)
+		in = append(in, tensors.FromFlatDataAndDimensions(b.HeadRows, k), tensors.FromFlatDataAndDimensions(b.HeadRowWeights, k))
+	}
+	return in
+}
+
+// Inputs are a batch's tensors in a training graph, the arguments of
+// Losses. Clean, HeadRows and HeadRowWeights may be nil: then every latent
+// is read as its draw, and the head runs on every position.
+type Inputs struct {
+	Ids, Mu, Scale, IsLatent, Valid *Node
+	Clean                           *Node
+	HeadRows, HeadRowWeights        *Node
+}
+
+// InputsOf reads back the graph inputs that Batch.Inputs laid out with the
+// same clean and headRows.
+func InputsOf(in []*Node, clean, headRows bool) Inputs {
+	x := Inputs{Ids: in[0], Mu: in[1], Scale: in[2], IsLatent: in[3], Valid: in[4]}
+	rest := in[5:]
+	if clean {
+		x.Clean, rest = rest[0], rest[1:]
+	}
+	if headRows {
+		x.HeadRows, x.HeadRowWeights = rest[0], rest[1]
+	}
+	return x
 }
 
 // Losses is the multimodal objective of one batch (docs/DESIGN.md §5.3 and
 // §11): 𝓛 = 𝓛_CE + λ·𝓛_diff, with the latents drawn anew from their σ-VAE
 // moments (vae.Config.Redraw, the paper's §2.3) and batchMul noise draws
-// per latent. clean [B, L] (Batch.Clean, or nil for none) is 1 where the
-// backbone reads a latent's mean μ instead of the draw, which stays its
-// diffusion target (Row.ReadClean). It returns the total, then the two
-// terms, the order train.Loop.Metrics names them.
-func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, tok vae.Config, sched *diffusion.Schedule, batchMul int, lambda float64,
-	ids, mu, scale, isLatent, valid, clean *Node) []*Node {
-	g := ids.Graph()
-	lat := tok.Redraw(scope, mu, scale)
-	var opts lm.LossOptions
-	if clean != nil {
-		read := BroadcastToDims(InsertAxes(GreaterThan(clean, ScalarZero(g, clean.DType())), -1), lat.Shape().Dimensions...)
-		opts.InputLatents = Where(read, mu, lat)
+// per latent. in.Clean (Batch.Clean), where set, is 1 where the backbone
+// reads a latent's mean μ instead of the draw, which stays its diffusion
+// target (Row.ReadClean); in.HeadRows, where set, runs the head on the
+// latent targets alone, the same objective for less work
+// (lm.LossOptions.HeadRows). It returns the total, then the two terms, the
+// order train.Loop.Metrics names them.
+func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, tok vae.Config, sched *diffusion.Schedule, batchMul int, lambda float64, in Inputs) []*Node {
+	g := in.Ids.Graph()
+	lat := tok.Redraw(scope, in.Mu, in.Scale)
+	opts := lm.LossOptions{HeadRows: in.HeadRows, HeadRowWeights: in.HeadRowWeights}
+	if in.Clean != nil {
+		read := BroadcastToDims(InsertAxes(GreaterThan(in.Clean, ScalarZero(g, in.Clean.DType())), -1), lat.Shape().Dimensions...)
+		opts.InputLatents = Where(read, in.Mu, lat)
 	}
-	l := cfg.LossWith(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, sched, batchMul, opts)
+	l := cfg.LossWith(scope, w, lm.Items{Ids: in.Ids, Latents: lat, IsLatent: in.IsLatent}, in.Valid, sched, batchMul, opts)
 	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
 }
 

@@ -3,6 +3,7 @@ package multimodal
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -224,6 +225,13 @@ func TestPack(t *testing.T) {
 	if want := 3 + len(tok.Encode("hello")); bt.Tokens != want || bt.LatentItems != 5 {
 		t.Fatalf("counted %d tokens and %d latents, want %d and 5", bt.Tokens, bt.LatentItems, want)
 	}
+	// The head runs where the next item is a latent target: row a's
+	// positions 4…8 (the <BOL> and the first four latents) predict its
+	// latents 5…9, in rows b·(l−1)+t; the rest only pad to the bucket.
+	if want := []int32{4, 5, 6, 7, 8}; len(bt.HeadRows) < len(want) || !slices.Equal(bt.HeadRows[:len(want)], want) ||
+		len(bt.HeadRowWeights) != len(bt.HeadRows) || sum(bt.HeadRowWeights) != float32(len(want)) || bt.HeadRowWeights[len(want)-1] != 1 {
+		t.Fatalf("head rows %v, weights %v: want %v, weighing 1 each, then padding", bt.HeadRows, bt.HeadRowWeights, want)
+	}
 	if _, err := f.Pack([]Row{a}, 5); err == nil {
 		t.Fatal("a row longer than the length was packed")
 	}
@@ -237,6 +245,16 @@ func TestPack(t *testing.T) {
 	if want := 1 + len(tok.Encode("hello")); bt.Tokens != want || bt.LatentItems != 0 || bt.Valid[5] != 0 {
 		t.Fatalf("with the image as context: counted %d tokens and %d latents (valid %v), want %d and 0", bt.Tokens, bt.LatentItems, bt.Valid[5], want)
 	}
+	if w := sum(bt.HeadRowWeights); w != 0 {
+		t.Fatalf("with the image as context the head still runs on %g targets", w)
+	}
+}
+
+func sum(xs []float32) (s float32) {
+	for _, x := range xs {
+		s += x
+	}
+	return s
 }
 
 // TestTinyTrainingLowersBothLosses: a few dozen steps of the multimodal
@@ -278,14 +296,9 @@ func TestTinyTrainingLowersBothLosses(t *testing.T) {
 	sched := diffusion.Cosine(1000)
 	tc := vae.DefaultConfig()
 	_, tr := testutil.TinyTrainer(t, cfg.Specs(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return Losses(scope, w, cfg, tc, sched, 4, 1, in[0], in[1], in[2], in[3], in[4], nil)
+		return Losses(scope, w, cfg, tc, sched, 4, 1, InputsOf(in, false, true))
 	})
-	n, l := bt.Rows, bt.Len
-	inputs := []any{
-		tensors.FromFlatDataAndDimensions(bt.Ids, n, l), tensors.FromFlatDataAndDimensions(bt.Latents, n, l, f.Channels),
-		tensors.FromFlatDataAndDimensions(bt.Scales, n, l, f.Channels), tensors.FromFlatDataAndDimensions(bt.IsLatent, n, l),
-		tensors.FromFlatDataAndDimensions(bt.Valid, n, l),
-	}
+	inputs := bt.Inputs(f.Channels, false, true) // the head on the latent targets alone, as training runs it
 	var ce, diff []float64
 	for range 80 {
 		res, err := tr.Step(inputs...)
@@ -390,7 +403,7 @@ func TestReadClean(t *testing.T) {
 	b := testutil.Backend(t, "")
 	exec, err := model.NewExec(b, store, func(scope *model.Scope, ids, mu, scale, isLat, valid, clean *Node) *Node {
 		w := nn.WeightsOf(scope.Store(), ids.Graph())
-		return Losses(scope, w, cfg, vae.DefaultConfig(), diffusion.Cosine(1000), 1, 1, ids, mu, scale, isLat, valid, clean)[1]
+		return Losses(scope, w, cfg, vae.DefaultConfig(), diffusion.Cosine(1000), 1, 1, Inputs{Ids: ids, Mu: mu, Scale: scale, IsLatent: isLat, Valid: valid, Clean: clean})[1]
 	})
 	if err != nil {
 		t.Fatal(err)

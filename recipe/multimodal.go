@@ -515,17 +515,25 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 	}
 	mix := newMixer(o, f, tok, texts, mus, scales, docs)
 	mix.codes = imageCodes
-	// A training step's work, as the checkpoint's train_gflop counts it;
-	// a FLOP budget sets the steps from it.
-	stepFLOPs := 3 * mcfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul)
-	if tf != nil {
-		stepFLOPs = 3 * tf.cfg.ForwardFLOPs(o.Batch, o.SeqLen)
+	// LatentLM's diffusion head runs on the latent targets alone
+	// (multimodal.Batch.HeadRows), so a step's work follows its batch.
+	headRows := !isVQ && tf == nil
+	work := &stepWork{mix: mix, fixed: 3 * mcfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul) / 1e9}
+	switch {
+	case tf != nil:
+		work.fixed = 3 * tf.cfg.ForwardFLOPs(o.Batch, o.SeqLen) / 1e9
+	case headRows:
+		work.count = func(bt *multimodal.Batch) float64 {
+			return 3 * mcfg.LM.ForwardFLOPsRows(o.Batch, o.SeqLen, len(bt.HeadRows), o.BatchMul) / 1e9
+		}
 	}
 	if o.TrainGFLOP > 0 {
-		if o.Steps, err = budgetSteps(o.TrainGFLOP, func(int64) float64 { return stepFLOPs / 1e9 }); err != nil {
+		if o.Steps, err = budgetSteps(o.TrainGFLOP, work.at); work.err != nil {
+			return nil, work.err
+		} else if err != nil {
 			return nil, err
 		}
-		logf(o.Log, "a budget of %g GFLOP: %d steps of %.3f GFLOP\n", o.TrainGFLOP, o.Steps, stepFLOPs/1e9)
+		logf(o.Log, "a budget of %g GFLOP: %d steps of %.3f GFLOP on average\n", o.TrainGFLOP, o.Steps, work.upTo(o.Steps)/float64(o.Steps))
 	}
 	lambda := o.DiffusionWeight
 	sched := diffusion.Cosine(1000)
@@ -535,11 +543,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		if isVQ {
 			return multimodal.CodeLosses(w, cfg, in[0], in[1], nil)
 		}
-		var clean *Node
-		if o.ContextClean > 0 {
-			clean = in[5]
-		}
-		return multimodal.Losses(scope, w, cfg, tc, sched, o.BatchMul, lambda, in[0], in[1], in[2], in[3], in[4], clean)
+		return multimodal.Losses(scope, w, cfg, tc, sched, o.BatchMul, lambda, multimodal.InputsOf(in, o.ContextClean > 0, headRows))
 	}
 	if tf != nil {
 		loss = tf.loss(tc, sched, lambda)
@@ -564,7 +568,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			"mix": []float64{o.Mix.Text, o.Mix.T2I, o.Mix.I2T, o.Mix.VQA}, "caption_dropout": o.CaptionDropout,
 			"context_images_trained": !o.ContextImagesUntrained, "context_clean": o.ContextClean, "diffusion_weight": lambda,
 			"text_docs": len(docs), "text_bytes": mix.textBytes, "text_valid_docs": len(valid),
-			"train_gflop": stepFLOPs * float64(step) / 1e9,
+			"train_gflop": work.upTo(step),
 			// The items (text tokens, image latents or codes, padding) of
 			// the sequences trained on, as the FLOPs count them: the x of
 			// the paper's Figure 8.
@@ -614,20 +618,11 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			if err != nil {
 				return nil, 0, err
 			}
-			n, l, c := bt.Rows, bt.Len, f.Channels
 			if isVQ { // every item a token
+				n, l := bt.Rows, bt.Len
 				return []any{tensors.FromFlatDataAndDimensions(bt.Ids, n, l), tensors.FromFlatDataAndDimensions(bt.Valid, n, l)}, bt.Tokens, nil
 			}
-			in := []any{
-				tensors.FromFlatDataAndDimensions(bt.Ids, n, l),
-				tensors.FromFlatDataAndDimensions(bt.Latents, n, l, c),
-				tensors.FromFlatDataAndDimensions(bt.Scales, n, l, c),
-				tensors.FromFlatDataAndDimensions(bt.IsLatent, n, l),
-				tensors.FromFlatDataAndDimensions(bt.Valid, n, l),
-			}
-			if o.ContextClean > 0 {
-				in = append(in, tensors.FromFlatDataAndDimensions(bt.Clean, n, l))
-			}
+			in := bt.Inputs(f.Channels, o.ContextClean > 0, headRows)
 			if tf != nil {
 				lay, err := tf.inputs(bt, f, step)
 				if err != nil {
@@ -942,6 +937,43 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 	}
 	return f.Pack(rows, o.SeqLen)
 }
+
+// stepWork counts a run's training work step by step, in GFLOP, as the
+// checkpoint's train_gflop records it. LatentLM's diffusion head runs on
+// the latent targets of each batch (Batch.HeadRows), so its step's work is
+// a function of the batch, which depends only on (seed, step): the batches
+// are laid out again to count them, once each. The baselines' steps all
+// cost the same.
+type stepWork struct {
+	mix   *mixer
+	count func(*multimodal.Batch) float64 // nil: every step costs fixed
+	fixed float64
+	cum   []float64 // cum[i]: the work of steps [0, i)
+	err   error     // of the first batch that could not be laid out
+}
+
+// upTo is the work of steps [0, step).
+func (w *stepWork) upTo(step int64) float64 {
+	if w.count == nil {
+		return w.fixed * float64(step)
+	}
+	if w.cum == nil {
+		w.cum = []float64{0}
+	}
+	for int64(len(w.cum)) <= step {
+		i := int64(len(w.cum)) - 1
+		bt, err := w.mix.batch(i)
+		if err != nil {
+			w.err = fmt.Errorf("step %d: %w", i, err)
+			return math.NaN()
+		}
+		w.cum = append(w.cum, w.cum[i]+w.count(bt))
+	}
+	return w.cum[step]
+}
+
+// at is the work of step `step`.
+func (w *stepWork) at(step int64) float64 { return w.upTo(step+1) - w.upTo(step) }
 
 // captionTexts is every caption, question and answer of the training
 // scenes, for the BPE.

@@ -86,6 +86,21 @@ func TestMultimodal(t *testing.T) {
 	if !(last.Metrics[0] < first.Metrics[0]) {
 		t.Errorf("cross-entropy did not fall: %.3f → %.3f", first.Metrics[0], last.Metrics[0])
 	}
+	// The head ran on the latent targets alone (Batch.HeadRows), and the
+	// counted work says so: more than the backbone's, less than the head
+	// on every position would have cost.
+	var cfg multimodal.Config
+	hdr, err := checkpoint.ReadHeader(res.Dir, multimodal.Kind, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gflop, _ := hdr.Info["train_gflop"].(float64)
+	full := 3 * cfg.ForwardFLOPs(o.Batch, o.SeqLen, o.BatchMul) * float64(o.Steps) / 1e9
+	bare := 3 * cfg.LM.ForwardFLOPsRows(o.Batch, o.SeqLen, 0, o.BatchMul) * float64(o.Steps) / 1e9
+	t.Logf("train_gflop %.2f: %.0f%% of the head on every position's", gflop, 100*gflop/full)
+	if !(bare < gflop && gflop < 0.9*full) {
+		t.Errorf("train_gflop %g: want between the backbone's %g and 90%% of the head on every position's %g", gflop, bare, full)
+	}
 	b := testutil.Backend(t, "")
 	m, err := multimodal.Load(b, res.Dir, "", multimodal.DefaultOptions())
 	if err != nil {

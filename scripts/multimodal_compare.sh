@@ -56,7 +56,11 @@
 #
 # Environment: BIN (default bin/latentlm, built if missing), SIZE, SEED
 # (1), STEPS (LatentLM's steps; a value other than the size's default
-# adds -sSTEPS to the names, as LAMBDA does -lLAMBDA), MATCH, BACKEND (the default backend if empty),
+# adds -sSTEPS to the names, as LAMBDA does -lLAMBDA), GFLOP (LatentLM's
+# budget instead of STEPS, which then sets only the snapshot period; adds
+# -gGFLOP, rounded, to the names: LatentLM's step costs less since its
+# diffusion head runs on the latent targets alone, so an earlier run's
+# budget buys it more steps now), MATCH, BACKEND (the default backend if empty),
 # PHASES (train,sweep,eval,bench,table: a subset reruns only those; diag,
 # not in the default, adds LatentLM with --batch-mul 1 at the same budget).
 set -euo pipefail
@@ -98,6 +102,8 @@ if [ "$LAMBDA" != 1 ]; then
 fi
 # A budget other than the size's default is its own comparison.
 [ "$STEPS" != "$DEFAULT_STEPS" ] && NAME_=$NAME_-s$STEPS
+GFLOP=${GFLOP:-}
+[ -n "$GFLOP" ] && NAME_=$NAME_-g$(printf %.0f "$GFLOP")
 LATENTLM_FLAGS=()
 CLEAN_CONTEXT=${CLEAN_CONTEXT:-0}
 if [ "$CLEAN_CONTEXT" != 0 ]; then
@@ -139,6 +145,7 @@ if has train; then
 		len=(--steps "$STEPS") snap=$SNAP size=(--depth "$DEPTH") weight=("${LAMBDA_FLAG[@]}")
 		[ "$a" = vq ] && weight=()
 		[ "$a" = latentlm ] && weight+=("${LATENTLM_FLAGS[@]}")
+		[ "$a" = latentlm ] && [ -n "$GFLOP" ] && len=(--train-gflop "$GFLOP")
 		# LatentLM's counted work is the budget of the others, and its
 		# parameter count their size.
 		if [ "$a" != latentlm ]; then

@@ -388,17 +388,14 @@ func (f Format) TrainingRow(prompt [][]float32, text []int, speech [][]float32, 
 }
 
 // Batch is rows packed to one length: multimodal.Batch (Ids, Latents,
-// Scales, IsLatent, Valid) and LatentTokens [B, L], 1 at the speech frames
+// Scales, IsLatent, Valid, and HeadRows, where the diffusion head runs: the
+// speech frames, about a fifth of the positions) and LatentTokens [B, L], 1 at the speech frames
 // whose Ids entry, Continue, the softmax head is trained to predict
 // (lm.LossOptions.LatentTokens).
 type Batch struct {
 	*multimodal.Batch
 	LatentTokens []float32
 	Continues    int // Continue targets
-	// HeadRows and HeadRowWeights are where the diffusion head runs
-	// (lm.HeadRows): the speech frames, about a fifth of the positions.
-	HeadRows       []int32
-	HeadRowWeights []float32
 	// Guide, when set, is Format.Guide of the rows [Rows, Len, Len]: the
 	// last of Inputs.
 	Guide []float32
@@ -426,7 +423,6 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 			}
 		}
 	}
-	out.HeadRows, out.HeadRowWeights = lm.HeadRows(b.IsLatent, b.Valid, len(rows), l)
 	return out, nil
 }
 
