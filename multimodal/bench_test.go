@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
-	"github.com/latentlm/latentlm/train"
 	"github.com/latentlm/latentlm/vae"
 )
 
@@ -73,31 +71,13 @@ func BenchmarkTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	be := testutil.Backend(b, "")
 	sched := diffusion.Cosine(1000)
 	for _, mode := range []string{"every-position", "head-rows"} {
 		gather := mode == "head-rows"
 		b.Run(mode, func(b *testing.B) {
-			store := model.NewStore()
-			if err := nn.Init(store, cfg.Specs(), 1, dtypes.Float32); err != nil {
-				b.Fatal(err)
-			}
-			tr, err := train.New(be, store, train.DefaultConfig(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+			testutil.TimeTrainSteps(b, cfg.Specs(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
 				return Losses(scope, w, cfg, vae.DefaultConfig(), sched, batchMul, 16, InputsOf(in, false, gather))
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			inputs := bt.Inputs(f.Channels, false, gather)
-			if _, err := tr.Step(inputs...); err != nil { // compiles
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for range b.N {
-				if _, err := tr.Step(inputs...); err != nil {
-					b.Fatal(err)
-				}
-			}
+			}, bt.Inputs(f.Channels, false, gather))
 			head := batch * (length - 1)
 			if gather {
 				head = len(bt.HeadRows)

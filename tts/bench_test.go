@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/latentlm/latentlm/internal/testutil"
 	"github.com/latentlm/latentlm/lm"
 	"github.com/latentlm/latentlm/nn"
-	"github.com/latentlm/latentlm/train"
 	"github.com/latentlm/latentlm/vae"
 )
 
@@ -50,28 +48,10 @@ func BenchmarkTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	be := testutil.Backend(b, "")
 	sched := diffusion.Cosine(1000)
 	guide := f.Guide(rows, length)
 	for _, mode := range []string{"every-position", "head-rows", "guided"} {
 		b.Run(mode, func(b *testing.B) {
-			store := model.NewStore()
-			if err := nn.Init(store, cfg.Specs(), 1, dtypes.Float32); err != nil {
-				b.Fatal(err)
-			}
-			tr, err := train.New(be, store, train.DefaultConfig(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-				if mode == "every-position" {
-					in = append(in, nil, nil)
-				}
-				align, g := 0.0, (*Node)(nil)
-				if mode == "guided" {
-					align, g = 1, in[8]
-				}
-				return Losses(scope, w, cfg, vae.Sigma, sched, batchMul, 1, 0, align, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], g)
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
 			gb := *bt
 			if mode == "guided" {
 				gb.Guide = guide
@@ -80,15 +60,16 @@ func BenchmarkTrainStep(b *testing.B) {
 			if mode == "every-position" {
 				inputs = inputs[:6]
 			}
-			if _, err := tr.Step(inputs...); err != nil { // compiles
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for range b.N {
-				if _, err := tr.Step(inputs...); err != nil {
-					b.Fatal(err)
+			testutil.TimeTrainSteps(b, cfg.Specs(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
+				if mode == "every-position" {
+					in = append(in, nil, nil)
 				}
-			}
+				align, g := 0.0, (*Node)(nil)
+				if mode == "guided" {
+					align, g = 1, in[8]
+				}
+				return Losses(scope, w, cfg, vae.Sigma, sched, batchMul, 1, 0, align, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], g)
+			}, inputs)
 			head := batch * (length - 1)
 			if mode != "every-position" {
 				head = len(bt.HeadRows)

@@ -389,9 +389,9 @@ func (f Format) TrainingRow(prompt [][]float32, text []int, speech [][]float32, 
 
 // Batch is rows packed to one length: multimodal.Batch (Ids, Latents,
 // Scales, IsLatent, Valid, and HeadRows, where the diffusion head runs: the
-// speech frames, about a fifth of the positions) and LatentTokens [B, L], 1 at the speech frames
-// whose Ids entry, Continue, the softmax head is trained to predict
-// (lm.LossOptions.LatentTokens).
+// speech frames, about a fifth of the positions) and LatentTokens [B, L],
+// 1 at the speech frames whose Ids entry, Continue, the softmax head is
+// trained to predict (lm.LossOptions.LatentTokens).
 type Batch struct {
 	*multimodal.Batch
 	LatentTokens []float32
@@ -431,17 +431,11 @@ func (f Format) Pack(rows []Row, l int) (*Batch, error) {
 // latentTokens, headRows, headRowWeights and, when set, the guide;
 // channels is the latent width.
 func (b *Batch) Inputs(channels int) []any {
-	n, l, c, k := b.Rows, b.Len, channels, len(b.HeadRows)
-	in := []any{
-		tensors.FromFlatDataAndDimensions(b.Ids, n, l),
-		tensors.FromFlatDataAndDimensions(b.Latents, n, l, c),
-		tensors.FromFlatDataAndDimensions(b.Scales, n, l, c),
-		tensors.FromFlatDataAndDimensions(b.IsLatent, n, l),
-		tensors.FromFlatDataAndDimensions(b.Valid, n, l),
+	n, l, k := b.Rows, b.Len, len(b.HeadRows)
+	in := append(b.Batch.Inputs(channels, false, false),
 		tensors.FromFlatDataAndDimensions(b.LatentTokens, n, l),
 		tensors.FromFlatDataAndDimensions(b.HeadRows, k),
-		tensors.FromFlatDataAndDimensions(b.HeadRowWeights, k),
-	}
+		tensors.FromFlatDataAndDimensions(b.HeadRowWeights, k))
 	if b.Guide != nil {
 		in = append(in, tensors.FromFlatDataAndDimensions(b.Guide, n, l, l))
 	}

@@ -176,6 +176,31 @@ func TinyTrainer(t *testing.T, specs []nn.Spec, loss train.LossFn) (*model.Store
 	return store, tr
 }
 
+// TimeTrainSteps is the timed loop of a training-step benchmark: a model of
+// specs (initialised with seed 1) and the default training configuration,
+// one step on inputs to compile the graph, then b.N timed steps on the
+// same inputs.
+func TimeTrainSteps(b *testing.B, specs []nn.Spec, loss train.LossFn, inputs []any) {
+	b.Helper()
+	store := model.NewStore()
+	if err := nn.Init(store, specs, 1, dtypes.Float32); err != nil {
+		b.Fatal(err)
+	}
+	tr, err := train.New(Backend(b, ""), store, train.DefaultConfig(), loss)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tr.Step(inputs...); err != nil { // compiles
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := tr.Step(inputs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // DecodePNG reads and decodes the PNG at path, failing the test otherwise.
 func DecodePNG(t testing.TB, path string) image.Image {
 	t.Helper()
