@@ -55,7 +55,7 @@
 # read the budget from LatentLM's finished run).
 #
 # Environment: BIN (default bin/latentlm, built if missing), SIZE, SEED
-# (1), STEPS (LatentLM's steps; a value other than the size's default
+# (1; another adds -seedSEED to the names), STEPS (LatentLM's steps; a value other than the size's default
 # adds -sSTEPS to the names, as LAMBDA does -lLAMBDA), GFLOP (LatentLM's
 # budget instead of STEPS, which then sets only the snapshot period; adds
 # -gGFLOP, rounded, to the names: LatentLM's step costs less since its
@@ -102,6 +102,7 @@ if [ "$LAMBDA" != 1 ]; then
 fi
 # A budget other than the size's default is its own comparison.
 [ "$STEPS" != "$DEFAULT_STEPS" ] && NAME_=$NAME_-s$STEPS
+[ "$SEED" != 1 ] && NAME_=$NAME_-seed$SEED
 GFLOP=${GFLOP:-}
 [ -n "$GFLOP" ] && NAME_=$NAME_-g$(printf %.0f "$GFLOP")
 LATENTLM_FLAGS=()
@@ -142,9 +143,10 @@ if has train; then
 	for a in "${ARCHS[@]}"; do
 		vae=$VAE
 		[ "$a" = vq ] && vae=$VQVAE
-		len=(--steps "$STEPS") snap=$SNAP size=(--depth "$DEPTH") weight=("${LAMBDA_FLAG[@]}")
-		[ "$a" = vq ] && weight=()
-		[ "$a" = latentlm ] && weight+=("${LATENTLM_FLAGS[@]}")
+		# own: the flags of this arch alone (λ for the diffusion archs, LatentLM's context flags).
+		len=(--steps "$STEPS") snap=$SNAP size=(--depth "$DEPTH") own=("${LAMBDA_FLAG[@]}")
+		[ "$a" = vq ] && own=()
+		[ "$a" = latentlm ] && own+=("${LATENTLM_FLAGS[@]}")
 		[ "$a" = latentlm ] && [ -n "$GFLOP" ] && len=(--train-gflop "$GFLOP")
 		# LatentLM's counted work is the budget of the others, and its
 		# parameter count their size.
@@ -162,7 +164,7 @@ if has train; then
 		s=$(date +%s)
 		"$BIN" train --task multimodal --arch "$a" --data mnist-canvas --vae "$vae" --dim "$DIM" "${size[@]}" \
 			--heads "$HEADS" --kv-heads "$HEADS" --batch "$BATCH" "${len[@]}" --snapshot-every "$snap" --limit "$LIMIT" \
-			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${weight[@]}" "${BACKEND_FLAG[@]}" > "runs/compare-$NAME_-$a.log" 2>&1
+			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${own[@]}" "${BACKEND_FLAG[@]}" > "runs/compare-$NAME_-$a.log" 2>&1
 		echo "$(stamp) trained $a in $(( $(date +%s) - s )) s: $(jq -c '.info | {steps, train_gflop, train_tokens, train_seconds}' "$OUT/$a/config.json")"
 		touch "$OUT/$a.trained"
 	done
