@@ -12,7 +12,9 @@
 #
 # In BUDGET seconds (default 540) it
 #   1. trains the three side by side on the one GPU, each for the budget
-#      (LatentLM --steps LM_STEPS, the baselines --train-gflop), keeping a
+#      (--train-gflop BUDGET_GFLOP, LM_STEPS times LatentLM's first step's
+#      counted work: its head runs on each batch's latent targets, so its
+#      steps' work varies a little and it trains about LM_STEPS), keeping a
 #      snapshot at each quarter of it, with `--time` as a safety: a run
 #      whose pace would overrun the training window ends early, annealed,
 #      and its shortfall is in its training record;
@@ -66,7 +68,7 @@ cat "$plan"
 common=(train --backend "$BACKEND" --task multimodal --data mnist-canvas --dim "$DIM" --heads "$HEADS" --kv-heads "$HEADS"
 	--batch "$BATCH" --seed 1 --save-every 1000 --sample-every 0)
 declare -A flags=(
-	[latentlm]="--arch latentlm --vae $dev/vae-mnist-canvas --depth $LM_DEPTH ${lambda_flag[*]}"
+	[latentlm]="--arch latentlm --vae $dev/vae-mnist-canvas --depth $LM_DEPTH --train-gflop $BUDGET_GFLOP ${lambda_flag[*]}"
 	[vq]="--arch vq --vae $dev/vae-vq-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP"
 	[transfusion]="--arch transfusion --vae $dev/vae-mnist-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP ${lambda_flag[*]}"
 )
@@ -77,11 +79,9 @@ for a in latentlm vq transfusion; do
 	# quarter of it, for each arch's work a step.
 	step_gflop=STEP_GFLOP_$a
 	snap=$(python3 -c "print(max(1, round($BUDGET_GFLOP / 4 / ${!step_gflop})))")
-	len=-
-	[ "$a" = latentlm ] && len=$LM_STEPS
 	# --time ends each run 30 s before the window closes, saved;
 	# await_runs stops any still going 25 s before it.
-	launch "$a" "$len" "runs/gpu-cmp/$a" --snapshot-every "$snap" --time "$((train_s - 30 - $(elapsed)))s"
+	launch "$a" - "runs/gpu-cmp/$a" --snapshot-every "$snap" --time "$((train_s - 30 - $(elapsed)))s"
 done
 budget_=$budget budget=$train_s
 await_runs
