@@ -138,9 +138,10 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, it lm.Items, valid, ts, v
 
 // Losses is the multimodal objective of one batch, the counterpart of
 // multimodal.Losses: the latents are drawn anew from their σ-VAE moments
-// (vae.Config.Redraw), then 𝓛_CE + λ·𝓛_diff (Loss). Its inputs are those
-// of multimodal.Losses (ids, mu, scale, isLatent, valid) plus the three of
-// a Layout (timesteps, visibility, noisy). It returns the total, then the
+// (vae.Config.Redraw), then 𝓛_CE + λ·𝓛_diff (Loss). Its inputs are the
+// first five of multimodal.Inputs (ids, mu, scale, isLatent, valid: what
+// multimodal.Batch.Inputs lays out without Clean and HeadRows) plus the
+// three of a Layout (timesteps, visibility, noisy). It returns the total, then the
 // two terms, the order train.Loop.Metrics names them.
 func Losses(scope *model.Scope, w nn.Weights, cfg Config, tok vae.Config, sched *diffusion.Schedule, lambda float64,
 	ids, mu, scale, isLatent, valid, ts, vis, noisy *Node) []*Node {
