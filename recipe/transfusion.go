@@ -67,7 +67,7 @@ func newTransfusionRun(o MultimodalOptions) (*transfusionRun, error) {
 func (t *transfusionRun) loss(tok vae.Config, sched *diffusion.Schedule, lambda float64) train.LossFn {
 	cfg := t.cfg
 	return func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return transfusion.Losses(scope, w, cfg, tok, sched, lambda, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
+		return transfusion.Losses(scope, w, cfg, tok, sched, lambda, multimodal.InputsOf(in[:5], false, false), in[5], in[6], in[7])
 	}
 }
 

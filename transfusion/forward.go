@@ -9,6 +9,7 @@ import (
 
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/lm"
+	"github.com/latentlm/latentlm/multimodal"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/vae"
 )
@@ -138,14 +139,15 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, it lm.Items, valid, ts, v
 
 // Losses is the multimodal objective of one batch, the counterpart of
 // multimodal.Losses: the latents are drawn anew from their σ-VAE moments
-// (vae.Config.Redraw), then 𝓛_CE + λ·𝓛_diff (Loss). Its inputs are the
-// first five of multimodal.Inputs (ids, mu, scale, isLatent, valid: what
-// multimodal.Batch.Inputs lays out without Clean and HeadRows) plus the
-// three of a Layout (timesteps, visibility, noisy). It returns the total, then the
-// two terms, the order train.Loop.Metrics names them.
+// (vae.Config.Redraw), then 𝓛_CE + λ·𝓛_diff (Loss). in holds the batch as
+// multimodal.Batch.Inputs lays it out without Clean and HeadRows (the
+// diffusion loss of Transfusion is on whole noised images, so neither
+// applies; both are ignored); ts, vis and noisy are the three tensors of a
+// Layout. It returns the total, then the two terms, the order
+// train.Loop.Metrics names them.
 func Losses(scope *model.Scope, w nn.Weights, cfg Config, tok vae.Config, sched *diffusion.Schedule, lambda float64,
-	ids, mu, scale, isLatent, valid, ts, vis, noisy *Node) []*Node {
-	lat := tok.Redraw(scope, mu, scale)
-	l := cfg.Loss(scope, w, lm.Items{Ids: ids, Latents: lat, IsLatent: isLatent}, valid, ts, vis, noisy, sched)
+	in multimodal.Inputs, ts, vis, noisy *Node) []*Node {
+	lat := tok.Redraw(scope, in.Mu, in.Scale)
+	l := cfg.Loss(scope, w, lm.Items{Ids: in.Ids, Latents: lat, IsLatent: in.IsLatent}, in.Valid, ts, vis, noisy, sched)
 	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
 }

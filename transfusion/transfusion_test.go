@@ -365,7 +365,7 @@ func TestTinyTrainingLowersBothLosses(t *testing.T) {
 	sched := diffusion.Cosine(1000)
 	tc := vae.DefaultConfig()
 	store, tr := testutil.TinyTrainer(t, cfg.Specs(), func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return Losses(scope, w, cfg, tc, sched, 1, in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7])
+		return Losses(scope, w, cfg, tc, sched, 1, multimodal.InputsOf(in[:5], false, false), in[5], in[6], in[7])
 	})
 	n, l := bt.Rows, bt.Len
 	var ce, diff []float64
