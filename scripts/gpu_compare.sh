@@ -20,7 +20,7 @@
 #      and its shortfall is in its training record;
 #   2. scores each final model as scripts/multimodal_compare.sh does (eval
 #      --task text, t2i, i2t, vqa; the three side by side), into
-#      compare-large-params[-lLAMBDA]-ARCH.json, the form that script's table reads;
+#      compare-large-params-lLAMBDA[-cleanP]-ARCH.json, the form that script's table reads;
 #   3. with the seconds left, scores every snapshot with fewer images (the
 #      paper's Figure 8: sweep --over train), into compare-large-params…-sweep.json.
 # Nothing but scores comes back (three d256 × 6 models are over the 64 MiB
@@ -30,8 +30,12 @@
 # prints the table; `latentlm sweep --task multimodal --from … --out …`
 # draws the figure.
 #
-# LAMBDA (default 1, the paper's) weighs LatentLM's and Transfusion's
-# diffusion loss. TRAIN_S (default: BUDGET − EVAL_S − 20, EVAL_S default
+# The recipe is the one the CPU comparison reached (docs/RESULTS.md, "The
+# second size at the current recipe"): LAMBDA (default 16; 1 is the
+# paper's) weighs LatentLM's and Transfusion's diffusion loss, and
+# CLEAN_CONTEXT (default 0.75; 0 for none) is the share of the images
+# LatentLM reads as context that enter as their σ-VAE mean
+# (--context-clean). TRAIN_S (default: BUDGET − EVAL_S − 20, EVAL_S default
 # 170) is the training window. Run here with BACKEND=onnx L=./bin/latentlm
 # BUDGET=… after `DIM=32 DEPTH=1 HEADS=2 BATCH=4 LM_STEPS=8 VQVAE=… scripts/gpu_pack.sh
 # plan-compare` to try the script without a GPU (T2I_FLAGS, ANSWER_FLAGS and
@@ -44,7 +48,8 @@ cd "$(dirname "$0")/.."
 gpu_begin gpu_compare
 eval_s=${EVAL_S:-170}
 train_s=${TRAIN_S:-$((budget - eval_s - 20))}
-lambda=${LAMBDA:-1}
+lambda=${LAMBDA:-16}
+clean=${CLEAN_CONTEXT:-0.75}
 plan=.device/compare/plan.env
 [ -f "$plan" ] || { echo "no $plan: run scripts/gpu_pack.sh pack-compare (or plan-compare) first"; exit 1; }
 # shellcheck disable=SC1090
@@ -54,21 +59,28 @@ if [ -z "${BACKEND:-}" ]; then
 fi
 dev=.device/compare # the tokenizers and the judge
 gpu_setup || exit 1
-name=large-params # the baselines match LatentLM's parameters, as MATCH=params names them
-lambda_flag=()
+# The names scripts/multimodal_compare.sh gives the same settings: the
+# baselines match LatentLM's parameters (MATCH=params), then λ and the
+# context share.
+name=large-params lambda_flag=() clean_flag=()
 if [ "$lambda" != 1 ]; then
-	name=large-params-l$lambda
+	name=$name-l$lambda
 	lambda_flag=(--diffusion-weight "$lambda")
+fi
+if [ "$clean" != 0 ]; then
+	name=$name-clean
+	[ "$clean" != 1 ] && name=$name$clean
+	clean_flag=(--context-clean "$clean")
 fi
 res=$out/results
 mkdir -p "$res"
-echo "[$(elapsed) s] backend $BACKEND, budget $budget s (training $train_s s), λ = $lambda; plan:"
+echo "[$(elapsed) s] backend $BACKEND, budget $budget s (training $train_s s), λ = $lambda, context read as μ $clean; plan:"
 cat "$plan"
 
 common=(train --backend "$BACKEND" --task multimodal --data mnist-canvas --dim "$DIM" --heads "$HEADS" --kv-heads "$HEADS"
 	--batch "$BATCH" --seed 1 --save-every 1000 --sample-every 0)
 declare -A flags=(
-	[latentlm]="--arch latentlm --vae $dev/vae-mnist-canvas --depth $LM_DEPTH --train-gflop $BUDGET_GFLOP ${lambda_flag[*]}"
+	[latentlm]="--arch latentlm --vae $dev/vae-mnist-canvas --depth $LM_DEPTH --train-gflop $BUDGET_GFLOP ${lambda_flag[*]} ${clean_flag[*]}"
 	[vq]="--arch vq --vae $dev/vae-vq-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP"
 	[transfusion]="--arch transfusion --vae $dev/vae-mnist-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP ${lambda_flag[*]}"
 )
