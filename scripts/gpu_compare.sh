@@ -20,7 +20,8 @@
 #      and its shortfall is in its training record;
 #   2. scores each final model as scripts/multimodal_compare.sh does (eval
 #      --task text, t2i, i2t, vqa; the three side by side), into
-#      compare-large-params-lLAMBDA[-cleanP]-ARCH.json, the form that script's table reads;
+#      compare-large-params[-lLAMBDA][-cleanP]-ARCH.json (by default -l16-clean0.75),
+#      the form that script's table reads;
 #   3. with the seconds left, scores every snapshot with fewer images (the
 #      paper's Figure 8: sweep --over train), into compare-large-params…-sweep.json.
 # Nothing but scores comes back (three d256 × 6 models are over the 64 MiB
