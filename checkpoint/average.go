@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -150,13 +151,13 @@ func meanTensor(t safetensors.Tensor, files []*safetensors.File, i int, dirs []s
 	}
 	switch t.DType {
 	case safetensors.F32:
-		v, err := mean(column, safetensors.Tensor.Float32)
+		v, err := mean(column, dirs, safetensors.Tensor.Float32)
 		if err != nil {
 			return safetensors.Tensor{}, err
 		}
 		return safetensors.FromFloat32(t.Name, t.Shape, v), nil
 	case safetensors.F64:
-		v, err := mean(column, safetensors.Tensor.Float64)
+		v, err := mean(column, dirs, safetensors.Tensor.Float64)
 		if err != nil {
 			return safetensors.Tensor{}, err
 		}
@@ -170,10 +171,13 @@ func meanTensor(t safetensors.Tensor, files []*safetensors.File, i int, dirs []s
 	return t, nil
 }
 
-// mean is the element-wise mean of the tensors' values, summed in float64.
-func mean[T float32 | float64](ts []safetensors.Tensor, values func(safetensors.Tensor) ([]T, error)) ([]T, error) {
+// mean is the element-wise mean of the tensors' values (of the checkpoints
+// in dirs), summed in float64. A NaN or infinite weight is refused by
+// checkpoint and tensor: it would make every mean it enters one too, and the
+// averaged checkpoint would fail only when used.
+func mean[T float32 | float64](ts []safetensors.Tensor, dirs []string, values func(safetensors.Tensor) ([]T, error)) ([]T, error) {
 	var sum []float64
-	for _, t := range ts {
+	for k, t := range ts {
 		v, err := values(t)
 		if err != nil {
 			return nil, err
@@ -182,6 +186,9 @@ func mean[T float32 | float64](ts []safetensors.Tensor, values func(safetensors.
 			sum = make([]float64, len(v))
 		}
 		for j, x := range v {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return nil, fmt.Errorf("%s: tensor %s holds %v at index %d, and cannot be averaged", dirs[k], t.Name, x, j)
+			}
 			sum[j] += float64(x)
 		}
 	}

@@ -2,6 +2,7 @@ package checkpoint_test
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,6 +129,24 @@ func TestAverageIsTheMean(t *testing.T) {
 	mismatch("tokenizer", func(d string) { saveTiny(t, d, m, 1, "tok2", []int32{4, 5, 6}) }, "different tokenizers")
 	mismatch("ints", func(d string) { saveTiny(t, d, m, 1, "tok1", []int32{4, 5, 7}) }, "differs between checkpoints")
 	mismatch("missing", func(string) {}, "not a checkpoint")
+	mismatch("nan", func(d string) {
+		saveTiny(t, d, m, 1, "tok1", []int32{4, 5, 6})
+		f := loadWeights(t, d)
+		for i, w := range f.Tensors {
+			if w.DType == safetensors.F32 {
+				v, err := w.Float32()
+				if err != nil {
+					t.Fatal(err)
+				}
+				v[len(v)-1] = float32(math.NaN())
+				f.Tensors[i] = safetensors.FromFloat32(w.Name, w.Shape, v)
+				break
+			}
+		}
+		if err := safetensors.Save(filepath.Join(d, checkpoint.WeightsFile), f.Tensors, f.Metadata); err != nil {
+			t.Fatal(err)
+		}
+	}, "holds NaN")
 	if err := checkpoint.Average(dirs[0], dirs); err == nil || !strings.Contains(err.Error(), "both an input and the output") {
 		t.Errorf("averaging into an input: %v", err)
 	}

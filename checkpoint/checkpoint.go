@@ -402,6 +402,11 @@ func ReadKind(dir string) (string, error) {
 // readHeader reads dir/config.json (after finishing any interrupted save)
 // without knowing what model it describes.
 func readHeader(dir string) (*Header, error) {
+	if st, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: not a checkpoint (no such folder)", dir)
+	} else if err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("%s: not a checkpoint (a file, not a folder)", dir)
+	}
 	if err := Recover(dir); err != nil {
 		return nil, err
 	}

@@ -318,6 +318,7 @@ func TestBadPrompts(t *testing.T) {
 	m := &Model{Config: cfg, Format: f, Text: tok}
 	cases := []struct{ prompt, want string }{
 		{"", "is empty"},
+		{" \t\n", "is empty"},
 		{strings.Repeat("zq ", 100), "tokens long"},
 		{"caf\xe9 au lait", "not valid UTF-8 (byte 3)"},
 	}

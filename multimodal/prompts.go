@@ -3,6 +3,7 @@ package multimodal
 import (
 	"context"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/latentlm/latentlm/lm"
@@ -10,12 +11,13 @@ import (
 )
 
 // EncodePrompt is tok's ids of the prompt part s (named what in errors),
-// refused as a *PromptError when it is empty, not UTF-8, or longer than a
-// model of maxLen items allows when room items must follow it. Every
+// refused as a *PromptError when it is empty (or only white space), not
+// UTF-8, or longer than a model of maxLen items allows when room items must
+// follow it. Every
 // architecture reads its prompts through it, so they refuse the same text
 // with the same words.
 func EncodePrompt(tok *text.Tokenizer, maxLen int, what, s string, room int) ([]int, error) {
-	if s == "" {
+	if strings.TrimSpace(s) == "" {
 		return nil, &PromptError{what + " is empty"}
 	}
 	if !utf8.ValidString(s) {

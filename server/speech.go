@@ -38,7 +38,7 @@ const (
 	// a shorter clip carries no voice (the bound of `latentlm speak`), and
 	// the model reads only its first seconds (tts.Options.PromptSeconds)
 	// anyway.
-	MinPromptSeconds = 0.1
+	MinPromptSeconds = tts.MinPromptSeconds
 	MaxPromptSeconds = 30
 )
 

@@ -459,7 +459,7 @@ func TestSpeechValidation(t *testing.T) {
 	s, url := newSpeechServer(t, Config{}, true)
 	short := wavB64(t, sine(200, 0.05), 16000)
 	long := wavB64(t, make([]float32, 31*8000), 8000)
-	prime := wavB64(t, make([]float32, 7919), 7919)
+	prime := wavB64(t, make([]float32, 8009), 8009)
 	cases := []struct {
 		body   string
 		status int
@@ -485,7 +485,7 @@ func TestSpeechValidation(t *testing.T) {
 		{`{"text":"hi","prompt_wav":"aGVsbG8gd29ybGQ="}`, 400, "prompt_wav", "not a WAV file"},
 		{`{"text":"hi","prompt_wav":"` + short + `"}`, 400, "prompt_wav", "0.050 s"},
 		{`{"text":"hi","prompt_wav":"` + long + `"}`, 400, "prompt_wav", "31.000 s"},
-		{`{"text":"hi","prompt_wav":"` + prime + `"}`, 400, "prompt_wav", "sample rate 7919 Hz: want one of 8000, 11025,"},
+		{`{"text":"hi","prompt_wav":"` + prime + `"}`, 400, "prompt_wav", "sample rate 8009 Hz: want one of 8000, 11025,"},
 		{`{"text":"hi","voice":"test-a","steps":0}`, 400, "steps", "out of range 1…250"},
 		{`{"text":"hi","voice":"test-a","steps":251}`, 400, "steps", "out of range"},
 		{`{"text":"hi","voice":"test-a","steps":"five"}`, 400, "steps", "an integer"},

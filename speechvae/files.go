@@ -2,7 +2,9 @@ package speechvae
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/latentlm/latentlm/safetensors"
@@ -24,9 +26,17 @@ func (m *Model) WriteLatents(path string, z [][]float32, n int) error {
 		flat = append(flat, row...)
 	}
 	t := safetensors.FromFloat32(LatentsTensor, []int{len(z), c.Channels}, flat)
-	return safetensors.Save(path, []safetensors.Tensor{t}, map[string]string{
-		"normalised": "true", "kind": c.Kind.String(), "domain": c.Domain,
-		"samples": strconv.Itoa(n), "frame_rate_hz": strconv.FormatFloat(c.FrameRate(), 'g', -1, 64)})
+	meta := latentsMetadata(c)
+	meta["samples"] = strconv.Itoa(n)
+	return safetensors.Save(path, []safetensors.Tensor{t}, meta)
+}
+
+// latentsMetadata is what a latents file records of the tokenizer that
+// wrote it, beside the sample count: latents of another kind, domain or
+// frame rate mean something else to a decoder, even with as many channels.
+func latentsMetadata(c Config) map[string]string {
+	return map[string]string{"normalised": "true", "kind": c.Kind.String(), "domain": c.Domain,
+		"frame_rate_hz": strconv.FormatFloat(c.FrameRate(), 'g', -1, 64)}
 }
 
 // ReadLatents reads a latents file (WriteLatents) for this tokenizer and
@@ -51,6 +61,12 @@ func (m *Model) ReadLatents(path string) ([][]float32, int, error) {
 	}
 	if i := firstNonFinite(flat); i >= 0 {
 		return nil, 0, fmt.Errorf("%s: latent frame %d holds a non-finite value (%v at channel %d)", path, i/c.Channels, flat[i], i%c.Channels)
+	}
+	want := latentsMetadata(c)
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if v, ok := file.Metadata[k]; ok && v != want[k] {
+			return nil, 0, fmt.Errorf("%s: written by a tokenizer with %s=%s, and this one has %s=%s: decode it with the tokenizer that encoded it", path, k, v, k, want[k])
+		}
 	}
 	n := 0
 	if s, ok := file.Metadata["samples"]; ok {

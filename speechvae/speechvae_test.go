@@ -251,7 +251,7 @@ func TestTinyTrainingLowersLoss(t *testing.T) {
 }
 
 // TestLatentsFile: latents and the sample count survive a file; a file
-// for another channel count or with a NaN is refused by name.
+// for another channel count or domain, or with a NaN, is refused by name.
 func TestLatentsFile(t *testing.T) {
 	m := newModel(t, tinyConfig(Spectrum, vae.Sigma))
 	dir := t.TempDir()
@@ -282,6 +282,13 @@ func TestLatentsFile(t *testing.T) {
 	other := newModel(t, DefaultConfig())
 	if _, _, err := other.ReadLatents(path); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("8-channel latents read by a 32-channel tokenizer: %v", err)
+	}
+	wave := newModel(t, tinyConfig(Wave, vae.Sigma))
+	if wave.Config.Channels != m.Config.Channels {
+		t.Fatalf("the wave tokenizer has %d channels, want %d as the spectrum one", wave.Config.Channels, m.Config.Channels)
+	}
+	if _, _, err := wave.ReadLatents(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "domain=spectrum") {
+		t.Errorf("spectrum latents read by a wave tokenizer of as many channels: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "junk.safetensors"), []byte("not a file"), 0o644); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,10 @@ type Options struct {
 	EqualisePrompts bool
 }
 
+// MinPromptSeconds is the shortest voice prompt a model is given: a
+// shorter clip (two or three latent frames) carries no voice to imitate.
+const MinPromptSeconds = 0.1
+
 // DefaultOptions are the defaults of `latentlm speak`: 5 DPM-Solver++
 // steps (the paper's TTS uses few), guidance 3, temperature 1, seed 1, at
 // most 10 s of speech, prompts of up to 3 s, 16 utterances at once.
@@ -55,8 +59,8 @@ func (o Options) Validate() error {
 	switch {
 	case !(o.MaxSeconds > 0 && o.MaxSeconds <= 3600):
 		return fmt.Errorf("max seconds %v: want a value in (0, 3600]", o.MaxSeconds)
-	case !(o.PromptSeconds >= 0 && o.PromptSeconds <= 3600):
-		return fmt.Errorf("prompt seconds %v: want a value in [0, 3600]", o.PromptSeconds)
+	case !(o.PromptSeconds == 0 || o.PromptSeconds >= MinPromptSeconds && o.PromptSeconds <= 3600):
+		return fmt.Errorf("prompt seconds %v: want 0 (all of the prompt) or a value in [%v, 3600]", o.PromptSeconds, MinPromptSeconds)
 	case o.Batch < 1:
 		return fmt.Errorf("batch %d: want at least 1", o.Batch)
 	}

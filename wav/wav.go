@@ -7,8 +7,9 @@
 // Reading is strict on purpose: a training set that silently held 8-bit,
 // float or truncated audio would poison a tokenizer without any visible
 // symptom, so every departure from 16-bit PCM is an error that names the
-// file and the problem. Any sample rate is accepted and reported (callers
-// resample; see package speech), and stereo is mixed down to mono.
+// file and the problem. Any sample rate from MinRate to MaxRate is accepted
+// and reported (callers resample; see package speech), and stereo is mixed
+// down to mono.
 package wav
 
 import (
@@ -28,9 +29,16 @@ import (
 // not.
 const MaxFileSize = 256 << 20
 
-// MaxRate is the highest sample rate accepted. Rates above it are not audio
-// this project can use, and bounding it keeps resampling costs bounded.
-const MaxRate = 384000
+// MinRate and MaxRate bound the sample rates accepted. 8 kHz is the lowest
+// rate of recorded speech (the telephone's); below it a file is not speech
+// this project can use, and resampling it to 16 kHz would multiply its
+// samples without bound (a 3 s clip labelled 1 Hz claims 13 hours). Rates
+// above MaxRate are not audio either, and bounding them keeps resampling
+// costs bounded.
+const (
+	MinRate = 8000
+	MaxRate = 384000
+)
 
 // Audio is a mono signal: Samples in [-1, 1) at Rate samples per second.
 type Audio struct {
@@ -78,7 +86,7 @@ func Read(path string) (Audio, error) {
 //
 // Accepted: a RIFF/WAVE file with one fmt chunk of PCM (format 1, or
 // WAVE_FORMAT_EXTENSIBLE with the PCM sub-format) at 16 bits per sample,
-// one or two channels, a sample rate from 1 to MaxRate with consistent byte
+// one or two channels, a sample rate from MinRate to MaxRate with consistent byte
 // rate and block alignment, and one data chunk after it whose size is a
 // whole number of frames. Other chunks (LIST, fact, …) are skipped. Bytes
 // after the end that the RIFF header declares are ignored, as players do.
@@ -204,8 +212,8 @@ func parseFmt(c []byte) (channels, rate int, err error) {
 	if channels != 1 && channels != 2 {
 		return 0, 0, fmt.Errorf("%d channels; only mono and stereo are read", channels)
 	}
-	if rate64 < 1 || rate64 > MaxRate {
-		return 0, 0, fmt.Errorf("sample rate %d Hz is outside 1…%d", rate64, MaxRate)
+	if rate64 < MinRate || rate64 > MaxRate {
+		return 0, 0, fmt.Errorf("sample rate %d Hz is outside %d…%d", rate64, MinRate, MaxRate)
 	}
 	if align != 2*channels {
 		return 0, 0, fmt.Errorf("block alignment %d, want %d for %d channels of 16 bits", align, 2*channels, channels)
@@ -237,8 +245,8 @@ const MaxSamples = (math.MaxUint32 - 44) / 2
 // PCM. Samples are clamped to [-1, 1] and rounded; NaN becomes 0, so that
 // a diverged model's output is still a valid (silent) file.
 func Encode(w io.Writer, a Audio) error {
-	if a.Rate < 1 || a.Rate > MaxRate {
-		return fmt.Errorf("sample rate %d Hz is outside 1…%d", a.Rate, MaxRate)
+	if a.Rate < MinRate || a.Rate > MaxRate {
+		return fmt.Errorf("sample rate %d Hz is outside %d…%d", a.Rate, MinRate, MaxRate)
 	}
 	if len(a.Samples) > MaxSamples {
 		return fmt.Errorf("%d samples do not fit a WAV file (at most %d)", len(a.Samples), MaxSamples)

@@ -160,6 +160,7 @@ func TestRefusals(t *testing.T) {
 		"mu-law":        {header{format: 7, channels: 1, rate: 8000, bits: 16, data: pcm(1)}.bytes(), "not PCM"},
 		"3 channels":    {header{format: 1, channels: 3, rate: 8000, bits: 16, data: pcm(1, 2, 3)}.bytes(), "3 channels"},
 		"zero rate":     {mono(0, pcm(1)).bytes(), "sample rate 0"},
+		"1 Hz":          {mono(1, pcm(1)).bytes(), "sample rate 1 Hz is outside 8000"},
 		"huge rate":     {mono(1e6, pcm(1)).bytes(), "sample rate 1000000"},
 		"bad align":     {header{format: 1, channels: 1, rate: 8000, bits: 16, align: 4, data: pcm(1)}.bytes(), "block alignment"},
 		"bad byte rate": {header{format: 1, channels: 1, rate: 8000, bits: 16, byteRate: 1, data: pcm(1)}.bytes(), "byte rate"},
@@ -212,7 +213,9 @@ func TestReadNamesTheFile(t *testing.T) {
 }
 
 func TestEncodeRefusesBadRate(t *testing.T) {
-	if err := Encode(&bytes.Buffer{}, Audio{Rate: 0}); err == nil {
-		t.Fatal("rate 0 accepted")
+	for _, rate := range []int{0, MinRate - 1, MaxRate + 1} {
+		if err := Encode(&bytes.Buffer{}, Audio{Rate: rate}); err == nil {
+			t.Errorf("rate %d accepted", rate)
+		}
 	}
 }

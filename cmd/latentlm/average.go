@@ -16,10 +16,10 @@ func runAverage(args []string) error {
 		"Writes a checkpoint whose weights are the mean of the MODELs' (of one kind and\n"+
 		"architecture, trained on one tokenizer): warm restarts or snapshots of one run").takesArgs()
 	out := fs.String("out", "", "the folder of the averaged checkpoint (required; must not hold a checkpoint)")
-	models, err := fs.parseInterspersed(args)
-	if err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	models := fs.Args()
 	switch {
 	case *out == "":
 		return fmt.Errorf("--out is required")

@@ -146,7 +146,7 @@ func runBenchSub(sub string, args []string) error {
 			}
 		}
 		if *plotOut != "" {
-			if err := guard.CheckOutput(*plotOut); err != nil {
+			if err := guard.CheckOutputFormat(*plotOut, ".png"); err != nil {
 				return err
 			}
 		}

@@ -146,6 +146,14 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"vae", "train", "--data", "cifar"}, `unknown data set "cifar"`},
 		{[]string{"sample", "--class", "12", "--out", filepath.Join(dir, "s.png")}, "--class"},
 		{[]string{"sample", "--model", dir, "--out", filepath.Join(dir, "s.png")}, "not a checkpoint"},
+		{[]string{"sample", "--model", filepath.Join(dir, "missing"), "--out", filepath.Join(dir, "s.png")}, "missing: not a checkpoint (no such folder)"},
+		{[]string{"sample", "--model", txt, "--out", filepath.Join(dir, "s.png")}, "notes.png: not a checkpoint (a file, not a folder)"},
+		{[]string{"sample", "--out", filepath.Join(dir, "s.jpg")}, "s.jpg: want a name ending in .png"},
+		{[]string{"vae", "encode", "--out", filepath.Join(dir, "z.png"), txt}, "z.png: want a name ending in .safetensors"},
+		// Flags may follow the files: the error is the file's, not "--out"'s.
+		{[]string{"vae", "encode", txt, "--out", filepath.Join(dir, "z.safetensors")}, txt},
+		// A Fashion-MNIST model is judged against Fashion-MNIST, or refused.
+		{[]string{"eval", "--model", filepath.Join(root, "weights", "latentlm-fashion"), "--data", "mnist"}, "was trained on fashion"},
 		{[]string{"sample", "--model", filepath.Join(root, "weights", "vae-mnist"), "--out", filepath.Join(dir, "s.png")}, `holds a "vae" model`},
 		{[]string{"train", "--arch", "transformer", "--out", filepath.Join(dir, "t")}, `unknown --arch "transformer"`},
 		{[]string{"train", "--time", "-5m", "--out", filepath.Join(dir, "t")}, "want a duration above 0"},
@@ -175,7 +183,7 @@ func TestBadInputs(t *testing.T) {
 		}
 		expectOneLineError(t, code, stderr, c.want)
 	}
-	for _, f := range []string{"z.safetensors", "s.png", "s.json", "t", "avg"} {
+	for _, f := range []string{"z.safetensors", "z.png", "s.png", "s.jpg", "s.json", "t", "avg"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			t.Errorf("%s created despite the error", f)
 		}

@@ -54,14 +54,12 @@ type demoUtterance struct {
 // on 70 held-out texts, and speaks the number with it.
 func demoSpeech(fs *flags, backendName, dir, out string, seed uint64, retrain, quiet bool, budget time.Duration) error {
 	start := time.Now()
-	if !strings.EqualFold(filepath.Ext(out), ".wav") {
-		return fmt.Errorf("--out %s: the speech demo writes a WAV: give a name ending in .wav (its spectrogram goes beside it as .png)", out)
+	if err := guard.CheckOutputFormat(out, ".wav"); err != nil {
+		return fmt.Errorf("--out: %w (its spectrogram goes beside it as .png)", err)
 	}
 	picture := strings.TrimSuffix(out, filepath.Ext(out)) + ".png"
-	for _, p := range []string{out, picture} {
-		if err := guard.CheckOutput(p); err != nil {
-			return err
-		}
+	if err := guard.CheckOutput(picture); err != nil {
+		return err
 	}
 	voice, err := speech.VoiceByName(demoSpeechVoice)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gomlx/compute"
 
+	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/guard"
 )
@@ -99,6 +100,9 @@ func runEval(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := modelData(*sf.model, dataName, fs.isSet("data")); err != nil {
+		return err
 	}
 	if err := checkDataName(*dataName); err != nil {
 		return err
@@ -219,4 +223,28 @@ func plural(n int, s string) string {
 		return "1 " + s
 	}
 	return fmt.Sprintf("%d %ss", n, s)
+}
+
+// modelData makes *data the data set the model in dir was trained on (its
+// config.json's info entry "data"), so that a Fashion-MNIST model is scored
+// by the Fashion-MNIST judge without --data fashion; an explicit --data
+// (set) that differs is refused, since the scores would mean nothing.
+// Without a model, or with one that records no data, *data stays.
+func modelData(dir string, data *string, set bool) error {
+	if dir == "" {
+		return nil
+	}
+	info, err := checkpoint.RecordedInfo(dir)
+	if err != nil {
+		return fmt.Errorf("--model: %w", err)
+	}
+	recorded, _ := info["data"].(string)
+	switch {
+	case recorded == "" || recorded == *data:
+	case !set:
+		*data = recorded
+	default:
+		return fmt.Errorf("--data %s: the model %s was trained on %s, so its images would be judged against the wrong data set (leave --data out)", *data, dir, recorded)
+	}
+	return nil
 }

@@ -37,7 +37,7 @@ func checkSampling(fs *flags, g *latentlm.Generator, n int, out string) error {
 	if err := fs.checkMemory(fmt.Sprintf("generating %d images", n), g.MemoryEstimate(n)); err != nil {
 		return err
 	}
-	return guard.CheckOutput(out, g.Dir(), g.TokenizerDir())
+	return guard.CheckOutputFormat(out, ".png", g.Dir(), g.TokenizerDir())
 }
 
 // generate draws one image per label (evaluate.Generate, which splits a

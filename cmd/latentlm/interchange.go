@@ -38,7 +38,7 @@ func runExport(args []string) error {
 	if *modelDir == "" || *out == "" {
 		return errors.New("--model and --out are required")
 	}
-	if err := guard.CheckOutput(*out, *modelDir); err != nil {
+	if err := guard.CheckOutputFormat(*out, ".safetensors", *modelDir); err != nil {
 		return err
 	}
 	if err := lm.ExportPyTorch(*modelDir, *out); err != nil {
@@ -54,10 +54,10 @@ func runImport(args []string) error {
 	cfgPath := fs.String("config", "", "the architecture: a checkpoint's config.json, or its \"config\" object alone (layout public)")
 	out := fs.String("out", "", "checkpoint folder to create (missing or empty)")
 	vaeDir := fs.String("vae", "", "tokenizer to record in the checkpoint (default: none; sampling then needs --vae)")
-	files, err := fs.parseInterspersed(args)
-	if err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	files := fs.Args()
 	if err := checkFormat(*format); err != nil {
 		return err
 	}

@@ -143,7 +143,8 @@ func dispatch(name, usage string, subs map[string]func([]string) error, args []s
 type flags struct {
 	*flag.FlagSet
 	name       string
-	positional bool // whether the command takes arguments after its flags
+	positional bool     // whether the command takes arguments besides its flags
+	args       []string // those arguments, in order, once parsed
 	bounds     map[string]bound
 	maxMemory  *string
 }
@@ -181,24 +182,52 @@ func newFlags(name, synopsis string) *flags {
 	return f
 }
 
-// takesArgs lets the command accept arguments after its flags.
+// takesArgs lets the command accept arguments besides its flags. Flags
+// may come before, between or after them (`caption x.png --steps 5`), as
+// people type them; "--" ends the flags, for an argument that starts with
+// a dash.
 func (f *flags) takesArgs() *flags { f.positional = true; return f }
 
-// parseInterspersed parses flags before and after the command's arguments
-// (`import --format pytorch FILE --config C --out D`), which the flag
-// package alone stops at, and returns the arguments.
+// parseInterspersed parses flags before and after the command's arguments,
+// which the flag package alone stops at, and returns the arguments.
 func (f *flags) parseInterspersed(args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := f.Parse(args); err != nil {
+		if err := f.FlagSet.Parse(args); err != nil {
 			return nil, err
 		}
-		if f.NArg() == 0 {
+		rest := f.FlagSet.Args()
+		if len(rest) == 0 {
 			return pos, nil
 		}
-		pos = append(pos, f.Arg(0))
-		args = f.Args()[1:]
+		// The flag package stopped at "--" (which it consumed) or at the
+		// first argument.
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
+}
+
+// Args are the command's arguments (those of a command that takes none
+// are refused by Parse).
+func (f *flags) Args() []string {
+	if f.positional {
+		return f.args
+	}
+	return f.FlagSet.Args()
+}
+
+// NArg is the number of the command's arguments.
+func (f *flags) NArg() int { return len(f.Args()) }
+
+// Arg is the i-th argument, or "" if there is none.
+func (f *flags) Arg(i int) string {
+	if a := f.Args(); i >= 0 && i < len(a) {
+		return a[i]
+	}
+	return ""
 }
 
 // bound sets the range of a numeric flag (lo exclusive when open).
@@ -210,7 +239,12 @@ func (f *flags) bound(name string, lo, hi float64, open bool) {
 // returns flag.ErrHelp; every other problem is one line of error.
 func (f *flags) Parse(args []string) error {
 	f.SetOutput(io.Discard)
-	err := f.FlagSet.Parse(args)
+	var err error
+	if f.positional {
+		f.args, err = f.parseInterspersed(args)
+	} else {
+		err = f.FlagSet.Parse(args)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		f.SetOutput(os.Stdout)
 		f.Usage()

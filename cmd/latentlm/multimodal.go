@@ -255,10 +255,10 @@ trained on a folder without captions draws without --prompt.`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *prompt == "" && fs.isSet("prompt") {
+	if strings.TrimSpace(*prompt) == "" && fs.isSet("prompt") {
 		return errors.New("--prompt is empty: give the caption to draw")
 	}
-	if err := guard.CheckOutput(*out); err != nil {
+	if err := guard.CheckOutputFormat(*out, ".png"); err != nil {
 		return err
 	}
 	if done, err := transfusionGenerate(fs, mf, *prompt, *n, *out, *cols); done {
@@ -373,7 +373,13 @@ Answers the question (the last argument) about each image, as `+"`path: answer`.
 	if fs.NArg() < 2 {
 		return errors.New(`want one or more images and then the question, e.g. ask x.png "which digit is on the left?"`)
 	}
-	paths, question := fs.Args()[:fs.NArg()-1], fs.Arg(fs.NArg()-1)
+	paths, question := fs.Args()[:fs.NArg()-1], strings.TrimSpace(fs.Arg(fs.NArg()-1))
+	if question == "" {
+		return errors.New("the question (the last argument) is empty")
+	}
+	if st, err := os.Stat(question); err == nil && !st.IsDir() {
+		return fmt.Errorf("the last argument %s is a file, and the question comes last: ask x.png \"which digit is on the left?\"", question)
+	}
 	if done, err := transfusionAnswer(mf, paths, question); done {
 		return err
 	}
@@ -606,7 +612,7 @@ var demoCaptions = []canvas.Scene{
 // captionDemo draws 8 images of each demo caption with the multimodal model
 // in dir into out, one row per caption, and prints the captions.
 func captionDemo(backendName, dir, out string) error {
-	if err := guard.CheckOutput(out, dir); err != nil {
+	if err := guard.CheckOutputFormat(out, ".png", dir); err != nil {
 		return err
 	}
 	ctx, cancel := signalContext()

@@ -18,6 +18,10 @@ func TestMultimodalBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"generate", "--prompt", ""}, "--prompt is empty"},
+		{[]string{"generate", "--prompt", " \t "}, "--prompt is empty"},
+		{[]string{"generate", "--prompt", "x", "--out", filepath.Join(dir, "g.jpg")}, "g.jpg: want a name ending in .png"},
+		{[]string{"ask", "x.png", "  "}, "the question (the last argument) is empty"},
+		{[]string{"ask", "x.png", "b.png"}, "the last argument b.png is a file"},
 		{[]string{"caption"}, "no images"},
 		{[]string{"ask", "x.png"}, "want one or more images and then the question"},
 		{[]string{"train", "--task", "poetry"}, `unknown --task "poetry"`},
@@ -31,6 +35,9 @@ func TestMultimodalBadInput(t *testing.T) {
 		{[]string{"eval", "--task", "poetry", "--model", dir}, "poetry"},
 		{[]string{"complete", "--prompt", "x", "--images", filepath.Join(dir, "missing")}, "not a folder"},
 		{[]string{"demo", "--task", "poetry"}, `unknown --task "poetry"`},
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b.png"), nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	for _, c := range cases {
 		code, _, stderr := cli(t, dir, c.args...)

@@ -233,7 +233,7 @@ func runSweepMultimodal(args []string) error {
 			metrics = append(metrics, y)
 		}
 	}
-	if err := guard.CheckOutput(*plotOut, *from, *jsonOut); err != nil {
+	if err := guard.CheckOutputFormat(*plotOut, ".png", *from, *jsonOut); err != nil {
 		return err
 	}
 	if *from != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latentlm/latentlm/internal/deps"
+	"github.com/latentlm/latentlm/internal/guard"
 	"github.com/latentlm/latentlm/speech"
 	"github.com/latentlm/latentlm/wav"
 )
@@ -275,23 +276,23 @@ func judgeClips(ctx context.Context, j *speech.Judge, clips []speech.Clip, gramm
 func runSpectrogram(args []string) error {
 	fs := newFlags("spectrogram", "spectrogram FILE.wav [--out FILE.png]").takesArgs()
 	out := fs.String("out", "", "PNG to write (default: the WAV's path with .png)")
-	files, err := fs.parseInterspersed(args) // flags may follow the file
-	if err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	files := fs.Args()
 	if len(files) != 1 {
 		return errors.New("want one WAV file (run `latentlm spectrogram -h`)")
+	}
+	dst := *out
+	if dst == "" && !fs.isSet("out") {
+		dst = strings.TrimSuffix(files[0], filepath.Ext(files[0])) + ".png"
+	}
+	if err := guard.CheckOutputFormat(dst, ".png", files[0]); err != nil {
+		return err
 	}
 	a, err := wav.Read(files[0])
 	if err != nil {
 		return err
-	}
-	dst := *out
-	if dst == "" {
-		dst = strings.TrimSuffix(files[0], filepath.Ext(files[0])) + ".png"
-	}
-	if filepath.Clean(dst) == filepath.Clean(files[0]) {
-		return fmt.Errorf("--out %s is the WAV file itself", dst)
 	}
 	if err := speech.WriteSpectrogram(dst, a); err != nil {
 		return fmt.Errorf("%s: %w", files[0], err)

@@ -48,6 +48,16 @@ func TestSpectrogramCommand(t *testing.T) {
 	expectOneLineError(t, code, stderr, "bad.wav")
 	code, _, stderr = cli(t, dir, "spectrogram")
 	expectOneLineError(t, code, stderr, "want one WAV file")
+	// The picture is a PNG, named as one, and never the audio itself.
+	code, _, stderr = cli(t, dir, "spectrogram", "tone.wav", "--out", "tone.jpg")
+	expectOneLineError(t, code, stderr, "tone.jpg: want a name ending in .png")
+	code, _, stderr = cli(t, dir, "spectrogram", "tone.wav", "--out", "")
+	expectOneLineError(t, code, stderr, "empty output path")
+	code, _, stderr = cli(t, dir, "spectrogram", "tone.wav", "--out", "tone.wav")
+	expectOneLineError(t, code, stderr, "tone.wav")
+	if a, err := wav.Read(filepath.Join(dir, "tone.wav")); err != nil || len(a.Samples) != len(x) {
+		t.Errorf("the WAV after the refusals: %v", err)
+	}
 }
 
 func TestSpeechCommandErrors(t *testing.T) {

@@ -325,25 +325,52 @@ func speechVAEEncode(args []string) error {
 		return err
 	}
 	defer m.Close()
-	for _, in := range fs.Args() {
-		out := filepath.Join(*outDir, strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))+".safetensors")
-		if err := guard.CheckOutput(out, dir, in); err != nil {
-			return err
-		}
+	outs, err := batchOutputs(fs.Args(), *outDir, ".safetensors", dir)
+	if err != nil {
+		return err
+	}
+	// Every input is read and encoded before the first file is written, so
+	// that a bad one leaves nothing half done.
+	zs := make([][][]float32, len(outs))
+	lengths := make([]int, len(outs))
+	for i, in := range fs.Args() {
 		x, err := readSpeech(in)
 		if err != nil {
 			return err
 		}
-		z, err := m.Encode(x, *sample)
-		if err != nil {
+		if zs[i], err = m.Encode(x, *sample); err != nil {
 			return fmt.Errorf("%s: %w", in, err)
 		}
-		if err := m.WriteLatents(out, z, len(x)); err != nil {
+		lengths[i] = len(x)
+	}
+	for i, out := range outs {
+		if err := m.WriteLatents(out, zs[i], lengths[i]); err != nil {
 			return err
 		}
-		fmt.Printf("wrote %s: %d frames × %d channels (%.2f s at %.1f Hz)\n", out, len(z), m.Config.Channels, float64(len(x))/speech.Rate, m.Config.FrameRate())
+		fmt.Printf("wrote %s: %d frames × %d channels (%.2f s at %.1f Hz)\n", out, len(zs[i]), m.Config.Channels, float64(lengths[i])/speech.Rate, m.Config.FrameRate())
 	}
 	return nil
+}
+
+// batchOutputs names the output of each input of a batch command, NAME.ext
+// in outDir for each NAME.*, and checks them all before any work: two inputs
+// of one name (in different folders) would write one output twice, and an
+// output must not overwrite an input or the model.
+func batchOutputs(inputs []string, outDir, ext, model string) ([]string, error) {
+	outs := make([]string, len(inputs))
+	from := map[string]string{}
+	for i, in := range inputs {
+		out := filepath.Join(outDir, strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))+ext)
+		if first, ok := from[out]; ok {
+			return nil, fmt.Errorf("%s and %s would both be written to %s: give inputs of different names, or run them apart with --out-dir", first, in, out)
+		}
+		from[out] = in
+		if err := guard.CheckOutputFormat(out, ext, append([]string{model}, inputs...)...); err != nil {
+			return nil, err
+		}
+		outs[i] = out
+	}
+	return outs, nil
 }
 
 func speechVAEEncodeData(args []string) error {
@@ -409,23 +436,26 @@ func speechVAEDecode(args []string) error {
 		return err
 	}
 	defer m.Close()
-	for _, in := range fs.Args() {
-		out := filepath.Join(*outDir, strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))+".wav")
-		if err := guard.CheckOutput(out, dir, in); err != nil {
-			return err
-		}
+	outs, err := batchOutputs(fs.Args(), *outDir, ".wav", dir)
+	if err != nil {
+		return err
+	}
+	// Every input is read and decoded before the first file is written.
+	ys := make([][]float32, len(outs))
+	for i, in := range fs.Args() {
 		z, n, err := m.ReadLatents(in)
 		if err != nil {
 			return err
 		}
-		y, err := m.Decode(z, n, *seed)
-		if err != nil {
+		if ys[i], err = m.Decode(z, n, *seed); err != nil {
 			return fmt.Errorf("%s: %w", in, err)
 		}
-		if err := wav.Write(out, wav.Audio{Rate: speech.Rate, Samples: y}); err != nil {
+	}
+	for i, out := range outs {
+		if err := wav.Write(out, wav.Audio{Rate: speech.Rate, Samples: ys[i]}); err != nil {
 			return err
 		}
-		fmt.Printf("wrote %s (%.2f s)\n", out, float64(len(y))/speech.Rate)
+		fmt.Printf("wrote %s (%.2f s)\n", out, float64(len(ys[i]))/speech.Rate)
 	}
 	return nil
 }
@@ -448,7 +478,7 @@ func speechVAEReconstruct(args []string) error {
 	}
 	defer m.Close()
 	png := strings.TrimSuffix(out, filepath.Ext(out)) + ".png"
-	if err := guard.CheckOutput(out, dir, in); err != nil {
+	if err := guard.CheckOutputFormat(out, ".wav", dir, in); err != nil {
 		return err
 	}
 	if err := guard.CheckOutput(png, dir, in); err != nil {

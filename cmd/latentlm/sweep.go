@@ -73,7 +73,7 @@ func runSweep(args []string) error {
 	if *xName != "step" && *xName != "gflop" {
 		return fmt.Errorf("--x %q: want step or gflop", *xName)
 	}
-	if err := guard.CheckOutput(*plotOut, *from, *jsonOut); err != nil {
+	if err := guard.CheckOutputFormat(*plotOut, ".png", *from, *jsonOut); err != nil {
 		return err
 	}
 	if *from != "" {

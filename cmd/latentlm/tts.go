@@ -170,13 +170,16 @@ func checkSpeak(text, voice, promptPath, dataDir, out, modelDir string) (*speakR
 	}
 	x, err := readSpeech(promptPath)
 	if err != nil {
+		if voice != "" {
+			return nil, fmt.Errorf("--voice %s: its utterance in the speech data: %w", voice, err)
+		}
 		return nil, fmt.Errorf("--prompt: %w", err)
 	}
-	if float64(len(x)) < 0.1*speech.Rate {
-		return nil, fmt.Errorf("--prompt %s: %.3f s of audio is too short to carry a voice (want at least 0.1 s)", promptPath, float64(len(x))/speech.Rate)
+	if float64(len(x)) < tts.MinPromptSeconds*speech.Rate {
+		return nil, fmt.Errorf("--prompt %s: %.3f s of audio is too short to carry a voice (want at least %v s)", promptPath, float64(len(x))/speech.Rate, tts.MinPromptSeconds)
 	}
 	r.prompt = x
-	if err := guard.CheckOutput(out, promptPath, modelDir); err != nil {
+	if err := guard.CheckOutputFormat(out, ".wav", promptPath, modelDir); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -207,15 +210,15 @@ func runSpeak(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if p := *promptSeconds; p > 0 && p < tts.MinPromptSeconds {
+		return fmt.Errorf("--prompt-seconds %v: want 0 (all of the prompt) or at least %v s, the least that carries a voice", p, tts.MinPromptSeconds)
+	}
 	req, err := checkSpeak(*text, *voice, *prompt, *dataDir, *out, *modelDir)
 	if err != nil {
 		return err
 	}
 	if *alignment != "" {
-		if !strings.EqualFold(filepath.Ext(*alignment), ".png") {
-			return fmt.Errorf("--alignment %s: the picture is a PNG: give a name ending in .png", *alignment)
-		}
-		if err := guard.CheckOutput(*alignment, *out, *modelDir); err != nil {
+		if err := guard.CheckOutputFormat(*alignment, ".png", *out, *modelDir); err != nil {
 			return fmt.Errorf("--alignment: %w", err)
 		}
 	}

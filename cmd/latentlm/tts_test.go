@@ -65,6 +65,8 @@ func TestSpeakBadInput(t *testing.T) {
 		{[]string{"--text", "hi", "--prompt", good, "--model", model}, "no-model"},
 		{[]string{"--text", "hi", "--prompt", good, "--alignment", filepath.Join(dir, "a.txt")}, "ending in .png"},
 		{[]string{"--text", "hi", "--prompt", good, "--alignment", good}, "ending in .png"},
+		{[]string{"--text", "hi", "--prompt", good, "--out", filepath.Join(dir, "y.png")}, "ending in .wav"},
+		{[]string{"--text", "hi", "--prompt", good, "--prompt-seconds", "0.01"}, "--prompt-seconds 0.01"},
 	} {
 		args := append(c.args, "--out", out)
 		if i := indexOf(c.args, "--out"); i >= 0 {

@@ -219,7 +219,7 @@ func vaeReconstruct(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := guard.CheckOutput(*out, *f.ckpt); err != nil {
+	if err := guard.CheckOutputFormat(*out, ".png", *f.ckpt); err != nil {
 		return err
 	}
 	if *n > test.N {
@@ -251,7 +251,7 @@ func vaeEncode(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := guard.CheckOutput(*out, append([]string{*f.ckpt}, fs.Args()...)...); err != nil {
+	if err := guard.CheckOutputFormat(*out, ".safetensors", append([]string{*f.ckpt}, fs.Args()...)...); err != nil {
 		return err
 	}
 	c := m.Config

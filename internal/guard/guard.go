@@ -112,6 +112,21 @@ func CheckOutput(out string, inputs ...string) error {
 	return checkOutput(out, inputs)
 }
 
+// CheckOutputFormat is CheckOutput for a file written in one format, named by
+// its extension (".png", ".wav", ".safetensors"): a name with another
+// extension, or none, is refused, since the file would not be what its name
+// says (a WAV named .png, or a spectrogram written over the audio it was
+// meant to sit beside). The extension is compared without regard to case.
+func CheckOutputFormat(out, ext string, inputs ...string) error {
+	if err := CheckOutput(out, inputs...); err != nil {
+		return err
+	}
+	if !strings.EqualFold(filepath.Ext(out), ext) {
+		return fmt.Errorf("output %s: want a name ending in %s, the format it is written in", out, ext)
+	}
+	return nil
+}
+
 func checkOutput(out string, inputs []string) error {
 	if out == "" {
 		return errors.New("empty output path")

@@ -215,6 +215,25 @@ func TestCheckOutputAccepts(t *testing.T) {
 	}
 }
 
+func TestCheckOutputFormat(t *testing.T) {
+	dir := t.TempDir()
+	for _, out := range []string{"x.png", "X.PNG", "a.b.png"} {
+		if err := guard.CheckOutputFormat(filepath.Join(dir, out), ".png"); err != nil {
+			t.Errorf("%s refused as a PNG name: %v", out, err)
+		}
+	}
+	for _, out := range []string{"x.jpg", "x", "x.png.wav", "png"} {
+		err := guard.CheckOutputFormat(filepath.Join(dir, out), ".png")
+		if err == nil || !strings.Contains(err.Error(), out) || !strings.Contains(err.Error(), "ending in .png") {
+			t.Errorf("%s as a PNG name: got %v, want a refusal naming it and .png", out, err)
+		}
+	}
+	// The other checks still apply.
+	if err := guard.CheckOutputFormat(filepath.Join(dir, "missing", "x.png"), ".png"); err == nil {
+		t.Error("a PNG in a missing folder accepted")
+	}
+}
+
 func TestCheckOutputFolder(t *testing.T) {
 	dir := t.TempDir()
 	if err := guard.CheckOutput(""); err == nil {
