@@ -1,6 +1,17 @@
 package main
 
-import "testing"
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/latentlm/latentlm/safetensors"
+	"github.com/latentlm/latentlm/speech"
+	"github.com/latentlm/latentlm/speechvae"
+	"github.com/latentlm/latentlm/wav"
+)
 
 // TestSpeechVAERVQFlags: the residual-VQ flags are refused with one line
 // each when they do not fit: codebook flags for another kind, an unknown
@@ -41,5 +52,57 @@ func TestSpeechVAEInitFlags(t *testing.T) {
 		args := append([]string{"speech-vae", "train", "--data", dir, "--out", dir + "/out"}, tc.args...)
 		code, _, stderr := cli(t, dir, args...)
 		expectOneLineError(t, code, stderr, tc.want)
+	}
+}
+
+// TestSpeechVAEBatchAllOrNothing: encode and decode write nothing when one
+// input of the batch is bad, though the others came first; with every input
+// good, each gets its output.
+func TestSpeechVAEBatchAllOrNothing(t *testing.T) {
+	root := repoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "weights", "speech-vae", "config.json")); err != nil {
+		t.Skip("no shipped speech tokenizer")
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	for _, d := range []string{in, out} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := filepath.Join(in, "good.wav")
+	if err := wav.Write(good, wav.Audio{Rate: speech.Rate, Samples: make([]float32, speech.Rate/2)}); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(in, "bad.wav")
+	if err := os.WriteFile(bad, []byte("not audio"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := func() {
+		t.Helper()
+		if entries, _ := os.ReadDir(out); len(entries) > 0 {
+			t.Errorf("%s holds %s after a refused batch", out, entries[0].Name())
+		}
+	}
+	code, _, stderr := cli(t, root, "speech-vae", "encode", "--out-dir", out, good, bad)
+	expectOneLineError(t, code, stderr, bad)
+	empty()
+	code, _, stderr = cli(t, root, "speech-vae", "encode", good, "--out-dir", out) // flags after the file
+	if code != 0 {
+		t.Fatalf("encode: %s", stderr)
+	}
+	latents := filepath.Join(out, "good.safetensors")
+	nan := filepath.Join(in, "nan.safetensors")
+	if err := safetensors.Save(nan, []safetensors.Tensor{safetensors.FromFloat32(speechvae.LatentsTensor, []int{1, 32}, slices.Repeat([]float32{float32(math.NaN())}, 32))}, nil); err != nil {
+		t.Fatal(err)
+	}
+	decoded := filepath.Join(dir, "decoded")
+	if err := os.Mkdir(decoded, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = cli(t, root, "speech-vae", "decode", "--out-dir", decoded, latents, nan)
+	expectOneLineError(t, code, stderr, nan)
+	if entries, _ := os.ReadDir(decoded); len(entries) > 0 {
+		t.Errorf("%s holds %s after a refused batch", decoded, entries[0].Name())
 	}
 }
