@@ -346,7 +346,7 @@ func Parse(b []byte) (*File, error) {
 	}
 	n := binary.LittleEndian.Uint64(b[:8])
 	if n > maxHeader {
-		return nil, fmt.Errorf("header length %d exceeds the %d-byte limit", n, maxHeader)
+		return nil, fmt.Errorf("not a safetensors file: its first 8 bytes give a header of %d bytes, over the %d-byte limit (a WAV, PNG or text file gives such numbers)", n, maxHeader)
 	}
 	if n > uint64(len(b)-8) {
 		return nil, fmt.Errorf("header length %d runs past the end of the file (%d bytes)", n, len(b))
@@ -602,11 +602,13 @@ type Spec struct {
 	Shape []int
 }
 
-// Check compares the file with the expected tensors and reports every
-// mismatch at once (missing, unexpected, wrong dtype, wrong shape), each
-// naming its tensor, sorted by name: fixing a checkpoint one error per run is
-// slow, and one mismatch often explains the others.
+// Check compares the file with the expected tensors and reports the
+// mismatches at once (missing, unexpected, wrong dtype, wrong shape), each
+// naming its tensor, sorted by name, the first eight and a count of the rest:
+// fixing a checkpoint one error per run is slow, and one mismatch often
+// explains the others.
 func (f *File) Check(want map[string]Spec) error {
+	const maxProblems = 8
 	type problem struct {
 		name string
 		err  error
@@ -633,9 +635,15 @@ func (f *File) Check(want map[string]Spec) error {
 		}
 	}
 	slices.SortStableFunc(ps, func(a, b problem) int { return strings.Compare(a.name, b.name) })
-	errs := make([]error, len(ps))
+	// A file of another model differs everywhere; the first problems say
+	// so, and a count stands for the rest, so the message stays readable.
+	errs := make([]error, 0, maxProblems+1)
 	for i, p := range ps {
-		errs[i] = p.err
+		if i == maxProblems {
+			errs = append(errs, fmt.Errorf("and %d more", len(ps)-maxProblems))
+			break
+		}
+		errs = append(errs, p.err)
 	}
 	return errors.Join(errs...) // nil when there is no problem
 }

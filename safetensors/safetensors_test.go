@@ -295,7 +295,7 @@ func badFiles() map[string]struct {
 		"truncated":           {valid[:5], "truncated file"},
 		"empty_file":          {nil, "truncated file"},
 		"header_past_eof":     {past, "past the end"},
-		"header_absurd":       {[]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}'}, "exceeds"},
+		"header_absurd":       {[]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}'}, "not a safetensors file"},
 		"header_empty":        {file(``, 0), "invalid JSON"},
 		"invalid_json":        {file(`{"a":{"dtype":"F32",`, 0), "invalid JSON"},
 		"invalid_json_nested": {one(`{"dtype":"F32","shape":[2}`, 8), "invalid JSON"},
@@ -435,6 +435,19 @@ func TestCheckReportsEachMismatch(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// A file of another model: the first eight problems and a count.
+	many := map[string]Spec{}
+	for i := range 20 {
+		many[fmt.Sprintf("m%02d", i)] = Spec{F32, []int{1}}
+	}
+	err = f.Check(many)
+	got = got[:0]
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		got = append(got, e.Error())
+	}
+	if len(got) != 9 || got[0] != "a.step: unexpected tensor" || got[8] != "and 17 more" {
+		t.Errorf("25 problems reported as\n%s", strings.Join(got, "\n"))
 	}
 	// A scalar matches nil and empty shapes alike.
 	if err := f.Check(map[string]Spec{
