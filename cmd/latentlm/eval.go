@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
 
 	"github.com/latentlm/latentlm/checkpoint"
+	"github.com/latentlm/latentlm/classifier"
 	"github.com/latentlm/latentlm/evaluate"
 	"github.com/latentlm/latentlm/internal/guard"
 )
@@ -213,9 +216,25 @@ func runEval(args []string) error {
 		fmt.Printf("  %-16s %6d %9s %9.3f %7.3f %9.3f %7.3f %8.3f %8.3f %8.1f\n", r.Source, r.N, acc, r.FD, r.IS, r.Precision, r.Recall, r.Density, r.Coverage, r.Seconds)
 	}
 	if *imagesDir != "" && imageLabels == nil {
-		fmt.Println("  (no accuracy: not every file is named <class>_<anything>.png)")
+		fmt.Printf("  (no accuracy: not every file is named <class>_<anything>.png with a class from 0 to %d, %s for one)\n",
+			ec.Classifier.Config.Classes-1, firstUnlabelled(*imagesDir, ec.Classifier.Config.Classes))
 	}
 	return nil
+}
+
+// firstUnlabelled is the first file of dir, in name order, whose name
+// gives no class below classes: the one to rename for an accuracy.
+func firstUnlabelled(dir string, classes int) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return dir
+	}
+	for _, e := range entries {
+		if _, ok := classifier.LabelFromName(e.Name(), classes); !ok {
+			return filepath.Join(dir, e.Name())
+		}
+	}
+	return dir
 }
 
 func plural(n int, s string) string {

@@ -81,3 +81,20 @@ func TestModelData(t *testing.T) {
 		t.Errorf("no model: %q, %v", data, err)
 	}
 }
+
+// TestFirstUnlabelled: eval --images names the file that keeps it from an
+// accuracy, a class out of range included.
+func TestFirstUnlabelled(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"3_a.png", "12_0.png", "x.png"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := firstUnlabelled(dir, 10), filepath.Join(dir, "12_0.png"); got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if got, want := firstUnlabelled(dir, 13), filepath.Join(dir, "x.png"); got != want {
+		t.Errorf("with 13 classes: got %s, want %s", got, want)
+	}
+}
