@@ -427,6 +427,11 @@ as [image: PATH].`)
 		return err
 	}
 	defer m.Close()
+	// The prompt is checked before it is echoed, so that a refused one
+	// prints only its error.
+	if _, err := multimodal.EncodePrompt(m.Text, m.Config.MaxLen, "--prompt", *prompt, 2); err != nil {
+		return err
+	}
 	ctx, cancel := signalContext()
 	defer cancel()
 	images := 0

@@ -62,9 +62,14 @@ func TestMultimodalBadInput(t *testing.T) {
 		{[]string{"generate", "--prompt", strings.Repeat("the digit 3 ", 40), "--out", filepath.Join(dir, "g.png")}, "tokens long"},
 		{[]string{"caption", small}, small},
 		{[]string{"ask", filepath.Join(dir, "none.png"), "how many digits are there?"}, "none.png"},
+		{[]string{"complete"}, "--prompt is empty"},
+		{[]string{"complete", "--prompt", strings.Repeat("the digit 3 ", 40)}, "tokens long"},
 	} {
-		code, _, stderr := cli(t, root, c.args...)
+		code, stdout, stderr := cli(t, root, c.args...)
 		expectOneLineError(t, code, stderr, c.want)
+		if c.args[0] == "complete" && stdout != "" {
+			t.Errorf("%q printed %q before its error", c.args, stdout)
+		}
 	}
 
 	// One generated image is written as itself, so caption and ask read it.
