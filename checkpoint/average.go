@@ -11,6 +11,7 @@ import (
 	"reflect"
 
 	"github.com/latentlm/latentlm/internal/atomicfile"
+	"github.com/latentlm/latentlm/internal/jsonerr"
 	"github.com/latentlm/latentlm/safetensors"
 )
 
@@ -114,10 +115,10 @@ func sameModel(adir string, a *Header, bdir string, b *Header) error {
 	}
 	var ac, bc any
 	if err := json.Unmarshal(a.Config, &ac); err != nil {
-		return fmt.Errorf("%s: invalid config: %v", adir, err)
+		return fmt.Errorf("%s: invalid config: %v", adir, jsonerr.Describe(err))
 	}
 	if err := json.Unmarshal(b.Config, &bc); err != nil {
-		return fmt.Errorf("%s: invalid config: %v", bdir, err)
+		return fmt.Errorf("%s: invalid config: %v", bdir, jsonerr.Describe(err))
 	}
 	if !reflect.DeepEqual(ac, bc) {
 		return fmt.Errorf("%s and %s have different architectures (config): only one can be averaged", adir, bdir)

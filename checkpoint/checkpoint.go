@@ -34,6 +34,7 @@ import (
 	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/internal/boundedio"
 	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/internal/jsonerr"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/safetensors"
 )
@@ -111,7 +112,7 @@ func ReadHeader(dir, kind string, cfg Model) (*Header, error) {
 		return nil, fmt.Errorf("%s: checkpoint holds a %q model, want %q", dir, h.Kind, kind)
 	}
 	if err := json.Unmarshal(h.Config, cfg); err != nil {
-		return nil, fmt.Errorf("%s: invalid config: %v", path, err)
+		return nil, fmt.Errorf("%s: invalid config: %v", path, jsonerr.Describe(err))
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -279,7 +280,7 @@ func DecodeInfo(h *Header, key string, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("config.json entry %q: %v", key, err)
+		return fmt.Errorf("config.json entry %q: %v", key, jsonerr.Describe(err))
 	}
 	return nil
 }
@@ -420,7 +421,7 @@ func readHeader(dir string) (*Header, error) {
 	}
 	var h Header
 	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, fmt.Errorf("%s: invalid JSON: %v", path, err)
+		return nil, fmt.Errorf("%s: invalid JSON: %v", path, jsonerr.Describe(err))
 	}
 	return &h, nil
 }

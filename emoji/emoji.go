@@ -52,6 +52,7 @@ import (
 	"github.com/latentlm/latentlm/imagefolder"
 	"github.com/latentlm/latentlm/internal/boundedio"
 	"github.com/latentlm/latentlm/internal/deps"
+	"github.com/latentlm/latentlm/internal/jsonerr"
 )
 
 const (
@@ -167,7 +168,7 @@ var imageName = regexp.MustCompile(`^[0-9a-f]+(-[0-9a-f]+)*\.png$`)
 func Parse(data []byte) ([]Entry, error) {
 	var raw []rawEmoji
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("not an emoji list: %v", err)
+		return nil, fmt.Errorf("not an emoji list: %v", jsonerr.Describe(err))
 	}
 	names := map[string]int{} // lower-cased name → emoji with it
 	for _, r := range raw {

@@ -11,6 +11,7 @@ import (
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/internal/jsonerr"
 	"github.com/latentlm/latentlm/plot"
 )
 
@@ -151,7 +152,7 @@ func SnapshotInfo(dir string) (TrainInfo, error) {
 		return TrainInfo{}, err
 	}
 	if err := json.Unmarshal(raw, &hdr); err != nil {
-		return TrainInfo{}, fmt.Errorf("%s: invalid JSON: %v", path, err)
+		return TrainInfo{}, fmt.Errorf("%s: invalid JSON: %v", path, jsonerr.Describe(err))
 	}
 	return hdr.Info, nil
 }
@@ -182,7 +183,7 @@ func ReadSweep(path string) ([]SweepRow, error) {
 	}
 	var rows []SweepRow
 	if err := json.Unmarshal(raw, &rows); err != nil {
-		return nil, fmt.Errorf("%s: invalid sweep JSON: %v", path, err)
+		return nil, fmt.Errorf("%s: invalid sweep JSON: %v", path, jsonerr.Describe(err))
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%s: no rows", path)

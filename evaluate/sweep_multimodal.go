@@ -9,6 +9,7 @@ import (
 
 	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/internal/jsonerr"
 	"github.com/latentlm/latentlm/plot"
 )
 
@@ -103,7 +104,7 @@ func ReadMultimodalSweep(path string) ([]MultimodalSweepRow, error) {
 	}
 	var rows []MultimodalSweepRow
 	if err := json.Unmarshal(raw, &rows); err != nil {
-		return nil, fmt.Errorf("%s: invalid multimodal sweep JSON: %v", path, err)
+		return nil, fmt.Errorf("%s: invalid multimodal sweep JSON: %v", path, jsonerr.Describe(err))
 	}
 	if len(rows) == 0 {
 		return nil, fmt.Errorf("%s: no rows", path)

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/latentlm/latentlm/internal/boundedio"
+	"github.com/latentlm/latentlm/internal/jsonerr"
 )
 
 // listing is what a walk of a folder found.
@@ -269,7 +270,7 @@ func parseCaptionLine(line []byte) (captionLine, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
-		return captionLine{}, fmt.Errorf(`want one JSON object {"file": …, "text": …}: %v`, err)
+		return captionLine{}, fmt.Errorf(`want one JSON object {"file": …, "text": …}: %v`, jsonerr.Describe(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return captionLine{}, errors.New("more after the JSON object on the line")

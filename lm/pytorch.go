@@ -13,6 +13,7 @@ import (
 	"github.com/latentlm/latentlm/checkpoint"
 	"github.com/latentlm/latentlm/diffusion"
 	"github.com/latentlm/latentlm/internal/guard"
+	"github.com/latentlm/latentlm/internal/jsonerr"
 	"github.com/latentlm/latentlm/nn"
 	"github.com/latentlm/latentlm/safetensors"
 )
@@ -194,7 +195,7 @@ func ReadConfigFile(path string) (Config, error) {
 	}
 	var hdr checkpoint.Header
 	if err := json.Unmarshal(b, &hdr); err != nil {
-		return cfg, fmt.Errorf("%s: invalid JSON: %v", path, err)
+		return cfg, fmt.Errorf("%s: invalid JSON: %v", path, jsonerr.Describe(err))
 	}
 	if hdr.Config != nil {
 		if hdr.Kind != Kind {
@@ -203,7 +204,7 @@ func ReadConfigFile(path string) (Config, error) {
 		b = hdr.Config
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return cfg, fmt.Errorf("%s: invalid config: %v", path, err)
+		return cfg, fmt.Errorf("%s: invalid config: %v", path, jsonerr.Describe(err))
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("%s: %w", path, err)

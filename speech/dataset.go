@@ -21,6 +21,7 @@ import (
 
 	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/internal/boundedio"
+	"github.com/latentlm/latentlm/internal/jsonerr"
 	"github.com/latentlm/latentlm/text"
 )
 
@@ -547,7 +548,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("speech: reading %s: %w", path, err)
+		return nil, fmt.Errorf("speech: reading %s: %w", path, jsonerr.Describe(err))
 	}
 	if m.Format != manifestFormat {
 		return nil, fmt.Errorf("speech: %s has format %d, want %d: run `latentlm speech data` to rebuild it", path, m.Format, manifestFormat)

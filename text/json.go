@@ -10,6 +10,7 @@ import (
 
 	"github.com/latentlm/latentlm/internal/atomicfile"
 	"github.com/latentlm/latentlm/internal/boundedio"
+	"github.com/latentlm/latentlm/internal/jsonerr"
 )
 
 // MaxFileSize bounds the tokenizer.json files ReadFile reads. Ours are tens
@@ -204,7 +205,7 @@ func Parse(data []byte) (*Tokenizer, error) {
 	}
 	var f fileJSON
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("not a tokenizer.json: %w", err)
+		return nil, fmt.Errorf("not a tokenizer.json: %w", jsonerr.Describe(err))
 	}
 	if f.Version == nil || f.Model == nil {
 		return nil, errors.New("not a tokenizer.json: no version or model")
@@ -232,7 +233,7 @@ func Parse(data []byte) (*Tokenizer, error) {
 
 	var m modelJSON
 	if err := json.Unmarshal(f.Model, &m); err != nil {
-		return nil, fmt.Errorf("model: %w", err)
+		return nil, fmt.Errorf("model: %w", jsonerr.Describe(err))
 	}
 	if m.Type == nil || *m.Type != "BPE" {
 		kind := "no type"
@@ -322,7 +323,7 @@ func checkByteLevel(name string, raw json.RawMessage, pre bool) error {
 	}
 	var c byteLevelJSON
 	if err := json.Unmarshal(raw, &c); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, jsonerr.Describe(err))
 	}
 	if c.Type != "ByteLevel" {
 		return fmt.Errorf("%s is %s, want \"ByteLevel\": not a byte-level tokenizer", name, typeOf(raw))
@@ -408,7 +409,7 @@ func parseMerges(raw json.RawMessage, ids map[string]int) ([]merge, error) {
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Errorf("model.merges: not a list: %w", err)
+		return nil, fmt.Errorf("model.merges: not a list: %w", jsonerr.Describe(err))
 	}
 	merges := make([]merge, 0, len(list))
 	seen := make(map[pair]int, len(list))

@@ -214,7 +214,8 @@ func TestReadFileRefuses(t *testing.T) {
 		{"missing", nil, "no such file"},
 		{"notjson", []byte("vocab: {a: 1}\n"), "not JSON"},
 		{"truncated", []byte(`{"version":"1.0","model":{"type":"BPE"`), "not JSON"},
-		{"array", []byte(`[1, 2]`), "not a tokenizer.json"},
+		{"array", []byte(`[1, 2]`), "not a tokenizer.json: want an object, found array"},
+		{"version-number", []byte(`{"version": 1, "model": {}}`), `field "version": want a string, found number`},
 		{"empty-object", []byte(`{}`), "no version or model"},
 		{"version", edit(func(f map[string]any) { f["version"] = "2.0" }), `version "2.0"`},
 		{"wordpiece", edit(func(f map[string]any) {
@@ -277,8 +278,8 @@ func TestReadFileRefuses(t *testing.T) {
 		if !strings.Contains(msg, path) || !strings.Contains(msg, c.want) {
 			t.Errorf("%s: error %q, want the path and %q", c.name, msg, c.want)
 		}
-		if strings.Contains(msg, "\n") {
-			t.Errorf("%s: error spans lines: %q", c.name, msg)
+		if strings.Contains(msg, "\n") || strings.Contains(msg, "Go ") {
+			t.Errorf("%s: error spans lines or names a Go type: %q", c.name, msg)
 		}
 	}
 }
