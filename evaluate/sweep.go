@@ -49,7 +49,7 @@ func (r SweepRow) Metric(name string) (float64, error) {
 		return r.FD, nil
 	case "accuracy":
 		if r.Accuracy == nil {
-			return 0, errors.New("row has no accuracy")
+			return 0, errors.New("no accuracy (its images had no classes to check)")
 		}
 		return *r.Accuracy, nil
 	case "is":
@@ -212,10 +212,10 @@ func PlotSweep(path, title string, rows []SweepRow, y string, byGFLOP bool) erro
 	}
 	var series []plot.Series
 	index := map[string]int{}
-	for _, r := range rows {
+	for k, r := range rows {
 		v, err := r.Metric(y)
 		if err != nil {
-			return err
+			return fmt.Errorf("row %d (series %q): %w", k+1, r.Series, err)
 		}
 		i, ok := index[r.Series]
 		if !ok {

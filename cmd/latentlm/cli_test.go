@@ -137,6 +137,8 @@ func TestBadInputs(t *testing.T) {
 	dir := t.TempDir()
 	txt := filepath.Join(dir, "notes.png")
 	os.WriteFile(txt, []byte("not an image"), 0o644)
+	emptyRow := filepath.Join(dir, "row.json")
+	os.WriteFile(emptyRow, []byte(`[{}]`), 0o644)
 	cases := []struct {
 		args []string
 		want string
@@ -170,6 +172,8 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"sweep", "--over", "cfg", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png")}, "NAME=MODEL"},
 		{[]string{"sweep", "--over", "train", "--json", filepath.Join(dir, "s.json"), "--out", filepath.Join(dir, "s.png"), "run=" + dir}, "no step-NNNNNN snapshots"},
 		{[]string{"sweep", "--from", txt, "--out", filepath.Join(dir, "s.png")}, "invalid sweep JSON"},
+		{[]string{"sweep", "--from", emptyRow, "--y", "accuracy", "--out", filepath.Join(dir, "s.png")}, "--from " + emptyRow + ": row 1"},
+		{[]string{"eval", "--reference", "test,test"}, "test is given twice"},
 		{[]string{"average", "--out", filepath.Join(dir, "avg"), filepath.Join(root, "weights", "tts")}, "at least two model folders"},
 		{[]string{"average", "--out", filepath.Join(dir, "avg"), filepath.Join(root, "weights", "tts"), filepath.Join(root, "weights", "vae-mnist")}, "only one kind can be averaged"},
 		// A model with a tokenizer it was not trained with.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,6 +127,9 @@ func runEval(args []string) error {
 			case "all":
 				refs = append(refs, evaluate.References...)
 			case "test", "train", "recon", "noise":
+				if slices.Contains(refs, r) {
+					return fmt.Errorf("--reference %s: %s is given twice", *reference, r)
+				}
 				refs = append(refs, r)
 			default:
 				return fmt.Errorf("--reference %q: want test, train, recon, noise or all", r)

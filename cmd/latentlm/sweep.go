@@ -81,7 +81,10 @@ func runSweep(args []string) error {
 		if err != nil {
 			return err
 		}
-		return plotSweep(*plotOut, *title, rows, *yName, *xName)
+		if err := plotSweep(*plotOut, *title, rows, *yName, *xName); err != nil {
+			return fmt.Errorf("--from %s: %w", *from, err)
+		}
+		return nil
 	}
 	if *jsonOut == "" {
 		return errors.New("--json OUT.json is required (or --from to replot)")
