@@ -51,9 +51,23 @@ func (m Model) load() (*latentlm.Generator, error) {
 // Generate draws one image of g per label, in requests of at most
 // latentlm.MaxImages, and returns their pixels.
 func Generate(ctx context.Context, g *latentlm.Generator, labels []int, opts latentlm.SampleOptions) ([][]float32, error) {
+	return GenerateStream(ctx, g, labels, opts, nil)
+}
+
+// GenerateStream is Generate that reports its progress through onLatent
+// (latentlm.Generator.GenerateStream), with Offset counted from the first
+// of labels across the requests; nil reports nothing.
+func GenerateStream(ctx context.Context, g *latentlm.Generator, labels []int, opts latentlm.SampleOptions, onLatent func(latentlm.Progress) error) ([][]float32, error) {
 	var out [][]float32
 	for start := 0; start < len(labels); start += latentlm.MaxImages {
-		imgs, err := g.Generate(ctx, latentlm.Request{Classes: labels[start:min(start+latentlm.MaxImages, len(labels))]}, opts)
+		var report func(latentlm.Progress) error
+		if onLatent != nil {
+			report = func(p latentlm.Progress) error {
+				p.Offset += start
+				return onLatent(p)
+			}
+		}
+		imgs, err := g.GenerateStream(ctx, latentlm.Request{Classes: labels[start:min(start+latentlm.MaxImages, len(labels))]}, opts, report)
 		if err != nil {
 			return nil, err
 		}

@@ -53,6 +53,8 @@ func TestMultimodalBadInput(t *testing.T) {
 	small := filepath.Join(dir, "small.png")
 	if code, _, stderr := cli(t, root, "sample", "--class", "3", "--n", "1", "--out", small); code != 0 {
 		t.Fatalf("sample: %s", stderr)
+	} else if !strings.Contains(stderr, "sampling 49/49 images 1–1 of 1") {
+		t.Errorf("sample's progress: %q, want the bar at 49/49 (one latent a step)", stderr)
 	}
 	for _, c := range []struct {
 		args []string

@@ -41,6 +41,7 @@ func runSample(args []string) error {
 	class := fs.String("class", "all", "class to draw, or all for a 10×n grid")
 	n := fs.Int("n", 8, "images per class")
 	out := fs.String("out", "samples.png", "output PNG grid")
+	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,10 +63,10 @@ func runSample(args []string) error {
 	if err := checkSampling(fs, m, *n*len(classes), *out); err != nil {
 		return err
 	}
-	return sampleGrid(m, classes, *n, sf.options(), *out)
+	return sampleGrid(m, classes, *n, sf.options(), *out, *quiet)
 }
 
-func sampleGrid(m *latentlm.Generator, classes []int, n int, opts lm.SampleOptions, out string) error {
+func sampleGrid(m *latentlm.Generator, classes []int, n int, opts lm.SampleOptions, out string, quiet bool) error {
 	var labels []int
 	for _, c := range classes {
 		for range n {
@@ -73,7 +74,7 @@ func sampleGrid(m *latentlm.Generator, classes []int, n int, opts lm.SampleOptio
 		}
 	}
 	t0 := time.Now()
-	imgs, err := generate(m, labels, opts)
+	imgs, err := generate(m, labels, opts, quiet)
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func runDemo(args []string) error {
 			return err
 		}
 	}
-	if err := classDemo(fs, *backendName, modelDir, *out); err != nil {
+	if err := classDemo(fs, *backendName, modelDir, *out, *quiet); err != nil {
 		return err
 	}
 	// The caption → image grid of the multimodal model beside it, when
@@ -139,7 +140,7 @@ func runDemo(args []string) error {
 }
 
 // classDemo writes the grid of every class, 8 images each.
-func classDemo(fs *flags, backendName, modelDir, out string) error {
+func classDemo(fs *flags, backendName, modelDir, out string, quiet bool) error {
 	m, err := loadModel(backendName, modelDir, "", 80)
 	if err != nil {
 		return err
@@ -149,7 +150,7 @@ func classDemo(fs *flags, backendName, modelDir, out string) error {
 	if err := checkSampling(fs, m, 8*len(all), out); err != nil {
 		return err
 	}
-	return sampleGrid(m, all, 8, lm.DefaultSampleOptions(), out)
+	return sampleGrid(m, all, 8, lm.DefaultSampleOptions(), out, quiet)
 }
 
 // demoChannels is the latent width of the tokenizer that `demo --train`
