@@ -109,6 +109,7 @@ func TestMultimodalFolder(t *testing.T) {
 	}
 
 	bad := filepath.Join(work, "x")
+	badPNG := bad + ".png" // an image output is named as one, or refused for that first
 	for _, c := range []struct {
 		args []string
 		want string
@@ -116,16 +117,18 @@ func TestMultimodalFolder(t *testing.T) {
 		{[]string{"train", "--task", "multimodal", "--data", dir, "--out", bad}, "no tokenizer is shipped for the folder"},
 		{[]string{"train", "--task", "multimodal", "--data", dir, "--vae", vaeDir, "--mix-vqa", "1", "--out", bad}, "has no questions"},
 		{[]string{"train", "--task", "multimodal", "--data", filepath.Join(work, "none"), "--out", bad}, "no such file or directory"},
-		{[]string{"generate", "--model", mm, "--prompt", "", "--out", bad}, "--prompt is empty"},
+		{[]string{"generate", "--model", mm, "--prompt", "", "--out", badPNG}, "--prompt is empty"},
 		{[]string{"eval", "--task", "vqa", "--model", mm}, "scored on t2i"},
 		{[]string{"eval", "--task", "t2i", "--model", mm, "--judge", vaeDir}, "are for a model of the emoji"},
 		// The shipped canvas model learnt captions: it needs one.
-		{[]string{"generate", "--out", bad}, "no --prompt"},
+		{[]string{"generate", "--out", badPNG}, "no --prompt"},
 	} {
 		code, _, stderr := cli(t, root, c.args...)
 		expectOneLineError(t, code, stderr, c.want)
 	}
-	if _, err := os.Stat(bad); err == nil {
-		t.Error("a refused command created its output")
+	for _, out := range []string{bad, badPNG} {
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("a refused command created its output %s", out)
+		}
 	}
 }

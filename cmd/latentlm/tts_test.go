@@ -268,7 +268,7 @@ func TestDemoSpeech(t *testing.T) {
 	}{
 		{[]string{"demo", "--task", "class", "--time", "5m"}, "--time is the budget of demo --task speech --train"},
 		{[]string{"demo", "--task", "speech", "--time", "5m"}, "--time is the budget of demo --task speech --train"},
-		{[]string{"demo", "--task", "speech", "--out", filepath.Join(dir, "d.png")}, "give a name ending in .wav"},
+		{[]string{"demo", "--task", "speech", "--out", filepath.Join(dir, "d.png")}, "d.png: want a name ending in .wav"},
 		{[]string{"demo", "--task", "speech", "--train", "--time", "5m", "--out", filepath.Join(dir, "d.wav")}, "needs at least 10m"},
 	} {
 		code, _, stderr := cli(t, dir, c.args...)
