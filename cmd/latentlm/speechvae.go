@@ -359,13 +359,16 @@ func speechVAEEncode(args []string) error {
 func batchOutputs(inputs []string, outDir, ext, model string) ([]string, error) {
 	outs := make([]string, len(inputs))
 	from := map[string]string{}
+	// The extension is ext by construction; what is left to check is that
+	// no output lands on an input or inside the model.
+	notOver := append([]string{model}, inputs...)
 	for i, in := range inputs {
 		out := filepath.Join(outDir, strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))+ext)
 		if first, ok := from[out]; ok {
 			return nil, fmt.Errorf("%s and %s would both be written to %s: give inputs of different names, or run them apart with --out-dir", first, in, out)
 		}
 		from[out] = in
-		if err := guard.CheckOutputFormat(out, ext, append([]string{model}, inputs...)...); err != nil {
+		if err := guard.CheckOutput(out, notOver...); err != nil {
 			return nil, err
 		}
 		outs[i] = out
