@@ -138,6 +138,31 @@ func checkReading(reading *string) error {
 	return nil
 }
 
+// checkSpeechOptions checks the options LatentLM's text-to-speech recipe
+// and the discrete baseline share, so that both refuse a value alike and
+// name its flag: the text set, how the text is read (an empty reading
+// becomes the default), the prompt length, the data limits and the guided
+// attention weight.
+func checkSpeechOptions(set string, reading *string, promptSeconds float64, limit, seqLen int, align float64) error {
+	if !slices.Contains(TTSSets, set) {
+		return &OptionError{Option: "set", Problem: fmt.Sprintf("%q is an unknown text set: want numbers, sentences or both", set)}
+	}
+	if err := checkReading(reading); err != nil {
+		return err
+	}
+	switch {
+	case !(promptSeconds >= 0 && promptSeconds <= 60):
+		return &OptionError{Option: "prompt-seconds", Problem: fmt.Sprintf("%g is out of range 0…60", promptSeconds)}
+	case limit < 0:
+		return &OptionError{Option: "limit", Problem: fmt.Sprintf("%d is negative", limit)}
+	case seqLen < 0:
+		return &OptionError{Option: "seq-len", Problem: fmt.Sprintf("%d is negative", seqLen)}
+	case !(align >= 0 && align <= 1e6):
+		return &OptionError{Option: "align", Problem: fmt.Sprintf("%g is out of range 0…1e6", align)}
+	}
+	return nil
+}
+
 // TTS trains LatentLM's text-to-speech model (package tts; the paper's
 // §3.3) on the training split of the speech cache o.Data into o.Out
 // (default runs/tts-<set>): every sequence is a voice prompt (another
@@ -146,14 +171,11 @@ func checkReading(reading *string) error {
 // the speech tokenizer (their σ-VAE means; the noise is redrawn every step
 // as for images).
 func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
-	if !slices.Contains(TTSSets, o.Set) {
-		return nil, fmt.Errorf("unknown text set %q: want numbers, sentences or both", o.Set)
+	if err := checkSpeechOptions(o.Set, &o.Reading, o.PromptSeconds, o.Limit, o.SeqLen, o.Align); err != nil {
+		return nil, err
 	}
 	if o.Batch < 1 || o.BatchMul < 1 {
 		return nil, errors.New("batch and batch-mul must be at least 1")
-	}
-	if err := checkReading(&o.Reading); err != nil {
-		return nil, err
 	}
 	switch {
 	case !(o.TextDropout >= 0 && o.TextDropout < 1):
@@ -162,12 +184,6 @@ func TTS(ctx context.Context, o TTSOptions) (*Result, error) {
 		return nil, errors.New("the diffusion weight must be ≥ 0")
 	case !(o.InputNoise >= 0 && o.InputNoise <= 100):
 		return nil, errors.New("the input noise must be in [0, 100]")
-	case !(o.Align >= 0 && o.Align <= 1e6):
-		return nil, errors.New("the alignment weight must be in [0, 1e6]")
-	case !(o.PromptSeconds >= 0 && o.PromptSeconds <= 60):
-		return nil, errors.New("prompt seconds must be in [0, 60]")
-	case o.Limit < 0 || o.SeqLen < 0:
-		return nil, errors.New("limit and seq-len must be ≥ 0")
 	case o.Stack < 0 || o.Stack > 16:
 		return nil, errors.New("stack must be in [0, 16]")
 	}

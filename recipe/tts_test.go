@@ -170,7 +170,8 @@ func TestTTS(t *testing.T) {
 		{func(o *TTSOptions) { o.SeqLen = 10 }, "too short"},
 		{func(o *TTSOptions) { o.TextDropout = 1 }, "dropout"},
 		{func(o *TTSOptions) { o.InputNoise = -1 }, "input noise"},
-		{func(o *TTSOptions) { o.Align = -1 }, "alignment weight"},
+		{func(o *TTSOptions) { o.Align = -1 }, "align -1 is out of range"},
+		{func(o *TTSOptions) { o.PromptSeconds = 61 }, "prompt-seconds 61 is out of range"},
 		{func(o *TTSOptions) { o.Set = speech.SetSentences }, "no training utterances"},
 	} {
 		o := tinyTTSOptions(cache, tokenizer, filepath.Join(root, "bad"), 1)
@@ -592,5 +593,36 @@ func TestTTSTimbres(t *testing.T) {
 	bad.Timbres = filepath.Join(t.TempDir(), "none")
 	if _, err := TTS(ctx, bad); err == nil || !strings.Contains(err.Error(), "speech data --timbres") {
 		t.Errorf("missing timbres: error %v, want one saying how to build them", err)
+	}
+}
+
+// TestCheckSpeechOptions: the checks LatentLM's text-to-speech recipe and
+// the discrete baseline share name the flag of the value they refuse, and
+// an empty reading becomes characters.
+func TestCheckSpeechOptions(t *testing.T) {
+	for _, c := range []struct {
+		set, reading          string
+		prompt, align         float64
+		limit, seqLen         int
+		wantOption, wantWords string
+	}{
+		{"poems", "", 3, 0, 0, 0, "set", `"poems" is an unknown text set`},
+		{"numbers", "braille", 3, 0, 0, 0, "reading", `"braille"`},
+		{"numbers", "", -1, 0, 0, 0, "prompt-seconds", "-1 is out of range"},
+		{"numbers", "", math.NaN(), 0, 0, 0, "prompt-seconds", "NaN is out of range"},
+		{"numbers", "", 3, 0, -2, 0, "limit", "-2 is negative"},
+		{"numbers", "", 3, 0, 0, -1, "seq-len", "-1 is negative"},
+		{"numbers", "", 3, 2e6, 0, 0, "align", "2e+06 is out of range"},
+	} {
+		reading := c.reading
+		err := checkSpeechOptions(c.set, &reading, c.prompt, c.limit, c.seqLen, c.align)
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Option != c.wantOption || !strings.Contains(oe.Problem, c.wantWords) {
+			t.Errorf("%+v: %v, want --%s refused with %q", c, err, c.wantOption, c.wantWords)
+		}
+	}
+	reading := ""
+	if err := checkSpeechOptions("sentences", &reading, 0, 10, 100, 1); err != nil || reading != tts.ReadCharacters {
+		t.Errorf("good options: %v, reading %q (want nil and %q)", err, reading, tts.ReadCharacters)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"time"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
@@ -79,10 +78,7 @@ type valleCorpus struct {
 // o.Codec, encoded once; every step trains the AR on the first codebook
 // and the NAR on one codebook 2…N drawn per utterance.
 func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
-	if !slices.Contains(TTSSets, o.Set) {
-		return nil, fmt.Errorf("unknown text set %q: want numbers, sentences or both", o.Set)
-	}
-	if err := checkReading(&o.Reading); err != nil {
+	if err := checkSpeechOptions(o.Set, &o.Reading, o.PromptSeconds, o.Limit, o.SeqLen, o.Align); err != nil {
 		return nil, err
 	}
 	switch {
@@ -90,12 +86,6 @@ func VALLE(ctx context.Context, o VALLEOptions) (*Result, error) {
 		return nil, errors.New("batch must be at least 1")
 	case o.Codec == "":
 		return nil, &OptionError{Option: "codec", Problem: "is required: a residual-VQ speech codec (latentlm speech-vae train --kind rvq)"}
-	case !(o.PromptSeconds >= 0 && o.PromptSeconds <= 60):
-		return nil, errors.New("prompt seconds must be in [0, 60]")
-	case o.Limit < 0 || o.SeqLen < 0:
-		return nil, errors.New("limit and seq-len must be ≥ 0")
-	case !(o.Align >= 0 && o.Align <= 1e6):
-		return nil, &OptionError{Option: "align", Problem: fmt.Sprintf("%g is out of range 0…1e6", o.Align)}
 	}
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", "valle-"+o.Set)
