@@ -113,8 +113,8 @@ type MultimodalOptions struct {
 	// docs/DESIGN.md §11 has it. Reading μ is learnt far sooner, but the
 	// backbone then sees noisy inputs, the ones it draws from, in fewer
 	// sequences (docs/RESULTS.md, "Reading the image as it is given").
-	// With LatentLM only: Transfusion reads its context images clean
-	// already (TransfusionOptions.ContextNoise), and a VQ-MLLM's codes
+	// With LatentLM only: Transfusion reads every context image as μ, since
+	// it does not draw them (transfusion.Losses), and a VQ-MLLM's codes
 	// have no noise.
 	ContextClean float64
 	Mix          Mixture
@@ -299,7 +299,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 		return nil, &OptionError{Option: "context-clean", Problem: fmt.Sprintf("%v: want a share in [0, 1]", o.ContextClean)}
 	}
 	if o.ContextClean > 0 && (o.Arch == multimodal.VQ || o.Transfusion.On) {
-		return nil, &OptionError{Option: "context-clean", Problem: "is for LatentLM: a VQ-MLLM's codes carry no noise, and Transfusion reads its context images clean already (--context-noise)"}
+		return nil, &OptionError{Option: "context-clean", Problem: "is for LatentLM: a VQ-MLLM's codes carry no noise, and Transfusion reads every context image as its mean already, since it does not draw them"}
 	}
 	if o.Tokenizer == "" && o.Arch == multimodal.VQ {
 		return nil, &OptionError{Option: "vae", Problem: fmt.Sprintf("is needed with --arch vq: a vq tokenizer, trained with `latentlm vae train --kind vq --data %s`", o.Data)}
@@ -622,7 +622,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 				n, l := bt.Rows, bt.Len
 				return []any{tensors.FromFlatDataAndDimensions(bt.Ids, n, l), tensors.FromFlatDataAndDimensions(bt.Valid, n, l)}, bt.Tokens, nil
 			}
-			in := bt.Inputs(f.Channels, o.ContextClean > 0, headRows)
+			in := bt.Inputs(f.Channels, o.contextClean() > 0, headRows)
 			if tf != nil {
 				lay, err := tf.inputs(bt, f, step)
 				if err != nil {
@@ -908,7 +908,7 @@ func (m *mixer) batch(step int64) (*multimodal.Batch, error) {
 			if context && o.ContextImagesUntrained {
 				r.AsContext(from+1, len(r.Items)-1) // <BOL> and <EOL> stay targets
 			}
-			if context && (o.ContextClean == 1 || (o.ContextClean > 0 && rng.Float64() < o.ContextClean)) {
+			if p := o.contextClean(); context && (p == 1 || (p > 0 && rng.Float64() < p)) {
 				r.ReadClean(from+1, len(r.Items)-1)
 			}
 		}
@@ -1289,6 +1289,18 @@ func spread(idx []int, n int) []int {
 		out[k] = idx[k*len(idx)/n]
 	}
 	return out
+}
+
+// contextClean is the share of the images read as context (image →
+// caption, questions) that the backbone reads as their σ-VAE mean:
+// ContextClean for LatentLM, which trades reading against drawing; every
+// one for Transfusion, which does not draw them (transfusion.Losses), so
+// reading them as in use costs it nothing.
+func (o MultimodalOptions) contextClean() float64 {
+	if o.Transfusion.On {
+		return 1
+	}
+	return o.ContextClean
 }
 
 // paramsOf counts the parameters of the model o trains (the arch's

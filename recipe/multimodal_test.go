@@ -267,8 +267,9 @@ func canvasMixer(t *testing.T, o MultimodalOptions, ds *data.Dataset) (*mixer, *
 // targets, read as their noisy draws; with ContextImagesUntrained, those of
 // an image that opens its sequence (image → caption, questions) are not
 // targets, and with ContextClean 1 they are read as their mean (with ½,
-// some of them), while the images drawn from a caption are always noisy
-// targets, and <BOL> and <EOL> stay targets everywhere.
+// some of them), as a Transfusion run reads every one of them, while the
+// images drawn from a caption are always noisy targets, and <BOL> and
+// <EOL> stay targets everywhere.
 func TestContextImages(t *testing.T) {
 	ds, err := LoadSplit("mnist-canvas", "train", 500)
 	if err != nil {
@@ -279,10 +280,11 @@ func TestContextImages(t *testing.T) {
 	mix, _ := canvasMixer(t, o, ds)
 	f := mix.f
 	for _, c := range []struct {
-		untrained bool
-		clean     float64
-	}{{false, 0}, {true, 0}, {false, 1}, {false, 0.5}} {
-		mix.o.ContextImagesUntrained, mix.o.ContextClean = c.untrained, c.clean
+		untrained   bool
+		clean       float64
+		transfusion bool
+	}{{false, 0, false}, {true, 0, false}, {false, 1, false}, {false, 0.5, false}, {false, 0, true}} {
+		mix.o.ContextImagesUntrained, mix.o.ContextClean, mix.o.Transfusion.On = c.untrained, c.clean, c.transfusion
 		var context, drawn, cleaned int
 		for step := range int64(20) {
 			bt, err := mix.batch(step)
@@ -329,9 +331,13 @@ func TestContextImages(t *testing.T) {
 			t.Fatalf("%+v: %d context and %d drawn images in 20 batches: the check saw too little", c, context, drawn)
 		}
 		// A share of 0 or 1 reads none or every context image clean; ½
-		// about half of them.
-		expect := c.clean * float64(context)
-		exact := c.clean == 0 || c.clean == 1
+		// about half of them; Transfusion every one.
+		share := c.clean
+		if c.transfusion {
+			share = 1
+		}
+		expect := share * float64(context)
+		exact := share == 0 || share == 1
 		if exact && float64(cleaned) != expect || !exact && (float64(cleaned) < 0.6*expect || float64(cleaned) > 1.4*expect) {
 			t.Fatalf("%+v: %d of %d context images read clean, want about %g", c, cleaned, context, expect)
 		}

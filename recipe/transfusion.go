@@ -34,6 +34,8 @@ type TransfusionOptions struct {
 	// as context (image → caption, questions) are noised; 0 gives them
 	// clean and without a diffusion loss, as they are given in use
 	// (transfusion.NewLayout says why), and 0.5 is the paper's t < 500.
+	// Either way such an image is its σ-VAE mean μ, as in use, not a
+	// draw (transfusion.Losses).
 	ContextNoise float64
 }
 
@@ -63,11 +65,13 @@ func newTransfusionRun(o MultimodalOptions) (*transfusionRun, error) {
 }
 
 // loss is the Transfusion objective of a batch: the inputs of
-// multimodal.Losses, then the three layout tensors (inputs).
+// multimodal.Losses with Clean (every image read as context is read as
+// its mean: MultimodalOptions.contextClean), then the three layout tensors
+// (inputs).
 func (t *transfusionRun) loss(tok vae.Config, sched *diffusion.Schedule, lambda float64) train.LossFn {
 	cfg := t.cfg
 	return func(scope *model.Scope, w nn.Weights, in []*Node) []*Node {
-		return transfusion.Losses(scope, w, cfg, tok, sched, lambda, multimodal.InputsOf(in[:5], false, false), in[5], in[6], in[7])
+		return transfusion.Losses(scope, w, cfg, tok, sched, lambda, multimodal.InputsOf(in[:6], true, false), in[6], in[7], in[8])
 	}
 }
 
@@ -93,6 +97,11 @@ func (t *transfusionRun) inputs(bt *multimodal.Batch, f multimodal.Format, step 
 // other training settings.
 func (t *transfusionRun) save(dir string, store *model.Store, rec lm.Tokenizer, tok *text.Tokenizer, info map[string]any, batch, seqLen int, step int64) error {
 	info["context_noise"] = t.o.ContextNoise
+	// Every image read as context enters as its σ-VAE mean (runs before
+	// 2026-12-07 read it as a draw, and record no "context_mean");
+	// LatentLM's share of them (context_clean) does not apply.
+	info["context_mean"] = true
+	delete(info, "context_clean")
 	info["batch_mul"] = 1 // one noise draw per image and pass
 	info["train_gflop"] = 3 * t.cfg.ForwardFLOPs(batch, seqLen) * float64(step) / 1e9
 	return transfusion.Save(dir, t.cfg, store, rec, tok, info)

@@ -16,7 +16,8 @@ import (
 
 // TestMultimodalTransfusion: Transfusion.On trains the Transfusion
 // baseline through the multimodal recipe: its checkpoint is of kind
-// "transfusion" and records the arch and one noise draw per image, its
+// "transfusion" and records the arch, one noise draw per image and its
+// context images read as their mean, its
 // history has both terms, its sample grid is drawn (CaptionGrid dispatches
 // on the kind), and it loads through transfusion.Load and draws and
 // captions; combining it with --arch vq, and resuming it as LatentLM, are
@@ -57,8 +58,11 @@ func TestMultimodalTransfusion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if m.Info["arch"] != transfusion.Arch || m.Info["batch_mul"] != 1.0 {
-		t.Errorf("info %v: want arch %q and batch_mul 1", m.Info, transfusion.Arch)
+	if m.Info["arch"] != transfusion.Arch || m.Info["batch_mul"] != 1.0 || m.Info["context_mean"] != true {
+		t.Errorf("info %v: want arch %q, batch_mul 1 and context_mean true", m.Info, transfusion.Arch)
+	}
+	if v, ok := m.Info["context_clean"]; ok {
+		t.Errorf("info records LatentLM's context_clean (%v) for a Transfusion run", v)
 	}
 	ctx := context.Background()
 	imgs, err := m.Images(ctx, canvas.MNIST.Caption(canvas.Scene{Layout: canvas.TopLeft, A: 3}), 2)

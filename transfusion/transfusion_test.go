@@ -420,6 +420,67 @@ func TestTinyTrainingLowersBothLosses(t *testing.T) {
 	}
 }
 
+// TestContextReadAsMean: an image read as context and marked clean
+// (multimodal.Row.ReadClean) enters as its σ-VAE mean μ, whatever its noise
+// scale, as Caption and Ask give it: the cross-entropy of the caption after
+// it equals that of the noiseless image, and differs when the same image
+// enters as its draw.
+func TestContextReadAsMean(t *testing.T) {
+	cfg, f, store, tok := tinySetup(t, 0.1)
+	rng := rand.New(rand.NewPCG(7, 8))
+	mu := randomLatents(rng, f.Items*f.Channels)
+	row := func(scale float32, clean bool) multimodal.Row {
+		sc := make([]float32, len(mu))
+		for i := range sc {
+			sc[i] = scale
+		}
+		var r multimodal.Row
+		r.EOT(f)
+		r.Image(f, mu, sc)
+		if clean {
+			r.ReadClean(2, 2+f.Items)
+		}
+		r.Text(f, tok.Encode(corpus[1]))
+		r.EOT(f)
+		return r
+	}
+	l := len(row(0, false).Items)
+	sched := diffusion.Cosine(1000)
+	exec, err := model.NewExec(testutil.Backend(t, ""), store, func(scope *model.Scope, in []*Node) *Node {
+		w := nn.WeightsOf(scope.Store(), in[0].Graph())
+		return Losses(scope, w, cfg, vae.DefaultConfig(), sched, 1, multimodal.InputsOf(in[:6], true, false), in[6], in[7], in[8])[1]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Finalize()
+	ce := func(r multimodal.Row) float64 {
+		bt, err := f.Pack([]multimodal.Row{r}, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lay, err := NewLayout(bt, f, sched.T, 0, rand.New(rand.NewPCG(1, 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := append(bt.Inputs(f.Channels, true, false), tensors.FromFlatDataAndDimensions(lay.Timesteps, 1, l),
+			tensors.FromFlatDataAndDimensions(lay.Visible, 1, l), tensors.FromFlatDataAndDimensions(lay.Noisy, 1, l))
+		out, err := exec.Call(in...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(tensors.MustCopyFlatData[float32](out[0])[0])
+	}
+	exact, clean, noisy := ce(row(0, false)), ce(row(1, true)), ce(row(1, false))
+	if math.Abs(clean-exact) > 1e-6 {
+		t.Fatalf("read as μ under noise of scale 1: cross-entropy %g, want that of the noiseless image %g", clean, exact)
+	}
+	if math.Abs(noisy-exact) < 1e-4 {
+		t.Fatalf("read as its draw, the image gave the noiseless cross-entropy %g (%g): the noise did not reach the backbone", noisy, exact)
+	}
+	t.Logf("caption cross-entropy: noiseless %.5f, as μ under noise %.5f, as the draw %.5f", exact, clean, noisy)
+}
+
 // saveTiny saves a tiny random image tokenizer (28×28 gray images, 4
 // latents of 3 channels) and a tiny random Transfusion model over it into
 // root/vae and root/model.
