@@ -49,7 +49,9 @@
 # it reads as context enter as their σ-VAE mean, as in use) and adds -clean
 # (P = 1) or -cleanP to the names; CONTEXT_LOSS=0 gives it --context-image-loss=false (those
 # images are not drawn) and adds -untrained. The baselines are unchanged by
-# either, so their finished runs may be copied in with their .trained marks.
+# either, so their finished runs may be copied in with their .trained marks
+# (but not a Transfusion run from before 2026-12-07, whose context images
+# were read as σ-VAE draws; its checkpoint lacks "context_mean").
 # ARCHS (default "latentlm vq transfusion") runs a subset, LatentLM first
 # when it is in it (its FLOPs are the budget; without it, the baselines
 # read the budget from LatentLM's finished run).
