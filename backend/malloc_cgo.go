@@ -41,6 +41,8 @@ static void release(void *p) { free(p); }
 */
 import "C"
 
+import "unsafe"
+
 // mmapThreshold is the size from which the C allocator maps each block of
 // its own, and unmaps it when freed: glibc's initial threshold, kept.
 const mmapThreshold = 128 << 10
@@ -59,14 +61,29 @@ const mmapThreshold = 128 << 10
 func keepFreedMemoryReturned() { C.fixMmapThreshold(mmapThreshold) }
 
 // mappedAfterReuse frees a block of four times the threshold, then
-// allocates one of twice it, and reports whether that one was mapped
+// allocates blocks of twice it, and reports whether one of them was mapped
 // (as a fixed threshold does) rather than taken from the heap (as glibc's
 // raised threshold does). For the tests of keepFreedMemoryReturned.
+//
+// glibc maps a block only when its arena's free space cannot hold it, so
+// with the threshold fixed the first such block may still come from free
+// space left by earlier work (it once did, and the test failed). It keeps
+// allocating, up to 64 blocks (16 MiB), until the free space is spent: a
+// fixed threshold then maps one, a raised one never does.
 func mappedAfterReuse() (mapped, known bool) {
 	p := C.allocate(C.size_t(mmapThreshold * 4))
 	C.release(p)
-	q := C.allocate(C.size_t(mmapThreshold * 2))
-	mapped = C.isMapped(q) == 1
-	C.release(q)
+	var held []unsafe.Pointer
+	for range 64 {
+		q := C.allocate(C.size_t(mmapThreshold * 2))
+		held = append(held, q)
+		if C.isMapped(q) == 1 {
+			mapped = true
+			break
+		}
+	}
+	for _, q := range held {
+		C.release(q)
+	}
 	return mapped, C.isGlibc() == 1
 }
