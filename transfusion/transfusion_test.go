@@ -478,15 +478,8 @@ func TestContextReadAsMean(t *testing.T) {
 	// cross-entropy has either sign, so it is the largest of five that
 	// must show.
 	exact := ce(row(0, false))
-	clean, noisy := exact, exact
-	for range 5 {
-		if c := ce(row(1, true)); math.Abs(c-exact) > math.Abs(clean-exact) {
-			clean = c
-		}
-		if n := ce(row(1, false)); math.Abs(n-exact) > math.Abs(noisy-exact) {
-			noisy = n
-		}
-	}
+	clean := testutil.Farthest(exact, 5, func() float64 { return ce(row(1, true)) })
+	noisy := testutil.Farthest(exact, 5, func() float64 { return ce(row(1, false)) })
 	if math.Abs(clean-exact) > 1e-6 {
 		t.Fatalf("read as μ under noise of scale 1: cross-entropy %g, want that of the noiseless image %g", clean, exact)
 	}

@@ -243,3 +243,17 @@ func MeanStd(x []float64) (float64, float64) {
 	}
 	return m, math.Sqrt(v / float64(len(x)))
 }
+
+// Farthest calls draw n times and returns the result farthest from
+// reference (reference itself when n is 0): for checks of a random effect
+// whose sign varies from draw to draw, so that one draw that happens to
+// land near reference does not hide it.
+func Farthest(reference float64, n int, draw func() float64) float64 {
+	far := reference
+	for range n {
+		if v := draw(); math.Abs(v-reference) > math.Abs(far-reference) {
+			far = v
+		}
+	}
+	return far
+}
