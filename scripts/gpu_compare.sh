@@ -73,6 +73,9 @@ if [ "$clean" != 0 ]; then
 	[ "$clean" != 1 ] && name=$name$clean
 	clean_flag=(--context-clean "$clean")
 fi
+# Transfusion with its paper's context noise (t < 500), the stronger
+# baseline at d192 (docs/RESULTS.md, "Transfusion reading its context as in use").
+name=$name-tfnoise0.5
 res=$out/results
 mkdir -p "$res"
 echo "[$(elapsed) s] backend $BACKEND, budget $budget s (training $train_s s), λ = $lambda, context read as μ $clean; plan:"
@@ -83,7 +86,7 @@ common=(train --backend "$BACKEND" --task multimodal --data mnist-canvas --dim "
 declare -A flags=(
 	[latentlm]="--arch latentlm --vae $dev/vae-mnist-canvas --depth $LM_DEPTH --train-gflop $BUDGET_GFLOP ${lambda_flag[*]} ${clean_flag[*]}"
 	[vq]="--arch vq --vae $dev/vae-vq-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP"
-	[transfusion]="--arch transfusion --vae $dev/vae-mnist-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP ${lambda_flag[*]}"
+	[transfusion]="--arch transfusion --vae $dev/vae-mnist-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP ${lambda_flag[*]} --context-noise 0.5"
 )
 pids=()
 rm -rf runs/gpu-cmp # a warm machine keeps runs/ from an earlier call

@@ -52,6 +52,11 @@
 # either, so their finished runs may be copied in with their .trained marks
 # (but not a Transfusion run from before 2026-12-07, whose context images
 # were read as σ-VAE draws; its checkpoint lacks "context_mean").
+# TF_NOISE=X gives Transfusion --context-noise X (its context images noised
+# at t < X·T and trained to denoise; 0.5 is the Transfusion paper's scheme,
+# and at d192 the far stronger baseline: docs/RESULTS.md, "Transfusion
+# reading its context as in use") and adds -tfnoiseX to the names; the
+# default, 0, gives them clean and without a loss.
 # ARCHS (default "latentlm vq transfusion") runs a subset, LatentLM first
 # when it is in it (its FLOPs are the budget; without it, the baselines
 # read the budget from LatentLM's finished run).
@@ -114,6 +119,12 @@ if [ "$CLEAN_CONTEXT" != 0 ]; then
 	[ "$CLEAN_CONTEXT" != 1 ] && NAME_=$NAME_$CLEAN_CONTEXT
 	LATENTLM_FLAGS+=(--context-clean "$CLEAN_CONTEXT")
 fi
+TF_NOISE=${TF_NOISE:-0}
+TF_FLAGS=()
+if [ "$TF_NOISE" != 0 ]; then
+	NAME_=$NAME_-tfnoise$TF_NOISE
+	TF_FLAGS=(--context-noise "$TF_NOISE")
+fi
 if [ "${CONTEXT_LOSS:-1}" = 0 ]; then
 	NAME_=$NAME_-untrained
 	LATENTLM_FLAGS+=(--context-image-loss=false)
@@ -148,6 +159,7 @@ if has train; then
 		# own: the flags of this arch alone (λ for the diffusion archs, LatentLM's context flags).
 		len=(--steps "$STEPS") snap=$SNAP size=(--depth "$DEPTH") own=("${LAMBDA_FLAG[@]}")
 		[ "$a" = vq ] && own=()
+		[ "$a" = transfusion ] && own+=("${TF_FLAGS[@]}")
 		[ "$a" = latentlm ] && own+=("${LATENTLM_FLAGS[@]}")
 		[ "$a" = latentlm ] && [ -n "$GFLOP" ] && len=(--train-gflop "$GFLOP")
 		# LatentLM's counted work is the budget of the others, and its
