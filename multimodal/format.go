@@ -285,6 +285,17 @@ type Inputs struct {
 	HeadRows, HeadRowWeights        *Node
 }
 
+// Read is what the backbone reads of the latents lat [B, L, C] (draws of
+// the batch's σ-VAE moments): the mean μ where Clean is set
+// (Row.ReadClean), the draw elsewhere, and lat itself without Clean.
+func (in Inputs) Read(lat *Node) *Node {
+	if in.Clean == nil {
+		return lat
+	}
+	read := BroadcastToDims(InsertAxes(GreaterThan(in.Clean, ScalarZero(lat.Graph(), in.Clean.DType())), -1), lat.Shape().Dimensions...)
+	return Where(read, in.Mu, lat)
+}
+
 // InputsOf reads back the graph inputs that Batch.Inputs laid out with the
 // same clean and headRows.
 func InputsOf(in []*Node, clean, headRows bool) Inputs {
@@ -309,12 +320,10 @@ func InputsOf(in []*Node, clean, headRows bool) Inputs {
 // (lm.LossOptions.HeadRows). It returns the total, then the two terms, the
 // order train.Loop.Metrics names them.
 func Losses(scope *model.Scope, w nn.Weights, cfg lm.Config, tok vae.Config, sched *diffusion.Schedule, batchMul int, lambda float64, in Inputs) []*Node {
-	g := in.Ids.Graph()
 	lat := tok.Redraw(scope, in.Mu, in.Scale)
 	opts := lm.LossOptions{HeadRows: in.HeadRows, HeadRowWeights: in.HeadRowWeights}
 	if in.Clean != nil {
-		read := BroadcastToDims(InsertAxes(GreaterThan(in.Clean, ScalarZero(g, in.Clean.DType())), -1), lat.Shape().Dimensions...)
-		opts.InputLatents = Where(read, in.Mu, lat)
+		opts.InputLatents = in.Read(lat)
 	}
 	l := cfg.LossWith(scope, w, lm.Items{Ids: in.Ids, Latents: lat, IsLatent: in.IsLatent}, in.Valid, sched, batchMul, opts)
 	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/latentlm/latentlm/checkpoint"
@@ -85,12 +84,7 @@ func (t *transfusionRun) inputs(bt *multimodal.Batch, f multimodal.Format, step 
 	if err != nil {
 		return nil, err
 	}
-	n, l := bt.Rows, bt.Len
-	return []any{
-		tensors.FromFlatDataAndDimensions(lay.Timesteps, n, l),
-		tensors.FromFlatDataAndDimensions(lay.Visible, n, l),
-		tensors.FromFlatDataAndDimensions(lay.Noisy, n, l),
-	}, nil
+	return lay.Inputs(bt.Rows, bt.Len), nil
 }
 
 // save writes the checkpoint, recording the context noise beside the

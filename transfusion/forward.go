@@ -143,19 +143,16 @@ func (c Config) Loss(scope *model.Scope, w nn.Weights, it lm.Items, valid, ts, v
 // multimodal.Batch.Inputs lays it out without HeadRows (the diffusion loss
 // of Transfusion is on whole noised images; it is ignored). in.Clean,
 // where set, is 1 at the latents of the images read as context
-// (multimodal.Row.ReadClean): those are their σ-VAE mean μ, not a draw,
-// since Caption and Ask give the model μ in use and an image read as
-// context is not drawn (NewLayout), so its draw would only hide the image
-// from the text after it. ts, vis and noisy are the three tensors of a
+// (multimodal.Row.ReadClean): those are their σ-VAE mean μ, not a draw
+// (multimodal.Inputs.Read), since Caption and Ask give the model μ in use
+// and the model never generates an image it reads as context (NewLayout:
+// it enters clean, or with a context noise is denoised back to its μ), so
+// the draw would only hide the image from the text after it. ts, vis and noisy are the three tensors of a
 // Layout. It returns the total, then the two terms, the order
 // train.Loop.Metrics names them.
 func Losses(scope *model.Scope, w nn.Weights, cfg Config, tok vae.Config, sched *diffusion.Schedule, lambda float64,
 	in multimodal.Inputs, ts, vis, noisy *Node) []*Node {
-	lat := tok.Redraw(scope, in.Mu, in.Scale)
-	if in.Clean != nil {
-		read := BroadcastToDims(InsertAxes(GreaterThan(in.Clean, ScalarZero(lat.Graph(), in.Clean.DType())), -1), lat.Shape().Dimensions...)
-		lat = Where(read, in.Mu, lat)
-	}
+	lat := in.Read(tok.Redraw(scope, in.Mu, in.Scale))
 	l := cfg.Loss(scope, w, lm.Items{Ids: in.Ids, Latents: lat, IsLatent: in.IsLatent}, in.Valid, ts, vis, noisy, sched)
 	return []*Node{Add(l.CE, MulScalar(l.Diffusion, lambda)), l.CE, l.Diffusion}
 }

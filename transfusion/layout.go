@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/latentlm/latentlm/multimodal"
 )
 
@@ -15,6 +16,16 @@ type Layout struct {
 	Visible   []float32
 	Timesteps []float32 // the image's t at its latents (integers), else 0
 	Noisy     []float32 // 1 at the latents that are noised and trained to denoise
+}
+
+// Inputs are the three tensors of the layout of a batch of rows × length
+// items, in the order Losses takes them: timesteps, visibility, noisy.
+func (l Layout) Inputs(rows, length int) []any {
+	return []any{
+		tensors.FromFlatDataAndDimensions(l.Timesteps, rows, length),
+		tensors.FromFlatDataAndDimensions(l.Visible, rows, length),
+		tensors.FromFlatDataAndDimensions(l.Noisy, rows, length),
+	}
 }
 
 // NewLayout lays out the images of a packed batch for training: one

@@ -374,11 +374,7 @@ func TestTinyTrainingLowersBothLosses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := tr.Step(
-			tensors.FromFlatDataAndDimensions(bt.Ids, n, l), tensors.FromFlatDataAndDimensions(bt.Latents, n, l, f.Channels),
-			tensors.FromFlatDataAndDimensions(bt.Scales, n, l, f.Channels), tensors.FromFlatDataAndDimensions(bt.IsLatent, n, l),
-			tensors.FromFlatDataAndDimensions(bt.Valid, n, l), tensors.FromFlatDataAndDimensions(lay.Timesteps, n, l),
-			tensors.FromFlatDataAndDimensions(lay.Visible, n, l), tensors.FromFlatDataAndDimensions(lay.Noisy, n, l))
+		res, err := tr.Step(append(bt.Inputs(f.Channels, false, false), lay.Inputs(n, l)...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -466,9 +462,7 @@ func TestContextReadAsMean(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := append(bt.Inputs(f.Channels, true, false), tensors.FromFlatDataAndDimensions(lay.Timesteps, copies, l),
-			tensors.FromFlatDataAndDimensions(lay.Visible, copies, l), tensors.FromFlatDataAndDimensions(lay.Noisy, copies, l))
-		out, err := exec.Call(in...)
+		out, err := exec.Call(append(bt.Inputs(f.Channels, true, false), lay.Inputs(copies, l)...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
