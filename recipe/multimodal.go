@@ -153,6 +153,7 @@ func DefaultMultimodalOptions() MultimodalOptions {
 		Options:   Options{Data: "mnist-canvas", Steps: 4000, SaveEvery: 500, Batch: 32, LR: 1e-3, Seed: 1},
 		VocabSize: 2048, Model: cfg, SeqLen: 80, BatchMul: 4, CaptionDropout: 0.1, DiffusionWeight: 1,
 		Mix: Mixture{Text: 1, T2I: 1, I2T: 1, VQA: 1}, EMA: 0.999, SampleEvery: 1000,
+		Transfusion: TransfusionOptions{ContextNoise: transfusion.PaperContextNoise},
 	}
 }
 
@@ -229,6 +230,9 @@ func sampleCaptions(names canvas.Names) []string {
 // channels (gray or RGB); DefaultMultimodalOptionsFor gives their task
 // mixture.
 func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
+	if o.Transfusion.On {
+		o.BatchMul = 1 // one noise draw per image and pass, as its checkpoint records
+	}
 	// A resumed run named by --out keeps its own data and options; one
 	// found at the default folder was found through the data given.
 	if o.Resume && o.Out != "" {
@@ -243,6 +247,7 @@ func Multimodal(ctx context.Context, o MultimodalOptions) (*Result, error) {
 			k.flag("context_images_trained", &trained)
 			o.ContextImagesUntrained = !trained
 			k.number("context_clean", &o.ContextClean)
+			k.number("context_noise", &o.Transfusion.ContextNoise)
 		}); err != nil {
 			return nil, err
 		}

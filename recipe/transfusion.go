@@ -30,11 +30,13 @@ type TransfusionOptions struct {
 	// must then be multimodal.Latent: the σ-VAE latents).
 	On bool
 	// ContextNoise is the fraction of the schedule over which images read
-	// as context (image → caption, questions) are noised; 0 gives them
-	// clean and without a diffusion loss, as they are given in use
-	// (transfusion.NewLayout says why), and 0.5 is the paper's t < 500.
-	// Either way such an image is its σ-VAE mean μ, as in use, not a
-	// draw (transfusion.Losses).
+	// as context (image → caption, questions) are noised and denoised in
+	// training: DefaultMultimodalOptions gives the paper's t < 500
+	// (transfusion.PaperContextNoise), and 0 gives them clean and without
+	// a diffusion loss, as they are given in use (transfusion.NewLayout
+	// says why that reads worse). Either way such an image is its σ-VAE
+	// mean μ, as in use, not a draw (transfusion.Losses). A resumed run
+	// keeps its own.
 	ContextNoise float64
 }
 

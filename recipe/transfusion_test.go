@@ -17,11 +17,12 @@ import (
 // TestMultimodalTransfusion: Transfusion.On trains the Transfusion
 // baseline through the multimodal recipe: its checkpoint is of kind
 // "transfusion" and records the arch, one noise draw per image and its
-// context images read as their mean, its
-// history has both terms, its sample grid is drawn (CaptionGrid dispatches
-// on the kind), and it loads through transfusion.Load and draws and
-// captions; combining it with --arch vq, and resuming it as LatentLM, are
-// refused. (That the losses fall is TestTinyTrainingLowersBothLosses of
+// context images read as their mean and noised by default as the paper
+// noises them (t < 500), its history has both terms, its sample grid is
+// drawn (CaptionGrid dispatches on the kind), and it loads through
+// transfusion.Load and draws and captions; combining it with --arch vq,
+// and resuming it as LatentLM, are refused, and a resumed run keeps its
+// own context noise. (That the losses fall is TestTinyTrainingLowersBothLosses of
 // package transfusion, on data that can be learnt in a few steps.)
 func TestMultimodalTransfusion(t *testing.T) {
 	if testing.Short() {
@@ -64,6 +65,9 @@ func TestMultimodalTransfusion(t *testing.T) {
 	if v, ok := m.Info["context_clean"]; ok {
 		t.Errorf("info records LatentLM's context_clean (%v) for a Transfusion run", v)
 	}
+	if v := m.Info["context_noise"]; v != transfusion.PaperContextNoise {
+		t.Errorf("context_noise %v by default, want the paper's %v", v, transfusion.PaperContextNoise)
+	}
 	ctx := context.Background()
 	imgs, err := m.Images(ctx, canvas.MNIST.Caption(canvas.Scene{Layout: canvas.TopLeft, A: 3}), 2)
 	if err != nil || len(imgs) != 2 || len(imgs[0]) != 56*56 {
@@ -77,5 +81,19 @@ func TestMultimodalTransfusion(t *testing.T) {
 		t.Error("resuming a Transfusion run as LatentLM succeeded")
 	} else {
 		t.Logf("resuming as LatentLM: %v", err)
+	}
+	// Resumed with another context noise (a flag left out of the command
+	// that set it), the run keeps its own.
+	o.Transfusion.On, o.Transfusion.ContextNoise = true, 0
+	if _, err := Multimodal(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	info, err := checkpoint.RecordedInfo(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info["steps"] != 21.0 || info["context_noise"] != transfusion.PaperContextNoise {
+		t.Errorf("resumed with context noise 0: steps %v, context_noise %v, want 21 and the run's own %v",
+			info["steps"], info["context_noise"], transfusion.PaperContextNoise)
 	}
 }

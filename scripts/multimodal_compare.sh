@@ -52,11 +52,14 @@
 # either, so their finished runs may be copied in with their .trained marks
 # (but not a Transfusion run from before 2026-12-07, whose context images
 # were read as σ-VAE draws; its checkpoint lacks "context_mean").
-# TF_NOISE=X gives Transfusion --context-noise X (its context images noised
-# at t < X·T and trained to denoise; 0.5 is the Transfusion paper's scheme,
-# and at d192 the far stronger baseline: docs/RESULTS.md, "Transfusion
-# reading its context as in use") and adds -tfnoiseX to the names; the
-# default, 0, gives them clean and without a loss.
+# TF_NOISE=X (default 0.5) gives Transfusion --context-noise X: its context
+# images noised at t < X·T and trained to denoise. 0.5 is the Transfusion
+# paper's scheme and train's default, the far stronger baseline at both
+# sizes (docs/RESULTS.md, "Transfusion reading its context as in use"); 0
+# gives them clean and without a loss, as the runs before 2026-12-07 did.
+# X other than 0 adds -tfnoiseX to the names of Transfusion's run, log and
+# scores and of the sweep and plot, but not to LatentLM's and the
+# VQ-MLLM's, which serve every TF_NOISE.
 # ARCHS (default "latentlm vq transfusion") runs a subset, LatentLM first
 # when it is in it (its FLOPs are the budget; without it, the baselines
 # read the budget from LatentLM's finished run).
@@ -119,18 +122,20 @@ if [ "$CLEAN_CONTEXT" != 0 ]; then
 	[ "$CLEAN_CONTEXT" != 1 ] && NAME_=$NAME_$CLEAN_CONTEXT
 	LATENTLM_FLAGS+=(--context-clean "$CLEAN_CONTEXT")
 fi
-TF_NOISE=${TF_NOISE:-0}
-TF_FLAGS=()
-if [ "$TF_NOISE" != 0 ]; then
-	NAME_=$NAME_-tfnoise$TF_NOISE
-	TF_FLAGS=(--context-noise "$TF_NOISE")
-fi
+TF_NOISE=${TF_NOISE:-0.5}
+TF_FLAGS=(--context-noise "$TF_NOISE") TF_SUFFIX=
+[ "$TF_NOISE" != 0 ] && TF_SUFFIX=-tfnoise$TF_NOISE
 if [ "${CONTEXT_LOSS:-1}" = 0 ]; then
 	NAME_=$NAME_-untrained
 	LATENTLM_FLAGS+=(--context-image-loss=false)
 fi
 OUT=runs/compare-$NAME_
 RES=${RES:-docs/results}
+# name_of A: the name of arch A's run, log and scores. Transfusion's
+# carries its context noise, so that one LatentLM and VQ-MLLM run serves
+# Transfusion under every TF_NOISE.
+name_of() { if [ "$1" = transfusion ]; then echo "$NAME_$TF_SUFFIX"; else echo "$NAME_"; fi; }
+dir_of() { echo "runs/compare-$(name_of "$1")/$1"; }
 VAE=weights/vae-mnist-canvas
 VQVAE=${VQVAE:-runs/vae-vq-canvas}
 read -r -a ARCHS <<<"${ARCHS:-latentlm vq transfusion}"
@@ -138,6 +143,10 @@ declare -A NAME=([latentlm]=LatentLM [vq]=VQ-MLLM [transfusion]=Transfusion)
 BACKEND_FLAG=()
 [ -n "${BACKEND:-}" ] && BACKEND_FLAG=(--backend "$BACKEND")
 has() { [[ ",$PHASES," == *",$1,"* ]]; }
+# SET_NAME names the sweep and plot of the set: with Transfusion in it,
+# its context noise too.
+SET_NAME=$NAME_
+[[ " ${ARCHS[*]} " == *" transfusion "* ]] && SET_NAME=$NAME_$TF_SUFFIX
 # LatentLM's counted work, from its finished run: the baselines' budget.
 latentlm_budget() {
 	[ -f "$OUT/latentlm.trained" ] || { echo "$OUT/latentlm is not trained: its FLOPs are the baselines' budget, so run ARCHS with latentlm first" >&2; return 1; }
@@ -169,18 +178,20 @@ if has train; then
 			len=(--train-gflop "$budget") snap=$SNAP_OTHERS
 		fi
 		[ "$a" != latentlm ] && [ "$MATCH" = params ] && size=(--match-params "$OUT/latentlm")
-		if [ -f "$OUT/$a.trained" ]; then
+		dir=$(dir_of "$a")
+		if [ -f "$dir.trained" ]; then
 			# A run this script finished before is not repeated.
-			echo "$(stamp) $OUT/$a is trained already ($OUT/$a.trained)"
+			echo "$(stamp) $dir is trained already ($dir.trained)"
 			continue
 		fi
-		echo "$(stamp) train $a (${len[*]}, snapshots every $snap steps) → $OUT/$a"
+		echo "$(stamp) train $a (${len[*]}, snapshots every $snap steps) → $dir"
+		mkdir -p "$(dirname "$dir")"
 		s=$(date +%s)
 		"$BIN" train --task multimodal --arch "$a" --data mnist-canvas --vae "$vae" --dim "$DIM" "${size[@]}" \
 			--heads "$HEADS" --kv-heads "$HEADS" --batch "$BATCH" "${len[@]}" --snapshot-every "$snap" --limit "$LIMIT" \
-			--sample-every 0 --seed "$SEED" --out "$OUT/$a" "${own[@]}" "${BACKEND_FLAG[@]}" > "runs/compare-$NAME_-$a.log" 2>&1
-		echo "$(stamp) trained $a in $(( $(date +%s) - s )) s: $(jq -c '.info | {steps, train_gflop, train_tokens, train_seconds}' "$OUT/$a/config.json")"
-		touch "$OUT/$a.trained"
+			--sample-every 0 --seed "$SEED" --out "$dir" "${own[@]}" "${BACKEND_FLAG[@]}" > "runs/compare-$(name_of "$a")-$a.log" 2>&1
+		echo "$(stamp) trained $a in $(( $(date +%s) - s )) s: $(jq -c '.info | {steps, train_gflop, train_tokens, train_seconds}' "$dir/config.json")"
+		touch "$dir.trained"
 	done
 fi
 
@@ -189,7 +200,7 @@ if has sweep; then
 	echo "$(stamp) sweep over the snapshots"
 	runs=() names=()
 	for a in "${ARCHS[@]}"; do
-		runs+=("${NAME[$a]}=$OUT/$a") names+=("${NAME[$a]}")
+		runs+=("${NAME[$a]}=$(dir_of "$a")") names+=("${NAME[$a]}")
 	done
 	title=${names[0]} # "A, B and C"
 	for ((i = 1; i < ${#names[@]}; i++)); do
@@ -198,13 +209,14 @@ if has sweep; then
 		title+=$sep${names[i]}
 	done
 	"$BIN" sweep --over train --task multimodal --n "$SWEEP_N" --per-seen 1 --per-held-out 2 "${ANSWERS[@]:2}" "${BACKEND_FLAG[@]}" \
-		--json "$RES/compare-$NAME_-sweep.json" --out "$RES/compare-$NAME_.png" \
+		--json "$RES/compare-$SET_NAME-sweep.json" --out "$RES/compare-$SET_NAME.png" \
 		--title "$title at equal training FLOPs ($SIZE, equal $MATCH: d$DIM x $DEPTH, batch $BATCH, seed $SEED)" \
 		"${runs[@]}"
 fi
 
 for a in "${ARCHS[@]}"; do
-	tmp=$OUT/$a.scores
+	dir=$(dir_of "$a")
+	tmp=$dir.scores
 	mkdir -p "$tmp"
 	if has eval; then
 		# The table's scores: eval's defaults (1000 test canvases; 2 images of
@@ -213,20 +225,20 @@ for a in "${ARCHS[@]}"; do
 			echo "$(stamp) eval --task $t $a"
 			extra=()
 			case $t in t2i) extra=("${T2I[@]}") ;; i2t | vqa) extra=("${ANSWERS[@]}") ;; esac
-			"$BIN" eval --task "$t" --model "$OUT/$a" --json "${extra[@]}" "${BACKEND_FLAG[@]}" > "$tmp/$t.json" 2> "$tmp/$t.log"
+			"$BIN" eval --task "$t" --model "$dir" --json "${extra[@]}" "${BACKEND_FLAG[@]}" > "$tmp/$t.json" 2> "$tmp/$t.log"
 		done
 	fi
 	if has bench; then
 		echo "$(stamp) bench generate $a"
-		"$BIN" bench generate --model "$OUT/$a" --batches 1,16,64 --reps 3 --json "${BACKEND_FLAG[@]}" > "$tmp/bench.json" 2> "$tmp/bench.log"
+		"$BIN" bench generate --model "$dir" --batches 1,16,64 --reps 3 --json "${BACKEND_FLAG[@]}" > "$tmp/bench.json" 2> "$tmp/bench.log"
 	fi
 	if has eval || has bench; then
 		[ -f "$tmp/bench.json" ] || echo null >"$tmp/bench.json" # PHASES without bench
 		jq -n --arg arch "$a" --arg name "${NAME[$a]}" --arg size "$SIZE" \
 			--slurpfile text "$tmp/text.json" --slurpfile t2i "$tmp/t2i.json" --slurpfile i2t "$tmp/i2t.json" \
-			--slurpfile vqa "$tmp/vqa.json" --slurpfile bench "$tmp/bench.json" --slurpfile cfg "$OUT/$a/config.json" \
+			--slurpfile vqa "$tmp/vqa.json" --slurpfile bench "$tmp/bench.json" --slurpfile cfg "$dir/config.json" \
 			'{arch: $arch, name: $name, size: $size, model: $cfg[0].config, train: $cfg[0].info,
-			  text: $text[0], t2i: $t2i[0], i2t: $i2t[0], vqa: $vqa[0], bench: $bench[0]}' > "$RES/compare-$NAME_-$a.json"
+			  text: $text[0], t2i: $t2i[0], i2t: $i2t[0], vqa: $vqa[0], bench: $bench[0]}' > "$RES/compare-$(name_of "$a")-$a.json"
 	fi
 done
 
@@ -265,7 +277,7 @@ if has table; then
 	echo "$rule"
 	row() { # label, jq expression over one arch's JSON
 		local line="| $1 |"
-		for a in "${ARCHS[@]}"; do line+=" $(jq -r "$2" "$RES/compare-$NAME_-$a.json") |"; done
+		for a in "${ARCHS[@]}"; do line+=" $(jq -r "$2" "$RES/compare-$(name_of "$a")-$a.json") |"; done
 		echo "$line"
 	}
 	row "text bits per byte" '.text.bits_per_byte*1000|round/1000'

@@ -24,8 +24,10 @@
 //     (Transfusion §3, "Training Objective"), cross-entropy on text plus
 //     the diffusion loss on image positions (Losses);
 //   - an image read as context (captioning, questions) enters clean, at
-//     t = 0 and as its σ-VAE mean, in training as in use (NewLayout says
-//     which images are context and why, Losses how they are read);
+//     t = 0 and as its σ-VAE mean, in use; in training it is that mean
+//     noised at t < 500 of 1000 and denoised, as in the Transfusion paper
+//     (PaperContextNoise; NewLayout says which images are context and why,
+//     Losses how they are read);
 //   - an image is drawn by running the Transformer over the whole image
 //     block once per solver step (DPM-Solver++ with classifier-free
 //     guidance, package diffusion), with the prefix's keys and values

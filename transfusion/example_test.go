@@ -58,10 +58,12 @@ func ExampleConfig_SampleFLOPs() {
 }
 
 // Lay out a training batch of a caption → image row and an image → caption
-// row. The image that ends its row is noised at one timestep, shared by all
-// its latents, and trained to denoise; the image read as context enters
-// clean (t = 0) with no diffusion loss, as it will in use. The caption is two
-// tokens and an image three latents, so the rows are 9 items, padded to 10.
+// row. Each image is noised at one timestep, shared by all its latents, and
+// trained to denoise: the one that ends its row at any t, the one read as
+// context at t < 500 (PaperContextNoise), so that the caption after it reads
+// a mostly intact image, as in use. (A context noise of 0 gives that image
+// clean, with no diffusion loss.) The caption is two tokens and an image
+// three latents, so the rows are 9 items, padded to 10.
 func ExampleNewLayout() {
 	corpus := []string{"a three", "a seven", "a three and a seven"}
 	tok, err := text.Train(corpus, 280)
@@ -86,7 +88,7 @@ func ExampleNewLayout() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	lay, err := transfusion.NewLayout(batch, f, 1000, 0, rand.New(rand.NewPCG(1, 2)))
+	lay, err := transfusion.NewLayout(batch, f, 1000, transfusion.PaperContextNoise, rand.New(rand.NewPCG(1, 2)))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -99,7 +101,8 @@ func ExampleNewLayout() {
 	}
 	t := lay.Timesteps[4:7] // the caption → image row's latents
 	fmt.Println("one timestep for the whole image:", t[0] == t[1] && t[1] == t[2])
-	fmt.Println("context image clean:", lay.Timesteps[l+2] == 0)
+	c := lay.Timesteps[l+2 : l+5] // the image → caption row's latents
+	fmt.Println("context image at one t below 500:", c[0] == c[1] && c[1] == c[2] && c[0] < 500)
 	// Output:
 	// caption → image
 	//   latent:  [0 0 0 0 1 1 1 0 0 0]
@@ -107,8 +110,8 @@ func ExampleNewLayout() {
 	//   visible: [0 1 2 3 6 6 6 7 8 9]
 	// image → caption
 	//   latent:  [0 0 1 1 1 0 0 0 0 0]
-	//   noisy:   [0 0 0 0 0 0 0 0 0 0]
+	//   noisy:   [0 0 1 1 1 0 0 0 0 0]
 	//   visible: [0 1 4 4 4 5 6 7 8 9]
 	// one timestep for the whole image: true
-	// context image clean: true
+	// context image at one t below 500: true
 }

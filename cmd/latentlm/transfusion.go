@@ -61,7 +61,7 @@ const archUsage = "; or transfusion (the Transfusion baseline: the σ-VAE latent
 // multimodal.
 func addTransfusionFlags(fs *flags, o *recipe.MultimodalOptions) {
 	fs.Float64Var(&o.Transfusion.ContextNoise, "context-noise", o.Transfusion.ContextNoise,
-		"--arch transfusion: fraction of the schedule over which images read as context (image → caption, questions) are noised; 0 gives them clean, as in use (0.5: the paper's t < 500)")
+		"--arch transfusion: fraction of the schedule over which images read as context (image → caption, questions) are noised and denoised in training (0.5: the paper's t < 500); 0 gives them clean and without a loss, as in use")
 	fs.bound("context-noise", 0, 1, false)
 }
 
