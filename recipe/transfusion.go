@@ -98,7 +98,6 @@ func (t *transfusionRun) save(dir string, store *model.Store, rec lm.Tokenizer, 
 	// LatentLM's share of them (context_clean) does not apply.
 	info["context_mean"] = true
 	delete(info, "context_clean")
-	info["batch_mul"] = 1 // one noise draw per image and pass
 	info["train_gflop"] = 3 * t.cfg.ForwardFLOPs(batch, seqLen) * float64(step) / 1e9
 	return transfusion.Save(dir, t.cfg, store, rec, tok, info)
 }

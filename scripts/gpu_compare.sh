@@ -73,9 +73,13 @@ if [ "$clean" != 0 ]; then
 	[ "$clean" != 1 ] && name=$name$clean
 	clean_flag=(--context-clean "$clean")
 fi
-# Transfusion with its paper's context noise (t < 500), the stronger
-# baseline at d192 (docs/RESULTS.md, "Transfusion reading its context as in use").
-name=$name-tfnoise0.5
+# Transfusion with its paper's context noise (t < 500), train's default and
+# the stronger baseline (docs/RESULTS.md, "The paper's scheme over seeds").
+# As in scripts/multimodal_compare.sh, it names Transfusion's scores and the
+# sweep, not LatentLM's and the VQ-MLLM's.
+tf_noise=${TF_NOISE:-0.5} tf_suffix=
+[ "$tf_noise" != 0 ] && tf_suffix=-tfnoise$tf_noise
+name_of() { if [ "$1" = transfusion ]; then echo "$name$tf_suffix"; else echo "$name"; fi; }
 res=$out/results
 mkdir -p "$res"
 echo "[$(elapsed) s] backend $BACKEND, budget $budget s (training $train_s s), λ = $lambda, context read as μ $clean; plan:"
@@ -86,7 +90,7 @@ common=(train --backend "$BACKEND" --task multimodal --data mnist-canvas --dim "
 declare -A flags=(
 	[latentlm]="--arch latentlm --vae $dev/vae-mnist-canvas --depth $LM_DEPTH --train-gflop $BUDGET_GFLOP ${lambda_flag[*]} ${clean_flag[*]}"
 	[vq]="--arch vq --vae $dev/vae-vq-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP"
-	[transfusion]="--arch transfusion --vae $dev/vae-mnist-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP ${lambda_flag[*]} --context-noise 0.5"
+	[transfusion]="--arch transfusion --vae $dev/vae-mnist-canvas --match-params $LM_PARAMS_DIR --train-gflop $BUDGET_GFLOP ${lambda_flag[*]} --context-noise $tf_noise"
 )
 pids=()
 rm -rf runs/gpu-cmp # a warm machine keeps runs/ from an earlier call
@@ -126,7 +130,7 @@ score() {
 			mv "$tmp/$t.json.part" "$tmp/$t.json"
 		echo "[$(elapsed) s] $a $t: $(head -c 300 "$tmp/$t.json" 2>/dev/null | tr -d '\n ' | cut -c1-160)"
 	done
-	python3 - "$a" "$name" "$tmp" "$dir/config.json" >"$res/compare-$name-$a.json" <<'PY'
+	python3 - "$a" "$name" "$tmp" "$dir/config.json" >"$res/compare-$(name_of "$a")-$a.json" <<'PY'
 import json, os, sys
 arch, size, tmp, cfg = sys.argv[1:]
 names = {"latentlm": "LatentLM", "vq": "VQ-MLLM", "transfusion": "Transfusion"}
@@ -152,7 +156,7 @@ left=$((budget - $(elapsed) - 30))
 if [ "$left" -gt 30 ]; then
 	timeout "$left" "$L" sweep --backend "$BACKEND" --over train --task multimodal --n "${SWEEP_N:-200}" --per-seen 1 --per-held-out 2 \
 		--judge "$dev/judge-mnist-canvas" \
-		--json "$res/compare-$name-sweep.json" --out "$res/compare-$name.png" \
+		--json "$res/compare-$name$tf_suffix-sweep.json" --out "$res/compare-$name$tf_suffix.png" \
 		--title "LatentLM, VQ-MLLM and Transfusion at equal training FLOPs (H200: d$DIM, batch $BATCH, seed 1)" \
 		"LatentLM=runs/gpu-cmp/latentlm" "VQ-MLLM=runs/gpu-cmp/vq" "Transfusion=runs/gpu-cmp/transfusion" ||
 		echo "[$(elapsed) s] the sweep stopped at the budget: its JSON holds the rows it finished"
